@@ -2,3 +2,4 @@
 //! (RFC 3261 §17) and the session description (RFC 3264 offer/answer).
 
 pub mod message;
+pub mod transaction;
