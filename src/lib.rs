@@ -1,1 +1,2 @@
+pub mod media;
 pub mod sip;

@@ -751,7 +751,10 @@ l: 0\r\n\r\n";
     #[test]
     fn each_mandatory_header_is_checked() {
         for (line, name) in [
-            ("Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1\r\n", "Via"),
+            (
+                "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1\r\n",
+                "Via",
+            ),
             ("From: <sip:alice@127.0.0.1>;tag=a1\r\n", "From"),
             ("To: <sip:100@127.0.0.1>\r\n", "To"),
             ("Call-ID: c1@127.0.0.1\r\n", "Call-ID"),

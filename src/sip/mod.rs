@@ -2,4 +2,5 @@
 //! (RFC 3261 §17) and the session description (RFC 3264 offer/answer).
 
 pub mod message;
+pub mod sdp;
 pub mod transaction;

@@ -211,7 +211,8 @@ impl TransactionLayer {
     }
 
     fn send(&mut self, peer: Peer, bytes: Bytes) {
-        self.out.push_back(Output::Transmit(Transmit { peer, bytes }));
+        self.out
+            .push_back(Output::Transmit(Transmit { peer, bytes }));
     }
 
     fn remove(&mut self, id: TxId) {
@@ -424,7 +425,11 @@ impl TransactionLayer {
             } else {
                 Kind::ClientNonInvite
             },
-            state: if invite { State::Calling } else { State::Trying },
+            state: if invite {
+                State::Calling
+            } else {
+                State::Trying
+            },
             key: key.clone(),
             peer,
             last: Some(bytes.clone()),
@@ -628,7 +633,11 @@ mod tests {
     }
 
     fn first_line(b: &Bytes) -> String {
-        String::from_utf8_lossy(b).lines().next().unwrap().to_string()
+        String::from_utf8_lossy(b)
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
     }
 
     /// Steps the fake clock in 10 ms increments up to `until`, recording the
@@ -726,7 +735,13 @@ mod tests {
         let TxEvent::Request { tx, .. } = events[0] else {
             panic!()
         };
-        layer.respond(now, tx, 200, message::response(&core, 200, "OK", None, &[], b""), &core);
+        layer.respond(
+            now,
+            tx,
+            200,
+            message::response(&core, 200, "OK", None, &[], b""),
+            &core,
+        );
         drain(&mut layer);
         for s in [1, 10, 31] {
             let at = now + Duration::from_secs(s);

@@ -1,0 +1,272 @@
+//! One call's RTP stream, sans-IO: playout of prompts paced by the caller of
+//! [`RtpStream::poll_packets`] (a shared 20 ms driver), and the receive side
+//! (symmetric RTP latching and RFC 4733 digits).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
+
+use super::dtmf::Rfc4733Detector;
+use super::g711::Law;
+use super::prompt::Prompt;
+
+/// 20 ms of 8 kHz audio.
+pub const SAMPLES_PER_PACKET: usize = 160;
+pub const PACKET_INTERVAL: Duration = Duration::from_millis(20);
+/// Largest packet we build: 12-byte header + 160 bytes.
+pub const MAX_PACKET: usize = 12 + SAMPLES_PER_PACKET;
+/// A driver that falls behind sends at most this many packets at once and
+/// skips the rest, rather than flooding the caller.
+const MAX_BURST: u64 = 5;
+
+/// Negotiated parameters of the stream.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamParams {
+    pub remote: SocketAddr,
+    pub codec_pt: u8,
+    pub law: Law,
+    pub dtmf_pt: Option<u8>,
+}
+
+#[derive(Debug)]
+struct Playout {
+    prompt: Arc<Prompt>,
+    /// Instant of packet 0 of this prompt.
+    start: Instant,
+    /// Packets of the prompt sent (or skipped) so far.
+    next: u64,
+    /// RTP timestamp of packet 0.
+    first_ts: u32,
+}
+
+/// What the receive side learned from one datagram.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Not RTP, or a payload type we do not expect.
+    Ignored,
+    Audio,
+    Digit(char),
+}
+
+#[derive(Debug)]
+pub struct RtpStream {
+    params: StreamParams,
+    ssrc: u32,
+    seq: Seq,
+    /// Timestamp at `epoch`; timestamps advance with wall time between prompts.
+    ts_base: u32,
+    epoch: Instant,
+    playout: Option<Playout>,
+    detector: Rfc4733Detector,
+    latched: bool,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+}
+
+impl RtpStream {
+    pub fn new(now: Instant, params: StreamParams, ssrc: u32, seq: u16, ts_base: u32) -> Self {
+        Self {
+            params,
+            ssrc,
+            seq: Seq::from(seq),
+            ts_base,
+            epoch: now,
+            playout: None,
+            detector: Rfc4733Detector::default(),
+            latched: false,
+            packets_sent: 0,
+            packets_received: 0,
+        }
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        self.params.remote
+    }
+
+    pub fn is_playing(&self) -> bool {
+        self.playout.is_some()
+    }
+
+    /// Starts `prompt` now, replacing any prompt playing.
+    pub fn play(&mut self, now: Instant, prompt: Arc<Prompt>) {
+        let elapsed = now.saturating_duration_since(self.epoch).as_micros() as u64;
+        let samples = elapsed * 8 / 1000;
+        self.playout = Some(Playout {
+            prompt,
+            start: now,
+            next: 0,
+            first_ts: self.ts_base.wrapping_add(samples as u32),
+        });
+    }
+
+    pub fn stop(&mut self) {
+        self.playout = None;
+    }
+
+    /// Writes every packet due at `now` into `buf` and hands it to `send`.
+    /// Returns true when the prompt has just finished.
+    pub fn poll_packets(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8; MAX_PACKET],
+        mut send: impl FnMut(&[u8], SocketAddr),
+    ) -> bool {
+        let Some(p) = self.playout.as_mut() else {
+            return false;
+        };
+        let audio = p.prompt.encoded(self.params.law);
+        let total = audio.len().div_ceil(SAMPLES_PER_PACKET) as u64;
+        let elapsed = now.saturating_duration_since(p.start);
+        let due = (elapsed.as_millis() as u64 / 20 + 1).min(total);
+        if due > p.next + MAX_BURST {
+            p.next = due - MAX_BURST;
+        }
+        while p.next < due {
+            let i = p.next as usize;
+            let chunk =
+                &audio[i * SAMPLES_PER_PACKET..((i + 1) * SAMPLES_PER_PACKET).min(audio.len())];
+            let mut payload = [self.params.law.silence(); SAMPLES_PER_PACKET];
+            payload[..chunk.len()].copy_from_slice(chunk);
+            let ts = p.first_ts.wrapping_add((i * SAMPLES_PER_PACKET) as u32);
+            let len = RtpPacketBuilder::new()
+                .payload_type(self.params.codec_pt)
+                .marked(i == 0)
+                .ssrc(self.ssrc)
+                .sequence(self.seq)
+                .timestamp(ts)
+                .payload(&payload)
+                .build_into(buf)
+                .expect("buffer fits header and 20 ms");
+            send(&buf[..len], self.params.remote);
+            self.seq = self.seq.next();
+            self.packets_sent += 1;
+            p.next += 1;
+        }
+        if p.next >= total {
+            self.playout = None;
+            return true;
+        }
+        false
+    }
+
+    /// Feeds one datagram that arrived on the stream's port from `from`.
+    pub fn handle_datagram(&mut self, from: SocketAddr, datagram: &[u8]) -> Received {
+        let Ok(rtp) = RtpReader::new(datagram) else {
+            return Received::Ignored;
+        };
+        if rtp.version() != 2 {
+            return Received::Ignored;
+        }
+        let pt = rtp.payload_type();
+        let is_dtmf = Some(pt) == self.params.dtmf_pt;
+        if pt != self.params.codec_pt && !is_dtmf {
+            return Received::Ignored;
+        }
+        self.packets_received += 1;
+        // Symmetric RTP: answer where the caller's media really comes from
+        // (NAT rewrites the address in its SDP).
+        if !self.latched || self.params.remote != from {
+            self.params.remote = from;
+            self.latched = true;
+        }
+        if is_dtmf {
+            return match self.detector.handle_payload(rtp.timestamp(), rtp.payload()) {
+                Some(d) => Received::Digit(d),
+                None => Received::Audio,
+            };
+        }
+        Received::Audio
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> StreamParams {
+        StreamParams {
+            remote: "127.0.0.1:16000".parse().unwrap(),
+            codec_pt: 0,
+            law: Law::Mu,
+            dtmf_pt: Some(101),
+        }
+    }
+
+    #[test]
+    fn prompt_is_paced_with_consecutive_sequence_and_timestamps() {
+        let t0 = Instant::now();
+        let mut s = RtpStream::new(t0, params(), 0xabcd, 65534, 1000);
+        let prompt = Arc::new(Prompt::from_samples("p", &vec![100; 8000 / 10 * 3])); // 300 ms
+        s.play(t0, prompt);
+        let mut buf = [0u8; MAX_PACKET];
+        let mut packets = Vec::new();
+        let mut finished_at = None;
+        for tick in 0..40u64 {
+            let now = t0 + Duration::from_millis(tick * 10);
+            if s.poll_packets(now, &mut buf, |p, _| packets.push((tick, p.to_vec()))) {
+                finished_at = Some(tick);
+            }
+        }
+        assert_eq!(packets.len(), 15);
+        assert_eq!(finished_at, Some(28));
+        for (i, (tick, p)) in packets.iter().enumerate() {
+            let r = RtpReader::new(p).unwrap();
+            assert_eq!(*tick, i as u64 * 2, "one packet every 20 ms");
+            assert_eq!(
+                u16::from(r.sequence_number()),
+                65534u16.wrapping_add(i as u16)
+            );
+            assert_eq!(r.timestamp(), 1000 + 160 * i as u32);
+            assert_eq!(r.mark(), i == 0);
+            assert_eq!(r.ssrc(), 0xabcd);
+            assert_eq!(r.payload().len(), 160);
+        }
+    }
+
+    #[test]
+    fn timestamps_follow_wall_time_between_prompts() {
+        let t0 = Instant::now();
+        let mut s = RtpStream::new(t0, params(), 1, 0, 0);
+        s.play(
+            t0 + Duration::from_secs(1),
+            Arc::new(Prompt::from_samples("p", &[0; 160])),
+        );
+        let mut buf = [0u8; MAX_PACKET];
+        let mut ts = None;
+        s.poll_packets(t0 + Duration::from_secs(1), &mut buf, |p, _| {
+            ts = Some(RtpReader::new(p).unwrap().timestamp())
+        });
+        assert_eq!(ts, Some(8000));
+    }
+
+    #[test]
+    fn late_driver_skips_instead_of_flooding() {
+        let t0 = Instant::now();
+        let mut s = RtpStream::new(t0, params(), 1, 0, 0);
+        s.play(t0, Arc::new(Prompt::from_samples("p", &[0; 16000])));
+        let mut buf = [0u8; MAX_PACKET];
+        let mut n = 0;
+        s.poll_packets(t0 + Duration::from_secs(1), &mut buf, |_, _| n += 1);
+        assert_eq!(n, MAX_BURST);
+    }
+
+    #[test]
+    fn latches_to_actual_source_and_detects_digits() {
+        let t0 = Instant::now();
+        let mut s = RtpStream::new(t0, params(), 1, 0, 0);
+        let nat: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let pkt = RtpPacketBuilder::new()
+            .payload_type(101)
+            .ssrc(9)
+            .timestamp(480)
+            .payload(&[7, 0x80, 0, 160])
+            .build()
+            .unwrap();
+        assert_eq!(s.handle_datagram(nat, &pkt), Received::Digit('7'));
+        assert_eq!(s.handle_datagram(nat, &pkt), Received::Audio);
+        assert_eq!(s.remote(), nat);
+        assert_eq!(s.handle_datagram(nat, b"not rtp"), Received::Ignored);
+    }
+}

@@ -1,0 +1,201 @@
+//! SDP offer/answer for audio calls (RFC 4566, RFC 3264): PCMU or PCMA with
+//! telephone-event (RFC 4733) at the payload type the caller offered.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::media::g711::Law;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    #[error("SDP is not UTF-8")]
+    NotUtf8,
+    #[error("no audio stream offered")]
+    NoAudio,
+    #[error("no connection address for the audio stream")]
+    NoAddress,
+    #[error("no common codec (we take PCMU or PCMA)")]
+    NoCommonCodec,
+}
+
+/// What we take from an offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// Where the caller wants audio (may be replaced by symmetric RTP).
+    pub remote: SocketAddr,
+    /// Index of the audio m-line and the number of m-lines in all.
+    pub audio_index: usize,
+    pub media_lines: Vec<String>,
+    pub codec_pt: u8,
+    pub law: Law,
+    /// telephone-event payload type, when offered at 8 kHz.
+    pub dtmf_pt: Option<u8>,
+}
+
+/// Reads an offer and chooses the first audio format we can speak.
+pub fn negotiate(body: &[u8]) -> Result<Offer, SdpError> {
+    let text = std::str::from_utf8(body).map_err(|_| SdpError::NotUtf8)?;
+    let mut session_addr: Option<IpAddr> = None;
+    let mut media_lines = Vec::new();
+    // (index, port, formats, connection, rtpmaps)
+    let mut audio: Option<(usize, u16, Vec<u8>, Option<IpAddr>, Vec<(u8, String)>)> = None;
+    for line in text.lines().map(str::trim) {
+        let Some((kind, value)) = line.split_once('=') else {
+            continue;
+        };
+        match kind {
+            "m" => {
+                media_lines.push(value.to_string());
+                let mut parts = value.split_whitespace();
+                let media = parts.next().unwrap_or_default();
+                let port = parts.next().and_then(|p| p.split('/').next()?.parse().ok());
+                let _proto = parts.next();
+                if media == "audio" && audio.is_none() {
+                    if let Some(port) = port.filter(|p: &u16| *p != 0) {
+                        let formats = parts.filter_map(|f| f.parse().ok()).collect();
+                        audio = Some((media_lines.len() - 1, port, formats, None, Vec::new()));
+                    }
+                }
+            }
+            "c" => {
+                let addr = value
+                    .split_whitespace()
+                    .nth(2)
+                    .and_then(|a| a.split('/').next()?.parse().ok());
+                match audio.as_mut() {
+                    Some(a) if a.0 + 1 == media_lines.len() => a.3 = addr,
+                    None if media_lines.is_empty() => session_addr = addr,
+                    _ => {}
+                }
+            }
+            "a" => {
+                if let Some(a) = audio.as_mut()
+                    && a.0 + 1 == media_lines.len()
+                    && let Some(map) = value.strip_prefix("rtpmap:")
+                    && let Some((pt, enc)) = map.split_once(' ')
+                    && let Ok(pt) = pt.trim().parse()
+                {
+                    a.4.push((pt, enc.trim().to_ascii_lowercase()));
+                }
+            }
+            _ => {}
+        }
+    }
+    let (audio_index, port, formats, conn, maps) = audio.ok_or(SdpError::NoAudio)?;
+    let ip = conn.or(session_addr).ok_or(SdpError::NoAddress)?;
+    let encoding = |pt: u8| maps.iter().find(|(p, _)| *p == pt).map(|(_, e)| e.as_str());
+    let mut choice = None;
+    let mut dtmf_pt = None;
+    for &pt in &formats {
+        let law = match (pt, encoding(pt)) {
+            (_, Some(e)) if e.starts_with("pcmu/8000") => Some(Law::Mu),
+            (_, Some(e)) if e.starts_with("pcma/8000") => Some(Law::A),
+            (0, None) => Some(Law::Mu),
+            (8, None) => Some(Law::A),
+            _ => None,
+        };
+        if let Some(law) = law
+            && choice.is_none()
+        {
+            choice = Some((pt, law));
+        }
+        if encoding(pt).is_some_and(|e| e.starts_with("telephone-event/8000")) && dtmf_pt.is_none()
+        {
+            dtmf_pt = Some(pt);
+        }
+    }
+    let (codec_pt, law) = choice.ok_or(SdpError::NoCommonCodec)?;
+    Ok(Offer {
+        remote: SocketAddr::new(ip, port),
+        audio_index,
+        media_lines,
+        codec_pt,
+        law,
+        dtmf_pt,
+    })
+}
+
+/// Writes our answer: one audio stream on `local`, other offered streams
+/// refused with port 0 (RFC 3264 §6 keeps the m-line count).
+pub fn answer(offer: &Offer, local: SocketAddr, session_id: u64) -> String {
+    let ip = local.ip();
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let mut s = format!(
+        "v=0\r\no=hotline {session_id} {session_id} IN {family} {ip}\r\ns=hotline\r\nc=IN {family} {ip}\r\nt=0 0\r\n"
+    );
+    for (i, m) in offer.media_lines.iter().enumerate() {
+        if i != offer.audio_index {
+            let mut parts = m.split_whitespace();
+            let media = parts.next().unwrap_or("audio");
+            let proto = parts.nth(1).unwrap_or("RTP/AVP");
+            let fmt = parts.next().unwrap_or("0");
+            s.push_str(&format!("m={media} 0 {proto} {fmt}\r\n"));
+            continue;
+        }
+        let name = match offer.law {
+            Law::Mu => "PCMU",
+            Law::A => "PCMA",
+        };
+        let pt = offer.codec_pt;
+        match offer.dtmf_pt {
+            Some(te) => s.push_str(&format!(
+                "m=audio {} RTP/AVP {pt} {te}\r\na=rtpmap:{pt} {name}/8000\r\na=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n",
+                local.port()
+            )),
+            None => s.push_str(&format!(
+                "m=audio {} RTP/AVP {pt}\r\na=rtpmap:{pt} {name}/8000\r\n",
+                local.port()
+            )),
+        }
+        s.push_str("a=ptime:20\r\na=sendrecv\r\n");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 16000 RTP/AVP 8 0 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-16\r\n";
+
+    #[test]
+    fn answers_first_offered_codec_and_callers_dtmf_pt() {
+        let offer = negotiate(OFFER.as_bytes()).unwrap();
+        assert_eq!(offer.codec_pt, 8);
+        assert_eq!(offer.law, Law::A);
+        assert_eq!(offer.dtmf_pt, Some(96));
+        assert_eq!(offer.remote, "127.0.0.1:16000".parse().unwrap());
+        let ans = answer(&offer, "127.0.0.1:20000".parse().unwrap(), 7);
+        assert!(ans.contains("m=audio 20000 RTP/AVP 8 96\r\n"), "{ans}");
+        assert!(ans.contains("a=rtpmap:96 telephone-event/8000"));
+    }
+
+    #[test]
+    fn static_payload_types_need_no_rtpmap() {
+        let offer = negotiate(b"v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\n").unwrap();
+        assert_eq!(
+            (offer.codec_pt, offer.law, offer.dtmf_pt),
+            (0, Law::Mu, None)
+        );
+    }
+
+    #[test]
+    fn no_common_codec_is_an_error() {
+        let g729 =
+            "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+        assert_eq!(negotiate(g729.as_bytes()), Err(SdpError::NoCommonCodec));
+        assert_eq!(negotiate(b"v=0\r\n"), Err(SdpError::NoAudio));
+    }
+
+    #[test]
+    fn video_stream_is_refused_with_port_zero() {
+        let sdp =
+            "v=0\r\nc=IN IP4 127.0.0.1\r\nm=video 5000 RTP/AVP 97\r\nm=audio 4000 RTP/AVP 0\r\n";
+        let offer = negotiate(sdp.as_bytes()).unwrap();
+        let ans = answer(&offer, "127.0.0.1:20000".parse().unwrap(), 1);
+        assert!(
+            ans.contains("m=video 0 RTP/AVP 97\r\nm=audio 20000"),
+            "{ans}"
+        );
+    }
+}
