@@ -1,2 +1,3 @@
+pub mod call;
 pub mod media;
 pub mod sip;

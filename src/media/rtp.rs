@@ -22,7 +22,7 @@ pub const MAX_PACKET: usize = 12 + SAMPLES_PER_PACKET;
 const MAX_BURST: u64 = 5;
 
 /// Negotiated parameters of the stream.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamParams {
     pub remote: SocketAddr,
     pub codec_pt: u8,

@@ -1,0 +1,792 @@
+//! Calls: the sans-IO switch that ties SIP dialogs to media sessions.
+//!
+//! [`Switch`] owns the transaction layer and every inbound call. It takes
+//! datagrams, media events and `now`, and returns [`Output`]s (bytes to send,
+//! media commands, ended calls) and its next deadline. It never reads the
+//! clock nor touches a socket, so whole calls are simulated in tests.
+//!
+//! The call flow for now (the voice-menu issue replaces it): answer, play
+//! `welcome_<lang>`, collect digits until `#` or the inter-digit timeout, log
+//! them, play `goodbye_<lang>`, send BYE.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tracing::{debug, info, warn};
+
+use crate::media::dtmf;
+use crate::media::ports::PortPool;
+use crate::media::rtp::StreamParams;
+use crate::sip::message::{self, CoreHeaders, Message, Request};
+use crate::sip::sdp::{self, Offer};
+use crate::sip::transaction::{
+    Output as TxOutput, Peer, TimerValues, TransactionLayer, Transmit, TxEvent, TxId,
+};
+
+/// Methods we accept; everything else is 405 (known) or 501 (unknown).
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+
+/// Engine-local handle of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub u64);
+
+impl std::fmt::Display for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "c{}", self.0)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SwitchConfig {
+    /// Our SIP address per transport (Via sent-by and Contact).
+    pub sip_addr: SocketAddr,
+    /// Address written in SDP and bound for RTP.
+    pub media_ip: IpAddr,
+    pub rtp_ports: (u16, u16),
+    /// Ringing time before we answer.
+    pub answer_after: Duration,
+    pub inter_digit_timeout: Duration,
+    pub max_digits: usize,
+    pub language: String,
+    pub timers: TimerValues,
+    /// Seed for tags and branches (random in production, fixed in tests).
+    pub seed: u64,
+}
+
+/// Asks the media edge to act on a call's RTP.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaCommand {
+    Open {
+        call: CallId,
+        port: u16,
+        params: StreamParams,
+    },
+    Play {
+        call: CallId,
+        prompt: String,
+    },
+    Stop {
+        call: CallId,
+    },
+    Close {
+        call: CallId,
+    },
+}
+
+/// What the media edge reports about a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    Opened,
+    OpenFailed,
+    Digit(char),
+    PromptFinished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    CallerHungUp,
+    HotlineHungUp,
+    Cancelled,
+    NoAck,
+    ByeTimeout,
+    Rejected(u16),
+    Shutdown,
+}
+
+/// A call that ended, with what it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallEnded {
+    pub call: CallId,
+    pub sip_call_id: String,
+    pub reason: EndReason,
+    pub digits: String,
+    pub rtp_port: Option<u16>,
+}
+
+#[derive(Debug)]
+pub enum Output {
+    Transmit(Transmit),
+    Media(MediaCommand),
+    Ended(CallEnded),
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub calls_started: u64,
+    pub calls_ended: u64,
+    pub bad_messages: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Ringing,
+    /// 200 sent, waiting for the ACK.
+    Answered,
+    Welcome,
+    Collecting,
+    Goodbye,
+    /// BYE sent, waiting for its response.
+    HangingUp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Answer,
+    DigitTimeout,
+}
+
+#[derive(Debug)]
+struct Call {
+    sip_call_id: String,
+    phase: Phase,
+    peer: Peer,
+    invite_tx: TxId,
+    invite: CoreHeaders,
+    local_tag: String,
+    remote_target: String,
+    route_set: Vec<String>,
+    local_cseq: u32,
+    bye_tx: Option<TxId>,
+    offer: Offer,
+    port: Option<u16>,
+    open_attempts: u8,
+    media_ready: bool,
+    answer_due: bool,
+    answer_sdp: String,
+    digits: String,
+    timer: Option<(Instant, Timer)>,
+    generation: u32,
+}
+
+pub struct Switch {
+    cfg: SwitchConfig,
+    tx: TransactionLayer,
+    calls: HashMap<CallId, Call>,
+    by_sip: HashMap<String, CallId>,
+    by_tx: HashMap<TxId, CallId>,
+    ports: PortPool,
+    timers: BinaryHeap<Reverse<(Instant, CallId, u32)>>,
+    out: VecDeque<Output>,
+    next_id: u64,
+    stats: Stats,
+}
+
+impl Switch {
+    pub fn new(cfg: SwitchConfig) -> Self {
+        Self {
+            tx: TransactionLayer::new(cfg.timers),
+            ports: PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1),
+            cfg,
+            calls: HashMap::new(),
+            by_sip: HashMap::new(),
+            by_tx: HashMap::new(),
+            timers: BinaryHeap::new(),
+            out: VecDeque::new(),
+            next_id: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn ports_in_use(&self) -> usize {
+        self.ports.in_use()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let calls = self.timers.peek().map(|Reverse((at, _, _))| *at);
+        match (calls, self.tx.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Feeds bytes that arrived from `peer` (one datagram, or one framed
+    /// stream message).
+    pub fn handle_datagram(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
+        match message::parse_datagram(bytes) {
+            Ok(Message::Request(r)) => self.tx.handle_request(now, peer, r),
+            Ok(Message::Response(r)) => self.tx.handle_response(now, r),
+            Err(e) => self.handle_bad_message(peer, bytes, &e),
+        }
+        self.pump(now);
+    }
+
+    /// A message that could not be parsed: answered when it was a request
+    /// we can address, counted and logged either way.
+    pub fn handle_bad_message(&mut self, peer: Peer, bytes: &[u8], e: &message::ParseError) {
+        if matches!(e, message::ParseError::Empty) {
+            return; // CRLF keep-alive
+        }
+        self.stats.bad_messages += 1;
+        warn!(peer = %peer.addr, error = %e, "bad SIP message");
+        if let Some(reply) = message::reject_reply(bytes, e) {
+            self.out
+                .push_back(Output::Transmit(Transmit { peer, bytes: reply }));
+        }
+    }
+
+    pub fn handle_media(&mut self, now: Instant, call: CallId, event: MediaEvent) {
+        if !self.calls.contains_key(&call) {
+            return;
+        }
+        match event {
+            MediaEvent::Opened => {
+                let c = self.calls.get_mut(&call).expect("checked");
+                c.media_ready = true;
+                if c.answer_due {
+                    self.answer(now, call);
+                }
+            }
+            MediaEvent::OpenFailed => self.open_media(now, call),
+            MediaEvent::Digit(d) => self.handle_digit(now, call, d),
+            MediaEvent::PromptFinished => {
+                let phase = self.calls[&call].phase;
+                match phase {
+                    Phase::Welcome => {
+                        self.set_phase(call, Phase::Collecting);
+                        self.arm(now, call, Timer::DigitTimeout);
+                    }
+                    Phase::Goodbye => self.send_bye(now, call),
+                    _ => {}
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tx.handle_timeout(now);
+        self.pump(now);
+        while let Some(Reverse((at, call, generation))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(c) = self.calls.get_mut(&call) else {
+                continue;
+            };
+            if c.generation != generation {
+                continue;
+            }
+            let Some((_, timer)) = c.timer.take() else {
+                continue;
+            };
+            match timer {
+                Timer::Answer => {
+                    c.answer_due = true;
+                    if c.media_ready {
+                        self.answer(now, call);
+                    }
+                }
+                Timer::DigitTimeout => self.finish_collecting(now, call),
+            }
+            self.pump(now);
+        }
+    }
+
+    /// Ends every call: unanswered ones get 503, answered ones a BYE.
+    pub fn shutdown(&mut self, now: Instant) {
+        let ids: Vec<CallId> = self.calls.keys().copied().collect();
+        for id in ids {
+            let c = &self.calls[&id];
+            if c.phase == Phase::Ringing {
+                self.reject_invite(now, id, 503, "Service Unavailable");
+            } else if c.phase != Phase::HangingUp {
+                self.send_bye(now, id);
+            }
+            self.end(id, EndReason::Shutdown);
+        }
+        self.pump(now);
+    }
+
+    // ---- transaction events -------------------------------------------------
+
+    fn pump(&mut self, now: Instant) {
+        while let Some(o) = self.tx.poll_output() {
+            match o {
+                TxOutput::Transmit(t) => self.out.push_back(Output::Transmit(t)),
+                TxOutput::Event(e) => self.handle_tx_event(now, e),
+            }
+        }
+    }
+
+    fn handle_tx_event(&mut self, now: Instant, event: TxEvent) {
+        match event {
+            TxEvent::Request { tx, peer, request } => self.handle_request(now, tx, peer, request),
+            TxEvent::Ack { request, .. } => {
+                if let Some(&call) = self.by_sip.get(&request.core.call_id)
+                    && self.calls[&call].phase == Phase::Answered
+                {
+                    self.set_phase(call, Phase::Welcome);
+                    self.play(call, "welcome");
+                }
+            }
+            TxEvent::Response { tx, response } => {
+                if response.code() >= 200
+                    && let Some(call) = self.by_tx.remove(&tx)
+                    && self
+                        .calls
+                        .get(&call)
+                        .is_some_and(|c| c.phase == Phase::HangingUp)
+                {
+                    self.end(call, EndReason::HotlineHungUp);
+                }
+            }
+            TxEvent::Timeout { tx } => {
+                let Some(call) = self.by_tx.remove(&tx) else {
+                    return;
+                };
+                let Some(c) = self.calls.get(&call) else {
+                    return;
+                };
+                match c.phase {
+                    Phase::Answered => {
+                        // Timer H: the caller never ACKed our 200 (RFC 3261 §13.3.1.4).
+                        warn!(call = %call, "no ACK for 200 OK, tearing the call down");
+                        self.send_bye(now, call);
+                        self.end(call, EndReason::NoAck);
+                    }
+                    Phase::HangingUp => self.end(call, EndReason::ByeTimeout),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn respond(&mut self, now: Instant, tx: TxId, req: &CoreHeaders, code: u16, reason: &str) {
+        self.respond_with(now, tx, req, code, reason, None, &[], b"");
+    }
+
+    #[allow(clippy::too_many_arguments)] // one call site per kind of reply; a builder would hide less
+    fn respond_with(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &CoreHeaders,
+        code: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+        extra: &[(&str, &str)],
+        body: &[u8],
+    ) {
+        let bytes = message::response(req, code, reason, to_tag, extra, body);
+        self.tx.respond(now, tx, code, bytes, req);
+    }
+
+    fn handle_request(&mut self, now: Instant, tx: TxId, peer: Peer, request: Request) {
+        let core = request.core.clone();
+        let method = core.cseq_method.as_str();
+        let call = self.by_sip.get(&core.call_id).copied();
+        match method {
+            "INVITE" if core.to_tag.is_none() => {
+                if call.is_some() {
+                    self.respond(now, tx, &core, 482, "Loop Detected");
+                } else {
+                    self.new_call(now, tx, peer, request);
+                }
+            }
+            "INVITE" => match call {
+                // Re-INVITE (session refresh, hold): keep our session as it is.
+                Some(id) if self.calls[&id].phase != Phase::Ringing => {
+                    let c = &self.calls[&id];
+                    let sdp = c.answer_sdp.clone();
+                    let contact = self.contact();
+                    self.respond_with(
+                        now,
+                        tx,
+                        &core,
+                        200,
+                        "OK",
+                        None,
+                        &[("Contact", &contact), ("Content-Type", "application/sdp")],
+                        sdp.as_bytes(),
+                    );
+                }
+                _ => self.respond(now, tx, &core, 481, "Call/Transaction Does Not Exist"),
+            },
+            "BYE" => match call {
+                Some(id) => {
+                    self.respond(now, tx, &core, 200, "OK");
+                    if self.calls[&id].phase == Phase::Ringing {
+                        self.reject_invite(now, id, 487, "Request Terminated");
+                    }
+                    self.end(id, EndReason::CallerHungUp);
+                }
+                None => self.respond(now, tx, &core, 481, "Call/Transaction Does Not Exist"),
+            },
+            "CANCEL" => {
+                let target = self.tx.invite_for_cancel(&core);
+                match target.and_then(|t| self.by_tx.get(&t).copied()) {
+                    Some(id) => {
+                        self.respond(now, tx, &core, 200, "OK");
+                        if self.calls[&id].phase == Phase::Ringing {
+                            self.reject_invite(now, id, 487, "Request Terminated");
+                            self.end(id, EndReason::Cancelled);
+                        }
+                    }
+                    None if target.is_some() => self.respond(now, tx, &core, 200, "OK"),
+                    None => self.respond(now, tx, &core, 481, "Call/Transaction Does Not Exist"),
+                }
+            }
+            "OPTIONS" => {
+                let contact = self.contact();
+                let tag = self.tag_for(0);
+                self.respond_with(
+                    now,
+                    tx,
+                    &core,
+                    200,
+                    "OK",
+                    Some(&tag),
+                    &[
+                        ("Allow", ALLOW),
+                        (
+                            "Accept",
+                            "application/sdp, application/dtmf-relay, application/dtmf",
+                        ),
+                        ("Contact", &contact),
+                    ],
+                    b"",
+                );
+            }
+            "INFO" => match call {
+                Some(id) => {
+                    let ct = request
+                        .header("Content-Type")
+                        .unwrap_or_default()
+                        .to_string();
+                    match dtmf::info_digit(&ct, request.body()) {
+                        Some(d) => {
+                            self.respond(now, tx, &core, 200, "OK");
+                            self.handle_digit(now, id, d);
+                        }
+                        None if request.body().is_empty() => {
+                            self.respond(now, tx, &core, 200, "OK")
+                        }
+                        None => self.respond(now, tx, &core, 415, "Unsupported Media Type"),
+                    }
+                }
+                None => self.respond(now, tx, &core, 481, "Call/Transaction Does Not Exist"),
+            },
+            _ => self.respond_with(
+                now,
+                tx,
+                &core,
+                405,
+                "Method Not Allowed",
+                None,
+                &[("Allow", ALLOW)],
+                b"",
+            ),
+        }
+    }
+
+    // ---- calls -------------------------------------------------------------
+
+    fn contact(&self) -> String {
+        format!("<sip:hotline@{}>", self.cfg.sip_addr)
+    }
+
+    fn tag_for(&self, n: u64) -> String {
+        format!("{:x}{:x}", self.cfg.seed & 0xffff_ffff, n)
+    }
+
+    fn new_call(&mut self, now: Instant, tx: TxId, peer: Peer, request: Request) {
+        let core = request.core.clone();
+        let offer = match sdp::negotiate(request.body()) {
+            Ok(o) => o,
+            Err(e) => {
+                info!(sip_call_id = %core.call_id, error = %e, "call refused: 488");
+                let tag = self.tag_for(0);
+                self.respond_with(
+                    now,
+                    tx,
+                    &core,
+                    488,
+                    "Not Acceptable Here",
+                    Some(&tag),
+                    &[("Warning", &format!("304 hotline \"{e}\""))],
+                    b"",
+                );
+                return;
+            }
+        };
+        self.next_id += 1;
+        let id = CallId(self.next_id);
+        let local_tag = self.tag_for(id.0);
+        let remote_target = request
+            .header("Contact")
+            .map(|c| message::addr_uri(c).to_string())
+            .unwrap_or_else(|| message::addr_uri(&core.from).to_string());
+        let route_set = request
+            .inner
+            .headers
+            .iter()
+            .filter_map(|h| match h {
+                rsip::Header::RecordRoute(r) => Some(r.to_string()),
+                _ => None,
+            })
+            .map(|line| line.trim_start_matches("Record-Route:").trim().to_string())
+            .collect();
+        self.stats.calls_started += 1;
+        info!(call = %id, sip_call_id = %core.call_id, from = %message::addr_uri(&core.from), "call started");
+        let call = Call {
+            sip_call_id: core.call_id.clone(),
+            phase: Phase::Ringing,
+            peer,
+            invite_tx: tx,
+            invite: core,
+            local_tag,
+            remote_target,
+            route_set,
+            local_cseq: 0,
+            bye_tx: None,
+            offer,
+            port: None,
+            open_attempts: 0,
+            media_ready: false,
+            answer_due: false,
+            answer_sdp: String::new(),
+            digits: String::new(),
+            timer: None,
+            generation: 0,
+        };
+        self.by_sip.insert(call.sip_call_id.clone(), id);
+        self.by_tx.insert(tx, id);
+        self.calls.insert(id, call);
+        self.open_media(now, id);
+        if !self.calls.contains_key(&id) {
+            return; // no port: already refused
+        }
+        let c = &self.calls[&id];
+        let (tag, invite) = (c.local_tag.clone(), c.invite.clone());
+        let contact = self.contact();
+        self.respond_with(
+            now,
+            tx,
+            &invite,
+            180,
+            "Ringing",
+            Some(&tag),
+            &[("Contact", &contact)],
+            b"",
+        );
+        self.arm(now, id, Timer::Answer);
+    }
+
+    /// Takes a port and asks the edge to open it (again, after a failed bind).
+    fn open_media(&mut self, now: Instant, id: CallId) {
+        let c = self.calls.get_mut(&id).expect("live call");
+        if let Some(old) = c.port.take() {
+            // The edge could not bind it (another program holds it). Released
+            // to the back of the pool: it is retried only after every other port.
+            warn!(port = old, "RTP port unavailable");
+            self.ports.release(old);
+        }
+        c.open_attempts += 1;
+        let port = if c.open_attempts <= 8 {
+            self.ports.allocate()
+        } else {
+            None
+        };
+        let Some(port) = port else {
+            warn!(call = %id, "no RTP port free: 503");
+            self.reject_invite(now, id, 503, "Service Unavailable");
+            self.end(id, EndReason::Rejected(503));
+            return;
+        };
+        let c = self.calls.get_mut(&id).expect("live call");
+        c.port = Some(port);
+        let params = StreamParams {
+            remote: c.offer.remote,
+            codec_pt: c.offer.codec_pt,
+            law: c.offer.law,
+            dtmf_pt: c.offer.dtmf_pt,
+        };
+        self.out.push_back(Output::Media(MediaCommand::Open {
+            call: id,
+            port,
+            params,
+        }));
+    }
+
+    fn answer(&mut self, now: Instant, id: CallId) {
+        let c = self.calls.get_mut(&id).expect("live call");
+        if c.phase != Phase::Ringing || !self.tx.is_proceeding(c.invite_tx) {
+            return;
+        }
+        let port = c.port.expect("media ready means a port");
+        let local = SocketAddr::new(self.cfg.media_ip, port);
+        c.answer_sdp = sdp::answer(&c.offer, local, self.cfg.seed ^ id.0);
+        c.phase = Phase::Answered;
+        let (tx, invite, tag, body) = (
+            c.invite_tx,
+            c.invite.clone(),
+            c.local_tag.clone(),
+            c.answer_sdp.clone(),
+        );
+        let contact = self.contact();
+        info!(call = %id, rtp_port = port, "call answered");
+        self.respond_with(
+            now,
+            tx,
+            &invite,
+            200,
+            "OK",
+            Some(&tag),
+            &[
+                ("Contact", &contact),
+                ("Allow", ALLOW),
+                ("Content-Type", "application/sdp"),
+            ],
+            body.as_bytes(),
+        );
+    }
+
+    fn reject_invite(&mut self, now: Instant, id: CallId, code: u16, reason: &str) {
+        let c = &self.calls[&id];
+        let (tx, invite, tag) = (c.invite_tx, c.invite.clone(), c.local_tag.clone());
+        self.respond_with(now, tx, &invite, code, reason, Some(&tag), &[], b"");
+    }
+
+    fn handle_digit(&mut self, now: Instant, id: CallId, digit: char) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        match c.phase {
+            Phase::Answered | Phase::Welcome | Phase::Collecting => {}
+            _ => return,
+        }
+        debug!(call = %id, digit = %digit, "digit");
+        if c.phase != Phase::Collecting {
+            // Barge-in: a key stops the welcome prompt.
+            c.phase = Phase::Collecting;
+            self.out
+                .push_back(Output::Media(MediaCommand::Stop { call: id }));
+        }
+        let c = self.calls.get_mut(&id).expect("live call");
+        if digit != '#' {
+            c.digits.push(digit);
+        }
+        if digit == '#' || c.digits.len() >= self.cfg.max_digits {
+            self.finish_collecting(now, id);
+        } else {
+            self.arm(now, id, Timer::DigitTimeout);
+        }
+    }
+
+    fn finish_collecting(&mut self, _now: Instant, id: CallId) {
+        let c = self.calls.get_mut(&id).expect("live call");
+        c.timer = None;
+        c.generation += 1;
+        info!(call = %id, sip_call_id = %c.sip_call_id, digits = %c.digits, "digits collected");
+        c.phase = Phase::Goodbye;
+        self.play(id, "goodbye");
+    }
+
+    fn play(&mut self, id: CallId, prompt: &str) {
+        let prompt = format!("{prompt}_{}", self.cfg.language);
+        self.out
+            .push_back(Output::Media(MediaCommand::Play { call: id, prompt }));
+    }
+
+    fn send_bye(&mut self, now: Instant, id: CallId) {
+        self.next_id += 1;
+        let branch = format!("z9hG4bK{:x}b{:x}", self.cfg.seed & 0xffff, self.next_id);
+        let c = self.calls.get_mut(&id).expect("live call");
+        c.local_cseq += 1;
+        c.phase = Phase::HangingUp;
+        let mut routes = String::new();
+        for r in &c.route_set {
+            routes.push_str(&format!("Route: {r}\r\n"));
+        }
+        // Our From is the INVITE's To with our tag; our To is their From.
+        let text = format!(
+            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/{transport} {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\n{routes}From: {to};tag={tag}\r\nTo: {from}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} BYE\r\nUser-Agent: hotline\r\nContent-Length: 0\r\n\r\n",
+            target = c.remote_target,
+            transport = c.peer.transport.as_str(),
+            sent_by = self.cfg.sip_addr,
+            to = c.invite.to,
+            tag = c.local_tag,
+            from = c.invite.from,
+            call_id = c.sip_call_id,
+            cseq = c.local_cseq,
+        );
+        // In-dialog requests go back where the INVITE came from: with NAT the
+        // Contact address may not be reachable, the source address is.
+        let peer = c.peer;
+        if let Some(tx) = self.tx.send_request(now, peer, Bytes::from(text)) {
+            self.by_tx.insert(tx, id);
+            self.calls.get_mut(&id).expect("live call").bye_tx = Some(tx);
+        }
+    }
+
+    fn set_phase(&mut self, id: CallId, phase: Phase) {
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.phase = phase;
+        }
+    }
+
+    fn arm(&mut self, now: Instant, id: CallId, timer: Timer) {
+        let delay = match timer {
+            Timer::Answer => self.cfg.answer_after,
+            Timer::DigitTimeout => self.cfg.inter_digit_timeout,
+        };
+        let c = self.calls.get_mut(&id).expect("live call");
+        c.generation += 1;
+        c.timer = Some((now + delay, timer));
+        self.timers.push(Reverse((now + delay, id, c.generation)));
+    }
+
+    /// Releases everything the call holds; every path out of a call ends here.
+    fn end(&mut self, id: CallId, reason: EndReason) {
+        let Some(c) = self.calls.remove(&id) else {
+            return;
+        };
+        self.by_sip.remove(&c.sip_call_id);
+        self.by_tx.remove(&c.invite_tx);
+        if let Some(bye) = c.bye_tx {
+            self.by_tx.remove(&bye);
+        }
+        if let Some(port) = c.port {
+            self.ports.release(port);
+            self.out
+                .push_back(Output::Media(MediaCommand::Close { call: id }));
+        }
+        self.stats.calls_ended += 1;
+        info!(
+            call = %id,
+            sip_call_id = %c.sip_call_id,
+            reason = ?reason,
+            digits = %c.digits,
+            rtp_port = ?c.port,
+            active_calls = self.calls.len(),
+            ports_in_use = self.ports.in_use(),
+            "call ended"
+        );
+        self.out.push_back(Output::Ended(CallEnded {
+            call: id,
+            sip_call_id: c.sip_call_id,
+            reason,
+            digits: c.digits,
+            rtp_port: c.port,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests;

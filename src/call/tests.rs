@@ -1,0 +1,375 @@
+//! Whole calls simulated with a fake clock: no sockets, no sleeping.
+
+use super::*;
+
+const CALLER: &str = "127.0.0.1:5061";
+
+fn config() -> SwitchConfig {
+    SwitchConfig {
+        sip_addr: "127.0.0.1:5060".parse().unwrap(),
+        media_ip: "127.0.0.1".parse().unwrap(),
+        rtp_ports: (20000, 20010),
+        answer_after: Duration::from_millis(500),
+        inter_digit_timeout: Duration::from_secs(5),
+        max_digits: 20,
+        language: "en".into(),
+        timers: TimerValues::default(),
+        seed: 42,
+    }
+}
+
+struct Sim {
+    sw: Switch,
+    now: Instant,
+    sent: Vec<String>,
+    media: Vec<MediaCommand>,
+    ended: Vec<CallEnded>,
+    auto_open: bool,
+}
+
+impl Sim {
+    fn new() -> Self {
+        Self {
+            sw: Switch::new(config()),
+            now: Instant::now(),
+            sent: Vec::new(),
+            media: Vec::new(),
+            ended: Vec::new(),
+            auto_open: true,
+        }
+    }
+
+    fn peer() -> Peer {
+        Peer {
+            transport: crate::sip::transaction::Transport::Udp,
+            addr: CALLER.parse().unwrap(),
+        }
+    }
+
+    fn recv(&mut self, text: &str) {
+        self.sw
+            .handle_datagram(self.now, Self::peer(), text.as_bytes());
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        while let Some(o) = self.sw.poll_output() {
+            match o {
+                Output::Transmit(t) => self.sent.push(String::from_utf8(t.bytes.to_vec()).unwrap()),
+                Output::Media(m) => {
+                    if let (true, MediaCommand::Open { call, .. }) = (self.auto_open, &m) {
+                        let call = *call;
+                        self.media.push(m);
+                        self.sw.handle_media(self.now, call, MediaEvent::Opened);
+                        continue;
+                    }
+                    self.media.push(m)
+                }
+                Output::Ended(e) => self.ended.push(e),
+            }
+        }
+    }
+
+    fn media_event(&mut self, call: CallId, event: MediaEvent) {
+        self.sw.handle_media(self.now, call, event);
+        self.drain();
+    }
+
+    /// Advances the fake clock, firing every deadline on the way.
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(at) = self.sw.poll_timeout().filter(|at| *at <= end) {
+            self.now = self.now.max(at);
+            self.sw.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = end;
+    }
+
+    fn take_sent(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.sent)
+    }
+
+    fn status_lines(&mut self) -> Vec<String> {
+        self.take_sent()
+            .iter()
+            .map(|m| m.lines().next().unwrap().to_string())
+            .collect()
+    }
+
+    fn played(&self) -> Vec<String> {
+        self.media
+            .iter()
+            .filter_map(|m| match m {
+                MediaCommand::Play { prompt, .. } => Some(prompt.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn invite(call_id: &str, branch: &str, sdp: &str) -> String {
+    format!(
+        "INVITE sip:100@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch={branch}\r\nFrom: \"Owner\" <sip:13800138000@127.0.0.1>;tag=caller\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:owner@{CALLER}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 16000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+fn in_dialog(method: &str, call_id: &str, branch: &str, cseq: u32, to_tag: &str) -> String {
+    format!(
+        "{method} sip:hotline@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch={branch}\r\nFrom: \"Owner\" <sip:13800138000@127.0.0.1>;tag=caller\r\nTo: <sip:100@127.0.0.1>;tag={to_tag}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+fn to_tag(msg: &str) -> String {
+    let to = msg.lines().find(|l| l.starts_with("To:")).unwrap();
+    message::tag_param(to).unwrap()
+}
+
+/// Drives a call to the point where the welcome prompt plays; returns its To tag.
+fn answered_call(sim: &mut Sim, call_id: &str) -> String {
+    sim.recv(&invite(call_id, "z9hG4bK-i", SDP));
+    assert_eq!(
+        sim.status_lines(),
+        ["SIP/2.0 100 Trying", "SIP/2.0 180 Ringing"]
+    );
+    sim.advance(Duration::from_millis(500));
+    let sent = sim.take_sent();
+    assert!(sent[0].starts_with("SIP/2.0 200 OK"), "{sent:?}");
+    assert!(sent[0].contains("m=audio 20000 RTP/AVP 0 101"));
+    let tag = to_tag(&sent[0]);
+    sim.recv(&in_dialog("ACK", call_id, "z9hG4bK-a", 1, &tag));
+    assert_eq!(sim.played(), ["welcome_en"]);
+    tag
+}
+
+#[test]
+fn call_hears_welcome_collects_digits_then_hotline_hangs_up() {
+    let mut sim = Sim::new();
+    answered_call(&mut sim, "call-1");
+    let call = CallId(1);
+    sim.media_event(call, MediaEvent::PromptFinished);
+    for d in ['1', '2', '3', '4', '#'] {
+        sim.media_event(call, MediaEvent::Digit(d));
+    }
+    assert_eq!(sim.played(), ["welcome_en", "goodbye_en"]);
+    sim.media_event(call, MediaEvent::PromptFinished);
+    let sent = sim.take_sent();
+    assert!(
+        sent[0].starts_with("BYE sip:owner@127.0.0.1:5061 SIP/2.0"),
+        "{sent:?}"
+    );
+    assert!(sent[0].contains("To: \"Owner\" <sip:13800138000@127.0.0.1>;tag=caller"));
+    let bye_branch = message::parse_datagram(sent[0].as_bytes()).map(|m| match m {
+        Message::Request(r) => r.core.branch,
+        _ => unreachable!(),
+    });
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={}\r\nFrom: <sip:100@127.0.0.1>;tag=x\r\nTo: <sip:o@127.0.0.1>;tag=caller\r\nCall-ID: call-1\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        bye_branch.unwrap()
+    );
+    sim.recv(&ok);
+    assert_eq!(sim.ended.len(), 1);
+    assert_eq!(sim.ended[0].digits, "1234");
+    assert_eq!(sim.ended[0].reason, EndReason::HotlineHungUp);
+    assert!(sim.media.contains(&MediaCommand::Close { call }));
+    assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (0, 0));
+}
+
+#[test]
+fn key_during_welcome_stops_the_prompt() {
+    let mut sim = Sim::new();
+    answered_call(&mut sim, "barge");
+    sim.media_event(CallId(1), MediaEvent::Digit('9'));
+    assert!(sim.media.contains(&MediaCommand::Stop { call: CallId(1) }));
+}
+
+#[test]
+fn inter_digit_timeout_ends_collection() {
+    let mut sim = Sim::new();
+    answered_call(&mut sim, "slow");
+    sim.media_event(CallId(1), MediaEvent::PromptFinished);
+    sim.media_event(CallId(1), MediaEvent::Digit('4'));
+    sim.advance(Duration::from_secs(4));
+    sim.media_event(CallId(1), MediaEvent::Digit('2'));
+    sim.advance(Duration::from_millis(4990));
+    assert_eq!(
+        sim.played(),
+        ["welcome_en"],
+        "timer restarted by each digit"
+    );
+    sim.advance(Duration::from_millis(20));
+    assert_eq!(sim.played(), ["welcome_en", "goodbye_en"]);
+}
+
+#[test]
+fn silence_after_welcome_times_out_with_no_digits() {
+    let mut sim = Sim::new();
+    answered_call(&mut sim, "silent");
+    sim.media_event(CallId(1), MediaEvent::PromptFinished);
+    sim.advance(Duration::from_secs(5));
+    assert_eq!(sim.played(), ["welcome_en", "goodbye_en"]);
+}
+
+#[test]
+fn cancel_before_answer_gets_200_and_487() {
+    let mut sim = Sim::new();
+    sim.recv(&invite("cancel-1", "z9hG4bK-c", SDP));
+    sim.take_sent();
+    let cancel = in_dialog("CANCEL", "cancel-1", "z9hG4bK-c", 1, "x").replace(";tag=x", "");
+    let cancel = cancel.replace(
+        "CANCEL sip:hotline@127.0.0.1:5060",
+        "CANCEL sip:100@127.0.0.1:5060",
+    );
+    sim.recv(&cancel);
+    assert_eq!(
+        sim.status_lines(),
+        ["SIP/2.0 200 OK", "SIP/2.0 487 Request Terminated"]
+    );
+    assert_eq!(sim.ended[0].reason, EndReason::Cancelled);
+    assert_eq!(sim.sw.ports_in_use(), 0);
+    sim.advance(Duration::from_secs(1));
+    assert!(
+        sim.take_sent()
+            .iter()
+            .all(|m| !m.starts_with("SIP/2.0 200")),
+        "never answered"
+    );
+}
+
+#[test]
+fn missing_ack_tears_the_call_down_at_timer_h() {
+    let mut sim = Sim::new();
+    sim.recv(&invite("noack", "z9hG4bK-n", SDP));
+    sim.advance(Duration::from_millis(500));
+    sim.take_sent();
+    sim.advance(Duration::from_millis(31_900));
+    let retransmitted = sim.status_lines();
+    assert!(retransmitted.len() >= 6 && retransmitted.iter().all(|l| l == "SIP/2.0 200 OK"));
+    assert!(sim.ended.is_empty());
+    sim.advance(Duration::from_millis(200));
+    assert_eq!(sim.ended[0].reason, EndReason::NoAck);
+    assert!(sim.take_sent().iter().any(|m| m.starts_with("BYE ")));
+    assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (0, 0));
+}
+
+#[test]
+fn caller_bye_ends_the_call_and_retransmissions_are_absorbed() {
+    let mut sim = Sim::new();
+    let tag = answered_call(&mut sim, "bye-1");
+    let bye = in_dialog("BYE", "bye-1", "z9hG4bK-b", 2, &tag);
+    sim.recv(&bye);
+    sim.recv(&bye);
+    sim.advance(Duration::from_secs(2));
+    sim.recv(&bye);
+    let lines = sim.status_lines();
+    assert_eq!(lines, ["SIP/2.0 200 OK"; 3]);
+    assert_eq!(sim.ended.len(), 1);
+    assert_eq!(sim.ended[0].reason, EndReason::CallerHungUp);
+    assert_eq!(sim.sw.ports_in_use(), 0);
+}
+
+#[test]
+fn info_digits_reach_the_call() {
+    let mut sim = Sim::new();
+    let tag = answered_call(&mut sim, "info-1");
+    for (i, d) in ["7", "#"].iter().enumerate() {
+        let body = format!("Signal={d}\r\nDuration=160\r\n");
+        let info = in_dialog(
+            "INFO",
+            "info-1",
+            &format!("z9hG4bK-f{i}"),
+            2 + i as u32,
+            &tag,
+        )
+        .replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        sim.recv(&info);
+    }
+    assert_eq!(sim.status_lines(), ["SIP/2.0 200 OK"; 2]);
+    assert_eq!(sim.played(), ["welcome_en", "goodbye_en"]);
+}
+
+#[test]
+fn no_common_codec_is_refused_with_488() {
+    let mut sim = Sim::new();
+    let g729 = SDP
+        .replace("RTP/AVP 0 101", "RTP/AVP 18")
+        .replace("a=rtpmap:0 PCMU/8000\r\n", "a=rtpmap:18 G729/8000\r\n");
+    sim.recv(&invite("g729", "z9hG4bK-g", &g729));
+    assert_eq!(
+        sim.status_lines(),
+        ["SIP/2.0 100 Trying", "SIP/2.0 488 Not Acceptable Here"]
+    );
+    assert_eq!(sim.sw.active_calls(), 0);
+}
+
+#[test]
+fn options_is_answered_and_register_is_not_allowed() {
+    let mut sim = Sim::new();
+    let options = in_dialog("OPTIONS", "ka", "z9hG4bK-o", 1, "t").replace(";tag=t", "");
+    sim.recv(&options);
+    let sent = sim.take_sent();
+    assert!(sent[0].starts_with("SIP/2.0 200 OK") && sent[0].contains("Allow: INVITE"));
+    let register = in_dialog("REGISTER", "reg", "z9hG4bK-r", 1, "t").replace(";tag=t", "");
+    sim.recv(&register);
+    let sent = sim.take_sent();
+    assert!(
+        sent[0].starts_with("SIP/2.0 405") && sent[0].contains("Allow: "),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn bye_for_unknown_call_is_481() {
+    let mut sim = Sim::new();
+    sim.recv(&in_dialog("BYE", "nobody", "z9hG4bK-x", 2, "t"));
+    assert_eq!(
+        sim.status_lines(),
+        ["SIP/2.0 481 Call/Transaction Does Not Exist"]
+    );
+}
+
+#[test]
+fn port_exhaustion_refuses_with_503_and_failed_bind_tries_next_port() {
+    let mut sim = Sim::new();
+    sim.auto_open = false;
+    sim.recv(&invite("p1", "z9hG4bK-p1", SDP));
+    sim.media_event(CallId(1), MediaEvent::OpenFailed);
+    let ports: Vec<u16> = sim
+        .media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::Open { port, .. } => Some(*port),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ports, [20000, 20002]);
+    assert_eq!(sim.sw.ports_in_use(), 1);
+    for i in 2..=7 {
+        sim.recv(&invite(&format!("p{i}"), &format!("z9hG4bK-p{i}"), SDP));
+    }
+    assert!(sim.take_sent().iter().any(|m| m.starts_with("SIP/2.0 503")));
+    assert_eq!(sim.sw.active_calls(), 6, "six ports in 20000..=20010");
+}
+
+#[test]
+fn shutdown_ends_every_call() {
+    let mut sim = Sim::new();
+    answered_call(&mut sim, "s1");
+    sim.recv(&invite("s2", "z9hG4bK-s2", SDP));
+    sim.take_sent();
+    sim.sw.shutdown(sim.now);
+    sim.drain();
+    let lines = sim.status_lines();
+    assert!(lines.iter().any(|l| l.starts_with("BYE ")));
+    assert!(lines.iter().any(|l| l.starts_with("SIP/2.0 503")));
+    assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (0, 0));
+}
