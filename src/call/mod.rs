@@ -217,17 +217,29 @@ impl Switch {
     /// Feeds bytes that arrived from `peer` (one datagram, or one framed
     /// stream message).
     pub fn handle_datagram(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
-        match message::parse_datagram(bytes) {
+        self.handle_parsed(now, peer, message::parse_datagram(bytes), bytes);
+    }
+
+    /// Feeds a message already framed and parsed (TCP); `raw` is its bytes,
+    /// used to answer a broken one.
+    pub fn handle_parsed(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        parsed: Result<Message, message::ParseError>,
+        raw: &[u8],
+    ) {
+        match parsed {
             Ok(Message::Request(r)) => self.tx.handle_request(now, peer, r),
             Ok(Message::Response(r)) => self.tx.handle_response(now, r),
-            Err(e) => self.handle_bad_message(peer, bytes, &e),
+            Err(e) => self.handle_bad_message(peer, raw, &e),
         }
         self.pump(now);
     }
 
     /// A message that could not be parsed: answered when it was a request
     /// we can address, counted and logged either way.
-    pub fn handle_bad_message(&mut self, peer: Peer, bytes: &[u8], e: &message::ParseError) {
+    fn handle_bad_message(&mut self, peer: Peer, bytes: &[u8], e: &message::ParseError) {
         if matches!(e, message::ParseError::Empty) {
             return; // CRLF keep-alive
         }

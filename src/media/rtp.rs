@@ -1,6 +1,8 @@
-//! One call's RTP stream, sans-IO: playout of prompts paced by the caller of
-//! [`RtpStream::poll_packets`] (a shared 20 ms driver), and the receive side
-//! (symmetric RTP latching and RFC 4733 digits).
+//! One call's RTP, sans-IO, in two halves that live in different tasks:
+//! [`RtpStream`] plays prompts, paced by the caller of
+//! [`RtpStream::poll_packets`] (one shared driver for all calls), and
+//! [`RtpReceiver`] reads the caller's packets (symmetric RTP latching and
+//! RFC 4733 digits) without allocating per packet.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,10 +61,7 @@ pub struct RtpStream {
     ts_base: u32,
     epoch: Instant,
     playout: Option<Playout>,
-    detector: Rfc4733Detector,
-    latched: bool,
     pub packets_sent: u64,
-    pub packets_received: u64,
 }
 
 impl RtpStream {
@@ -74,11 +73,13 @@ impl RtpStream {
             ts_base,
             epoch: now,
             playout: None,
-            detector: Rfc4733Detector::default(),
-            latched: false,
             packets_sent: 0,
-            packets_received: 0,
         }
+    }
+
+    /// Sends from now on to `remote` (the caller's real RTP source).
+    pub fn set_remote(&mut self, remote: SocketAddr) {
+        self.params.remote = remote;
     }
 
     pub fn remote(&self) -> SocketAddr {
@@ -150,34 +151,56 @@ impl RtpStream {
         }
         false
     }
+}
 
-    /// Feeds one datagram that arrived on the stream's port from `from`.
-    pub fn handle_datagram(&mut self, from: SocketAddr, datagram: &[u8]) -> Received {
-        let Ok(rtp) = RtpReader::new(datagram) else {
-            return Received::Ignored;
-        };
-        if rtp.version() != 2 {
-            return Received::Ignored;
+/// The receive half: what arrives on the call's RTP port.
+#[derive(Debug)]
+pub struct RtpReceiver {
+    codec_pt: u8,
+    dtmf_pt: Option<u8>,
+    detector: Rfc4733Detector,
+    source: Option<SocketAddr>,
+    pub packets_received: u64,
+}
+
+impl RtpReceiver {
+    pub fn new(params: &StreamParams) -> Self {
+        Self {
+            codec_pt: params.codec_pt,
+            dtmf_pt: params.dtmf_pt,
+            detector: Rfc4733Detector::default(),
+            source: None,
+            packets_received: 0,
         }
+    }
+
+    /// Feeds one datagram from `from`. The second value is the caller's new
+    /// RTP source when it changed: symmetric RTP answers where the media
+    /// really comes from (NAT rewrites what the SDP says).
+    pub fn handle_datagram(
+        &mut self,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> (Received, Option<SocketAddr>) {
+        let Ok(rtp) = RtpReader::new(datagram) else {
+            return (Received::Ignored, None);
+        };
         let pt = rtp.payload_type();
-        let is_dtmf = Some(pt) == self.params.dtmf_pt;
-        if pt != self.params.codec_pt && !is_dtmf {
-            return Received::Ignored;
+        let is_dtmf = Some(pt) == self.dtmf_pt;
+        if rtp.version() != 2 || (pt != self.codec_pt && !is_dtmf) {
+            return (Received::Ignored, None);
         }
         self.packets_received += 1;
-        // Symmetric RTP: answer where the caller's media really comes from
-        // (NAT rewrites the address in its SDP).
-        if !self.latched || self.params.remote != from {
-            self.params.remote = from;
-            self.latched = true;
-        }
-        if is_dtmf {
-            return match self.detector.handle_payload(rtp.timestamp(), rtp.payload()) {
+        let moved = (self.source != Some(from)).then_some(from);
+        self.source = Some(from);
+        let received = match is_dtmf {
+            true => match self.detector.handle_payload(rtp.timestamp(), rtp.payload()) {
                 Some(d) => Received::Digit(d),
                 None => Received::Audio,
-            };
-        }
-        Received::Audio
+            },
+            false => Received::Audio,
+        };
+        (received, moved)
     }
 }
 
@@ -254,8 +277,7 @@ mod tests {
 
     #[test]
     fn latches_to_actual_source_and_detects_digits() {
-        let t0 = Instant::now();
-        let mut s = RtpStream::new(t0, params(), 1, 0, 0);
+        let mut s = RtpReceiver::new(&params());
         let nat: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         let pkt = RtpPacketBuilder::new()
             .payload_type(101)
@@ -264,9 +286,14 @@ mod tests {
             .payload(&[7, 0x80, 0, 160])
             .build()
             .unwrap();
-        assert_eq!(s.handle_datagram(nat, &pkt), Received::Digit('7'));
-        assert_eq!(s.handle_datagram(nat, &pkt), Received::Audio);
-        assert_eq!(s.remote(), nat);
-        assert_eq!(s.handle_datagram(nat, b"not rtp"), Received::Ignored);
+        assert_eq!(
+            s.handle_datagram(nat, &pkt),
+            (Received::Digit('7'), Some(nat))
+        );
+        assert_eq!(s.handle_datagram(nat, &pkt), (Received::Audio, None));
+        assert_eq!(
+            s.handle_datagram(nat, b"not rtp"),
+            (Received::Ignored, None)
+        );
     }
 }

@@ -156,6 +156,8 @@ pub fn parse_datagram(buf: &[u8]) -> Result<Message, ParseError> {
 }
 
 /// Result of looking for one message at the start of a stream buffer.
+// Returned once per message and consumed at once; boxing would allocate per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Framed {
     /// Not enough bytes yet.
@@ -229,13 +231,12 @@ fn split_head(buf: &[u8]) -> Result<Head, ParseError> {
     if buf_from.is_empty() {
         return Err(ParseError::Empty);
     }
-    let (head_len, sep_len) = find_head_end(buf_from).ok_or_else(|| {
-        if buf_from.len() > MAX_HEADER_BYTES {
+    let (head_len, sep_len) =
+        find_head_end(buf_from).ok_or(if buf_from.len() > MAX_HEADER_BYTES {
             ParseError::HeadersTooLarge
         } else {
             ParseError::Incomplete
-        }
-    })?;
+        })?;
     if head_len > MAX_HEADER_BYTES {
         return Err(ParseError::HeadersTooLarge);
     }

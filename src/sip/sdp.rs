@@ -31,13 +31,21 @@ pub struct Offer {
     pub dtmf_pt: Option<u8>,
 }
 
+/// The first usable audio m-line of an offer, with its c= and rtpmaps.
+struct AudioLine {
+    index: usize,
+    port: u16,
+    formats: Vec<u8>,
+    addr: Option<IpAddr>,
+    rtpmaps: Vec<(u8, String)>,
+}
+
 /// Reads an offer and chooses the first audio format we can speak.
 pub fn negotiate(body: &[u8]) -> Result<Offer, SdpError> {
     let text = std::str::from_utf8(body).map_err(|_| SdpError::NotUtf8)?;
     let mut session_addr: Option<IpAddr> = None;
     let mut media_lines = Vec::new();
-    // (index, port, formats, connection, rtpmaps)
-    let mut audio: Option<(usize, u16, Vec<u8>, Option<IpAddr>, Vec<(u8, String)>)> = None;
+    let mut audio: Option<AudioLine> = None;
     for line in text.lines().map(str::trim) {
         let Some((kind, value)) = line.split_once('=') else {
             continue;
@@ -49,11 +57,17 @@ pub fn negotiate(body: &[u8]) -> Result<Offer, SdpError> {
                 let media = parts.next().unwrap_or_default();
                 let port = parts.next().and_then(|p| p.split('/').next()?.parse().ok());
                 let _proto = parts.next();
-                if media == "audio" && audio.is_none() {
-                    if let Some(port) = port.filter(|p: &u16| *p != 0) {
-                        let formats = parts.filter_map(|f| f.parse().ok()).collect();
-                        audio = Some((media_lines.len() - 1, port, formats, None, Vec::new()));
-                    }
+                if media == "audio"
+                    && audio.is_none()
+                    && let Some(port) = port.filter(|p: &u16| *p != 0)
+                {
+                    audio = Some(AudioLine {
+                        index: media_lines.len() - 1,
+                        port,
+                        formats: parts.filter_map(|f| f.parse().ok()).collect(),
+                        addr: None,
+                        rtpmaps: Vec::new(),
+                    });
                 }
             }
             "c" => {
@@ -62,25 +76,31 @@ pub fn negotiate(body: &[u8]) -> Result<Offer, SdpError> {
                     .nth(2)
                     .and_then(|a| a.split('/').next()?.parse().ok());
                 match audio.as_mut() {
-                    Some(a) if a.0 + 1 == media_lines.len() => a.3 = addr,
+                    Some(a) if a.index + 1 == media_lines.len() => a.addr = addr,
                     None if media_lines.is_empty() => session_addr = addr,
                     _ => {}
                 }
             }
             "a" => {
                 if let Some(a) = audio.as_mut()
-                    && a.0 + 1 == media_lines.len()
+                    && a.index + 1 == media_lines.len()
                     && let Some(map) = value.strip_prefix("rtpmap:")
                     && let Some((pt, enc)) = map.split_once(' ')
                     && let Ok(pt) = pt.trim().parse()
                 {
-                    a.4.push((pt, enc.trim().to_ascii_lowercase()));
+                    a.rtpmaps.push((pt, enc.trim().to_ascii_lowercase()));
                 }
             }
             _ => {}
         }
     }
-    let (audio_index, port, formats, conn, maps) = audio.ok_or(SdpError::NoAudio)?;
+    let AudioLine {
+        index: audio_index,
+        port,
+        formats,
+        addr: conn,
+        rtpmaps: maps,
+    } = audio.ok_or(SdpError::NoAudio)?;
     let ip = conn.or(session_addr).ok_or(SdpError::NoAddress)?;
     let encoding = |pt: u8| maps.iter().find(|(p, _)| *p == pt).map(|(_, e)| e.as_str());
     let mut choice = None;

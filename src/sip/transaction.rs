@@ -77,6 +77,8 @@ pub struct Transmit {
 pub struct TxId(u64);
 
 /// What the transaction user (the call layer) is told.
+// Queued and handled once each; boxing the message would allocate per request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum TxEvent {
     /// A new request (never a retransmission). A server INVITE transaction
@@ -95,12 +97,16 @@ pub enum TxEvent {
     Timeout { tx: TxId },
 }
 
+// Same reason as TxEvent.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Output {
     Transmit(Transmit),
     Event(TxEvent),
 }
 
+// The RFC's own names for the four machines.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     ServerInvite,
@@ -132,6 +138,10 @@ struct Key {
     sent_by: String,
     /// INVITE for INVITE and its ACK; the request method otherwise.
     method: String,
+    /// Not part of RFC 3261's match, but always equal for a legitimate match;
+    /// it keeps peers that reuse a branch across requests (SIPp scenarios
+    /// do) from having a new request taken for a retransmission.
+    cseq: u32,
     server: bool,
 }
 
@@ -236,6 +246,7 @@ impl TransactionLayer {
             branch: request.core.branch.clone(),
             sent_by: request.core.sent_by.clone(),
             method,
+            cseq: request.core.cseq,
             server: true,
         };
         // RFC 2543 peers send no magic-cookie branch; matching on it would merge
@@ -350,7 +361,7 @@ impl TransactionLayer {
         let reliable = tx.peer.transport.is_reliable();
         let peer = tx.peer;
         match (tx.kind, tx.state) {
-            (_, State::Completed | State::Accepted | State::Confirmed) => return,
+            (_, State::Completed | State::Accepted | State::Confirmed) => {}
             (Kind::ServerInvite, _) => {
                 tx.last = Some(bytes.clone());
                 self.send(peer, bytes);
@@ -400,6 +411,7 @@ impl TransactionLayer {
             branch: cancel.branch.clone(),
             sent_by: cancel.sent_by.clone(),
             method: "INVITE".into(),
+            cseq: cancel.cseq,
             server: true,
         };
         self.by_key.get(&key).copied()
@@ -417,6 +429,7 @@ impl TransactionLayer {
             branch: request.core.branch.clone(),
             sent_by: String::new(),
             method: request.core.cseq_method.clone(),
+            cseq: request.core.cseq,
             server: false,
         };
         let tx = Tx {
@@ -456,6 +469,7 @@ impl TransactionLayer {
             branch: response.core.branch.clone(),
             sent_by: String::new(),
             method: response.core.cseq_method.clone(),
+            cseq: response.core.cseq,
             server: false,
         };
         let Some(&id) = self.by_key.get(&key) else {
@@ -816,5 +830,34 @@ mod tests {
         assert!(drain(&mut layer).1.is_empty());
         layer.handle_timeout(now + Duration::from_secs(5));
         assert!(layer.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod branch_reuse {
+    use super::*;
+    use crate::sip::message::{Message, parse_datagram};
+
+    #[test]
+    fn new_request_reusing_a_branch_is_not_a_retransmission() {
+        let mut layer = TransactionLayer::new(TimerValues::default());
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: "127.0.0.1:5061".parse().unwrap(),
+        };
+        let mut events = 0;
+        for cseq in [2, 3] {
+            let text = format!(
+                "INFO sip:h@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-same\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:h@x>;tag=2\r\nCall-ID: reuse\r\nCSeq: {cseq} INFO\r\nContent-Length: 0\r\n\r\n"
+            );
+            let Ok(Message::Request(r)) = parse_datagram(text.as_bytes()) else {
+                panic!()
+            };
+            layer.handle_request(Instant::now(), peer, r);
+            while let Some(o) = layer.poll_output() {
+                events += matches!(o, Output::Event(TxEvent::Request { .. })) as u32;
+            }
+        }
+        assert_eq!(events, 2);
     }
 }

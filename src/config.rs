@@ -1,0 +1,270 @@
+//! TOML configuration. Every section and key is optional: with no file at
+//! all the hotline runs on the embedded defaults below. Unknown keys, bad
+//! addresses and missing prompts are errors that name the key or file.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::call::SwitchConfig;
+use crate::media::prompt::{PromptError, PromptSet};
+use crate::sip::transaction::TimerValues;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config {path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+    #[error("config {path}: prompts: {source}")]
+    Prompt { path: PathBuf, source: PromptError },
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub media: MediaConfig,
+    pub prompts: PromptsConfig,
+    pub call: CallConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Address for SIP over UDP and TCP.
+    pub listen: SocketAddr,
+    /// Ringing time before the hotline answers.
+    pub answer_after_ms: u64,
+    /// RFC 3261 T1 (retransmission base); T2 and T4 are the RFC's values.
+    pub t1_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Address RTP binds to and SDP announces.
+    pub ip: IpAddr,
+    /// First and last RTP port (even ports are used, one per call).
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromptsConfig {
+    /// Folder with `<name>_<language>.wav` files.
+    pub dir: PathBuf,
+    /// Language of the prompts played (`en` or `zh`).
+    pub language: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallConfig {
+    pub inter_digit_timeout_ms: u64,
+    pub max_digits: usize,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:5060".parse().expect("literal"),
+            answer_after_ms: 200,
+            t1_ms: 500,
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            ip: "127.0.0.1".parse().expect("literal"),
+            rtp_port_min: 20000,
+            rtp_port_max: 29999,
+        }
+    }
+}
+
+impl Default for PromptsConfig {
+    fn default() -> Self {
+        Self {
+            dir: default_prompt_dir(),
+            language: "en".into(),
+        }
+    }
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        Self {
+            inter_digit_timeout_ms: 5000,
+            max_digits: 32,
+        }
+    }
+}
+
+/// `prompts/` of the working directory, else the one in the source tree the
+/// binary was built from (so `cargo run` works from anywhere in it).
+fn default_prompt_dir() -> PathBuf {
+    let local = PathBuf::from("prompts");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts")
+    }
+}
+
+/// Prompt names the current call flow plays.
+pub const FLOW_PROMPTS: [&str; 2] = ["welcome", "goodbye"];
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        let m = &self.media;
+        if m.rtp_port_min >= m.rtp_port_max || m.rtp_port_min < 1024 {
+            return Err(invalid(
+                "media.rtp_port_min",
+                format!(
+                    "RTP range {}..{} must be increasing and above 1023",
+                    m.rtp_port_min, m.rtp_port_max
+                ),
+            ));
+        }
+        if m.ip.is_unspecified() {
+            return Err(invalid(
+                "media.ip",
+                "must be an address callers can send RTP to, not 0.0.0.0".into(),
+            ));
+        }
+        if self.sip.t1_ms == 0 {
+            return Err(invalid("sip.t1_ms", "must be above 0".into()));
+        }
+        if self.call.max_digits == 0 {
+            return Err(invalid("call.max_digits", "must be above 0".into()));
+        }
+        if !["en", "zh"].contains(&self.prompts.language.as_str()) {
+            return Err(invalid(
+                "prompts.language",
+                format!("{:?} is not one of \"en\", \"zh\"", self.prompts.language),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Loads every prompt the call flow needs, in both languages.
+    pub fn load_prompts(&self, path: &Path) -> Result<PromptSet, ConfigError> {
+        let names: Vec<String> = FLOW_PROMPTS
+            .iter()
+            .flat_map(|p| ["en", "zh"].map(|l| format!("{p}_{l}")))
+            .collect();
+        PromptSet::load(&self.prompts.dir, &names).map_err(|source| ConfigError::Prompt {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    pub fn switch_config(&self, seed: u64) -> SwitchConfig {
+        let t1 = Duration::from_millis(self.sip.t1_ms);
+        SwitchConfig {
+            sip_addr: self.sip.listen,
+            media_ip: self.media.ip,
+            rtp_ports: (self.media.rtp_port_min, self.media.rtp_port_max),
+            answer_after: Duration::from_millis(self.sip.answer_after_ms),
+            inter_digit_timeout: Duration::from_millis(self.call.inter_digit_timeout_ms),
+            max_digits: self.call.max_digits,
+            language: self.prompts.language.clone(),
+            timers: TimerValues {
+                t1,
+                ..TimerValues::default()
+            },
+            seed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse("[sip]\nlisten = \"127.0.0.1:5070\"\nlsiten = 1\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("lsiten") && text.contains("test.toml"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bad_address_is_named() {
+        let err = parse("[sip]\nlisten = \"127.0.0.1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen") || err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn bad_range_and_language_are_named() {
+        let err = parse("[media]\nrtp_port_min = 30000\nrtp_port_max = 20000\n").unwrap_err();
+        assert!(err.to_string().contains("media.rtp_port_min"));
+        let err = parse("[prompts]\nlanguage = \"fr\"\n").unwrap_err();
+        assert!(err.to_string().contains("prompts.language"));
+    }
+
+    #[test]
+    fn missing_prompt_dir_is_an_error_naming_the_file() {
+        let cfg = parse("[prompts]\ndir = \"/nonexistent\"\n").unwrap();
+        let err = cfg
+            .load_prompts(Path::new("test.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/nonexistent") && err.contains("welcome_en"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! The tokio edge: sockets, the one timer of the switch, shutdown.
+//!
+//! One task owns the [`Switch`] and the UDP socket: it receives datagrams
+//! straight into a reused buffer, feeds them in with `now`, sends what the
+//! switch wants sent and sleeps until its next deadline. TCP connections and
+//! the media edge talk to it through an unbounded channel (their volume is
+//! bounded by the calls the switch admitted).
+
+pub mod media;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::call::{CallId, MediaEvent, Output, Switch};
+use crate::config::Config;
+use crate::media::prompt::PromptSet;
+use crate::sip::message::{self, Framed};
+use crate::sip::transaction::{Peer, Transport};
+
+/// Inputs to the switch task from the other tasks.
+// Moved once through a channel; boxing the message would add an allocation per message.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Input {
+    Media(CallId, MediaEvent),
+    /// One framed message (or a broken one) from a TCP connection.
+    Stream(
+        SocketAddr,
+        Result<message::Message, message::ParseError>,
+        Bytes,
+    ),
+    TcpOpened(SocketAddr, mpsc::UnboundedSender<Bytes>),
+    TcpClosed(SocketAddr),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot listen for SIP on {transport} {addr}: {source}")]
+    Bind {
+        transport: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Sockets bound and ready: [`Hotline::serve`] runs them.
+pub struct Hotline {
+    udp: UdpSocket,
+    tcp: TcpListener,
+    config: Config,
+    prompts: PromptSet,
+}
+
+impl Hotline {
+    pub async fn bind(config: Config, prompts: PromptSet) -> Result<Self, RuntimeError> {
+        let addr = config.sip.listen;
+        let udp = bind_udp(addr).map_err(|source| RuntimeError::Bind {
+            transport: "UDP",
+            addr,
+            source,
+        })?;
+        let tcp = TcpListener::bind(addr)
+            .await
+            .map_err(|source| RuntimeError::Bind {
+                transport: "TCP",
+                addr,
+                source,
+            })?;
+        Ok(Self {
+            udp,
+            tcp,
+            config,
+            prompts,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.udp.local_addr().expect("bound socket")
+    }
+
+    /// Serves until `shutdown` resolves, then ends every call and returns.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
+        let Hotline {
+            udp,
+            tcp,
+            config,
+            prompts,
+        } = self;
+        let mut switch = Switch::new(config.switch_config(rand::random()));
+        let (to_switch, mut inbox) = mpsc::unbounded_channel();
+        let (media, media_task) = media::spawn(config.media.ip, prompts, to_switch.clone());
+        let acceptor = tokio::spawn(accept(tcp, to_switch.clone()));
+        let mut tcp_writers: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>> = HashMap::new();
+        let mut buf = vec![0u8; 65536];
+        tokio::pin!(shutdown);
+        loop {
+            let deadline = switch
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                received = udp.recv_from(&mut buf) => match received {
+                    Ok((n, from)) => {
+                        let peer = Peer { transport: Transport::Udp, addr: from };
+                        switch.handle_datagram(Instant::now(), peer, &buf[..n]);
+                    }
+                    // ICMP errors from earlier sends surface here on Linux.
+                    Err(e) => debug!(error = %e, "UDP receive error"),
+                },
+                Some(input) = inbox.recv() => {
+                    let now = Instant::now();
+                    match input {
+                        Input::Media(call, event) => switch.handle_media(now, call, event),
+                        Input::Stream(from, parsed, raw) => {
+                            let peer = Peer { transport: Transport::Tcp, addr: from };
+                            switch.handle_parsed(now, peer, parsed, &raw);
+                        }
+                        Input::TcpOpened(addr, writer) => { tcp_writers.insert(addr, writer); }
+                        Input::TcpClosed(addr) => { tcp_writers.remove(&addr); }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => switch.handle_timeout(Instant::now()),
+                _ = &mut shutdown => break,
+            }
+            flush(&mut switch, &udp, &tcp_writers, &media).await;
+        }
+        info!(active_calls = switch.active_calls(), "shutting down");
+        switch.shutdown(Instant::now());
+        flush(&mut switch, &udp, &tcp_writers, &media).await;
+        // Let the BYEs leave and the media edge close its ports.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        acceptor.abort();
+        // The pacing task's inbox has senders in every receive task, so it is
+        // ended rather than drained; dropping its sessions closes the ports.
+        media_task.abort();
+        let _ = media_task.await;
+        let stats = switch.stats();
+        info!(
+            calls_started = stats.calls_started,
+            calls_ended = stats.calls_ended,
+            bad_messages = stats.bad_messages,
+            active_calls = switch.active_calls(),
+            ports_in_use = switch.ports_in_use(),
+            "hotline stopped"
+        );
+    }
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket)
+}
+
+async fn flush(
+    switch: &mut Switch,
+    udp: &UdpSocket,
+    tcp: &HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
+    media: &mpsc::UnboundedSender<media::MediaIn>,
+) {
+    while let Some(out) = switch.poll_output() {
+        match out {
+            Output::Transmit(t) => match t.peer.transport {
+                Transport::Udp => {
+                    if let Err(e) = udp.send_to(&t.bytes, t.peer.addr).await {
+                        warn!(to = %t.peer.addr, error = %e, "SIP send failed");
+                    }
+                }
+                Transport::Tcp => match tcp.get(&t.peer.addr) {
+                    Some(w) => {
+                        let _ = w.send(t.bytes);
+                    }
+                    None => warn!(to = %t.peer.addr, "TCP connection gone; message dropped"),
+                },
+            },
+            Output::Media(cmd) => {
+                let _ = media.send(media::MediaIn::Command(cmd));
+            }
+            Output::Ended(_) => {}
+        }
+    }
+}
+
+async fn accept(listener: TcpListener, to_switch: mpsc::UnboundedSender<Input>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, from)) => {
+                tokio::spawn(connection(stream, from, to_switch.clone()));
+            }
+            Err(e) => {
+                warn!(error = %e, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Reads one TCP connection, framing messages by Content-Length.
+async fn connection(stream: TcpStream, from: SocketAddr, to_switch: mpsc::UnboundedSender<Input>) {
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let _ = to_switch.send(Input::TcpOpened(from, tx));
+    let write_task = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf = BytesMut::with_capacity(8192);
+    'read: loop {
+        match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        loop {
+            match message::frame_stream(&buf) {
+                Framed::NeedMore => break,
+                Framed::KeepAlive { consumed } => {
+                    let _ = buf.split_to(consumed);
+                }
+                Framed::Message { consumed, parsed } => {
+                    let raw = buf.split_to(consumed).freeze();
+                    let _ = to_switch.send(Input::Stream(from, parsed, raw));
+                }
+                Framed::Broken(e) => {
+                    // Without a trustworthy Content-Length the stream cannot
+                    // be resynchronised: answer if possible, then close.
+                    let raw = buf.split().freeze();
+                    let _ = to_switch.send(Input::Stream(from, Err(e), raw));
+                    break 'read;
+                }
+            }
+        }
+    }
+    let _ = to_switch.send(Input::TcpClosed(from));
+    // Give the switch a moment to send a final reply before closing.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    write_task.abort();
+}
