@@ -6,12 +6,13 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use super::Input;
 use crate::call::{CallId, MediaCommand, MediaEvent};
@@ -32,6 +33,8 @@ struct Session {
     socket: Arc<UdpSocket>,
     stream: RtpStream,
     receiver: JoinHandle<()>,
+    /// Packets the receive task accepted (written there, read at close).
+    received: Arc<AtomicU64>,
 }
 
 impl Drop for Session {
@@ -108,10 +111,12 @@ fn handle(
             let event = match bound {
                 Ok(socket) => {
                     let socket = Arc::new(socket);
+                    let received = Arc::new(AtomicU64::new(0));
                     let receiver = tokio::spawn(receive(
                         call,
                         socket.clone(),
                         RtpReceiver::new(&params),
+                        received.clone(),
                         me.clone(),
                         to_switch.clone(),
                     ));
@@ -128,6 +133,7 @@ fn handle(
                             socket,
                             stream,
                             receiver,
+                            received,
                         },
                     );
                     MediaEvent::Opened
@@ -158,7 +164,15 @@ fn handle(
             }
         }
         MediaIn::Command(MediaCommand::Close { call }) => {
-            sessions.remove(&call);
+            if let Some(s) = sessions.remove(&call) {
+                info!(
+                    %call,
+                    port = s.socket.local_addr().map(|a| a.port()).unwrap_or_default(),
+                    rtp_sent = s.stream.packets_sent,
+                    rtp_received = s.received.load(Ordering::Relaxed),
+                    "media closed"
+                );
+            }
         }
         MediaIn::Source(call, addr) => {
             if let Some(s) = sessions.get_mut(&call) {
@@ -172,6 +186,7 @@ async fn receive(
     call: CallId,
     socket: Arc<UdpSocket>,
     mut receiver: RtpReceiver,
+    received: Arc<AtomicU64>,
     media: mpsc::UnboundedSender<MediaIn>,
     to_switch: mpsc::UnboundedSender<Input>,
 ) {
@@ -182,11 +197,12 @@ async fn receive(
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
-        let (received, moved) = receiver.handle_datagram(from, &buf[..n]);
+        let (what, moved) = receiver.handle_datagram(from, &buf[..n]);
+        received.store(receiver.packets_received, Ordering::Relaxed);
         if let Some(addr) = moved {
             let _ = media.send(MediaIn::Source(call, addr));
         }
-        if let Received::Digit(d) = received {
+        if let Received::Digit(d) = what {
             let _ = to_switch.send(Input::Media(call, MediaEvent::Digit(d)));
         }
     }

@@ -31,6 +31,8 @@ pub enum ParseError {
     Empty,
     #[error("header section not terminated by an empty line")]
     Incomplete,
+    #[error("datagram ends inside the header section")]
+    Truncated,
     #[error("header section larger than {MAX_HEADER_BYTES} bytes")]
     HeadersTooLarge,
     #[error("more than {MAX_HEADER_LINES} header lines")]
@@ -135,7 +137,11 @@ impl Response {
 /// Parses one message from a datagram (UDP). Leading CRLFs are skipped; a
 /// datagram that holds nothing else is a keep-alive and yields `Empty`.
 pub fn parse_datagram(buf: &[u8]) -> Result<Message, ParseError> {
-    let split = split_head(buf)?;
+    // A datagram is the whole message: a head without its end is broken, not early.
+    let split = split_head(buf).map_err(|e| match e {
+        ParseError::Incomplete => ParseError::Truncated,
+        e => e,
+    })?;
     let declared = split.content_length;
     let rest = &buf[split.body_start..];
     let body = match declared {
@@ -389,7 +395,8 @@ fn build(head: &Head, body: &[u8]) -> Result<Message, ParseError> {
             return Err(ParseError::UnknownMethod(truncate(method)));
         }
         let scheme = uri.split(':').next().unwrap_or_default();
-        if !["sip", "sips", "tel"]
+        // tel: URIs would be welcome from gateways, but rsip 0.4 cannot parse them.
+        if !["sip", "sips"]
             .iter()
             .any(|s| s.eq_ignore_ascii_case(scheme))
             || !uri.contains(':')

@@ -322,10 +322,11 @@ impl TransactionLayer {
             }
             return;
         }
-        if matches!(
-            tx.state,
-            State::Proceeding | State::Completed | State::Accepted
-        ) && let Some(last) = tx.last.clone()
+        // In Accepted the 2xx is retransmitted on Timer G only: answering each
+        // INVITE copy too would echo with a peer that resends on each 2xx
+        // (RFC 6026 §8.7 absorbs them).
+        if matches!(tx.state, State::Proceeding | State::Completed)
+            && let Some(last) = tx.last.clone()
         {
             let peer = tx.peer;
             self.send(peer, last);

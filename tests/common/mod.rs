@@ -1,0 +1,259 @@
+//! Harness for end-to-end tests: the real `hotline` binary on loopback,
+//! driven by SIPp, with assertions on what the hotline logged it did.
+
+#![allow(dead_code)] // each test binary uses a part of the harness
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// Hands each server in this process its own ports (tests run in parallel).
+static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
+
+pub fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios")
+        .join(name)
+}
+
+pub struct Hotline {
+    child: Child,
+    pub sip_port: u16,
+    /// SIPp's SIP port; SIPp's control and media ports follow it.
+    pub peer_port: u16,
+    log: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Hotline {
+    /// Starts the hotline with `extra` TOML appended to a config that gives
+    /// it ports of its own. `base` separates test binaries run at once.
+    pub fn start(base: u16, extra: &str) -> Self {
+        let block = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
+        // Per server a block of 200 ports: SIP, then SIPp's, then RTP.
+        let sip_port = base + block * 200;
+        let rtp_min = sip_port + 20;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("hotline.toml");
+        let mut text = String::new();
+        // Sections the test overrides are written by it in full.
+        if !extra.contains("[sip]") {
+            text.push_str(&format!(
+                "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nanswer_after_ms = 100\n"
+            ));
+        }
+        text.push_str(&format!(
+            "[media]\nip = \"127.0.0.1\"\nrtp_port_min = {rtp_min}\nrtp_port_max = {}\n",
+            rtp_min + 178
+        ));
+        text.push_str(&extra.replace("SIP_PORT", &sip_port.to_string()));
+        std::fs::write(&config, text).unwrap();
+        let log = dir.path().join("hotline.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hotline"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start hotline");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(
+            first.contains("hotline listening"),
+            "hotline did not start: {first}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        Hotline {
+            child,
+            sip_port,
+            peer_port: sip_port + 2,
+            log,
+            dir,
+        }
+    }
+
+    pub fn target(&self) -> String {
+        format!("127.0.0.1:{}", self.sip_port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Log lines with `message` (the tracing message text).
+    pub fn lines(&self, message: &str) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(&format!(" {message} ")) || l.ends_with(message))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until `n` lines with `message` were logged (or the time is up).
+    pub fn wait_for(&self, message: &str, n: usize, within: Duration) -> Vec<String> {
+        let end = Instant::now() + within;
+        loop {
+            let lines = self.lines(message);
+            if lines.len() >= n || Instant::now() > end {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// SIGTERM, wait for exit, return the whole log.
+    pub fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let end = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < end, "hotline did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.log()
+    }
+}
+
+impl Drop for Hotline {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Value of `key=value` in a tracing log line.
+pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+}
+
+pub struct SippRun {
+    pub status: i32,
+    pub stdout: String,
+}
+
+/// Runs SIPp against the hotline and waits for it (bounded by `-timeout`).
+pub fn sipp(hotline: &Hotline, scenario_file: &str, args: &[&str]) -> SippRun {
+    let which = Command::new("sh").args(["-c", "command -v sipp"]).output();
+    assert!(
+        which.is_ok_and(|o| o.status.success()),
+        "sipp is not installed: run the README's test command (it installs sip-tester)"
+    );
+    let port = hotline.peer_port.to_string();
+    let control_port = (hotline.peer_port + 1).to_string();
+    let media_port = (hotline.peer_port + 4).to_string();
+    let out = Command::new("sipp")
+        .arg(hotline.target())
+        .arg("-sf")
+        .arg(scenario(scenario_file))
+        .args(["-i", "127.0.0.1", "-p", &port, "-mp", &media_port])
+        .args([
+            "-cp",
+            &control_port,
+            "-s",
+            "100",
+            "-nostdin",
+            "-timeout",
+            "60s",
+        ])
+        .args(["-timeout_error", "-trace_err", "-error_file"])
+        .arg(hotline.dir.path().join("sipp_errors.log"))
+        .args(args)
+        .current_dir(hotline.dir.path())
+        .output()
+        .expect("run sipp");
+    SippRun {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
+}
+
+pub fn sipp_errors(hotline: &Hotline) -> String {
+    std::fs::read_to_string(hotline.dir.path().join("sipp_errors.log")).unwrap_or_default()
+}
+
+/// Writes a pcap of RFC 4733 telephone-events (PT 101) for `digits`: per
+/// digit 100 ms of updates then the end packet three times, 100 ms apart,
+/// as a real phone sends them. Returns the file.
+pub fn dtmf_pcap(dir: &Path, digits: &str) -> PathBuf {
+    let path = dir.join("dtmf.pcap");
+    let mut f = std::fs::File::create(&path).unwrap();
+    // pcap global header: magic, v2.4, tz 0, sigfigs 0, snaplen, Ethernet.
+    let mut header = Vec::new();
+    header.extend(0xa1b2c3d4u32.to_le_bytes());
+    header.extend(2u16.to_le_bytes());
+    header.extend(4u16.to_le_bytes());
+    header.extend(0u32.to_le_bytes());
+    header.extend(0u32.to_le_bytes());
+    header.extend(65535u32.to_le_bytes());
+    header.extend(1u32.to_le_bytes());
+    f.write_all(&header).unwrap();
+    let mut seq: u16 = 1000;
+    let mut t_ms: u64 = 0;
+    let mut rtp_ts: u32 = 8000;
+    for d in digits.chars() {
+        let event = match d {
+            '0'..='9' => d as u8 - b'0',
+            '*' => 10,
+            '#' => 11,
+            _ => panic!("not a DTMF digit: {d}"),
+        };
+        let mut packets: Vec<(bool, bool, u16)> =
+            (1..=5).map(|i| (i == 1, false, i * 160)).collect();
+        packets.extend([(false, true, 800); 3]);
+        for (marker, end, duration) in packets {
+            let mut rtp = vec![0x80, if marker { 0x80 | 101 } else { 101 }];
+            rtp.extend(seq.to_be_bytes());
+            rtp.extend(rtp_ts.to_be_bytes());
+            rtp.extend(0x1234_5678u32.to_be_bytes());
+            rtp.extend([event, if end { 0x8a } else { 0x0a }]);
+            rtp.extend(duration.to_be_bytes());
+            write_udp_packet(&mut f, t_ms, &rtp);
+            seq = seq.wrapping_add(1);
+            t_ms += 20;
+        }
+        rtp_ts = rtp_ts.wrapping_add(800 + 100 * 8);
+        t_ms += 100;
+    }
+    path
+}
+
+fn write_udp_packet(f: &mut std::fs::File, t_ms: u64, payload: &[u8]) {
+    let udp_len = 8 + payload.len();
+    let ip_len = 20 + udp_len;
+    let mut ip = vec![
+        0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
+    ];
+    ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+    let sum = ip
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+        .sum::<u32>();
+    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    let mut frame = vec![0u8; 12];
+    frame.extend([0x08, 0x00]);
+    frame.extend(ip);
+    frame.extend(4000u16.to_be_bytes());
+    frame.extend(4002u16.to_be_bytes());
+    frame.extend((udp_len as u16).to_be_bytes());
+    frame.extend([0, 0]);
+    frame.extend(payload);
+    let mut rec = Vec::new();
+    rec.extend(((t_ms / 1000) as u32 + 1_700_000_000).to_le_bytes());
+    rec.extend((((t_ms % 1000) * 1000) as u32).to_le_bytes());
+    rec.extend((frame.len() as u32).to_le_bytes());
+    rec.extend((frame.len() as u32).to_le_bytes());
+    f.write_all(&rec).unwrap();
+    f.write_all(&frame).unwrap();
+}

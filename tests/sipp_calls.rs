@@ -1,0 +1,178 @@
+//! End to end: the real hotline on loopback, SIPp as the caller. Each test
+//! asserts on what the hotline did (digits it heard, how each call ended,
+//! RTP it sent, ports it gave back), not only on SIPp's exit code.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Hotline, dtmf_pcap, field, sipp, sipp_errors};
+
+const BASE: u16 = 31000;
+
+fn assert_sipp_ok(h: &Hotline, run: &common::SippRun) {
+    assert_eq!(
+        run.status,
+        0,
+        "sipp failed\n{}\n{}\nhotline log:\n{}",
+        run.stdout,
+        sipp_errors(h),
+        h.log()
+    );
+}
+
+/// The last line of the log says every call ended and every port came back.
+fn assert_all_released(log: &str, calls: usize) {
+    let stopped = log
+        .lines()
+        .find(|l| l.contains("hotline stopped"))
+        .unwrap_or_else(|| panic!("no stop line:\n{log}"));
+    assert_eq!(
+        field(stopped, "calls_started"),
+        Some(&*calls.to_string()),
+        "{stopped}"
+    );
+    assert_eq!(
+        field(stopped, "calls_ended"),
+        Some(&*calls.to_string()),
+        "{stopped}"
+    );
+    assert_eq!(field(stopped, "active_calls"), Some("0"), "{stopped}");
+    assert_eq!(field(stopped, "ports_in_use"), Some("0"), "{stopped}");
+}
+
+#[test]
+fn rfc4733_digits_are_heard() {
+    let h = Hotline::start(BASE, "");
+    let pcap = dtmf_pcap(h.dir.path(), "1234#");
+    let run = sipp(
+        &h,
+        "caller_rfc4733.xml",
+        &["-m", "1", "-key", "dtmf_pcap", pcap.to_str().unwrap()],
+    );
+    assert_sipp_ok(&h, &run);
+    let collected = h.lines("digits collected");
+    assert_eq!(collected.len(), 1, "{}", h.log());
+    assert_eq!(field(&collected[0], "digits"), Some("1234"));
+    let ended = h.wait_for("call ended", 1, Duration::from_secs(5));
+    assert_eq!(field(&ended[0], "reason"), Some("HotlineHungUp"));
+    // The welcome prompt was streamed until the first key, then goodbye in full.
+    let media = h.wait_for("media closed", 1, Duration::from_secs(5));
+    let sent: u64 = field(&media[0], "rtp_sent").unwrap().parse().unwrap();
+    assert!(sent > 100, "{}", media[0]);
+    let received: u64 = field(&media[0], "rtp_received").unwrap().parse().unwrap();
+    assert_eq!(received, 5 * 8, "every telephone-event packet arrived");
+    assert_all_released(&h.stop(), 1);
+}
+
+#[test]
+fn sip_info_digits_are_heard() {
+    let h = Hotline::start(BASE, "");
+    let inf = h.dir.path().join("digits.csv");
+    std::fs::write(&inf, "SEQUENTIAL\n4;2;#;\n").unwrap();
+    let run = sipp(
+        &h,
+        "caller_info.xml",
+        &["-m", "1", "-inf", inf.to_str().unwrap()],
+    );
+    assert_sipp_ok(&h, &run);
+    let collected = h.lines("digits collected");
+    assert_eq!(field(&collected[0], "digits"), Some("42"));
+    assert_all_released(&h.stop(), 1);
+}
+
+#[test]
+fn sip_info_digits_over_tcp() {
+    let h = Hotline::start(BASE, "");
+    let inf = h.dir.path().join("digits.csv");
+    std::fs::write(&inf, "SEQUENTIAL\n7;*;#;\n").unwrap();
+    let run = sipp(
+        &h,
+        "caller_info.xml",
+        &["-t", "t1", "-m", "1", "-inf", inf.to_str().unwrap()],
+    );
+    assert_sipp_ok(&h, &run);
+    let collected = h.lines("digits collected");
+    assert_eq!(field(&collected[0], "digits"), Some("7*"));
+    assert_all_released(&h.stop(), 1);
+}
+
+#[test]
+fn cancel_before_answer() {
+    // Rings for 5 s: SIPp cancels after 300 ms.
+    let h = Hotline::start(
+        BASE,
+        "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\nanswer_after_ms = 5000\n",
+    );
+    let run = sipp(&h, "caller_cancel.xml", &["-m", "1"]);
+    assert_sipp_ok(&h, &run);
+    let ended = h.wait_for("call ended", 1, Duration::from_secs(5));
+    assert_eq!(field(&ended[0], "reason"), Some("Cancelled"));
+    assert!(h.lines("call answered").is_empty(), "never answered");
+    assert_all_released(&h.stop(), 1);
+}
+
+#[test]
+fn caller_that_never_acks_is_torn_down() {
+    // T1 = 50 ms puts Timer H at 3.2 s.
+    let h = Hotline::start(
+        BASE,
+        "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\nanswer_after_ms = 50\nt1_ms = 50\n",
+    );
+    let run = sipp(&h, "caller_no_ack.xml", &["-m", "1"]);
+    assert_sipp_ok(&h, &run);
+    let ended = h.wait_for("call ended", 1, Duration::from_secs(5));
+    assert_eq!(field(&ended[0], "reason"), Some("NoAck"));
+    assert_eq!(field(&ended[0], "ports_in_use"), Some("0"));
+    assert_all_released(&h.stop(), 1);
+}
+
+#[test]
+fn fifty_concurrent_calls() {
+    let h = Hotline::start(BASE, "");
+    let inf = h.dir.path().join("digits.csv");
+    let mut rows = String::from("SEQUENTIAL\n");
+    for i in 0..50 {
+        rows.push_str(&format!("{};{};#;\n", i / 10, i % 10));
+    }
+    std::fs::write(&inf, rows).unwrap();
+    // All 50 start within 0.5 s and each lasts several seconds (welcome is
+    // cut by the first key, then goodbye plays): they overlap.
+    let run = sipp(
+        &h,
+        "caller_info.xml",
+        &[
+            "-m",
+            "50",
+            "-l",
+            "50",
+            "-r",
+            "100",
+            "-inf",
+            inf.to_str().unwrap(),
+        ],
+    );
+    assert_sipp_ok(&h, &run);
+    let mut heard: Vec<String> = h
+        .lines("digits collected")
+        .iter()
+        .map(|l| field(l, "digits").unwrap().to_string())
+        .collect();
+    heard.sort();
+    let expected: Vec<String> = (0..50).map(|i| format!("{}{}", i / 10, i % 10)).collect();
+    assert_eq!(heard, expected);
+    let peak = h.lines("call answered").len();
+    assert_eq!(peak, 50);
+    let log = h.stop();
+    let most_active = log
+        .lines()
+        .filter(|l| l.contains("call ended"))
+        .filter_map(|l| field(l, "active_calls")?.parse::<usize>().ok())
+        .max()
+        .unwrap();
+    assert!(
+        most_active >= 25,
+        "calls overlapped: {most_active} still active at an end"
+    );
+    assert_all_released(&log, 50);
+}
