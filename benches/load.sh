@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Load: the highest call rate with 0 failed calls.
+#
+#   benches/load.sh                # default ramp
+#   RATES="100 200 400" STEP_SECONDS=10 benches/load.sh
+#
+# Two runs on 127.0.0.1, each a ramp of call rates (STEP_SECONDS of calls at
+# each rate, stopping at the first rate with a failed call):
+#   1. SIPp caller -> hotline (release build): short calls with a prompt
+#      (tests/scenarios/caller_short.xml: answer, "#" by SIP INFO, the
+#      hotline plays its goodbye prompt (2.7 s of RTP) and hangs up);
+#   2. SIPp's built-in UAC -> SIPp's built-in UAS, the same machine's
+#      ceiling for SIPp itself.
+# Prints the highest clean rate of each and their ratio. Every run is bounded
+# in calls (-m) and time (-timeout) and stops by itself. Needs sipp
+# (Debian: sip-tester). The machine is shared: quote medians of several runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RATES=${RATES:-"50 100 200 400 800 1600 3200 6400"}
+STEP_SECONDS=${STEP_SECONDS:-10}
+SIP_PORT=${SIP_PORT:-25060}
+UAS_PORT=${UAS_PORT:-25070}
+OUT=${OUT:-$(mktemp -d /tmp/hotline-load.XXXXXX)}
+BUF="-buff_size 4194304"
+
+command -v sipp >/dev/null || { echo "sipp not found: apt-get install -y sip-tester" >&2; exit 2; }
+cargo build --release --quiet
+mkdir -p "$OUT"
+
+cat > "$OUT/hotline.toml" <<EOF
+[sip]
+listen = "127.0.0.1:$SIP_PORT"
+answer_after_ms = 0
+[media]
+ip = "127.0.0.1"
+rtp_port_min = 30000
+rtp_port_max = 59999
+EOF
+
+# run_rate NAME TARGET RATE ARGS... -> prints "successful failed wall_seconds"
+run_rate() {
+    local name=$1 target=$2 rate=$3
+    shift 3
+    local calls=$((rate * STEP_SECONDS)) dir="$OUT/$name-$rate"
+    mkdir -p "$dir"
+    local start end
+    start=$(date +%s.%N)
+    (cd "$dir" && sipp "$target" "$@" -i 127.0.0.1 -p $((SIP_PORT + 20)) -mp $((SIP_PORT + 30)) \
+        -cp $((SIP_PORT + 21)) $BUF -r "$rate" -m "$calls" -l $((rate * 20)) \
+        -timeout $((STEP_SECONDS * 3 + 40))s -nostdin -trace_screen -trace_err >sipp.out 2>&1) || true
+    end=$(date +%s.%N)
+    local ok failed
+    ok=$(awk -F'|' '/Successful call/ {gsub(/ /,"",$3); print $3}' "$dir"/*_screen.log | tail -1)
+    failed=$(awk -F'|' '/Failed call/ {gsub(/ /,"",$3); print $3}' "$dir"/*_screen.log | tail -1)
+    echo "${ok:-0} ${failed:-unknown} $(echo "$end - $start" | bc)"
+}
+
+# ramp NAME TARGET ARGS... -> highest clean rate on stdout, progress on stderr
+ramp() {
+    local name=$1 target=$2 best=0
+    shift 2
+    for rate in $RATES; do
+        read -r ok failed wall < <(run_rate "$name" "$target" "$rate" "$@")
+        printf '  %-8s rate %5s cps: %6s ok, %6s failed, %6.1f s\n' "$name" "$rate" "$ok" "$failed" "$wall" >&2
+        if [ "$failed" != "0" ] || [ "$ok" != "$((rate * STEP_SECONDS))" ]; then
+            break
+        fi
+        best=$rate
+    done
+    echo "$best"
+}
+
+echo "hotline under load (output in $OUT)" >&2
+./target/release/hotline run --config "$OUT/hotline.toml" >"$OUT/hotline.out" 2>"$OUT/hotline.log" &
+HOTLINE=$!
+trap 'kill $HOTLINE 2>/dev/null || true' EXIT
+sleep 1
+HOTLINE_BEST=$(ramp hotline "127.0.0.1:$SIP_PORT" -sf "$PWD/tests/scenarios/caller_short.xml" -s 100)
+kill $HOTLINE
+wait $HOTLINE || true
+grep "hotline stopped" "$OUT/hotline.log" >&2 || true
+
+echo "SIPp built-in UAC against SIPp built-in UAS" >&2
+(cd "$OUT" && sipp -sn uas -i 127.0.0.1 -p "$UAS_PORT" -cp $((UAS_PORT + 1)) -mp $((UAS_PORT + 2)) $BUF \
+    -nostdin -bg >uas.out 2>&1) || true  # sipp -bg exits non-zero in the parent
+UAS=$(pgrep -f "sipp -sn uas -i 127.0.0.1 -p $UAS_PORT" | head -1)
+trap 'kill $UAS 2>/dev/null || true' EXIT
+SIPP_BEST=$(ramp sipp "127.0.0.1:$UAS_PORT" -sn uac)
+kill "$UAS" 2>/dev/null || true
+
+echo
+echo "highest rate with 0 failed calls (${STEP_SECONDS} s per step, rates: $RATES)"
+echo "  hotline (short calls with a prompt): $HOTLINE_BEST cps"
+echo "  SIPp UAC vs SIPp UAS (built-in):     $SIPP_BEST cps"
+if [ "$SIPP_BEST" -gt 0 ]; then
+    echo "  ratio hotline / SIPp UAS:            $(echo "scale=2; $HOTLINE_BEST / $SIPP_BEST" | bc)"
+fi
