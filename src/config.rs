@@ -268,3 +268,17 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod shipped {
+    use super::*;
+
+    /// `config/hotline.toml` documents every key with its default value.
+    #[test]
+    fn sample_config_is_valid_and_equals_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/hotline.toml");
+        let mut cfg = Config::load(&path).unwrap();
+        cfg.prompts.dir = Config::default().prompts.dir;
+        assert_eq!(cfg, Config::default());
+    }
+}
