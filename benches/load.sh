@@ -11,7 +11,10 @@
 #      hotline plays its goodbye prompt (2.7 s of RTP) and hangs up);
 #   2. SIPp's built-in UAC -> SIPp's built-in UAS, the same machine's
 #      ceiling for SIPp itself.
-# Prints the highest clean rate of each and their ratio. Every run is bounded
+# and, for context, SIPp -> hotline with signalling only
+# (tests/scenarios/caller_hangup.xml: BYE right after the ACK, no prompt
+# played out), the call shape closest to SIPp's UAS, which sends no RTP.
+# Prints the highest clean rate of each and the ratios. Every run is bounded
 # in calls (-m) and time (-timeout) and stops by itself. Needs sipp
 # (Debian: sip-tester). The machine is shared: quote medians of several runs.
 set -euo pipefail
@@ -77,6 +80,7 @@ HOTLINE=$!
 trap 'kill $HOTLINE 2>/dev/null || true' EXIT
 sleep 1
 HOTLINE_BEST=$(ramp hotline "127.0.0.1:$SIP_PORT" -sf "$PWD/tests/scenarios/caller_short.xml" -s 100)
+SIGNALLING_BEST=$(ramp signalling "127.0.0.1:$SIP_PORT" -sf "$PWD/tests/scenarios/caller_hangup.xml" -s 100)
 kill $HOTLINE
 wait $HOTLINE || true
 grep "hotline stopped" "$OUT/hotline.log" >&2 || true
@@ -92,7 +96,9 @@ kill "$UAS" 2>/dev/null || true
 echo
 echo "highest rate with 0 failed calls (${STEP_SECONDS} s per step, rates: $RATES)"
 echo "  hotline (short calls with a prompt): $HOTLINE_BEST cps"
+echo "  hotline, signalling only:            $SIGNALLING_BEST cps"
 echo "  SIPp UAC vs SIPp UAS (built-in):     $SIPP_BEST cps"
 if [ "$SIPP_BEST" -gt 0 ]; then
     echo "  ratio hotline / SIPp UAS:            $(echo "scale=2; $HOTLINE_BEST / $SIPP_BEST" | bc)"
+    echo "  ratio signalling only / SIPp UAS:    $(echo "scale=2; $SIGNALLING_BEST / $SIPP_BEST" | bc)"
 fi
