@@ -41,19 +41,39 @@ fn assert_all_released(log: &str, calls: usize) {
     assert_eq!(field(stopped, "ports_in_use"), Some("0"), "{stopped}");
 }
 
-#[test]
-fn rfc4733_digits_are_heard() {
+/// A call offering telephone-event at `pt`, sending `digits` as RFC 4733.
+fn rfc4733_call(pt: u8, digits: &str, expect: &str) {
     let h = Hotline::start(BASE, "");
-    let pcap = dtmf_pcap(h.dir.path(), "1234#");
+    let pcap = dtmf_pcap(h.dir.path(), digits, pt);
+    let pt_arg = pt.to_string();
     let run = sipp(
         &h,
         "caller_rfc4733.xml",
-        &["-m", "1", "-key", "dtmf_pcap", pcap.to_str().unwrap()],
+        &[
+            "-m",
+            "1",
+            "-key",
+            "dtmf_pcap",
+            pcap.to_str().unwrap(),
+            "-set",
+            "dtmf_pt",
+            &pt_arg,
+            "-trace_msg",
+        ],
     );
     assert_sipp_ok(&h, &run);
+    // The SDP answer SIPp received kept the offered telephone-event type.
+    let messages = std::fs::read_dir(h.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("_messages.log"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .expect("sipp message trace");
+    let answer = format!("m=audio {} RTP/AVP 0 {pt}", h.sip_port + 20);
+    assert!(messages.contains(&answer), "no `{answer}` in:\n{messages}");
     let collected = h.lines("digits collected");
     assert_eq!(collected.len(), 1, "{}", h.log());
-    assert_eq!(field(&collected[0], "digits"), Some("1234"));
+    assert_eq!(field(&collected[0], "digits"), Some(expect));
     let ended = h.wait_for("call ended", 1, Duration::from_secs(5));
     assert_eq!(field(&ended[0], "reason"), Some("HotlineHungUp"));
     // The welcome prompt was streamed until the first key, then goodbye in full.
@@ -61,8 +81,20 @@ fn rfc4733_digits_are_heard() {
     let sent: u64 = field(&media[0], "rtp_sent").unwrap().parse().unwrap();
     assert!(sent > 100, "{}", media[0]);
     let received: u64 = field(&media[0], "rtp_received").unwrap().parse().unwrap();
-    assert_eq!(received, 5 * 8, "every telephone-event packet arrived");
+    let packets = 8 * digits.len() as u64;
+    assert_eq!(received, packets, "every telephone-event packet arrived");
     assert_all_released(&h.stop(), 1);
+}
+
+#[test]
+fn rfc4733_digits_are_heard() {
+    rfc4733_call(101, "1234#", "1234");
+}
+
+#[test]
+fn rfc4733_digits_at_the_payload_type_the_caller_offered() {
+    // Packets at PT 96 count only if the answer kept 96 for telephone-event.
+    rfc4733_call(96, "*09#", "*09");
 }
 
 #[test]

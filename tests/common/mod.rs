@@ -182,10 +182,10 @@ pub fn sipp_errors(hotline: &Hotline) -> String {
     std::fs::read_to_string(hotline.dir.path().join("sipp_errors.log")).unwrap_or_default()
 }
 
-/// Writes a pcap of RFC 4733 telephone-events (PT 101) for `digits`: per
-/// digit 100 ms of updates then the end packet three times, 100 ms apart,
-/// as a real phone sends them. Returns the file.
-pub fn dtmf_pcap(dir: &Path, digits: &str) -> PathBuf {
+/// Writes a pcap of RFC 4733 telephone-events at payload type `pt` for
+/// `digits`: per digit 100 ms of updates then the end packet three times,
+/// 100 ms apart, as a real phone sends them. Returns the file.
+pub fn dtmf_pcap(dir: &Path, digits: &str, pt: u8) -> PathBuf {
     let path = dir.join("dtmf.pcap");
     let mut f = std::fs::File::create(&path).unwrap();
     // pcap global header: magic, v2.4, tz 0, sigfigs 0, snaplen, Ethernet.
@@ -212,7 +212,7 @@ pub fn dtmf_pcap(dir: &Path, digits: &str) -> PathBuf {
             (1..=5).map(|i| (i == 1, false, i * 160)).collect();
         packets.extend([(false, true, 800); 3]);
         for (marker, end, duration) in packets {
-            let mut rtp = vec![0x80, if marker { 0x80 | 101 } else { 101 }];
+            let mut rtp = vec![0x80, if marker { 0x80 | pt } else { pt }];
             rtp.extend(seq.to_be_bytes());
             rtp.extend(rtp_ts.to_be_bytes());
             rtp.extend(0x1234_5678u32.to_be_bytes());
