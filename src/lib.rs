@@ -30,3 +30,4 @@ pub mod config;
 pub mod media;
 pub mod runtime;
 pub mod sip;
+pub mod tickets;

@@ -1,0 +1,215 @@
+//! Ticket events: what happened to a call or a work order, written once, in
+//! order, never edited. Timestamps are data (Unix milliseconds), passed in
+//! by whoever saw the event happen.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EventId(pub u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TicketId(pub u64);
+
+impl std::fmt::Display for TicketId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "T{}", self.0)
+    }
+}
+
+/// Who caused the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Actor {
+    System,
+    Caller(String),
+    Agent(String),
+    Supervisor(String),
+    Department(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Ordinary,
+    Major,
+    Emergency,
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ordinary" => Ok(Self::Ordinary),
+            "major" => Ok(Self::Major),
+            "emergency" => Ok(Self::Emergency),
+            _ => Err(format!("{s:?} is not ordinary, major or emergency")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Department {
+    Engineering,
+    Cleaning,
+    Security,
+    Landscaping,
+    CustomerRelations,
+}
+
+impl Department {
+    pub const ALL: [Department; 5] = [
+        Department::Engineering,
+        Department::Cleaning,
+        Department::Security,
+        Department::Landscaping,
+        Department::CustomerRelations,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Department::Engineering => "engineering",
+            Department::Cleaning => "cleaning",
+            Department::Security => "security",
+            Department::Landscaping => "landscaping",
+            Department::CustomerRelations => "customer_relations",
+        }
+    }
+}
+
+impl std::str::FromStr for Department {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Department::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| {
+                format!("{s:?} is not engineering, cleaning, security, landscaping or customer_relations")
+            })
+    }
+}
+
+/// What happened. Past tense: each is a fact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    CallStarted {
+        from: String,
+        to: String,
+    },
+    CallerIdentified {
+        owner: String,
+    },
+    IvrStepTaken {
+        node: String,
+        detail: String,
+    },
+    CallQueued {
+        queue: String,
+    },
+    CallOffered {
+        agent: String,
+    },
+    CallAnswered {
+        agent: String,
+    },
+    CallAbandoned,
+    CallTransferred {
+        to: String,
+    },
+    CallEnded {
+        reason: String,
+    },
+    WrapUpCoded {
+        code: String,
+    },
+    TicketOpened {
+        category: String,
+        severity: Severity,
+        owner: Option<String>,
+        building: Option<String>,
+        summary: String,
+    },
+    Dispatched {
+        department: Department,
+        person: Option<String>,
+    },
+    /// A time promised to the owner (Unix ms).
+    Committed {
+        deadline_ms: i64,
+    },
+    Escalated {
+        reason: String,
+    },
+    Resolved {
+        note: String,
+    },
+    ConfirmedByOwner,
+    Reopened {
+        reason: String,
+    },
+    SurveyAnswered {
+        score: u8,
+    },
+    PromiseBroken {
+        reason: String,
+        remedy: String,
+    },
+    SlaWarned {
+        deadline_ms: i64,
+    },
+    SlaBreached {
+        deadline_ms: i64,
+    },
+}
+
+impl EventKind {
+    /// The name stored beside the JSON, for queries that filter on it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::CallStarted { .. } => "call_started",
+            EventKind::CallerIdentified { .. } => "caller_identified",
+            EventKind::IvrStepTaken { .. } => "ivr_step_taken",
+            EventKind::CallQueued { .. } => "call_queued",
+            EventKind::CallOffered { .. } => "call_offered",
+            EventKind::CallAnswered { .. } => "call_answered",
+            EventKind::CallAbandoned => "call_abandoned",
+            EventKind::CallTransferred { .. } => "call_transferred",
+            EventKind::CallEnded { .. } => "call_ended",
+            EventKind::WrapUpCoded { .. } => "wrap_up_coded",
+            EventKind::TicketOpened { .. } => "ticket_opened",
+            EventKind::Dispatched { .. } => "dispatched",
+            EventKind::Committed { .. } => "committed",
+            EventKind::Escalated { .. } => "escalated",
+            EventKind::Resolved { .. } => "resolved",
+            EventKind::ConfirmedByOwner => "confirmed_by_owner",
+            EventKind::Reopened { .. } => "reopened",
+            EventKind::SurveyAnswered { .. } => "survey_answered",
+            EventKind::PromiseBroken { .. } => "promise_broken",
+            EventKind::SlaWarned { .. } => "sla_warned",
+            EventKind::SlaBreached { .. } => "sla_breached",
+        }
+    }
+}
+
+/// An event to append. A `TicketOpened` without a ticket opens a new one,
+/// whose id is the event's own id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub ticket: Option<TicketId>,
+    pub call: Option<String>,
+    pub at_ms: i64,
+    pub actor: Actor,
+    pub kind: EventKind,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: EventId,
+    pub ticket: Option<TicketId>,
+    pub call: Option<String>,
+    pub at_ms: i64,
+    pub actor: Actor,
+    pub kind: EventKind,
+}

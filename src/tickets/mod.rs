@@ -1,0 +1,39 @@
+//! Tickets: every call and work order as an append-only event log, the
+//! ticket state derived from it, and the SLA timers that watch it.
+//!
+//! * `event`: the events (past tense, Unix-ms timestamps passed in);
+//! * `sqlite`: the embedded store (WAL, one writer thread, group commit);
+//! * `projection`: ticket state folded from events, replayable;
+//! * `sla`: sans-IO warning/breach timers, rebuilt from the log on restart.
+
+pub mod event;
+pub mod projection;
+pub mod sla;
+pub mod sqlite;
+
+pub use event::{Actor, Department, Event, EventId, EventKind, NewEvent, Severity, TicketId};
+pub use projection::{Status, Ticket, Tickets};
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("event store: {0}")]
+    Sqlite(String),
+    #[error("event store: {0}")]
+    Io(String),
+    #[error("event store is closed")]
+    Closed,
+    #[error("event {id} cannot be read: {reason}")]
+    Corrupt { id: u64, reason: String },
+    #[error("event store schema version {found} is newer than this hotline knows ({known})")]
+    SchemaTooNew { found: i64, known: i64 },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests;
