@@ -38,6 +38,40 @@ pub struct Config {
     pub media: MediaConfig,
     pub prompts: PromptsConfig,
     pub call: CallConfig,
+    pub tickets: TicketsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TicketsConfig {
+    /// The embedded event store (SQLite file).
+    pub store: PathBuf,
+    /// Commitments by severity, in minutes.
+    pub ordinary_minutes: u32,
+    pub major_minutes: u32,
+    pub emergency_minutes: u32,
+}
+
+impl Default for TicketsConfig {
+    fn default() -> Self {
+        Self {
+            store: PathBuf::from("hotline-events.db"),
+            ordinary_minutes: 30,
+            major_minutes: 360,
+            emergency_minutes: 30,
+        }
+    }
+}
+
+impl TicketsConfig {
+    pub fn sla_policy(&self) -> crate::tickets::sla::SlaPolicy {
+        crate::tickets::sla::SlaPolicy {
+            ordinary_ms: self.ordinary_minutes as i64 * 60_000,
+            major_ms: self.major_minutes as i64 * 60_000,
+            emergency_ms: self.emergency_minutes as i64 * 60_000,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -175,6 +209,13 @@ impl Config {
         }
         if self.call.max_digits == 0 {
             return Err(invalid("call.max_digits", "must be above 0".into()));
+        }
+        let t = &self.tickets;
+        if t.ordinary_minutes == 0 || t.major_minutes == 0 || t.emergency_minutes == 0 {
+            return Err(invalid(
+                "tickets.ordinary_minutes",
+                "SLA commitments must be above 0 minutes".into(),
+            ));
         }
         if !["en", "zh"].contains(&self.prompts.language.as_str()) {
             return Err(invalid(

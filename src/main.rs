@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use hotline::config::Config;
 use hotline::runtime::Hotline;
+use hotline::tickets::query::{Query, TABLE_HEADER, table_line};
+use hotline::tickets::{
+    Actor, Department, EventKind, NewEvent, Severity, SqliteStore, Status, TicketId, Tickets,
+};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +31,105 @@ enum Command {
     },
     /// Checks a config file and the prompts it names, then exits.
     CheckConfig { path: PathBuf },
+    /// Work orders: open, follow and query tickets in the event store.
+    Tickets {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(subcommand)]
+        command: TicketCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// Config file naming the store ([tickets] store).
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    /// The store file, instead of the one in the config.
+    #[arg(long, global = true)]
+    store: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum TicketCommand {
+    /// Lists tickets, filtered.
+    List {
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        status: Option<Status>,
+        #[arg(long)]
+        building: Option<String>,
+        #[arg(long)]
+        department: Option<Department>,
+        /// Only tickets past their promised time and not resolved.
+        #[arg(long)]
+        overdue: bool,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows one ticket and every event of it.
+    Show { id: u64 },
+    /// Opens a ticket and promises the SLA time of its severity.
+    Open {
+        #[arg(long)]
+        category: String,
+        #[arg(long, default_value = "ordinary")]
+        severity: Severity,
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        building: Option<String>,
+        #[arg(long)]
+        summary: String,
+        #[arg(long, default_value = "cli")]
+        actor: String,
+    },
+    /// Sends a ticket to a department (and a person).
+    Dispatch {
+        id: u64,
+        #[arg(long)]
+        department: Department,
+        #[arg(long)]
+        person: Option<String>,
+        #[arg(long, default_value = "cli")]
+        actor: String,
+    },
+    /// The department reports the work done.
+    Resolve {
+        id: u64,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[arg(long, default_value = "cli")]
+        actor: String,
+    },
+    /// The owner confirms: the ticket closes.
+    Confirm {
+        id: u64,
+        #[arg(long, default_value = "cli")]
+        actor: String,
+    },
+    /// The owner says it is not fixed.
+    Reopen {
+        id: u64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value = "cli")]
+        actor: String,
+    },
+    /// Appends call events from several threads as fast as the store takes
+    /// them, printing each acknowledged id (for crash tests and load).
+    #[command(hide = true)]
+    Stress {
+        #[arg(long, default_value_t = 8)]
+        writers: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Prefix of the call tags written, to tell runs apart.
+        #[arg(long, default_value = "stress")]
+        tag: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,6 +156,188 @@ fn main() -> ExitCode {
             }
         }
         Command::Run { config } => run(config),
+        Command::Tickets { store, command } => match tickets(store, command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+fn tickets(args: StoreArgs, command: TicketCommand) -> Result<(), String> {
+    let config = match &args.config {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    let path = args.store.unwrap_or_else(|| config.tickets.store.clone());
+    let store = SqliteStore::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let now = now_ms();
+    let known = |id: u64| -> Result<TicketId, String> {
+        let events = store
+            .ticket_events(TicketId(id))
+            .map_err(|e| e.to_string())?;
+        match events.first() {
+            Some(e) if matches!(e.kind, EventKind::TicketOpened { .. }) => Ok(TicketId(id)),
+            _ => Err(format!("no ticket T{id}")),
+        }
+    };
+    let append = |ticket: TicketId, actor: String, kind: EventKind| -> Result<(), String> {
+        let stored = store
+            .append_blocking(vec![NewEvent {
+                ticket: Some(ticket),
+                call: None,
+                at_ms: now,
+                actor: Actor::Supervisor(actor),
+                kind,
+            }])
+            .map_err(|e| e.to_string())?;
+        println!(
+            "{ticket}: event {} {}",
+            stored[0].id.0,
+            stored[0].kind.name()
+        );
+        Ok(())
+    };
+    match command {
+        TicketCommand::List {
+            owner,
+            status,
+            building,
+            department,
+            overdue,
+            json,
+        } => {
+            let query = Query {
+                owner,
+                status,
+                building,
+                department,
+                overdue_at_ms: overdue.then_some(now),
+            };
+            let all = Tickets::replay(&store.all_events().map_err(|e| e.to_string())?);
+            if !json {
+                println!("{TABLE_HEADER}");
+            }
+            for t in all.iter().filter(|t| query.matches(t)) {
+                if json {
+                    println!("{}", serde_json::to_string(t).map_err(|e| e.to_string())?);
+                } else {
+                    println!("{}", table_line(t, now));
+                }
+            }
+        }
+        TicketCommand::Show { id } => {
+            let id = known(id)?;
+            let events = store.ticket_events(id).map_err(|e| e.to_string())?;
+            let tickets = Tickets::replay(&events);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&tickets.get(id)).map_err(|e| e.to_string())?
+            );
+            for e in &events {
+                println!("{:>8} {} {:?} {:?}", e.id.0, e.at_ms, e.actor, e.kind);
+            }
+        }
+        TicketCommand::Open {
+            category,
+            severity,
+            owner,
+            building,
+            summary,
+            actor,
+        } => {
+            let deadline_ms = now + config.tickets.sla_policy().commitment_ms(severity);
+            let opened = store
+                .append_blocking(vec![NewEvent {
+                    ticket: None,
+                    call: None,
+                    at_ms: now,
+                    actor: Actor::Supervisor(actor.clone()),
+                    kind: EventKind::TicketOpened {
+                        category,
+                        severity,
+                        owner,
+                        building,
+                        summary,
+                    },
+                }])
+                .map_err(|e| e.to_string())?;
+            let id = opened[0].ticket.expect("an opening names its ticket");
+            println!("{id}: opened");
+            append(id, actor, EventKind::Committed { deadline_ms })?;
+        }
+        TicketCommand::Dispatch {
+            id,
+            department,
+            person,
+            actor,
+        } => append(
+            known(id)?,
+            actor,
+            EventKind::Dispatched { department, person },
+        )?,
+        TicketCommand::Resolve { id, note, actor } => {
+            append(known(id)?, actor, EventKind::Resolved { note })?
+        }
+        TicketCommand::Confirm { id, actor } => {
+            append(known(id)?, actor, EventKind::ConfirmedByOwner)?
+        }
+        TicketCommand::Reopen { id, reason, actor } => {
+            append(known(id)?, actor, EventKind::Reopened { reason })?
+        }
+        TicketCommand::Stress {
+            writers,
+            events,
+            tag,
+        } => stress(store, writers, events, &tag),
+    }
+    Ok(())
+}
+
+/// Appends `events` call events from `writers` threads; prints every id once
+/// the store acknowledged it (stdout is flushed per line).
+fn stress(store: SqliteStore, writers: usize, events: usize, tag: &str) {
+    use std::io::Write;
+    let store = std::sync::Arc::new(store);
+    let per_writer = events.div_ceil(writers.max(1));
+    let handles: Vec<_> = (0..writers.max(1))
+        .map(|w| {
+            let store = store.clone();
+            let tag = tag.to_string();
+            std::thread::spawn(move || {
+                let stdout = std::io::stdout();
+                for i in 0..per_writer {
+                    let event = NewEvent {
+                        ticket: None,
+                        call: Some(format!("{tag}-w{w}-{i}")),
+                        at_ms: now_ms(),
+                        actor: Actor::System,
+                        kind: EventKind::CallStarted {
+                            from: format!("w{w}"),
+                            to: "100".into(),
+                        },
+                    };
+                    let Ok(stored) = store.append_blocking(vec![event]) else {
+                        return;
+                    };
+                    let mut out = stdout.lock();
+                    let _ = writeln!(out, "acked {} {tag}-w{w}-{i}", stored[0].id.0);
+                    let _ = out.flush();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        let _ = h.join();
     }
 }
 

@@ -193,7 +193,7 @@ impl EventKind {
 }
 
 /// An event to append. A `TicketOpened` without a ticket opens a new one,
-/// whose id is the event's own id.
+/// numbered by the store (1, 2, 3 ...).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     pub ticket: Option<TicketId>,

@@ -8,6 +8,7 @@
 
 pub mod event;
 pub mod projection;
+pub mod query;
 pub mod sla;
 pub mod sqlite;
 

@@ -51,14 +51,21 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         migrate(&mut conn)?;
-        let next_id: u64 =
-            conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM events", [], |r| {
-                r.get::<_, i64>(0)
-            })? as u64;
+        let seq = conn.query_row(
+            "SELECT COALESCE(MAX(id), 0) + 1, \
+             COALESCE(MAX(CASE WHEN kind = 'ticket_opened' THEN ticket END), 0) + 1 FROM events",
+            [],
+            |r| {
+                Ok(Sequences {
+                    event: r.get::<_, i64>(0)? as u64,
+                    ticket: r.get::<_, i64>(1)? as u64,
+                })
+            },
+        )?;
         let (tx, rx) = mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("event-writer".into())
-            .spawn(move || write_loop(conn, rx, next_id))
+            .spawn(move || write_loop(conn, rx, seq))
             .map_err(|e| StoreError::Io(e.to_string()))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -165,7 +172,16 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Request>, mut next_id: u64) {
+/// The next event id and the next ticket number, both handed out by the
+/// single writer (tickets get their own sequence: their numbers are read out
+/// to callers, so they must be short and consecutive).
+#[derive(Debug, Clone, Copy)]
+struct Sequences {
+    event: u64,
+    ticket: u64,
+}
+
+fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Request>, mut seq: Sequences) {
     let mut batch: Vec<Request> = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut count = first.events.len();
@@ -179,26 +195,24 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Request>, mut next_id: u6
                 Err(_) => break,
             }
         }
-        let start = next_id;
-        let result = write_batch(&mut conn, &batch, &mut next_id);
-        if result.is_err() {
-            next_id = start; // rolled back: the ids are free again
-        }
-        let mut id = start;
+        let mut next = seq;
+        let mut requests = Vec::with_capacity(batch.len());
+        let mut stored = Vec::with_capacity(count);
         for request in batch.drain(..) {
+            requests.push((request.events.len(), request.reply));
+            stored.extend(request.events.into_iter().map(|e| assign(&mut next, e)));
+        }
+        let result = write_batch(&mut conn, &stored);
+        if result.is_ok() {
+            seq = next; // on failure the transaction rolled back: the numbers are free again
+        }
+        let mut stored = stored.into_iter();
+        for (n, reply) in requests {
             let answer = match &result {
-                Ok(()) => Ok(request
-                    .events
-                    .into_iter()
-                    .map(|e| {
-                        let stored = stored(EventId(id), e);
-                        id += 1;
-                        stored
-                    })
-                    .collect()),
+                Ok(()) => Ok(stored.by_ref().take(n).collect()),
                 Err(e) => Err(e.clone()),
             };
-            match request.reply {
+            match reply {
                 Reply::Blocking(r) => {
                     let _ = r.send(answer);
                 }
@@ -210,9 +224,14 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Request>, mut next_id: u6
     }
 }
 
-fn stored(id: EventId, e: NewEvent) -> Event {
+fn assign(seq: &mut Sequences, e: NewEvent) -> Event {
+    let id = EventId(seq.event);
+    seq.event += 1;
     let ticket = match (&e.kind, e.ticket) {
-        (EventKind::TicketOpened { .. }, None) => Some(TicketId(id.0)),
+        (EventKind::TicketOpened { .. }, None) => {
+            seq.ticket += 1;
+            Some(TicketId(seq.ticket - 1))
+        }
         (_, t) => t,
     };
     Event {
@@ -225,32 +244,22 @@ fn stored(id: EventId, e: NewEvent) -> Event {
     }
 }
 
-fn write_batch(
-    conn: &mut Connection,
-    batch: &[Request],
-    next_id: &mut u64,
-) -> Result<(), StoreError> {
+fn write_batch(conn: &mut Connection, events: &[Event]) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO events (id, ticket, call, at_ms, actor, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for e in batch.iter().flat_map(|r| &r.events) {
-            let id = *next_id;
-            let ticket = match (&e.kind, e.ticket) {
-                (EventKind::TicketOpened { .. }, None) => Some(id),
-                (_, t) => t.map(|t| t.0),
-            };
+        for e in events {
             insert.execute(params![
-                id as i64,
-                ticket.map(|t| t as i64),
+                e.id.0 as i64,
+                e.ticket.map(|t| t.0 as i64),
                 e.call,
                 e.at_ms,
                 serde_json::to_string(&e.actor).expect("actor serialises"),
                 e.kind.name(),
                 serde_json::to_string(&e.kind).expect("event serialises"),
             ])?;
-            *next_id += 1;
         }
     }
     tx.commit()?;

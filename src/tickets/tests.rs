@@ -40,10 +40,7 @@ fn events_are_stored_in_order_and_replay_to_the_same_tickets() {
         .append_blocking(vec![opened(T0, Severity::Ordinary, "B3")])
         .unwrap();
     let ticket = first[0].ticket.unwrap();
-    assert_eq!(
-        ticket.0, first[0].id.0,
-        "a new ticket takes its opening event's id"
-    );
+    assert_eq!(ticket, TicketId(1), "tickets are numbered from 1");
     store
         .append_blocking(vec![
             on(
@@ -78,8 +75,16 @@ fn events_are_stored_in_order_and_replay_to_the_same_tickets() {
         Some(t)
     );
     let more = store
-        .append_blocking(vec![on(ticket, T0 + 25 * MIN, EventKind::ConfirmedByOwner)])
+        .append_blocking(vec![
+            on(ticket, T0 + 25 * MIN, EventKind::ConfirmedByOwner),
+            opened(T0 + 26 * MIN, Severity::Major, "B4"),
+        ])
         .unwrap();
+    assert_eq!(
+        more[1].ticket,
+        Some(TicketId(2)),
+        "ticket numbers continue after a restart"
+    );
     assert_eq!(more[0].id, EventId(4));
 }
 

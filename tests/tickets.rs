@@ -1,0 +1,186 @@
+//! The ticket store through the real binary: crash safety and queries.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hotline::tickets::{EventKind, SqliteStore};
+
+fn hotline() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hotline"))
+}
+
+#[test]
+fn kill_9_loses_no_acknowledged_event_and_duplicates_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    let mut acked: Vec<(u64, String)> = Vec::new();
+    // Two rounds: a crash, then appending on top of the recovered file and a second crash.
+    for round in 0..2 {
+        let mut child = hotline()
+            .args(["tickets", "--store"])
+            .arg(&db)
+            .args(["stress", "--writers", "16", "--tag", &format!("r{round}")])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let start = Instant::now();
+        let before = acked.len();
+        while acked.len() < before + 3000 && start.elapsed() < Duration::from_secs(20) {
+            let line = lines.next().unwrap().unwrap();
+            let mut parts = line.split_whitespace().skip(1);
+            let id = parts.next().unwrap().parse().unwrap();
+            acked.push((id, parts.next().unwrap().to_string()));
+        }
+        child.kill().unwrap(); // SIGKILL: no chance to flush or close
+        child.wait().unwrap();
+        // Acknowledgements printed before the kill still count.
+        for line in lines.map_while(Result::ok) {
+            let mut parts = line.split_whitespace().skip(1);
+            let id = parts.next().unwrap().parse().unwrap();
+            acked.push((id, parts.next().unwrap().to_string()));
+        }
+        assert!(acked.len() >= before + 3000, "appends went too slowly");
+    }
+    let store = SqliteStore::open(&db).unwrap();
+    let events = store.all_events().unwrap();
+    let by_id: std::collections::HashMap<u64, &hotline::tickets::Event> =
+        events.iter().map(|e| (e.id.0, e)).collect();
+    for (id, _) in &acked {
+        let e = by_id
+            .get(id)
+            .unwrap_or_else(|| panic!("acknowledged event {id} lost"));
+        assert!(matches!(e.kind, EventKind::CallStarted { .. }));
+    }
+    for (id, call) in &acked {
+        assert_eq!(
+            by_id[id].call.as_deref(),
+            Some(call.as_str()),
+            "event {id} is another one"
+        );
+    }
+    // No event twice: every call tag is written at most once.
+    let mut calls: Vec<&str> = events.iter().map(|e| e.call.as_deref().unwrap()).collect();
+    let written = calls.len();
+    calls.sort();
+    calls.dedup();
+    assert_eq!(calls.len(), written, "an event was written twice");
+    let mut ids: Vec<u64> = acked.iter().map(|(id, _)| *id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), acked.len(), "an id acknowledged twice");
+}
+
+fn tickets(db: &std::path::Path, args: &[&str]) -> String {
+    let out = hotline()
+        .args(["tickets", "--store"])
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn queries_by_owner_status_building_and_department() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    tickets(
+        &db,
+        &[
+            "open",
+            "--category",
+            "water",
+            "--severity",
+            "major",
+            "--owner",
+            "O-1",
+            "--building",
+            "B3",
+            "--summary",
+            "leak",
+        ],
+    );
+    tickets(
+        &db,
+        &[
+            "open",
+            "--category",
+            "lift",
+            "--owner",
+            "O-2",
+            "--building",
+            "B1",
+            "--summary",
+            "lift stuck",
+        ],
+    );
+    tickets(
+        &db,
+        &[
+            "open",
+            "--category",
+            "noise",
+            "--owner",
+            "O-1",
+            "--building",
+            "B1",
+            "--summary",
+            "dog",
+        ],
+    );
+    tickets(
+        &db,
+        &[
+            "dispatch",
+            "1",
+            "--department",
+            "engineering",
+            "--person",
+            "Li Wei",
+        ],
+    );
+    tickets(&db, &["dispatch", "3", "--department", "security"]);
+    tickets(&db, &["resolve", "3", "--note", "spoke to the neighbour"]);
+    tickets(&db, &["confirm", "3"]);
+    let ids = |out: String| -> Vec<String> {
+        out.lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(tickets(&db, &["list"])), ["T1", "T2", "T3"]);
+    assert_eq!(ids(tickets(&db, &["list", "--owner", "O-1"])), ["T1", "T3"]);
+    assert_eq!(
+        ids(tickets(&db, &["list", "--building", "B1"])),
+        ["T2", "T3"]
+    );
+    assert_eq!(
+        ids(tickets(&db, &["list", "--department", "engineering"])),
+        ["T1"]
+    );
+    assert_eq!(ids(tickets(&db, &["list", "--status", "closed"])), ["T3"]);
+    assert_eq!(ids(tickets(&db, &["list", "--status", "open"])), ["T2"]);
+    assert!(
+        ids(tickets(&db, &["list", "--overdue"])).is_empty(),
+        "fresh promises are not overdue"
+    );
+    let json = tickets(&db, &["list", "--json", "--status", "closed"]);
+    let t: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(t["department"], "security");
+    // A ticket that does not exist is an error, not a new ticket.
+    let out = hotline()
+        .args(["tickets", "--store"])
+        .arg(&db)
+        .args(["resolve", "42"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no ticket T42"));
+}
