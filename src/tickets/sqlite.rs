@@ -33,8 +33,21 @@ enum Reply {
 }
 
 struct Request {
-    events: Vec<NewEvent>,
+    /// Each event with its actor and body already serialised by the
+    /// appender, so that the one writer thread only writes.
+    events: Vec<(NewEvent, String, String)>,
     reply: Reply,
+}
+
+fn serialise(events: Vec<NewEvent>) -> Vec<(NewEvent, String, String)> {
+    events
+        .into_iter()
+        .map(|e| {
+            let actor = serde_json::to_string(&e.actor).expect("actor serialises");
+            let body = serde_json::to_string(&e.kind).expect("event serialises");
+            (e, actor, body)
+        })
+        .collect()
 }
 
 pub struct SqliteStore {
@@ -79,7 +92,7 @@ impl SqliteStore {
     pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<Vec<Event>, StoreError> {
         let (reply, wait) = mpsc::sync_channel(1);
         self.send(Request {
-            events,
+            events: serialise(events),
             reply: Reply::Blocking(reply),
         })?;
         wait.recv().map_err(|_| StoreError::Closed)?
@@ -89,7 +102,7 @@ impl SqliteStore {
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Event>, StoreError> {
         let (reply, wait) = tokio::sync::oneshot::channel();
         self.send(Request {
-            events,
+            events: serialise(events),
             reply: Reply::Async(reply),
         })?;
         wait.await.map_err(|_| StoreError::Closed)?
@@ -198,11 +211,15 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Request>, mut seq: Sequen
         let mut next = seq;
         let mut requests = Vec::with_capacity(batch.len());
         let mut stored = Vec::with_capacity(count);
+        let mut json = Vec::with_capacity(count);
         for request in batch.drain(..) {
             requests.push((request.events.len(), request.reply));
-            stored.extend(request.events.into_iter().map(|e| assign(&mut next, e)));
+            for (e, actor, body) in request.events {
+                stored.push(assign(&mut next, e));
+                json.push((actor, body));
+            }
         }
-        let result = write_batch(&mut conn, &stored);
+        let result = write_batch(&mut conn, &stored, &json);
         if result.is_ok() {
             seq = next; // on failure the transaction rolled back: the numbers are free again
         }
@@ -244,21 +261,25 @@ fn assign(seq: &mut Sequences, e: NewEvent) -> Event {
     }
 }
 
-fn write_batch(conn: &mut Connection, events: &[Event]) -> Result<(), StoreError> {
+fn write_batch(
+    conn: &mut Connection,
+    events: &[Event],
+    json: &[(String, String)],
+) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO events (id, ticket, call, at_ms, actor, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for e in events {
+        for (e, (actor, body)) in events.iter().zip(json) {
             insert.execute(params![
                 e.id.0 as i64,
                 e.ticket.map(|t| t.0 as i64),
                 e.call,
                 e.at_ms,
-                serde_json::to_string(&e.actor).expect("actor serialises"),
+                actor,
                 e.kind.name(),
-                serde_json::to_string(&e.kind).expect("event serialises"),
+                body,
             ])?;
         }
     }

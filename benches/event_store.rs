@@ -1,0 +1,119 @@
+//! Durable appends to the embedded event store: events/s and median latency
+//! with N concurrent appenders, each waiting for its event to be committed
+//! (fsynced) before appending the next. Run: `cargo bench --bench event_store`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hotline::tickets::{Actor, EventKind, NewEvent, SqliteStore};
+
+const RUN: Duration = Duration::from_secs(3);
+
+fn event(n: usize, i: usize) -> NewEvent {
+    NewEvent {
+        ticket: None,
+        call: Some(format!("bench-{n}-{i}")),
+        at_ms: 1_790_000_000_000 + i as i64,
+        actor: Actor::System,
+        kind: EventKind::IvrStepTaken {
+            node: "main".into(),
+            detail: "pressed 2".into(),
+        },
+    }
+}
+
+fn run(writers: usize, per_append: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap());
+    let start = Instant::now();
+    let threads: Vec<_> = (0..writers)
+        .map(|n| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut latencies = Vec::new();
+                let mut i = 0;
+                while start.elapsed() < RUN {
+                    let batch = (0..per_append).map(|k| event(n, i + k)).collect();
+                    let t = Instant::now();
+                    store.append_blocking(batch).unwrap();
+                    latencies.push(t.elapsed());
+                    i += per_append;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let elapsed = start.elapsed();
+    latencies.sort();
+    let events = latencies.len() * per_append;
+    let median = latencies[latencies.len() / 2];
+    let p99 = latencies[latencies.len() * 99 / 100];
+    println!(
+        "{writers:>4} appenders x {per_append:>2} events/append: {:>8.0} durable events/s, append latency median {:>7.2} ms, p99 {:>7.2} ms",
+        events as f64 / elapsed.as_secs_f64(),
+        median.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+    );
+}
+
+/// The same from tokio tasks (how the hotline appends), on a 2-thread runtime.
+fn run_async(tasks: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let mut latencies: Vec<Duration> = rt.block_on(async {
+        let handles: Vec<_> = (0..tasks)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut i = 0;
+                    while start.elapsed() < RUN {
+                        let t = Instant::now();
+                        store.append(vec![event(n, i)]).await.unwrap();
+                        latencies.push(t.elapsed());
+                        i += 1;
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.await.unwrap());
+        }
+        all
+    });
+    let elapsed = start.elapsed();
+    latencies.sort();
+    println!(
+        "{tasks:>4} tokio tasks x  1 event/append:  {:>8.0} durable events/s, append latency median {:>7.2} ms, p99 {:>7.2} ms",
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        latencies[latencies.len() / 2].as_secs_f64() * 1e3,
+        latencies[latencies.len() * 99 / 100].as_secs_f64() * 1e3,
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs bench binaries with --bench absent: stay quick there.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    println!("SQLite, WAL, synchronous=FULL, one writer thread, group commit");
+    for writers in [1, 16, 64, 256] {
+        run(writers, 1);
+    }
+    run(64, 10);
+    for tasks in [64, 1024] {
+        run_async(tasks);
+    }
+}
