@@ -161,6 +161,14 @@ pub enum EventKind {
     SlaBreached {
         deadline_ms: i64,
     },
+    /// Several owners of one building reported the same thing within a
+    /// short time: a group complaint in the making, for a supervisor now.
+    GroupComplaintRaised {
+        building: String,
+        category: String,
+        owners: u32,
+        window_minutes: u32,
+    },
 }
 
 impl EventKind {
@@ -188,6 +196,7 @@ impl EventKind {
             EventKind::PromiseBroken { .. } => "promise_broken",
             EventKind::SlaWarned { .. } => "sla_warned",
             EventKind::SlaBreached { .. } => "sla_breached",
+            EventKind::GroupComplaintRaised { .. } => "group_complaint_raised",
         }
     }
 }

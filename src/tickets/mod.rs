@@ -7,6 +7,7 @@
 //! * `sla`: sans-IO warning/breach timers, rebuilt from the log on restart.
 
 pub mod event;
+pub mod group;
 pub mod projection;
 pub mod query;
 pub mod sla;
