@@ -39,6 +39,8 @@ answer_after_ms = 0
 ip = "127.0.0.1"
 rtp_port_min = 30000
 rtp_port_max = 59999
+[tickets]
+store = "$OUT/events.db"
 EOF
 
 # run_rate NAME TARGET RATE ARGS... -> prints "successful failed wall_seconds"

@@ -43,7 +43,7 @@ fn assert_all_released(log: &str, calls: usize) {
 
 /// A call offering telephone-event at `pt`, sending `digits` as RFC 4733.
 fn rfc4733_call(pt: u8, digits: &str, expect: &str) {
-    let h = Hotline::start(BASE, "");
+    let mut h = Hotline::start(BASE, "");
     let pcap = dtmf_pcap(h.dir.path(), digits, pt);
     let pt_arg = pt.to_string();
     let run = sipp(
@@ -99,7 +99,7 @@ fn rfc4733_digits_at_the_payload_type_the_caller_offered() {
 
 #[test]
 fn sip_info_digits_are_heard() {
-    let h = Hotline::start(BASE, "");
+    let mut h = Hotline::start(BASE, "");
     let inf = h.dir.path().join("digits.csv");
     std::fs::write(&inf, "SEQUENTIAL\n4;2;#;\n").unwrap();
     let run = sipp(
@@ -110,12 +110,27 @@ fn sip_info_digits_are_heard() {
     assert_sipp_ok(&h, &run);
     let collected = h.lines("digits collected");
     assert_eq!(field(&collected[0], "digits"), Some("42"));
+    let store_path = h.store_path();
     assert_all_released(&h.stop(), 1);
+    // The call is in the ticket log: started, what the caller keyed, ended.
+    let store = hotline::tickets::SqliteStore::open(&store_path).unwrap();
+    let events = store.all_events().unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(names, ["call_started", "ivr_step_taken", "call_ended"]);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.call == events[0].call && e.call.is_some())
+    );
+    assert!(matches!(
+        &events[1].kind,
+        hotline::tickets::EventKind::IvrStepTaken { detail, .. } if detail == "digits 42"
+    ));
 }
 
 #[test]
 fn sip_info_digits_over_tcp() {
-    let h = Hotline::start(BASE, "");
+    let mut h = Hotline::start(BASE, "");
     let inf = h.dir.path().join("digits.csv");
     std::fs::write(&inf, "SEQUENTIAL\n7;*;#;\n").unwrap();
     let run = sipp(
@@ -132,7 +147,7 @@ fn sip_info_digits_over_tcp() {
 #[test]
 fn cancel_before_answer() {
     // Rings for 5 s: SIPp cancels after 300 ms.
-    let h = Hotline::start(
+    let mut h = Hotline::start(
         BASE,
         "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\nanswer_after_ms = 5000\n",
     );
@@ -147,7 +162,7 @@ fn cancel_before_answer() {
 #[test]
 fn caller_that_never_acks_is_torn_down() {
     // T1 = 50 ms puts Timer H at 3.2 s.
-    let h = Hotline::start(
+    let mut h = Hotline::start(
         BASE,
         "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\nanswer_after_ms = 50\nt1_ms = 50\n",
     );
@@ -161,7 +176,7 @@ fn caller_that_never_acks_is_torn_down() {
 
 #[test]
 fn fifty_concurrent_calls() {
-    let h = Hotline::start(BASE, "");
+    let mut h = Hotline::start(BASE, "");
     let inf = h.dir.path().join("digits.csv");
     let mut rows = String::from("SEQUENTIAL\n");
     for i in 0..50 {

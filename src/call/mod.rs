@@ -110,6 +110,19 @@ pub struct CallEnded {
 pub enum Output {
     Transmit(Transmit),
     Media(MediaCommand),
+    /// A call came in (the runtime writes it to the ticket log).
+    Started {
+        call: CallId,
+        sip_call_id: String,
+        from: String,
+        to: String,
+    },
+    /// The caller's number was collected.
+    DigitsCollected {
+        call: CallId,
+        sip_call_id: String,
+        digits: String,
+    },
     Ended(CallEnded),
 }
 
@@ -556,6 +569,12 @@ impl Switch {
             .collect();
         self.stats.calls_started += 1;
         info!(call = %id, sip_call_id = %core.call_id, from = %message::addr_uri(&core.from), "call started");
+        self.out.push_back(Output::Started {
+            call: id,
+            sip_call_id: core.call_id.clone(),
+            from: message::addr_uri(&core.from).to_string(),
+            to: message::addr_uri(&core.to).to_string(),
+        });
         let call = Call {
             sip_call_id: core.call_id.clone(),
             phase: Phase::Ringing,
@@ -706,6 +725,11 @@ impl Switch {
         c.timer = None;
         c.generation += 1;
         info!(call = %id, sip_call_id = %c.sip_call_id, digits = %c.digits, "digits collected");
+        self.out.push_back(Output::DigitsCollected {
+            call: id,
+            sip_call_id: c.sip_call_id.clone(),
+            digits: c.digits.clone(),
+        });
         c.phase = Phase::Goodbye;
         self.play(id, "goodbye");
     }

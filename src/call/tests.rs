@@ -66,6 +66,7 @@ impl Sim {
                     self.media.push(m)
                 }
                 Output::Ended(e) => self.ended.push(e),
+                Output::Started { .. } | Output::DigitsCollected { .. } => {}
             }
         }
     }

@@ -7,9 +7,11 @@
 //! bounded by the calls the switch admitted).
 
 pub mod media;
+pub mod tickets;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -23,6 +25,8 @@ use crate::config::Config;
 use crate::media::prompt::PromptSet;
 use crate::sip::message::{self, Framed};
 use crate::sip::transaction::{Peer, Transport};
+use crate::tickets::SqliteStore;
+use crate::tickets::group::GroupRule;
 
 /// Inputs to the switch task from the other tasks.
 // Moved once through a channel; boxing the message would add an allocation per message.
@@ -48,6 +52,11 @@ pub enum RuntimeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot open the ticket store {path}: {source}")]
+    Store {
+        path: std::path::PathBuf,
+        source: crate::tickets::StoreError,
+    },
 }
 
 /// Sockets bound and ready: [`Hotline::serve`] runs them.
@@ -56,6 +65,7 @@ pub struct Hotline {
     tcp: TcpListener,
     config: Config,
     prompts: PromptSet,
+    store: Arc<SqliteStore>,
 }
 
 impl Hotline {
@@ -73,11 +83,17 @@ impl Hotline {
                 addr,
                 source,
             })?;
+        let path = &config.tickets.store;
+        let store = SqliteStore::open(path).map_err(|source| RuntimeError::Store {
+            path: path.clone(),
+            source,
+        })?;
         Ok(Self {
             udp,
             tcp,
             config,
             prompts,
+            store: Arc::new(store),
         })
     }
 
@@ -92,7 +108,13 @@ impl Hotline {
             tcp,
             config,
             prompts,
+            store,
         } = self;
+        let watcher = tokio::spawn(tickets::watch(
+            store.clone(),
+            config.tickets.sla_policy(),
+            GroupRule::default(),
+        ));
         let mut switch = Switch::new(config.switch_config(rand::random()));
         let (to_switch, mut inbox) = mpsc::unbounded_channel();
         let (media, media_task) = media::spawn(config.media.ip, prompts, to_switch.clone());
@@ -128,14 +150,15 @@ impl Hotline {
                 _ = tokio::time::sleep_until(deadline.into()) => switch.handle_timeout(Instant::now()),
                 _ = &mut shutdown => break,
             }
-            flush(&mut switch, &udp, &tcp_writers, &media).await;
+            flush(&mut switch, &udp, &tcp_writers, &media, &store).await;
         }
         info!(active_calls = switch.active_calls(), "shutting down");
         switch.shutdown(Instant::now());
-        flush(&mut switch, &udp, &tcp_writers, &media).await;
+        flush(&mut switch, &udp, &tcp_writers, &media, &store).await;
         // Let the BYEs leave and the media edge close its ports.
         tokio::time::sleep(Duration::from_millis(100)).await;
         acceptor.abort();
+        watcher.abort();
         // The pacing task's inbox has senders in every receive task, so it is
         // ended rather than drained; dropping its sessions closes the ports.
         media_task.abort();
@@ -163,6 +186,7 @@ async fn flush(
     udp: &UdpSocket,
     tcp: &HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
     media: &mpsc::UnboundedSender<media::MediaIn>,
+    store: &SqliteStore,
 ) {
     while let Some(out) = switch.poll_output() {
         match out {
@@ -182,7 +206,11 @@ async fn flush(
             Output::Media(cmd) => {
                 let _ = media.send(media::MediaIn::Command(cmd));
             }
-            Output::Ended(_) => {}
+            out @ (Output::Started { .. } | Output::DigitsCollected { .. } | Output::Ended(_)) => {
+                if let Some(event) = tickets::call_events(&out) {
+                    tickets::record(store, event);
+                }
+            }
         }
     }
 }

@@ -98,6 +98,20 @@ impl SqliteStore {
         wait.recv().map_err(|_| StoreError::Closed)?
     }
 
+    /// Queues `events` now (so the order of calls is the order in the log)
+    /// and returns what resolves once they are durable.
+    pub fn enqueue(
+        &self,
+        events: Vec<NewEvent>,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<Vec<Event>, StoreError>>, StoreError> {
+        let (reply, wait) = tokio::sync::oneshot::channel();
+        self.send(Request {
+            events: serialise(events),
+            reply: Reply::Async(reply),
+        })?;
+        Ok(wait)
+    }
+
     /// Appends `events` in order and returns them as stored, once durable.
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Event>, StoreError> {
         let (reply, wait) = tokio::sync::oneshot::channel();

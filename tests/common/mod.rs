@@ -48,6 +48,10 @@ impl Hotline {
             "[media]\nip = \"127.0.0.1\"\nrtp_port_min = {rtp_min}\nrtp_port_max = {}\n",
             rtp_min + 178
         ));
+        text.push_str(&format!(
+            "[tickets]\nstore = \"{}\"\n",
+            dir.path().join("events.db").display()
+        ));
         text.push_str(&extra.replace("SIP_PORT", &sip_port.to_string()));
         std::fs::write(&config, text).unwrap();
         let log = dir.path().join("hotline.log");
@@ -75,6 +79,11 @@ impl Hotline {
             log,
             dir,
         }
+    }
+
+    /// The hotline's ticket event store.
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.path().join("events.db")
     }
 
     pub fn target(&self) -> String {
@@ -110,8 +119,8 @@ impl Hotline {
         self.child.try_wait().unwrap().is_none()
     }
 
-    /// SIGTERM, wait for exit, return the whole log.
-    pub fn stop(mut self) -> String {
+    /// SIGTERM, wait for exit, return the whole log. The files stay until drop.
+    pub fn stop(&mut self) -> String {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .status();

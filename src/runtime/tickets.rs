@@ -1,0 +1,156 @@
+//! The ticket edge: writes call events to the store and drives the SLA and
+//! group-complaint cores from the log.
+//!
+//! The log is the meeting point: the task replays it at start, then reads
+//! what was appended since (by this process or another, such as the
+//! `hotline tickets` CLI) once a second or when an SLA deadline is due, feeds
+//! the cores, and appends the warnings, breaches and alerts they return.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{error, info, warn};
+
+use crate::call::{CallEnded, Output};
+use crate::tickets::group::{GroupComplaints, GroupRule};
+use crate::tickets::sla::{SlaPolicy, SlaTimers};
+use crate::tickets::{Actor, EventId, EventKind, NewEvent, SqliteStore, StoreError};
+
+const POLL: Duration = Duration::from_secs(1);
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// The ticket events a switch output stands for, stamped now.
+pub fn call_events(out: &Output) -> Option<NewEvent> {
+    let (call, kind) = match out {
+        Output::Started {
+            sip_call_id,
+            from,
+            to,
+            ..
+        } => (
+            sip_call_id,
+            EventKind::CallStarted {
+                from: from.clone(),
+                to: to.clone(),
+            },
+        ),
+        Output::DigitsCollected {
+            sip_call_id,
+            digits,
+            ..
+        } => (
+            sip_call_id,
+            EventKind::IvrStepTaken {
+                node: "collect".into(),
+                detail: format!("digits {digits}"),
+            },
+        ),
+        Output::Ended(CallEnded {
+            sip_call_id,
+            reason,
+            ..
+        }) => (
+            sip_call_id,
+            EventKind::CallEnded {
+                reason: format!("{reason:?}"),
+            },
+        ),
+        _ => return None,
+    };
+    Some(NewEvent {
+        ticket: None,
+        call: Some(call.clone()),
+        at_ms: now_ms(),
+        actor: Actor::System,
+        kind,
+    })
+}
+
+/// Queues `event` at once (log order = call order) and logs a failure later.
+pub fn record(store: &SqliteStore, event: NewEvent) {
+    match store.enqueue(vec![event]) {
+        Ok(ack) => {
+            tokio::spawn(async move {
+                match ack.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => error!(error = %e, "call event not written"),
+                    Err(_) => error!("event store stopped before writing a call event"),
+                }
+            });
+        }
+        Err(e) => error!(error = %e, "call event not written"),
+    }
+}
+
+/// Replays the log, then keeps the SLA and group-complaint cores fed.
+pub async fn watch(store: Arc<SqliteStore>, policy: SlaPolicy, rule: GroupRule) {
+    let mut sla = SlaTimers::new(policy);
+    let mut groups = GroupComplaints::new(rule);
+    let mut last = EventId(0);
+    let mut replaying = true;
+    loop {
+        match feed(&store, &mut sla, &mut groups, &mut last, replaying).await {
+            Ok(n) if replaying => {
+                info!(events = n, "ticket log replayed");
+                replaying = false;
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "reading the ticket log"),
+        }
+        let due = sla.handle_timeout(now_ms());
+        append(&store, due).await;
+        let wait = sla
+            .poll_timeout()
+            .map(|at| Duration::from_millis((at - now_ms()).max(0) as u64))
+            .unwrap_or(POLL)
+            .min(POLL);
+        tokio::time::sleep(wait).await;
+    }
+}
+
+async fn feed(
+    store: &SqliteStore,
+    sla: &mut SlaTimers,
+    groups: &mut GroupComplaints,
+    last: &mut EventId,
+    replaying: bool,
+) -> Result<usize, StoreError> {
+    let mut total = 0;
+    loop {
+        let events = store.events_after(*last, 10_000)?;
+        if events.is_empty() {
+            return Ok(total);
+        }
+        total += events.len();
+        let mut alerts = Vec::new();
+        for e in &events {
+            sla.handle_event(e);
+            if let Some(alert) = groups.handle_event(e)
+                && !replaying
+            {
+                warn!(?alert.kind, "group complaint");
+                alerts.push(alert);
+            }
+            *last = e.id;
+        }
+        append(store, alerts).await;
+    }
+}
+
+async fn append(store: &SqliteStore, events: Vec<NewEvent>) {
+    if events.is_empty() {
+        return;
+    }
+    for e in &events {
+        info!(ticket = ?e.ticket, event = e.kind.name(), "ticket alert");
+    }
+    if let Err(e) = store.append(events).await {
+        error!(error = %e, "ticket alert not written");
+    }
+}
