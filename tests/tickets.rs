@@ -184,3 +184,80 @@ fn queries_by_owner_status_building_and_department() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no ticket T42"));
 }
+
+#[test]
+fn running_hotline_raises_a_group_complaint_from_tickets_opened_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    let config = dir.path().join("hotline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\nlisten = \"127.0.0.1:34060\"\n[media]\nrtp_port_min = 34100\nrtp_port_max = 34200\n[tickets]\nstore = \"{}\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let mut server = hotline()
+        .args(["run", "--config"])
+        .arg(&config)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("listening"), "{first}");
+    // Three owners of building B7 complain about noise, through the CLI (another process).
+    for owner in ["O-1", "O-2", "O-3"] {
+        tickets(
+            &db,
+            &[
+                "open",
+                "--category",
+                "noise",
+                "--owner",
+                owner,
+                "--building",
+                "B7",
+                "--summary",
+                "music at night",
+            ],
+        );
+    }
+    let start = Instant::now();
+    // Killed even when an assertion below fails.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let server = Kill(server);
+    let alert = loop {
+        let store = SqliteStore::open(&db).unwrap();
+        let found = store
+            .all_events()
+            .unwrap()
+            .into_iter()
+            .find(|e| matches!(e.kind, EventKind::GroupComplaintRaised { .. }));
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no group complaint raised"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    drop(server);
+    assert!(matches!(
+        alert.kind,
+        EventKind::GroupComplaintRaised { ref building, ref category, owners: 3, .. }
+            if building == "B7" && category == "noise"
+    ));
+}

@@ -66,6 +66,8 @@ pub struct Hotline {
     config: Config,
     prompts: PromptSet,
     store: Arc<SqliteStore>,
+    /// The last event in the log when the hotline started.
+    history_until: crate::tickets::EventId,
 }
 
 impl Hotline {
@@ -88,12 +90,20 @@ impl Hotline {
             path: path.clone(),
             source,
         })?;
+        let history_until = store
+            .last_id()
+            .map_err(|source| RuntimeError::Store {
+                path: path.clone(),
+                source,
+            })?
+            .unwrap_or(crate::tickets::EventId(0));
         Ok(Self {
             udp,
             tcp,
             config,
             prompts,
             store: Arc::new(store),
+            history_until,
         })
     }
 
@@ -109,11 +119,13 @@ impl Hotline {
             config,
             prompts,
             store,
+            history_until,
         } = self;
         let watcher = tokio::spawn(tickets::watch(
             store.clone(),
             config.tickets.sla_policy(),
             GroupRule::default(),
+            history_until,
         ));
         let mut switch = Switch::new(config.switch_config(rand::random()));
         let (to_switch, mut inbox) = mpsc::unbounded_channel();

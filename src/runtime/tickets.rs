@@ -89,16 +89,23 @@ pub fn record(store: &SqliteStore, event: NewEvent) {
 }
 
 /// Replays the log, then keeps the SLA and group-complaint cores fed.
-pub async fn watch(store: Arc<SqliteStore>, policy: SlaPolicy, rule: GroupRule) {
+/// Events up to `replay_until` (the last one when the hotline started) are
+/// history: they rebuild state but raise no new alert.
+pub async fn watch(
+    store: Arc<SqliteStore>,
+    policy: SlaPolicy,
+    rule: GroupRule,
+    replay_until: EventId,
+) {
     let mut sla = SlaTimers::new(policy);
     let mut groups = GroupComplaints::new(rule);
     let mut last = EventId(0);
-    let mut replaying = true;
+    let mut replayed = false;
     loop {
-        match feed(&store, &mut sla, &mut groups, &mut last, replaying).await {
-            Ok(n) if replaying => {
+        match feed(&store, &mut sla, &mut groups, &mut last, replay_until).await {
+            Ok(n) if !replayed => {
                 info!(events = n, "ticket log replayed");
-                replaying = false;
+                replayed = true;
             }
             Ok(_) => {}
             Err(e) => warn!(error = %e, "reading the ticket log"),
@@ -119,7 +126,7 @@ async fn feed(
     sla: &mut SlaTimers,
     groups: &mut GroupComplaints,
     last: &mut EventId,
-    replaying: bool,
+    replay_until: EventId,
 ) -> Result<usize, StoreError> {
     let mut total = 0;
     loop {
@@ -132,7 +139,7 @@ async fn feed(
         for e in &events {
             sla.handle_event(e);
             if let Some(alert) = groups.handle_event(e)
-                && !replaying
+                && e.id > replay_until
             {
                 warn!(?alert.kind, "group complaint");
                 alerts.push(alert);

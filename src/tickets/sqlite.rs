@@ -9,7 +9,8 @@
 //! rate grows with the number of concurrent appenders.
 //!
 //! Reads open their own connection: WAL readers never block the writer and
-//! need no lock shared with it.
+//! need no lock shared with it. Other processes may append to the same file
+//! (SQLite's write lock orders them); ids are read under that lock.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -64,21 +65,12 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         migrate(&mut conn)?;
-        let seq = conn.query_row(
-            "SELECT COALESCE(MAX(id), 0) + 1, \
-             COALESCE(MAX(CASE WHEN kind = 'ticket_opened' THEN ticket END), 0) + 1 FROM events",
-            [],
-            |r| {
-                Ok(Sequences {
-                    event: r.get::<_, i64>(0)? as u64,
-                    ticket: r.get::<_, i64>(1)? as u64,
-                })
-            },
-        )?;
+        // Other processes (the CLI) may write too: wait for their lock.
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let (tx, rx) = mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("event-writer".into())
-            .spawn(move || write_loop(conn, rx, seq))
+            .spawn(move || write_loop(conn, rx))
             .map_err(|e| StoreError::Io(e.to_string()))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -199,17 +191,20 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The next event id and the next ticket number, both handed out by the
-/// single writer (tickets get their own sequence: their numbers are read out
-/// to callers, so they must be short and consecutive).
+/// The next event id and the next ticket number (tickets have their own
+/// sequence: their numbers are read out to callers, so they must be short
+/// and consecutive). Read inside each write transaction, after taking the
+/// write lock, because another process (the `hotline tickets` CLI) may have
+/// appended since.
 #[derive(Debug, Clone, Copy)]
 struct Sequences {
     event: u64,
     ticket: u64,
 }
 
-fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Request>, mut seq: Sequences) {
+fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Request>) {
     let mut batch: Vec<Request> = Vec::new();
+    let mut cache: Option<(i64, Sequences)> = None;
     while let Ok(first) = rx.recv() {
         let mut count = first.events.len();
         batch.push(first);
@@ -222,25 +217,20 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Request>, mut seq: Sequen
                 Err(_) => break,
             }
         }
-        let mut next = seq;
         let mut requests = Vec::with_capacity(batch.len());
-        let mut stored = Vec::with_capacity(count);
-        let mut json = Vec::with_capacity(count);
+        let mut events = Vec::with_capacity(count);
         for request in batch.drain(..) {
             requests.push((request.events.len(), request.reply));
-            for (e, actor, body) in request.events {
-                stored.push(assign(&mut next, e));
-                json.push((actor, body));
-            }
+            events.extend(request.events);
         }
-        let result = write_batch(&mut conn, &stored, &json);
-        if result.is_ok() {
-            seq = next; // on failure the transaction rolled back: the numbers are free again
-        }
-        let mut stored = stored.into_iter();
+        let result = write_batch(&mut conn, events, &mut cache);
+        let mut stored = match &result {
+            Ok(stored) => stored.clone().into_iter(),
+            Err(_) => Vec::new().into_iter(),
+        };
         for (n, reply) in requests {
             let answer = match &result {
-                Ok(()) => Ok(stored.by_ref().take(n).collect()),
+                Ok(_) => Ok(stored.by_ref().take(n).collect()),
                 Err(e) => Err(e.clone()),
             };
             match reply {
@@ -275,17 +265,31 @@ fn assign(seq: &mut Sequences, e: NewEvent) -> Event {
     }
 }
 
+/// Writes one batch in one transaction; returns the events as stored.
+///
+/// `cache` holds the sequences after our last commit with the connection's
+/// `data_version`, which changes only when another connection commits: while
+/// it stands still, the two MAX queries are skipped.
 fn write_batch(
     conn: &mut Connection,
-    events: &[Event],
-    json: &[(String, String)],
-) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    events: Vec<(NewEvent, String, String)>,
+    cache: &mut Option<(i64, Sequences)>,
+) -> Result<Vec<Event>, StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "data_version", |r| r.get(0))?;
+    let cached = cache.filter(|(v, _)| *v == version).map(|(_, seq)| seq);
+    *cache = None; // until this batch commits
+    let mut seq = match cached {
+        Some(seq) => seq,
+        None => read_sequences(&tx)?,
+    };
+    let mut stored = Vec::with_capacity(events.len());
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO events (id, ticket, call, at_ms, actor, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for (e, (actor, body)) in events.iter().zip(json) {
+        for (e, actor, body) in events {
+            let e = assign(&mut seq, e);
             insert.execute(params![
                 e.id.0 as i64,
                 e.ticket.map(|t| t.0 as i64),
@@ -295,10 +299,26 @@ fn write_batch(
                 e.kind.name(),
                 body,
             ])?;
+            stored.push(e);
         }
     }
     tx.commit()?;
-    Ok(())
+    *cache = Some((version, seq));
+    Ok(stored)
+}
+
+fn read_sequences(tx: &rusqlite::Transaction) -> Result<Sequences, StoreError> {
+    Ok(tx.query_row(
+        "SELECT (SELECT COALESCE(MAX(id), 0) + 1 FROM events), \
+         (SELECT COALESCE(MAX(ticket), 0) + 1 FROM events WHERE ticket IS NOT NULL)",
+        [],
+        |r| {
+            Ok(Sequences {
+                event: r.get::<_, i64>(0)? as u64,
+                ticket: r.get::<_, i64>(1)? as u64,
+            })
+        },
+    )?)
 }
 
 type RawRow = (i64, Option<i64>, Option<String>, i64, String, String);

@@ -349,3 +349,23 @@ fn a_later_promise_moves_the_deadline() {
         [(81, "sla_warned"), (101, "sla_breached")]
     );
 }
+
+#[test]
+fn two_writers_on_one_file_share_the_sequences() {
+    // The hotline and the `hotline tickets` CLI each open the same file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let a = SqliteStore::open(&path).unwrap();
+    let b = SqliteStore::open(&path).unwrap();
+    let mut tickets = Vec::new();
+    for i in 0..10 {
+        let store = if i % 2 == 0 { &a } else { &b };
+        let stored = store
+            .append_blocking(vec![opened(T0 + i, Severity::Ordinary, "B1")])
+            .unwrap();
+        tickets.push(stored[0].ticket.unwrap().0);
+    }
+    assert_eq!(tickets, (1..=10).collect::<Vec<_>>());
+    let ids: Vec<u64> = a.all_events().unwrap().iter().map(|e| e.id.0).collect();
+    assert_eq!(ids, (1..=10).collect::<Vec<_>>());
+}
