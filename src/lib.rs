@@ -15,6 +15,9 @@
 //!               ▼                                 │
 //!        runtime::media (one RTP socket per call, one pacing task for all)
 //!               └── media::{rtp, g711, dtmf, prompt, ports} (sans-IO)
+//!
+//!        call started / digits / ended ──► tickets::SqliteStore (append-only log)
+//!        runtime::tickets (watches the log) ──► tickets::{sla, group} (sans-IO)
 //! ```
 //! One call: an INVITE datagram is parsed by `sip::message`, matched (or
 //! found new) by `sip::transaction`, which sends 100 Trying and hands it to
@@ -24,6 +27,7 @@
 //! after `#` or the inter-digit timeout it plays `goodbye` and sends BYE.
 //! Every path out of a call (BYE either way, CANCEL, Timer H, shutdown) ends
 //! in `Switch::end`, which frees the port and closes the media.
+//! The runtime writes the call's start, digits and end to the ticket log.
 
 pub mod call;
 pub mod config;
