@@ -80,7 +80,7 @@ pub struct CoreHeaders {
     pub vias: Vec<String>,
     /// `branch` parameter of the top Via (empty when the peer sent none).
     pub branch: String,
-    /// `sent-by` of the top Via (host[:port]).
+    /// `sent-by` of the top Via (`host[:port]`).
     pub sent_by: String,
     pub from: String,
     pub from_tag: Option<String>,
