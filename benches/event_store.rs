@@ -9,6 +9,17 @@ use hotline::tickets::{Actor, EventKind, NewEvent, SqliteStore};
 
 const RUN: Duration = Duration::from_secs(3);
 
+/// Prints throughput and the median and p99 of `latencies` (sorted here).
+fn report(label: &str, events: usize, elapsed: Duration, latencies: &mut [Duration]) {
+    latencies.sort();
+    println!(
+        "{label:<44} {:>8.0} durable events/s, latency median {:>7.2} ms, p99 {:>7.2} ms",
+        events as f64 / elapsed.as_secs_f64(),
+        latencies[latencies.len() / 2].as_secs_f64() * 1e3,
+        latencies[latencies.len() * 99 / 100].as_secs_f64() * 1e3,
+    );
+}
+
 fn event(n: usize, i: usize) -> NewEvent {
     NewEvent {
         ticket: None,
@@ -47,17 +58,9 @@ fn run(writers: usize, per_append: usize) {
         .into_iter()
         .flat_map(|t| t.join().unwrap())
         .collect();
-    let elapsed = start.elapsed();
-    latencies.sort();
     let events = latencies.len() * per_append;
-    let median = latencies[latencies.len() / 2];
-    let p99 = latencies[latencies.len() * 99 / 100];
-    println!(
-        "{writers:>4} appenders x {per_append:>2} events/append: {:>8.0} durable events/s, append latency median {:>7.2} ms, p99 {:>7.2} ms",
-        events as f64 / elapsed.as_secs_f64(),
-        median.as_secs_f64() * 1e3,
-        p99.as_secs_f64() * 1e3,
-    );
+    let label = format!("{writers} threads, {per_append} event(s) per append");
+    report(&label, events, start.elapsed(), &mut latencies);
 }
 
 /// The same from tokio tasks (how the hotline appends), on a 2-thread runtime.
@@ -93,14 +96,8 @@ fn run_async(tasks: usize) {
         }
         all
     });
-    let elapsed = start.elapsed();
-    latencies.sort();
-    println!(
-        "{tasks:>4} tokio tasks x  1 event/append:  {:>8.0} durable events/s, append latency median {:>7.2} ms, p99 {:>7.2} ms",
-        latencies.len() as f64 / elapsed.as_secs_f64(),
-        latencies[latencies.len() / 2].as_secs_f64() * 1e3,
-        latencies[latencies.len() * 99 / 100].as_secs_f64() * 1e3,
-    );
+    let label = format!("{tasks} tokio tasks, 1 event per append");
+    report(&label, latencies.len(), start.elapsed(), &mut latencies);
 }
 
 /// How the running hotline writes: one task queues each event as it happens
@@ -133,14 +130,8 @@ fn run_pipelined(total: usize) {
         }
         all
     });
-    let elapsed = start.elapsed();
-    latencies.sort();
-    println!(
-        "   1 task queueing {total} single events:     {:>8.0} durable events/s, queue-to-durable latency median {:>7.2} ms, p99 {:>7.2} ms",
-        total as f64 / elapsed.as_secs_f64(),
-        latencies[latencies.len() / 2].as_secs_f64() * 1e3,
-        latencies[latencies.len() * 99 / 100].as_secs_f64() * 1e3,
-    );
+    let label = format!("1 task queueing {total} events, no waiting");
+    report(&label, total, start.elapsed(), &mut latencies);
 }
 
 fn main() {
