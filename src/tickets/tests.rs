@@ -369,3 +369,45 @@ fn two_writers_on_one_file_share_the_sequences() {
     let ids: Vec<u64> = a.all_events().unwrap().iter().map(|e| e.id.0).collect();
     assert_eq!(ids, (1..=10).collect::<Vec<_>>());
 }
+
+#[test]
+fn sla_state_comes_back_from_a_reopened_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let drive = |store: &SqliteStore, sla: &mut SlaTimers, now: i64| -> Vec<&'static str> {
+        let due = sla.handle_timeout(now);
+        let stored = store.append_blocking(due).unwrap();
+        for e in &stored {
+            sla.handle_event(e);
+        }
+        stored.iter().map(|e| e.kind.name()).collect()
+    };
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let mut sla = SlaTimers::new(SlaPolicy::default());
+        for e in store
+            .append_blocking(vec![opened(T0, Severity::Ordinary, "B1")])
+            .unwrap()
+        {
+            sla.handle_event(&e);
+        }
+        assert_eq!(drive(&store, &mut sla, T0 + 25 * MIN), ["sla_warned"]);
+    } // the process ends here: store and timers are gone
+    let store = SqliteStore::open(&path).unwrap();
+    let mut sla = SlaTimers::new(SlaPolicy::default());
+    for e in store.all_events().unwrap() {
+        sla.handle_event(&e);
+    }
+    assert!(
+        drive(&store, &mut sla, T0 + 29 * MIN).is_empty(),
+        "no second warning"
+    );
+    assert_eq!(drive(&store, &mut sla, T0 + 30 * MIN), ["sla_breached"]);
+    let names: Vec<&str> = store
+        .all_events()
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.name())
+        .collect();
+    assert_eq!(names, ["ticket_opened", "sla_warned", "sla_breached"]);
+}
