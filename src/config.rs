@@ -50,6 +50,8 @@ pub struct TicketsConfig {
     pub ordinary_minutes: u32,
     pub major_minutes: u32,
     pub emergency_minutes: u32,
+    /// Category -> department for automatic dispatch.
+    pub dispatch: std::collections::BTreeMap<String, crate::tickets::Department>,
 }
 
 impl Default for TicketsConfig {
@@ -59,6 +61,7 @@ impl Default for TicketsConfig {
             ordinary_minutes: 30,
             major_minutes: 360,
             emergency_minutes: 30,
+            dispatch: crate::tickets::dispatch::default_rules(),
         }
     }
 }

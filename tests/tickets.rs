@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hotline::tickets::{EventKind, SqliteStore};
+use hotline::tickets::{Department, Event, EventKind, SqliteStore, TicketId};
 
 fn hotline() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hotline"))
@@ -185,15 +185,24 @@ fn queries_by_owner_status_building_and_department() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no ticket T42"));
 }
 
-#[test]
-fn running_hotline_raises_a_group_complaint_from_tickets_opened_elsewhere() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("events.db");
-    let config = dir.path().join("hotline.toml");
+/// A hotline running on `port` with the store `db`, killed on drop.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_hotline(dir: &std::path::Path, db: &std::path::Path, port: u16) -> Running {
+    let config = dir.join("hotline.toml");
     std::fs::write(
         &config,
         format!(
-            "[sip]\nlisten = \"127.0.0.1:34060\"\n[media]\nrtp_port_min = 34100\nrtp_port_max = 34200\n[tickets]\nstore = \"{}\"\n",
+            "[sip]\nlisten = \"127.0.0.1:{port}\"\n[media]\nrtp_port_min = {}\nrtp_port_max = {}\n[tickets]\nstore = \"{}\"\n",
+            port + 40,
+            port + 140,
             db.display()
         ),
     )
@@ -211,6 +220,63 @@ fn running_hotline_raises_a_group_complaint_from_tickets_opened_elsewhere() {
         .read_line(&mut first)
         .unwrap();
     assert!(first.contains("listening"), "{first}");
+    Running(server)
+}
+
+/// Waits up to 10 s for an event matching `want` in the store.
+fn wait_for_event(db: &std::path::Path, want: impl Fn(&Event) -> bool) -> Event {
+    let start = Instant::now();
+    loop {
+        let store = SqliteStore::open(db).unwrap();
+        if let Some(e) = store.all_events().unwrap().into_iter().find(|e| want(e)) {
+            return e;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "event never written"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn running_hotline_dispatches_by_category_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    let _server = run_hotline(dir.path(), &db, 34260);
+    tickets(
+        &db,
+        &[
+            "open",
+            "--category",
+            "lift",
+            "--building",
+            "B2",
+            "--summary",
+            "stuck on 5",
+        ],
+    );
+    tickets(&db, &["open", "--category", "unheard-of", "--summary", "?"]);
+    let dispatched = wait_for_event(&db, |e| matches!(e.kind, EventKind::Dispatched { .. }));
+    assert_eq!(dispatched.ticket, Some(TicketId(1)));
+    assert!(matches!(
+        dispatched.kind,
+        EventKind::Dispatched {
+            department: Department::Engineering,
+            ..
+        }
+    ));
+    // The ticket without a rule stays open for a person to dispatch.
+    std::thread::sleep(Duration::from_millis(1500));
+    let open = tickets(&db, &["list", "--status", "open"]);
+    assert!(open.contains("T2") && !open.contains("T1"), "{open}");
+}
+
+#[test]
+fn running_hotline_raises_a_group_complaint_from_tickets_opened_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    let _server = run_hotline(dir.path(), &db, 34060);
     // Three owners of building B7 complain about noise, through the CLI (another process).
     for owner in ["O-1", "O-2", "O-3"] {
         tickets(
@@ -228,33 +294,9 @@ fn running_hotline_raises_a_group_complaint_from_tickets_opened_elsewhere() {
             ],
         );
     }
-    let start = Instant::now();
-    // Killed even when an assertion below fails.
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let server = Kill(server);
-    let alert = loop {
-        let store = SqliteStore::open(&db).unwrap();
-        let found = store
-            .all_events()
-            .unwrap()
-            .into_iter()
-            .find(|e| matches!(e.kind, EventKind::GroupComplaintRaised { .. }));
-        if let Some(e) = found {
-            break e;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no group complaint raised"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    drop(server);
+    let alert = wait_for_event(&db, |e| {
+        matches!(e.kind, EventKind::GroupComplaintRaised { .. })
+    });
     assert!(matches!(
         alert.kind,
         EventKind::GroupComplaintRaised { ref building, ref category, owners: 3, .. }

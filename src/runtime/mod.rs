@@ -125,6 +125,7 @@ impl Hotline {
             store.clone(),
             config.tickets.sla_policy(),
             GroupRule::default(),
+            crate::tickets::dispatch::AutoDispatch::new(&config.tickets.dispatch),
             history_until,
         ));
         let mut switch = Switch::new(config.switch_config(rand::random()));

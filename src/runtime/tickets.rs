@@ -4,7 +4,8 @@
 //! The log is the meeting point: the task replays it at start, then reads
 //! what was appended since (by this process or another, such as the
 //! `hotline tickets` CLI) once a second or when an SLA deadline is due, feeds
-//! the cores, and appends the warnings, breaches and alerts they return.
+//! the cores, and appends the dispatches, warnings, breaches and alerts they
+//! return.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use tracing::{error, info, warn};
 
 use crate::call::{CallEnded, Output};
+use crate::tickets::dispatch::AutoDispatch;
 use crate::tickets::group::{GroupComplaints, GroupRule};
 use crate::tickets::sla::{SlaPolicy, SlaTimers};
 use crate::tickets::{Actor, EventId, EventKind, NewEvent, SqliteStore, StoreError};
@@ -95,6 +97,7 @@ pub async fn watch(
     store: Arc<SqliteStore>,
     policy: SlaPolicy,
     rule: GroupRule,
+    mut dispatch: AutoDispatch,
     replay_until: EventId,
 ) {
     let mut sla = SlaTimers::new(policy);
@@ -102,7 +105,16 @@ pub async fn watch(
     let mut last = EventId(0);
     let mut replayed = false;
     loop {
-        match feed(&store, &mut sla, &mut groups, &mut last, replay_until).await {
+        match feed(
+            &store,
+            &mut sla,
+            &mut groups,
+            &mut dispatch,
+            &mut last,
+            replay_until,
+        )
+        .await
+        {
             Ok(n) if !replayed => {
                 info!(events = n, "ticket log replayed");
                 replayed = true;
@@ -110,7 +122,8 @@ pub async fn watch(
             Ok(_) => {}
             Err(e) => warn!(error = %e, "reading the ticket log"),
         }
-        let due = sla.handle_timeout(now_ms());
+        let mut due = sla.handle_timeout(now_ms());
+        due.extend(dispatch.poll_dispatches(now_ms()));
         append(&store, due).await;
         let wait = sla
             .poll_timeout()
@@ -125,6 +138,7 @@ async fn feed(
     store: &SqliteStore,
     sla: &mut SlaTimers,
     groups: &mut GroupComplaints,
+    dispatch: &mut AutoDispatch,
     last: &mut EventId,
     replay_until: EventId,
 ) -> Result<usize, StoreError> {
@@ -138,6 +152,7 @@ async fn feed(
         let mut alerts = Vec::new();
         for e in &events {
             sla.handle_event(e);
+            dispatch.handle_event(e);
             if let Some(alert) = groups.handle_event(e)
                 && e.id > replay_until
             {

@@ -6,6 +6,7 @@
 //! * `projection`: ticket state folded from events, replayable;
 //! * `sla`: sans-IO warning/breach timers, rebuilt from the log on restart.
 
+pub mod dispatch;
 pub mod event;
 pub mod group;
 pub mod projection;
