@@ -52,6 +52,10 @@ pub struct TicketsConfig {
     pub emergency_minutes: u32,
     /// Category -> department for automatic dispatch.
     pub dispatch: std::collections::BTreeMap<String, crate::tickets::Department>,
+    /// Department -> URL that receives each dispatch as a JSON POST.
+    pub webhooks: std::collections::BTreeMap<crate::tickets::Department, String>,
+    /// POSTs per dispatch before it is recorded as failed.
+    pub webhook_attempts: u32,
 }
 
 impl Default for TicketsConfig {
@@ -62,6 +66,8 @@ impl Default for TicketsConfig {
             major_minutes: 360,
             emergency_minutes: 30,
             dispatch: crate::tickets::dispatch::default_rules(),
+            webhooks: std::collections::BTreeMap::new(),
+            webhook_attempts: 8,
         }
     }
 }
@@ -220,6 +226,23 @@ impl Config {
                 "SLA commitments must be above 0 minutes".into(),
             ));
         }
+        for (department, url) in &t.webhooks {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "tickets.webhooks",
+                    format!(
+                        "{}: {url:?} is not an http:// or https:// URL",
+                        department.as_str()
+                    ),
+                ));
+            }
+        }
+        if t.webhook_attempts == 0 {
+            return Err(invalid(
+                "tickets.webhook_attempts",
+                "must be above 0".into(),
+            ));
+        }
         if !["en", "zh"].contains(&self.prompts.language.as_str()) {
             return Err(invalid(
                 "prompts.language",
@@ -297,6 +320,14 @@ mod tests {
         assert!(err.to_string().contains("media.rtp_port_min"));
         let err = parse("[prompts]\nlanguage = \"fr\"\n").unwrap_err();
         assert!(err.to_string().contains("prompts.language"));
+    }
+
+    #[test]
+    fn webhook_must_be_an_http_url_and_department_known() {
+        let err = parse("[tickets.webhooks]\nengineering = \"ftp://x\"\n").unwrap_err();
+        assert!(err.to_string().contains("tickets.webhooks"), "{err}");
+        let err = parse("[tickets.webhooks]\nplumbing = \"http://x\"\n").unwrap_err();
+        assert!(err.to_string().contains("plumbing"), "{err}");
     }
 
     #[test]

@@ -196,11 +196,20 @@ impl Drop for Running {
 }
 
 fn run_hotline(dir: &std::path::Path, db: &std::path::Path, port: u16) -> Running {
+    run_hotline_with(dir, db, port, "")
+}
+
+fn run_hotline_with(
+    dir: &std::path::Path,
+    db: &std::path::Path,
+    port: u16,
+    extra: &str,
+) -> Running {
     let config = dir.join("hotline.toml");
     std::fs::write(
         &config,
         format!(
-            "[sip]\nlisten = \"127.0.0.1:{port}\"\n[media]\nrtp_port_min = {}\nrtp_port_max = {}\n[tickets]\nstore = \"{}\"\n",
+            "[sip]\nlisten = \"127.0.0.1:{port}\"\n[media]\nrtp_port_min = {}\nrtp_port_max = {}\n[tickets]\nstore = \"{}\"\n{extra}",
             port + 40,
             port + 140,
             db.display()
@@ -302,4 +311,104 @@ fn running_hotline_raises_a_group_complaint_from_tickets_opened_elsewhere() {
         EventKind::GroupComplaintRaised { ref building, ref category, owners: 3, .. }
             if building == "B7" && category == "noise"
     ));
+}
+
+/// A department's webhook receiver: answers 503 to the first POST and 200
+/// after, and keeps the bodies.
+fn webhook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/dispatch", listener.local_addr().unwrap());
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let n = stream.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break Some(body.to_string());
+                    }
+                }
+            };
+            let Some(body) = body else { continue };
+            let first = {
+                let mut b = seen.lock().unwrap();
+                b.push(body);
+                b.len() == 1
+            };
+            let status = if first {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            let _ = stream.write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    });
+    (url, bodies)
+}
+
+#[test]
+fn dispatch_is_posted_to_the_department_webhook_and_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    let (url, bodies) = webhook_receiver();
+    let _server = run_hotline_with(
+        dir.path(),
+        &db,
+        34460,
+        &format!("[tickets.webhooks]\nengineering = \"{url}\"\n"),
+    );
+    tickets(
+        &db,
+        &[
+            "open",
+            "--category",
+            "water",
+            "--severity",
+            "major",
+            "--owner",
+            "O-9",
+            "--building",
+            "B5",
+            "--summary",
+            "pipe burst",
+        ],
+    );
+    let delivered = wait_for_event(&db, |e| {
+        matches!(e.kind, EventKind::DispatchDelivered { .. })
+    });
+    assert!(matches!(
+        delivered.kind,
+        EventKind::DispatchDelivered {
+            department: Department::Engineering,
+            attempts: 2
+        }
+    ));
+    let bodies = bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 2, "refused once, taken on the retry");
+    let notice: serde_json::Value = serde_json::from_str(&bodies[1]).unwrap();
+    assert_eq!(notice["ticket"], 1);
+    assert_eq!(notice["building"], "B5");
+    assert_eq!(notice["severity"], "major");
+    assert_eq!(notice["department"], "engineering");
 }

@@ -126,6 +126,10 @@ impl Hotline {
             config.tickets.sla_policy(),
             GroupRule::default(),
             crate::tickets::dispatch::AutoDispatch::new(&config.tickets.dispatch),
+            crate::tickets::webhook::Deliveries::new(
+                config.tickets.webhooks.clone(),
+                config.tickets.webhook_attempts,
+            ),
             history_until,
         ));
         let mut switch = Switch::new(config.switch_config(rand::random()));

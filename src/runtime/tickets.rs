@@ -5,7 +5,7 @@
 //! what was appended since (by this process or another, such as the
 //! `hotline tickets` CLI) once a second or when an SLA deadline is due, feeds
 //! the cores, and appends the dispatches, warnings, breaches and alerts they
-//! return.
+//! return. Dispatches to a department with a webhook are POSTed from here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,8 @@ use crate::call::{CallEnded, Output};
 use crate::tickets::dispatch::AutoDispatch;
 use crate::tickets::group::{GroupComplaints, GroupRule};
 use crate::tickets::sla::{SlaPolicy, SlaTimers};
-use crate::tickets::{Actor, EventId, EventKind, NewEvent, SqliteStore, StoreError};
+use crate::tickets::webhook::{Deliveries, Delivery};
+use crate::tickets::{Actor, EventId, EventKind, NewEvent, SqliteStore, StoreError, TicketId};
 
 const POLL: Duration = Duration::from_secs(1);
 
@@ -98,23 +99,26 @@ pub async fn watch(
     policy: SlaPolicy,
     rule: GroupRule,
     mut dispatch: AutoDispatch,
+    mut deliveries: Deliveries,
     replay_until: EventId,
 ) {
     let mut sla = SlaTimers::new(policy);
     let mut groups = GroupComplaints::new(rule);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("HTTP client");
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut last = EventId(0);
     let mut replayed = false;
     loop {
-        match feed(
-            &store,
-            &mut sla,
-            &mut groups,
-            &mut dispatch,
-            &mut last,
-            replay_until,
-        )
-        .await
-        {
+        let cores = Cores {
+            sla: &mut sla,
+            groups: &mut groups,
+            dispatch: &mut dispatch,
+            deliveries: &mut deliveries,
+        };
+        match feed(&store, cores, &mut last, replay_until).await {
             Ok(n) if !replayed => {
                 info!(events = n, "ticket log replayed");
                 replayed = true;
@@ -125,20 +129,61 @@ pub async fn watch(
         let mut due = sla.handle_timeout(now_ms());
         due.extend(dispatch.poll_dispatches(now_ms()));
         append(&store, due).await;
-        let wait = sla
-            .poll_timeout()
+        for delivery in deliveries.poll_due(now_ms()) {
+            tokio::spawn(post(client.clone(), delivery, done_tx.clone()));
+        }
+        let next = [sla.poll_timeout(), deliveries.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        let wait = next
             .map(|at| Duration::from_millis((at - now_ms()).max(0) as u64))
             .unwrap_or(POLL)
             .min(POLL);
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            Some((ticket, result)) = done_rx.recv() => {
+                if let Err(e) = &result {
+                    warn!(%ticket, error = %e, "dispatch webhook");
+                }
+                if let Some(event) = deliveries.handle_result(ticket, result, now_ms()) {
+                    append(&store, vec![event]).await;
+                }
+            }
+        }
     }
+}
+
+/// POSTs one dispatch; 2xx is taken, anything else is an error to retry.
+async fn post(
+    client: reqwest::Client,
+    delivery: Delivery,
+    done: tokio::sync::mpsc::UnboundedSender<(TicketId, Result<(), String>)>,
+) {
+    let result = match client
+        .post(&delivery.url)
+        .json(&delivery.notice)
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
+        Err(e) => Err(e.to_string()),
+    };
+    let _ = done.send((delivery.ticket, result));
+}
+
+/// The sans-IO cores fed from the log.
+struct Cores<'a> {
+    sla: &'a mut SlaTimers,
+    groups: &'a mut GroupComplaints,
+    dispatch: &'a mut AutoDispatch,
+    deliveries: &'a mut Deliveries,
 }
 
 async fn feed(
     store: &SqliteStore,
-    sla: &mut SlaTimers,
-    groups: &mut GroupComplaints,
-    dispatch: &mut AutoDispatch,
+    cores: Cores<'_>,
     last: &mut EventId,
     replay_until: EventId,
 ) -> Result<usize, StoreError> {
@@ -151,9 +196,10 @@ async fn feed(
         total += events.len();
         let mut alerts = Vec::new();
         for e in &events {
-            sla.handle_event(e);
-            dispatch.handle_event(e);
-            if let Some(alert) = groups.handle_event(e)
+            cores.sla.handle_event(e);
+            cores.dispatch.handle_event(e);
+            cores.deliveries.handle_event(e);
+            if let Some(alert) = cores.groups.handle_event(e)
                 && e.id > replay_until
             {
                 warn!(?alert.kind, "group complaint");

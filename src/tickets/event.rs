@@ -47,7 +47,7 @@ impl std::str::FromStr for Severity {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Department {
     Engineering,
@@ -161,6 +161,17 @@ pub enum EventKind {
     SlaBreached {
         deadline_ms: i64,
     },
+    /// The department's webhook took the dispatch.
+    DispatchDelivered {
+        department: Department,
+        attempts: u32,
+    },
+    /// The department's webhook refused or was unreachable every time.
+    DispatchFailed {
+        department: Department,
+        attempts: u32,
+        error: String,
+    },
     /// Several owners of one building reported the same thing within a
     /// short time: a group complaint in the making, for a supervisor now.
     GroupComplaintRaised {
@@ -197,6 +208,8 @@ impl EventKind {
             EventKind::SlaWarned { .. } => "sla_warned",
             EventKind::SlaBreached { .. } => "sla_breached",
             EventKind::GroupComplaintRaised { .. } => "group_complaint_raised",
+            EventKind::DispatchDelivered { .. } => "dispatch_delivered",
+            EventKind::DispatchFailed { .. } => "dispatch_failed",
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod projection;
 pub mod query;
 pub mod sla;
 pub mod sqlite;
+pub mod webhook;
 
 pub use event::{Actor, Department, Event, EventId, EventKind, NewEvent, Severity, TicketId};
 pub use projection::{Status, Ticket, Tickets};
