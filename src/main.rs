@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use hotline::config::Config;
 use hotline::runtime::Hotline;
+use hotline::runtime::tickets::now_ms;
 use hotline::tickets::query::{Query, TABLE_HEADER, table_line};
 use hotline::tickets::{
     Actor, Department, EventKind, NewEvent, Severity, SqliteStore, Status, TicketId, Tickets,
@@ -164,13 +165,6 @@ fn main() -> ExitCode {
             }
         },
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 fn tickets(args: StoreArgs, command: TicketCommand) -> Result<(), String> {

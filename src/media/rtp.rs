@@ -82,10 +82,6 @@ impl RtpStream {
         self.params.remote = remote;
     }
 
-    pub fn remote(&self) -> SocketAddr {
-        self.params.remote
-    }
-
     pub fn is_playing(&self) -> bool {
         self.playout.is_some()
     }

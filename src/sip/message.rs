@@ -110,9 +110,6 @@ pub enum Message {
 }
 
 impl Request {
-    pub fn method(&self) -> &rsip::Method {
-        &self.inner.method
-    }
     pub fn body(&self) -> &[u8] {
         &self.inner.body
     }

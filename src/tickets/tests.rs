@@ -210,29 +210,28 @@ fn newer_schema_is_refused() {
 
 // ---- SLA ------------------------------------------------------------------
 
-/// Stores events in memory like the log would, assigning ids.
-#[derive(Default)]
+/// The real store in a temporary folder: the SLA tests read back exactly
+/// what a running hotline would.
 struct Log {
-    events: Vec<Event>,
+    _dir: tempfile::TempDir,
+    store: SqliteStore,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("events.db")).unwrap();
+        Self { _dir: dir, store }
+    }
 }
 
 impl Log {
     fn append(&mut self, e: NewEvent) -> Event {
-        let id = EventId(self.events.len() as u64 + 1);
-        let ticket = match (&e.kind, e.ticket) {
-            (EventKind::TicketOpened { .. }, None) => Some(TicketId(id.0)),
-            (_, t) => t,
-        };
-        let stored = Event {
-            id,
-            ticket,
-            call: e.call,
-            at_ms: e.at_ms,
-            actor: e.actor,
-            kind: e.kind,
-        };
-        self.events.push(stored.clone());
-        stored
+        self.store.append_blocking(vec![e]).unwrap().remove(0)
+    }
+
+    fn events(&self) -> Vec<Event> {
+        self.store.all_events().unwrap()
     }
 
     /// Runs the timers from `from` to `to` in one-minute steps, appending and
@@ -304,7 +303,7 @@ fn sla_survives_a_restart_without_repeating_itself() {
     // timers are rebuilt from the log alone.
     drop(sla);
     let mut sla = SlaTimers::new(SlaPolicy::default());
-    for e in &log.events {
+    for e in &log.events() {
         sla.handle_event(e);
     }
     // What fell due while down comes out at once (the first ticket's breach,
