@@ -1,11 +1,16 @@
-//! Durable appends to the embedded event store: events/s and median latency
-//! with N concurrent appenders, each waiting for its event to be committed
-//! (fsynced) before appending the next. Run: `cargo bench --bench event_store`.
+//! Durable appends to the event store: events/s and median latency with N
+//! concurrent appenders, each waiting for its event to be committed
+//! (flushed) before appending the next.
+//!
+//! Run: `cargo bench --bench event_store` (SQLite only), or with
+//! `HOTLINE_BENCH_POSTGRES=postgres://user:pw@127.0.0.1/db` for PostgreSQL
+//! too: that database's `events` and `hotline_schema` tables are dropped
+//! before each run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotline::tickets::{Actor, EventKind, NewEvent, SqliteStore};
+use hotline::tickets::{Actor, EventKind, NewEvent, Store};
 
 const RUN: Duration = Duration::from_secs(3);
 
@@ -18,6 +23,47 @@ fn report(label: &str, events: usize, elapsed: Duration, latencies: &mut [Durati
         latencies[latencies.len() / 2].as_secs_f64() * 1e3,
         latencies[latencies.len() * 99 / 100].as_secs_f64() * 1e3,
     );
+}
+
+/// Where a run appends: a new SQLite file, or the PostgreSQL database
+/// emptied first.
+#[derive(Clone)]
+enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+/// A fresh store, and the folder that must outlive it.
+fn fresh(backend: &Backend) -> (Store, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("bench.db");
+            (Store::open(path.to_str().unwrap()).unwrap(), Some(dir))
+        }
+        Backend::Postgres(url) => {
+            let url2 = url.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let (client, conn) = tokio_postgres::connect(&url2, tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                    tokio::spawn(conn);
+                    client
+                        .batch_execute("DROP TABLE IF EXISTS events, hotline_schema")
+                        .await
+                        .unwrap();
+                })
+            })
+            .join()
+            .unwrap();
+            (Store::open(url).unwrap(), None)
+        }
+    }
 }
 
 fn event(n: usize, i: usize) -> NewEvent {
@@ -33,9 +79,9 @@ fn event(n: usize, i: usize) -> NewEvent {
     }
 }
 
-fn run(writers: usize, per_append: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap());
+fn run(backend: &Backend, writers: usize, per_append: usize) {
+    let (store, _dir) = fresh(backend);
+    let store = Arc::new(store);
     let start = Instant::now();
     let threads: Vec<_> = (0..writers)
         .map(|n| {
@@ -64,9 +110,9 @@ fn run(writers: usize, per_append: usize) {
 }
 
 /// The same from tokio tasks (how the hotline appends), on a 2-thread runtime.
-fn run_async(tasks: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap());
+fn run_async(backend: &Backend, tasks: usize) {
+    let (store, _dir) = fresh(backend);
+    let store = Arc::new(store);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -102,9 +148,8 @@ fn run_async(tasks: usize) {
 
 /// How the running hotline writes: one task queues each event as it happens
 /// (`enqueue`, no waiting) and the acknowledgement is awaited elsewhere.
-fn run_pipelined(total: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("bench.db")).unwrap();
+fn run_pipelined(backend: &Backend, total: usize) {
+    let (store, _dir) = fresh(backend);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -139,13 +184,25 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    println!("SQLite, WAL, synchronous=FULL, one writer thread, group commit");
-    for writers in [1, 16, 64, 256] {
-        run(writers, 1);
+    let mut backends = vec![(
+        "SQLite, WAL, synchronous=FULL, one writer thread, group commit",
+        Backend::Sqlite,
+    )];
+    if let Ok(url) = std::env::var("HOTLINE_BENCH_POSTGRES") {
+        backends.push((
+            "PostgreSQL (synchronous_commit as the server says), one writer, group commit",
+            Backend::Postgres(url),
+        ));
     }
-    run(64, 10);
-    for tasks in [64, 1024] {
-        run_async(tasks);
+    for (title, backend) in &backends {
+        println!("{title}");
+        for writers in [1, 16, 64, 256] {
+            run(backend, writers, 1);
+        }
+        run(backend, 64, 10);
+        for tasks in [64, 1024] {
+            run_async(backend, tasks);
+        }
+        run_pipelined(backend, 200_000);
     }
-    run_pipelined(200_000);
 }

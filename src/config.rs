@@ -44,8 +44,9 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TicketsConfig {
-    /// The embedded event store (SQLite file).
-    pub store: PathBuf,
+    /// The event store: a SQLite file path (the embedded default) or a
+    /// `postgres://user:password@host:port/database` URL.
+    pub store: String,
     /// Commitments by severity, in minutes.
     pub ordinary_minutes: u32,
     pub major_minutes: u32,
@@ -61,7 +62,7 @@ pub struct TicketsConfig {
 impl Default for TicketsConfig {
     fn default() -> Self {
         Self {
-            store: PathBuf::from("hotline-events.db"),
+            store: "hotline-events.db".into(),
             ordinary_minutes: 30,
             major_minutes: 360,
             emergency_minutes: 30,
@@ -226,6 +227,9 @@ impl Config {
                 "SLA commitments must be above 0 minutes".into(),
             ));
         }
+        if let Err(e) = crate::tickets::store::Location::parse(&t.store) {
+            return Err(invalid("tickets.store", e.to_string()));
+        }
         for (department, url) in &t.webhooks {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(invalid(
@@ -320,6 +324,15 @@ mod tests {
         assert!(err.to_string().contains("media.rtp_port_min"));
         let err = parse("[prompts]\nlanguage = \"fr\"\n").unwrap_err();
         assert!(err.to_string().contains("prompts.language"));
+    }
+
+    #[test]
+    fn store_must_be_a_path_or_a_postgres_url() {
+        assert!(parse("[tickets]\nstore = \"postgres://h:pw@127.0.0.1/hotline\"\n").is_ok());
+        let err = parse("[tickets]\nstore = \"redis://x\"\n").unwrap_err();
+        assert!(err.to_string().contains("tickets.store"), "{err}");
+        let err = parse("[tickets]\nstore = \"postgres://h:pw@x:port/db\"\n").unwrap_err();
+        assert!(err.to_string().contains("tickets.store"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //!        runtime::media (one RTP socket per call, one pacing task for all)
 //!               └── media::{rtp, g711, dtmf, prompt, ports} (sans-IO)
 //!
-//!        call started / digits / ended ──► tickets::SqliteStore (append-only log)
+//!        call started / digits / ended ──► tickets::Store (append-only log)
 //!        runtime::tickets (watches the log) ──► tickets::{sla, group} (sans-IO)
 //! ```
 //! One call: an INVITE datagram is parsed by `sip::message`, matched (or

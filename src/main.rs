@@ -9,7 +9,7 @@ use hotline::runtime::Hotline;
 use hotline::runtime::tickets::now_ms;
 use hotline::tickets::query::{Query, TABLE_HEADER, table_line};
 use hotline::tickets::{
-    Actor, Department, EventKind, NewEvent, Severity, SqliteStore, Status, TicketId, Tickets,
+    Actor, Department, EventKind, NewEvent, Severity, Status, Store, TicketId, Tickets,
 };
 
 #[derive(Parser)]
@@ -46,9 +46,9 @@ struct StoreArgs {
     /// Config file naming the store ([tickets] store).
     #[arg(long, short, global = true)]
     config: Option<PathBuf>,
-    /// The store file, instead of the one in the config.
+    /// The store (SQLite file or postgres:// URL), instead of the config's.
     #[arg(long, global = true)]
-    store: Option<PathBuf>,
+    store: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -172,12 +172,18 @@ fn tickets(args: StoreArgs, command: TicketCommand) -> Result<(), String> {
         Some(p) => Config::load(p).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
-    let path = args.store.unwrap_or_else(|| config.tickets.store.clone());
-    let store = SqliteStore::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let location = args.store.unwrap_or_else(|| config.tickets.store.clone());
+    let store = Store::open(&location)
+        .map_err(|e| format!("{}: {e}", hotline::tickets::store::hide_password(&location)))?;
+    // Reads are async (PostgreSQL); appends below block this plain thread.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     let now = now_ms();
     let known = |id: u64| -> Result<TicketId, String> {
-        let events = store
-            .ticket_events(TicketId(id))
+        let events = rt
+            .block_on(store.ticket_events(TicketId(id)))
             .map_err(|e| e.to_string())?;
         match events.first() {
             Some(e) if matches!(e.kind, EventKind::TicketOpened { .. }) => Ok(TicketId(id)),
@@ -217,7 +223,7 @@ fn tickets(args: StoreArgs, command: TicketCommand) -> Result<(), String> {
                 department,
                 overdue_at_ms: overdue.then_some(now),
             };
-            let all = Tickets::replay(&store.all_events().map_err(|e| e.to_string())?);
+            let all = Tickets::replay(&rt.block_on(store.all_events()).map_err(|e| e.to_string())?);
             if !json {
                 println!("{TABLE_HEADER}");
             }
@@ -231,7 +237,9 @@ fn tickets(args: StoreArgs, command: TicketCommand) -> Result<(), String> {
         }
         TicketCommand::Show { id } => {
             let id = known(id)?;
-            let events = store.ticket_events(id).map_err(|e| e.to_string())?;
+            let events = rt
+                .block_on(store.ticket_events(id))
+                .map_err(|e| e.to_string())?;
             let tickets = Tickets::replay(&events);
             println!(
                 "{}",
@@ -299,7 +307,7 @@ fn tickets(args: StoreArgs, command: TicketCommand) -> Result<(), String> {
 
 /// Appends `events` call events from `writers` threads; prints every id once
 /// the store acknowledged it (stdout is flushed per line).
-fn stress(store: SqliteStore, writers: usize, events: usize, tag: &str) {
+fn stress(store: Store, writers: usize, events: usize, tag: &str) {
     use std::io::Write;
     let store = std::sync::Arc::new(store);
     let per_writer = events.div_ceil(writers.max(1));

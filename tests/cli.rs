@@ -87,3 +87,31 @@ fn port_in_use_is_a_clear_error() {
     assert_eq!(code, 1);
     assert!(err.contains("cannot listen for SIP on UDP"), "{err}");
 }
+
+#[test]
+fn unreachable_postgres_store_is_a_clear_error_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        &dir,
+        "[sip]\nlisten = \"127.0.0.1:35990\"\n[tickets]\nstore = \"postgres://hotline:secret@127.0.0.1:1/hotline\"\n",
+    );
+    let (code, _, err) = hotline(&["run", "--config", &config]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("ticket store postgres://hotline:***@127.0.0.1:1/hotline")
+            && err.contains("Connection refused"),
+        "{err}"
+    );
+    assert!(!err.contains("secret"), "{err}");
+    let (code, _, err) = hotline(&[
+        "tickets",
+        "--store",
+        "postgres://hotline:secret@127.0.0.1:1/hotline",
+        "list",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("Connection refused") && !err.contains("secret"),
+        "{err}"
+    );
+}

@@ -4,23 +4,42 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hotline::tickets::{Department, Event, EventKind, SqliteStore, TicketId};
+mod common;
+
+use common::stores::{TestStore, all_events};
+use hotline::tickets::{Department, Event, EventKind, TicketId};
 
 fn hotline() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hotline"))
 }
 
 #[test]
-fn kill_9_loses_no_acknowledged_event_and_duplicates_none() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("events.db");
+fn kill_9_loses_no_acknowledged_event_and_duplicates_none_sqlite() {
+    kill_9_loses_no_acknowledged_event_and_duplicates_none(&TestStore::sqlite().location);
+}
+
+#[test]
+fn kill_9_loses_no_acknowledged_event_and_duplicates_none_postgres() {
+    if let Some(db) = TestStore::postgres() {
+        kill_9_loses_no_acknowledged_event_and_duplicates_none(&db.location);
+    }
+}
+
+fn kill_9_loses_no_acknowledged_event_and_duplicates_none(db: &str) {
     let mut acked: Vec<(u64, String)> = Vec::new();
     // Two rounds: a crash, then appending on top of the recovered file and a second crash.
     for round in 0..2 {
         let mut child = hotline()
-            .args(["tickets", "--store"])
-            .arg(&db)
-            .args(["stress", "--writers", "16", "--tag", &format!("r{round}")])
+            .args([
+                "tickets",
+                "--store",
+                db,
+                "stress",
+                "--writers",
+                "16",
+                "--tag",
+                &format!("r{round}"),
+            ])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -43,8 +62,7 @@ fn kill_9_loses_no_acknowledged_event_and_duplicates_none() {
         }
         assert!(acked.len() >= before + 3000, "appends went too slowly");
     }
-    let store = SqliteStore::open(&db).unwrap();
-    let events = store.all_events().unwrap();
+    let events = all_events(db);
     let by_id: std::collections::HashMap<u64, &hotline::tickets::Event> =
         events.iter().map(|e| (e.id.0, e)).collect();
     for (id, _) in &acked {
@@ -72,7 +90,7 @@ fn kill_9_loses_no_acknowledged_event_and_duplicates_none() {
     assert_eq!(ids.len(), acked.len(), "an id acknowledged twice");
 }
 
-fn tickets(db: &std::path::Path, args: &[&str]) -> String {
+fn tickets(db: &str, args: &[&str]) -> String {
     let out = hotline()
         .args(["tickets", "--store"])
         .arg(db)
@@ -88,11 +106,20 @@ fn tickets(db: &std::path::Path, args: &[&str]) -> String {
 }
 
 #[test]
-fn queries_by_owner_status_building_and_department() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("events.db");
+fn queries_by_owner_status_building_and_department_sqlite() {
+    queries_by_owner_status_building_and_department(&TestStore::sqlite().location);
+}
+
+#[test]
+fn queries_by_owner_status_building_and_department_postgres() {
+    if let Some(db) = TestStore::postgres() {
+        queries_by_owner_status_building_and_department(&db.location);
+    }
+}
+
+fn queries_by_owner_status_building_and_department(db: &str) {
     tickets(
-        &db,
+        db,
         &[
             "open",
             "--category",
@@ -108,7 +135,7 @@ fn queries_by_owner_status_building_and_department() {
         ],
     );
     tickets(
-        &db,
+        db,
         &[
             "open",
             "--category",
@@ -122,7 +149,7 @@ fn queries_by_owner_status_building_and_department() {
         ],
     );
     tickets(
-        &db,
+        db,
         &[
             "open",
             "--category",
@@ -136,7 +163,7 @@ fn queries_by_owner_status_building_and_department() {
         ],
     );
     tickets(
-        &db,
+        db,
         &[
             "dispatch",
             "1",
@@ -146,39 +173,37 @@ fn queries_by_owner_status_building_and_department() {
             "Li Wei",
         ],
     );
-    tickets(&db, &["dispatch", "3", "--department", "security"]);
-    tickets(&db, &["resolve", "3", "--note", "spoke to the neighbour"]);
-    tickets(&db, &["confirm", "3"]);
+    tickets(db, &["dispatch", "3", "--department", "security"]);
+    tickets(db, &["resolve", "3", "--note", "spoke to the neighbour"]);
+    tickets(db, &["confirm", "3"]);
     let ids = |out: String| -> Vec<String> {
         out.lines()
             .skip(1)
             .map(|l| l.split_whitespace().next().unwrap().to_string())
             .collect()
     };
-    assert_eq!(ids(tickets(&db, &["list"])), ["T1", "T2", "T3"]);
-    assert_eq!(ids(tickets(&db, &["list", "--owner", "O-1"])), ["T1", "T3"]);
+    assert_eq!(ids(tickets(db, &["list"])), ["T1", "T2", "T3"]);
+    assert_eq!(ids(tickets(db, &["list", "--owner", "O-1"])), ["T1", "T3"]);
     assert_eq!(
-        ids(tickets(&db, &["list", "--building", "B1"])),
+        ids(tickets(db, &["list", "--building", "B1"])),
         ["T2", "T3"]
     );
     assert_eq!(
-        ids(tickets(&db, &["list", "--department", "engineering"])),
+        ids(tickets(db, &["list", "--department", "engineering"])),
         ["T1"]
     );
-    assert_eq!(ids(tickets(&db, &["list", "--status", "closed"])), ["T3"]);
-    assert_eq!(ids(tickets(&db, &["list", "--status", "open"])), ["T2"]);
+    assert_eq!(ids(tickets(db, &["list", "--status", "closed"])), ["T3"]);
+    assert_eq!(ids(tickets(db, &["list", "--status", "open"])), ["T2"]);
     assert!(
-        ids(tickets(&db, &["list", "--overdue"])).is_empty(),
+        ids(tickets(db, &["list", "--overdue"])).is_empty(),
         "fresh promises are not overdue"
     );
-    let json = tickets(&db, &["list", "--json", "--status", "closed"]);
+    let json = tickets(db, &["list", "--json", "--status", "closed"]);
     let t: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(t["department"], "security");
     // A ticket that does not exist is an error, not a new ticket.
     let out = hotline()
-        .args(["tickets", "--store"])
-        .arg(&db)
-        .args(["resolve", "42"])
+        .args(["tickets", "--store", db, "resolve", "42"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -195,16 +220,11 @@ impl Drop for Running {
     }
 }
 
-fn run_hotline(dir: &std::path::Path, db: &std::path::Path, port: u16) -> Running {
+fn run_hotline(dir: &std::path::Path, db: &str, port: u16) -> Running {
     run_hotline_with(dir, db, port, "")
 }
 
-fn run_hotline_with(
-    dir: &std::path::Path,
-    db: &std::path::Path,
-    port: u16,
-    extra: &str,
-) -> Running {
+fn run_hotline_with(dir: &std::path::Path, db: &str, port: u16, extra: &str) -> Running {
     let config = dir.join("hotline.toml");
     std::fs::write(
         &config,
@@ -212,7 +232,7 @@ fn run_hotline_with(
             "[sip]\nlisten = \"127.0.0.1:{port}\"\n[media]\nrtp_port_min = {}\nrtp_port_max = {}\n[tickets]\nstore = \"{}\"\n{extra}",
             port + 40,
             port + 140,
-            db.display()
+            db
         ),
     )
     .unwrap();
@@ -233,11 +253,10 @@ fn run_hotline_with(
 }
 
 /// Waits up to 10 s for an event matching `want` in the store.
-fn wait_for_event(db: &std::path::Path, want: impl Fn(&Event) -> bool) -> Event {
+fn wait_for_event(db: &str, want: impl Fn(&Event) -> bool) -> Event {
     let start = Instant::now();
     loop {
-        let store = SqliteStore::open(db).unwrap();
-        if let Some(e) = store.all_events().unwrap().into_iter().find(|e| want(e)) {
+        if let Some(e) = all_events(db).into_iter().find(|e| want(e)) {
             return e;
         }
         assert!(
@@ -249,12 +268,22 @@ fn wait_for_event(db: &std::path::Path, want: impl Fn(&Event) -> bool) -> Event 
 }
 
 #[test]
-fn running_hotline_dispatches_by_category_rule() {
+fn running_hotline_dispatches_by_category_rule_sqlite() {
+    running_hotline_dispatches_by_category_rule(&TestStore::sqlite().location, 34260);
+}
+
+#[test]
+fn running_hotline_dispatches_by_category_rule_postgres() {
+    if let Some(db) = TestStore::postgres() {
+        running_hotline_dispatches_by_category_rule(&db.location, 34660);
+    }
+}
+
+fn running_hotline_dispatches_by_category_rule(db: &str, port: u16) {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("events.db");
-    let _server = run_hotline(dir.path(), &db, 34260);
+    let _server = run_hotline(dir.path(), db, port);
     tickets(
-        &db,
+        db,
         &[
             "open",
             "--category",
@@ -265,8 +294,8 @@ fn running_hotline_dispatches_by_category_rule() {
             "stuck on 5",
         ],
     );
-    tickets(&db, &["open", "--category", "unheard-of", "--summary", "?"]);
-    let dispatched = wait_for_event(&db, |e| matches!(e.kind, EventKind::Dispatched { .. }));
+    tickets(db, &["open", "--category", "unheard-of", "--summary", "?"]);
+    let dispatched = wait_for_event(db, |e| matches!(e.kind, EventKind::Dispatched { .. }));
     assert_eq!(dispatched.ticket, Some(TicketId(1)));
     assert!(matches!(
         dispatched.kind,
@@ -277,19 +306,20 @@ fn running_hotline_dispatches_by_category_rule() {
     ));
     // The ticket without a rule stays open for a person to dispatch.
     std::thread::sleep(Duration::from_millis(1500));
-    let open = tickets(&db, &["list", "--status", "open"]);
+    let open = tickets(db, &["list", "--status", "open"]);
     assert!(open.contains("T2") && !open.contains("T1"), "{open}");
 }
 
 #[test]
 fn running_hotline_raises_a_group_complaint_from_tickets_opened_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("events.db");
-    let _server = run_hotline(dir.path(), &db, 34060);
+    let store = TestStore::sqlite();
+    let db = store.location.as_str();
+    let _server = run_hotline(dir.path(), db, 34060);
     // Three owners of building B7 complain about noise, through the CLI (another process).
     for owner in ["O-1", "O-2", "O-3"] {
         tickets(
-            &db,
+            db,
             &[
                 "open",
                 "--category",
@@ -303,7 +333,7 @@ fn running_hotline_raises_a_group_complaint_from_tickets_opened_elsewhere() {
             ],
         );
     }
-    let alert = wait_for_event(&db, |e| {
+    let alert = wait_for_event(db, |e| {
         matches!(e.kind, EventKind::GroupComplaintRaised { .. })
     });
     assert!(matches!(
@@ -370,16 +400,17 @@ fn webhook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>)
 #[test]
 fn dispatch_is_posted_to_the_department_webhook_and_retried() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("events.db");
+    let store = TestStore::sqlite();
+    let db = store.location.as_str();
     let (url, bodies) = webhook_receiver();
     let _server = run_hotline_with(
         dir.path(),
-        &db,
+        db,
         34460,
         &format!("[tickets.webhooks]\nengineering = \"{url}\"\n"),
     );
     tickets(
-        &db,
+        db,
         &[
             "open",
             "--category",
@@ -394,7 +425,7 @@ fn dispatch_is_posted_to_the_department_webhook_and_retried() {
             "pipe burst",
         ],
     );
-    let delivered = wait_for_event(&db, |e| {
+    let delivered = wait_for_event(db, |e| {
         matches!(e.kind, EventKind::DispatchDelivered { .. })
     });
     assert!(matches!(

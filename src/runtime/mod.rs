@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::media::prompt::PromptSet;
 use crate::sip::message::{self, Framed};
 use crate::sip::transaction::{Peer, Transport};
-use crate::tickets::SqliteStore;
+use crate::tickets::Store;
 use crate::tickets::group::GroupRule;
 
 /// Inputs to the switch task from the other tasks.
@@ -52,11 +52,20 @@ pub enum RuntimeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot open the ticket store {path}: {source}")]
+    #[error("cannot open the ticket store {location}: {source}")]
     Store {
-        path: std::path::PathBuf,
+        location: String,
         source: crate::tickets::StoreError,
     },
+}
+
+/// Opens the store off the runtime's workers: opening connects, migrates
+/// and starts the writer thread, which may take a moment.
+async fn open_store(location: &str) -> Result<Store, crate::tickets::StoreError> {
+    let location = location.to_string();
+    tokio::task::spawn_blocking(move || Store::open(&location))
+        .await
+        .map_err(|e| crate::tickets::StoreError::Io(e.to_string()))?
 }
 
 /// Sockets bound and ready: [`Hotline::serve`] runs them.
@@ -65,7 +74,7 @@ pub struct Hotline {
     tcp: TcpListener,
     config: Config,
     prompts: PromptSet,
-    store: Arc<SqliteStore>,
+    store: Arc<Store>,
     /// The last event in the log when the hotline started.
     history_until: crate::tickets::EventId,
 }
@@ -85,17 +94,18 @@ impl Hotline {
                 addr,
                 source,
             })?;
-        let path = &config.tickets.store;
-        let store = SqliteStore::open(path).map_err(|source| RuntimeError::Store {
-            path: path.clone(),
-            source,
-        })?;
+        let location = crate::tickets::store::hide_password(&config.tickets.store);
+        let store =
+            open_store(&config.tickets.store)
+                .await
+                .map_err(|source| RuntimeError::Store {
+                    location: location.clone(),
+                    source,
+                })?;
         let history_until = store
             .last_id()
-            .map_err(|source| RuntimeError::Store {
-                path: path.clone(),
-                source,
-            })?
+            .await
+            .map_err(|source| RuntimeError::Store { location, source })?
             .unwrap_or(crate::tickets::EventId(0));
         Ok(Self {
             udp,
@@ -203,7 +213,7 @@ async fn flush(
     udp: &UdpSocket,
     tcp: &HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
     media: &mpsc::UnboundedSender<media::MediaIn>,
-    store: &SqliteStore,
+    store: &Store,
 ) {
     while let Some(out) = switch.poll_output() {
         match out {

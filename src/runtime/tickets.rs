@@ -17,7 +17,7 @@ use crate::tickets::dispatch::AutoDispatch;
 use crate::tickets::group::{GroupComplaints, GroupRule};
 use crate::tickets::sla::{SlaPolicy, SlaTimers};
 use crate::tickets::webhook::{Deliveries, Delivery};
-use crate::tickets::{Actor, EventId, EventKind, NewEvent, SqliteStore, StoreError, TicketId};
+use crate::tickets::{Actor, EventId, EventKind, NewEvent, Store, StoreError, TicketId};
 
 const POLL: Duration = Duration::from_secs(1);
 
@@ -76,7 +76,7 @@ pub fn call_events(out: &Output) -> Option<NewEvent> {
 }
 
 /// Queues `event` at once (log order = call order) and logs a failure later.
-pub fn record(store: &SqliteStore, event: NewEvent) {
+pub fn record(store: &Store, event: NewEvent) {
     match store.enqueue(vec![event]) {
         Ok(ack) => {
             tokio::spawn(async move {
@@ -95,7 +95,7 @@ pub fn record(store: &SqliteStore, event: NewEvent) {
 /// Events up to `replay_until` (the last one when the hotline started) are
 /// history: they rebuild state but raise no new alert.
 pub async fn watch(
-    store: Arc<SqliteStore>,
+    store: Arc<Store>,
     policy: SlaPolicy,
     rule: GroupRule,
     mut dispatch: AutoDispatch,
@@ -182,14 +182,14 @@ struct Cores<'a> {
 }
 
 async fn feed(
-    store: &SqliteStore,
+    store: &Store,
     cores: Cores<'_>,
     last: &mut EventId,
     replay_until: EventId,
 ) -> Result<usize, StoreError> {
     let mut total = 0;
     loop {
-        let events = store.events_after(*last, 10_000)?;
+        let events = store.events_after(*last, 10_000).await?;
         if events.is_empty() {
             return Ok(total);
         }
@@ -211,7 +211,7 @@ async fn feed(
     }
 }
 
-async fn append(store: &SqliteStore, events: Vec<NewEvent>) {
+async fn append(store: &Store, events: Vec<NewEvent>) {
     if events.is_empty() {
         return;
     }

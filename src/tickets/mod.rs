@@ -2,22 +2,26 @@
 //! ticket state derived from it, and the SLA timers that watch it.
 //!
 //! * `event`: the events (past tense, Unix-ms timestamps passed in);
-//! * `sqlite`: the embedded store (WAL, one writer thread, group commit);
+//! * `store`: the store, either back end, and what both promise;
+//! * `sqlite`: the embedded back end (WAL, one writer thread, group commit);
+//! * `postgres`: the same log in PostgreSQL, for sites beyond one machine;
 //! * `projection`: ticket state folded from events, replayable;
 //! * `sla`: sans-IO warning/breach timers, rebuilt from the log on restart.
 
 pub mod dispatch;
 pub mod event;
 pub mod group;
+pub mod postgres;
 pub mod projection;
 pub mod query;
 pub mod sla;
 pub mod sqlite;
+pub mod store;
 pub mod webhook;
 
 pub use event::{Actor, Department, Event, EventId, EventKind, NewEvent, Severity, TicketId};
 pub use projection::{Status, Ticket, Tickets};
-pub use sqlite::SqliteStore;
+pub use store::Store;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -25,6 +29,10 @@ pub enum StoreError {
     Sqlite(String),
     #[error("event store: {0}")]
     Io(String),
+    #[error("event store (PostgreSQL): {0}")]
+    Postgres(String),
+    #[error("event store location {0}")]
+    BadLocation(String),
     #[error("event store is closed")]
     Closed,
     #[error("event {id} cannot be read: {reason}")]

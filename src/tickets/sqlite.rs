@@ -13,49 +13,21 @@
 //! (SQLite's write lock orders them); ids are read under that lock.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::mpsc;
 
 use super::StoreError;
-use super::event::{Actor, Event, EventId, EventKind, NewEvent, TicketId};
+use super::event::{Event, EventId, TicketId};
+use super::store::{RawRow, Request, Sequences, Serialised, Writer, decode, gather};
 
 /// Versioned schema files, applied in order; `PRAGMA user_version` records
 /// how many ran.
 const MIGRATIONS: [&str; 1] = [include_str!("../../migrations/sqlite/0001_events.sql")];
 
-/// Most events written in one transaction.
-const MAX_BATCH: usize = 4096;
-
-enum Reply {
-    Blocking(mpsc::SyncSender<Result<Vec<Event>, StoreError>>),
-    Async(tokio::sync::oneshot::Sender<Result<Vec<Event>, StoreError>>),
-}
-
-struct Request {
-    /// Each event with its actor and body already serialised by the
-    /// appender, so that the one writer thread only writes.
-    events: Vec<(NewEvent, String, String)>,
-    reply: Reply,
-}
-
-fn serialise(events: Vec<NewEvent>) -> Vec<(NewEvent, String, String)> {
-    events
-        .into_iter()
-        .map(|e| {
-            let actor = serde_json::to_string(&e.actor).expect("actor serialises");
-            let body = serde_json::to_string(&e.kind).expect("event serialises");
-            (e, actor, body)
-        })
-        .collect()
-}
-
 pub struct SqliteStore {
     path: PathBuf,
-    /// `Option` so that drop can close the channel before joining the writer.
-    tx: Option<mpsc::Sender<Request>>,
-    writer: Option<JoinHandle<()>>,
+    pub(super) writer: Writer,
 }
 
 impl SqliteStore {
@@ -67,59 +39,15 @@ impl SqliteStore {
         migrate(&mut conn)?;
         // Other processes (the CLI) may write too: wait for their lock.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let (tx, rx) = mpsc::channel();
-        let writer = std::thread::Builder::new()
-            .name("event-writer".into())
-            .spawn(move || write_loop(conn, rx))
-            .map_err(|e| StoreError::Io(e.to_string()))?;
+        let writer = Writer::spawn("sqlite-writer", move |rx| write_loop(conn, rx))?;
         Ok(Self {
             path: path.to_path_buf(),
-            tx: Some(tx),
-            writer: Some(writer),
+            writer,
         })
     }
 
-    /// Appends `events` in order and returns them as stored, once durable.
-    /// Blocks the calling thread: not for tokio workers (use [`Self::append`]).
-    pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<Vec<Event>, StoreError> {
-        let (reply, wait) = mpsc::sync_channel(1);
-        self.send(Request {
-            events: serialise(events),
-            reply: Reply::Blocking(reply),
-        })?;
-        wait.recv().map_err(|_| StoreError::Closed)?
-    }
-
-    /// Queues `events` now (so the order of calls is the order in the log)
-    /// and returns what resolves once they are durable.
-    pub fn enqueue(
-        &self,
-        events: Vec<NewEvent>,
-    ) -> Result<tokio::sync::oneshot::Receiver<Result<Vec<Event>, StoreError>>, StoreError> {
-        let (reply, wait) = tokio::sync::oneshot::channel();
-        self.send(Request {
-            events: serialise(events),
-            reply: Reply::Async(reply),
-        })?;
-        Ok(wait)
-    }
-
-    /// Appends `events` in order and returns them as stored, once durable.
-    pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Event>, StoreError> {
-        let (reply, wait) = tokio::sync::oneshot::channel();
-        self.send(Request {
-            events: serialise(events),
-            reply: Reply::Async(reply),
-        })?;
-        wait.await.map_err(|_| StoreError::Closed)?
-    }
-
-    fn send(&self, request: Request) -> Result<(), StoreError> {
-        self.tx
-            .as_ref()
-            .ok_or(StoreError::Closed)?
-            .send(request)
-            .map_err(|_| StoreError::Closed)
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn reader(&self) -> Result<Connection, StoreError> {
@@ -164,16 +92,6 @@ impl SqliteStore {
     }
 }
 
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        // Closing the channel ends the writer after the requests already queued.
-        self.tx.take();
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
-        }
-    }
-}
-
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version as usize > MIGRATIONS.len() {
@@ -191,77 +109,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The next event id and the next ticket number (tickets have their own
-/// sequence: their numbers are read out to callers, so they must be short
-/// and consecutive). Read inside each write transaction, after taking the
-/// write lock, because another process (the `hotline tickets` CLI) may have
-/// appended since.
-#[derive(Debug, Clone, Copy)]
-struct Sequences {
-    event: u64,
-    ticket: u64,
-}
-
-fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Request>) {
-    let mut batch: Vec<Request> = Vec::new();
+fn write_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Request>) {
     let mut cache: Option<(i64, Sequences)> = None;
-    while let Ok(first) = rx.recv() {
-        let mut count = first.events.len();
-        batch.push(first);
-        while count < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => {
-                    count += r.events.len();
-                    batch.push(r);
-                }
-                Err(_) => break,
-            }
-        }
-        let mut requests = Vec::with_capacity(batch.len());
-        let mut events = Vec::with_capacity(count);
-        for request in batch.drain(..) {
-            requests.push((request.events.len(), request.reply));
-            events.extend(request.events);
-        }
-        let result = write_batch(&mut conn, events, &mut cache);
-        let mut stored = match &result {
-            Ok(stored) => stored.clone().into_iter(),
-            Err(_) => Vec::new().into_iter(),
-        };
-        for (n, reply) in requests {
-            let answer = match &result {
-                Ok(_) => Ok(stored.by_ref().take(n).collect()),
-                Err(e) => Err(e.clone()),
-            };
-            match reply {
-                Reply::Blocking(r) => {
-                    let _ = r.send(answer);
-                }
-                Reply::Async(r) => {
-                    let _ = r.send(answer);
-                }
-            }
-        }
-    }
-}
-
-fn assign(seq: &mut Sequences, e: NewEvent) -> Event {
-    let id = EventId(seq.event);
-    seq.event += 1;
-    let ticket = match (&e.kind, e.ticket) {
-        (EventKind::TicketOpened { .. }, None) => {
-            seq.ticket += 1;
-            Some(TicketId(seq.ticket - 1))
-        }
-        (_, t) => t,
-    };
-    Event {
-        id,
-        ticket,
-        call: e.call,
-        at_ms: e.at_ms,
-        actor: e.actor,
-        kind: e.kind,
+    while let Some(first) = rx.blocking_recv() {
+        let (events, replies) = gather(first, &mut rx);
+        replies.answer(write_batch(&mut conn, events, &mut cache));
     }
 }
 
@@ -272,7 +124,7 @@ fn assign(seq: &mut Sequences, e: NewEvent) -> Event {
 /// it stands still, the two MAX queries are skipped.
 fn write_batch(
     conn: &mut Connection,
-    events: Vec<(NewEvent, String, String)>,
+    events: Vec<Serialised>,
     cache: &mut Option<(i64, Sequences)>,
 ) -> Result<Vec<Event>, StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -288,8 +140,8 @@ fn write_batch(
         let mut insert = tx.prepare_cached(
             "INSERT INTO events (id, ticket, call, at_ms, actor, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for (e, actor, body) in events {
-            let e = assign(&mut seq, e);
+        for Serialised { event, actor, body } in events {
+            let e = seq.assign(event);
             insert.execute(params![
                 e.id.0 as i64,
                 e.ticket.map(|t| t.0 as i64),
@@ -321,8 +173,6 @@ fn read_sequences(tx: &rusqlite::Transaction) -> Result<Sequences, StoreError> {
     )?)
 }
 
-type RawRow = (i64, Option<i64>, Option<String>, i64, String, String);
-
 fn raw_row(r: &rusqlite::Row) -> rusqlite::Result<RawRow> {
     Ok((
         r.get(0)?,
@@ -332,19 +182,4 @@ fn raw_row(r: &rusqlite::Row) -> rusqlite::Result<RawRow> {
         r.get(4)?,
         r.get(5)?,
     ))
-}
-
-fn decode((id, ticket, call, at_ms, actor, body): RawRow) -> Result<Event, StoreError> {
-    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
-        id: id as u64,
-        reason: e.to_string(),
-    };
-    Ok(Event {
-        id: EventId(id as u64),
-        ticket: ticket.map(|t| TicketId(t as u64)),
-        call,
-        at_ms,
-        actor: serde_json::from_str::<Actor>(&actor).map_err(corrupt)?,
-        kind: serde_json::from_str::<EventKind>(&body).map_err(corrupt)?,
-    })
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a part of the harness
 
+pub mod stores;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,325 @@
+//! The PostgreSQL event store, for a site that outgrows one machine.
+//!
+//! The same shape as the SQLite store: one writer thread takes every append
+//! queued at that moment and writes it in one transaction; an appender is
+//! answered after COMMIT returns, which with PostgreSQL's defaults
+//! (`synchronous_commit = on`) is after the WAL is flushed.
+//!
+//! Ids are not a PostgreSQL sequence: sequence numbers are handed out before
+//! commit, so a transaction holding id 7 could commit after one holding id 8,
+//! and a reader following `id > last` would skip 7 for ever. Each batch
+//! instead takes `LOCK TABLE events IN EXCLUSIVE MODE` (writers wait, readers
+//! do not) and continues from `MAX(id)`; both MAX reads are index lookups.
+//!
+//! The writer thread runs its own small tokio runtime, which also drives the
+//! connection of the reading client, so the store works the same from the
+//! hotline's runtime, from the CLI and from plain threads. A connection that
+//! drops (a server restart) is made again on the next write or read.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio_postgres::{Client, NoTls, Statement};
+
+use super::StoreError;
+use super::event::{Event, EventId, TicketId};
+use super::store::{RawRow, Request, Sequences, Serialised, Writer, decode, gather, hide_password};
+
+/// Versioned schema files, applied in order; the `hotline_schema` table
+/// records how many ran.
+const MIGRATIONS: [&str; 1] = [include_str!("../../migrations/postgres/0001_events.sql")];
+
+/// Taken while migrating, so that two processes starting together do not
+/// both run a migration.
+const MIGRATION_LOCK: i64 = 0x0068_6f74_6c69_6e65; // "hotline" in ASCII
+
+const SELECT: &str = "SELECT id, ticket, call, at_ms, actor::text, body::text FROM events";
+
+pub struct PostgresStore {
+    url: String,
+    runtime: tokio::runtime::Handle,
+    /// The reading connection, replaced when it drops. A plain mutex: held
+    /// only to clone or swap the `Arc`, never across an await.
+    reader: Mutex<Arc<Client>>,
+    pub(super) writer: Writer,
+}
+
+impl PostgresStore {
+    /// Starts the writer thread, which connects and migrates; returns once
+    /// it is ready (or with why it is not). Blocks the calling thread for
+    /// that long, so a tokio caller uses `spawn_blocking`.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let writer_url = url.to_string();
+        let writer = Writer::spawn("postgres-writer", move |rx| {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(StoreError::Io(e.to_string())));
+                    return;
+                }
+            };
+            runtime.block_on(async {
+                match setup(&writer_url).await {
+                    Ok((mut client, statements, reader)) => {
+                        let _ = ready_tx.send(Ok((reader, tokio::runtime::Handle::current())));
+                        write_loop(&writer_url, &mut client, statements, rx).await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+        })?;
+        let (reader, runtime) = ready_rx.recv().map_err(|_| StoreError::Closed)??;
+        Ok(Self {
+            url: url.to_string(),
+            runtime,
+            reader: Mutex::new(Arc::new(reader)),
+            writer,
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        hide_password(&self.url)
+    }
+
+    /// The reading client, connected again (on the writer thread's runtime)
+    /// if the last one dropped.
+    async fn reader(&self) -> Result<Arc<Client>, StoreError> {
+        let current = self.reader.lock().expect("reader lock").clone();
+        if !current.is_closed() {
+            return Ok(current);
+        }
+        let url = self.url.clone();
+        let fresh = self
+            .runtime
+            .spawn(async move { connect(&url).await })
+            .await
+            .map_err(|_| StoreError::Closed)??;
+        let fresh = Arc::new(fresh);
+        *self.reader.lock().expect("reader lock") = fresh.clone();
+        Ok(fresh)
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows = self.reader().await?.query(sql, params).await?;
+        rows.into_iter()
+            .map(|r| {
+                let raw: RawRow = (
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                    r.try_get(5)?,
+                );
+                decode(raw)
+            })
+            .collect()
+    }
+
+    pub async fn events_after(
+        &self,
+        after: EventId,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let sql = format!("{SELECT} WHERE id > $1 ORDER BY id LIMIT $2");
+        let limit = limit.min(i64::MAX as usize) as i64;
+        self.query(&sql, &[&(after.0 as i64), &limit]).await
+    }
+
+    pub async fn ticket_events(&self, ticket: TicketId) -> Result<Vec<Event>, StoreError> {
+        let sql = format!("{SELECT} WHERE ticket = $1 ORDER BY id");
+        self.query(&sql, &[&(ticket.0 as i64)]).await
+    }
+
+    pub async fn last_id(&self) -> Result<Option<EventId>, StoreError> {
+        let row = self
+            .reader()
+            .await?
+            .query_one("SELECT MAX(id) FROM events", &[])
+            .await?;
+        let id: Option<i64> = row.try_get(0)?;
+        Ok(id.map(|i| EventId(i as u64)))
+    }
+}
+
+/// The writer's connection (migrated, statements ready) and the reader's.
+async fn setup(url: &str) -> Result<(Client, Statements, Client), StoreError> {
+    let mut client = connect(url).await?;
+    migrate(&mut client).await?;
+    let statements = Statements::prepare(&client).await?;
+    let reader = connect(url).await?;
+    Ok((client, statements, reader))
+}
+
+/// Connects and drives the connection on the current runtime.
+async fn connect(url: &str) -> Result<Client, StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %describe(&e), "event store connection ended");
+        }
+    });
+    Ok(client)
+}
+
+async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS hotline_schema (version INTEGER NOT NULL);
+         INSERT INTO hotline_schema (version)
+             SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM hotline_schema);",
+    )
+    .await?;
+    let version: i32 = tx
+        .query_one("SELECT version FROM hotline_schema", &[])
+        .await?
+        .try_get(0)?;
+    if version as usize > MIGRATIONS.len() {
+        return Err(StoreError::SchemaTooNew {
+            found: version.into(),
+            known: MIGRATIONS.len() as i64,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.batch_execute(sql).await?;
+        tx.execute("UPDATE hotline_schema SET version = $1", &[&(i as i32 + 1)])
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The writer's statements, prepared once per connection.
+struct Statements {
+    sequences: Statement,
+    insert: Statement,
+}
+
+impl Statements {
+    async fn prepare(client: &Client) -> Result<Self, StoreError> {
+        Ok(Self {
+            sequences: client
+                .prepare(
+                    "SELECT (SELECT COALESCE(MAX(id), 0) + 1 FROM events), \
+                     (SELECT COALESCE(MAX(ticket), 0) + 1 FROM events WHERE ticket IS NOT NULL)",
+                )
+                .await?,
+            // One statement for the whole batch: the rows travel as arrays.
+            insert: client
+                .prepare(
+                    "INSERT INTO events (id, ticket, call, at_ms, actor, kind, body) \
+                     SELECT id, ticket, call, at_ms, actor::jsonb, kind, body::jsonb \
+                     FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[]) \
+                     AS u(id, ticket, call, at_ms, actor, kind, body)",
+                )
+                .await?,
+        })
+    }
+}
+
+async fn write_loop(
+    url: &str,
+    client: &mut Client,
+    mut statements: Statements,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+) {
+    while let Some(first) = rx.recv().await {
+        let (events, replies) = gather(first, &mut rx);
+        if client.is_closed() {
+            match reconnect(url).await {
+                Ok((c, s)) => (*client, statements) = (c, s),
+                Err(e) => {
+                    replies.answer(Err(e));
+                    continue;
+                }
+            }
+        }
+        replies.answer(write_batch(client, &statements, events).await);
+    }
+}
+
+async fn reconnect(url: &str) -> Result<(Client, Statements), StoreError> {
+    let client = connect(url).await?;
+    let statements = Statements::prepare(&client).await?;
+    Ok((client, statements))
+}
+
+async fn write_batch(
+    client: &mut Client,
+    statements: &Statements,
+    events: Vec<Serialised>,
+) -> Result<Vec<Event>, StoreError> {
+    let tx = client.transaction().await?;
+    tx.batch_execute("LOCK TABLE events IN EXCLUSIVE MODE")
+        .await?;
+    let row = tx.query_one(&statements.sequences, &[]).await?;
+    let mut seq = Sequences {
+        event: row.try_get::<_, i64>(0)? as u64,
+        ticket: row.try_get::<_, i64>(1)? as u64,
+    };
+    let n = events.len();
+    let (mut ids, mut tickets, mut calls, mut ats) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut actors, mut kinds, mut bodies) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let mut stored = Vec::with_capacity(n);
+    for Serialised { event, actor, body } in events {
+        let e = seq.assign(event);
+        ids.push(e.id.0 as i64);
+        tickets.push(e.ticket.map(|t| t.0 as i64));
+        calls.push(e.call.clone());
+        ats.push(e.at_ms);
+        actors.push(actor);
+        kinds.push(e.kind.name());
+        bodies.push(body);
+        stored.push(e);
+    }
+    tx.execute(
+        &statements.insert,
+        &[&ids, &tickets, &calls, &ats, &actors, &kinds, &bodies],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// A PostgreSQL error with the server's message and the cause of a
+/// connection failure, which `Display` alone leaves out.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Postgres(describe(&e))
+    }
+}
