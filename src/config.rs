@@ -39,6 +39,58 @@ pub struct Config {
     pub prompts: PromptsConfig,
     pub call: CallConfig,
     pub tickets: TicketsConfig,
+    pub return_visit: ReturnVisitConfig,
+}
+
+/// The call back to the owner after a work order is resolved.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReturnVisitConfig {
+    /// SIP gateway (trunk) to call owners through; none: no return visits.
+    pub gateway: Option<SocketAddr>,
+    /// Calls per visit when nobody answers: the first and the retries.
+    pub attempts: u32,
+    pub retry_seconds: u64,
+    /// From the resolution to the first call.
+    pub delay_seconds: u64,
+    pub ring_seconds: u64,
+    /// Silence after a question before it is asked again (once).
+    pub question_seconds: u64,
+    /// Local times with no calls, "HH:MM-HH:MM" (may wrap midnight).
+    pub quiet_hours: String,
+    /// The centre's local time as an offset from UTC, "+HH:MM".
+    pub utc_offset: String,
+}
+
+impl Default for ReturnVisitConfig {
+    fn default() -> Self {
+        Self {
+            gateway: None,
+            attempts: 3,
+            retry_seconds: 1800,
+            delay_seconds: 0,
+            ring_seconds: 30,
+            question_seconds: 8,
+            quiet_hours: "21:00-08:00".into(),
+            utc_offset: "+08:00".into(),
+        }
+    }
+}
+
+impl ReturnVisitConfig {
+    /// The policy for the ticket core; the strings were checked at load.
+    pub fn policy(&self) -> Result<crate::tickets::return_visit::VisitPolicy, String> {
+        let quiet =
+            crate::tickets::return_visit::QuietHours::parse(&self.quiet_hours, &self.utc_offset)?;
+        Ok(crate::tickets::return_visit::VisitPolicy {
+            attempts: self.attempts,
+            retry_ms: self.retry_seconds as i64 * 1000,
+            delay_ms: self.delay_seconds as i64 * 1000,
+            // Ringing, two questions asked twice, and some slack.
+            lost_after_ms: (self.ring_seconds + 4 * self.question_seconds + 600) as i64 * 1000,
+            quiet,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -171,7 +223,7 @@ fn default_prompt_dir() -> PathBuf {
 }
 
 /// Prompt names the current call flow plays.
-pub const FLOW_PROMPTS: [&str; 2] = ["welcome", "goodbye"];
+pub const FLOW_PROMPTS: [&str; 4] = ["welcome", "goodbye", "return_visit", "survey"];
 
 impl Config {
     /// Reads and checks a config file.
@@ -247,6 +299,19 @@ impl Config {
                 "must be above 0".into(),
             ));
         }
+        let r = &self.return_visit;
+        if let Err(e) = r.policy() {
+            return Err(invalid("return_visit.quiet_hours", e));
+        }
+        if r.attempts == 0 {
+            return Err(invalid("return_visit.attempts", "must be above 0".into()));
+        }
+        if r.ring_seconds == 0 || r.question_seconds == 0 {
+            return Err(invalid(
+                "return_visit.ring_seconds",
+                "ring_seconds and question_seconds must be above 0".into(),
+            ));
+        }
         if !["en", "zh"].contains(&self.prompts.language.as_str()) {
             return Err(invalid(
                 "prompts.language",
@@ -278,6 +343,8 @@ impl Config {
             inter_digit_timeout: Duration::from_millis(self.call.inter_digit_timeout_ms),
             max_digits: self.call.max_digits,
             language: self.prompts.language.clone(),
+            ring_timeout: Duration::from_secs(self.return_visit.ring_seconds),
+            question_timeout: Duration::from_secs(self.return_visit.question_seconds),
             timers: TimerValues {
                 t1,
                 ..TimerValues::default()

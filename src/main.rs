@@ -84,6 +84,9 @@ enum TicketCommand {
         building: Option<String>,
         #[arg(long)]
         summary: String,
+        /// The owner's number for the return-visit call once resolved.
+        #[arg(long)]
+        phone: Option<String>,
         #[arg(long, default_value = "cli")]
         actor: String,
     },
@@ -255,6 +258,7 @@ fn tickets(args: StoreArgs, command: TicketCommand) -> Result<(), String> {
             owner,
             building,
             summary,
+            phone,
             actor,
         } => {
             let deadline_ms = now + config.tickets.sla_policy().commitment_ms(severity);
@@ -270,6 +274,7 @@ fn tickets(args: StoreArgs, command: TicketCommand) -> Result<(), String> {
                         owner,
                         building,
                         summary,
+                        phone,
                     },
                 }])
                 .map_err(|e| e.to_string())?;

@@ -66,6 +66,7 @@ fn opened(at_ms: i64, severity: Severity, building: &str) -> NewEvent {
             owner: Some("O-0001".into()),
             building: Some(building.into()),
             summary: "leak under the sink".into(),
+            phone: Some("+8613800000001".into()),
         },
     }
 }

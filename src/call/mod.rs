@@ -5,9 +5,13 @@
 //! media commands, ended calls) and its next deadline. It never reads the
 //! clock nor touches a socket, so whole calls are simulated in tests.
 //!
-//! The call flow for now (the voice-menu issue replaces it): answer, play
-//! `welcome_<lang>`, collect digits until `#` or the inter-digit timeout, log
-//! them, play `goodbye_<lang>`, send BYE.
+//! The inbound call flow for now (the voice-menu issue replaces it): answer,
+//! play `welcome_<lang>`, collect digits until `#` or the inter-digit
+//! timeout, log them, play `goodbye_<lang>`, send BYE.
+//!
+//! Outbound calls (`outbound.rs`): the return visit after a work order is
+//! resolved. The switch places the call through the gateway, asks "press 1
+//! if it is fixed, 2 if not", then the 1-5 survey, and reports both.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -25,6 +29,10 @@ use crate::sip::sdp::{self, Offer};
 use crate::sip::transaction::{
     Output as TxOutput, Peer, TimerValues, TransactionLayer, Transmit, TxEvent, TxId,
 };
+use crate::tickets::TicketId;
+
+mod outbound;
+pub use outbound::{PlaceCall, VisitOutcome};
 
 /// Methods we accept; everything else is 405 (known) or 501 (unknown).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
@@ -51,6 +59,10 @@ pub struct SwitchConfig {
     pub inter_digit_timeout: Duration,
     pub max_digits: usize,
     pub language: String,
+    /// How long an outbound call may ring before it is cancelled.
+    pub ring_timeout: Duration,
+    /// Silence after a question before it is asked again (once), then given up.
+    pub question_timeout: Duration,
     pub timers: TimerValues,
     /// Seed for tags and branches (random in production, fixed in tests).
     pub seed: u64,
@@ -94,6 +106,14 @@ pub enum EndReason {
     ByeTimeout,
     Rejected(u16),
     Shutdown,
+    /// Outbound: nobody answered before the ring timeout (we cancelled).
+    NoAnswer,
+    /// Outbound: the callee or the gateway refused with this final response.
+    Declined(u16),
+    /// Outbound: no response at all (Timer B).
+    Unreachable,
+    /// Outbound: answered, but our RTP socket could not be opened.
+    MediaFailed,
 }
 
 /// A call that ended, with what it did.
@@ -123,6 +143,24 @@ pub enum Output {
         sip_call_id: String,
         digits: String,
     },
+    /// A return visit's answer (exactly one per return-visit call).
+    ReturnVisit {
+        call: CallId,
+        sip_call_id: String,
+        ticket: TicketId,
+        attempt: u32,
+        /// The owner's number that was called.
+        number: String,
+        outcome: VisitOutcome,
+    },
+    /// The owner rated the service 1-5.
+    SurveyAnswered {
+        call: CallId,
+        sip_call_id: String,
+        ticket: TicketId,
+        number: String,
+        score: u8,
+    },
     Ended(CallEnded),
 }
 
@@ -135,6 +173,16 @@ pub struct Stats {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Outbound: INVITE sent, no final response yet.
+    Dialing,
+    /// Outbound: ring timeout, CANCEL sent, waiting for the 487.
+    Cancelling,
+    /// Outbound: 200 received and ACKed, RTP socket opening.
+    Connected,
+    /// Outbound: "press 1 if it is fixed, 2 if not".
+    Asking,
+    /// "Rate us from 1 to 5".
+    Surveying,
     Ringing,
     /// 200 sent, waiting for the ACK.
     Answered,
@@ -149,21 +197,39 @@ enum Phase {
 enum Timer {
     Answer,
     DigitTimeout,
+    RingTimeout,
+    QuestionTimeout,
+}
+
+/// Why a call exists.
+#[derive(Debug)]
+enum Purpose {
+    /// An owner called the hotline.
+    Inbound,
+    /// The hotline calls an owner back about a resolved work order.
+    ReturnVisit(outbound::Visit),
 }
 
 #[derive(Debug)]
 struct Call {
     sip_call_id: String,
+    purpose: Purpose,
     phase: Phase,
     peer: Peer,
     invite_tx: TxId,
     invite: CoreHeaders,
     local_tag: String,
+    /// Our From in requests we send in the dialog (with our tag), and
+    /// their party as our To (with their tag).
+    local: String,
+    remote: String,
     remote_target: String,
     route_set: Vec<String>,
     local_cseq: u32,
     bye_tx: Option<TxId>,
-    offer: Offer,
+    /// The caller's offer (inbound) or the callee's answer (outbound, once
+    /// the 200 came).
+    offer: Option<Offer>,
     port: Option<u16>,
     open_attempts: u8,
     media_ready: bool,
@@ -272,6 +338,10 @@ impl Switch {
             MediaEvent::Opened => {
                 let c = self.calls.get_mut(&call).expect("checked");
                 c.media_ready = true;
+                if c.phase == Phase::Connected {
+                    self.ask(call);
+                }
+                let c = self.calls.get_mut(&call).expect("checked");
                 if c.answer_due {
                     self.answer(now, call);
                 }
@@ -286,6 +356,7 @@ impl Switch {
                         self.arm(now, call, Timer::DigitTimeout);
                     }
                     Phase::Goodbye => self.send_bye(now, call),
+                    Phase::Asking | Phase::Surveying => self.arm(now, call, Timer::QuestionTimeout),
                     _ => {}
                 }
             }
@@ -318,6 +389,8 @@ impl Switch {
                     }
                 }
                 Timer::DigitTimeout => self.finish_collecting(now, call),
+                Timer::RingTimeout => self.ring_timeout(now, call),
+                Timer::QuestionTimeout => self.question_timeout(now, call),
             }
             self.pump(now);
         }
@@ -328,10 +401,11 @@ impl Switch {
         let ids: Vec<CallId> = self.calls.keys().copied().collect();
         for id in ids {
             let c = &self.calls[&id];
-            if c.phase == Phase::Ringing {
-                self.reject_invite(now, id, 503, "Service Unavailable");
-            } else if c.phase != Phase::HangingUp {
-                self.send_bye(now, id);
+            match c.phase {
+                Phase::Ringing => self.reject_invite(now, id, 503, "Service Unavailable"),
+                Phase::Dialing => self.send_cancel(now, id),
+                Phase::Cancelling | Phase::HangingUp => {}
+                _ => self.send_bye(now, id),
             }
             self.end(id, EndReason::Shutdown);
         }
@@ -361,14 +435,19 @@ impl Switch {
                 }
             }
             TxEvent::Response { tx, response } => {
-                if response.code() >= 200
-                    && let Some(call) = self.by_tx.remove(&tx)
-                    && self
-                        .calls
-                        .get(&call)
-                        .is_some_and(|c| c.phase == Phase::HangingUp)
-                {
-                    self.end(call, EndReason::HotlineHungUp);
+                let Some(&call) = self.by_tx.get(&tx) else {
+                    return;
+                };
+                let Some(c) = self.calls.get(&call) else {
+                    return;
+                };
+                if tx == c.invite_tx && matches!(c.purpose, Purpose::ReturnVisit(_)) {
+                    self.handle_invite_response(now, call, response);
+                } else if response.code() >= 200 {
+                    self.by_tx.remove(&tx);
+                    if c.phase == Phase::HangingUp {
+                        self.end(call, EndReason::HotlineHungUp);
+                    }
                 }
             }
             TxEvent::Timeout { tx } => {
@@ -386,6 +465,7 @@ impl Switch {
                         self.end(call, EndReason::NoAck);
                     }
                     Phase::HangingUp => self.end(call, EndReason::ByeTimeout),
+                    Phase::Dialing | Phase::Cancelling => self.end(call, EndReason::Unreachable),
                     _ => {}
                 }
             }
@@ -577,16 +657,19 @@ impl Switch {
         });
         let call = Call {
             sip_call_id: core.call_id.clone(),
+            purpose: Purpose::Inbound,
             phase: Phase::Ringing,
             peer,
             invite_tx: tx,
+            local: format!("{};tag={local_tag}", core.to),
+            remote: core.from.clone(),
             invite: core,
             local_tag,
             remote_target,
             route_set,
             local_cseq: 0,
             bye_tx: None,
-            offer,
+            offer: Some(offer),
             port: None,
             open_attempts: 0,
             media_ready: false,
@@ -622,6 +705,13 @@ impl Switch {
     /// Takes a port and asks the edge to open it (again, after a failed bind).
     fn open_media(&mut self, now: Instant, id: CallId) {
         let c = self.calls.get_mut(&id).expect("live call");
+        if matches!(c.purpose, Purpose::ReturnVisit(_)) {
+            // Our offer named this port: another one cannot be taken now.
+            warn!(call = %id, "RTP port unavailable for an answered outbound call");
+            self.send_bye(now, id);
+            self.end(id, EndReason::MediaFailed);
+            return;
+        }
         if let Some(old) = c.port.take() {
             // The edge could not bind it (another program holds it). Released
             // to the back of the pool: it is retried only after every other port.
@@ -640,13 +730,21 @@ impl Switch {
             self.end(id, EndReason::Rejected(503));
             return;
         };
-        let c = self.calls.get_mut(&id).expect("live call");
-        c.port = Some(port);
+        self.calls.get_mut(&id).expect("live call").port = Some(port);
+        self.send_open(id);
+    }
+
+    /// Asks the edge to open the call's port toward the negotiated peer.
+    fn send_open(&mut self, id: CallId) {
+        let c = &self.calls[&id];
+        let (Some(port), Some(offer)) = (c.port, c.offer.as_ref()) else {
+            return;
+        };
         let params = StreamParams {
-            remote: c.offer.remote,
-            codec_pt: c.offer.codec_pt,
-            law: c.offer.law,
-            dtmf_pt: c.offer.dtmf_pt,
+            remote: offer.remote,
+            codec_pt: offer.codec_pt,
+            law: offer.law,
+            dtmf_pt: offer.dtmf_pt,
         };
         self.out.push_back(Output::Media(MediaCommand::Open {
             call: id,
@@ -660,9 +758,11 @@ impl Switch {
         if c.phase != Phase::Ringing || !self.tx.is_proceeding(c.invite_tx) {
             return;
         }
-        let port = c.port.expect("media ready means a port");
+        let (Some(port), Some(offer)) = (c.port, c.offer.as_ref()) else {
+            return;
+        };
         let local = SocketAddr::new(self.cfg.media_ip, port);
-        c.answer_sdp = sdp::answer(&c.offer, local, self.cfg.seed ^ id.0);
+        c.answer_sdp = sdp::answer(offer, local, self.cfg.seed ^ id.0);
         c.phase = Phase::Answered;
         let (tx, invite, tag, body) = (
             c.invite_tx,
@@ -700,6 +800,10 @@ impl Switch {
         };
         match c.phase {
             Phase::Answered | Phase::Welcome | Phase::Collecting => {}
+            Phase::Asking | Phase::Surveying => {
+                c.digits.push(digit);
+                return self.handle_answer_digit(now, id, digit);
+            }
             _ => return,
         }
         debug!(call = %id, digit = %digit, "digit");
@@ -750,15 +854,13 @@ impl Switch {
         for r in &c.route_set {
             routes.push_str(&format!("Route: {r}\r\n"));
         }
-        // Our From is the INVITE's To with our tag; our To is their From.
         let text = format!(
-            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/{transport} {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\n{routes}From: {to};tag={tag}\r\nTo: {from}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} BYE\r\nUser-Agent: hotline\r\nContent-Length: 0\r\n\r\n",
+            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/{transport} {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\n{routes}From: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} BYE\r\nUser-Agent: hotline\r\nContent-Length: 0\r\n\r\n",
             target = c.remote_target,
             transport = c.peer.transport.as_str(),
             sent_by = self.cfg.sip_addr,
-            to = c.invite.to,
-            tag = c.local_tag,
-            from = c.invite.from,
+            local = c.local,
+            remote = c.remote,
             call_id = c.sip_call_id,
             cseq = c.local_cseq,
         );
@@ -781,6 +883,8 @@ impl Switch {
         let delay = match timer {
             Timer::Answer => self.cfg.answer_after,
             Timer::DigitTimeout => self.cfg.inter_digit_timeout,
+            Timer::RingTimeout => self.cfg.ring_timeout,
+            Timer::QuestionTimeout => self.cfg.question_timeout,
         };
         let c = self.calls.get_mut(&id).expect("live call");
         c.generation += 1;
@@ -802,6 +906,19 @@ impl Switch {
             self.ports.release(port);
             self.out
                 .push_back(Output::Media(MediaCommand::Close { call: id }));
+        }
+        if let Purpose::ReturnVisit(v) = &c.purpose
+            && !v.reported
+        {
+            let outcome = VisitOutcome::from_end(reason, c.phase);
+            self.out.push_back(Output::ReturnVisit {
+                call: id,
+                sip_call_id: c.sip_call_id.clone(),
+                ticket: v.ticket,
+                attempt: v.attempt,
+                number: v.number.clone(),
+                outcome,
+            });
         }
         self.stats.calls_ended += 1;
         info!(

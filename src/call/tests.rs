@@ -1,6 +1,7 @@
 //! Whole calls simulated with a fake clock: no sockets, no sleeping.
 
 use super::*;
+use crate::tickets::TicketId;
 
 const CALLER: &str = "127.0.0.1:5061";
 
@@ -13,6 +14,8 @@ fn config() -> SwitchConfig {
         inter_digit_timeout: Duration::from_secs(5),
         max_digits: 20,
         language: "en".into(),
+        ring_timeout: Duration::from_secs(30),
+        question_timeout: Duration::from_secs(8),
         timers: TimerValues::default(),
         seed: 42,
     }
@@ -24,6 +27,8 @@ struct Sim {
     sent: Vec<String>,
     media: Vec<MediaCommand>,
     ended: Vec<CallEnded>,
+    /// Return-visit outcomes and survey answers, in order.
+    answers: Vec<String>,
     auto_open: bool,
 }
 
@@ -35,6 +40,7 @@ impl Sim {
             sent: Vec::new(),
             media: Vec::new(),
             ended: Vec::new(),
+            answers: Vec::new(),
             auto_open: true,
         }
     }
@@ -66,6 +72,15 @@ impl Sim {
                     self.media.push(m)
                 }
                 Output::Ended(e) => self.ended.push(e),
+                Output::ReturnVisit {
+                    outcome,
+                    ticket,
+                    attempt,
+                    ..
+                } => self.answers.push(format!("{ticket}#{attempt} {outcome:?}")),
+                Output::SurveyAnswered { ticket, score, .. } => {
+                    self.answers.push(format!("{ticket} survey {score}"))
+                }
                 Output::Started { .. } | Output::DigitsCollected { .. } => {}
             }
         }
@@ -373,4 +388,230 @@ fn shutdown_ends_every_call() {
     assert!(lines.iter().any(|l| l.starts_with("BYE ")));
     assert!(lines.iter().any(|l| l.starts_with("SIP/2.0 503")));
     assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (0, 0));
+}
+
+// ---- return visits (outbound) ----------------------------------------------
+
+const GATEWAY: &str = "127.0.0.1:5061";
+
+fn place(sim: &mut Sim) -> (CallId, String) {
+    let id = sim.sw.place_call(
+        sim.now,
+        PlaceCall {
+            ticket: TicketId(7),
+            attempt: 1,
+            number: "13800000001".into(),
+            gateway: GATEWAY.parse().unwrap(),
+        },
+    );
+    sim.drain();
+    let sent = sim.take_sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    (id, sent[0].clone())
+}
+
+/// The owner's phone answering our INVITE with `code`.
+fn reply_to(invite: &str, code: u16, reason: &str, body: &str) -> String {
+    let header = |name: &str| {
+        invite
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .unwrap()
+            .to_string()
+    };
+    let cseq = header("CSeq");
+    let to = if code > 100 {
+        format!("{};tag=owner1", header("To"))
+    } else {
+        header("To")
+    };
+    let ctype = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/sdp\r\n".to_string()
+    };
+    format!(
+        "SIP/2.0 {code} {reason}\r\n{}\r\n{}\r\n{to}\r\n{}\r\n{cseq}\r\nContact: <sip:owner@{GATEWAY}>\r\n{ctype}Content-Length: {}\r\n\r\n{body}",
+        header("Via"),
+        header("From"),
+        header("Call-ID"),
+        body.len()
+    )
+}
+
+const OWNER_SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+/// Places a call and has the owner answer it; returns the call and INVITE.
+fn answered_visit(sim: &mut Sim) -> (CallId, String) {
+    let (id, invite) = place(sim);
+    sim.recv(&reply_to(&invite, 180, "Ringing", ""));
+    sim.recv(&reply_to(&invite, 200, "OK", OWNER_SDP));
+    (id, invite)
+}
+
+#[test]
+fn return_visit_invites_the_owner_through_the_gateway_with_our_offer() {
+    let mut sim = Sim::new();
+    let (_, invite) = place(&mut sim);
+    assert!(
+        invite.starts_with("INVITE sip:13800000001@127.0.0.1:5061 SIP/2.0\r\n"),
+        "{invite}"
+    );
+    assert!(invite.contains("CSeq: 1 INVITE"));
+    assert!(invite.contains("m=audio 20000 RTP/AVP 0 8 101"), "{invite}");
+    assert_eq!(sim.sw.ports_in_use(), 1);
+}
+
+#[test]
+fn owner_presses_2_and_rates_4_then_the_hotline_hangs_up() {
+    let mut sim = Sim::new();
+    let (id, _) = answered_visit(&mut sim);
+    let sent = sim.take_sent();
+    assert!(
+        sent[0].starts_with("ACK sip:owner@127.0.0.1:5061 SIP/2.0"),
+        "{sent:?}"
+    );
+    assert!(
+        sent[0].contains("tag=owner1") && sent[0].contains("CSeq: 1 ACK"),
+        "{}",
+        sent[0]
+    );
+    // RTP toward the owner's answer: PCMA, its telephone-event type.
+    assert!(sim.media.iter().any(|m| matches!(m,
+        MediaCommand::Open { params, .. } if params.codec_pt == 8 && params.dtmf_pt == Some(101)
+            && params.remote == "127.0.0.1:7000".parse().unwrap())));
+    assert_eq!(sim.played(), ["return_visit_en"]);
+    sim.media_event(id, MediaEvent::PromptFinished);
+    sim.media_event(id, MediaEvent::Digit('2'));
+    sim.media_event(id, MediaEvent::Digit('4'));
+    assert_eq!(sim.answers, ["T7#1 NotFixed", "T7 survey 4"]);
+    assert_eq!(sim.played(), ["return_visit_en", "survey_en", "goodbye_en"]);
+    sim.media_event(id, MediaEvent::PromptFinished);
+    let bye = sim.take_sent();
+    assert!(
+        bye[0].starts_with("BYE sip:owner@127.0.0.1:5061"),
+        "{bye:?}"
+    );
+    assert!(bye[0].contains("CSeq: 2 BYE") && bye[0].contains("tag=owner1"));
+    sim.recv(&bye[0].replace("BYE sip:owner@127.0.0.1:5061 SIP/2.0", "SIP/2.0 200 OK"));
+    assert_eq!(sim.ended.len(), 1);
+    assert_eq!(sim.ended[0].reason, EndReason::HotlineHungUp);
+    assert_eq!(sim.answers.len(), 2, "one outcome, one rating");
+    assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (0, 0));
+}
+
+#[test]
+fn keys_other_than_the_choices_leave_the_question_standing() {
+    let mut sim = Sim::new();
+    let (id, _) = answered_visit(&mut sim);
+    for d in ['9', '#', '1'] {
+        sim.media_event(id, MediaEvent::Digit(d));
+    }
+    sim.media_event(id, MediaEvent::Digit('0'));
+    sim.media_event(id, MediaEvent::Digit('5'));
+    assert_eq!(sim.answers, ["T7#1 Fixed", "T7 survey 5"]);
+}
+
+#[test]
+fn ringing_too_long_is_cancelled_and_reported_unanswered() {
+    let mut sim = Sim::new();
+    let (_, invite) = place(&mut sim);
+    sim.recv(&reply_to(&invite, 180, "Ringing", ""));
+    sim.advance(Duration::from_secs(30));
+    let sent = sim.take_sent();
+    let cancel = sent
+        .iter()
+        .find(|m| m.starts_with("CANCEL "))
+        .expect("CANCEL sent");
+    let branch = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("Via:"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        branch(cancel),
+        branch(&invite),
+        "CANCEL matches the INVITE's branch"
+    );
+    sim.recv(&reply_to(cancel, 200, "OK", ""));
+    sim.recv(&reply_to(&invite, 487, "Request Terminated", ""));
+    assert!(
+        sim.take_sent().iter().any(|m| m.starts_with("ACK ")),
+        "487 is ACKed"
+    );
+    assert_eq!(sim.answers, ["T7#1 Unanswered(487)"]);
+    assert_eq!(sim.ended[0].reason, EndReason::NoAnswer);
+    assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (0, 0));
+}
+
+#[test]
+fn busy_owner_is_reported_unanswered_with_the_code() {
+    let mut sim = Sim::new();
+    let (_, invite) = place(&mut sim);
+    sim.recv(&reply_to(&invite, 486, "Busy Here", ""));
+    assert_eq!(sim.answers, ["T7#1 Unanswered(486)"]);
+    assert_eq!(sim.ended[0].reason, EndReason::Declined(486));
+    assert_eq!(sim.sw.ports_in_use(), 0);
+}
+
+#[test]
+fn gateway_that_never_answers_times_out_at_timer_b() {
+    let mut sim = Sim::new();
+    place(&mut sim);
+    sim.advance(Duration::from_secs(40));
+    assert_eq!(sim.answers, ["T7#1 Unanswered(408)"]);
+    assert_eq!(sim.sw.active_calls(), 0);
+}
+
+#[test]
+fn silence_repeats_the_question_once_then_reports_no_key() {
+    let mut sim = Sim::new();
+    let (id, _) = answered_visit(&mut sim);
+    sim.media_event(id, MediaEvent::PromptFinished);
+    sim.advance(Duration::from_secs(8));
+    sim.media_event(id, MediaEvent::PromptFinished);
+    sim.advance(Duration::from_secs(8));
+    assert_eq!(
+        sim.played(),
+        ["return_visit_en", "return_visit_en", "goodbye_en"]
+    );
+    sim.media_event(id, MediaEvent::PromptFinished);
+    let bye = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("BYE "))
+        .unwrap();
+    sim.recv(&bye.replace("BYE sip:owner@127.0.0.1:5061 SIP/2.0", "SIP/2.0 200 OK"));
+    assert_eq!(sim.answers, ["T7#1 NoKey"]);
+}
+
+#[test]
+fn owner_hanging_up_after_answering_reports_once() {
+    let mut sim = Sim::new();
+    let (id, invite) = answered_visit(&mut sim);
+    sim.media_event(id, MediaEvent::Digit('1'));
+    // The owner's BYE: their From carries their tag, their To ours.
+    let call_id = invite.lines().find(|l| l.starts_with("Call-ID:")).unwrap();
+    let bye = format!(
+        "BYE sip:hotline@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {GATEWAY};branch=z9hG4bKob1\r\nFrom: <sip:13800000001@{GATEWAY}>;tag=owner1\r\nTo: {}\r\n{call_id}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        invite
+            .lines()
+            .find(|l| l.starts_with("From:"))
+            .unwrap()
+            .trim_start_matches("From: ")
+    );
+    sim.recv(&bye);
+    assert_eq!(sim.answers, ["T7#1 Fixed"], "no second outcome at the end");
+    assert_eq!(sim.ended[0].reason, EndReason::CallerHungUp);
+}
+
+#[test]
+fn retransmitted_200_gets_the_ack_again() {
+    let mut sim = Sim::new();
+    let (_, invite) = answered_visit(&mut sim);
+    let first = sim.take_sent();
+    sim.recv(&reply_to(&invite, 200, "OK", OWNER_SDP));
+    let again = sim.take_sent();
+    assert_eq!(again, first[..1], "the same ACK");
 }

@@ -42,6 +42,8 @@ pub enum Input {
     ),
     TcpOpened(SocketAddr, mpsc::UnboundedSender<Bytes>),
     TcpClosed(SocketAddr),
+    /// A return-visit call to place (from the ticket watcher).
+    Place(crate::call::PlaceCall),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,8 +133,18 @@ impl Hotline {
             store,
             history_until,
         } = self;
+        let (to_switch, mut inbox) = mpsc::unbounded_channel();
+        let visits = match (config.return_visit.gateway, config.return_visit.policy()) {
+            (Some(gateway), Ok(policy)) => Some(tickets::Visits {
+                core: crate::tickets::return_visit::ReturnVisits::new(policy),
+                gateway,
+                to_switch: to_switch.clone(),
+            }),
+            _ => None,
+        };
         let watcher = tokio::spawn(tickets::watch(
             store.clone(),
+            visits,
             config.tickets.sla_policy(),
             GroupRule::default(),
             crate::tickets::dispatch::AutoDispatch::new(&config.tickets.dispatch),
@@ -143,7 +155,6 @@ impl Hotline {
             history_until,
         ));
         let mut switch = Switch::new(config.switch_config(rand::random()));
-        let (to_switch, mut inbox) = mpsc::unbounded_channel();
         let (media, media_task) = media::spawn(config.media.ip, prompts, to_switch.clone());
         let acceptor = tokio::spawn(accept(tcp, to_switch.clone()));
         let mut tcp_writers: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>> = HashMap::new();
@@ -172,6 +183,7 @@ impl Hotline {
                         }
                         Input::TcpOpened(addr, writer) => { tcp_writers.insert(addr, writer); }
                         Input::TcpClosed(addr) => { tcp_writers.remove(&addr); }
+                        Input::Place(call) => { switch.place_call(now, call); }
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => switch.handle_timeout(Instant::now()),
@@ -233,7 +245,7 @@ async fn flush(
             Output::Media(cmd) => {
                 let _ = media.send(media::MediaIn::Command(cmd));
             }
-            out @ (Output::Started { .. } | Output::DigitsCollected { .. } | Output::Ended(_)) => {
+            out => {
                 if let Some(event) = tickets::call_events(&out) {
                     tickets::record(store, event);
                 }

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use tracing::{error, info, warn};
 
-use crate::call::{CallEnded, Output};
+use crate::call::{CallEnded, Output, PlaceCall, VisitOutcome};
 use crate::tickets::dispatch::AutoDispatch;
 use crate::tickets::group::{GroupComplaints, GroupRule};
+use crate::tickets::return_visit::ReturnVisits;
 use crate::tickets::sla::{SlaPolicy, SlaTimers};
 use crate::tickets::webhook::{Deliveries, Delivery};
 use crate::tickets::{Actor, EventId, EventKind, NewEvent, Store, StoreError, TicketId};
@@ -64,6 +65,60 @@ pub fn call_events(out: &Output) -> Option<NewEvent> {
                 reason: format!("{reason:?}"),
             },
         ),
+        Output::ReturnVisit {
+            sip_call_id,
+            ticket,
+            attempt,
+            outcome,
+            number,
+            ..
+        } => {
+            let (actor, kind) = match outcome {
+                VisitOutcome::Fixed => (Actor::Caller(number.clone()), EventKind::ConfirmedByOwner),
+                VisitOutcome::NotFixed => (
+                    Actor::Caller(number.clone()),
+                    EventKind::Reopened {
+                        reason: "the owner pressed 2 on the return visit: not fixed".into(),
+                    },
+                ),
+                VisitOutcome::NoKey => (
+                    Actor::System,
+                    EventKind::ReturnCallUnanswered {
+                        attempt: *attempt,
+                        reason: "answered, no key pressed".into(),
+                    },
+                ),
+                VisitOutcome::Unanswered(code) => (
+                    Actor::System,
+                    EventKind::ReturnCallUnanswered {
+                        attempt: *attempt,
+                        reason: format!("SIP {code}"),
+                    },
+                ),
+            };
+            return Some(NewEvent {
+                ticket: Some(*ticket),
+                call: Some(sip_call_id.clone()),
+                at_ms: now_ms(),
+                actor,
+                kind,
+            });
+        }
+        Output::SurveyAnswered {
+            sip_call_id,
+            ticket,
+            score,
+            number,
+            ..
+        } => {
+            return Some(NewEvent {
+                ticket: Some(*ticket),
+                call: Some(sip_call_id.clone()),
+                at_ms: now_ms(),
+                actor: Actor::Caller(number.clone()),
+                kind: EventKind::SurveyAnswered { score: *score },
+            });
+        }
         _ => return None,
     };
     Some(NewEvent {
@@ -73,6 +128,13 @@ pub fn call_events(out: &Output) -> Option<NewEvent> {
         actor: Actor::System,
         kind,
     })
+}
+
+/// The return-visit core and where its calls go.
+pub struct Visits {
+    pub core: ReturnVisits,
+    pub gateway: std::net::SocketAddr,
+    pub to_switch: tokio::sync::mpsc::UnboundedSender<super::Input>,
 }
 
 /// Queues `event` at once (log order = call order) and logs a failure later.
@@ -94,8 +156,10 @@ pub fn record(store: &Store, event: NewEvent) {
 /// Replays the log, then keeps the SLA and group-complaint cores fed.
 /// Events up to `replay_until` (the last one when the hotline started) are
 /// history: they rebuild state but raise no new alert.
+#[allow(clippy::too_many_arguments)] // each core is its own argument; a struct would only rename them
 pub async fn watch(
     store: Arc<Store>,
+    mut visits: Option<Visits>,
     policy: SlaPolicy,
     rule: GroupRule,
     mut dispatch: AutoDispatch,
@@ -113,6 +177,7 @@ pub async fn watch(
     let mut replayed = false;
     loop {
         let cores = Cores {
+            visits: visits.as_mut().map(|v| &mut v.core),
             sla: &mut sla,
             groups: &mut groups,
             dispatch: &mut dispatch,
@@ -129,13 +194,20 @@ pub async fn watch(
         let mut due = sla.handle_timeout(now_ms());
         due.extend(dispatch.poll_dispatches(now_ms()));
         append(&store, due).await;
+        if let Some(v) = visits.as_mut() {
+            place_due_calls(&store, v).await;
+        }
         for delivery in deliveries.poll_due(now_ms()) {
             tokio::spawn(post(client.clone(), delivery, done_tx.clone()));
         }
-        let next = [sla.poll_timeout(), deliveries.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            sla.poll_timeout(),
+            deliveries.poll_timeout(),
+            visits.as_ref().and_then(|v| v.core.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let wait = next
             .map(|at| Duration::from_millis((at - now_ms()).max(0) as u64))
             .unwrap_or(POLL)
@@ -173,8 +245,34 @@ async fn post(
     let _ = done.send((delivery.ticket, result));
 }
 
+/// Writes what the return-visit core says is due, then (once the
+/// `ReturnCallPlaced` events are durable) hands the calls to the switch.
+async fn place_due_calls(store: &Store, visits: &mut Visits) {
+    let (events, calls) = visits.core.handle_timeout(now_ms());
+    if events.is_empty() {
+        return;
+    }
+    for e in &events {
+        info!(ticket = ?e.ticket, event = e.kind.name(), "return visit");
+    }
+    if let Err(e) = store.append(events).await {
+        // Not placed: the core retries them as lost attempts later.
+        error!(error = %e, "return visit events not written; calls not placed");
+        return;
+    }
+    for call in calls {
+        let _ = visits.to_switch.send(super::Input::Place(PlaceCall {
+            ticket: call.ticket,
+            attempt: call.attempt,
+            number: call.number,
+            gateway: visits.gateway,
+        }));
+    }
+}
+
 /// The sans-IO cores fed from the log.
 struct Cores<'a> {
+    visits: Option<&'a mut ReturnVisits>,
     sla: &'a mut SlaTimers,
     groups: &'a mut GroupComplaints,
     dispatch: &'a mut AutoDispatch,
@@ -183,7 +281,7 @@ struct Cores<'a> {
 
 async fn feed(
     store: &Store,
-    cores: Cores<'_>,
+    mut cores: Cores<'_>,
     last: &mut EventId,
     replay_until: EventId,
 ) -> Result<usize, StoreError> {
@@ -199,6 +297,9 @@ async fn feed(
             cores.sla.handle_event(e);
             cores.dispatch.handle_event(e);
             cores.deliveries.handle_event(e);
+            if let Some(v) = cores.visits.as_deref_mut() {
+                v.handle_event(e);
+            }
             if let Some(alert) = cores.groups.handle_event(e)
                 && e.id > replay_until
             {

@@ -171,6 +171,22 @@ pub fn answer(offer: &Offer, local: SocketAddr, session_id: u64) -> String {
     s
 }
 
+/// telephone-event payload type in our own offers.
+pub const OFFER_DTMF_PT: u8 = 101;
+
+/// Writes our offer for a call we place: PCMU, PCMA and telephone-event on
+/// `local`. The answer is read with [`negotiate`] (it names one codec).
+pub fn offer(local: SocketAddr, session_id: u64) -> String {
+    let ip = local.ip();
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let (port, te) = (local.port(), OFFER_DTMF_PT);
+    format!(
+        "v=0\r\no=hotline {session_id} {session_id} IN {family} {ip}\r\ns=hotline\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 8 {te}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\na=ptime:20\r\na=sendrecv\r\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +204,21 @@ m=audio 16000 RTP/AVP 8 0 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n
         let ans = answer(&offer, "127.0.0.1:20000".parse().unwrap(), 7);
         assert!(ans.contains("m=audio 20000 RTP/AVP 8 96\r\n"), "{ans}");
         assert!(ans.contains("a=rtpmap:96 telephone-event/8000"));
+    }
+
+    #[test]
+    fn our_offer_reads_back_and_takes_the_answered_codec() {
+        let ours = offer("127.0.0.1:20002".parse().unwrap(), 9);
+        let read = negotiate(ours.as_bytes()).unwrap();
+        assert_eq!(read.remote, "127.0.0.1:20002".parse().unwrap());
+        assert_eq!((read.codec_pt, read.dtmf_pt), (0, Some(OFFER_DTMF_PT)));
+        // The callee answers with PCMA only and its own event type.
+        let ans = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 7000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+        let read = negotiate(ans.as_bytes()).unwrap();
+        assert_eq!(
+            (read.codec_pt, read.law, read.dtmf_pt),
+            (8, Law::A, Some(101))
+        );
     }
 
     #[test]

@@ -113,6 +113,7 @@ mod tests {
                 owner: None,
                 building: None,
                 summary: String::new(),
+                phone: None,
             },
         )
     }

@@ -129,6 +129,10 @@ pub enum EventKind {
         owner: Option<String>,
         building: Option<String>,
         summary: String,
+        /// Where the owner takes the return-visit call (their number as
+        /// the SIP gateway dials it). Older events have none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phone: Option<String>,
     },
     Dispatched {
         department: Department,
@@ -172,6 +176,21 @@ pub enum EventKind {
         attempts: u32,
         error: String,
     },
+    /// The hotline called the owner back about the resolved work order.
+    ReturnCallPlaced {
+        attempt: u32,
+        number: String,
+    },
+    /// That call reached nobody who answered the question: not answered
+    /// (`reason` is the SIP code), or answered without a key.
+    ReturnCallUnanswered {
+        attempt: u32,
+        reason: String,
+    },
+    /// Every attempt went unanswered: a person has to follow up.
+    ReturnVisitGivenUp {
+        attempts: u32,
+    },
     /// Several owners of one building reported the same thing within a
     /// short time: a group complaint in the making, for a supervisor now.
     GroupComplaintRaised {
@@ -210,6 +229,9 @@ impl EventKind {
             EventKind::GroupComplaintRaised { .. } => "group_complaint_raised",
             EventKind::DispatchDelivered { .. } => "dispatch_delivered",
             EventKind::DispatchFailed { .. } => "dispatch_failed",
+            EventKind::ReturnCallPlaced { .. } => "return_call_placed",
+            EventKind::ReturnCallUnanswered { .. } => "return_call_unanswered",
+            EventKind::ReturnVisitGivenUp { .. } => "return_visit_given_up",
         }
     }
 }

@@ -124,6 +124,7 @@ mod tests {
                 owner: Some(owner.into()),
                 building: Some(building.into()),
                 summary: String::new(),
+                phone: None,
             },
         }
     }

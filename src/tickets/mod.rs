@@ -14,6 +14,7 @@ pub mod group;
 pub mod postgres;
 pub mod projection;
 pub mod query;
+pub mod return_visit;
 pub mod sla;
 pub mod sqlite;
 pub mod store;

@@ -40,6 +40,7 @@ pub struct Ticket {
     pub owner: Option<String>,
     pub building: Option<String>,
     pub summary: String,
+    pub phone: Option<String>,
     pub status: Status,
     pub department: Option<Department>,
     pub person: Option<String>,
@@ -53,6 +54,10 @@ pub struct Ticket {
     pub sla_breached: bool,
     pub escalations: u32,
     pub survey_score: Option<u8>,
+    /// Return-visit calls placed since the last resolution, and whether
+    /// they were given up.
+    pub return_calls: u32,
+    pub return_visit_given_up: bool,
     pub calls: Vec<String>,
     pub events: usize,
 }
@@ -100,6 +105,7 @@ impl Tickets {
             owner,
             building,
             summary,
+            phone,
         } = &e.kind
         {
             self.tickets.entry(id).or_insert_with(|| Ticket {
@@ -109,6 +115,7 @@ impl Tickets {
                 owner: owner.clone(),
                 building: building.clone(),
                 summary: summary.clone(),
+                phone: phone.clone(),
                 status: Status::Open,
                 department: None,
                 person: None,
@@ -121,6 +128,8 @@ impl Tickets {
                 sla_breached: false,
                 escalations: 0,
                 survey_score: None,
+                return_calls: 0,
+                return_visit_given_up: false,
                 calls: Vec::new(),
                 events: 0,
             });
@@ -145,6 +154,8 @@ impl Tickets {
             EventKind::Committed { deadline_ms } => t.deadline_ms = Some(*deadline_ms),
             EventKind::Escalated { .. } => t.escalations += 1,
             EventKind::Resolved { .. } => {
+                t.return_calls = 0;
+                t.return_visit_given_up = false;
                 t.status = Status::Resolved;
                 t.resolved_at_ms = Some(e.at_ms);
             }
@@ -163,6 +174,8 @@ impl Tickets {
                 };
             }
             EventKind::SurveyAnswered { score } => t.survey_score = Some(*score),
+            EventKind::ReturnCallPlaced { .. } => t.return_calls += 1,
+            EventKind::ReturnVisitGivenUp { .. } => t.return_visit_given_up = true,
             EventKind::SlaWarned { .. } => t.sla_warned = true,
             EventKind::SlaBreached { .. } => t.sla_breached = true,
             _ => {}

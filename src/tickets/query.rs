@@ -81,6 +81,7 @@ mod tests {
                     owner: None,
                     building: None,
                     summary: String::new(),
+                    phone: None,
                 },
             ),
             ev(

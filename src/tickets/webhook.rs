@@ -83,6 +83,7 @@ impl Deliveries {
                 owner,
                 building,
                 summary,
+                ..
             } => {
                 self.opened.insert(
                     id,
@@ -230,6 +231,7 @@ mod tests {
                 owner: Some("O-7".into()),
                 building: Some("B2".into()),
                 summary: "stuck".into(),
+                phone: None,
             },
         ));
         d.handle_event(&ev(

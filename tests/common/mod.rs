@@ -54,7 +54,11 @@ impl Hotline {
             "[tickets]\nstore = \"{}\"\n",
             dir.path().join("events.db").display()
         ));
-        text.push_str(&extra.replace("SIP_PORT", &sip_port.to_string()));
+        text.push_str(
+            &extra
+                .replace("SIP_PORT", &sip_port.to_string())
+                .replace("PEER_PORT", &(sip_port + 2).to_string()),
+        );
         std::fs::write(&config, text).unwrap();
         let log = dir.path().join("hotline.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hotline"))
@@ -186,6 +190,54 @@ pub fn sipp(hotline: &Hotline, scenario_file: &str, args: &[&str]) -> SippRun {
     SippRun {
         status: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
+}
+
+/// Starts SIPp as a UAS on the hotline's peer port (`PEER_PORT` in the
+/// config), e.g. an owner's phone the hotline calls. Bounded by `-timeout`;
+/// killed on drop.
+pub struct SippUas(Child);
+
+impl SippUas {
+    pub fn start(hotline: &Hotline, scenario_file: &str, args: &[&str]) -> Self {
+        let port = hotline.peer_port.to_string();
+        let control_port = (hotline.peer_port + 1).to_string();
+        let media_port = (hotline.peer_port + 4).to_string();
+        let child = Command::new("sipp")
+            .arg("-sf")
+            .arg(scenario(scenario_file))
+            .args(["-i", "127.0.0.1", "-p", &port, "-mp", &media_port])
+            .args(["-cp", &control_port, "-nostdin", "-timeout", "60s"])
+            .args(["-timeout_error", "-trace_err", "-error_file"])
+            .arg(hotline.dir.path().join("sipp_uas_errors.log"))
+            .args(args)
+            .current_dir(hotline.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run sipp (installed by the README's test command)");
+        // SIPp binds its ports before reading the scenario's first message.
+        std::thread::sleep(Duration::from_millis(300));
+        SippUas(child)
+    }
+
+    /// Waits (up to `within`) for SIPp to finish its `-m` calls; its exit code.
+    pub fn wait(&mut self, within: Duration) -> Option<i32> {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for SippUas {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -125,3 +125,25 @@ pub fn all_events(location: &str) -> Vec<hotline::tickets::Event> {
         .block_on(store.all_events())
         .unwrap()
 }
+
+/// Waits up to 15 s for an event matching `want` in the store at `location`.
+pub fn wait_for_event(
+    location: &str,
+    want: impl Fn(&hotline::tickets::Event) -> bool,
+) -> hotline::tickets::Event {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(e) = all_events(location).into_iter().find(|e| want(e)) {
+            return e;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "event never written; the log has: {:?}",
+            all_events(location)
+                .iter()
+                .map(|e| e.kind.name())
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,413 @@
+//! Calls the hotline places: the return visit.
+//!
+//! INVITE with our offer through the gateway (client INVITE transaction),
+//! ring timeout → CANCEL (only after a provisional response, RFC 3261 §9.1),
+//! 2xx → ACK (sent by us, resent for each retransmitted 2xx), open RTP, ask
+//! "press 1 if it is fixed, 2 if not", then "rate us from 1 to 5", goodbye,
+//! BYE. Anything but 2xx, no response, or hanging up before a key is an
+//! unanswered visit for the ticket core to retry.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use tracing::info;
+
+use super::{ALLOW, Call, CallId, EndReason, MediaCommand, Output, Phase, Purpose, Switch, Timer};
+use crate::sip::message::{self, Response};
+use crate::sip::sdp;
+use crate::sip::transaction::{Peer, Transport};
+use crate::tickets::TicketId;
+
+/// A return-visit call to place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceCall {
+    pub ticket: TicketId,
+    /// 1 for the first call of this visit, 2 for the first retry ...
+    pub attempt: u32,
+    /// The owner's number, as the gateway expects it in the Request-URI.
+    pub number: String,
+    pub gateway: std::net::SocketAddr,
+}
+
+/// What a return visit learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisitOutcome {
+    /// The owner pressed 1.
+    Fixed,
+    /// The owner pressed 2.
+    NotFixed,
+    /// Answered, but no 1 or 2 (silence twice, or hung up first).
+    NoKey,
+    /// Not answered: the final response code (408 no response at all, 487
+    /// cancelled at the ring timeout, 486 busy, 503 no port or shut down ...).
+    Unanswered(u16),
+}
+
+impl VisitOutcome {
+    /// The outcome of a visit that ended before the owner answered the question.
+    pub(super) fn from_end(reason: EndReason, phase: Phase) -> Self {
+        match reason {
+            EndReason::Declined(code) => VisitOutcome::Unanswered(code),
+            EndReason::NoAnswer => VisitOutcome::Unanswered(487),
+            EndReason::Unreachable => VisitOutcome::Unanswered(408),
+            _ if matches!(phase, Phase::Dialing | Phase::Cancelling) => {
+                VisitOutcome::Unanswered(503)
+            }
+            EndReason::MediaFailed => VisitOutcome::Unanswered(500),
+            _ => VisitOutcome::NoKey,
+        }
+    }
+}
+
+/// The return-visit part of a call's state.
+#[derive(Debug)]
+pub(super) struct Visit {
+    pub ticket: TicketId,
+    pub attempt: u32,
+    pub number: String,
+    pub request_uri: String,
+    pub invite_branch: String,
+    /// A 1xx came: CANCEL is allowed.
+    pub provisional: bool,
+    /// Our ACK for the 2xx, resent when the 2xx is retransmitted.
+    pub ack: Option<Bytes>,
+    /// The outcome went out (exactly once per call).
+    pub reported: bool,
+    /// Times the current question was repeated after silence.
+    pub repeats: u8,
+}
+
+impl Switch {
+    /// Places a return-visit call. Its outcome comes out as
+    /// [`Output::ReturnVisit`], also when it cannot even start.
+    pub fn place_call(&mut self, now: Instant, req: PlaceCall) -> CallId {
+        self.next_id += 1;
+        let id = CallId(self.next_id);
+        let local_tag = self.tag_for(id.0);
+        let sip_call_id = format!(
+            "rv{:x}-{}@{}",
+            self.cfg.seed & 0xffff_ffff,
+            id.0,
+            self.cfg.sip_addr.ip()
+        );
+        let request_uri = format!("sip:{}@{}", req.number, req.gateway);
+        let local = format!("<sip:hotline@{}>;tag={local_tag}", self.cfg.sip_addr);
+        let remote = format!("<{request_uri}>");
+        let branch = format!("z9hG4bK{:x}i{:x}", self.cfg.seed & 0xffff, id.0);
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: req.gateway,
+        };
+        info!(call = %id, sip_call_id, ticket = %req.ticket, attempt = req.attempt, number = %req.number, "return visit: calling");
+        let Some(port) = self.ports.allocate() else {
+            tracing::warn!(call = %id, "no RTP port free for a return visit");
+            self.out.push_back(Output::ReturnVisit {
+                call: id,
+                sip_call_id,
+                ticket: req.ticket,
+                attempt: req.attempt,
+                number: req.number,
+                outcome: VisitOutcome::Unanswered(503),
+            });
+            return id;
+        };
+        let body = sdp::offer(
+            std::net::SocketAddr::new(self.cfg.media_ip, port),
+            self.cfg.seed ^ id.0,
+        );
+        let text = format!(
+            "INVITE {request_uri} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {sip_call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:hotline@{sent_by}>\r\nAllow: {ALLOW}\r\nUser-Agent: hotline\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{body}",
+            sent_by = self.cfg.sip_addr,
+            len = body.len(),
+        );
+        let bytes = Bytes::from(text);
+        let parsed = message::parse_datagram(&bytes);
+        let (Ok(message::Message::Request(invite)), Some(tx)) =
+            (parsed, self.tx.send_request(now, peer, bytes))
+        else {
+            // Our own INVITE does not parse: the number has characters a
+            // SIP URI cannot carry.
+            tracing::warn!(call = %id, number = %req.number, "return visit: number not dialable");
+            self.ports.release(port);
+            self.out.push_back(Output::ReturnVisit {
+                call: id,
+                sip_call_id,
+                ticket: req.ticket,
+                attempt: req.attempt,
+                number: req.number,
+                outcome: VisitOutcome::Unanswered(484),
+            });
+            return id;
+        };
+        let call = Call {
+            sip_call_id: sip_call_id.clone(),
+            purpose: Purpose::ReturnVisit(Visit {
+                ticket: req.ticket,
+                attempt: req.attempt,
+                number: req.number.clone(),
+                request_uri: request_uri.clone(),
+                invite_branch: branch,
+                provisional: false,
+                ack: None,
+                reported: false,
+                repeats: 0,
+            }),
+            phase: Phase::Dialing,
+            peer,
+            invite_tx: tx,
+            invite: invite.core,
+            local_tag,
+            local,
+            remote,
+            remote_target: request_uri,
+            route_set: Vec::new(),
+            local_cseq: 1,
+            bye_tx: None,
+            offer: None,
+            port: Some(port),
+            open_attempts: 1,
+            media_ready: false,
+            answer_due: false,
+            answer_sdp: body,
+            digits: String::new(),
+            timer: None,
+            generation: 0,
+        };
+        self.stats.calls_started += 1;
+        self.out.push_back(Output::Started {
+            call: id,
+            sip_call_id: sip_call_id.clone(),
+            from: format!("sip:hotline@{}", self.cfg.sip_addr),
+            to: call.remote_target.clone(),
+        });
+        self.by_sip.insert(sip_call_id, id);
+        self.by_tx.insert(tx, id);
+        self.calls.insert(id, call);
+        self.arm(now, id, Timer::RingTimeout);
+        self.pump(now);
+        id
+    }
+
+    /// A response to our INVITE (retransmitted 2xx included).
+    pub(super) fn handle_invite_response(&mut self, now: Instant, id: CallId, response: Response) {
+        let code = response.code();
+        let c = self.calls.get_mut(&id).expect("live call");
+        let Purpose::ReturnVisit(visit) = &mut c.purpose else {
+            return;
+        };
+        if code < 200 {
+            visit.provisional = true;
+            return;
+        }
+        if code >= 300 {
+            // The transaction has ACKed it.
+            self.by_tx.remove(&c.invite_tx);
+            let reason = if c.phase == Phase::Cancelling && code == 487 {
+                EndReason::NoAnswer
+            } else {
+                EndReason::Declined(code)
+            };
+            info!(call = %id, code, "return visit: not answered");
+            self.end(id, reason);
+            return;
+        }
+        if let Some(ack) = visit.ack.clone() {
+            // A retransmitted 2xx: our ACK was lost.
+            let peer = c.peer;
+            self.send_raw(peer, ack);
+            return;
+        }
+        // Answered: the dialog is set by the 2xx (RFC 3261 §12.1.2).
+        c.remote = response.core.to.clone();
+        if let Some(contact) = response.header("Contact") {
+            c.remote_target = message::addr_uri(contact).to_string();
+        }
+        // A UAC's route set is the Record-Route list reversed.
+        let mut routes: Vec<String> = response
+            .inner
+            .headers
+            .iter()
+            .filter_map(|h| match h {
+                rsip::Header::RecordRoute(r) => Some(r.to_string()),
+                _ => None,
+            })
+            .map(|line| line.trim_start_matches("Record-Route:").trim().to_string())
+            .collect();
+        routes.reverse();
+        c.route_set = routes;
+        let ack = self.build_ack(id);
+        let c = self.calls.get_mut(&id).expect("live call");
+        if let Purpose::ReturnVisit(visit) = &mut c.purpose {
+            visit.ack = Some(ack.clone());
+        }
+        let peer = c.peer;
+        self.send_raw(peer, ack);
+        let c = self.calls.get_mut(&id).expect("live call");
+        if c.phase == Phase::Cancelling {
+            // The owner answered as we gave up: RFC 3261 §9.1, ACK then BYE.
+            self.send_bye(now, id);
+            return;
+        }
+        match sdp::negotiate(response.body()) {
+            Ok(answer) => {
+                info!(call = %id, "return visit: answered");
+                c.offer = Some(answer);
+                c.phase = Phase::Connected;
+                c.timer = None;
+                c.generation += 1;
+                self.send_open(id);
+            }
+            Err(e) => {
+                tracing::warn!(call = %id, error = %e, "return visit: unusable SDP answer");
+                self.send_bye(now, id);
+            }
+        }
+    }
+
+    fn build_ack(&self, id: CallId) -> Bytes {
+        let c = &self.calls[&id];
+        let mut routes = String::new();
+        for r in &c.route_set {
+            routes.push_str(&format!("Route: {r}\r\n"));
+        }
+        let branch = format!("z9hG4bK{:x}a{:x}", self.cfg.seed & 0xffff, id.0);
+        Bytes::from(format!(
+            "ACK {target} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\n{routes}From: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+            target = c.remote_target,
+            sent_by = self.cfg.sip_addr,
+            local = c.local,
+            remote = c.remote,
+            call_id = c.sip_call_id,
+        ))
+    }
+
+    fn send_raw(&mut self, peer: Peer, bytes: Bytes) {
+        self.out
+            .push_back(Output::Transmit(crate::sip::transaction::Transmit {
+                peer,
+                bytes,
+            }));
+    }
+
+    /// CANCEL for a ringing outbound call; without a provisional response
+    /// yet a CANCEL is not allowed, so the call is dropped as unreachable.
+    pub(super) fn send_cancel(&mut self, now: Instant, id: CallId) {
+        let c = self.calls.get_mut(&id).expect("live call");
+        let Purpose::ReturnVisit(visit) = &c.purpose else {
+            return;
+        };
+        if !visit.provisional {
+            // Not a word from the far end: as good as Timer B.
+            self.by_tx.remove(&c.invite_tx);
+            self.end(id, EndReason::Unreachable);
+            return;
+        }
+        c.phase = Phase::Cancelling;
+        let text = format!(
+            "CANCEL {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
+            uri = visit.request_uri,
+            sent_by = self.cfg.sip_addr,
+            branch = visit.invite_branch,
+            local = c.local,
+            remote = c.remote,
+            call_id = c.sip_call_id,
+        );
+        let peer = c.peer;
+        // The 200 to the CANCEL needs no action; the INVITE's 487 ends the call.
+        let _ = self.tx.send_request(now, peer, Bytes::from(text));
+    }
+
+    pub(super) fn ring_timeout(&mut self, now: Instant, id: CallId) {
+        if self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.phase == Phase::Dialing)
+        {
+            info!(call = %id, "return visit: no answer, cancelling");
+            self.send_cancel(now, id);
+        }
+    }
+
+    /// RTP is open on an answered return visit: ask the question.
+    pub(super) fn ask(&mut self, id: CallId) {
+        self.set_phase(id, Phase::Asking);
+        self.play(id, "return_visit");
+    }
+
+    pub(super) fn handle_answer_digit(&mut self, now: Instant, id: CallId, digit: char) {
+        let c = self.calls.get_mut(&id).expect("live call");
+        let Purpose::ReturnVisit(visit) = &mut c.purpose else {
+            return;
+        };
+        let (ticket, attempt, number) = (visit.ticket, visit.attempt, visit.number.clone());
+        match (c.phase, digit) {
+            (Phase::Asking, '1' | '2') => {
+                let outcome = if digit == '1' {
+                    VisitOutcome::Fixed
+                } else {
+                    VisitOutcome::NotFixed
+                };
+                visit.reported = true;
+                visit.repeats = 0;
+                info!(call = %id, %ticket, ?outcome, "return visit: answered the question");
+                self.out.push_back(Output::ReturnVisit {
+                    call: id,
+                    sip_call_id: c.sip_call_id.clone(),
+                    ticket,
+                    attempt,
+                    number,
+                    outcome,
+                });
+                self.next_question(id, Phase::Surveying, "survey");
+            }
+            (Phase::Surveying, '1'..='5') => {
+                let score = digit as u8 - b'0';
+                info!(call = %id, %ticket, score, "survey answered");
+                self.out.push_back(Output::SurveyAnswered {
+                    call: id,
+                    sip_call_id: c.sip_call_id.clone(),
+                    ticket,
+                    number,
+                    score,
+                });
+                self.next_question(id, Phase::Goodbye, "goodbye");
+            }
+            _ => {} // another key: the question stands
+        }
+        let _ = now;
+    }
+
+    /// Stops what is playing and moves on to `phase` with `prompt`.
+    fn next_question(&mut self, id: CallId, phase: Phase, prompt: &str) {
+        let c = self.calls.get_mut(&id).expect("live call");
+        c.timer = None;
+        c.generation += 1;
+        self.out
+            .push_back(Output::Media(MediaCommand::Stop { call: id }));
+        self.set_phase(id, phase);
+        self.play(id, prompt);
+    }
+
+    /// Silence after a question: ask once more, then move on.
+    pub(super) fn question_timeout(&mut self, _now: Instant, id: CallId) {
+        let c = self.calls.get_mut(&id).expect("live call");
+        let phase = c.phase;
+        let Purpose::ReturnVisit(visit) = &mut c.purpose else {
+            return;
+        };
+        if visit.repeats == 0 {
+            visit.repeats = 1;
+            let prompt = if phase == Phase::Asking {
+                "return_visit"
+            } else {
+                "survey"
+            };
+            self.play(id, prompt);
+            return;
+        }
+        visit.repeats = 0;
+        // No answer to the question (reported as NoKey when the call ends)
+        // or no rating: thank the owner and hang up.
+        self.next_question(id, Phase::Goodbye, "goodbye");
+    }
+}
