@@ -40,6 +40,39 @@ pub struct Config {
     pub call: CallConfig,
     pub tickets: TicketsConfig,
     pub return_visit: ReturnVisitConfig,
+    pub owners: OwnersConfig,
+}
+
+/// The owner database and how caller numbers are written here.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OwnersConfig {
+    /// SQLite file (created on first use; `hotline owners import` fills it).
+    pub db: PathBuf,
+    /// Country calling code, without `+`.
+    pub country_code: String,
+    /// The area code of local numbers (without the national prefix 0).
+    pub area_code: Option<String>,
+}
+
+impl Default for OwnersConfig {
+    fn default() -> Self {
+        Self {
+            db: PathBuf::from("hotline-owners.db"),
+            country_code: "86".into(),
+            area_code: None,
+        }
+    }
+}
+
+impl OwnersConfig {
+    pub fn number_plan(&self) -> crate::owners::phone::NumberPlan {
+        crate::owners::phone::NumberPlan {
+            country_code: self.country_code.clone(),
+            area_code: self.area_code.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// The call back to the owner after a work order is resolved.
@@ -297,6 +330,22 @@ impl Config {
             return Err(invalid(
                 "tickets.webhook_attempts",
                 "must be above 0".into(),
+            ));
+        }
+        let digits =
+            |s: &str| !s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(&self.owners.country_code) {
+            return Err(invalid(
+                "owners.country_code",
+                format!("{:?} is not 1 to 4 digits", self.owners.country_code),
+            ));
+        }
+        if let Some(area) = &self.owners.area_code
+            && !digits(area)
+        {
+            return Err(invalid(
+                "owners.area_code",
+                format!("{area:?} is not 1 to 4 digits"),
             ));
         }
         let r = &self.return_visit;

@@ -32,6 +32,7 @@
 pub mod call;
 pub mod config;
 pub mod media;
+pub mod owners;
 pub mod runtime;
 pub mod sip;
 pub mod tickets;

@@ -32,6 +32,17 @@ enum Command {
     },
     /// Checks a config file and the prompts it names, then exits.
     CheckConfig { path: PathBuf },
+    /// The owner database: import owners and gifts from CSV, look one up.
+    Owners {
+        /// Config file naming the database ([owners] db).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// The database file, instead of the config's.
+        #[arg(long, global = true)]
+        db: Option<PathBuf>,
+        #[command(subcommand)]
+        command: OwnerCommand,
+    },
     /// Work orders: open, follow and query tickets in the event store.
     Tickets {
         #[command(flatten)]
@@ -39,6 +50,17 @@ enum Command {
         #[command(subcommand)]
         command: TicketCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum OwnerCommand {
+    /// Imports owners (id,name,site,building,unit,phones,language,class,points,fee_balance):
+    /// every row is checked; one bad row and nothing is imported.
+    Import { file: PathBuf },
+    /// Imports the gift catalogue (id,name,points), all or nothing.
+    ImportGifts { file: PathBuf },
+    /// Shows the owner with this id or phone number (any form).
+    Show { who: String },
 }
 
 #[derive(clap::Args)]
@@ -160,6 +182,17 @@ fn main() -> ExitCode {
             }
         }
         Command::Run { config } => run(config),
+        Command::Owners {
+            config,
+            db,
+            command,
+        } => match owners(config, db, command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Tickets { store, command } => match tickets(store, command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -168,6 +201,50 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn owners(
+    config: Option<PathBuf>,
+    db: Option<PathBuf>,
+    command: OwnerCommand,
+) -> Result<(), String> {
+    use hotline::owners::{OwnerDb, import};
+    let config = match &config {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    let path = db.unwrap_or_else(|| config.owners.db.clone());
+    let db = OwnerDb::open(&path).map_err(|e| e.to_string())?;
+    match command {
+        OwnerCommand::Import { file } => {
+            let n = import::import_owners(&db, &file, &config.owners.number_plan())
+                .map_err(|e| e.to_string())?;
+            println!("imported {n} owners into {}", path.display());
+        }
+        OwnerCommand::ImportGifts { file } => {
+            let n = import::import_gifts(&db, &file).map_err(|e| e.to_string())?;
+            println!("imported {n} gifts into {}", path.display());
+        }
+        OwnerCommand::Show { who } => {
+            let by_phone = hotline::owners::phone::normalize(&who, &config.owners.number_plan())
+                .map(|e164| db.by_phone(&e164))
+                .transpose()
+                .map_err(|e| e.to_string())?
+                .flatten();
+            let owner = match by_phone {
+                Some(o) => Some(o),
+                None => db.by_id(&who).map_err(|e| e.to_string())?,
+            };
+            match owner {
+                Some(o) => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&o).map_err(|e| e.to_string())?
+                ),
+                None => return Err(format!("no owner with id or number {who}")),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn tickets(args: StoreArgs, command: TicketCommand) -> Result<(), String> {

@@ -115,3 +115,34 @@ fn unreachable_postgres_store_is_a_clear_error_without_the_password() {
         "{err}"
     );
 }
+
+#[test]
+fn owners_import_checks_every_row_and_imports_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("owners.db");
+    let db = db.to_str().unwrap();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/config/owners.csv");
+    let (code, out, err) = hotline(&["owners", "--db", db, "import", sample]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("imported 1000 owners"), "{out}");
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "id,name,site,building,unit,phones,language,class,points,fee_balance\n\
+         O-2000,New Owner,garden,77,0101,13700000000,zh,ordinary,0,0\n\
+         O-2001,Other,garden,77,0102,13800138000,zh,ordinary,0,0\n",
+    )
+    .unwrap();
+    let (code, _, err) = hotline(&["owners", "--db", db, "import", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("line 3: phone 13800138000 belongs to O-0001 in the database"),
+        "{err}"
+    );
+    let (code, _, err) = hotline(&["owners", "--db", db, "show", "13700000000"]);
+    assert_eq!(code, 2, "the good row of a bad file was imported");
+    assert!(err.contains("no owner"), "{err}");
+    let (code, out, _) = hotline(&["owners", "--db", db, "show", "+86 138-0013-8000"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"id\": \"O-0001\""), "{out}");
+}
