@@ -31,6 +31,7 @@
 
 pub mod call;
 pub mod config;
+pub mod ivr;
 pub mod media;
 pub mod owners;
 pub mod runtime;

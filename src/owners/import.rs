@@ -58,10 +58,7 @@ type NumberedRecord = (u64, csv::StringRecord);
 
 /// Reads the file's rows after checking its header; CSV syntax errors become
 /// bad rows.
-fn rows(
-    path: &Path,
-    columns: &[&str],
-) -> Result<(Vec<NumberedRecord>, Vec<BadRow>), ImportError> {
+fn rows(path: &Path, columns: &[&str]) -> Result<(Vec<NumberedRecord>, Vec<BadRow>), ImportError> {
     let shown = path.display().to_string();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)

@@ -1,0 +1,892 @@
+//! The voice menu: a sans-IO machine per call, running the graph of
+//! `config/ivr.toml`.
+//!
+//! * `graph`: the menu graph, loaded and checked (references, reachability,
+//!   prompts in every language);
+//! * `say`: numbers, money, dates and ticket numbers from recorded fragments;
+//! * [`Session`]: one caller's way through the graph. Inputs are keys,
+//!   "prompt finished", "recording finished", replies to its requests
+//!   (lookups, tickets, redemptions) and `now`; outputs are [`Action`]s and
+//!   the next deadline. The switch turns actions into media commands and the
+//!   runtime answers requests from the owner database and the ticket log.
+
+pub mod graph;
+pub mod say;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use graph::{Graph, LookupWhat, NodeConfig, NodeId, SayValue};
+
+use crate::owners::OwnerClass;
+use crate::tickets::Severity;
+
+/// What the machine knows of the caller's owner record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerInfo {
+    pub id: String,
+    pub language: String,
+    pub class: OwnerClass,
+    pub points: i64,
+    pub fee_balance_cents: i64,
+    pub building: String,
+}
+
+/// A ticket as the caller hears about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketInfo {
+    pub number: u64,
+    /// `open`, `dispatched`, `resolved` or `closed`.
+    pub status: String,
+    /// The local date it was opened.
+    pub month: u32,
+    pub day: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GiftInfo {
+    pub id: String,
+    pub points: i64,
+}
+
+/// Work for the runtime; the answer comes back as a [`Reply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    OwnerByUnit {
+        site: String,
+        building: String,
+        unit: String,
+    },
+    LatestTicket {
+        owner: String,
+    },
+    TicketByNumber {
+        number: u64,
+    },
+    Gifts,
+    /// Spend the gift's points. `attempt` numbers the redemptions of this
+    /// call: with the call id it makes the request id that keeps a retried
+    /// request from deducting twice.
+    Redeem {
+        owner: String,
+        gift: String,
+        attempt: u32,
+    },
+    OpenTicket {
+        category: String,
+        severity: Severity,
+        summary: String,
+        owner: Option<String>,
+        building: Option<String>,
+        /// The voice message recorded in this call, if any.
+        recording: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Owner(Option<OwnerInfo>),
+    Ticket(Option<TicketInfo>),
+    Gifts(Vec<GiftInfo>),
+    Redeemed {
+        points_left: Option<i64>,
+    },
+    TicketOpened(u64),
+    /// The request could not be carried out (database down ...).
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Prompt files (language suffix included), played in order.
+    Play(Vec<String>),
+    StopPlayback,
+    Record {
+        max: Duration,
+        silence: Duration,
+    },
+    StopRecording,
+    Request(Request),
+    /// One step of the caller's path, for the ticket log.
+    Step {
+        node: String,
+        detail: String,
+    },
+    /// Hand the caller to the ACD.
+    Queue {
+        queue: String,
+        skills: Vec<String>,
+        priority: u8,
+        language: String,
+        owner: Option<String>,
+        class: Option<OwnerClass>,
+    },
+    SurveyAnswered(u8),
+    Hangup,
+}
+
+/// What the machine waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// The node's prompt is playing; keys barge in where keys are taken.
+    Prompt,
+    /// Keys (timer armed).
+    Keys,
+    Reply,
+    Recording,
+    /// Last prompt playing, then hang up.
+    Ending,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    NoInput,
+    InterDigit,
+}
+
+pub struct Session {
+    graph: Arc<Graph>,
+    site: usize,
+    node: NodeId,
+    wait: Wait,
+    language: String,
+    owner: Option<OwnerInfo>,
+    /// Nodes to come back to after identifying the caller.
+    returns: Vec<NodeId>,
+    failures: u32,
+    digits: String,
+    building: String,
+    unit: String,
+    typed_ticket: String,
+    ticket: Option<TicketInfo>,
+    recording: Option<String>,
+    /// Gifts offered by the catalogue node, in key order; the one chosen.
+    offered: Vec<GiftInfo>,
+    /// What the catalogue says (intro, points, the offers), kept to repeat.
+    listing: Vec<String>,
+    chosen: Option<GiftInfo>,
+    points_left: Option<i64>,
+    redemptions: u32,
+    timer: Option<(Instant, Timer)>,
+    out: VecDeque<Action>,
+}
+
+impl Session {
+    /// A session for a call to `called` (user part of the Request-URI).
+    /// Nothing happens until [`Session::start`].
+    pub fn new(graph: Arc<Graph>, called: &str, owner: Option<OwnerInfo>) -> Self {
+        let site = graph.site_for(called);
+        let s = &graph.sites[site];
+        let language = owner
+            .as_ref()
+            .map(|o| o.language.clone())
+            .unwrap_or_else(|| s.language.clone());
+        let node = graph.node(&s.start).expect("checked at load");
+        Self {
+            site,
+            node,
+            wait: Wait::Prompt,
+            language,
+            owner,
+            returns: Vec::new(),
+            failures: 0,
+            digits: String::new(),
+            building: String::new(),
+            unit: String::new(),
+            typed_ticket: String::new(),
+            ticket: None,
+            recording: None,
+            offered: Vec::new(),
+            listing: Vec::new(),
+            chosen: None,
+            points_left: None,
+            redemptions: 0,
+            timer: None,
+            out: VecDeque::new(),
+            graph,
+        }
+    }
+
+    pub fn site_id(&self) -> &str {
+        &self.graph.sites[self.site].id
+    }
+
+    pub fn language(&self) -> &str {
+        &self.language
+    }
+
+    pub fn owner(&self) -> Option<&OwnerInfo> {
+        self.owner.as_ref()
+    }
+
+    /// The call is answered and media flows: greet and enter the start node.
+    pub fn start(&mut self, now: Instant) {
+        let site = &self.graph.sites[self.site];
+        let greeting = site.greeting.clone();
+        self.step(
+            "start",
+            format!(
+                "site {} language {} owner {}",
+                site.id,
+                self.language,
+                self.owner
+                    .as_ref()
+                    .map(|o| o.id.as_str())
+                    .unwrap_or("unknown")
+            ),
+        );
+        let start = self.node;
+        self.enter(now, start, greeting.names());
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.wait == Wait::Done
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timer.map(|(at, _)| at)
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some((at, timer)) = self.timer else {
+            return;
+        };
+        if at > now {
+            return;
+        }
+        self.timer = None;
+        match timer {
+            Timer::InterDigit => self.finish_collect(now),
+            Timer::NoInput => self.fail(now, "no input"),
+        }
+    }
+
+    pub fn handle_prompt_finished(&mut self, now: Instant) {
+        match self.wait {
+            Wait::Prompt => {
+                let node = self.graph.nodes[self.node.0].clone();
+                match node {
+                    NodeConfig::Play { next, .. } | NodeConfig::Say { next, .. } => {
+                        self.goto(now, &next, Vec::new())
+                    }
+                    NodeConfig::Record {
+                        max_seconds,
+                        silence_seconds,
+                        ..
+                    } => {
+                        self.wait = Wait::Recording;
+                        self.out.push_back(Action::Record {
+                            max: Duration::from_secs(max_seconds),
+                            silence: Duration::from_secs(silence_seconds),
+                        });
+                    }
+                    NodeConfig::Hangup { .. } | NodeConfig::Queue { .. } => self.hang_up(),
+                    _ => {
+                        self.wait = Wait::Keys;
+                        self.arm(now, Timer::NoInput);
+                    }
+                }
+            }
+            Wait::Ending => self.hang_up(),
+            _ => {}
+        }
+    }
+
+    pub fn handle_recording_finished(&mut self, now: Instant, file: String, length: Duration) {
+        if self.wait != Wait::Recording {
+            return;
+        }
+        self.step(
+            &self.graph.names[self.node.0].clone(),
+            format!("recorded {} ms to {file}", length.as_millis()),
+        );
+        self.recording = Some(file);
+        if let NodeConfig::Record { next, .. } = self.graph.nodes[self.node.0].clone() {
+            self.goto(now, &next, Vec::new());
+        }
+    }
+
+    pub fn handle_digit(&mut self, now: Instant, digit: char) {
+        match self.wait {
+            Wait::Prompt | Wait::Keys => {}
+            Wait::Recording => {
+                if digit == '#' {
+                    self.out.push_back(Action::StopRecording);
+                }
+                return;
+            }
+            _ => return,
+        }
+        let node = self.graph.nodes[self.node.0].clone();
+        let takes_keys = matches!(
+            node,
+            NodeConfig::Menu { .. }
+                | NodeConfig::Language { .. }
+                | NodeConfig::Collect { .. }
+                | NodeConfig::Catalogue { .. }
+                | NodeConfig::Survey { .. }
+        );
+        if !takes_keys {
+            return;
+        }
+        if self.wait == Wait::Prompt {
+            // Barge-in: a key stops the prompt.
+            self.out.push_back(Action::StopPlayback);
+            self.wait = Wait::Keys;
+        }
+        self.timer = None;
+        let name = self.graph.names[self.node.0].clone();
+        // `*` repeats, `0` reaches an agent from any menu (unless the menu
+        // itself offers 0); collecting digits takes both as digits.
+        if !matches!(node, NodeConfig::Collect { .. }) {
+            let offers = |k: &str| match &node {
+                NodeConfig::Menu { options, .. } => options.contains_key(k),
+                NodeConfig::Language { options, .. } => options.contains_key(k),
+                _ => false,
+            };
+            if digit == '*' && !offers("*") {
+                self.step(&name, "key * repeats".into());
+                return self.enter(now, self.node, Vec::new());
+            }
+            if digit == '0' && !offers("0") {
+                self.step(&name, "key 0: agent".into());
+                let agent = self.graph.defaults.agent.clone();
+                return self.goto(now, &agent, Vec::new());
+            }
+        }
+        match node {
+            NodeConfig::Menu { options, .. } => match options.get(&digit.to_string()) {
+                Some(to) => {
+                    self.step(&name, format!("key {digit} -> {to}"));
+                    self.goto(now, &to.clone(), Vec::new());
+                }
+                None => self.fail(now, &format!("wrong key {digit}")),
+            },
+            NodeConfig::Language { options, next, .. } => match options.get(&digit.to_string()) {
+                Some(lang) => {
+                    self.language = lang.clone();
+                    self.step(&name, format!("key {digit}: language {lang}"));
+                    self.goto(now, &next, Vec::new());
+                }
+                None => self.fail(now, &format!("wrong key {digit}")),
+            },
+            NodeConfig::Collect {
+                terminator,
+                max_digits,
+                ..
+            } => {
+                if terminator.starts_with(digit) {
+                    return self.finish_collect(now);
+                }
+                self.digits.push(digit);
+                if self.digits.len() >= max_digits {
+                    self.finish_collect(now);
+                } else {
+                    self.arm(now, Timer::InterDigit);
+                }
+            }
+            NodeConfig::Catalogue { next, .. } => {
+                let index = digit.to_digit(10).unwrap_or(0) as usize;
+                match self.offered.get(index.wrapping_sub(1)).cloned() {
+                    Some(gift) => {
+                        self.step(&name, format!("key {digit}: gift {}", gift.id));
+                        self.chosen = Some(gift);
+                        self.goto(now, &next, Vec::new());
+                    }
+                    None => self.fail(now, &format!("wrong key {digit}")),
+                }
+            }
+            NodeConfig::Survey { next, .. } => match digit {
+                '1'..='5' => {
+                    let score = digit as u8 - b'0';
+                    self.step(&name, format!("survey {score}"));
+                    self.out.push_back(Action::SurveyAnswered(score));
+                    self.goto(now, &next, Vec::new());
+                }
+                _ => self.fail(now, &format!("wrong key {digit}")),
+            },
+            _ => {}
+        }
+    }
+
+    pub fn handle_reply(&mut self, now: Instant, reply: Reply) {
+        if self.wait != Wait::Reply {
+            return;
+        }
+        let name = self.graph.names[self.node.0].clone();
+        let node = self.graph.nodes[self.node.0].clone();
+        match (node, reply) {
+            (
+                NodeConfig::Lookup {
+                    what,
+                    found,
+                    missing,
+                    ..
+                },
+                reply,
+            ) => {
+                let hit = match (what, reply) {
+                    (LookupWhat::OwnerByUnit, Reply::Owner(Some(o))) => {
+                        self.language = o.language.clone();
+                        self.step(&name, format!("owner {}", o.id));
+                        self.owner = Some(o);
+                        true
+                    }
+                    (
+                        LookupWhat::LatestTicket | LookupWhat::TicketByNumber,
+                        Reply::Ticket(Some(t)),
+                    ) => {
+                        self.step(&name, format!("ticket T{} {}", t.number, t.status));
+                        self.ticket = Some(t);
+                        true
+                    }
+                    (_, r) => {
+                        self.step(&name, format!("not found ({r:?})"));
+                        false
+                    }
+                };
+                let to = if hit { found } else { missing };
+                self.goto(now, &to, Vec::new());
+            }
+            (NodeConfig::Ticket { next, .. }, Reply::TicketOpened(number)) => {
+                self.step(&name, format!("ticket T{number} opened"));
+                self.ticket = Some(TicketInfo {
+                    number,
+                    status: "open".into(),
+                    month: 0,
+                    day: 0,
+                });
+                self.goto(now, &next, Vec::new());
+            }
+            (NodeConfig::Ticket { .. }, _) => {
+                self.step(&name, "ticket not opened".into());
+                let agent = self.graph.defaults.agent.clone();
+                self.goto(now, &agent, Vec::new());
+            }
+            (NodeConfig::Catalogue { prompt, empty, .. }, Reply::Gifts(gifts)) => {
+                let points = self.owner.as_ref().map(|o| o.points).unwrap_or(0);
+                self.offered = gifts
+                    .into_iter()
+                    .filter(|g| g.points <= points)
+                    .take(9)
+                    .collect();
+                if self.offered.is_empty() {
+                    self.step(&name, format!("nothing affordable with {points} points"));
+                    return self.goto(now, &empty, Vec::new());
+                }
+                let mut names = prompt.names();
+                let lang = self.language.clone();
+                names.extend(say::points(&lang, points));
+                for (i, g) in self.offered.iter().enumerate() {
+                    names.push(format!("gift_{}", g.id));
+                    names.extend(say::points(&lang, g.points));
+                    names.push("press".into());
+                    names.push(format!("num_{}", i + 1));
+                }
+                self.wait = Wait::Prompt;
+                self.listing = names.clone();
+                self.play(names);
+            }
+            (NodeConfig::Redeem { done, refused }, Reply::Redeemed { points_left }) => {
+                // Points changed: the next catalogue is read afresh.
+                self.offered.clear();
+                self.listing.clear();
+                match points_left {
+                    Some(left) => {
+                        self.step(&name, format!("redeemed, {left} points left"));
+                        self.points_left = Some(left);
+                        if let Some(o) = self.owner.as_mut() {
+                            o.points = left;
+                        }
+                        self.goto(now, &done, Vec::new());
+                    }
+                    None => {
+                        self.step(&name, "refused".into());
+                        self.goto(now, &refused, Vec::new());
+                    }
+                }
+            }
+            (_, _) => {
+                self.step(&name, "request failed".into());
+                let agent = self.graph.defaults.agent.clone();
+                self.goto(now, &agent, Vec::new());
+            }
+        }
+    }
+
+    /// The caller hung up: nothing more happens.
+    pub fn handle_hangup(&mut self) {
+        if self.wait != Wait::Done {
+            let name = self.graph.names[self.node.0].clone();
+            self.step(&name, "caller hung up".into());
+        }
+        self.wait = Wait::Done;
+        self.timer = None;
+    }
+
+    // ---- inside ---------------------------------------------------------
+
+    fn step(&mut self, node: &str, detail: String) {
+        self.out.push_back(Action::Step {
+            node: node.to_string(),
+            detail,
+        });
+    }
+
+    fn arm(&mut self, now: Instant, timer: Timer) {
+        let d = &self.graph.defaults;
+        let secs = match (timer, &self.graph.nodes[self.node.0]) {
+            (Timer::InterDigit, _) => d.inter_digit_seconds,
+            (
+                Timer::NoInput,
+                NodeConfig::Menu {
+                    timeout_seconds: Some(t),
+                    ..
+                },
+            ) => *t,
+            (Timer::NoInput, _) => d.timeout_seconds,
+        };
+        self.timer = Some((now + Duration::from_secs(secs), timer));
+    }
+
+    fn play(&mut self, names: Vec<String>) {
+        let lang = self.language.clone();
+        let files: Vec<String> = names.into_iter().map(|n| format!("{n}_{lang}")).collect();
+        self.out.push_back(Action::Play(files));
+    }
+
+    fn hang_up(&mut self) {
+        if self.wait != Wait::Done {
+            self.wait = Wait::Done;
+            self.timer = None;
+            self.out.push_back(Action::Hangup);
+        }
+    }
+
+    fn goto(&mut self, now: Instant, to: &str, before: Vec<String>) {
+        let target = if to == "return" {
+            match self.returns.pop() {
+                Some(n) => n,
+                None => self
+                    .graph
+                    .node(&self.graph.sites[self.site].start)
+                    .expect("checked"),
+            }
+        } else {
+            self.graph.node(to).expect("checked at load")
+        };
+        self.failures = 0;
+        self.enter(now, target, before);
+    }
+
+    /// Wrong key or silence: say so and ask again, or after the allowed
+    /// retries hand the caller to the failure node (an agent by default).
+    fn fail(&mut self, now: Instant, why: &str) {
+        let name = self.graph.names[self.node.0].clone();
+        let node = self.graph.nodes[self.node.0].clone();
+        let d = &self.graph.defaults;
+        let (retries, invalid, timeout, on_failure) = match &node {
+            NodeConfig::Menu {
+                retries,
+                invalid_prompt,
+                timeout_prompt,
+                on_failure,
+                ..
+            } => (
+                retries.unwrap_or(d.retries),
+                invalid_prompt.clone().unwrap_or(d.invalid_prompt.clone()),
+                timeout_prompt.clone().unwrap_or(d.timeout_prompt.clone()),
+                on_failure.clone(),
+            ),
+            NodeConfig::Collect { on_failure, .. } => (
+                d.retries,
+                d.invalid_prompt.clone(),
+                d.timeout_prompt.clone(),
+                on_failure.clone(),
+            ),
+            // The survey is optional: silence or a wrong key moves on.
+            NodeConfig::Survey { next, .. } => {
+                self.step(&name, format!("{why}: no rating"));
+                return self.goto(now, &next.clone(), Vec::new());
+            }
+            _ => (
+                d.retries,
+                d.invalid_prompt.clone(),
+                d.timeout_prompt.clone(),
+                None,
+            ),
+        };
+        self.failures += 1;
+        if self.failures > retries {
+            let to = on_failure.unwrap_or_else(|| self.graph.defaults.agent.clone());
+            self.step(&name, format!("{why}, {} times: -> {to}", self.failures));
+            return self.goto(now, &to, Vec::new());
+        }
+        self.step(&name, format!("{why} (try {})", self.failures));
+        let sorry = if why == "no input" { timeout } else { invalid };
+        let failures = self.failures;
+        self.enter(now, self.node, sorry.names());
+        self.failures = failures;
+    }
+
+    fn finish_collect(&mut self, now: Instant) {
+        let name = self.graph.names[self.node.0].clone();
+        let NodeConfig::Collect {
+            var,
+            min_digits,
+            next,
+            ..
+        } = self.graph.nodes[self.node.0].clone()
+        else {
+            return;
+        };
+        self.timer = None;
+        if self.digits.len() < min_digits {
+            let why = if self.digits.is_empty() {
+                "no input".to_string()
+            } else {
+                format!("only {} digits", self.digits.len())
+            };
+            self.digits.clear();
+            return self.fail(now, &why);
+        }
+        let digits = std::mem::take(&mut self.digits);
+        self.step(&name, format!("{var} = {digits}"));
+        match var.as_str() {
+            "building" => self.building = digits,
+            "unit" => self.unit = digits,
+            _ => self.typed_ticket = digits,
+        }
+        self.goto(now, &next, Vec::new());
+    }
+
+    /// Enters `id`, playing `before` (a greeting, an apology) ahead of its prompt.
+    fn enter(&mut self, now: Instant, id: NodeId, mut before: Vec<String>) {
+        self.node = id;
+        self.timer = None;
+        self.digits.clear();
+        let name = self.graph.names[id.0].clone();
+        let node = self.graph.nodes[id.0].clone();
+        let needs_owner = matches!(
+            node,
+            NodeConfig::Say {
+                needs_owner: true,
+                ..
+            } | NodeConfig::Lookup {
+                needs_owner: true,
+                ..
+            } | NodeConfig::Catalogue {
+                needs_owner: true,
+                ..
+            }
+        );
+        if needs_owner && self.owner.is_none() {
+            self.step(&name, "caller unknown: identify first".into());
+            self.returns.push(id);
+            let identify = self
+                .graph
+                .node(&self.graph.defaults.identify)
+                .expect("checked");
+            return self.enter(now, identify, before);
+        }
+        let lang = self.language.clone();
+        match node {
+            NodeConfig::Menu { prompt, .. }
+            | NodeConfig::Collect { prompt, .. }
+            | NodeConfig::Survey { prompt, .. } => {
+                before.extend(prompt.names());
+                self.wait = Wait::Prompt;
+                self.play(before);
+            }
+            NodeConfig::Language {
+                prompt,
+                next,
+                skip_if_known,
+                ..
+            } => {
+                if skip_if_known && self.owner.is_some() {
+                    self.step(&name, format!("known owner: language {lang}"));
+                    return self.goto(now, &next, before);
+                }
+                before.extend(prompt.names());
+                self.wait = Wait::Prompt;
+                self.play(before);
+            }
+            NodeConfig::Play { prompt, .. } | NodeConfig::Record { prompt, .. } => {
+                before.extend(prompt.names());
+                self.wait = Wait::Prompt;
+                if before.is_empty() {
+                    return self.handle_prompt_finished(now);
+                }
+                self.play(before);
+            }
+            NodeConfig::Say {
+                prompt,
+                value,
+                after,
+                ..
+            } => {
+                before.extend(prompt.names());
+                before.extend(self.spoken(value, &lang));
+                before.extend(after.names());
+                self.wait = Wait::Prompt;
+                self.play(before);
+            }
+            NodeConfig::Lookup { what, .. } => {
+                if !before.is_empty() {
+                    self.play(before);
+                }
+                let request = match what {
+                    LookupWhat::OwnerByUnit => Request::OwnerByUnit {
+                        site: self.site_id().to_string(),
+                        building: self.building.clone(),
+                        unit: self.unit.clone(),
+                    },
+                    LookupWhat::LatestTicket => Request::LatestTicket {
+                        owner: self
+                            .owner
+                            .as_ref()
+                            .map(|o| o.id.clone())
+                            .unwrap_or_default(),
+                    },
+                    LookupWhat::TicketByNumber => Request::TicketByNumber {
+                        number: self.typed_ticket.parse().unwrap_or(0),
+                    },
+                };
+                self.wait = Wait::Reply;
+                self.out.push_back(Action::Request(request));
+            }
+            NodeConfig::Ticket {
+                category,
+                severity,
+                summary,
+                ..
+            } => {
+                if !before.is_empty() {
+                    self.play(before);
+                }
+                self.wait = Wait::Reply;
+                self.out.push_back(Action::Request(Request::OpenTicket {
+                    category,
+                    severity,
+                    summary,
+                    owner: self.owner.as_ref().map(|o| o.id.clone()),
+                    building: self.owner.as_ref().map(|o| o.building.clone()),
+                    recording: self.recording.clone(),
+                }));
+            }
+            NodeConfig::Queue {
+                queue,
+                skills,
+                priority,
+                prompt,
+            } => {
+                self.step(&name, format!("queue {queue} priority {priority}"));
+                self.out.push_back(Action::Queue {
+                    queue,
+                    skills,
+                    priority,
+                    language: lang,
+                    owner: self.owner.as_ref().map(|o| o.id.clone()),
+                    class: self.owner.as_ref().map(|o| o.class),
+                });
+                before.extend(prompt.names());
+                self.wait = Wait::Prompt;
+                if before.is_empty() {
+                    return self.hang_up();
+                }
+                self.play(before);
+            }
+            NodeConfig::Catalogue { .. } => {
+                if !self.listing.is_empty() {
+                    // Again (a wrong key, `*`, or back from confirming).
+                    before.extend(self.listing.clone());
+                    self.wait = Wait::Prompt;
+                    return self.play(before);
+                }
+                if !before.is_empty() {
+                    self.play(before);
+                }
+                self.wait = Wait::Reply;
+                self.out.push_back(Action::Request(Request::Gifts));
+            }
+            NodeConfig::Redeem { .. } => {
+                if !before.is_empty() {
+                    self.play(before);
+                }
+                let (Some(owner), Some(gift)) = (self.owner.clone(), self.chosen.clone()) else {
+                    self.step(&name, "no owner or no gift chosen".into());
+                    let agent = self.graph.defaults.agent.clone();
+                    return self.goto(now, &agent, Vec::new());
+                };
+                self.redemptions += 1;
+                self.wait = Wait::Reply;
+                self.out.push_back(Action::Request(Request::Redeem {
+                    owner: owner.id,
+                    gift: gift.id,
+                    attempt: self.redemptions,
+                }));
+            }
+            NodeConfig::Hangup { prompt } => {
+                before.extend(prompt.names());
+                if before.is_empty() {
+                    return self.hang_up();
+                }
+                self.wait = Wait::Ending;
+                self.play(before);
+            }
+        }
+    }
+
+    /// The fragments a `say` node speaks.
+    fn spoken(&self, value: SayValue, lang: &str) -> Vec<String> {
+        let owner = self.owner.as_ref();
+        match value {
+            SayValue::FeeBalance => {
+                say::money(lang, owner.map(|o| o.fee_balance_cents).unwrap_or(0))
+            }
+            SayValue::Points => say::points(lang, owner.map(|o| o.points).unwrap_or(0)),
+            SayValue::PointsLeft => say::points(lang, self.points_left.unwrap_or(0)),
+            SayValue::TicketNumber => self
+                .ticket
+                .as_ref()
+                .map(|t| say::ticket(lang, t.number))
+                .unwrap_or_default(),
+            SayValue::TicketStatus => self
+                .ticket
+                .as_ref()
+                .map(|t| vec![format!("status_{}", t.status)])
+                .unwrap_or_default(),
+            SayValue::TicketDate => self
+                .ticket
+                .as_ref()
+                .filter(|t| t.month > 0)
+                .map(|t| say::date(lang, t.month, t.day))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Prompts a say node's value may need beyond the numbers (checked at load).
+pub fn value_prompts(value: SayValue) -> Vec<String> {
+    match value {
+        SayValue::TicketStatus => ["open", "dispatched", "resolved", "closed"]
+            .iter()
+            .map(|s| format!("status_{s}"))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Prompts the catalogue speaks besides its own (the gifts' names are
+/// checked when the runtime loads the catalogue).
+pub const CATALOGUE_PROMPTS: [&str; 1] = ["press"];
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,523 @@
+//! The default menu (`config/ivr.toml`), every branch, with a fake clock.
+
+use super::*;
+
+fn graph() -> Arc<Graph> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ivr.toml");
+    Arc::new(Graph::load(&path, |_| true).unwrap())
+}
+
+fn li() -> OwnerInfo {
+    OwnerInfo {
+        id: "O-0001".into(),
+        language: "zh".into(),
+        class: OwnerClass::Vip,
+        points: 800,
+        fee_balance_cents: 123_450,
+        building: "3".into(),
+    }
+}
+
+struct Sim {
+    s: Session,
+    now: Instant,
+    /// Each Play as one string of file names.
+    played: Vec<String>,
+    steps: Vec<String>,
+    requests: Vec<Request>,
+    stops: usize,
+    other: Vec<Action>,
+}
+
+impl Sim {
+    fn call(called: &str, owner: Option<OwnerInfo>) -> Self {
+        let mut sim = Sim {
+            s: Session::new(graph(), called, owner),
+            now: Instant::now(),
+            played: Vec::new(),
+            steps: Vec::new(),
+            requests: Vec::new(),
+            stops: 0,
+            other: Vec::new(),
+        };
+        sim.s.start(sim.now);
+        sim.drain();
+        sim
+    }
+
+    fn drain(&mut self) {
+        while let Some(a) = self.s.poll_action() {
+            match a {
+                Action::Play(files) => self.played.push(files.join(" ")),
+                Action::Step { node, detail } => self.steps.push(format!("{node}: {detail}")),
+                Action::Request(r) => self.requests.push(r),
+                Action::StopPlayback => self.stops += 1,
+                other => self.other.push(other),
+            }
+        }
+    }
+
+    fn keys(&mut self, keys: &str) {
+        for k in keys.chars() {
+            self.s.handle_digit(self.now, k);
+            self.drain();
+        }
+    }
+
+    /// The prompt playing now ends.
+    fn finish(&mut self) {
+        self.s.handle_prompt_finished(self.now);
+        self.drain();
+    }
+
+    fn wait(&mut self, secs: u64) {
+        let end = self.now + Duration::from_secs(secs);
+        while let Some(at) = self.s.poll_timeout().filter(|at| *at <= end) {
+            self.now = at;
+            self.s.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = end;
+    }
+
+    fn reply(&mut self, r: Reply) {
+        self.s.handle_reply(self.now, r);
+        self.drain();
+    }
+
+    fn last_played(&self) -> &str {
+        self.played.last().map(String::as_str).unwrap_or("")
+    }
+
+    fn hung_up(&self) -> bool {
+        self.other.contains(&Action::Hangup)
+    }
+}
+
+#[test]
+fn known_owner_is_greeted_in_their_language_and_hears_the_balance() {
+    let mut sim = Sim::call("100", Some(li()));
+    // Language chosen already: greeting then the main menu, in Mandarin.
+    assert_eq!(sim.played, ["greeting_garden_zh main_menu_zh"]);
+    sim.keys("1");
+    assert_eq!(sim.last_played(), "self_service_menu_zh");
+    sim.keys("1");
+    assert_eq!(
+        sim.last_played(),
+        "balance_is_zh num_1_zh num_1000_zh num_2_zh num_100_zh num_3_zh num_10_zh num_4_zh yuan_zh num_5_zh jiao_zh"
+    );
+    sim.finish();
+    assert_eq!(sim.last_played(), "self_service_menu_zh");
+}
+
+#[test]
+fn unknown_caller_chooses_english_and_identifies_by_unit_for_the_balance() {
+    let mut sim = Sim::call("100", None);
+    assert_eq!(sim.played, ["greeting_garden_zh choose_language_zh"]);
+    sim.keys("2");
+    assert_eq!(sim.last_played(), "main_menu_en");
+    sim.keys("11");
+    assert_eq!(sim.last_played(), "enter_building_en");
+    sim.keys("3#");
+    assert_eq!(sim.last_played(), "enter_unit_en");
+    sim.keys("1202#");
+    assert_eq!(
+        sim.requests,
+        [Request::OwnerByUnit {
+            site: "garden".into(),
+            building: "3".into(),
+            unit: "1202".into()
+        }]
+    );
+    // Found: the owner's own language from now on, and back to the balance.
+    sim.reply(Reply::Owner(Some(OwnerInfo {
+        language: "en".into(),
+        ..li()
+    })));
+    assert!(
+        sim.last_played()
+            .starts_with("balance_is_en num_1_en thousand_en"),
+        "{}",
+        sim.last_played()
+    );
+}
+
+#[test]
+fn unit_not_found_goes_to_an_agent() {
+    let mut sim = Sim::call("100", None);
+    sim.keys("1");
+    sim.keys("4"); // gifts need the owner
+    assert_eq!(sim.last_played(), "enter_building_zh");
+    sim.keys("9#88#");
+    sim.reply(Reply::Owner(None));
+    assert_eq!(sim.last_played(), "unit_not_found_zh");
+    sim.finish();
+    assert!(matches!(&sim.other[..], [Action::Queue { queue, .. }] if queue == "general"));
+}
+
+#[test]
+fn wrong_keys_are_met_kindly_twice_then_an_agent() {
+    let mut sim = Sim::call("100", Some(li()));
+    sim.keys("7");
+    assert_eq!(sim.last_played(), "invalid_zh main_menu_zh");
+    sim.keys("8");
+    assert_eq!(sim.last_played(), "invalid_zh main_menu_zh");
+    sim.keys("#");
+    assert_eq!(sim.last_played(), "hold_zh agents_busy_zh");
+    assert!(
+        matches!(&sim.other[..], [Action::Queue { queue, class: Some(OwnerClass::Vip), .. }] if queue == "general")
+    );
+    sim.finish();
+    assert!(sim.hung_up(), "ends politely until the ACD lands");
+    assert!(
+        sim.steps
+            .iter()
+            .any(|s| s.contains("wrong key #, 3 times: -> agent")),
+        "{:?}",
+        sim.steps
+    );
+}
+
+#[test]
+fn silence_is_met_kindly_twice_then_an_agent() {
+    let mut sim = Sim::call("100", Some(li()));
+    sim.finish();
+    sim.wait(6);
+    assert_eq!(sim.last_played(), "no_input_zh main_menu_zh");
+    sim.finish();
+    sim.wait(6);
+    assert_eq!(sim.last_played(), "no_input_zh main_menu_zh");
+    sim.finish();
+    sim.wait(5);
+    assert_eq!(sim.played.len(), 3, "not before the timeout");
+    sim.wait(1);
+    assert_eq!(sim.last_played(), "hold_zh agents_busy_zh");
+}
+
+#[test]
+fn zero_reaches_an_agent_from_deep_menus_and_star_repeats() {
+    let mut sim = Sim::call("100", Some(li()));
+    sim.keys("2");
+    assert_eq!(sim.last_played(), "repair_menu_zh");
+    sim.keys("*");
+    assert_eq!(sim.played.len(), 3);
+    assert_eq!(sim.last_played(), "repair_menu_zh", "* repeats");
+    sim.keys("0");
+    assert_eq!(sim.last_played(), "hold_zh agents_busy_zh");
+    // Collecting a ticket number takes 0 as a digit, not as "agent".
+    let mut sim = Sim::call("100", Some(li()));
+    sim.keys("13");
+    sim.keys("1020#");
+    assert_eq!(sim.requests, [Request::TicketByNumber { number: 1020 }]);
+}
+
+#[test]
+fn reporting_a_repair_opens_a_ticket_and_says_its_number() {
+    let mut sim = Sim::call("100", Some(li()));
+    sim.keys("21");
+    assert_eq!(
+        sim.requests,
+        [Request::OpenTicket {
+            category: "water".into(),
+            severity: Severity::Ordinary,
+            summary: "water repair reported by phone".into(),
+            owner: Some("O-0001".into()),
+            building: Some("3".into()),
+            recording: None,
+        }]
+    );
+    sim.reply(Reply::TicketOpened(42));
+    assert_eq!(
+        sim.last_played(),
+        "ticket_opened_zh ticket_word_zh num_4_zh num_2_zh repair_promise_zh"
+    );
+    sim.finish();
+    assert_eq!(sim.last_played(), "anything_else_zh");
+    sim.keys("2");
+    assert_eq!(sim.last_played(), "survey_zh");
+    sim.keys("5");
+    assert!(sim.other.contains(&Action::SurveyAnswered(5)));
+    assert_eq!(sim.last_played(), "goodbye_zh");
+    sim.finish();
+    assert!(sim.hung_up());
+}
+
+#[test]
+fn an_emergency_goes_straight_to_the_top_of_the_queue() {
+    let mut sim = Sim::call("100", Some(li()));
+    sim.keys("29");
+    assert!(matches!(
+        &sim.requests[..],
+        [Request::OpenTicket {
+            severity: Severity::Emergency,
+            ..
+        }]
+    ));
+    sim.reply(Reply::TicketOpened(7));
+    assert!(matches!(
+        &sim.other[..],
+        [Action::Queue { queue, priority: 255, .. }] if queue == "repair"
+    ));
+    assert_eq!(sim.last_played(), "emergency_hold_zh agents_busy_zh");
+}
+
+#[test]
+fn a_complaint_is_recorded_and_becomes_a_ticket() {
+    let mut sim = Sim::call("100", Some(li()));
+    sim.keys("3");
+    assert_eq!(sim.last_played(), "record_complaint_zh");
+    sim.finish();
+    assert_eq!(
+        sim.other,
+        [Action::Record {
+            max: Duration::from_secs(60),
+            silence: Duration::from_secs(5)
+        }]
+    );
+    sim.keys("#");
+    assert_eq!(sim.other.last(), Some(&Action::StopRecording));
+    sim.s
+        .handle_recording_finished(sim.now, "rec/c1.wav".into(), Duration::from_secs(4));
+    sim.drain();
+    assert!(matches!(
+        &sim.requests[..],
+        [Request::OpenTicket { category, recording: Some(r), .. }] if category == "complaint" && r == "rec/c1.wav"
+    ));
+    sim.reply(Reply::TicketOpened(8));
+    assert_eq!(
+        sim.last_played(),
+        "message_recorded_zh ticket_word_zh num_8_zh"
+    );
+    sim.finish();
+    assert_eq!(sim.last_played(), "offer_agent_zh");
+}
+
+#[test]
+fn redeeming_a_gift_asks_once_and_says_the_points_left() {
+    let mut sim = Sim::call("100", Some(li()));
+    sim.keys("4");
+    assert_eq!(
+        sim.last_played(),
+        "points_balance_zh num_8_zh num_100_zh points_word_zh"
+    );
+    sim.finish();
+    assert_eq!(sim.requests, [Request::Gifts]);
+    sim.reply(Reply::Gifts(vec![
+        GiftInfo {
+            id: "G1".into(),
+            points: 120,
+        },
+        GiftInfo {
+            id: "G3".into(),
+            points: 500,
+        },
+        GiftInfo {
+            id: "G4".into(),
+            points: 1500,
+        },
+    ]));
+    // Only what 800 points buy is offered.
+    assert_eq!(
+        sim.last_played(),
+        "catalogue_intro_zh num_8_zh num_100_zh points_word_zh \
+         gift_G1_zh num_1_zh num_100_zh num_2_zh num_10_zh points_word_zh press_zh num_1_zh \
+         gift_G3_zh num_5_zh num_100_zh points_word_zh press_zh num_2_zh"
+    );
+    sim.keys("3");
+    assert!(
+        sim.last_played()
+            .starts_with("invalid_zh catalogue_intro_zh num_8_zh"),
+        "the listing again: {}",
+        sim.last_played()
+    );
+    assert_eq!(sim.requests.len(), 1, "not fetched again");
+    sim.keys("2");
+    assert_eq!(sim.last_played(), "confirm_gift_zh");
+    sim.keys("1");
+    assert_eq!(
+        sim.requests[1],
+        Request::Redeem {
+            owner: "O-0001".into(),
+            gift: "G3".into(),
+            attempt: 1
+        }
+    );
+    sim.keys("111"); // impatient keys while waiting: nothing more is asked
+    sim.reply(Reply::Redeemed {
+        points_left: Some(300),
+    });
+    sim.keys("111"); // and while the result is said
+    assert_eq!(sim.requests.len(), 2, "one redemption");
+    assert_eq!(
+        sim.last_played(),
+        "gift_redeemed_zh num_3_zh num_100_zh points_word_zh"
+    );
+}
+
+#[test]
+fn hanging_up_before_confirming_redeems_nothing() {
+    let mut sim = Sim::call("100", Some(li()));
+    sim.keys("4");
+    sim.finish();
+    sim.reply(Reply::Gifts(vec![GiftInfo {
+        id: "G1".into(),
+        points: 120,
+    }]));
+    sim.keys("1");
+    assert_eq!(sim.last_played(), "confirm_gift_zh");
+    sim.s.handle_hangup();
+    sim.drain();
+    sim.keys("1");
+    assert_eq!(sim.requests, [Request::Gifts]);
+    assert!(sim.steps.last().unwrap().contains("caller hung up"));
+}
+
+#[test]
+fn too_few_points_for_any_gift() {
+    let mut sim = Sim::call("100", Some(OwnerInfo { points: 50, ..li() }));
+    sim.keys("4");
+    sim.finish();
+    sim.reply(Reply::Gifts(vec![GiftInfo {
+        id: "G1".into(),
+        points: 120,
+    }]));
+    assert_eq!(sim.last_played(), "not_enough_points_zh");
+}
+
+#[test]
+fn status_of_my_latest_repair() {
+    let mut sim = Sim::call("100", Some(li()));
+    sim.keys("12");
+    assert_eq!(
+        sim.requests,
+        [Request::LatestTicket {
+            owner: "O-0001".into()
+        }]
+    );
+    sim.reply(Reply::Ticket(Some(TicketInfo {
+        number: 12,
+        status: "dispatched".into(),
+        month: 11,
+        day: 23,
+    })));
+    assert_eq!(
+        sim.last_played(),
+        "your_ticket_zh ticket_word_zh num_1_zh num_2_zh"
+    );
+    sim.finish();
+    assert_eq!(
+        sim.last_played(),
+        "opened_on_zh num_10_zh num_1_zh month_zh num_2_zh num_10_zh num_3_zh day_zh"
+    );
+    sim.finish();
+    assert_eq!(sim.last_played(), "status_is_zh status_dispatched_zh");
+    // No ticket at all:
+    let mut sim = Sim::call("100", Some(li()));
+    sim.keys("12");
+    sim.reply(Reply::Ticket(None));
+    assert_eq!(sim.last_played(), "no_ticket_found_zh");
+}
+
+#[test]
+fn the_called_number_selects_the_site() {
+    let sim = Sim::call("4008200200", None);
+    assert_eq!(sim.played, ["greeting_lakeside_zh choose_language_zh"]);
+    assert_eq!(sim.s.site_id(), "lakeside");
+    let sim = Sim::call("999", None);
+    assert_eq!(
+        sim.s.site_id(),
+        "garden",
+        "unknown numbers reach the first site"
+    );
+}
+
+#[test]
+fn a_key_during_a_prompt_stops_it() {
+    let mut sim = Sim::call("100", Some(li()));
+    sim.keys("2");
+    assert_eq!(sim.stops, 1);
+}
+
+// ---- loading ---------------------------------------------------------------
+
+fn load(text: &str) -> String {
+    Graph::parse(text, std::path::Path::new("ivr.toml"), |_| true)
+        .map(|_| String::new())
+        .unwrap_or_else(|e| e.to_string())
+}
+
+const MINIMAL: &str = r#"
+[[site]]
+id = "s"
+name = "S"
+numbers = ["1"]
+greeting = "hello"
+start = "main"
+[defaults]
+timeout_seconds = 5
+inter_digit_seconds = 3
+retries = 2
+invalid_prompt = "invalid"
+timeout_prompt = "no_input"
+agent = "agent"
+identify = "agent"
+[node.main]
+kind = "menu"
+prompt = "main_menu"
+options = { "1" = "agent" }
+[node.agent]
+kind = "hangup"
+prompt = "goodbye"
+"#;
+
+#[test]
+fn a_minimal_menu_loads() {
+    assert_eq!(load(MINIMAL), "");
+}
+
+#[test]
+fn bad_menus_are_errors_naming_the_node_and_the_file() {
+    let cases = [
+        (
+            MINIMAL.replace(r#"{ "1" = "agent" }"#, r#"{ "1" = "nowhere" }"#),
+            "ivr.toml: node main: an option goes to \"nowhere\", which is not a node",
+        ),
+        (
+            format!("{MINIMAL}\n[node.orphan]\nkind = \"hangup\"\n"),
+            "ivr.toml: node orphan: is not reachable from any site's start",
+        ),
+        (
+            MINIMAL.replace(r#""1" = "agent""#, r#""12" = "agent""#),
+            "node main: option \"12\" is not one key",
+        ),
+        (
+            MINIMAL.replace("kind = \"menu\"", "kind = \"menuu\""),
+            "ivr.toml: ",
+        ),
+        (
+            MINIMAL.replace("start = \"main\"", "start = \"mian\""),
+            "site s: start \"mian\" is not a node",
+        ),
+        (
+            MINIMAL.replace("retries = 2", "retries = 2\ncolour = \"red\""),
+            "unknown field `colour`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = load(&text);
+        assert!(err.contains(expected), "expected {expected:?}, got {err:?}");
+    }
+}
+
+#[test]
+fn a_missing_prompt_names_the_node_and_the_file() {
+    let err = Graph::parse(MINIMAL, std::path::Path::new("ivr.toml"), |p| {
+        p != "main_menu_en"
+    })
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "ivr.toml: node main: prompt main_menu: main_menu_en.wav is missing"
+    );
+}
