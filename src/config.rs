@@ -29,6 +29,11 @@ pub enum ConfigError {
     },
     #[error("config {path}: prompts: {source}")]
     Prompt { path: PathBuf, source: PromptError },
+    #[error("config {path}: ivr.menu: {source}")]
+    Menu {
+        path: PathBuf,
+        source: crate::ivr::graph::GraphError,
+    },
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -41,6 +46,32 @@ pub struct Config {
     pub tickets: TicketsConfig,
     pub return_visit: ReturnVisitConfig,
     pub owners: OwnersConfig,
+    pub ivr: IvrSettings,
+}
+
+/// The voice menu.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IvrSettings {
+    /// The menu graph; empty: no menu, the line test (answer, collect
+    /// digits, goodbye), which SIP load tests use.
+    pub menu: PathBuf,
+    /// Where callers' voice messages are written.
+    pub recordings: PathBuf,
+}
+
+impl Default for IvrSettings {
+    fn default() -> Self {
+        let local = PathBuf::from("config/ivr.toml");
+        Self {
+            menu: if local.is_file() {
+                local
+            } else {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ivr.toml")
+            },
+            recordings: PathBuf::from("recordings"),
+        }
+    }
 }
 
 /// The owner database and how caller numbers are written here.
@@ -376,13 +407,34 @@ impl Config {
             .iter()
             .flat_map(|p| ["en", "zh"].map(|l| format!("{p}_{l}")))
             .collect();
-        PromptSet::load(&self.prompts.dir, &names).map_err(|source| ConfigError::Prompt {
+        PromptSet::load_dir(&self.prompts.dir, &names).map_err(|source| ConfigError::Prompt {
             path: path.to_path_buf(),
             source,
         })
     }
 
-    pub fn switch_config(&self, seed: u64) -> SwitchConfig {
+    /// Loads and checks the menu against the prompts; None without a menu.
+    pub fn load_menu(
+        &self,
+        path: &Path,
+        prompts: &PromptSet,
+    ) -> Result<Option<std::sync::Arc<crate::ivr::graph::Graph>>, ConfigError> {
+        if self.ivr.menu.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        crate::ivr::graph::Graph::load(&self.ivr.menu, |name| prompts.contains(name))
+            .map(|g| Some(std::sync::Arc::new(g)))
+            .map_err(|source| ConfigError::Menu {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    pub fn switch_config(
+        &self,
+        seed: u64,
+        ivr: Option<std::sync::Arc<crate::ivr::graph::Graph>>,
+    ) -> SwitchConfig {
         let t1 = Duration::from_millis(self.sip.t1_ms);
         SwitchConfig {
             sip_addr: self.sip.listen,
@@ -399,6 +451,7 @@ impl Config {
                 ..TimerValues::default()
             },
             seed,
+            ivr,
         }
     }
 }

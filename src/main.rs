@@ -170,7 +170,10 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::CheckConfig { path } => {
-            match Config::load(&path).and_then(|c| c.load_prompts(&path).map(|_| c)) {
+            match Config::load(&path).and_then(|c| {
+                let prompts = c.load_prompts(&path)?;
+                c.load_menu(&path, &prompts).map(|_| c)
+            }) {
                 Ok(_) => {
                     println!("{}: ok", path.display());
                     ExitCode::SUCCESS
@@ -443,12 +446,19 @@ fn run(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let menu = match config.load_menu(&origin, &prompts) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     runtime.block_on(async move {
-        let hotline = match Hotline::bind(config.clone(), prompts).await {
+        let hotline = match Hotline::bind(config.clone(), prompts, menu).await {
             Ok(h) => h,
             Err(e) => {
                 eprintln!("error: {e}");

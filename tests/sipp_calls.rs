@@ -6,20 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Hotline, dtmf_pcap, field, sipp, sipp_errors};
+use common::{Hotline, assert_sipp_ok, dtmf_pcap, field, sipp};
 
 const BASE: u16 = 31000;
-
-fn assert_sipp_ok(h: &Hotline, run: &common::SippRun) {
-    assert_eq!(
-        run.status,
-        0,
-        "sipp failed\n{}\n{}\nhotline log:\n{}",
-        run.stdout,
-        sipp_errors(h),
-        h.log()
-    );
-}
 
 /// The last line of the log says every call ended and every port came back.
 fn assert_all_released(log: &str, calls: usize) {

@@ -5,9 +5,13 @@
 //! media commands, ended calls) and its next deadline. It never reads the
 //! clock nor touches a socket, so whole calls are simulated in tests.
 //!
-//! The inbound call flow for now (the voice-menu issue replaces it): answer,
-//! play `welcome_<lang>`, collect digits until `#` or the inter-digit
-//! timeout, log them, play `goodbye_<lang>`, send BYE.
+//! Inbound calls run the voice menu (`ivr::Session`, one per call) when one
+//! is configured: the caller's number is looked up (the runtime answers
+//! [`Output::IdentifyCaller`]) before the call is answered, then the
+//! session's actions become media commands, requests for the runtime and
+//! ticket events. Without a menu the switch runs a line test: answer, play
+//! `welcome_<lang>`, collect digits until `#` or the inter-digit timeout,
+//! play `goodbye_<lang>`, send BYE (SIP load tests use it).
 //!
 //! Outbound calls (`outbound.rs`): the return visit after a work order is
 //! resolved. The switch places the call through the gateway, asks "press 1
@@ -21,6 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
+use crate::ivr;
 use crate::media::dtmf;
 use crate::media::ports::PortPool;
 use crate::media::rtp::StreamParams;
@@ -64,6 +69,8 @@ pub struct SwitchConfig {
     /// Silence after a question before it is asked again (once), then given up.
     pub question_timeout: Duration,
     pub timers: TimerValues,
+    /// The voice menu; none: the line test.
+    pub ivr: Option<std::sync::Arc<ivr::graph::Graph>>,
     /// Seed for tags and branches (random in production, fixed in tests).
     pub seed: u64,
 }
@@ -76,9 +83,21 @@ pub enum MediaCommand {
         port: u16,
         params: StreamParams,
     },
+    /// Prompt files played one after the other; `PromptFinished` after the last.
     Play {
         call: CallId,
-        prompt: String,
+        prompts: Vec<String>,
+    },
+    /// Record the caller to `<recordings>/<name>.wav` until `StopRecording`,
+    /// `max`, or `silence`; `RecordingFinished` tells the file.
+    Record {
+        call: CallId,
+        name: String,
+        max: Duration,
+        silence: Duration,
+    },
+    StopRecording {
+        call: CallId,
     },
     Stop {
         call: CallId,
@@ -95,6 +114,7 @@ pub enum MediaEvent {
     OpenFailed,
     Digit(char),
     PromptFinished,
+    RecordingFinished { file: String, duration: Duration },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,13 +173,41 @@ pub enum Output {
         number: String,
         outcome: VisitOutcome,
     },
-    /// The owner rated the service 1-5.
+    /// The caller rated the service 1-5 (return visit: about that ticket).
     SurveyAnswered {
         call: CallId,
         sip_call_id: String,
-        ticket: TicketId,
+        ticket: Option<TicketId>,
         number: String,
         score: u8,
+    },
+    /// Who is calling? Answer with [`Switch::handle_owner`].
+    IdentifyCaller {
+        call: CallId,
+        number: String,
+    },
+    /// The menu needs the owner database or the ticket log; answer with
+    /// [`Switch::handle_ivr_reply`].
+    IvrRequest {
+        call: CallId,
+        sip_call_id: String,
+        /// The caller's number (for a ticket's callback number).
+        number: String,
+        request: ivr::Request,
+    },
+    /// One step of the caller's way through the menu.
+    IvrStep {
+        call: CallId,
+        sip_call_id: String,
+        node: String,
+        detail: String,
+    },
+    /// The menu handed the caller to a queue.
+    Queued {
+        call: CallId,
+        sip_call_id: String,
+        queue: String,
+        priority: u8,
     },
     Ended(CallEnded),
 }
@@ -188,6 +236,8 @@ enum Phase {
     Answered,
     Welcome,
     Collecting,
+    /// The voice menu runs.
+    Ivr,
     Goodbye,
     /// BYE sent, waiting for its response.
     HangingUp,
@@ -199,6 +249,7 @@ enum Timer {
     DigitTimeout,
     RingTimeout,
     QuestionTimeout,
+    Ivr,
 }
 
 /// Why a call exists.
@@ -238,6 +289,16 @@ struct Call {
     digits: String,
     timer: Option<(Instant, Timer)>,
     generation: u32,
+    /// The called number (user part of the Request-URI) and the caller's.
+    called: String,
+    number: String,
+    /// The owner lookup came back (always true without a menu).
+    identified: bool,
+    /// The answer waited once already for the lookup.
+    identify_waited: bool,
+    owner: Option<ivr::OwnerInfo>,
+    ivr: Option<ivr::Session>,
+    recordings: u32,
 }
 
 pub struct Switch {
@@ -342,15 +403,27 @@ impl Switch {
                     self.ask(call);
                 }
                 let c = self.calls.get_mut(&call).expect("checked");
-                if c.answer_due {
+                if c.answer_due && c.identified {
                     self.answer(now, call);
                 }
             }
             MediaEvent::OpenFailed => self.open_media(now, call),
             MediaEvent::Digit(d) => self.handle_digit(now, call, d),
+            MediaEvent::RecordingFinished { file, duration } => {
+                if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.ivr.as_mut()) {
+                    s.handle_recording_finished(now, file, duration);
+                    self.pump_ivr(now, call);
+                }
+            }
             MediaEvent::PromptFinished => {
                 let phase = self.calls[&call].phase;
                 match phase {
+                    Phase::Ivr => {
+                        if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.ivr.as_mut()) {
+                            s.handle_prompt_finished(now);
+                        }
+                        self.pump_ivr(now, call);
+                    }
                     Phase::Welcome => {
                         self.set_phase(call, Phase::Collecting);
                         self.arm(now, call, Timer::DigitTimeout);
@@ -384,9 +457,23 @@ impl Switch {
             match timer {
                 Timer::Answer => {
                     c.answer_due = true;
+                    if !c.identified && !c.identify_waited {
+                        // The owner lookup is late: wait once more, then
+                        // answer as an unknown caller rather than ring on.
+                        c.identify_waited = true;
+                        self.arm(now, call, Timer::Answer);
+                        continue;
+                    }
+                    c.identified = true;
                     if c.media_ready {
                         self.answer(now, call);
                     }
+                }
+                Timer::Ivr => {
+                    if let Some(s) = c.ivr.as_mut() {
+                        s.handle_timeout(now);
+                    }
+                    self.pump_ivr(now, call);
                 }
                 Timer::DigitTimeout => self.finish_collecting(now, call),
                 Timer::RingTimeout => self.ring_timeout(now, call),
@@ -430,8 +517,20 @@ impl Switch {
                 if let Some(&call) = self.by_sip.get(&request.core.call_id)
                     && self.calls[&call].phase == Phase::Answered
                 {
-                    self.set_phase(call, Phase::Welcome);
-                    self.play(call, "welcome");
+                    match self.cfg.ivr.clone() {
+                        Some(graph) => {
+                            let c = self.calls.get_mut(&call).expect("live call");
+                            let mut session = ivr::Session::new(graph, &c.called, c.owner.clone());
+                            session.start(now);
+                            c.ivr = Some(session);
+                            c.phase = Phase::Ivr;
+                            self.pump_ivr(now, call);
+                        }
+                        None => {
+                            self.set_phase(call, Phase::Welcome);
+                            self.play(call, "welcome");
+                        }
+                    }
                 }
             }
             TxEvent::Response { tx, response } => {
@@ -647,8 +746,18 @@ impl Switch {
             })
             .map(|line| line.trim_start_matches("Record-Route:").trim().to_string())
             .collect();
+        // The caller's number: the network's assertion when there is one.
+        let number = request
+            .header("P-Asserted-Identity")
+            .and_then(crate::owners::phone::uri_user)
+            .or_else(|| crate::owners::phone::uri_user(&core.from))
+            .unwrap_or_default()
+            .to_string();
+        let called = crate::owners::phone::uri_user(&request.inner.uri.to_string())
+            .unwrap_or_default()
+            .to_string();
         self.stats.calls_started += 1;
-        info!(call = %id, sip_call_id = %core.call_id, from = %message::addr_uri(&core.from), "call started");
+        info!(call = %id, sip_call_id = %core.call_id, from = %message::addr_uri(&core.from), %number, %called, "call started");
         self.out.push_back(Output::Started {
             call: id,
             sip_call_id: core.call_id.clone(),
@@ -678,7 +787,18 @@ impl Switch {
             digits: String::new(),
             timer: None,
             generation: 0,
+            called: called.clone(),
+            number: number.clone(),
+            identified: self.cfg.ivr.is_none(),
+            identify_waited: false,
+            owner: None,
+            ivr: None,
+            recordings: 0,
         };
+        if self.cfg.ivr.is_some() {
+            self.out
+                .push_back(Output::IdentifyCaller { call: id, number });
+        }
         self.by_sip.insert(call.sip_call_id.clone(), id);
         self.by_tx.insert(tx, id);
         self.calls.insert(id, call);
@@ -804,6 +924,14 @@ impl Switch {
                 c.digits.push(digit);
                 return self.handle_answer_digit(now, id, digit);
             }
+            Phase::Ivr => {
+                debug!(call = %id, digit = %digit, "digit");
+                c.digits.push(digit);
+                if let Some(s) = c.ivr.as_mut() {
+                    s.handle_digit(now, digit);
+                }
+                return self.pump_ivr(now, id);
+            }
             _ => return,
         }
         debug!(call = %id, digit = %digit, "digit");
@@ -839,9 +967,123 @@ impl Switch {
     }
 
     fn play(&mut self, id: CallId, prompt: &str) {
-        let prompt = format!("{prompt}_{}", self.cfg.language);
+        let prompts = vec![format!("{prompt}_{}", self.cfg.language)];
         self.out
-            .push_back(Output::Media(MediaCommand::Play { call: id, prompt }));
+            .push_back(Output::Media(MediaCommand::Play { call: id, prompts }));
+    }
+
+    /// The owner lookup for an incoming call came back.
+    pub fn handle_owner(&mut self, now: Instant, call: CallId, owner: Option<ivr::OwnerInfo>) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.identified {
+            return;
+        }
+        c.identified = true;
+        c.owner = owner;
+        if c.answer_due && c.media_ready {
+            self.answer(now, call);
+        }
+        self.pump(now);
+    }
+
+    /// The runtime's answer to a menu request.
+    pub fn handle_ivr_reply(&mut self, now: Instant, call: CallId, reply: ivr::Reply) {
+        if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.ivr.as_mut()) {
+            s.handle_reply(now, reply);
+            self.pump_ivr(now, call);
+        }
+        self.pump(now);
+    }
+
+    /// Turns what the menu asks for into media commands and outputs, and
+    /// keeps the call's timer on the menu's deadline.
+    fn pump_ivr(&mut self, now: Instant, id: CallId) {
+        loop {
+            let Some(c) = self.calls.get_mut(&id) else {
+                return;
+            };
+            let Some(action) = c.ivr.as_mut().and_then(ivr::Session::poll_action) else {
+                break;
+            };
+            let sip_call_id = c.sip_call_id.clone();
+            let out = match action {
+                ivr::Action::Play(prompts) => {
+                    info!(call = %id, prompts = %prompts.join(" "), "playing");
+                    Output::Media(MediaCommand::Play { call: id, prompts })
+                }
+                ivr::Action::StopPlayback => Output::Media(MediaCommand::Stop { call: id }),
+                ivr::Action::Record { max, silence } => {
+                    c.recordings += 1;
+                    let name: String = format!("{sip_call_id}-{}", c.recordings)
+                        .chars()
+                        .map(|ch| {
+                            if ch.is_ascii_alphanumeric() || "-_.".contains(ch) {
+                                ch
+                            } else {
+                                '_'
+                            }
+                        })
+                        .collect();
+                    Output::Media(MediaCommand::Record {
+                        call: id,
+                        name,
+                        max,
+                        silence,
+                    })
+                }
+                ivr::Action::StopRecording => {
+                    Output::Media(MediaCommand::StopRecording { call: id })
+                }
+                ivr::Action::Request(request) => Output::IvrRequest {
+                    call: id,
+                    sip_call_id,
+                    number: c.number.clone(),
+                    request,
+                },
+                ivr::Action::Step { node, detail } => {
+                    info!(call = %id, %node, %detail, "ivr step");
+                    Output::IvrStep {
+                        call: id,
+                        sip_call_id,
+                        node,
+                        detail,
+                    }
+                }
+                ivr::Action::Queue {
+                    queue, priority, ..
+                } => Output::Queued {
+                    call: id,
+                    sip_call_id,
+                    queue,
+                    priority,
+                },
+                ivr::Action::SurveyAnswered(score) => Output::SurveyAnswered {
+                    call: id,
+                    sip_call_id,
+                    ticket: None,
+                    number: c.number.clone(),
+                    score,
+                },
+                ivr::Action::Hangup => {
+                    self.send_bye(now, id);
+                    continue;
+                }
+            };
+            self.out.push_back(out);
+        }
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let due = c.ivr.as_ref().and_then(ivr::Session::poll_timeout);
+        if c.phase == Phase::Ivr && due != c.timer.map(|(at, _)| at) {
+            c.generation += 1;
+            c.timer = due.map(|at| (at, Timer::Ivr));
+            if let Some(at) = due {
+                self.timers.push(Reverse((at, id, c.generation)));
+            }
+        }
     }
 
     fn send_bye(&mut self, now: Instant, id: CallId) {
@@ -885,6 +1127,8 @@ impl Switch {
             Timer::DigitTimeout => self.cfg.inter_digit_timeout,
             Timer::RingTimeout => self.cfg.ring_timeout,
             Timer::QuestionTimeout => self.cfg.question_timeout,
+            // The menu's deadline is set by `pump_ivr`, not armed here.
+            Timer::Ivr => Duration::ZERO,
         };
         let c = self.calls.get_mut(&id).expect("live call");
         c.generation += 1;
@@ -894,9 +1138,22 @@ impl Switch {
 
     /// Releases everything the call holds; every path out of a call ends here.
     fn end(&mut self, id: CallId, reason: EndReason) {
-        let Some(c) = self.calls.remove(&id) else {
+        let Some(mut c) = self.calls.remove(&id) else {
             return;
         };
+        if let Some(mut s) = c.ivr.take() {
+            s.handle_hangup();
+            while let Some(a) = s.poll_action() {
+                if let ivr::Action::Step { node, detail } = a {
+                    self.out.push_back(Output::IvrStep {
+                        call: id,
+                        sip_call_id: c.sip_call_id.clone(),
+                        node,
+                        detail,
+                    });
+                }
+            }
+        }
         self.by_sip.remove(&c.sip_call_id);
         self.by_tx.remove(&c.invite_tx);
         if let Some(bye) = c.bye_tx {

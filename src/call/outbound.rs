@@ -172,6 +172,13 @@ impl Switch {
             digits: String::new(),
             timer: None,
             generation: 0,
+            called: req.number.clone(),
+            number: req.number.clone(),
+            identified: true,
+            identify_waited: false,
+            owner: None,
+            ivr: None,
+            recordings: 0,
         };
         self.stats.calls_started += 1;
         self.out.push_back(Output::Started {
@@ -366,7 +373,7 @@ impl Switch {
                 self.out.push_back(Output::SurveyAnswered {
                     call: id,
                     sip_call_id: c.sip_call_id.clone(),
-                    ticket,
+                    ticket: Some(ticket),
                     number,
                     score,
                 });

@@ -17,6 +17,7 @@ fn config() -> SwitchConfig {
         ring_timeout: Duration::from_secs(30),
         question_timeout: Duration::from_secs(8),
         timers: TimerValues::default(),
+        ivr: None,
         seed: 42,
     }
 }
@@ -29,6 +30,8 @@ struct Sim {
     ended: Vec<CallEnded>,
     /// Return-visit outcomes and survey answers, in order.
     answers: Vec<String>,
+    /// What the voice menu asked of the runtime (identify, requests, steps).
+    menu: Vec<Output>,
     auto_open: bool,
 }
 
@@ -41,6 +44,7 @@ impl Sim {
             media: Vec::new(),
             ended: Vec::new(),
             answers: Vec::new(),
+            menu: Vec::new(),
             auto_open: true,
         }
     }
@@ -78,10 +82,11 @@ impl Sim {
                     attempt,
                     ..
                 } => self.answers.push(format!("{ticket}#{attempt} {outcome:?}")),
-                Output::SurveyAnswered { ticket, score, .. } => {
-                    self.answers.push(format!("{ticket} survey {score}"))
-                }
+                Output::SurveyAnswered { ticket, score, .. } => self
+                    .answers
+                    .push(format!("{} survey {score}", ticket.unwrap())),
                 Output::Started { .. } | Output::DigitsCollected { .. } => {}
+                other => self.menu.push(other),
             }
         }
     }
@@ -117,7 +122,7 @@ impl Sim {
         self.media
             .iter()
             .filter_map(|m| match m {
-                MediaCommand::Play { prompt, .. } => Some(prompt.clone()),
+                MediaCommand::Play { prompts, .. } => Some(prompts.join(" ")),
                 _ => None,
             })
             .collect()
@@ -614,4 +619,92 @@ fn retransmitted_200_gets_the_ack_again() {
     sim.recv(&reply_to(&invite, 200, "OK", OWNER_SDP));
     let again = sim.take_sent();
     assert_eq!(again, first[..1], "the same ACK");
+}
+
+// ---- the voice menu in a call ------------------------------------------------
+
+fn menu_sim() -> Sim {
+    let mut cfg = config();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ivr.toml");
+    cfg.ivr = Some(std::sync::Arc::new(
+        crate::ivr::graph::Graph::load(&path, |_| true).unwrap(),
+    ));
+    Sim {
+        sw: Switch::new(cfg),
+        ..Sim::new()
+    }
+}
+
+#[test]
+fn a_known_caller_is_looked_up_before_the_answer_and_walks_the_menu() {
+    let mut sim = menu_sim();
+    let inv = invite("menu-1", "z9hG4bKm1", SDP);
+    sim.recv(&inv.replace("INVITE sip:100@", "INVITE sip:4008200100@"));
+    let (call, number) = match &sim.menu[..] {
+        [Output::IdentifyCaller { call, number }] => (*call, number.clone()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(number, "13800138000");
+    // Not answered while the lookup is out, even after the answer delay.
+    sim.advance(Duration::from_millis(600));
+    assert!(!sim.status_lines().iter().any(|l| l.contains("200 OK")));
+    sim.sw.handle_owner(
+        sim.now,
+        call,
+        Some(crate::ivr::OwnerInfo {
+            id: "O-0001".into(),
+            language: "en".into(),
+            class: crate::owners::OwnerClass::Key,
+            points: 800,
+            fee_balance_cents: 500,
+            building: "3".into(),
+        }),
+    );
+    sim.drain();
+    let sent = sim.take_sent();
+    assert!(
+        sent.iter().any(|m| m.starts_with("SIP/2.0 200 OK")),
+        "{sent:?}"
+    );
+    let tag = to_tag(sent.last().unwrap());
+    sim.recv(&in_dialog("ACK", "menu-1", "z9hG4bKm1a", 1, &tag));
+    assert_eq!(sim.played(), ["greeting_garden_en main_menu_en"]);
+    sim.media_event(call, MediaEvent::Digit('1'));
+    sim.media_event(call, MediaEvent::Digit('1'));
+    assert_eq!(
+        sim.played().last().unwrap(),
+        "balance_is_en num_5_en yuan_en"
+    );
+    // The caller hangs up: the menu's last step is in the log.
+    sim.recv(&in_dialog("BYE", "menu-1", "z9hG4bKm1b", 2, &tag));
+    let steps: Vec<String> = sim
+        .menu
+        .iter()
+        .filter_map(|o| match o {
+            Output::IvrStep { node, detail, .. } => Some(format!("{node}: {detail}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        steps.first().unwrap(),
+        "start: site garden language en owner O-0001"
+    );
+    assert!(
+        steps.contains(&"main: key 1 -> self_service".to_string()),
+        "{steps:?}"
+    );
+    assert_eq!(steps.last().unwrap(), "balance: caller hung up");
+    assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (0, 0));
+}
+
+#[test]
+fn a_lookup_that_never_answers_does_not_hold_the_call() {
+    let mut sim = menu_sim();
+    sim.recv(&invite("menu-2", "z9hG4bKm2", SDP));
+    sim.advance(Duration::from_millis(1100));
+    let sent = sim.take_sent();
+    assert!(
+        sent.iter().any(|m| m.starts_with("SIP/2.0 200 OK")),
+        "answered as an unknown caller after waiting twice the answer delay"
+    );
 }

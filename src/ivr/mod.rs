@@ -169,8 +169,21 @@ pub struct Session {
     chosen: Option<GiftInfo>,
     points_left: Option<i64>,
     redemptions: u32,
+    /// Keys typed ahead during a prompt that takes none (a balance being
+    /// said): they go to the next node that takes keys.
+    typeahead: String,
     timer: Option<(Instant, Timer)>,
     out: VecDeque<Action>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("node", &self.graph.names[self.node.0])
+            .field("wait", &self.wait)
+            .field("language", &self.language)
+            .finish()
+    }
 }
 
 impl Session {
@@ -203,6 +216,7 @@ impl Session {
             chosen: None,
             points_left: None,
             redemptions: 0,
+            typeahead: String::new(),
             timer: None,
             out: VecDeque::new(),
             graph,
@@ -333,6 +347,12 @@ impl Session {
                 | NodeConfig::Survey { .. }
         );
         if !takes_keys {
+            if self.wait == Wait::Prompt
+                && matches!(node, NodeConfig::Say { .. } | NodeConfig::Play { .. })
+                && self.typeahead.len() < 8
+            {
+                self.typeahead.push(digit);
+            }
             return;
         }
         if self.wait == Wait::Prompt {
@@ -492,6 +512,7 @@ impl Session {
                 self.wait = Wait::Prompt;
                 self.listing = names.clone();
                 self.play(names);
+                self.replay_typeahead(now);
             }
             (NodeConfig::Redeem { done, refused }, Reply::Redeemed { points_left }) => {
                 // Points changed: the next catalogue is read afresh.
@@ -666,6 +687,13 @@ impl Session {
         self.goto(now, &next, Vec::new());
     }
 
+    /// Keys typed ahead go to the node just entered, as if pressed now.
+    fn replay_typeahead(&mut self, now: Instant) {
+        for digit in std::mem::take(&mut self.typeahead).chars() {
+            self.handle_digit(now, digit);
+        }
+    }
+
     /// Enters `id`, playing `before` (a greeting, an apology) ahead of its prompt.
     fn enter(&mut self, now: Instant, id: NodeId, mut before: Vec<String>) {
         self.node = id;
@@ -703,6 +731,7 @@ impl Session {
                 before.extend(prompt.names());
                 self.wait = Wait::Prompt;
                 self.play(before);
+                self.replay_typeahead(now);
             }
             NodeConfig::Language {
                 prompt,
@@ -717,6 +746,7 @@ impl Session {
                 before.extend(prompt.names());
                 self.wait = Wait::Prompt;
                 self.play(before);
+                self.replay_typeahead(now);
             }
             NodeConfig::Play { prompt, .. } | NodeConfig::Record { prompt, .. } => {
                 before.extend(prompt.names());
@@ -739,6 +769,7 @@ impl Session {
                 self.play(before);
             }
             NodeConfig::Lookup { what, .. } => {
+                // Keys typed ahead of a lookup are kept for what comes after.
                 if !before.is_empty() {
                     self.play(before);
                 }

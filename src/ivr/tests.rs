@@ -432,6 +432,35 @@ fn the_called_number_selects_the_site() {
 }
 
 #[test]
+fn keys_typed_while_a_balance_is_said_go_to_the_next_menu() {
+    let mut sim = Sim::call("100", Some(li()));
+    sim.keys("4");
+    assert!(sim.last_played().starts_with("points_balance_zh"));
+    sim.keys("3"); // the caller knows the catalogue by heart
+    sim.finish();
+    sim.reply(Reply::Gifts(vec![
+        GiftInfo {
+            id: "G1".into(),
+            points: 120,
+        },
+        GiftInfo {
+            id: "G2".into(),
+            points: 300,
+        },
+        GiftInfo {
+            id: "G3".into(),
+            points: 500,
+        },
+    ]));
+    assert_eq!(sim.last_played(), "confirm_gift_zh", "3 chose G3 at once");
+    assert!(
+        sim.steps.iter().any(|s| s == "catalogue: key 3: gift G3"),
+        "{:?}",
+        sim.steps
+    );
+}
+
+#[test]
 fn a_key_during_a_prompt_stops_it() {
     let mut sim = Sim::call("100", Some(li()));
     sim.keys("2");

@@ -5,4 +5,5 @@ pub mod dtmf;
 pub mod g711;
 pub mod ports;
 pub mod prompt;
+pub mod record;
 pub mod rtp;

@@ -118,6 +118,36 @@ impl PromptSet {
         Ok(Self { prompts })
     }
 
+    /// Loads `required` (each must exist) and every other `*.wav` in `dir`
+    /// (menu prompts, gift names); a broken file is an error naming it.
+    pub fn load_dir(dir: &Path, required: &[String]) -> Result<Self, PromptError> {
+        let mut set = Self::load(dir, required)?;
+        let entries = std::fs::read_dir(dir).map_err(|_| PromptError::Missing {
+            name: "*".into(),
+            dir: dir.to_path_buf(),
+        })?;
+        let mut paths: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if !set.prompts.contains_key(name) {
+                set.prompts
+                    .insert(name.to_string(), Arc::new(Prompt::load(&path)?));
+            }
+        }
+        Ok(set)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.prompts.contains_key(name)
+    }
+
     pub fn insert(&mut self, prompt: Prompt) {
         self.prompts.insert(prompt.name.clone(), Arc::new(prompt));
     }

@@ -1,10 +1,12 @@
 //! The media edge: one RTP socket per call, one receive task per socket, and
 //! one pacing task for all calls that sends whatever packets are due every
 //! 10 ms (a 20 ms packet is then never more than 10 ms late), instead of a
-//! sleeping task per call.
+//! sleeping task per call. A call's prompts play one after the other; the
+//! receive task also records the caller when the menu asks (voice messages).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +18,9 @@ use tracing::{error, info, warn};
 
 use super::Input;
 use crate::call::{CallId, MediaCommand, MediaEvent};
-use crate::media::prompt::PromptSet;
+use crate::media::g711::Law;
+use crate::media::prompt::{Prompt, PromptSet};
+use crate::media::record::Recorder;
 use crate::media::rtp::{MAX_PACKET, Received, RtpReceiver, RtpStream};
 
 const TICK: Duration = Duration::from_millis(10);
@@ -29,9 +33,23 @@ pub enum MediaIn {
     Source(CallId, SocketAddr),
 }
 
+/// Recording orders for a call's receive task.
+#[derive(Debug)]
+enum RecordCtl {
+    Start {
+        path: PathBuf,
+        max: Duration,
+        silence: Duration,
+    },
+    Stop,
+}
+
 struct Session {
     socket: Arc<UdpSocket>,
     stream: RtpStream,
+    /// Prompts still to play after the current one.
+    queue: VecDeque<Arc<Prompt>>,
+    record: mpsc::UnboundedSender<RecordCtl>,
     receiver: JoinHandle<()>,
     /// Packets the receive task accepted (written there, read at close).
     received: Arc<AtomicU64>,
@@ -49,16 +67,28 @@ impl Drop for Session {
 pub fn spawn(
     ip: std::net::IpAddr,
     prompts: PromptSet,
+    recordings: PathBuf,
     to_switch: mpsc::UnboundedSender<Input>,
 ) -> (mpsc::UnboundedSender<MediaIn>, JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let handle = tokio::spawn(pace(ip, prompts, rx, tx.clone(), to_switch));
+    let edge = Edge {
+        ip,
+        prompts,
+        recordings,
+    };
+    let handle = tokio::spawn(pace(edge, rx, tx.clone(), to_switch));
     (tx, handle)
 }
 
-async fn pace(
+/// What every session shares.
+struct Edge {
     ip: std::net::IpAddr,
     prompts: PromptSet,
+    recordings: PathBuf,
+}
+
+async fn pace(
+    edge: Edge,
     mut rx: mpsc::UnboundedReceiver<MediaIn>,
     me: mpsc::UnboundedSender<MediaIn>,
     to_switch: mpsc::UnboundedSender<Input>,
@@ -72,7 +102,7 @@ async fn pace(
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
-                handle(msg, ip, &prompts, &mut sessions, &me, &to_switch);
+                handle(msg, &edge, &mut sessions, &me, &to_switch);
             }
             _ = tick.tick(), if !sessions.is_empty() => {
                 let now = Instant::now();
@@ -84,7 +114,10 @@ async fn pace(
                         let _ = socket.try_send_to(pkt, to);
                     });
                     if done {
-                        finished.push(*call);
+                        match s.queue.pop_front() {
+                            Some(next) => s.stream.play(now, next),
+                            None => finished.push(*call),
+                        }
                     }
                 }
                 for call in finished.drain(..) {
@@ -97,26 +130,28 @@ async fn pace(
 
 fn handle(
     msg: MediaIn,
-    ip: std::net::IpAddr,
-    prompts: &PromptSet,
+    edge: &Edge,
     sessions: &mut HashMap<CallId, Session>,
     me: &mpsc::UnboundedSender<MediaIn>,
     to_switch: &mpsc::UnboundedSender<Input>,
 ) {
     match msg {
         MediaIn::Command(MediaCommand::Open { call, port, params }) => {
-            let bound = std::net::UdpSocket::bind(SocketAddr::new(ip, port))
+            let bound = std::net::UdpSocket::bind(SocketAddr::new(edge.ip, port))
                 .and_then(|s| s.set_nonblocking(true).map(|_| s))
                 .and_then(UdpSocket::from_std);
             let event = match bound {
                 Ok(socket) => {
                     let socket = Arc::new(socket);
                     let received = Arc::new(AtomicU64::new(0));
+                    let (record, record_rx) = mpsc::unbounded_channel();
                     let receiver = tokio::spawn(receive(
                         call,
                         socket.clone(),
                         RtpReceiver::new(&params),
+                        (params.codec_pt, params.law),
                         received.clone(),
+                        record_rx,
                         me.clone(),
                         to_switch.clone(),
                     ));
@@ -132,6 +167,8 @@ fn handle(
                         Session {
                             socket,
                             stream,
+                            queue: VecDeque::new(),
+                            record,
                             receiver,
                             received,
                         },
@@ -145,15 +182,26 @@ fn handle(
             };
             let _ = to_switch.send(Input::Media(call, event));
         }
-        MediaIn::Command(MediaCommand::Play { call, prompt }) => {
+        MediaIn::Command(MediaCommand::Play { call, prompts }) => {
             let Some(s) = sessions.get_mut(&call) else {
                 return;
             };
-            match prompts.get(&prompt) {
-                Some(p) => s.stream.play(Instant::now(), p),
-                None => {
+            let mut queue: VecDeque<Arc<Prompt>> = VecDeque::new();
+            for name in &prompts {
+                match edge.prompts.get(name) {
+                    Some(p) => queue.push_back(p),
                     // Prompts are checked at start-up; keep the call moving anyway.
-                    error!(%call, prompt, "prompt not loaded");
+                    None => error!(%call, prompt = %name, "prompt not loaded"),
+                }
+            }
+            match queue.pop_front() {
+                Some(first) => {
+                    s.stream.play(Instant::now(), first);
+                    s.queue = queue;
+                }
+                None => {
+                    s.stream.stop();
+                    s.queue.clear();
                     let _ = to_switch.send(Input::Media(call, MediaEvent::PromptFinished));
                 }
             }
@@ -161,6 +209,23 @@ fn handle(
         MediaIn::Command(MediaCommand::Stop { call }) => {
             if let Some(s) = sessions.get_mut(&call) {
                 s.stream.stop();
+                s.queue.clear();
+            }
+        }
+        MediaIn::Command(MediaCommand::Record {
+            call,
+            name,
+            max,
+            silence,
+        }) => {
+            if let Some(s) = sessions.get_mut(&call) {
+                let path = edge.recordings.join(format!("{name}.wav"));
+                let _ = s.record.send(RecordCtl::Start { path, max, silence });
+            }
+        }
+        MediaIn::Command(MediaCommand::StopRecording { call }) => {
+            if let Some(s) = sessions.get_mut(&call) {
+                let _ = s.record.send(RecordCtl::Stop);
             }
         }
         MediaIn::Command(MediaCommand::Close { call }) => {
@@ -182,17 +247,54 @@ fn handle(
     }
 }
 
+/// How often a recording checks for a caller who stopped sending RTP.
+const RECORD_CHECK: Duration = Duration::from_millis(200);
+
+#[allow(clippy::too_many_arguments)] // the task's whole world, passed once at spawn
 async fn receive(
     call: CallId,
     socket: Arc<UdpSocket>,
     mut receiver: RtpReceiver,
+    (codec_pt, law): (u8, Law),
     received: Arc<AtomicU64>,
+    mut record: mpsc::UnboundedReceiver<RecordCtl>,
     media: mpsc::UnboundedSender<MediaIn>,
     to_switch: mpsc::UnboundedSender<Input>,
 ) {
     let mut buf = [0u8; 2048];
+    // The recording in progress: where it goes, and when audio last came.
+    let mut recording: Option<(Recorder, PathBuf, Instant)> = None;
     loop {
-        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+        let datagram = tokio::select! {
+            r = socket.recv_from(&mut buf) => r,
+            Some(ctl) = record.recv() => {
+                match ctl {
+                    RecordCtl::Start { path, max, silence } => {
+                        recording = Some((Recorder::new(law, max, silence), path, Instant::now()));
+                    }
+                    RecordCtl::Stop => {
+                        if let Some((r, path, _)) = recording.take() {
+                            finish_recording(call, r, path, &to_switch);
+                        }
+                    }
+                }
+                continue;
+            }
+            _ = tokio::time::sleep(RECORD_CHECK), if recording.is_some() => {
+                if let Some((r, _, last)) = recording.as_mut() {
+                    let gap = last.elapsed();
+                    if gap >= RECORD_CHECK {
+                        *last = Instant::now();
+                        if r.push_gap(gap).is_some() {
+                            let (r, path, _) = recording.take().expect("checked");
+                            finish_recording(call, r, path, &to_switch);
+                        }
+                    }
+                }
+                continue;
+            }
+        };
+        let Ok((n, from)) = datagram else {
             // ICMP port unreachable surfaces as an error on Linux; keep listening.
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
@@ -202,8 +304,48 @@ async fn receive(
         if let Some(addr) = moved {
             let _ = media.send(MediaIn::Source(call, addr));
         }
-        if let Received::Digit(d) = what {
-            let _ = to_switch.send(Input::Media(call, MediaEvent::Digit(d)));
+        match what {
+            Received::Digit(d) => {
+                let _ = to_switch.send(Input::Media(call, MediaEvent::Digit(d)));
+            }
+            Received::Audio => {
+                if let Some((r, _, last)) = recording.as_mut()
+                    && let Ok(rtp) = rtp_rs::RtpReader::new(&buf[..n])
+                    && rtp.payload_type() == codec_pt
+                {
+                    *last = Instant::now();
+                    if r.push(rtp.payload()).is_some() {
+                        let (r, path, _) = recording.take().expect("checked");
+                        finish_recording(call, r, path, &to_switch);
+                    }
+                }
+            }
+            Received::Ignored => {}
         }
     }
+}
+
+/// Writes the WAV (on the blocking pool) and tells the switch.
+fn finish_recording(
+    call: CallId,
+    recorder: Recorder,
+    path: PathBuf,
+    to_switch: &mpsc::UnboundedSender<Input>,
+) {
+    let to_switch = to_switch.clone();
+    tokio::task::spawn_blocking(move || {
+        let duration = recorder.duration();
+        if let Err(e) = recorder.write(&path) {
+            error!(%call, file = %path.display(), error = %e, "recording not written");
+        } else {
+            info!(%call, file = %path.display(), ms = duration.as_millis() as u64, "recording written");
+        }
+        let _ = to_switch.send(Input::Media(
+            call,
+            MediaEvent::RecordingFinished {
+                file: path.display().to_string(),
+                duration,
+            },
+        ));
+    });
 }

@@ -6,6 +6,7 @@
 //! the media edge talk to it through an unbounded channel (their volume is
 //! bounded by the calls the switch admitted).
 
+pub mod ivr;
 pub mod media;
 pub mod tickets;
 
@@ -44,6 +45,10 @@ pub enum Input {
     TcpClosed(SocketAddr),
     /// A return-visit call to place (from the ticket watcher).
     Place(crate::call::PlaceCall),
+    /// Who is calling, as the owner database says.
+    Owner(CallId, Option<crate::ivr::OwnerInfo>),
+    /// The answer to a menu request.
+    IvrReply(CallId, crate::ivr::Reply),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +64,8 @@ pub enum RuntimeError {
         location: String,
         source: crate::tickets::StoreError,
     },
+    #[error("cannot open the owner database: {0}")]
+    Owners(#[from] crate::owners::OwnersError),
 }
 
 /// Opens the store off the runtime's workers: opening connects, migrates
@@ -79,10 +86,16 @@ pub struct Hotline {
     store: Arc<Store>,
     /// The last event in the log when the hotline started.
     history_until: crate::tickets::EventId,
+    menu: Option<Arc<crate::ivr::graph::Graph>>,
+    owners: Arc<crate::owners::OwnerDb>,
 }
 
 impl Hotline {
-    pub async fn bind(config: Config, prompts: PromptSet) -> Result<Self, RuntimeError> {
+    pub async fn bind(
+        config: Config,
+        prompts: PromptSet,
+        menu: Option<Arc<crate::ivr::graph::Graph>>,
+    ) -> Result<Self, RuntimeError> {
         let addr = config.sip.listen;
         let udp = bind_udp(addr).map_err(|source| RuntimeError::Bind {
             transport: "UDP",
@@ -109,6 +122,7 @@ impl Hotline {
             .await
             .map_err(|source| RuntimeError::Store { location, source })?
             .unwrap_or(crate::tickets::EventId(0));
+        let owners = Arc::new(crate::owners::OwnerDb::open(&config.owners.db)?);
         Ok(Self {
             udp,
             tcp,
@@ -116,6 +130,8 @@ impl Hotline {
             prompts,
             store: Arc::new(store),
             history_until,
+            menu,
+            owners,
         })
     }
 
@@ -132,6 +148,8 @@ impl Hotline {
             prompts,
             store,
             history_until,
+            menu,
+            owners,
         } = self;
         let (to_switch, mut inbox) = mpsc::unbounded_channel();
         let visits = match (config.return_visit.gateway, config.return_visit.policy()) {
@@ -154,8 +172,25 @@ impl Hotline {
             ),
             history_until,
         ));
-        let mut switch = Switch::new(config.switch_config(rand::random()));
-        let (media, media_task) = media::spawn(config.media.ip, prompts, to_switch.clone());
+        let mut switch = Switch::new(config.switch_config(rand::random(), menu));
+        let (media, media_task) = media::spawn(
+            config.media.ip,
+            prompts,
+            config.ivr.recordings.clone(),
+            to_switch.clone(),
+        );
+        let services = ivr::Services {
+            store: store.clone(),
+            owners,
+            plan: config.owners.number_plan(),
+            sla: config.tickets.sla_policy(),
+            utc_offset_minutes: config
+                .return_visit
+                .policy()
+                .map(|p| p.quiet.utc_offset_minutes)
+                .unwrap_or(0),
+            to_switch: to_switch.clone(),
+        };
         let acceptor = tokio::spawn(accept(tcp, to_switch.clone()));
         let mut tcp_writers: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>> = HashMap::new();
         let mut buf = vec![0u8; 65536];
@@ -184,16 +219,18 @@ impl Hotline {
                         Input::TcpOpened(addr, writer) => { tcp_writers.insert(addr, writer); }
                         Input::TcpClosed(addr) => { tcp_writers.remove(&addr); }
                         Input::Place(call) => { switch.place_call(now, call); }
+                        Input::Owner(call, owner) => switch.handle_owner(now, call, owner),
+                        Input::IvrReply(call, reply) => switch.handle_ivr_reply(now, call, reply),
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => switch.handle_timeout(Instant::now()),
                 _ = &mut shutdown => break,
             }
-            flush(&mut switch, &udp, &tcp_writers, &media, &store).await;
+            flush(&mut switch, &udp, &tcp_writers, &media, &services).await;
         }
         info!(active_calls = switch.active_calls(), "shutting down");
         switch.shutdown(Instant::now());
-        flush(&mut switch, &udp, &tcp_writers, &media, &store).await;
+        flush(&mut switch, &udp, &tcp_writers, &media, &services).await;
         // Let the BYEs leave and the media edge close its ports.
         tokio::time::sleep(Duration::from_millis(100)).await;
         acceptor.abort();
@@ -225,7 +262,7 @@ async fn flush(
     udp: &UdpSocket,
     tcp: &HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
     media: &mpsc::UnboundedSender<media::MediaIn>,
-    store: &Store,
+    services: &ivr::Services,
 ) {
     while let Some(out) = switch.poll_output() {
         match out {
@@ -245,9 +282,16 @@ async fn flush(
             Output::Media(cmd) => {
                 let _ = media.send(media::MediaIn::Command(cmd));
             }
+            Output::IdentifyCaller { call, number } => services.identify(call, number),
+            Output::IvrRequest {
+                call,
+                sip_call_id,
+                number,
+                request,
+            } => services.request(call, sip_call_id, number, request),
             out => {
                 if let Some(event) = tickets::call_events(&out) {
-                    tickets::record(store, event);
+                    tickets::record(&services.store, event);
                 }
             }
         }

@@ -65,6 +65,26 @@ pub fn call_events(out: &Output) -> Option<NewEvent> {
                 reason: format!("{reason:?}"),
             },
         ),
+        Output::IvrStep {
+            sip_call_id,
+            node,
+            detail,
+            ..
+        } => (
+            sip_call_id,
+            EventKind::IvrStepTaken {
+                node: node.clone(),
+                detail: detail.clone(),
+            },
+        ),
+        Output::Queued {
+            sip_call_id, queue, ..
+        } => (
+            sip_call_id,
+            EventKind::CallQueued {
+                queue: queue.clone(),
+            },
+        ),
         Output::ReturnVisit {
             sip_call_id,
             ticket,
@@ -112,7 +132,7 @@ pub fn call_events(out: &Output) -> Option<NewEvent> {
             ..
         } => {
             return Some(NewEvent {
-                ticket: Some(*ticket),
+                ticket: *ticket,
                 call: Some(sip_call_id.clone()),
                 at_ms: now_ms(),
                 actor: Actor::Caller(number.clone()),

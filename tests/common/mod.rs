@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a part of the harness
 
+pub mod caller;
 pub mod stores;
 
 use std::io::{BufRead, BufReader, Write};
@@ -54,6 +55,19 @@ impl Hotline {
             "[tickets]\nstore = \"{}\"\n",
             dir.path().join("events.db").display()
         ));
+        if !extra.contains("[owners]") {
+            text.push_str(&format!(
+                "[owners]\ndb = \"{}\"\n",
+                dir.path().join("owners.db").display()
+            ));
+        }
+        // Without a menu of its own a test gets the line test (SIP tests).
+        if !extra.contains("[ivr]") {
+            text.push_str(&format!(
+                "[ivr]\nmenu = \"\"\nrecordings = \"{}\"\n",
+                dir.path().join("recordings").display()
+            ));
+        }
         text.push_str(
             &extra
                 .replace("SIP_PORT", &sip_port.to_string())
@@ -241,6 +255,18 @@ impl Drop for SippUas {
     }
 }
 
+/// SIPp ended well, or the failure with SIPp's and the hotline's words.
+pub fn assert_sipp_ok(h: &Hotline, run: &SippRun) {
+    assert_eq!(
+        run.status,
+        0,
+        "sipp failed\n{}\n{}\nhotline log:\n{}",
+        run.stdout,
+        sipp_errors(h),
+        h.log()
+    );
+}
+
 pub fn sipp_errors(hotline: &Hotline) -> String {
     std::fs::read_to_string(hotline.dir.path().join("sipp_errors.log")).unwrap_or_default()
 }
@@ -287,6 +313,34 @@ pub fn dtmf_pcap(dir: &Path, digits: &str, pt: u8) -> PathBuf {
         }
         rtp_ts = rtp_ts.wrapping_add(800 + 100 * 8);
         t_ms += 100;
+    }
+    path
+}
+
+/// A pcap of `ms` milliseconds of a 440 Hz tone as PCMU RTP (payload type
+/// 0, 20 ms packets): a caller speaking, for SIPp to replay.
+pub fn tone_pcap(dir: &Path, ms: u64) -> PathBuf {
+    let path = dir.join("voice.pcap");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let mut header = Vec::new();
+    header.extend(0xa1b2c3d4u32.to_le_bytes());
+    header.extend(2u16.to_le_bytes());
+    header.extend(4u16.to_le_bytes());
+    header.extend([0u8; 8]);
+    header.extend(65535u32.to_le_bytes());
+    header.extend(1u32.to_le_bytes());
+    f.write_all(&header).unwrap();
+    let law = hotline::media::g711::Law::Mu;
+    for p in 0..ms / 20 {
+        let mut rtp = vec![0x80, if p == 0 { 0x80 } else { 0 }];
+        rtp.extend((p as u16).to_be_bytes());
+        rtp.extend(((p * 160) as u32).to_be_bytes());
+        rtp.extend(0x0bad_cafeu32.to_be_bytes());
+        for i in 0..160 {
+            let t = (p * 160 + i) as f64 / 8000.0;
+            rtp.push(law.encode((9000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16));
+        }
+        write_udp_packet(&mut f, p * 20, &rtp);
     }
     path
 }

@@ -1,0 +1,259 @@
+//! The menu's edge: answers the switch's questions (who is calling, and each
+//! menu request) from the owner database and the ticket log, off the switch
+//! task, and sends the answers back through its inbox.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::Input;
+use super::tickets::now_ms;
+use crate::call::CallId;
+use crate::ivr::{GiftInfo, OwnerInfo, Reply, Request, TicketInfo};
+use crate::owners::phone::{NumberPlan, normalize};
+use crate::owners::{Owner, OwnerDb, Redeemed};
+use crate::tickets::sla::SlaPolicy;
+use crate::tickets::{Actor, EventKind, NewEvent, Store, TicketId, Tickets};
+
+/// What the menu's requests need.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<Store>,
+    pub owners: Arc<OwnerDb>,
+    pub plan: NumberPlan,
+    pub sla: SlaPolicy,
+    /// The centre's local time minus UTC, for the dates said to callers.
+    pub utc_offset_minutes: i16,
+    pub to_switch: mpsc::UnboundedSender<Input>,
+}
+
+fn owner_info(o: Owner) -> OwnerInfo {
+    OwnerInfo {
+        id: o.id,
+        language: o.language,
+        class: o.class,
+        points: o.points,
+        fee_balance_cents: o.fee_balance_cents,
+        building: o.building,
+    }
+}
+
+impl Services {
+    /// Looks the caller's number up; always answers (None when unknown or
+    /// when the database fails), so the call is never held up.
+    pub fn identify(&self, call: CallId, number: String) {
+        let svc = self.clone();
+        tokio::spawn(async move {
+            let owners = svc.owners.clone();
+            let plan = svc.plan.clone();
+            let found = tokio::task::spawn_blocking(move || {
+                let e164 = normalize(&number, &plan)?;
+                match owners.by_phone(&e164) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        warn!(error = %e, "owner lookup failed");
+                        None
+                    }
+                }
+            })
+            .await
+            .ok()
+            .flatten()
+            .map(owner_info);
+            let _ = svc.to_switch.send(Input::Owner(call, found));
+        });
+    }
+
+    pub fn request(&self, call: CallId, sip_call_id: String, number: String, request: Request) {
+        let svc = self.clone();
+        tokio::spawn(async move {
+            let reply = svc.answer(&sip_call_id, &number, request).await;
+            let _ = svc.to_switch.send(Input::IvrReply(call, reply));
+        });
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&OwnerDb) -> Result<T, crate::owners::OwnersError> + Send + 'static,
+    ) -> Option<T> {
+        let owners = self.owners.clone();
+        match tokio::task::spawn_blocking(move || f(&owners)).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                warn!(error = %e, "owner database");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    async fn answer(&self, sip_call_id: &str, number: &str, request: Request) -> Reply {
+        match request {
+            Request::OwnerByUnit {
+                site,
+                building,
+                unit,
+            } => match self
+                .blocking(move |db| db.by_typed_unit(&site, &building, &unit))
+                .await
+            {
+                Some(o) => Reply::Owner(o.map(owner_info)),
+                None => Reply::Failed,
+            },
+            Request::Gifts => match self.blocking(|db| db.gifts()).await {
+                Some(gifts) => Reply::Gifts(
+                    gifts
+                        .into_iter()
+                        .map(|g| GiftInfo {
+                            id: g.id,
+                            points: g.points,
+                        })
+                        .collect(),
+                ),
+                None => Reply::Failed,
+            },
+            Request::Redeem {
+                owner,
+                gift,
+                attempt,
+            } => {
+                let request = format!("{sip_call_id}/{attempt}");
+                match self
+                    .blocking(move |db| db.redeem(&request, &owner, &gift, now_ms()))
+                    .await
+                {
+                    Some(
+                        Redeemed::Done { points_left } | Redeemed::AlreadyDone { points_left },
+                    ) => Reply::Redeemed {
+                        points_left: Some(points_left),
+                    },
+                    Some(_) => Reply::Redeemed { points_left: None },
+                    None => Reply::Failed,
+                }
+            }
+            Request::LatestTicket { owner } => match self.store.all_events().await {
+                Ok(events) => {
+                    let tickets = Tickets::replay(&events);
+                    let latest = tickets
+                        .iter()
+                        .filter(|t| t.owner.as_deref() == Some(owner.as_str()))
+                        .max_by_key(|t| (t.opened_at_ms, t.id));
+                    Reply::Ticket(latest.map(|t| self.ticket_info(t)))
+                }
+                Err(e) => {
+                    warn!(error = %e, "ticket log");
+                    Reply::Failed
+                }
+            },
+            Request::TicketByNumber { number } => {
+                match self.store.ticket_events(TicketId(number)).await {
+                    Ok(events) => {
+                        let tickets = Tickets::replay(&events);
+                        Reply::Ticket(tickets.get(TicketId(number)).map(|t| self.ticket_info(t)))
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "ticket log");
+                        Reply::Failed
+                    }
+                }
+            }
+            Request::OpenTicket {
+                category,
+                severity,
+                summary,
+                owner,
+                building,
+                recording,
+            } => {
+                let now = now_ms();
+                let summary = match recording {
+                    Some(file) => format!("{summary} (voice message {file})"),
+                    None => summary,
+                };
+                let opened = NewEvent {
+                    ticket: None,
+                    call: Some(sip_call_id.to_string()),
+                    at_ms: now,
+                    actor: Actor::Caller(number.to_string()),
+                    kind: EventKind::TicketOpened {
+                        category,
+                        severity,
+                        owner,
+                        building,
+                        summary,
+                        phone: normalize(number, &self.plan),
+                    },
+                };
+                let stored = match self.store.append(vec![opened]).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(error = %e, "ticket not opened");
+                        return Reply::Failed;
+                    }
+                };
+                let Some(ticket) = stored[0].ticket else {
+                    return Reply::Failed;
+                };
+                let promise = NewEvent {
+                    ticket: Some(ticket),
+                    call: Some(sip_call_id.to_string()),
+                    at_ms: now,
+                    actor: Actor::System,
+                    kind: EventKind::Committed {
+                        deadline_ms: now + self.sla.commitment_ms(severity),
+                    },
+                };
+                if let Err(e) = self.store.append(vec![promise]).await {
+                    warn!(error = %e, %ticket, "commitment not written");
+                }
+                Reply::TicketOpened(ticket.0)
+            }
+        }
+    }
+
+    fn ticket_info(&self, t: &crate::tickets::Ticket) -> TicketInfo {
+        let local_ms = t.opened_at_ms + self.utc_offset_minutes as i64 * 60_000;
+        let (_, month, day) = civil_date(local_ms.div_euclid(86_400_000));
+        let status = match t.status {
+            crate::tickets::Status::Open => "open",
+            crate::tickets::Status::Dispatched => "dispatched",
+            crate::tickets::Status::Resolved => "resolved",
+            crate::tickets::Status::Closed => "closed",
+        };
+        TicketInfo {
+            number: t.id.0,
+            status: status.into(),
+            month,
+            day,
+        }
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (H. Hinnant's civil_from_days).
+pub fn civil_date(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_date;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(20_780), (2026, 11, 23));
+        assert_eq!(civil_date(11_016), (2000, 2, 29));
+        assert_eq!(civil_date(-1), (1969, 12, 31));
+    }
+}

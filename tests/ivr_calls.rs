@@ -1,0 +1,221 @@
+//! The voice menu end to end: SIPp calls the hotline running the default
+//! menu (`config/ivr.toml`) with the sample owners imported; assertions on
+//! what the hotline logged it played, the ticket log and the owner database.
+
+mod common;
+
+use std::process::Command;
+
+use common::caller::{Step, scenario};
+use common::stores::all_events;
+use common::{Hotline, assert_sipp_ok, sipp, tone_pcap};
+use hotline::tickets::EventKind;
+
+const BASE: u16 = 37000;
+/// O-0001 in config/owners.csv: Mandarin, 800 points, owes 1234.50.
+const OWNER_NUMBER: &str = "13800138000";
+
+fn manifest(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn hotline_cli(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A hotline running the default menu, with the sample owners and gifts.
+fn start() -> (Hotline, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let db = data.path().join("owners.db");
+    let db = db.to_str().unwrap();
+    hotline_cli(&[
+        "owners",
+        "--db",
+        db,
+        "import",
+        &manifest("config/owners.csv"),
+    ]);
+    hotline_cli(&[
+        "owners",
+        "--db",
+        db,
+        "import-gifts",
+        &manifest("config/gifts.csv"),
+    ]);
+    let h = Hotline::start(
+        BASE,
+        &format!(
+            "[owners]\ndb = \"{db}\"\n[ivr]\nmenu = \"{}\"\nrecordings = \"{}\"\n",
+            manifest("config/ivr.toml"),
+            data.path().join("recordings").display()
+        ),
+    );
+    (h, data)
+}
+
+/// The prompt lists the hotline played, in order.
+fn played(h: &Hotline) -> Vec<String> {
+    h.lines("playing")
+        .iter()
+        .map(|l| {
+            l.split("prompts=")
+                .nth(1)
+                .unwrap()
+                .split(" call=")
+                .next()
+                .unwrap()
+                .trim_matches('"')
+                .to_string()
+        })
+        .collect()
+}
+
+fn call(h: &Hotline, name: &str, from: &str, steps: &[Step]) {
+    let xml = scenario(h.dir.path(), name, from, "100", steps);
+    let run = sipp(h, xml.to_str().unwrap(), &["-m", "1"]);
+    assert_sipp_ok(h, &run);
+}
+
+#[test]
+fn a_known_owner_hears_their_balance_in_their_language() {
+    let (mut h, _data) = start();
+    call(
+        &h,
+        "balance",
+        OWNER_NUMBER,
+        &[
+            Step::Pause(500),
+            Step::Key('1'),
+            Step::Pause(300),
+            Step::Key('1'),
+            Step::Pause(500),
+        ],
+    );
+    let log = h.stop();
+    let played = played(&h);
+    assert_eq!(
+        played[..3],
+        [
+            "greeting_garden_zh main_menu_zh",
+            "self_service_menu_zh",
+            // 一千二百三十四元五角
+            "balance_is_zh num_1_zh num_1000_zh num_2_zh num_100_zh num_3_zh num_10_zh num_4_zh yuan_zh num_5_zh jiao_zh",
+        ],
+        "{log}"
+    );
+    // The path is in the ticket log.
+    let steps: Vec<String> = all_events(h.store_path().to_str().unwrap())
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::IvrStepTaken { node, detail } => Some(format!("{node}: {detail}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps[0], "start: site garden language zh owner O-0001");
+    assert!(
+        steps.contains(&"main: key 1 -> self_service".to_string()),
+        "{steps:?}"
+    );
+    assert!(
+        steps.contains(&"self_service: key 1 -> balance".to_string()),
+        "{steps:?}"
+    );
+}
+
+#[test]
+fn a_gift_redemption_deducts_the_points_exactly_once() {
+    let (mut h, data) = start();
+    call(
+        &h,
+        "gift",
+        OWNER_NUMBER,
+        &[
+            Step::Pause(500),
+            Step::Key('4'),
+            // "you have 800 points" plays to its end, then the catalogue.
+            Step::Pause(3500),
+            Step::Key('3'), // G3, rice cooker, 500 points
+            Step::Pause(300),
+            Step::Key('1'), // confirm
+            Step::Key('1'), // and again, impatiently
+            Step::Pause(300),
+            Step::Key('1'),
+            Step::Pause(1000),
+        ],
+    );
+    let log = h.stop();
+    let redeemed = h.lines("ivr step");
+    let count = redeemed
+        .iter()
+        .filter(|l| l.contains("redeemed, 300 points left"))
+        .count();
+    assert_eq!(count, 1, "{log}");
+    let db = data.path().join("owners.db");
+    let shown = hotline_cli(&["owners", "--db", db.to_str().unwrap(), "show", "O-0001"]);
+    assert!(shown.contains("\"points\": 300"), "{shown}");
+}
+
+#[test]
+fn a_complaint_is_recorded_as_a_wav_of_the_length_sent_and_opens_a_ticket() {
+    let (mut h, data) = start();
+    let pcap = tone_pcap(h.dir.path(), 3000);
+    call(
+        &h,
+        "complaint",
+        OWNER_NUMBER,
+        &[
+            Step::Pause(500),
+            Step::Key('3'),
+            // The invitation to speak (6.7 s in Mandarin) plays to its end.
+            Step::Pause(7500),
+            Step::Audio(pcap, 3400),
+            Step::Key('#'),
+            Step::Pause(1000),
+        ],
+    );
+    let log = h.stop();
+    let written = h.lines("recording written");
+    assert_eq!(written.len(), 1, "{log}");
+    let file = common::field(&written[0], "file").unwrap().to_string();
+    assert!(file.starts_with(data.path().join("recordings").to_str().unwrap()));
+    let wav = hound::WavReader::open(&file).unwrap();
+    assert_eq!(
+        (
+            wav.spec().sample_rate,
+            wav.spec().channels,
+            wav.spec().bits_per_sample
+        ),
+        (8000, 1, 16)
+    );
+    let seconds = wav.duration() as f64 / 8000.0;
+    assert!(
+        (2.7..=3.2).contains(&seconds),
+        "recorded {seconds} s of 3 s sent"
+    );
+    let opened = all_events(h.store_path().to_str().unwrap())
+        .into_iter()
+        .find_map(|e| match e.kind {
+            EventKind::TicketOpened {
+                category,
+                summary,
+                phone,
+                owner,
+                ..
+            } => Some((category, summary, phone, owner)),
+            _ => None,
+        })
+        .expect("a ticket");
+    assert_eq!(opened.0, "complaint");
+    assert!(opened.1.contains(&file), "{}", opened.1);
+    assert_eq!(opened.2.as_deref(), Some("+8613800138000"));
+    assert_eq!(opened.3.as_deref(), Some("O-0001"));
+}
