@@ -10,24 +10,29 @@
 //!               ▼
 //!        sip::transaction (sans-IO RFC 3261 §17, timers as data)
 //!               ▼
-//!        call::Switch (sans-IO: dialogs, SDP offer/answer, the call flow)
-//!               │ Open/Play/Stop/Close            ▲ Opened, Digit, PromptFinished
+//!        call::Switch (sans-IO: dialogs, SDP, one ivr::Session per call,
+//!               │       outbound return-visit calls)
+//!               │ Open/Play/Record/Stop/Close     ▲ Opened, Digit, PromptFinished, RecordingFinished
 //!               ▼                                 │
 //!        runtime::media (one RTP socket per call, one pacing task for all)
-//!               └── media::{rtp, g711, dtmf, prompt, ports} (sans-IO)
+//!               └── media::{rtp, g711, dtmf, prompt, record, ports} (sans-IO)
 //!
-//!        call started / digits / ended ──► tickets::Store (append-only log)
-//!        runtime::tickets (watches the log) ──► tickets::{sla, group} (sans-IO)
+//!        ivr::Session (sans-IO menu from config/ivr.toml) ── requests ──► runtime::ivr
+//!               └── owners::OwnerDb (SQLite) and tickets::Store answer them
+//!        call events, menu steps ──► tickets::Store (append-only log, SQLite or PostgreSQL)
+//!        runtime::tickets (watches the log) ──► tickets::{sla, group, dispatch,
+//!                                                webhook, return_visit} (sans-IO)
 //! ```
 //! One call: an INVITE datagram is parsed by `sip::message`, matched (or
 //! found new) by `sip::transaction`, which sends 100 Trying and hands it to
 //! `call::Switch`. The switch negotiates SDP (`sip::sdp`), takes an RTP port
-//! (`media::ports`), rings, answers, and on the ACK asks the media edge to
-//! play `welcome`. Digits come back from RTP (`media::dtmf`) or SIP INFO;
-//! after `#` or the inter-digit timeout it plays `goodbye` and sends BYE.
-//! Every path out of a call (BYE either way, CANCEL, Timer H, shutdown) ends
-//! in `Switch::end`, which frees the port and closes the media.
-//! The runtime writes the call's start, digits and end to the ticket log.
+//! (`media::ports`), asks the runtime who is calling (`owners`), rings,
+//! answers, and on the ACK starts the menu of the called site
+//! (`ivr::Session`): its prompts go to the media edge, its lookups, tickets
+//! and redemptions to `runtime::ivr`, its steps to the ticket log. Keys come
+//! back from RTP (`media::dtmf`) or SIP INFO. Every path out of a call (BYE
+//! either way, CANCEL, Timer H, shutdown) ends in `Switch::end`, which frees
+//! the port, closes the media and records the menu's last step.
 
 pub mod call;
 pub mod config;

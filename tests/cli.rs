@@ -146,3 +146,49 @@ fn owners_import_checks_every_row_and_imports_all_or_nothing() {
     assert_eq!(code, 0);
     assert!(out.contains("\"id\": \"O-0001\""), "{out}");
 }
+
+#[test]
+fn a_menu_with_a_dangling_reference_is_refused_naming_the_node_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let menu = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/ivr.toml"))
+        .unwrap()
+        .replace("\"3\" = \"complaint\"", "\"3\" = \"complain\"");
+    let menu_path = dir.path().join("ivr.toml");
+    std::fs::write(&menu_path, menu).unwrap();
+    let config = write(
+        &dir,
+        &format!(
+            "[prompts]\ndir = \"{}/prompts\"\n[ivr]\nmenu = \"{}\"\n",
+            env!("CARGO_MANIFEST_DIR"),
+            menu_path.display()
+        ),
+    );
+    let (code, _, err) = hotline(&["check-config", &config]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!(
+            "{}: node main: an option goes to \"complain\", which is not a node",
+            menu_path.display()
+        )),
+        "{err}"
+    );
+    // A prompt the menu names but the folder lacks.
+    let prompts = dir.path().join("prompts");
+    std::fs::create_dir(&prompts).unwrap();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wav") && !path.ends_with("repair_menu_en.wav") {
+            std::fs::copy(&path, prompts.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let config = write(
+        &dir,
+        &format!("[prompts]\ndir = \"{}\"\n", prompts.display()),
+    );
+    let (code, _, err) = hotline(&["check-config", &config]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("node repair: prompt repair_menu: repair_menu_en.wav is missing"),
+        "{err}"
+    );
+}

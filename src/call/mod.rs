@@ -202,12 +202,17 @@ pub enum Output {
         node: String,
         detail: String,
     },
-    /// The menu handed the caller to a queue.
+    /// The menu handed the caller to a queue (the ACD takes it from here).
     Queued {
         call: CallId,
         sip_call_id: String,
         queue: String,
+        skills: Vec<String>,
         priority: u8,
+        language: String,
+        owner: Option<String>,
+        /// VIPs and key customers go first.
+        class: Option<crate::owners::OwnerClass>,
     },
     Ended(CallEnded),
 }
@@ -1052,12 +1057,21 @@ impl Switch {
                     }
                 }
                 ivr::Action::Queue {
-                    queue, priority, ..
+                    queue,
+                    skills,
+                    priority,
+                    language,
+                    owner,
+                    class,
                 } => Output::Queued {
                     call: id,
                     sip_call_id,
                     queue,
+                    skills,
                     priority,
+                    language,
+                    owner,
+                    class,
                 },
                 ivr::Action::SurveyAnswered(score) => Output::SurveyAnswered {
                     call: id,

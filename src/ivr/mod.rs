@@ -284,10 +284,10 @@ impl Session {
     pub fn handle_prompt_finished(&mut self, now: Instant) {
         match self.wait {
             Wait::Prompt => {
-                let node = self.graph.nodes[self.node.0].clone();
-                match node {
+                let graph = Arc::clone(&self.graph);
+                match &graph.nodes[self.node.0] {
                     NodeConfig::Play { next, .. } | NodeConfig::Say { next, .. } => {
-                        self.goto(now, &next, Vec::new())
+                        self.goto(now, next, Vec::new())
                     }
                     NodeConfig::Record {
                         max_seconds,
@@ -296,8 +296,8 @@ impl Session {
                     } => {
                         self.wait = Wait::Recording;
                         self.out.push_back(Action::Record {
-                            max: Duration::from_secs(max_seconds),
-                            silence: Duration::from_secs(silence_seconds),
+                            max: Duration::from_secs(*max_seconds),
+                            silence: Duration::from_secs(*silence_seconds),
                         });
                     }
                     NodeConfig::Hangup { .. } | NodeConfig::Queue { .. } => self.hang_up(),
@@ -337,7 +337,8 @@ impl Session {
             }
             _ => return,
         }
-        let node = self.graph.nodes[self.node.0].clone();
+        let graph = Arc::clone(&self.graph);
+        let node = &graph.nodes[self.node.0];
         let takes_keys = matches!(
             node,
             NodeConfig::Menu { .. }
@@ -361,7 +362,7 @@ impl Session {
             self.wait = Wait::Keys;
         }
         self.timer = None;
-        let name = self.graph.names[self.node.0].clone();
+        let name = graph.names[self.node.0].as_str();
         // `*` repeats, `0` reaches an agent from any menu (unless the menu
         // itself offers 0); collecting digits takes both as digits.
         if !matches!(node, NodeConfig::Collect { .. }) {
@@ -371,11 +372,11 @@ impl Session {
                 _ => false,
             };
             if digit == '*' && !offers("*") {
-                self.step(&name, "key * repeats".into());
+                self.step(name, "key * repeats".into());
                 return self.enter(now, self.node, Vec::new());
             }
             if digit == '0' && !offers("0") {
-                self.step(&name, "key 0: agent".into());
+                self.step(name, "key 0: agent".into());
                 let agent = self.graph.defaults.agent.clone();
                 return self.goto(now, &agent, Vec::new());
             }
@@ -383,7 +384,7 @@ impl Session {
         match node {
             NodeConfig::Menu { options, .. } => match options.get(&digit.to_string()) {
                 Some(to) => {
-                    self.step(&name, format!("key {digit} -> {to}"));
+                    self.step(name, format!("key {digit} -> {to}"));
                     self.goto(now, &to.clone(), Vec::new());
                 }
                 None => self.fail(now, &format!("wrong key {digit}")),
@@ -391,8 +392,8 @@ impl Session {
             NodeConfig::Language { options, next, .. } => match options.get(&digit.to_string()) {
                 Some(lang) => {
                     self.language = lang.clone();
-                    self.step(&name, format!("key {digit}: language {lang}"));
-                    self.goto(now, &next, Vec::new());
+                    self.step(name, format!("key {digit}: language {lang}"));
+                    self.goto(now, next, Vec::new());
                 }
                 None => self.fail(now, &format!("wrong key {digit}")),
             },
@@ -405,7 +406,7 @@ impl Session {
                     return self.finish_collect(now);
                 }
                 self.digits.push(digit);
-                if self.digits.len() >= max_digits {
+                if self.digits.len() >= *max_digits {
                     self.finish_collect(now);
                 } else {
                     self.arm(now, Timer::InterDigit);
@@ -415,9 +416,9 @@ impl Session {
                 let index = digit.to_digit(10).unwrap_or(0) as usize;
                 match self.offered.get(index.wrapping_sub(1)).cloned() {
                     Some(gift) => {
-                        self.step(&name, format!("key {digit}: gift {}", gift.id));
+                        self.step(name, format!("key {digit}: gift {}", gift.id));
                         self.chosen = Some(gift);
-                        self.goto(now, &next, Vec::new());
+                        self.goto(now, next, Vec::new());
                     }
                     None => self.fail(now, &format!("wrong key {digit}")),
                 }
@@ -425,9 +426,9 @@ impl Session {
             NodeConfig::Survey { next, .. } => match digit {
                 '1'..='5' => {
                     let score = digit as u8 - b'0';
-                    self.step(&name, format!("survey {score}"));
+                    self.step(name, format!("survey {score}"));
                     self.out.push_back(Action::SurveyAnswered(score));
-                    self.goto(now, &next, Vec::new());
+                    self.goto(now, next, Vec::new());
                 }
                 _ => self.fail(now, &format!("wrong key {digit}")),
             },
@@ -439,9 +440,9 @@ impl Session {
         if self.wait != Wait::Reply {
             return;
         }
-        let name = self.graph.names[self.node.0].clone();
-        let node = self.graph.nodes[self.node.0].clone();
-        match (node, reply) {
+        let graph = Arc::clone(&self.graph);
+        let name = graph.names[self.node.0].as_str();
+        match (&graph.nodes[self.node.0], reply) {
             (
                 NodeConfig::Lookup {
                     what,
@@ -454,7 +455,7 @@ impl Session {
                 let hit = match (what, reply) {
                     (LookupWhat::OwnerByUnit, Reply::Owner(Some(o))) => {
                         self.language = o.language.clone();
-                        self.step(&name, format!("owner {}", o.id));
+                        self.step(name, format!("owner {}", o.id));
                         self.owner = Some(o);
                         true
                     }
@@ -462,30 +463,30 @@ impl Session {
                         LookupWhat::LatestTicket | LookupWhat::TicketByNumber,
                         Reply::Ticket(Some(t)),
                     ) => {
-                        self.step(&name, format!("ticket T{} {}", t.number, t.status));
+                        self.step(name, format!("ticket T{} {}", t.number, t.status));
                         self.ticket = Some(t);
                         true
                     }
                     (_, r) => {
-                        self.step(&name, format!("not found ({r:?})"));
+                        self.step(name, format!("not found ({r:?})"));
                         false
                     }
                 };
                 let to = if hit { found } else { missing };
-                self.goto(now, &to, Vec::new());
+                self.goto(now, to, Vec::new());
             }
             (NodeConfig::Ticket { next, .. }, Reply::TicketOpened(number)) => {
-                self.step(&name, format!("ticket T{number} opened"));
+                self.step(name, format!("ticket T{number} opened"));
                 self.ticket = Some(TicketInfo {
                     number,
                     status: "open".into(),
                     month: 0,
                     day: 0,
                 });
-                self.goto(now, &next, Vec::new());
+                self.goto(now, next, Vec::new());
             }
             (NodeConfig::Ticket { .. }, _) => {
-                self.step(&name, "ticket not opened".into());
+                self.step(name, "ticket not opened".into());
                 let agent = self.graph.defaults.agent.clone();
                 self.goto(now, &agent, Vec::new());
             }
@@ -497,8 +498,8 @@ impl Session {
                     .take(9)
                     .collect();
                 if self.offered.is_empty() {
-                    self.step(&name, format!("nothing affordable with {points} points"));
-                    return self.goto(now, &empty, Vec::new());
+                    self.step(name, format!("nothing affordable with {points} points"));
+                    return self.goto(now, empty, Vec::new());
                 }
                 let mut names = prompt.names();
                 let lang = self.language.clone();
@@ -520,21 +521,21 @@ impl Session {
                 self.listing.clear();
                 match points_left {
                     Some(left) => {
-                        self.step(&name, format!("redeemed, {left} points left"));
+                        self.step(name, format!("redeemed, {left} points left"));
                         self.points_left = Some(left);
                         if let Some(o) = self.owner.as_mut() {
                             o.points = left;
                         }
-                        self.goto(now, &done, Vec::new());
+                        self.goto(now, done, Vec::new());
                     }
                     None => {
-                        self.step(&name, "refused".into());
-                        self.goto(now, &refused, Vec::new());
+                        self.step(name, "refused".into());
+                        self.goto(now, refused, Vec::new());
                     }
                 }
             }
             (_, _) => {
-                self.step(&name, "request failed".into());
+                self.step(name, "request failed".into());
                 let agent = self.graph.defaults.agent.clone();
                 self.goto(now, &agent, Vec::new());
             }
@@ -579,6 +580,8 @@ impl Session {
     fn play(&mut self, names: Vec<String>) {
         let lang = self.language.clone();
         let files: Vec<String> = names.into_iter().map(|n| format!("{n}_{lang}")).collect();
+        let node = self.graph.names[self.node.0].clone();
+        self.step(&node, format!("played {}", files.join(" ")));
         self.out.push_back(Action::Play(files));
     }
 
@@ -609,9 +612,10 @@ impl Session {
     /// Wrong key or silence: say so and ask again, or after the allowed
     /// retries hand the caller to the failure node (an agent by default).
     fn fail(&mut self, now: Instant, why: &str) {
-        let name = self.graph.names[self.node.0].clone();
-        let node = self.graph.nodes[self.node.0].clone();
-        let d = &self.graph.defaults;
+        let graph = Arc::clone(&self.graph);
+        let name = graph.names[self.node.0].as_str();
+        let node = &graph.nodes[self.node.0];
+        let d = &graph.defaults;
         let (retries, invalid, timeout, on_failure) = match &node {
             NodeConfig::Menu {
                 retries,
@@ -633,7 +637,7 @@ impl Session {
             ),
             // The survey is optional: silence or a wrong key moves on.
             NodeConfig::Survey { next, .. } => {
-                self.step(&name, format!("{why}: no rating"));
+                self.step(name, format!("{why}: no rating"));
                 return self.goto(now, &next.clone(), Vec::new());
             }
             _ => (
@@ -646,10 +650,10 @@ impl Session {
         self.failures += 1;
         if self.failures > retries {
             let to = on_failure.unwrap_or_else(|| self.graph.defaults.agent.clone());
-            self.step(&name, format!("{why}, {} times: -> {to}", self.failures));
+            self.step(name, format!("{why}, {} times: -> {to}", self.failures));
             return self.goto(now, &to, Vec::new());
         }
-        self.step(&name, format!("{why} (try {})", self.failures));
+        self.step(name, format!("{why} (try {})", self.failures));
         let sorry = if why == "no input" { timeout } else { invalid };
         let failures = self.failures;
         self.enter(now, self.node, sorry.names());
@@ -699,8 +703,9 @@ impl Session {
         self.node = id;
         self.timer = None;
         self.digits.clear();
-        let name = self.graph.names[id.0].clone();
-        let node = self.graph.nodes[id.0].clone();
+        let graph = Arc::clone(&self.graph);
+        let name = graph.names[id.0].as_str();
+        let node = &graph.nodes[id.0];
         let needs_owner = matches!(
             node,
             NodeConfig::Say {
@@ -715,7 +720,7 @@ impl Session {
             }
         );
         if needs_owner && self.owner.is_none() {
-            self.step(&name, "caller unknown: identify first".into());
+            self.step(name, "caller unknown: identify first".into());
             self.returns.push(id);
             let identify = self
                 .graph
@@ -739,9 +744,9 @@ impl Session {
                 skip_if_known,
                 ..
             } => {
-                if skip_if_known && self.owner.is_some() {
-                    self.step(&name, format!("known owner: language {lang}"));
-                    return self.goto(now, &next, before);
+                if *skip_if_known && self.owner.is_some() {
+                    self.step(name, format!("known owner: language {lang}"));
+                    return self.goto(now, next, before);
                 }
                 before.extend(prompt.names());
                 self.wait = Wait::Prompt;
@@ -763,7 +768,7 @@ impl Session {
                 ..
             } => {
                 before.extend(prompt.names());
-                before.extend(self.spoken(value, &lang));
+                before.extend(self.spoken(*value, &lang));
                 before.extend(after.names());
                 self.wait = Wait::Prompt;
                 self.play(before);
@@ -804,9 +809,9 @@ impl Session {
                 }
                 self.wait = Wait::Reply;
                 self.out.push_back(Action::Request(Request::OpenTicket {
-                    category,
-                    severity,
-                    summary,
+                    category: category.clone(),
+                    severity: *severity,
+                    summary: summary.clone(),
                     owner: self.owner.as_ref().map(|o| o.id.clone()),
                     building: self.owner.as_ref().map(|o| o.building.clone()),
                     recording: self.recording.clone(),
@@ -818,11 +823,11 @@ impl Session {
                 priority,
                 prompt,
             } => {
-                self.step(&name, format!("queue {queue} priority {priority}"));
+                self.step(name, format!("queue {queue} priority {priority}"));
                 self.out.push_back(Action::Queue {
-                    queue,
-                    skills,
-                    priority,
+                    queue: queue.clone(),
+                    skills: skills.clone(),
+                    priority: *priority,
                     language: lang,
                     owner: self.owner.as_ref().map(|o| o.id.clone()),
                     class: self.owner.as_ref().map(|o| o.class),
@@ -852,7 +857,7 @@ impl Session {
                     self.play(before);
                 }
                 let (Some(owner), Some(gift)) = (self.owner.clone(), self.chosen.clone()) else {
-                    self.step(&name, "no owner or no gift chosen".into());
+                    self.step(name, "no owner or no gift chosen".into());
                     let agent = self.graph.defaults.agent.clone();
                     return self.goto(now, &agent, Vec::new());
                 };

@@ -78,11 +78,19 @@ pub fn call_events(out: &Output) -> Option<NewEvent> {
             },
         ),
         Output::Queued {
-            sip_call_id, queue, ..
+            sip_call_id,
+            queue,
+            priority,
+            class,
+            ..
         } => (
             sip_call_id,
             EventKind::CallQueued {
                 queue: queue.clone(),
+                priority: *priority,
+                class: class
+                    .filter(|c| *c != crate::owners::OwnerClass::Ordinary)
+                    .map(|c| c.as_str().to_string()),
             },
         ),
         Output::ReturnVisit {

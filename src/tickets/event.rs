@@ -106,6 +106,11 @@ pub enum EventKind {
     },
     CallQueued {
         queue: String,
+        #[serde(default)]
+        priority: u8,
+        /// `vip` or `key`: served first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<String>,
     },
     CallOffered {
         agent: String,
