@@ -550,3 +550,70 @@ fn a_missing_prompt_names_the_node_and_the_file() {
         "ivr.toml: node main: prompt main_menu: main_menu_en.wav is missing"
     );
 }
+
+#[test]
+fn every_option_of_every_menu_in_the_default_menu_goes_where_it_says() {
+    let graph = graph();
+    let mut checked = 0;
+    for (name, node) in graph.names.iter().zip(&graph.nodes) {
+        let options: Vec<(String, String)> = match node {
+            NodeConfig::Menu { options, .. } => options
+                .iter()
+                .map(|(k, to)| (k.clone(), format!("key {k} -> {to}")))
+                .collect(),
+            NodeConfig::Language { options, .. } => options
+                .iter()
+                .map(|(k, lang)| (k.clone(), format!("key {k}: language {lang}")))
+                .collect(),
+            _ => continue,
+        };
+        for (key, expected) in options {
+            for owner in [Some(li()), None] {
+                let mut sim = Sim::call("100", owner.clone());
+                sim.s.jump(sim.now, name);
+                sim.drain();
+                if matches!(
+                    node,
+                    NodeConfig::Language {
+                        skip_if_known: true,
+                        ..
+                    }
+                ) && owner.is_some()
+                {
+                    continue; // a known owner never hears the language menu
+                }
+                sim.steps.clear();
+                sim.keys(&key);
+                assert!(
+                    sim.steps
+                        .iter()
+                        .any(|s| *s == format!("{name}: {expected}")),
+                    "{name} key {key}: {:?}",
+                    sim.steps
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 40, "only {checked} branches");
+}
+
+#[test]
+fn the_other_site_has_its_own_greeting_and_the_same_services() {
+    let mut sim = Sim::call("200", None);
+    sim.keys("1");
+    assert_eq!(sim.played[0], "greeting_lakeside_zh choose_language_zh");
+    assert_eq!(sim.last_played(), "main_menu_zh");
+    sim.keys("1");
+    sim.keys("1");
+    sim.keys("7#");
+    sim.keys("0101#");
+    assert_eq!(
+        sim.requests,
+        [Request::OwnerByUnit {
+            site: "lakeside".into(),
+            building: "7".into(),
+            unit: "0101".into()
+        }]
+    );
+}
