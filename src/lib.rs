@@ -34,6 +34,7 @@
 //! either way, CANCEL, Timer H, shutdown) ends in `Switch::end`, which frees
 //! the port, closes the media and records the menu's last step.
 
+pub mod acd;
 pub mod call;
 pub mod config;
 pub mod ivr;

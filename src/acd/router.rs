@@ -1,0 +1,832 @@
+//! The router core (see the module doc of `acd`).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::{AgentId, CallKey, QueueId, SkillId};
+
+/// Skill levels run 0..=10.
+const LEVELS: usize = 11;
+
+#[derive(Debug, Clone)]
+pub struct AcdConfig {
+    /// Ringing an agent this long without an answer is a miss.
+    pub offer_timeout: Duration,
+    /// Misses in a row that pause an agent with reason `no-answer`.
+    pub max_misses: u32,
+    /// How long a caller with an open ticket waits for the agent who
+    /// handled it before anyone may take the call.
+    pub sticky_wait: Duration,
+}
+
+impl Default for AcdConfig {
+    fn default() -> Self {
+        Self {
+            offer_timeout: Duration::from_secs(15),
+            max_misses: 3,
+            sticky_wait: Duration::from_secs(20),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub id: AgentId,
+    /// (skill, level 0-10).
+    pub skills: Vec<(SkillId, u8)>,
+    pub wrap_up: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    pub id: QueueId,
+    pub skill: SkillId,
+    /// Agents at this level or above are the best fit.
+    pub good_level: u8,
+    /// Agents at this level or above may take calls (after the good ones).
+    pub min_level: u8,
+    /// Once the head call has waited this long, down to `widened_level`.
+    pub widen_after: Duration,
+    pub widened_level: u8,
+    /// A call waiting this long leaves for the fallback (a voice message).
+    pub max_wait: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentState {
+    LoggedOut,
+    Available {
+        since: Instant,
+    },
+    /// Their phone rings with `call` until `until`.
+    Reserved {
+        call: CallKey,
+        until: Instant,
+    },
+    OnCall {
+        call: CallKey,
+    },
+    WrapUp {
+        until: Instant,
+    },
+    Paused {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftReason {
+    /// The caller hung up while waiting (or while an agent's phone rang).
+    Abandoned,
+    /// Waited `max_wait`: to the fallback.
+    MaxWait,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcdOutput {
+    /// Ring `agent` with `call`.
+    Offer {
+        call: CallKey,
+        agent: AgentId,
+    },
+    /// Stop ringing `agent` (caller gone, agent logged out or timed out).
+    Withdraw {
+        call: CallKey,
+        agent: AgentId,
+    },
+    /// The agent answered: bridge them.
+    Connected {
+        call: CallKey,
+        agent: AgentId,
+    },
+    /// The call leaves the ACD without an agent.
+    Left {
+        call: CallKey,
+        reason: LeftReason,
+    },
+    AgentChanged {
+        agent: AgentId,
+        state: AgentState,
+    },
+}
+
+#[derive(Debug)]
+struct Agent {
+    cfg: AgentConfig,
+    state: AgentState,
+    misses: u32,
+    /// Log out once the current call is over.
+    logout_after_call: bool,
+    generation: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Where {
+    /// In its queue's waiting set.
+    Queued,
+    /// Held for the agent who handled the caller's open ticket.
+    Sticky {
+        agent: AgentId,
+    },
+    Offered {
+        agent: AgentId,
+    },
+}
+
+#[derive(Debug)]
+struct Waiting {
+    queue: QueueId,
+    priority: u8,
+    since: Instant,
+    at: Where,
+}
+
+/// Ordering of a queue's waiting set: priority high first, then arrival.
+type WaitKey = (Reverse<u8>, Instant, CallKey);
+
+#[derive(Debug)]
+struct Queue {
+    cfg: QueueConfig,
+    waiting: BTreeSet<WaitKey>,
+    /// The widening timer already armed (for the head at that time).
+    widen_at: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    OfferTimeout(AgentId),
+    WrapUpOver(AgentId),
+    StickyOver(CallKey),
+    MaxWait(CallKey),
+    Widen(QueueId),
+}
+
+pub struct Router {
+    cfg: AcdConfig,
+    agents: HashMap<AgentId, Agent>,
+    queues: Vec<Queue>,
+    calls: HashMap<CallKey, Waiting>,
+    /// Per skill, per level: available agents by idle time.
+    available: Vec<[BTreeSet<(Instant, AgentId)>; LEVELS]>,
+    /// Queues each skill serves.
+    queues_of_skill: Vec<Vec<QueueId>>,
+    /// Calls held for a particular agent, oldest first.
+    sticky: HashMap<AgentId, VecDeque<CallKey>>,
+    timers: BinaryHeap<Reverse<(Instant, TimerKind, u32)>>,
+    out: VecDeque<AcdOutput>,
+}
+
+impl Router {
+    pub fn new(cfg: AcdConfig, queues: Vec<QueueConfig>, agents: Vec<AgentConfig>) -> Self {
+        let skills = queues
+            .iter()
+            .map(|q| q.skill.0 as usize + 1)
+            .chain(
+                agents
+                    .iter()
+                    .flat_map(|a| a.skills.iter().map(|(s, _)| s.0 as usize + 1)),
+            )
+            .max()
+            .unwrap_or(0);
+        let mut queues_of_skill = vec![Vec::new(); skills];
+        let mut qs = Vec::with_capacity(queues.len());
+        for (i, q) in queues.into_iter().enumerate() {
+            debug_assert_eq!(q.id.0 as usize, i, "queue ids are their index");
+            queues_of_skill[q.skill.0 as usize].push(q.id);
+            qs.push(Queue {
+                cfg: q,
+                waiting: BTreeSet::new(),
+                widen_at: None,
+            });
+        }
+        Self {
+            cfg,
+            agents: agents
+                .into_iter()
+                .map(|a| {
+                    (
+                        a.id,
+                        Agent {
+                            cfg: a,
+                            state: AgentState::LoggedOut,
+                            misses: 0,
+                            logout_after_call: false,
+                            generation: 0,
+                        },
+                    )
+                })
+                .collect(),
+            queues: qs,
+            calls: HashMap::new(),
+            available: (0..skills).map(|_| Default::default()).collect(),
+            queues_of_skill,
+            sticky: HashMap::new(),
+            timers: BinaryHeap::new(),
+            out: VecDeque::new(),
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<AcdOutput> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    pub fn agent_state(&self, agent: AgentId) -> Option<&AgentState> {
+        self.agents.get(&agent).map(|a| &a.state)
+    }
+
+    /// Calls waiting in `queue` (held sticky calls not counted).
+    pub fn waiting(&self, queue: QueueId) -> usize {
+        self.queues
+            .get(queue.0 as usize)
+            .map_or(0, |q| q.waiting.len())
+    }
+
+    /// The caller's place in its queue (1 = next), for announcements.
+    pub fn position(&self, call: CallKey) -> Option<usize> {
+        let w = self.calls.get(&call)?;
+        if w.at != Where::Queued {
+            return None;
+        }
+        let q = &self.queues[w.queue.0 as usize];
+        Some(
+            q.waiting
+                .range(..(Reverse(w.priority), w.since, call))
+                .count()
+                + 1,
+        )
+    }
+
+    // ---- events ------------------------------------------------------------
+
+    /// A caller enters `queue`. `sticky`: the agent who handled their open
+    /// ticket, who gets the first chance for `sticky_wait`.
+    pub fn handle_call_queued(
+        &mut self,
+        now: Instant,
+        call: CallKey,
+        queue: QueueId,
+        priority: u8,
+        sticky: Option<AgentId>,
+    ) {
+        if self.calls.contains_key(&call) || queue.0 as usize >= self.queues.len() {
+            return;
+        }
+        let max_wait = self.queues[queue.0 as usize].cfg.max_wait;
+        self.calls.insert(
+            call,
+            Waiting {
+                queue,
+                priority,
+                since: now,
+                at: Where::Queued,
+            },
+        );
+        self.timers
+            .push(Reverse((now + max_wait, TimerKind::MaxWait(call), 0)));
+        if let Some(agent) = sticky.filter(|a| {
+            self.agents
+                .get(a)
+                .is_some_and(|a| a.state != AgentState::LoggedOut)
+        }) {
+            if matches!(self.agents[&agent].state, AgentState::Available { .. }) {
+                return self.offer(now, call, agent);
+            }
+            self.calls.get_mut(&call).expect("inserted").at = Where::Sticky { agent };
+            self.sticky.entry(agent).or_default().push_back(call);
+            self.timers.push(Reverse((
+                now + self.cfg.sticky_wait,
+                TimerKind::StickyOver(call),
+                0,
+            )));
+            return;
+        }
+        self.enqueue(call);
+        self.route_queue(now, queue);
+    }
+
+    /// The caller hung up (while waiting or while an agent's phone rang).
+    pub fn handle_call_abandoned(&mut self, now: Instant, call: CallKey) {
+        let Some(w) = self.calls.remove(&call) else {
+            return;
+        };
+        match w.at {
+            Where::Queued => {
+                self.queues[w.queue.0 as usize].waiting.remove(&(
+                    Reverse(w.priority),
+                    w.since,
+                    call,
+                ));
+                self.route_queue(now, w.queue); // the head may have changed
+            }
+            Where::Sticky { agent } => self.unstick(agent, call),
+            Where::Offered { agent } => {
+                self.out.push_back(AcdOutput::Withdraw { call, agent });
+                // Not the agent's fault: no miss, and back to work at once,
+                // keeping their place in the idle order.
+                self.set_available(now, agent, None);
+            }
+        }
+        self.out.push_back(AcdOutput::Left {
+            call,
+            reason: LeftReason::Abandoned,
+        });
+    }
+
+    pub fn handle_login(&mut self, now: Instant, agent: AgentId) {
+        if self
+            .agents
+            .get(&agent)
+            .is_some_and(|a| a.state == AgentState::LoggedOut)
+        {
+            self.set_available(now, agent, Some(now));
+        }
+    }
+
+    /// Ready after a pause (or a login).
+    pub fn handle_ready(&mut self, now: Instant, agent: AgentId) {
+        let Some(a) = self.agents.get_mut(&agent) else {
+            return;
+        };
+        match a.state {
+            AgentState::Paused { .. } | AgentState::LoggedOut => {
+                a.misses = 0;
+                self.set_available(now, agent, Some(now));
+            }
+            AgentState::WrapUp { .. } => self.set_available(now, agent, Some(now)),
+            _ => {}
+        }
+    }
+
+    pub fn handle_pause(&mut self, now: Instant, agent: AgentId, reason: &str) {
+        self.leave(
+            now,
+            agent,
+            AgentState::Paused {
+                reason: reason.to_string(),
+            },
+        );
+    }
+
+    /// Logged out (by the agent, a supervisor, or an expired registration).
+    pub fn handle_logout(&mut self, now: Instant, agent: AgentId) {
+        self.leave(now, agent, AgentState::LoggedOut);
+    }
+
+    /// The agent's phone answered the offer.
+    pub fn handle_answered(&mut self, now: Instant, call: CallKey, agent: AgentId) {
+        let Some(a) = self.agents.get_mut(&agent) else {
+            return;
+        };
+        if !matches!(a.state, AgentState::Reserved { call: c, .. } if c == call) {
+            return; // withdrawn meanwhile
+        }
+        a.misses = 0;
+        a.generation += 1;
+        self.calls.remove(&call);
+        self.set_state(agent, AgentState::OnCall { call });
+        self.out.push_back(AcdOutput::Connected { call, agent });
+        let _ = now;
+    }
+
+    /// The agent's phone refused (486, 603) or failed: a miss, and the call
+    /// goes to someone else.
+    pub fn handle_refused(&mut self, now: Instant, call: CallKey, agent: AgentId) {
+        if matches!(self.agents.get(&agent).map(|a| &a.state), Some(AgentState::Reserved { call: c, .. }) if *c == call)
+        {
+            self.miss(now, agent, call);
+        }
+    }
+
+    /// The bridged call ended: the agent wraps up.
+    pub fn handle_call_ended(&mut self, now: Instant, agent: AgentId) {
+        let Some(a) = self.agents.get_mut(&agent) else {
+            return;
+        };
+        if !matches!(a.state, AgentState::OnCall { .. }) {
+            return;
+        }
+        if a.logout_after_call {
+            a.logout_after_call = false;
+            return self.set_state(agent, AgentState::LoggedOut);
+        }
+        let until = now + a.cfg.wrap_up;
+        a.generation += 1;
+        let generation = a.generation;
+        if a.cfg.wrap_up.is_zero() {
+            return self.set_available(now, agent, Some(now));
+        }
+        self.set_state(agent, AgentState::WrapUp { until });
+        self.timers
+            .push(Reverse((until, TimerKind::WrapUpOver(agent), generation)));
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&Reverse((at, kind, generation))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match kind {
+                TimerKind::OfferTimeout(agent) => {
+                    if let Some(a) = self.agents.get(&agent)
+                        && a.generation == generation
+                        && let AgentState::Reserved { call, .. } = a.state
+                    {
+                        self.out.push_back(AcdOutput::Withdraw { call, agent });
+                        self.miss(now, agent, call);
+                    }
+                }
+                TimerKind::WrapUpOver(agent) => {
+                    if let Some(a) = self.agents.get(&agent)
+                        && a.generation == generation
+                        && matches!(a.state, AgentState::WrapUp { .. })
+                    {
+                        self.set_available(now, agent, Some(now));
+                    }
+                }
+                TimerKind::StickyOver(call) => {
+                    if let Some(w) = self.calls.get(&call)
+                        && let Where::Sticky { agent } = w.at
+                    {
+                        let queue = w.queue;
+                        self.unstick(agent, call);
+                        self.enqueue(call);
+                        self.route_queue(now, queue);
+                    }
+                }
+                TimerKind::MaxWait(call) => {
+                    let Some(w) = self.calls.get(&call) else {
+                        continue;
+                    };
+                    match w.at {
+                        Where::Queued => {
+                            let (queue, key) = (w.queue, (Reverse(w.priority), w.since, call));
+                            self.queues[queue.0 as usize].waiting.remove(&key);
+                            self.calls.remove(&call);
+                            self.out.push_back(AcdOutput::Left {
+                                call,
+                                reason: LeftReason::MaxWait,
+                            });
+                            self.route_queue(now, queue);
+                        }
+                        Where::Sticky { agent } => {
+                            self.unstick(agent, call);
+                            self.calls.remove(&call);
+                            self.out.push_back(AcdOutput::Left {
+                                call,
+                                reason: LeftReason::MaxWait,
+                            });
+                        }
+                        // Ringing now: judged again when the offer comes back.
+                        Where::Offered { .. } => {
+                            self.timers.push(Reverse((
+                                now + self.cfg.offer_timeout,
+                                TimerKind::MaxWait(call),
+                                0,
+                            )));
+                        }
+                    }
+                }
+                TimerKind::Widen(queue) => {
+                    self.queues[queue.0 as usize].widen_at = None;
+                    self.route_queue(now, queue);
+                }
+            }
+        }
+    }
+
+    // ---- matching ----------------------------------------------------------
+
+    /// Offers the queue's head calls while an agent fits them.
+    fn route_queue(&mut self, now: Instant, queue: QueueId) {
+        loop {
+            let q = &self.queues[queue.0 as usize];
+            let Some(&(_, since, call)) = q.waiting.first() else {
+                return;
+            };
+            let widened = now.saturating_duration_since(since) >= q.cfg.widen_after;
+            match self.best_agent(&q.cfg, widened) {
+                Some(agent) => self.offer(now, call, agent),
+                None => {
+                    let at = since + q.cfg.widen_after;
+                    if !widened && q.widen_at != Some(at) {
+                        // Look again when the head may take more agents.
+                        self.queues[queue.0 as usize].widen_at = Some(at);
+                        self.timers.push(Reverse((at, TimerKind::Widen(queue), 0)));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The longest-idle available agent of the best tier for this queue.
+    fn best_agent(&self, q: &QueueConfig, widened: bool) -> Option<AgentId> {
+        let levels = self.available.get(q.skill.0 as usize)?;
+        let floor = if widened {
+            q.widened_level.min(q.min_level)
+        } else {
+            q.min_level
+        };
+        let tiers = [
+            (q.good_level as usize)..LEVELS,
+            (floor as usize)..(q.good_level as usize).max(floor as usize),
+        ];
+        for tier in tiers {
+            let best = levels[tier]
+                .iter()
+                .filter_map(|set| set.first())
+                .min()
+                .map(|&(_, agent)| agent);
+            if best.is_some() {
+                return best;
+            }
+        }
+        None
+    }
+
+    /// What an agent may take: their sticky calls first, then the best head
+    /// among the queues their skills serve.
+    fn route_agent(&mut self, now: Instant, agent: AgentId) {
+        if let Some(call) = self.sticky.get_mut(&agent).and_then(VecDeque::pop_front) {
+            if self.sticky.get(&agent).is_some_and(VecDeque::is_empty) {
+                self.sticky.remove(&agent);
+            }
+            return self.offer(now, call, agent);
+        }
+        let a = &self.agents[&agent];
+        let mut best: Option<(WaitKey, QueueId)> = None;
+        for &(skill, level) in &a.cfg.skills {
+            for &queue in self
+                .queues_of_skill
+                .get(skill.0 as usize)
+                .into_iter()
+                .flatten()
+            {
+                let q = &self.queues[queue.0 as usize];
+                let Some(&head) = q.waiting.first() else {
+                    continue;
+                };
+                let widened = now.saturating_duration_since(head.1) >= q.cfg.widen_after;
+                let floor = if widened {
+                    q.cfg.widened_level.min(q.cfg.min_level)
+                } else {
+                    q.cfg.min_level
+                };
+                if level < floor {
+                    continue;
+                }
+                // A better-fitting agent who is free takes precedence.
+                if level < q.cfg.good_level && self.best_agent(&q.cfg, widened) != Some(agent) {
+                    continue;
+                }
+                if best.is_none_or(|(b, _)| head < b) {
+                    best = Some((head, queue));
+                }
+            }
+        }
+        if let Some(((_, _, call), queue)) = best {
+            self.offer(now, call, agent);
+            // A new head: it may fit someone else, or need its widening timer.
+            self.route_queue(now, queue);
+        }
+    }
+
+    fn offer(&mut self, now: Instant, call: CallKey, agent: AgentId) {
+        let Some(w) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if w.at == Where::Queued {
+            self.queues[w.queue.0 as usize]
+                .waiting
+                .remove(&(Reverse(w.priority), w.since, call));
+        }
+        w.at = Where::Offered { agent };
+        self.unavailable(agent);
+        let until = now + self.cfg.offer_timeout;
+        let a = self
+            .agents
+            .get_mut(&agent)
+            .expect("offered to a known agent");
+        a.generation += 1;
+        let generation = a.generation;
+        self.set_state(agent, AgentState::Reserved { call, until });
+        self.timers
+            .push(Reverse((until, TimerKind::OfferTimeout(agent), generation)));
+        self.out.push_back(AcdOutput::Offer { call, agent });
+    }
+
+    /// The offer to `agent` came back unanswered: a miss, and the call is
+    /// routed again (keeping its place).
+    fn miss(&mut self, now: Instant, agent: AgentId, call: CallKey) {
+        let a = self.agents.get_mut(&agent).expect("known agent");
+        a.misses += 1;
+        a.generation += 1;
+        let paused = a.misses >= self.cfg.max_misses;
+        if paused {
+            self.set_state(
+                agent,
+                AgentState::Paused {
+                    reason: "no-answer".into(),
+                },
+            );
+        } else {
+            // To the back of the idle order: others are tried first.
+            self.set_available_no_route(now, agent, Some(now));
+        }
+        self.requeue(now, call);
+        if !paused {
+            self.route_agent_if_available(now, agent);
+        }
+    }
+
+    fn requeue(&mut self, now: Instant, call: CallKey) {
+        let Some(w) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let queue = w.queue;
+        self.enqueue(call);
+        self.route_queue(now, queue);
+    }
+
+    fn enqueue(&mut self, call: CallKey) {
+        let w = self.calls.get_mut(&call).expect("known call");
+        w.at = Where::Queued;
+        self.queues[w.queue.0 as usize]
+            .waiting
+            .insert((Reverse(w.priority), w.since, call));
+    }
+
+    fn unstick(&mut self, agent: AgentId, call: CallKey) {
+        if let Some(list) = self.sticky.get_mut(&agent) {
+            list.retain(|c| *c != call);
+            if list.is_empty() {
+                self.sticky.remove(&agent);
+            }
+        }
+    }
+
+    /// Paused or logged out: a ringing offer is withdrawn and routed on;
+    /// during a call, a logout waits for the call's end.
+    fn leave(&mut self, now: Instant, agent: AgentId, to: AgentState) {
+        let Some(a) = self.agents.get_mut(&agent) else {
+            return;
+        };
+        if a.state == AgentState::LoggedOut {
+            return;
+        }
+        match a.state.clone() {
+            AgentState::OnCall { .. } => {
+                if to == AgentState::LoggedOut {
+                    a.logout_after_call = true;
+                }
+            }
+            AgentState::Reserved { call, .. } => {
+                a.generation += 1;
+                self.out.push_back(AcdOutput::Withdraw { call, agent });
+                self.set_state(agent, to);
+                self.requeue(now, call);
+            }
+            AgentState::Available { .. } => {
+                self.unavailable(agent);
+                self.set_state(agent, to);
+            }
+            _ => {
+                let a = self.agents.get_mut(&agent).expect("known");
+                a.generation += 1;
+                self.set_state(agent, to);
+            }
+        }
+        if let Some(calls) = self.sticky.remove(&agent) {
+            // Nobody to wait for any more.
+            for call in calls {
+                self.requeue(now, call);
+            }
+        }
+    }
+
+    // ---- agent state -------------------------------------------------------
+
+    fn set_state(&mut self, agent: AgentId, state: AgentState) {
+        let a = self.agents.get_mut(&agent).expect("known agent");
+        if a.state != state {
+            a.state = state.clone();
+            self.out.push_back(AcdOutput::AgentChanged { agent, state });
+        }
+    }
+
+    /// Available since `since` (None: keep the idle time they had, for an
+    /// offer withdrawn through no fault of theirs), then routed.
+    fn set_available(&mut self, now: Instant, agent: AgentId, since: Option<Instant>) {
+        self.set_available_no_route(now, agent, since);
+        self.route_agent_if_available(now, agent);
+    }
+
+    fn route_agent_if_available(&mut self, now: Instant, agent: AgentId) {
+        if matches!(self.agents[&agent].state, AgentState::Available { .. }) {
+            self.route_agent(now, agent);
+        }
+    }
+
+    fn set_available_no_route(&mut self, now: Instant, agent: AgentId, since: Option<Instant>) {
+        self.unavailable(agent);
+        let a = self.agents.get_mut(&agent).expect("known agent");
+        a.generation += 1;
+        let since = since.unwrap_or(match a.state {
+            AgentState::Reserved { until, .. } => until - self.cfg.offer_timeout,
+            _ => now,
+        });
+        for &(skill, level) in &a.cfg.skills {
+            if let Some(levels) = self.available.get_mut(skill.0 as usize) {
+                levels[(level as usize).min(LEVELS - 1)].insert((since, agent));
+            }
+        }
+        self.set_state(agent, AgentState::Available { since });
+    }
+
+    /// Takes the agent out of the available index (if there).
+    fn unavailable(&mut self, agent: AgentId) {
+        let a = &self.agents[&agent];
+        if let AgentState::Available { since } = a.state {
+            for &(skill, level) in &a.cfg.skills {
+                if let Some(levels) = self.available.get_mut(skill.0 as usize) {
+                    levels[(level as usize).min(LEVELS - 1)].remove(&(since, agent));
+                }
+            }
+        }
+    }
+
+    // ---- checks (tests) ----------------------------------------------------
+
+    /// Panics when an internal invariant does not hold (randomized tests).
+    #[cfg(test)]
+    pub fn check(&self, now: Instant) {
+        let mut holders: HashMap<CallKey, AgentId> = HashMap::new();
+        for (id, a) in &self.agents {
+            match &a.state {
+                AgentState::Reserved { call, until } => {
+                    assert!(*until > now, "{id:?} stuck reserved past its timeout");
+                    assert!(
+                        holders.insert(*call, *id).is_none(),
+                        "{call:?} offered to two agents"
+                    );
+                    assert_eq!(
+                        self.calls.get(call).map(|w| w.at),
+                        Some(Where::Offered { agent: *id }),
+                        "{call:?}"
+                    );
+                }
+                AgentState::Available { since } => {
+                    for &(skill, level) in &a.cfg.skills {
+                        assert!(
+                            self.available[skill.0 as usize][level as usize]
+                                .contains(&(*since, *id)),
+                            "{id:?} available but not indexed"
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        let indexed: usize = self
+            .available
+            .iter()
+            .flat_map(|l| l.iter())
+            .map(BTreeSet::len)
+            .sum();
+        let expected: usize = self
+            .agents
+            .values()
+            .filter(|a| matches!(a.state, AgentState::Available { .. }))
+            .map(|a| a.cfg.skills.len())
+            .sum();
+        assert_eq!(indexed, expected, "stale entries in the available index");
+        let queued: usize = self.queues.iter().map(|q| q.waiting.len()).sum();
+        let expected = self
+            .calls
+            .values()
+            .filter(|w| w.at == Where::Queued)
+            .count();
+        assert_eq!(queued, expected, "queue sets and calls disagree");
+        // Work-conserving: no available agent fits a waiting head.
+        for q in &self.queues {
+            if let Some(&(_, since, call)) = q.waiting.first() {
+                let widened = now.saturating_duration_since(since) >= q.cfg.widen_after;
+                let fits = self.best_agent(&q.cfg, widened);
+                assert!(
+                    fits.is_none(),
+                    "{call:?} waits in queue {:?} (widened {widened}, cfg {:?}) while {:?} fits it: {:?}",
+                    q.cfg.id,
+                    q.cfg,
+                    fits,
+                    fits.map(|a| (&self.agents[&a].cfg, &self.agents[&a].state))
+                );
+            }
+        }
+    }
+}

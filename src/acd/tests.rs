@@ -1,0 +1,636 @@
+//! The router with a fake clock: behaviours one by one, a randomized run
+//! of a million events checked after every step, and Erlang C.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const S: Duration = Duration::from_secs(1);
+
+fn queue(id: u16, skill: u16) -> QueueConfig {
+    QueueConfig {
+        id: QueueId(id),
+        skill: SkillId(skill),
+        good_level: 5,
+        min_level: 3,
+        widen_after: 30 * S,
+        widened_level: 1,
+        max_wait: 600 * S,
+    }
+}
+
+fn agent(id: u32, skills: &[(u16, u8)]) -> AgentConfig {
+    AgentConfig {
+        id: AgentId(id),
+        skills: skills.iter().map(|&(s, l)| (SkillId(s), l)).collect(),
+        wrap_up: 10 * S,
+    }
+}
+
+struct Sim {
+    r: Router,
+    now: Instant,
+    out: Vec<AcdOutput>,
+}
+
+impl Sim {
+    fn new(queues: Vec<QueueConfig>, agents: Vec<AgentConfig>) -> Self {
+        let mut sim = Sim {
+            r: Router::new(AcdConfig::default(), queues, agents),
+            now: Instant::now(),
+            out: Vec::new(),
+        };
+        sim.drain();
+        sim
+    }
+
+    fn drain(&mut self) {
+        while let Some(o) = self.r.poll_output() {
+            if !matches!(o, AcdOutput::AgentChanged { .. }) {
+                self.out.push(o);
+            }
+        }
+    }
+
+    fn login(&mut self, ids: &[u32]) {
+        for &id in ids {
+            self.r.handle_login(self.now, AgentId(id));
+            self.now += Duration::from_millis(10);
+        }
+        self.drain();
+    }
+
+    fn queue_call(&mut self, call: u64, q: u16, priority: u8) {
+        self.r
+            .handle_call_queued(self.now, CallKey(call), QueueId(q), priority, None);
+        self.drain();
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(at) = self.r.poll_timeout().filter(|at| *at <= end) {
+            self.now = self.now.max(at);
+            self.r.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = end;
+    }
+
+    fn take(&mut self) -> Vec<AcdOutput> {
+        std::mem::take(&mut self.out)
+    }
+
+    fn state(&self, id: u32) -> AgentState {
+        self.r.agent_state(AgentId(id)).unwrap().clone()
+    }
+}
+
+fn offer(call: u64, agent: u32) -> AcdOutput {
+    AcdOutput::Offer {
+        call: CallKey(call),
+        agent: AgentId(agent),
+    }
+}
+
+#[test]
+fn the_longest_idle_agent_gets_the_call() {
+    let mut sim = Sim::new(
+        vec![queue(0, 0)],
+        vec![
+            agent(1, &[(0, 8)]),
+            agent(2, &[(0, 8)]),
+            agent(3, &[(0, 8)]),
+        ],
+    );
+    sim.login(&[2, 1, 3]); // 2 has waited longest
+    sim.queue_call(10, 0, 0);
+    assert_eq!(sim.take(), [offer(10, 2)]);
+    sim.queue_call(11, 0, 0);
+    assert_eq!(sim.take(), [offer(11, 1)]);
+}
+
+#[test]
+fn key_customer_jumps_the_queue_and_an_emergency_goes_first_of_all() {
+    let mut sim = Sim::new(vec![queue(0, 0)], vec![agent(1, &[(0, 8)])]);
+    sim.queue_call(1, 0, priority::ORDINARY);
+    sim.now += S;
+    sim.queue_call(2, 0, priority::VIP);
+    sim.now += S;
+    sim.queue_call(3, 0, priority::KEY_CUSTOMER);
+    sim.now += S;
+    sim.queue_call(4, 0, priority::EMERGENCY);
+    assert_eq!(sim.r.position(CallKey(1)), Some(4));
+    assert_eq!(sim.r.position(CallKey(4)), Some(1));
+    sim.login(&[1]);
+    assert_eq!(sim.take(), [offer(4, 1)]);
+    for (next, call) in [(3, 3), (2, 2), (1, 1)] {
+        sim.r
+            .handle_answered(sim.now, CallKey(call + 1), AgentId(1));
+        sim.r.handle_call_ended(sim.now, AgentId(1));
+        sim.drain();
+        sim.take();
+        sim.advance(10 * S); // wrap-up
+        assert_eq!(sim.take(), [offer(next, 1)]);
+    }
+}
+
+#[test]
+fn the_best_skill_fit_first_then_widening_after_the_wait() {
+    let mut sim = Sim::new(
+        vec![queue(0, 0)],
+        vec![
+            agent(1, &[(0, 4)]),
+            agent(2, &[(0, 9)]),
+            agent(3, &[(0, 2)]),
+        ],
+    );
+    sim.login(&[1, 2, 3]); // 1 idle longest, but 2 is the good fit
+    sim.queue_call(1, 0, 0);
+    assert_eq!(sim.take(), [offer(1, 2)]);
+    sim.r.handle_answered(sim.now, CallKey(1), AgentId(2));
+    sim.drain();
+    sim.take();
+    sim.queue_call(2, 0, 0);
+    assert_eq!(sim.take(), [offer(2, 1)], "level 4 is above min_level 3");
+    sim.r.handle_answered(sim.now, CallKey(2), AgentId(1));
+    sim.drain();
+    sim.take();
+    sim.queue_call(3, 0, 0);
+    let out = sim.take();
+    assert!(out.is_empty(), "level 2 waits for widening: {out:?}");
+    sim.advance(29 * S);
+    assert!(sim.take().is_empty());
+    sim.advance(S);
+    assert_eq!(sim.take(), [offer(3, 3)], "widened after 30 s");
+}
+
+#[test]
+fn an_agent_who_does_not_answer_is_skipped_and_paused_after_three_misses() {
+    let mut sim = Sim::new(
+        vec![queue(0, 0)],
+        vec![agent(1, &[(0, 8)]), agent(2, &[(0, 8)])],
+    );
+    sim.login(&[1]);
+    sim.queue_call(1, 0, 0);
+    assert_eq!(sim.take(), [offer(1, 1)]);
+    sim.login(&[2]);
+    sim.advance(15 * S);
+    assert_eq!(
+        sim.take(),
+        [
+            AcdOutput::Withdraw {
+                call: CallKey(1),
+                agent: AgentId(1)
+            },
+            offer(1, 2)
+        ],
+        "skipped to the next agent"
+    );
+    // Agent 1 misses two more and is paused.
+    sim.r.handle_refused(sim.now, CallKey(1), AgentId(2));
+    sim.drain();
+    assert_eq!(sim.take(), [offer(1, 1)], "2 refused: back to 1");
+    sim.advance(15 * S);
+    sim.take();
+    sim.r.handle_refused(sim.now, CallKey(1), AgentId(2));
+    sim.drain();
+    sim.take();
+    sim.advance(15 * S);
+    assert_eq!(
+        sim.state(1),
+        AgentState::Paused {
+            reason: "no-answer".into()
+        }
+    );
+}
+
+#[test]
+fn cancel_while_the_agent_rings_frees_the_agent_with_no_miss() {
+    let mut sim = Sim::new(vec![queue(0, 0)], vec![agent(1, &[(0, 8)])]);
+    sim.login(&[1]);
+    sim.queue_call(1, 0, 0);
+    sim.take();
+    sim.now += 3 * S;
+    sim.r.handle_call_abandoned(sim.now, CallKey(1));
+    sim.drain();
+    assert_eq!(
+        sim.take(),
+        [
+            AcdOutput::Withdraw {
+                call: CallKey(1),
+                agent: AgentId(1)
+            },
+            AcdOutput::Left {
+                call: CallKey(1),
+                reason: LeftReason::Abandoned
+            }
+        ]
+    );
+    assert!(matches!(sim.state(1), AgentState::Available { .. }));
+    // A late answer from the agent's phone changes nothing.
+    sim.r.handle_answered(sim.now, CallKey(1), AgentId(1));
+    sim.drain();
+    assert!(sim.take().is_empty());
+}
+
+#[test]
+fn an_agent_logging_out_mid_offer_passes_the_call_on() {
+    let mut sim = Sim::new(
+        vec![queue(0, 0)],
+        vec![agent(1, &[(0, 8)]), agent(2, &[(0, 8)])],
+    );
+    sim.login(&[1, 2]);
+    sim.queue_call(1, 0, 0);
+    assert_eq!(sim.take(), [offer(1, 1)]);
+    sim.r.handle_logout(sim.now, AgentId(1));
+    sim.drain();
+    assert_eq!(
+        sim.take(),
+        [
+            AcdOutput::Withdraw {
+                call: CallKey(1),
+                agent: AgentId(1)
+            },
+            offer(1, 2)
+        ]
+    );
+    assert_eq!(sim.state(1), AgentState::LoggedOut);
+}
+
+#[test]
+fn a_caller_with_an_open_ticket_waits_up_to_20_s_for_their_agent() {
+    let mut sim = Sim::new(
+        vec![queue(0, 0)],
+        vec![agent(1, &[(0, 8)]), agent(2, &[(0, 8)])],
+    );
+    sim.login(&[1, 2]);
+    sim.queue_call(9, 0, 0);
+    sim.take();
+    sim.r.handle_answered(sim.now, CallKey(9), AgentId(1)); // 1 is busy
+    sim.r
+        .handle_call_queued(sim.now, CallKey(1), QueueId(0), 0, Some(AgentId(1)));
+    sim.drain();
+    assert!(
+        sim.take()
+            .iter()
+            .all(|o| !matches!(o, AcdOutput::Offer { .. })),
+        "2 is free but waits"
+    );
+    sim.advance(12 * S);
+    sim.r.handle_call_ended(sim.now, AgentId(1));
+    sim.r.handle_ready(sim.now, AgentId(1)); // skips wrap-up
+    sim.drain();
+    assert_eq!(sim.take(), [offer(1, 1)], "their agent, within 20 s");
+    // Another caller whose agent stays busy goes to anyone after 20 s.
+    sim.r.handle_answered(sim.now, CallKey(1), AgentId(1));
+    sim.r
+        .handle_call_queued(sim.now, CallKey(2), QueueId(0), 0, Some(AgentId(1)));
+    sim.drain();
+    sim.take();
+    sim.advance(19 * S);
+    assert!(sim.take().is_empty());
+    sim.advance(S);
+    assert_eq!(sim.take(), [offer(2, 2)]);
+}
+
+#[test]
+fn wrap_up_then_ready_and_a_logout_during_a_call_waits_for_its_end() {
+    let mut sim = Sim::new(vec![queue(0, 0)], vec![agent(1, &[(0, 8)])]);
+    sim.login(&[1]);
+    sim.queue_call(1, 0, 0);
+    sim.r.handle_answered(sim.now, CallKey(1), AgentId(1));
+    sim.r.handle_call_ended(sim.now, AgentId(1));
+    assert!(matches!(sim.state(1), AgentState::WrapUp { .. }));
+    sim.queue_call(2, 0, 0);
+    sim.take();
+    sim.advance(9 * S);
+    assert!(sim.take().is_empty(), "still wrapping up");
+    sim.advance(S);
+    assert_eq!(sim.take(), [offer(2, 1)]);
+    sim.r.handle_answered(sim.now, CallKey(2), AgentId(1));
+    sim.r.handle_logout(sim.now, AgentId(1));
+    assert!(
+        matches!(sim.state(1), AgentState::OnCall { .. }),
+        "not cut off"
+    );
+    sim.r.handle_call_ended(sim.now, AgentId(1));
+    assert_eq!(sim.state(1), AgentState::LoggedOut);
+}
+
+#[test]
+fn a_call_waiting_too_long_leaves_for_the_fallback() {
+    let mut sim = Sim::new(vec![queue(0, 0)], vec![agent(1, &[(0, 8)])]);
+    sim.queue_call(1, 0, 0);
+    sim.advance(599 * S);
+    assert!(sim.take().is_empty());
+    sim.advance(S);
+    assert_eq!(
+        sim.take(),
+        [AcdOutput::Left {
+            call: CallKey(1),
+            reason: LeftReason::MaxWait
+        }]
+    );
+    assert_eq!(sim.r.waiting(QueueId(0)), 0);
+}
+
+#[test]
+fn an_agent_serves_the_best_call_of_all_their_queues() {
+    let mut sim = Sim::new(
+        vec![queue(0, 0), queue(1, 1)],
+        vec![agent(1, &[(0, 8), (1, 8)])],
+    );
+    sim.queue_call(1, 0, 0);
+    sim.now += S;
+    sim.queue_call(2, 1, priority::VIP);
+    sim.login(&[1]);
+    assert_eq!(sim.take(), [offer(2, 1)], "VIP in the other queue first");
+}
+
+// ---- a million random events ---------------------------------------------
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn exp(&mut self, mean: f64) -> f64 {
+        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        -mean * (1.0 - u).ln()
+    }
+}
+
+/// What the randomized driver knows from the outputs alone.
+#[derive(Default)]
+struct Ledger {
+    /// Call -> agent ringing now.
+    ringing: HashMap<CallKey, AgentId>,
+    /// Agent -> call ringing or on call.
+    holding: HashMap<AgentId, CallKey>,
+    ended: HashMap<CallKey, u32>,
+}
+
+impl Ledger {
+    fn apply(&mut self, o: &AcdOutput) {
+        match *o {
+            AcdOutput::Offer { call, agent } => {
+                assert!(
+                    self.ringing.insert(call, agent).is_none(),
+                    "{call:?} offered twice at once"
+                );
+                assert!(
+                    self.holding.insert(agent, call).is_none(),
+                    "{agent:?} got a second call"
+                );
+            }
+            AcdOutput::Withdraw { call, agent } => {
+                assert_eq!(self.ringing.remove(&call), Some(agent));
+                assert_eq!(self.holding.remove(&agent), Some(call));
+            }
+            AcdOutput::Connected { call, agent } => {
+                assert_eq!(self.ringing.remove(&call), Some(agent));
+                *self.ended.entry(call).or_default() += 1;
+            }
+            AcdOutput::Left { call, .. } => {
+                assert!(
+                    !self.ringing.contains_key(&call),
+                    "{call:?} left while ringing"
+                );
+                *self.ended.entry(call).or_default() += 1;
+            }
+            AcdOutput::AgentChanged { .. } => {}
+        }
+    }
+}
+
+fn randomized(seed: u64, events: usize) {
+    let mut rng = Rng(seed);
+    let queues: Vec<QueueConfig> = (0..4)
+        .map(|q| QueueConfig {
+            widen_after: Duration::from_secs(rng.below(40) + 5),
+            max_wait: Duration::from_secs(rng.below(200) + 60),
+            ..queue(q, q)
+        })
+        .collect();
+    let agents: Vec<AgentConfig> = (1..=12)
+        .map(|a| {
+            let mut skills: Vec<(u16, u8)> = Vec::new();
+            for s in 0..4u16 {
+                if rng.below(2) == 0 {
+                    skills.push((s, rng.below(11) as u8));
+                }
+            }
+            AgentConfig {
+                wrap_up: Duration::from_secs(rng.below(3) * 5),
+                ..agent(a, &skills)
+            }
+        })
+        .collect();
+    let mut r = Router::new(
+        AcdConfig {
+            offer_timeout: 8 * S,
+            max_misses: 2,
+            sticky_wait: 10 * S,
+        },
+        queues,
+        agents,
+    );
+    let mut now = Instant::now();
+    let mut ledger = Ledger::default();
+    let mut next_call = 0u64;
+    let mut live: Vec<CallKey> = Vec::new();
+    let mut on_call: Vec<AgentId> = Vec::new();
+    let mut trace: std::collections::VecDeque<String> = Default::default();
+    for _ in 0..events {
+        let agent = AgentId(rng.below(12) as u32 + 1);
+        let roll = rng.below(100);
+        trace.push_back(format!("{:?} roll {roll} agent {agent:?}", now.elapsed()));
+        if trace.len() > 40 {
+            trace.pop_front();
+        }
+        match roll {
+            0..=24 => {
+                next_call += 1;
+                let call = CallKey(next_call);
+                let sticky = (rng.below(10) == 0).then_some(agent);
+                let p = [0, 0, 0, 100, 200, 255][rng.below(6) as usize];
+                r.handle_call_queued(now, call, QueueId(rng.below(4) as u16), p, sticky);
+                live.push(call);
+            }
+            25..=34 if !live.is_empty() => {
+                let call = live.swap_remove(rng.below(live.len() as u64) as usize);
+                r.handle_call_abandoned(now, call);
+            }
+            35..=44 => r.handle_login(now, agent),
+            45..=49 => r.handle_logout(now, agent),
+            50..=54 => r.handle_pause(now, agent, "lunch"),
+            55..=64 => r.handle_ready(now, agent),
+            65..=79 => {
+                if let Some(&call) = ledger.holding.get(&agent)
+                    && ledger.ringing.get(&call) == Some(&agent)
+                {
+                    if rng.below(4) == 0 {
+                        // The phone said no: it rings no more.
+                        ledger.ringing.remove(&call);
+                        ledger.holding.remove(&agent);
+                        r.handle_refused(now, call, agent);
+                    } else {
+                        r.handle_answered(now, call, agent);
+                    }
+                }
+            }
+            80..=89 if !on_call.is_empty() => {
+                let a = on_call.swap_remove(rng.below(on_call.len() as u64) as usize);
+                r.handle_call_ended(now, a);
+            }
+            _ => {
+                now += Duration::from_secs_f64(rng.exp(3.0));
+                r.handle_timeout(now);
+            }
+        }
+        while let Some(o) = r.poll_output() {
+            trace.push_back(format!("  {o:?}"));
+            ledger.apply(&o);
+            match o {
+                AcdOutput::Connected { call, agent } => {
+                    on_call.push(agent);
+                    live.retain(|c| *c != call);
+                }
+                AcdOutput::Left { call, .. } => live.retain(|c| *c != call),
+                AcdOutput::AgentChanged { agent, state }
+                    if !matches!(
+                        state,
+                        AgentState::OnCall { .. } | AgentState::Reserved { .. }
+                    ) =>
+                {
+                    ledger.holding.remove(&agent);
+                }
+                _ => {}
+            }
+        }
+        if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.check(now))) {
+            for t in &trace {
+                eprintln!("{t}");
+            }
+            std::panic::resume_unwind(e);
+        }
+    }
+    // Everyone still waiting hangs up: every call has ended exactly once.
+    for call in live.drain(..) {
+        r.handle_call_abandoned(now, call);
+        while let Some(o) = r.poll_output() {
+            ledger.apply(&o);
+        }
+    }
+    for id in 1..=next_call {
+        let ends = ledger.ended.get(&CallKey(id)).copied().unwrap_or(0);
+        assert_eq!(ends, 1, "call {id} ended {ends} times (seed {seed})");
+    }
+}
+
+#[test]
+fn a_million_random_events_keep_every_invariant() {
+    for seed in [1u64, 2, 3, 4] {
+        randomized(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 250_000);
+    }
+}
+
+// ---- Erlang C ----------------------------------------------------------------
+
+/// Erlang C: the share of calls answered within `t` seconds with `n` agents
+/// offered `a` Erlangs of traffic and `aht` seconds of handle time.
+fn erlang_c_service_level(n: u32, a: f64, aht: f64, t: f64) -> f64 {
+    // Erlang B by recursion, then C.
+    let mut b = 1.0;
+    for k in 1..=n {
+        b = a * b / (k as f64 + a * b);
+    }
+    let c = n as f64 * b / (n as f64 - a * (1.0 - b));
+    1.0 - c * (-(n as f64 - a) * t / aht).exp()
+}
+
+#[test]
+fn a_simulated_day_matches_erlang_c_within_two_points() {
+    // 25 agents offered 18 Erlangs (0.3 calls/s, 60 s mean handle time),
+    // answered within 5 s: Erlang C says 95.4 %, about 26,000 calls a day.
+    // At this occupancy (72 %) one day's service level spreads about 0.8
+    // points around the formula (measured on a plain M/M/25 simulation over
+    // 20 seeds); at 90 % it spreads 3 points, too much for one day.
+    let (n, aht, rate, threshold) = (25u32, 60.0, 0.3, 5.0);
+    let expected = erlang_c_service_level(n, rate * aht, aht, threshold);
+    let mut r = Router::new(
+        AcdConfig::default(),
+        vec![QueueConfig {
+            max_wait: Duration::from_secs(86_400),
+            ..queue(0, 0)
+        }],
+        (1..=n)
+            .map(|a| AgentConfig {
+                wrap_up: Duration::ZERO,
+                ..agent(a, &[(0, 8)])
+            })
+            .collect(),
+    );
+    let start = Instant::now();
+    for a in 1..=n {
+        r.handle_login(start, AgentId(a));
+    }
+    while r.poll_output().is_some() {}
+    let mut rng = Rng(0x00e4_1a9c);
+    let at = |s: f64| start + Duration::from_secs_f64(s);
+    let mut next_arrival = rng.exp(1.0 / rate);
+    // Agent -> when their call ends.
+    let mut ends: Vec<(f64, AgentId)> = Vec::new();
+    let mut queued_at: HashMap<CallKey, f64> = HashMap::new();
+    let (mut answered_in_time, mut calls, mut call_id) = (0u64, 0u64, 0u64);
+    let day = 86_400.0;
+    loop {
+        let next_end = ends
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.0.total_cmp(&b.1.0))
+            .map(|(i, e)| (i, e.0));
+        let now_s = match next_end {
+            Some((i, t)) if t < next_arrival => {
+                let (_, agent) = ends.swap_remove(i);
+                r.handle_call_ended(at(t), agent);
+                t
+            }
+            _ if next_arrival < day => {
+                call_id += 1;
+                calls += 1;
+                queued_at.insert(CallKey(call_id), next_arrival);
+                r.handle_call_queued(at(next_arrival), CallKey(call_id), QueueId(0), 0, None);
+                let t = next_arrival;
+                next_arrival += rng.exp(1.0 / rate);
+                t
+            }
+            _ => break,
+        };
+        while let Some(o) = r.poll_output() {
+            if let AcdOutput::Offer { call, agent } = o {
+                // The agent answers at once; the wait is queue time.
+                r.handle_answered(at(now_s), call, agent);
+                let waited = now_s - queued_at.remove(&call).expect("queued");
+                if waited <= threshold {
+                    answered_in_time += 1;
+                }
+                ends.push((now_s + rng.exp(aht), agent));
+            }
+        }
+    }
+    let measured = answered_in_time as f64 / calls as f64;
+    println!("service level {measured:.4} over {calls} calls; Erlang C {expected:.4}");
+    assert!(
+        (measured - expected).abs() <= 0.02,
+        "service level {measured:.4} over {calls} calls, Erlang C says {expected:.4}"
+    );
+}
