@@ -2,12 +2,39 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use super::{AgentId, CallKey, QueueId, SkillId};
 
 /// Skill levels run 0..=10.
 const LEVELS: usize = 11;
+
+/// Hashes the engine's own integer ids (agents, calls): a multiply, not
+/// SipHash. The ids are ours, not an attacker's, so flooding is no concern.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(n as u64);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 #[derive(Debug, Clone)]
 pub struct AcdConfig {
@@ -149,7 +176,7 @@ type WaitKey = (Reverse<u8>, Instant, CallKey);
 struct Queue {
     cfg: QueueConfig,
     waiting: BTreeSet<WaitKey>,
-    /// The widening timer already armed (for the head at that time).
+    /// The earliest widening timer armed and not yet fired.
     widen_at: Option<Instant>,
 }
 
@@ -164,15 +191,15 @@ enum TimerKind {
 
 pub struct Router {
     cfg: AcdConfig,
-    agents: HashMap<AgentId, Agent>,
+    agents: IdMap<AgentId, Agent>,
     queues: Vec<Queue>,
-    calls: HashMap<CallKey, Waiting>,
+    calls: IdMap<CallKey, Waiting>,
     /// Per skill, per level: available agents by idle time.
     available: Vec<[BTreeSet<(Instant, AgentId)>; LEVELS]>,
     /// Queues each skill serves.
     queues_of_skill: Vec<Vec<QueueId>>,
     /// Calls held for a particular agent, oldest first.
-    sticky: HashMap<AgentId, VecDeque<CallKey>>,
+    sticky: IdMap<AgentId, VecDeque<CallKey>>,
     timers: BinaryHeap<Reverse<(Instant, TimerKind, u32)>>,
     out: VecDeque<AcdOutput>,
 }
@@ -218,10 +245,10 @@ impl Router {
                 })
                 .collect(),
             queues: qs,
-            calls: HashMap::new(),
+            calls: IdMap::default(),
             available: (0..skills).map(|_| Default::default()).collect(),
             queues_of_skill,
-            sticky: HashMap::new(),
+            sticky: IdMap::default(),
             timers: BinaryHeap::new(),
             out: VecDeque::new(),
         }
@@ -493,7 +520,10 @@ impl Router {
                     }
                 }
                 TimerKind::Widen(queue) => {
-                    self.queues[queue.0 as usize].widen_at = None;
+                    let q = &mut self.queues[queue.0 as usize];
+                    if q.widen_at.is_some_and(|armed| armed <= now) {
+                        q.widen_at = None;
+                    }
                     self.route_queue(now, queue);
                 }
             }
@@ -514,8 +544,10 @@ impl Router {
                 Some(agent) => self.offer(now, call, agent),
                 None => {
                     let at = since + q.cfg.widen_after;
-                    if !widened && q.widen_at != Some(at) {
-                        // Look again when the head may take more agents.
+                    // Look again when the head may take more agents. One
+                    // timer per queue is enough: an earlier one re-arms for
+                    // whatever head is there when it fires.
+                    if !widened && q.widen_at.is_none_or(|armed| at < armed) {
                         self.queues[queue.0 as usize].widen_at = Some(at);
                         self.timers.push(Reverse((at, TimerKind::Widen(queue), 0)));
                     }
@@ -553,11 +585,25 @@ impl Router {
     /// What an agent may take: their sticky calls first, then the best head
     /// among the queues their skills serve.
     fn route_agent(&mut self, now: Instant, agent: AgentId) {
-        if let Some(call) = self.sticky.get_mut(&agent).and_then(VecDeque::pop_front) {
-            if self.sticky.get(&agent).is_some_and(VecDeque::is_empty) {
+        if let Some((call, queue)) = self.call_for(now, agent) {
+            self.offer(now, call, agent);
+            if let Some(queue) = queue {
+                // A new head: it may fit someone else, or need its widening timer.
+                self.route_queue(now, queue);
+            }
+        }
+    }
+
+    /// The call `agent` should take now (and the queue it heads), if any.
+    /// A sticky call is taken off the agent's list here.
+    fn call_for(&mut self, now: Instant, agent: AgentId) -> Option<(CallKey, Option<QueueId>)> {
+        if let Some(list) = self.sticky.get_mut(&agent)
+            && let Some(call) = list.pop_front()
+        {
+            if list.is_empty() {
                 self.sticky.remove(&agent);
             }
-            return self.offer(now, call, agent);
+            return Some((call, None));
         }
         let a = &self.agents[&agent];
         let mut best: Option<(WaitKey, QueueId)> = None;
@@ -572,6 +618,9 @@ impl Router {
                 let Some(&head) = q.waiting.first() else {
                     continue;
                 };
+                if best.is_some_and(|(b, _)| b < head) {
+                    continue; // cannot beat the best so far
+                }
                 let widened = now.saturating_duration_since(head.1) >= q.cfg.widen_after;
                 let floor = if widened {
                     q.cfg.widened_level.min(q.cfg.min_level)
@@ -582,19 +631,17 @@ impl Router {
                     continue;
                 }
                 // A better-fitting agent who is free takes precedence.
-                if level < q.cfg.good_level && self.best_agent(&q.cfg, widened) != Some(agent) {
+                if level < q.cfg.good_level
+                    && self
+                        .best_agent(&q.cfg, widened)
+                        .is_some_and(|other| other != agent)
+                {
                     continue;
                 }
-                if best.is_none_or(|(b, _)| head < b) {
-                    best = Some((head, queue));
-                }
+                best = Some((head, queue));
             }
         }
-        if let Some(((_, _, call), queue)) = best {
-            self.offer(now, call, agent);
-            // A new head: it may fit someone else, or need its widening timer.
-            self.route_queue(now, queue);
-        }
+        best.map(|((_, _, call), queue)| (call, Some(queue)))
     }
 
     fn offer(&mut self, now: Instant, call: CallKey, agent: AgentId) {
@@ -721,10 +768,17 @@ impl Router {
     }
 
     /// Available since `since` (None: keep the idle time they had, for an
-    /// offer withdrawn through no fault of theirs), then routed.
+    /// offer withdrawn through no fault of theirs), then routed: a call that
+    /// is waiting for them is offered before they are indexed at all.
     fn set_available(&mut self, now: Instant, agent: AgentId, since: Option<Instant>) {
+        if let Some((call, queue)) = self.call_for(now, agent) {
+            self.offer(now, call, agent);
+            if let Some(queue) = queue {
+                self.route_queue(now, queue);
+            }
+            return;
+        }
         self.set_available_no_route(now, agent, since);
-        self.route_agent_if_available(now, agent);
     }
 
     fn route_agent_if_available(&mut self, now: Instant, agent: AgentId) {

@@ -489,6 +489,9 @@ fn randomized(seed: u64, events: usize) {
             }
             80..=89 if !on_call.is_empty() => {
                 let a = on_call.swap_remove(rng.below(on_call.len() as u64) as usize);
+                // The call is over: the agent holds nothing (an offer may
+                // follow at once, before any state change is reported).
+                ledger.holding.remove(&a);
                 r.handle_call_ended(now, a);
             }
             _ => {

@@ -1,0 +1,159 @@
+//! Routing decisions with 10,000 agents over 200 skills and 1,000 /
+//! 10,000 / 100,000 calls waiting (criterion). One decision: an agent ends
+//! a call and is matched at once with the best waiting call of their
+//! queues (`agent_free`), or a new call arrives and finds no free agent
+//! (`call_arrives`). The calls' answer and the refill that keeps the sizes
+//! steady run outside the timed part (`iter_custom`).
+//!
+//! Run: `cargo bench --bench routing`.
+
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use hotline::acd::{
+    AcdConfig, AcdOutput, AgentConfig, AgentId, CallKey, QueueConfig, QueueId, Router, SkillId,
+};
+
+const AGENTS: u32 = 10_000;
+const SKILLS: u16 = 200;
+
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+struct World {
+    router: Router,
+    now: Instant,
+    next_call: u64,
+    /// Agents on a call, in the order they will end it.
+    busy: std::collections::VecDeque<AgentId>,
+    rng: Rng,
+}
+
+impl World {
+    fn new(waiting: usize) -> Self {
+        let mut rng = Rng(0xacd);
+        let queues = (0..SKILLS)
+            .map(|s| QueueConfig {
+                id: QueueId(s),
+                skill: SkillId(s),
+                good_level: 6,
+                min_level: 3,
+                widen_after: Duration::from_secs(3600),
+                widened_level: 1,
+                max_wait: Duration::from_secs(86_400),
+            })
+            .collect();
+        let agents = (1..=AGENTS)
+            .map(|a| AgentConfig {
+                id: AgentId(a),
+                skills: (0..3)
+                    .map(|_| {
+                        (
+                            SkillId(rng.below(SKILLS as u64) as u16),
+                            3 + rng.below(8) as u8,
+                        )
+                    })
+                    .collect(),
+                wrap_up: Duration::ZERO,
+            })
+            .collect();
+        let mut w = World {
+            router: Router::new(AcdConfig::default(), queues, agents),
+            now: Instant::now(),
+            next_call: 0,
+            busy: Default::default(),
+            rng,
+        };
+        for a in 1..=AGENTS {
+            w.router.handle_login(w.now, AgentId(a));
+        }
+        w.settle();
+        // Enough calls to occupy every agent, then the waiting ones.
+        while w.busy.len() < AGENTS as usize {
+            w.arrive();
+            w.settle();
+        }
+        for _ in 0..waiting {
+            w.arrive();
+        }
+        w.settle();
+        w
+    }
+
+    fn arrive(&mut self) {
+        self.next_call += 1;
+        let q = QueueId(self.rng.below(SKILLS as u64) as u16);
+        let p = [0, 0, 0, 100, 200][self.rng.below(5) as usize];
+        self.router
+            .handle_call_queued(self.now, CallKey(self.next_call), q, p, None);
+    }
+
+    /// Answers every offer at once.
+    fn settle(&mut self) {
+        while let Some(o) = self.router.poll_output() {
+            if let AcdOutput::Offer { call, agent } = o {
+                self.router.handle_answered(self.now, call, agent);
+                self.busy.push_back(agent);
+            }
+        }
+    }
+}
+
+fn routing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("routing");
+    for waiting in [1_000usize, 10_000, 100_000] {
+        let mut w = World::new(waiting);
+        group.bench_function(BenchmarkId::new("agent_free", waiting), |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    let agent = w.busy.pop_front().expect("busy agents");
+                    w.now += Duration::from_millis(1);
+                    let t = Instant::now();
+                    w.router.handle_call_ended(w.now, agent);
+                    timed += t.elapsed();
+                    w.settle();
+                    w.arrive(); // keep the number waiting steady
+                    w.settle();
+                    // Stale timers (answered offers) leave the heap as they
+                    // would in the running hotline.
+                    w.router.handle_timeout(w.now);
+                }
+                timed
+            })
+        });
+        group.bench_function(BenchmarkId::new("call_arrives", waiting), |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    w.next_call += 1;
+                    let q = QueueId(w.rng.below(SKILLS as u64) as u16);
+                    let t = Instant::now();
+                    w.router
+                        .handle_call_queued(w.now, CallKey(w.next_call), q, 0, None);
+                    timed += t.elapsed();
+                    w.settle();
+                    // One ends to keep the number waiting steady.
+                    let agent = w.busy.pop_front().expect("busy agents");
+                    w.now += Duration::from_millis(1);
+                    w.router.handle_call_ended(w.now, agent);
+                    w.settle();
+                    w.router.handle_timeout(w.now);
+                }
+                timed
+            })
+        });
+        assert!(w.router.waiting(QueueId(0)) > 0 || waiting < 10_000);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, routing);
+criterion_main!(benches);
