@@ -29,6 +29,11 @@ pub enum ConfigError {
     },
     #[error("config {path}: prompts: {source}")]
     Prompt { path: PathBuf, source: PromptError },
+    #[error("config {path}: acd.agents: {source}")]
+    Agents {
+        path: PathBuf,
+        source: crate::acd::agents::AgentsError,
+    },
     #[error("config {path}: ivr.menu: {source}")]
     Menu {
         path: PathBuf,
@@ -47,6 +52,16 @@ pub struct Config {
     pub return_visit: ReturnVisitConfig,
     pub owners: OwnersConfig,
     pub ivr: IvrSettings,
+    pub acd: AcdSettings,
+}
+
+/// Agents and their queues.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcdSettings {
+    /// The agents file (credentials as hashes, skills); empty: no agents,
+    /// REGISTER is refused. `config/agents.toml` has demo agents.
+    pub agents: PathBuf,
 }
 
 /// The voice menu.
@@ -413,6 +428,22 @@ impl Config {
         })
     }
 
+    /// Loads and checks the agents file; None without one.
+    pub fn load_agents(
+        &self,
+        path: &Path,
+    ) -> Result<Option<std::sync::Arc<crate::acd::agents::AgentsFile>>, ConfigError> {
+        if self.acd.agents.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        crate::acd::agents::AgentsFile::load(&self.acd.agents)
+            .map(|a| Some(std::sync::Arc::new(a)))
+            .map_err(|source| ConfigError::Agents {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
     /// Loads and checks the menu against the prompts; None without a menu.
     pub fn load_menu(
         &self,
@@ -434,6 +465,7 @@ impl Config {
         &self,
         seed: u64,
         ivr: Option<std::sync::Arc<crate::ivr::graph::Graph>>,
+        agents: Option<std::sync::Arc<crate::acd::agents::AgentsFile>>,
     ) -> SwitchConfig {
         let t1 = Duration::from_millis(self.sip.t1_ms);
         SwitchConfig {
@@ -452,6 +484,7 @@ impl Config {
             },
             seed,
             ivr,
+            agents,
         }
     }
 }

@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: OwnerCommand,
     },
+    /// Agents: make the credential hashes for the agents file.
+    Agents {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
     /// Work orders: open, follow and query tickets in the event store.
     Tickets {
         #[command(flatten)]
@@ -61,6 +66,17 @@ enum OwnerCommand {
     ImportGifts { file: PathBuf },
     /// Shows the owner with this id or phone number (any form).
     Show { who: String },
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Reads the password from stdin; prints the ha1_md5 and ha1_sha256
+    /// lines for the agent's entry (the password itself is kept nowhere).
+    Hash {
+        id: String,
+        #[arg(long, default_value = "hotline")]
+        realm: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -172,6 +188,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { path } => {
             match Config::load(&path).and_then(|c| {
                 let prompts = c.load_prompts(&path)?;
+                c.load_agents(&path)?;
                 c.load_menu(&path, &prompts).map(|_| c)
             }) {
                 Ok(_) => {
@@ -196,6 +213,26 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Agents {
+            command: AgentCommand::Hash { id, realm },
+        } => {
+            use hotline::sip::digest::{Algorithm, ha1};
+            let mut password = String::new();
+            if std::io::stdin().read_line(&mut password).is_err() || password.trim().is_empty() {
+                eprintln!("error: give the password on stdin");
+                return ExitCode::from(2);
+            }
+            let password = password.trim_end_matches(['\r', '\n']);
+            println!(
+                "ha1_md5 = \"{}\"",
+                ha1(Algorithm::Md5, &id, &realm, password)
+            );
+            println!(
+                "ha1_sha256 = \"{}\"",
+                ha1(Algorithm::Sha256, &id, &realm, password)
+            );
+            ExitCode::SUCCESS
+        }
         Command::Tickets { store, command } => match tickets(store, command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -453,12 +490,19 @@ fn run(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let agents = match config.load_agents(&origin) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     runtime.block_on(async move {
-        let hotline = match Hotline::bind(config.clone(), prompts, menu).await {
+        let hotline = match Hotline::bind(config.clone(), prompts, menu, agents).await {
             Ok(h) => h,
             Err(e) => {
                 eprintln!("error: {e}");

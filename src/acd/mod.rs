@@ -28,6 +28,7 @@
 //! then (tier 2) down to `min_level`; once its head call has waited
 //! `widen_after`, down to `widened_level`.
 
+pub mod agents;
 mod router;
 
 pub use router::{AcdConfig, AcdOutput, AgentConfig, AgentState, LeftReason, QueueConfig, Router};

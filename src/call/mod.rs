@@ -37,7 +37,9 @@ use crate::sip::transaction::{
 use crate::tickets::TicketId;
 
 mod outbound;
+mod registrar;
 pub use outbound::{PlaceCall, VisitOutcome};
+pub use registrar::Binding;
 
 /// Methods we accept; everything else is 405 (known) or 501 (unknown).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
@@ -71,6 +73,8 @@ pub struct SwitchConfig {
     pub timers: TimerValues,
     /// The voice menu; none: the line test.
     pub ivr: Option<std::sync::Arc<ivr::graph::Graph>>,
+    /// Agents who may REGISTER; none: REGISTER is not allowed.
+    pub agents: Option<std::sync::Arc<crate::acd::agents::AgentsFile>>,
     /// Seed for tags and branches (random in production, fixed in tests).
     pub seed: u64,
 }
@@ -202,6 +206,18 @@ pub enum Output {
         node: String,
         detail: String,
     },
+    /// An agent's softphone registered (or refreshed its registration).
+    AgentRegistered {
+        agent: String,
+        contact: String,
+        peer: Peer,
+        expires: Duration,
+    },
+    /// Unregistered by the phone, or the registration expired.
+    AgentUnregistered {
+        agent: String,
+        expired: bool,
+    },
     /// The menu handed the caller to a queue (the ACD takes it from here).
     Queued {
         call: CallId,
@@ -317,10 +333,17 @@ pub struct Switch {
     out: VecDeque<Output>,
     next_id: u64,
     stats: Stats,
+    nonces: crate::sip::digest::Nonces,
+    /// When the nonce clock started (the first REGISTER).
+    epoch: Option<Instant>,
+    bindings: HashMap<String, Binding>,
+    binding_timers: BinaryHeap<Reverse<(Instant, String, u32)>>,
+    binding_generation: u32,
 }
 
 impl Switch {
     pub fn new(cfg: SwitchConfig) -> Self {
+        let nonces = crate::sip::digest::Nonces::new(cfg.seed, registrar::NONCE_LIFETIME_MS);
         Self {
             tx: TransactionLayer::new(cfg.timers),
             ports: PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1),
@@ -332,6 +355,11 @@ impl Switch {
             out: VecDeque::new(),
             next_id: 0,
             stats: Stats::default(),
+            nonces,
+            epoch: None,
+            bindings: HashMap::new(),
+            binding_timers: BinaryHeap::new(),
+            binding_generation: 0,
         }
     }
 
@@ -353,10 +381,11 @@ impl Switch {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let calls = self.timers.peek().map(|Reverse((at, _, _))| *at);
-        match (calls, self.tx.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let bindings = self.binding_timers.peek().map(|Reverse((at, _, _))| *at);
+        [calls, bindings, self.tx.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Feeds bytes that arrived from `peer` (one datagram, or one framed
@@ -445,6 +474,7 @@ impl Switch {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tx.handle_timeout(now);
         self.pump(now);
+        self.expire_bindings(now);
         while let Some(Reverse((at, call, generation))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -651,6 +681,7 @@ impl Switch {
                     None => self.respond(now, tx, &core, 481, "Call/Transaction Does Not Exist"),
                 }
             }
+            "REGISTER" => self.handle_register(now, tx, peer, &request),
             "OPTIONS" => {
                 let contact = self.contact();
                 let tag = self.tag_for(0);

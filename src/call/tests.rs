@@ -18,6 +18,7 @@ fn config() -> SwitchConfig {
         question_timeout: Duration::from_secs(8),
         timers: TimerValues::default(),
         ivr: None,
+        agents: None,
         seed: 42,
     }
 }
@@ -706,5 +707,170 @@ fn a_lookup_that_never_answers_does_not_hold_the_call() {
     assert!(
         sent.iter().any(|m| m.starts_with("SIP/2.0 200 OK")),
         "answered as an unknown caller after waiting twice the answer delay"
+    );
+}
+
+// ---- agents registering ----------------------------------------------------
+
+fn agent_sim() -> Sim {
+    let mut cfg = config();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/agents.toml");
+    let mut agents = crate::acd::agents::AgentsFile::load(&path).unwrap();
+    agents.digest = vec!["SHA-256".into(), "MD5".into()];
+    cfg.agents = Some(std::sync::Arc::new(agents));
+    Sim {
+        sw: Switch::new(cfg),
+        ..Sim::new()
+    }
+}
+
+fn register(cseq: u32, auth: Option<&str>, expires: u32) -> String {
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKr{cseq}\r\nFrom: <sip:2001@127.0.0.1>;tag=ph\r\nTo: <sip:2001@127.0.0.1>\r\nCall-ID: reg-2001\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:2001@{CALLER}>;expires={expires}\r\n{auth}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// The softphone's answer to a 401, for `algorithm`, with `password`.
+fn answer_challenge(challenge: &str, algorithm: &str, password: &str) -> String {
+    use crate::sip::digest::{Algorithm, Credentials, expected_response, ha1};
+    let line = challenge
+        .lines()
+        .find(|l| {
+            l.starts_with("WWW-Authenticate:") && l.contains(&format!("algorithm={algorithm},"))
+        })
+        .unwrap();
+    let nonce = line
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let alg = if algorithm == "MD5" {
+        Algorithm::Md5
+    } else {
+        Algorithm::Sha256
+    };
+    let mut c = Credentials {
+        username: "2001".into(),
+        realm: "hotline".into(),
+        nonce: nonce.into(),
+        uri: "sip:127.0.0.1:5060".into(),
+        algorithm: algorithm.into(),
+        qop: Some("auth".into()),
+        nc: Some("00000001".into()),
+        cnonce: Some("0a4f113b".into()),
+        ..Default::default()
+    };
+    c.response = expected_response(alg, &ha1(alg, "2001", "hotline", password), "REGISTER", &c);
+    format!(
+        "Digest username=\"2001\", realm=\"hotline\", nonce=\"{nonce}\", uri=\"sip:127.0.0.1:5060\", response=\"{}\", algorithm={algorithm}, qop=auth, nc=00000001, cnonce=\"0a4f113b\"",
+        c.response
+    )
+}
+
+fn registrations(sim: &Sim) -> Vec<String> {
+    sim.menu
+        .iter()
+        .filter_map(|o| match o {
+            Output::AgentRegistered { agent, expires, .. } => {
+                Some(format!("{agent} +{}", expires.as_secs()))
+            }
+            Output::AgentUnregistered { agent, expired } => {
+                Some(format!("{agent} - expired={expired}"))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_agent_registers_with_sha256_or_md5_digest() {
+    for algorithm in ["SHA-256", "MD5"] {
+        let mut sim = agent_sim();
+        sim.recv(&register(1, None, 600));
+        let challenge = sim.take_sent().pop().unwrap();
+        assert!(
+            challenge.starts_with("SIP/2.0 401 Unauthorized"),
+            "{challenge}"
+        );
+        let sha = challenge.find("algorithm=SHA-256").unwrap();
+        let md5 = challenge.find("algorithm=MD5").unwrap();
+        assert!(sha < md5, "SHA-256 first, as configured");
+        assert!(
+            registrations(&sim).is_empty(),
+            "a challenge changes nothing"
+        );
+        let auth = answer_challenge(&challenge, algorithm, "agent2001");
+        sim.recv(&register(2, Some(&auth), 600));
+        let ok = sim.take_sent().pop().unwrap();
+        assert!(ok.starts_with("SIP/2.0 200 OK"), "{algorithm}: {ok}");
+        assert!(
+            ok.contains(&format!("<sip:2001@{CALLER}>;expires=600")),
+            "{ok}"
+        );
+        assert_eq!(registrations(&sim), ["2001 +600"]);
+        assert_eq!(
+            sim.sw.binding("2001").unwrap().contact,
+            format!("sip:2001@{CALLER}")
+        );
+    }
+}
+
+#[test]
+fn a_wrong_password_gets_403_and_changes_nothing() {
+    let mut sim = agent_sim();
+    sim.recv(&register(1, None, 600));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_challenge(&challenge, "SHA-256", "guess");
+    sim.recv(&register(2, Some(&auth), 600));
+    assert!(
+        sim.take_sent()
+            .pop()
+            .unwrap()
+            .starts_with("SIP/2.0 403 Forbidden")
+    );
+    assert!(registrations(&sim).is_empty());
+    assert!(sim.sw.binding("2001").is_none());
+    // Another agent's credentials for 2001's address: refused too.
+    let theirs = answer_challenge(&challenge, "SHA-256", "agent2001")
+        .replace("username=\"2001\"", "username=\"2002\"");
+    sim.recv(&register(3, Some(&theirs), 600));
+    assert!(sim.take_sent().pop().unwrap().starts_with("SIP/2.0 403"));
+}
+
+#[test]
+fn registrations_expire_and_can_be_withdrawn() {
+    let mut sim = agent_sim();
+    sim.recv(&register(1, None, 90));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_challenge(&challenge, "SHA-256", "agent2001");
+    sim.recv(&register(2, Some(&auth), 90));
+    sim.advance(Duration::from_secs(89));
+    assert_eq!(registrations(&sim), ["2001 +90"]);
+    sim.advance(Duration::from_secs(1));
+    assert_eq!(registrations(&sim), ["2001 +90", "2001 - expired=true"]);
+    assert!(sim.sw.binding("2001").is_none());
+    // Registered again, then withdrawn with expires=0 (the nonce is still fresh).
+    sim.recv(&register(3, Some(&auth), 3600));
+    sim.recv(&register(4, Some(&auth), 0));
+    assert_eq!(
+        registrations(&sim)[2..],
+        ["2001 +3600", "2001 - expired=false"]
+    );
+    // A nonce from before a restart (another secret) is challenged, not refused.
+    let mut restarted = agent_sim();
+    restarted.sw = Switch::new(SwitchConfig {
+        seed: 7,
+        ..restarted.sw.cfg.clone()
+    });
+    restarted.recv(&register(5, Some(&auth), 600));
+    let reply = restarted.take_sent().pop().unwrap();
+    assert!(
+        reply.starts_with("SIP/2.0 401") && reply.contains("stale=true"),
+        "{reply}"
     );
 }

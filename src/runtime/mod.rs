@@ -87,6 +87,7 @@ pub struct Hotline {
     /// The last event in the log when the hotline started.
     history_until: crate::tickets::EventId,
     menu: Option<Arc<crate::ivr::graph::Graph>>,
+    agents: Option<Arc<crate::acd::agents::AgentsFile>>,
     owners: Arc<crate::owners::OwnerDb>,
 }
 
@@ -95,6 +96,7 @@ impl Hotline {
         config: Config,
         prompts: PromptSet,
         menu: Option<Arc<crate::ivr::graph::Graph>>,
+        agents: Option<Arc<crate::acd::agents::AgentsFile>>,
     ) -> Result<Self, RuntimeError> {
         let addr = config.sip.listen;
         let udp = bind_udp(addr).map_err(|source| RuntimeError::Bind {
@@ -131,6 +133,7 @@ impl Hotline {
             store: Arc::new(store),
             history_until,
             menu,
+            agents,
             owners,
         })
     }
@@ -149,6 +152,7 @@ impl Hotline {
             store,
             history_until,
             menu,
+            agents,
             owners,
         } = self;
         let (to_switch, mut inbox) = mpsc::unbounded_channel();
@@ -172,7 +176,7 @@ impl Hotline {
             ),
             history_until,
         ));
-        let mut switch = Switch::new(config.switch_config(rand::random(), menu));
+        let mut switch = Switch::new(config.switch_config(rand::random(), menu, agents));
         let (media, media_task) = media::spawn(
             config.media.ip,
             prompts,

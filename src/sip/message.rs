@@ -547,6 +547,9 @@ fn header_name_value(h: &Header) -> (&str, &str) {
         Require => "Require",
         MaxForwards => "Max-Forwards",
         Event => "Event",
+        Authorization => "Authorization",
+        ProxyAuthorization => "Proxy-Authorization",
+        WwwAuthenticate => "WWW-Authenticate",
     )
 }
 

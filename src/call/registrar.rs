@@ -1,0 +1,182 @@
+//! REGISTER from agents' softphones: digest authentication against the
+//! agents file, bindings with expiry (timers as data), unregistration.
+
+use std::cmp::Reverse;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::{Output, Switch};
+use crate::sip::digest::{self, Verdict};
+use crate::sip::message::{self, Request};
+use crate::sip::transaction::{Peer, TxId};
+
+/// Shortest and longest registration the hotline grants.
+const MIN_EXPIRES: u64 = 60;
+const MAX_EXPIRES: u64 = 3600;
+/// How long a nonce stays fresh.
+pub(super) const NONCE_LIFETIME_MS: u64 = 300_000;
+
+/// An agent's softphone, reachable at `contact` (sent to `peer`, where its
+/// REGISTER came from, for NAT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub contact: String,
+    pub peer: Peer,
+    pub expires_at: Instant,
+    pub(super) generation: u32,
+}
+
+impl Switch {
+    /// Milliseconds since the switch first needed a clock for nonces.
+    fn nonce_clock(&mut self, now: Instant) -> u64 {
+        let epoch = *self.epoch.get_or_insert(now);
+        now.saturating_duration_since(epoch).as_millis() as u64
+    }
+
+    pub(super) fn handle_register(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        peer: Peer,
+        request: &Request,
+    ) {
+        let core = request.core.clone();
+        let Some(agents) = self.cfg.agents.clone() else {
+            return self.respond_with(
+                now,
+                tx,
+                &core,
+                405,
+                "Method Not Allowed",
+                None,
+                &[("Allow", super::ALLOW)],
+                b"",
+            );
+        };
+        let aor = crate::owners::phone::uri_user(&core.to)
+            .unwrap_or_default()
+            .to_string();
+        let clock = self.nonce_clock(now);
+        let challenge = |sw: &mut Switch, stale: bool| {
+            let values = sw
+                .nonces
+                .challenges(clock, &agents.realm, stale, &agents.algorithms());
+            let extra: Vec<(&str, &str)> = values
+                .iter()
+                .map(|v| ("WWW-Authenticate", v.as_str()))
+                .collect();
+            sw.respond_with(now, tx, &core, 401, "Unauthorized", None, &extra, b"");
+        };
+        let Some(creds) = request
+            .header("Authorization")
+            .and_then(digest::parse_authorization)
+        else {
+            return challenge(self, false);
+        };
+        if creds.username != aor || agents.get(&aor).is_none() || creds.realm != agents.realm {
+            warn!(agent = %aor, user = %creds.username, "REGISTER refused: not this agent's credentials");
+            return self.respond(now, tx, &core, 403, "Forbidden");
+        }
+        match self
+            .nonces
+            .verify(clock, "REGISTER", &creds, |alg| agents.ha1(&aor, alg))
+        {
+            Verdict::Ok => {}
+            Verdict::Stale | Verdict::UnknownNonce => return challenge(self, true),
+            Verdict::Refused => {
+                warn!(agent = %aor, from = %peer.addr, "REGISTER refused: wrong credentials");
+                return self.respond(now, tx, &core, 403, "Forbidden");
+            }
+        }
+        // What the phone asks for: the Contact's expires, else Expires, else an hour.
+        let contact = request.header("Contact").map(str::to_string);
+        let header_expires = request
+            .header("Expires")
+            .and_then(|e| e.trim().parse::<u64>().ok());
+        let Some(contact) = contact else {
+            // A query: the binding as it stands.
+            let current = self.bindings.get(&aor).map(|b| {
+                let left = b.expires_at.saturating_duration_since(now).as_secs();
+                format!("<{}>;expires={left}", b.contact)
+            });
+            let extra: Vec<(&str, &str)> = current
+                .as_deref()
+                .map(|c| vec![("Contact", c)])
+                .unwrap_or_default();
+            return self.respond_with(now, tx, &core, 200, "OK", None, &extra, b"");
+        };
+        let param_expires = contact
+            .split(';')
+            .skip(1)
+            .find_map(|p| p.trim().strip_prefix("expires=")?.parse::<u64>().ok());
+        let asked = param_expires.or(header_expires).unwrap_or(MAX_EXPIRES);
+        if asked == 0 || contact.trim() == "*" {
+            if self.bindings.remove(&aor).is_some() {
+                info!(agent = %aor, "agent unregistered");
+                self.out.push_back(Output::AgentUnregistered {
+                    agent: aor.clone(),
+                    expired: false,
+                });
+            }
+            return self.respond(now, tx, &core, 200, "OK");
+        }
+        let expires = asked.clamp(MIN_EXPIRES, MAX_EXPIRES);
+        let uri = message::addr_uri(&contact).to_string();
+        self.binding_generation += 1;
+        let generation = self.binding_generation;
+        let expires_at = now + Duration::from_secs(expires);
+        let fresh = self
+            .bindings
+            .insert(
+                aor.clone(),
+                Binding {
+                    contact: uri.clone(),
+                    peer,
+                    expires_at,
+                    generation,
+                },
+            )
+            .is_none();
+        self.binding_timers
+            .push(Reverse((expires_at, aor.clone(), generation)));
+        if fresh {
+            info!(agent = %aor, contact = %uri, from = %peer.addr, expires, "agent registered");
+        }
+        self.out.push_back(Output::AgentRegistered {
+            agent: aor,
+            contact: uri.clone(),
+            peer,
+            expires: Duration::from_secs(expires),
+        });
+        let reply = format!("<{uri}>;expires={expires}");
+        self.respond_with(now, tx, &core, 200, "OK", None, &[("Contact", &reply)], b"");
+    }
+
+    /// Registrations whose time is up are removed (the agent is logged out).
+    pub(super) fn expire_bindings(&mut self, now: Instant) {
+        while let Some(Reverse((at, agent, generation))) = self.binding_timers.peek().cloned() {
+            if at > now {
+                break;
+            }
+            self.binding_timers.pop();
+            if self
+                .bindings
+                .get(&agent)
+                .is_some_and(|b| b.generation == generation)
+            {
+                self.bindings.remove(&agent);
+                info!(%agent, "agent registration expired");
+                self.out.push_back(Output::AgentUnregistered {
+                    agent,
+                    expired: true,
+                });
+            }
+        }
+    }
+
+    /// Where agent `id`'s phone is, if registered.
+    pub fn binding(&self, agent: &str) -> Option<&Binding> {
+        self.bindings.get(agent)
+    }
+}

@@ -1,0 +1,100 @@
+//! Agents' softphones register with digest authentication: baresip (a real,
+//! independently written softphone, Debian's package) against the running
+//! hotline with the demo agents of `config/agents.toml`.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::Hotline;
+
+const BASE: u16 = 38000;
+
+/// A headless baresip with one account; killed on drop.
+struct Baresip(Child);
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn baresip(dir: &std::path::Path, account: &str, sip_port: u16) -> Baresip {
+    let conf = dir.join("baresip");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
+             dns_server 127.0.0.1:53\naudio_player aubridge,agent\naudio_source ausine,440\n\
+             rtp_ports {}-{}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
+             module ausine.so\nmodule aubridge.so\nmodule_tmp account.so\nmodule_app menu.so\n",
+            sip_port + 10,
+            sip_port + 30
+        ),
+    )
+    .unwrap();
+    std::fs::write(conf.join("accounts"), format!("{account}\n")).unwrap();
+    std::fs::write(conf.join("contacts"), "").unwrap();
+    let child = Command::new("baresip")
+        .arg("-f")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join("baresip.log")).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("baresip is installed by tests/run.sh (Debian package baresip)");
+    Baresip(child)
+}
+
+fn start() -> Hotline {
+    Hotline::start(
+        BASE,
+        &format!(
+            "[acd]\nagents = \"{}/config/agents.toml\"\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    )
+}
+
+#[test]
+fn baresip_registers_as_an_agent_with_digest_authentication() {
+    let h = start();
+    let _phone = baresip(
+        h.dir.path(),
+        &format!(
+            "<sip:2001@{}>;auth_user=2001;auth_pass=agent2001;regint=60;answermode=auto",
+            h.target()
+        ),
+        h.peer_port,
+    );
+    let registered = h.wait_for("agent registered", 1, Duration::from_secs(10));
+    assert_eq!(registered.len(), 1, "{}", h.log());
+    assert_eq!(common::field(&registered[0], "agent"), Some("2001"));
+    assert_eq!(common::field(&registered[0], "expires"), Some("60"));
+    let log = std::fs::read_to_string(h.dir.path().join("baresip.log")).unwrap_or_default();
+    assert!(log.contains("200 OK") || log.contains("OK"), "{log}");
+}
+
+#[test]
+fn a_softphone_with_the_wrong_password_is_refused_and_nothing_registers() {
+    let h = start();
+    let _phone = baresip(
+        h.dir.path(),
+        &format!(
+            "<sip:2002@{}>;auth_user=2002;auth_pass=wrong;regint=60",
+            h.target()
+        ),
+        h.peer_port,
+    );
+    let refused = h.wait_for(
+        "REGISTER refused: wrong credentials",
+        1,
+        Duration::from_secs(10),
+    );
+    assert!(!refused.is_empty(), "{}", h.log());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(h.lines("agent registered").is_empty(), "{}", h.log());
+}
