@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::caller::{Step, scenario};
 use common::stores::all_events;
 use common::{Hotline, assert_sipp_ok, sipp, tone_pcap};
@@ -19,32 +17,19 @@ fn manifest(path: &str) -> String {
     format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn hotline_cli(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// A hotline running the default menu, with the sample owners and gifts.
 fn start() -> (Hotline, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
     let db = data.path().join("owners.db");
     let db = db.to_str().unwrap();
-    hotline_cli(&[
+    common::cli(&[
         "owners",
         "--db",
         db,
         "import",
         &manifest("config/owners.csv"),
     ]);
-    hotline_cli(&[
+    common::cli(&[
         "owners",
         "--db",
         db,
@@ -160,7 +145,7 @@ fn a_gift_redemption_deducts_the_points_exactly_once() {
         .count();
     assert_eq!(count, 1, "{log}");
     let db = data.path().join("owners.db");
-    let shown = hotline_cli(&["owners", "--db", db.to_str().unwrap(), "show", "O-0001"]);
+    let shown = common::cli(&["owners", "--db", db.to_str().unwrap(), "show", "O-0001"]);
     assert!(shown.contains("\"points\": 300"), "{shown}");
 }
 

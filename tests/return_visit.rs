@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::stores::{all_events, wait_for_event};
@@ -39,18 +38,8 @@ fn start(extra: &str) -> Hotline {
 }
 
 fn cli(h: &Hotline, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
-        .args(["tickets", "--store"])
-        .arg(h.store_path())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    let store = h.store_path();
+    common::cli(&[&["tickets", "--store", store.to_str().unwrap()], args].concat())
 }
 
 /// Opens a water ticket with the owner's number and resolves it.

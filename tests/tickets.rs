@@ -91,18 +91,7 @@ fn kill_9_loses_no_acknowledged_event_and_duplicates_none(db: &str) {
 }
 
 fn tickets(db: &str, args: &[&str]) -> String {
-    let out = hotline()
-        .args(["tickets", "--store"])
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::cli(&[&["tickets", "--store", db], args].concat())
 }
 
 #[test]

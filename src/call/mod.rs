@@ -772,16 +772,7 @@ impl Switch {
             .header("Contact")
             .map(|c| message::addr_uri(c).to_string())
             .unwrap_or_else(|| message::addr_uri(&core.from).to_string());
-        let route_set = request
-            .inner
-            .headers
-            .iter()
-            .filter_map(|h| match h {
-                rsip::Header::RecordRoute(r) => Some(r.to_string()),
-                _ => None,
-            })
-            .map(|line| line.trim_start_matches("Record-Route:").trim().to_string())
-            .collect();
+        let route_set = message::record_routes(&request.inner.headers);
         // The caller's number: the network's assertion when there is one.
         let number = request
             .header("P-Asserted-Identity")

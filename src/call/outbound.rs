@@ -230,16 +230,7 @@ impl Switch {
             c.remote_target = message::addr_uri(contact).to_string();
         }
         // A UAC's route set is the Record-Route list reversed.
-        let mut routes: Vec<String> = response
-            .inner
-            .headers
-            .iter()
-            .filter_map(|h| match h {
-                rsip::Header::RecordRoute(r) => Some(r.to_string()),
-                _ => None,
-            })
-            .map(|line| line.trim_start_matches("Record-Route:").trim().to_string())
-            .collect();
+        let mut routes = message::record_routes(&response.inner.headers);
         routes.reverse();
         c.route_set = routes;
         let ack = self.build_ack(id);

@@ -215,12 +215,7 @@ impl Services {
     fn ticket_info(&self, t: &crate::tickets::Ticket) -> TicketInfo {
         let local_ms = t.opened_at_ms + self.utc_offset_minutes as i64 * 60_000;
         let (_, month, day) = civil_date(local_ms.div_euclid(86_400_000));
-        let status = match t.status {
-            crate::tickets::Status::Open => "open",
-            crate::tickets::Status::Dispatched => "dispatched",
-            crate::tickets::Status::Resolved => "resolved",
-            crate::tickets::Status::Closed => "closed",
-        };
+        let status = t.status.as_str();
         TicketInfo {
             number: t.id.0,
             status: status.into(),

@@ -553,6 +553,19 @@ fn header_name_value(h: &Header) -> (&str, &str) {
     )
 }
 
+/// The Record-Route values of a message, in the order they appear (a UAS
+/// keeps this order as its route set, a UAC reverses it).
+pub fn record_routes(headers: &Headers) -> Vec<String> {
+    headers
+        .iter()
+        .filter_map(|h| match h {
+            Header::RecordRoute(r) => Some(r.to_string()),
+            _ => None,
+        })
+        .map(|line| line.trim_start_matches("Record-Route:").trim().to_string())
+        .collect()
+}
+
 /// Writes a response to `core`'s request: Via, From, To, Call-ID and CSeq
 /// copied, a To tag added when given and missing, then `extra` headers and the body.
 pub fn response(
