@@ -53,6 +53,22 @@ pub struct Config {
     pub owners: OwnersConfig,
     pub ivr: IvrSettings,
     pub acd: AcdSettings,
+    pub http: HttpSettings,
+}
+
+/// The HTTP surface: `/metrics` for Prometheus.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("literal"),
+        }
+    }
 }
 
 /// Agents and their queues.

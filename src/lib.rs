@@ -39,6 +39,7 @@ pub mod call;
 pub mod config;
 pub mod ivr;
 pub mod media;
+pub mod metrics;
 pub mod owners;
 pub mod runtime;
 pub mod sip;

@@ -140,6 +140,25 @@ pub enum EndReason {
     MediaFailed,
 }
 
+impl EndReason {
+    /// A metric label (a small closed set).
+    pub fn label(self) -> &'static str {
+        match self {
+            EndReason::CallerHungUp => "caller_hung_up",
+            EndReason::HotlineHungUp => "hotline_hung_up",
+            EndReason::Cancelled => "cancelled",
+            EndReason::NoAck => "no_ack",
+            EndReason::ByeTimeout => "bye_timeout",
+            EndReason::Rejected(_) => "rejected",
+            EndReason::Shutdown => "shutdown",
+            EndReason::NoAnswer => "no_answer",
+            EndReason::Declined(_) => "declined",
+            EndReason::Unreachable => "unreachable",
+            EndReason::MediaFailed => "media_failed",
+        }
+    }
+}
+
 /// A call that ended, with what it did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallEnded {

@@ -44,6 +44,16 @@ pub enum VisitOutcome {
 }
 
 impl VisitOutcome {
+    /// A metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            VisitOutcome::Fixed => "fixed",
+            VisitOutcome::NotFixed => "not_fixed",
+            VisitOutcome::NoKey => "no_key",
+            VisitOutcome::Unanswered(_) => "unanswered",
+        }
+    }
+
     /// The outcome of a visit that ended before the owner answered the question.
     pub(super) fn from_end(reason: EndReason, phase: Phase) -> Self {
         match reason {

@@ -175,6 +175,11 @@ impl Switch {
         }
     }
 
+    /// Agents registered now.
+    pub fn registered_agents(&self) -> usize {
+        self.bindings.len()
+    }
+
     /// Where agent `id`'s phone is, if registered.
     pub fn binding(&self, agent: &str) -> Option<&Binding> {
         self.bindings.get(agent)

@@ -26,6 +26,7 @@ pub struct Services {
     /// The centre's local time minus UTC, for the dates said to callers.
     pub utc_offset_minutes: i16,
     pub to_switch: mpsc::UnboundedSender<Input>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn owner_info(o: Owner) -> OwnerInfo {

@@ -68,6 +68,7 @@ pub fn spawn(
     ip: std::net::IpAddr,
     prompts: PromptSet,
     recordings: PathBuf,
+    metrics: Arc<crate::metrics::Metrics>,
     to_switch: mpsc::UnboundedSender<Input>,
 ) -> (mpsc::UnboundedSender<MediaIn>, JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -75,6 +76,7 @@ pub fn spawn(
         ip,
         prompts,
         recordings,
+        metrics,
     };
     let handle = tokio::spawn(pace(edge, rx, tx.clone(), to_switch));
     (tx, handle)
@@ -85,6 +87,7 @@ struct Edge {
     ip: std::net::IpAddr,
     prompts: PromptSet,
     recordings: PathBuf,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 async fn pace(
@@ -237,6 +240,10 @@ fn handle(
                     rtp_received = s.received.load(Ordering::Relaxed),
                     "media closed"
                 );
+                edge.metrics.rtp_sent.inc_by(s.stream.packets_sent);
+                edge.metrics
+                    .rtp_received
+                    .inc_by(s.received.load(Ordering::Relaxed));
             }
         }
         MediaIn::Source(call, addr) => {

@@ -64,6 +64,11 @@ pub enum RuntimeError {
         location: String,
         source: crate::tickets::StoreError,
     },
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    Http {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot open the owner database: {0}")]
     Owners(#[from] crate::owners::OwnersError),
 }
@@ -89,6 +94,7 @@ pub struct Hotline {
     menu: Option<Arc<crate::ivr::graph::Graph>>,
     agents: Option<Arc<crate::acd::agents::AgentsFile>>,
     owners: Arc<crate::owners::OwnerDb>,
+    http: TcpListener,
 }
 
 impl Hotline {
@@ -125,6 +131,13 @@ impl Hotline {
             .map_err(|source| RuntimeError::Store { location, source })?
             .unwrap_or(crate::tickets::EventId(0));
         let owners = Arc::new(crate::owners::OwnerDb::open(&config.owners.db)?);
+        let http_addr = config.http.listen;
+        let http = TcpListener::bind(http_addr)
+            .await
+            .map_err(|source| RuntimeError::Http {
+                addr: http_addr,
+                source,
+            })?;
         Ok(Self {
             udp,
             tcp,
@@ -135,6 +148,7 @@ impl Hotline {
             menu,
             agents,
             owners,
+            http,
         })
     }
 
@@ -154,7 +168,10 @@ impl Hotline {
             menu,
             agents,
             owners,
+            http,
         } = self;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let http_task = tokio::spawn(serve_http(http, metrics.clone()));
         let (to_switch, mut inbox) = mpsc::unbounded_channel();
         let visits = match (config.return_visit.gateway, config.return_visit.policy()) {
             (Some(gateway), Ok(policy)) => Some(tickets::Visits {
@@ -175,12 +192,14 @@ impl Hotline {
                 config.tickets.webhook_attempts,
             ),
             history_until,
+            metrics.clone(),
         ));
         let mut switch = Switch::new(config.switch_config(rand::random(), menu, agents));
         let (media, media_task) = media::spawn(
             config.media.ip,
             prompts,
             config.ivr.recordings.clone(),
+            metrics.clone(),
             to_switch.clone(),
         );
         let services = ivr::Services {
@@ -194,6 +213,7 @@ impl Hotline {
                 .map(|p| p.quiet.utc_offset_minutes)
                 .unwrap_or(0),
             to_switch: to_switch.clone(),
+            metrics: metrics.clone(),
         };
         let acceptor = tokio::spawn(accept(tcp, to_switch.clone()));
         let mut tcp_writers: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>> = HashMap::new();
@@ -239,6 +259,7 @@ impl Hotline {
         tokio::time::sleep(Duration::from_millis(100)).await;
         acceptor.abort();
         watcher.abort();
+        http_task.abort();
         // The pacing task's inbox has senders in every receive task, so it is
         // ended rather than drained; dropping its sessions closes the ports.
         media_task.abort();
@@ -268,7 +289,19 @@ async fn flush(
     media: &mpsc::UnboundedSender<media::MediaIn>,
     services: &ivr::Services,
 ) {
+    let metrics = &services.metrics;
     while let Some(out) = switch.poll_output() {
+        match &out {
+            Output::Transmit(t) => metrics.sip_sent(&t.bytes),
+            Output::Ended(e) => metrics.calls.with_label_values(&[e.reason.label()]).inc(),
+            Output::IvrStep { .. } => metrics.ivr_steps.inc(),
+            Output::Queued { queue, .. } => metrics.calls_queued.with_label_values(&[queue]).inc(),
+            Output::ReturnVisit { outcome, .. } => metrics
+                .return_visits
+                .with_label_values(&[outcome.label()])
+                .inc(),
+            _ => {}
+        }
         match out {
             Output::Transmit(t) => match t.peer.transport {
                 Transport::Udp => {
@@ -299,6 +332,33 @@ async fn flush(
                 }
             }
         }
+    }
+    metrics.active_calls.set(switch.active_calls() as i64);
+    metrics
+        .agents_registered
+        .set(switch.registered_agents() as i64);
+}
+
+/// `GET /metrics` on the HTTP listener.
+async fn serve_http(listener: TcpListener, metrics: Arc<crate::metrics::Metrics>) {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        warn!(error = %e, "HTTP server stopped");
     }
 }
 

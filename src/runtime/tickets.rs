@@ -193,7 +193,9 @@ pub async fn watch(
     mut dispatch: AutoDispatch,
     mut deliveries: Deliveries,
     replay_until: EventId,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
+    let mut projection = crate::tickets::Tickets::default();
     let mut sla = SlaTimers::new(policy);
     let mut groups = GroupComplaints::new(rule);
     let client = reqwest::Client::builder()
@@ -205,6 +207,8 @@ pub async fn watch(
     let mut replayed = false;
     loop {
         let cores = Cores {
+            projection: &mut projection,
+            metrics: &metrics,
             visits: visits.as_mut().map(|v| &mut v.core),
             sla: &mut sla,
             groups: &mut groups,
@@ -300,6 +304,9 @@ async fn place_due_calls(store: &Store, visits: &mut Visits) {
 
 /// The sans-IO cores fed from the log.
 struct Cores<'a> {
+    /// Ticket state, for the open-tickets gauge.
+    projection: &'a mut crate::tickets::Tickets,
+    metrics: &'a crate::metrics::Metrics,
     visits: Option<&'a mut ReturnVisits>,
     sla: &'a mut SlaTimers,
     groups: &'a mut GroupComplaints,
@@ -325,6 +332,10 @@ async fn feed(
             cores.sla.handle_event(e);
             cores.dispatch.handle_event(e);
             cores.deliveries.handle_event(e);
+            cores.projection.apply(e);
+            if e.id > replay_until {
+                cores.metrics.ticket_event(e);
+            }
             if let Some(v) = cores.visits.as_deref_mut() {
                 v.handle_event(e);
             }
@@ -337,6 +348,26 @@ async fn feed(
             *last = e.id;
         }
         append(store, alerts).await;
+        let mut open = [0i64; 3];
+        for t in cores.projection.iter() {
+            if t.status != crate::tickets::Status::Closed {
+                open[t.severity as usize] += 1;
+            }
+        }
+        for (severity, n) in [
+            crate::tickets::Severity::Ordinary,
+            crate::tickets::Severity::Major,
+            crate::tickets::Severity::Emergency,
+        ]
+        .into_iter()
+        .zip(open)
+        {
+            cores
+                .metrics
+                .tickets_open
+                .with_label_values(&[crate::metrics::severity_label(severity)])
+                .set(n);
+        }
     }
 }
 

@@ -30,6 +30,23 @@ pub struct Hotline {
     pub dir: tempfile::TempDir,
 }
 
+/// GET `path` over HTTP/1.1 on loopback; the body (tests only, no TLS).
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    reply
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
 impl Hotline {
     /// Starts the hotline with `extra` TOML appended to a config that gives
     /// it ports of its own. `base` separates test binaries run at once.
@@ -55,6 +72,12 @@ impl Hotline {
             "[tickets]\nstore = \"{}\"\n",
             dir.path().join("events.db").display()
         ));
+        if !extra.contains("[http]") {
+            text.push_str(&format!(
+                "[http]\nlisten = \"127.0.0.1:{}\"\n",
+                sip_port + 199
+            ));
+        }
         if !extra.contains("[owners]") {
             text.push_str(&format!(
                 "[owners]\ndb = \"{}\"\n",

@@ -1,0 +1,68 @@
+//! `/metrics` after a real call: the values the scenario implies, and the
+//! output accepted by Prometheus' own checker (`promtool check metrics`,
+//! Debian package `prometheus`, installed by tests/run.sh).
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{Hotline, assert_sipp_ok, http_get, sipp};
+
+const BASE: u16 = 39000;
+
+/// The value of one sample line, `name{labels} value`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn metrics_after_one_call_count_what_happened_and_pass_promtool() {
+    let h = Hotline::start(BASE, "");
+    let inf = h.dir.path().join("digits.csv");
+    std::fs::write(&inf, "SEQUENTIAL\n4;2;#;\n").unwrap();
+    let run = sipp(
+        &h,
+        "caller_info.xml",
+        &["-m", "1", "-inf", inf.to_str().unwrap()],
+    );
+    assert_sipp_ok(&h, &run);
+    h.wait_for("media closed", 1, std::time::Duration::from_secs(5));
+    let text = http_get(h.sip_port + 199, "/metrics");
+    let expect = [
+        ("hotline_calls_total{outcome=\"hotline_hung_up\"}", 1.0),
+        ("hotline_sip_responses_total{code=\"100\"}", 1.0),
+        ("hotline_sip_responses_total{code=\"180\"}", 1.0),
+        // 200 to the INVITE and to each of the three INFOs.
+        ("hotline_sip_responses_total{code=\"200\"}", 4.0),
+        ("hotline_active_calls", 0.0),
+        ("hotline_tickets_open{severity=\"ordinary\"}", 0.0),
+    ];
+    for (series, value) in expect {
+        assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
+    }
+    let sent = sample(&text, "hotline_rtp_packets_sent_total").unwrap();
+    assert!(sent > 25.0, "the prompts were streamed: {sent}");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus, installed by tests/run.sh)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
