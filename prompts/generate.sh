@@ -141,3 +141,13 @@ frag month zh cmn "月"
 frag day zh cmn "日"
 frag points_word zh cmn "积分"
 frag ticket_word zh cmn "工单号"
+
+# ---- agents' feature codes (*1 log in, *2 log out, *3 pause, *4 ready) ------
+say agent_logged_in en en-us "You are logged in."
+say agent_logged_in zh cmn   "您已签入。"
+say agent_logged_out en en-us "You are logged out."
+say agent_logged_out zh cmn   "您已签出。"
+say agent_paused en en-us "You are paused."
+say agent_paused zh cmn   "您已暂停接听。"
+say agent_ready en en-us "You are ready for calls."
+say agent_ready zh cmn   "您已就绪。"

@@ -318,7 +318,16 @@ fn default_prompt_dir() -> PathBuf {
 }
 
 /// Prompt names the current call flow plays.
-pub const FLOW_PROMPTS: [&str; 4] = ["welcome", "goodbye", "return_visit", "survey"];
+pub const FLOW_PROMPTS: [&str; 8] = [
+    "welcome",
+    "goodbye",
+    "return_visit",
+    "survey",
+    "agent_logged_in",
+    "agent_logged_out",
+    "agent_paused",
+    "agent_ready",
+];
 
 impl Config {
     /// Reads and checks a config file.

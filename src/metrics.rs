@@ -31,6 +31,8 @@ pub struct Metrics {
     pub tickets_open: IntGaugeVec,
     pub survey_score: Histogram,
     pub return_visits: IntCounterVec,
+    pub agents: IntGaugeVec,
+    pub calls_waiting: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -86,7 +88,22 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(survey_score.clone()))
             .expect("unique metric");
+        let agents = IntGaugeVec::new(Opts::new("hotline_agents", "Agents by state."), &["state"])
+            .expect("valid metric");
+        r.register(Box::new(agents.clone())).expect("unique metric");
+        let calls_waiting = IntGaugeVec::new(
+            Opts::new(
+                "hotline_calls_waiting",
+                "Calls waiting for an agent, by queue.",
+            ),
+            &["queue"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(calls_waiting.clone()))
+            .expect("unique metric");
         let m = Self {
+            agents,
+            calls_waiting,
             calls: counter_vec(
                 &r,
                 "hotline_calls_total",
@@ -163,6 +180,22 @@ impl Metrics {
         m
     }
 
+    /// Agents by state and calls waiting, from the ACD's snapshot.
+    pub fn set_acd(&self, s: &crate::runtime::acd::Snapshot) {
+        let mut by_state = [0i64; 6];
+        for state in s.agents.values() {
+            by_state[state_index(state)] += 1;
+        }
+        for (i, name) in STATES.iter().enumerate() {
+            self.agents.with_label_values(&[name]).set(by_state[i]);
+        }
+        for (queue, n) in &s.waiting {
+            self.calls_waiting
+                .with_label_values(&[queue.as_str()])
+                .set(*n as i64);
+        }
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -197,6 +230,32 @@ impl Metrics {
                 .inc(),
             _ => {}
         }
+    }
+}
+
+const STATES: [&str; 6] = [
+    "logged_out",
+    "available",
+    "reserved",
+    "on_call",
+    "wrap_up",
+    "paused",
+];
+
+/// An agent state as a label: `available`, `on_call` ...
+pub fn agent_state_label(s: &crate::acd::AgentState) -> &'static str {
+    STATES[state_index(s)]
+}
+
+fn state_index(s: &crate::acd::AgentState) -> usize {
+    use crate::acd::AgentState::*;
+    match s {
+        LoggedOut => 0,
+        Available { .. } => 1,
+        Reserved { .. } => 2,
+        OnCall { .. } => 3,
+        WrapUp { .. } => 4,
+        Paused { .. } => 5,
     }
 }
 

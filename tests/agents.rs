@@ -22,6 +22,11 @@ impl Drop for Baresip {
 }
 
 fn baresip(dir: &std::path::Path, account: &str, sip_port: u16) -> Baresip {
+    baresip_with(dir, account, sip_port, &[])
+}
+
+/// baresip running `commands` at start (e.g. `/dial sip:*1@...`).
+fn baresip_with(dir: &std::path::Path, account: &str, sip_port: u16, commands: &[&str]) -> Baresip {
     let conf = dir.join("baresip");
     std::fs::create_dir_all(&conf).unwrap();
     std::fs::write(
@@ -38,9 +43,12 @@ fn baresip(dir: &std::path::Path, account: &str, sip_port: u16) -> Baresip {
     .unwrap();
     std::fs::write(conf.join("accounts"), format!("{account}\n")).unwrap();
     std::fs::write(conf.join("contacts"), "").unwrap();
-    let child = Command::new("baresip")
-        .arg("-f")
-        .arg(&conf)
+    let mut command = Command::new("baresip");
+    command.arg("-f").arg(&conf);
+    for c in commands {
+        command.args(["-e", c]);
+    }
+    let child = command
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(dir.join("baresip.log")).unwrap())
         .stderr(Stdio::null())
@@ -97,4 +105,50 @@ fn a_softphone_with_the_wrong_password_is_refused_and_nothing_registers() {
     assert!(!refused.is_empty(), "{}", h.log());
     std::thread::sleep(Duration::from_millis(500));
     assert!(h.lines("agent registered").is_empty(), "{}", h.log());
+}
+
+#[test]
+fn an_agent_logs_in_with_star_1_from_baresip_and_is_logged_out_when_the_phone_unregisters() {
+    let h = start();
+    let dial = format!("/dial sip:*1@{}", h.target());
+    let phone = baresip_with(
+        h.dir.path(),
+        &format!(
+            "<sip:2001@{}>;auth_user=2001;auth_pass=agent2001;regint=60",
+            h.target()
+        ),
+        h.peer_port,
+        &[&dial],
+    );
+    let feature = h.wait_for("agent feature code", 1, Duration::from_secs(10));
+    assert_eq!(
+        common::field(&feature[0], "code"),
+        Some("*1"),
+        "{}",
+        h.log()
+    );
+    let state = h.wait_for("agent state", 1, Duration::from_secs(5));
+    assert_eq!(
+        common::field(&state[0], "state"),
+        Some("available"),
+        "{}",
+        h.log()
+    );
+    let metrics = common::http_get(h.sip_port + 199, "/metrics");
+    assert!(
+        metrics.contains("hotline_agents{state=\"available\"} 1"),
+        "{metrics}"
+    );
+    // The phone goes away politely: it unregisters, the agent is logged out.
+    let _ = Command::new("kill")
+        .args(["-TERM", &phone.0.id().to_string()])
+        .status();
+    h.wait_for("agent unregistered", 1, Duration::from_secs(10));
+    let states = h.wait_for("agent state", 2, Duration::from_secs(5));
+    assert_eq!(
+        common::field(states.last().unwrap(), "state"),
+        Some("logged_out"),
+        "{}",
+        h.log()
+    );
 }

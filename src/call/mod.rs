@@ -232,6 +232,11 @@ pub enum Output {
         peer: Peer,
         expires: Duration,
     },
+    /// An agent dialled a feature code (authenticated).
+    AgentFeature {
+        agent: String,
+        code: String,
+    },
     /// Unregistered by the phone, or the registration expired.
     AgentUnregistered {
         agent: String,
@@ -339,6 +344,8 @@ struct Call {
     owner: Option<ivr::OwnerInfo>,
     ivr: Option<ivr::Session>,
     recordings: u32,
+    /// An agent's feature-code call: the confirmation prompt to play.
+    feature: Option<&'static str>,
 }
 
 pub struct Switch {
@@ -571,6 +578,12 @@ impl Switch {
                 if let Some(&call) = self.by_sip.get(&request.core.call_id)
                     && self.calls[&call].phase == Phase::Answered
                 {
+                    if let Some(prompt) = self.calls[&call].feature {
+                        // The confirmation, then goodbye.
+                        self.set_phase(call, Phase::Goodbye);
+                        self.play(call, prompt);
+                        return;
+                    }
                     match self.cfg.ivr.clone() {
                         Some(graph) => {
                             let c = self.calls.get_mut(&call).expect("live call");
@@ -766,6 +779,17 @@ impl Switch {
 
     fn new_call(&mut self, now: Instant, tx: TxId, peer: Peer, request: Request) {
         let core = request.core.clone();
+        let dialled = crate::owners::phone::uri_user(&request.inner.uri.to_string())
+            .unwrap_or_default()
+            .to_string();
+        let feature = if dialled.starts_with('*') && self.cfg.agents.is_some() {
+            match self.authorize_feature(now, tx, &request, &dialled) {
+                Some(prompt) => Some(prompt),
+                None => return, // answered: 401, 403 or 404
+            }
+        } else {
+            None
+        };
         let offer = match sdp::negotiate(request.body()) {
             Ok(o) => o,
             Err(e) => {
@@ -835,13 +859,14 @@ impl Switch {
             generation: 0,
             called: called.clone(),
             number: number.clone(),
-            identified: self.cfg.ivr.is_none(),
+            identified: self.cfg.ivr.is_none() || feature.is_some(),
             identify_waited: false,
             owner: None,
             ivr: None,
             recordings: 0,
+            feature,
         };
-        if self.cfg.ivr.is_some() {
+        if self.cfg.ivr.is_some() && feature.is_none() {
             self.out
                 .push_back(Output::IdentifyCaller { call: id, number });
         }

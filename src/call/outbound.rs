@@ -189,6 +189,7 @@ impl Switch {
             owner: None,
             ivr: None,
             recordings: 0,
+            feature: None,
         };
         self.stats.calls_started += 1;
         self.out.push_back(Output::Started {

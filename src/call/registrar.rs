@@ -153,6 +153,73 @@ impl Switch {
         self.respond_with(now, tx, &core, 200, "OK", None, &[("Contact", &reply)], b"");
     }
 
+    /// A call from an agent's phone to a feature code (`*1` log in, `*2`
+    /// log out, `*3` pause, `*4` ready) must carry the agent's digest
+    /// credentials: challenged with 401 first, 403 when wrong, 404 for an
+    /// unknown code. On success the code goes out as [`Output::AgentFeature`]
+    /// and the prompt to play is returned.
+    pub(super) fn authorize_feature(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        request: &Request,
+        code: &str,
+    ) -> Option<&'static str> {
+        let core = request.core.clone();
+        let agents = self.cfg.agents.clone()?;
+        let tag = self.tag_for(0);
+        let clock = self.nonce_clock(now);
+        let creds = request
+            .header("Authorization")
+            .and_then(digest::parse_authorization);
+        let verdict = creds.as_ref().map(|c| {
+            if agents.get(&c.username).is_none() || c.realm != agents.realm {
+                return Verdict::Refused;
+            }
+            self.nonces
+                .verify(clock, "INVITE", c, |alg| agents.ha1(&c.username, alg))
+        });
+        match verdict {
+            None | Some(Verdict::Stale | Verdict::UnknownNonce) => {
+                let values = self.nonces.challenges(
+                    clock,
+                    &agents.realm,
+                    verdict.is_some(),
+                    &agents.algorithms(),
+                );
+                let extra: Vec<(&str, &str)> = values
+                    .iter()
+                    .map(|v| ("WWW-Authenticate", v.as_str()))
+                    .collect();
+                self.respond_with(now, tx, &core, 401, "Unauthorized", Some(&tag), &extra, b"");
+                return None;
+            }
+            Some(Verdict::Refused) => {
+                warn!(%code, "feature code refused: wrong credentials");
+                self.respond_with(now, tx, &core, 403, "Forbidden", Some(&tag), &[], b"");
+                return None;
+            }
+            Some(Verdict::Ok) => {}
+        }
+        let prompt = match code {
+            "*1" => "agent_logged_in",
+            "*2" => "agent_logged_out",
+            "*3" => "agent_paused",
+            "*4" => "agent_ready",
+            _ => {
+                self.respond_with(now, tx, &core, 404, "Not Found", Some(&tag), &[], b"");
+                return None;
+            }
+        };
+        let agent = creds.map(|c| c.username).unwrap_or_default();
+        info!(%agent, %code, "agent feature code");
+        self.out.push_back(Output::AgentFeature {
+            agent,
+            code: code.to_string(),
+        });
+        Some(prompt)
+    }
+
     /// Registrations whose time is up are removed (the agent is logged out).
     pub(super) fn expire_bindings(&mut self, now: Instant) {
         while let Some(Reverse((at, agent, generation))) = self.binding_timers.peek().cloned() {

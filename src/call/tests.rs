@@ -733,8 +733,25 @@ fn register(cseq: u32, auth: Option<&str>, expires: u32) -> String {
     )
 }
 
-/// The softphone's answer to a 401, for `algorithm`, with `password`.
+/// The softphone's answer to a 401 for a REGISTER, with `algorithm` and `password`.
 fn answer_challenge(challenge: &str, algorithm: &str, password: &str) -> String {
+    digest_answer(
+        challenge,
+        algorithm,
+        "REGISTER",
+        "sip:127.0.0.1:5060",
+        password,
+    )
+}
+
+/// The Authorization value a phone sends for `method` to `uri`.
+fn digest_answer(
+    challenge: &str,
+    algorithm: &str,
+    method: &str,
+    uri: &str,
+    password: &str,
+) -> String {
     use crate::sip::digest::{Algorithm, Credentials, expected_response, ha1};
     let line = challenge
         .lines()
@@ -758,16 +775,16 @@ fn answer_challenge(challenge: &str, algorithm: &str, password: &str) -> String 
         username: "2001".into(),
         realm: "hotline".into(),
         nonce: nonce.into(),
-        uri: "sip:127.0.0.1:5060".into(),
+        uri: uri.into(),
         algorithm: algorithm.into(),
         qop: Some("auth".into()),
         nc: Some("00000001".into()),
         cnonce: Some("0a4f113b".into()),
         ..Default::default()
     };
-    c.response = expected_response(alg, &ha1(alg, "2001", "hotline", password), "REGISTER", &c);
+    c.response = expected_response(alg, &ha1(alg, "2001", "hotline", password), method, &c);
     format!(
-        "Digest username=\"2001\", realm=\"hotline\", nonce=\"{nonce}\", uri=\"sip:127.0.0.1:5060\", response=\"{}\", algorithm={algorithm}, qop=auth, nc=00000001, cnonce=\"0a4f113b\"",
+        "Digest username=\"2001\", realm=\"hotline\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm={algorithm}, qop=auth, nc=00000001, cnonce=\"0a4f113b\"",
         c.response
     )
 }
@@ -873,4 +890,66 @@ fn registrations_expire_and_can_be_withdrawn() {
         reply.starts_with("SIP/2.0 401") && reply.contains("stale=true"),
         "{reply}"
     );
+}
+
+fn feature_invite(code: &str, cseq: u32, auth: Option<&str>) -> String {
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "INVITE sip:{code}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKf{cseq}\r\nFrom: <sip:2001@127.0.0.1>;tag=ag\r\nTo: <sip:{code}@127.0.0.1>\r\nCall-ID: feat-{cseq}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:2001@{CALLER}>\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    )
+}
+
+/// Answers an INVITE challenge the way a phone does.
+fn answer_invite_challenge(challenge: &str, code: &str, password: &str) -> String {
+    let uri = format!("sip:{code}@127.0.0.1:5060");
+    digest_answer(challenge, "SHA-256", "INVITE", &uri, password)
+}
+
+fn features(sim: &Sim) -> Vec<String> {
+    sim.menu
+        .iter()
+        .filter_map(|o| match o {
+            Output::AgentFeature { agent, code } => Some(format!("{agent} {code}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_agent_logs_in_with_star_1_after_authenticating() {
+    let mut sim = agent_sim();
+    sim.recv(&feature_invite("*1", 1, None));
+    let challenge = sim.take_sent().pop().unwrap();
+    assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+    assert!(features(&sim).is_empty());
+    let auth = answer_invite_challenge(&challenge, "*1", "agent2001");
+    sim.recv(&feature_invite("*1", 2, Some(&auth)));
+    assert_eq!(features(&sim), ["2001 *1"]);
+    sim.advance(Duration::from_millis(600));
+    let ok = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200"))
+        .expect("answered");
+    let tag = to_tag(&ok);
+    sim.recv(&in_dialog("ACK", "feat-2", "z9hG4bKfa", 2, &tag));
+    assert_eq!(sim.played(), ["agent_logged_in_en"]);
+}
+
+#[test]
+fn a_feature_code_with_a_wrong_password_or_unknown_code_is_refused() {
+    let mut sim = agent_sim();
+    sim.recv(&feature_invite("*1", 1, None));
+    let challenge = sim.take_sent().pop().unwrap();
+    let wrong = answer_invite_challenge(&challenge, "*1", "guess");
+    sim.recv(&feature_invite("*1", 2, Some(&wrong)));
+    assert!(sim.take_sent().iter().any(|m| m.starts_with("SIP/2.0 403")));
+    let good = answer_invite_challenge(&challenge, "*9", "agent2001");
+    sim.recv(&feature_invite("*9", 3, Some(&good)));
+    assert!(sim.take_sent().iter().any(|m| m.starts_with("SIP/2.0 404")));
+    assert!(features(&sim).is_empty(), "nothing changed");
+    assert_eq!(sim.sw.active_calls(), 0);
 }

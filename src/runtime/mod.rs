@@ -6,6 +6,7 @@
 //! the media edge talk to it through an unbounded channel (their volume is
 //! bounded by the calls the switch admitted).
 
+pub mod acd;
 pub mod ivr;
 pub mod media;
 pub mod tickets;
@@ -49,6 +50,8 @@ pub enum Input {
     Owner(CallId, Option<crate::ivr::OwnerInfo>),
     /// The answer to a menu request.
     IvrReply(CallId, crate::ivr::Reply),
+    /// What the ACD decided.
+    Acd(crate::acd::AcdOutput),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +197,10 @@ impl Hotline {
             history_until,
             metrics.clone(),
         ));
+        let acd = agents.as_ref().map(|a| {
+            let (router, queues) = acd::router_for(a);
+            acd::spawn(router, queues, to_switch.clone(), metrics.clone())
+        });
         let mut switch = Switch::new(config.switch_config(rand::random(), menu, agents));
         let (media, media_task) = media::spawn(
             config.media.ip,
@@ -245,16 +252,35 @@ impl Hotline {
                         Input::Place(call) => { switch.place_call(now, call); }
                         Input::Owner(call, owner) => switch.handle_owner(now, call, owner),
                         Input::IvrReply(call, reply) => switch.handle_ivr_reply(now, call, reply),
+                        // Offers become calls to agents with the bridging
+                        // work; agent states are logged by the ACD thread.
+                        Input::Acd(out) => debug!(?out, "acd"),
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => switch.handle_timeout(Instant::now()),
                 _ = &mut shutdown => break,
             }
-            flush(&mut switch, &udp, &tcp_writers, &media, &services).await;
+            flush(
+                &mut switch,
+                &udp,
+                &tcp_writers,
+                &media,
+                &services,
+                acd.as_ref(),
+            )
+            .await;
         }
         info!(active_calls = switch.active_calls(), "shutting down");
         switch.shutdown(Instant::now());
-        flush(&mut switch, &udp, &tcp_writers, &media, &services).await;
+        flush(
+            &mut switch,
+            &udp,
+            &tcp_writers,
+            &media,
+            &services,
+            acd.as_ref(),
+        )
+        .await;
         // Let the BYEs leave and the media edge close its ports.
         tokio::time::sleep(Duration::from_millis(100)).await;
         acceptor.abort();
@@ -288,6 +314,7 @@ async fn flush(
     tcp: &HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
     media: &mpsc::UnboundedSender<media::MediaIn>,
     services: &ivr::Services,
+    acd: Option<&acd::AcdHandle>,
 ) {
     let metrics = &services.metrics;
     while let Some(out) = switch.poll_output() {
@@ -320,6 +347,24 @@ async fn flush(
                 let _ = media.send(media::MediaIn::Command(cmd));
             }
             Output::IdentifyCaller { call, number } => services.identify(call, number),
+            Output::AgentFeature { agent, code } => {
+                if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
+                    let id = crate::acd::AgentId(id);
+                    let msg = match code.as_str() {
+                        "*1" => acd::AcdIn::Login(id),
+                        "*2" => acd::AcdIn::Logout(id),
+                        "*3" => acd::AcdIn::Pause(id, "break".into()),
+                        _ => acd::AcdIn::Ready(id),
+                    };
+                    let _ = acd.tx.send(msg);
+                }
+            }
+            Output::AgentUnregistered { agent, .. } => {
+                // An agent whose phone is gone cannot take calls.
+                if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
+                    let _ = acd.tx.send(acd::AcdIn::Logout(crate::acd::AgentId(id)));
+                }
+            }
             Output::IvrRequest {
                 call,
                 sip_call_id,
