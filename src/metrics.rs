@@ -33,6 +33,9 @@ pub struct Metrics {
     pub return_visits: IntCounterVec,
     pub agents: IntGaugeVec,
     pub calls_waiting: IntGaugeVec,
+    /// `sip_responses` by code, resolved once: counting a response is then
+    /// one atomic add, no label lookup (there is one per SIP response sent).
+    response_codes: Box<[std::sync::OnceLock<IntCounter>]>,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -104,6 +107,7 @@ impl Metrics {
         let m = Self {
             agents,
             calls_waiting,
+            response_codes: (100..700).map(|_| std::sync::OnceLock::new()).collect(),
             calls: counter_vec(
                 &r,
                 "hotline_calls_total",
@@ -207,14 +211,19 @@ impl Metrics {
 
     /// Counts a SIP message the hotline sends, if it is a response.
     pub fn sip_sent(&self, bytes: &[u8]) {
-        if let Some(code) = bytes
+        let Some(code) = bytes
             .strip_prefix(b"SIP/2.0 ")
             .and_then(|rest| rest.get(..3))
             .filter(|c| c.iter().all(u8::is_ascii_digit))
             .and_then(|c| std::str::from_utf8(c).ok())
-        {
-            self.sip_responses.with_label_values(&[code]).inc();
-        }
+            .and_then(|c| c.parse::<usize>().ok())
+            .filter(|c| (100..700).contains(c))
+        else {
+            return;
+        };
+        self.response_codes[code - 100]
+            .get_or_init(|| self.sip_responses.with_label_values(&[&code.to_string()]))
+            .inc();
     }
 
     /// Counts what a ticket event says (read from the log, once each).
