@@ -47,6 +47,7 @@ impl World {
                 min_level: 3,
                 widen_after: Duration::from_secs(3600),
                 widened_level: 1,
+                neighbours: Vec::new(),
                 max_wait: Duration::from_secs(86_400),
             })
             .collect();

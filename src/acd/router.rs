@@ -73,9 +73,12 @@ pub struct QueueConfig {
     pub good_level: u8,
     /// Agents at this level or above may take calls (after the good ones).
     pub min_level: u8,
-    /// Once the head call has waited this long, down to `widened_level`.
+    /// Once the head call has waited this long, down to `widened_level`,
+    /// and agents of the `neighbours` skills at that level join (after
+    /// every agent of the queue's own skill).
     pub widen_after: Duration,
     pub widened_level: u8,
+    pub neighbours: Vec<SkillId>,
     /// A call waiting this long leaves for the fallback (a voice message).
     pub max_wait: Duration,
 }
@@ -196,8 +199,9 @@ pub struct Router {
     calls: IdMap<CallKey, Waiting>,
     /// Per skill, per level: available agents by idle time.
     available: Vec<[BTreeSet<(Instant, AgentId)>; LEVELS]>,
-    /// Queues each skill serves.
+    /// Queues each skill serves, and queues it serves once widened.
     queues_of_skill: Vec<Vec<QueueId>>,
+    neighbour_queues_of_skill: Vec<Vec<QueueId>>,
     /// Calls held for a particular agent, oldest first.
     sticky: IdMap<AgentId, VecDeque<CallKey>>,
     timers: BinaryHeap<Reverse<(Instant, TimerKind, u32)>>,
@@ -208,7 +212,8 @@ impl Router {
     pub fn new(cfg: AcdConfig, queues: Vec<QueueConfig>, agents: Vec<AgentConfig>) -> Self {
         let skills = queues
             .iter()
-            .map(|q| q.skill.0 as usize + 1)
+            .flat_map(|q| std::iter::once(q.skill).chain(q.neighbours.iter().copied()))
+            .map(|s| s.0 as usize + 1)
             .chain(
                 agents
                     .iter()
@@ -217,10 +222,16 @@ impl Router {
             .max()
             .unwrap_or(0);
         let mut queues_of_skill = vec![Vec::new(); skills];
+        let mut neighbour_queues_of_skill = vec![Vec::new(); skills];
         let mut qs = Vec::with_capacity(queues.len());
         for (i, q) in queues.into_iter().enumerate() {
             debug_assert_eq!(q.id.0 as usize, i, "queue ids are their index");
             queues_of_skill[q.skill.0 as usize].push(q.id);
+            for n in &q.neighbours {
+                if *n != q.skill {
+                    neighbour_queues_of_skill[n.0 as usize].push(q.id);
+                }
+            }
             qs.push(Queue {
                 cfg: q,
                 waiting: BTreeSet::new(),
@@ -248,6 +259,7 @@ impl Router {
             calls: IdMap::default(),
             available: (0..skills).map(|_| Default::default()).collect(),
             queues_of_skill,
+            neighbour_queues_of_skill,
             sticky: IdMap::default(),
             timers: BinaryHeap::new(),
             out: VecDeque::new(),
@@ -579,7 +591,18 @@ impl Router {
                 return best;
             }
         }
-        None
+        if !widened {
+            return None;
+        }
+        // Tier 3: neighbouring skills, longest idle first.
+        q.neighbours
+            .iter()
+            .filter(|n| **n != q.skill)
+            .filter_map(|n| self.available.get(n.0 as usize))
+            .flat_map(|levels| levels[(q.widened_level as usize).min(LEVELS - 1)..].iter())
+            .filter_map(|set| set.first())
+            .min()
+            .map(|&(_, agent)| agent)
     }
 
     /// What an agent may take: their sticky calls first, then the best head
@@ -634,6 +657,29 @@ impl Router {
                 if level < q.cfg.good_level
                     && self
                         .best_agent(&q.cfg, widened)
+                        .is_some_and(|other| other != agent)
+                {
+                    continue;
+                }
+                best = Some((head, queue));
+            }
+            // Queues this skill serves as a neighbour, once widened, when
+            // no agent of their own skill is free.
+            for &queue in self
+                .neighbour_queues_of_skill
+                .get(skill.0 as usize)
+                .into_iter()
+                .flatten()
+            {
+                let q = &self.queues[queue.0 as usize];
+                let Some(&head) = q.waiting.first() else {
+                    continue;
+                };
+                if best.is_some_and(|(b, _)| b < head)
+                    || level < q.cfg.widened_level
+                    || now.saturating_duration_since(head.1) < q.cfg.widen_after
+                    || self
+                        .best_agent(&q.cfg, true)
                         .is_some_and(|other| other != agent)
                 {
                     continue;

@@ -16,6 +16,7 @@ fn queue(id: u16, skill: u16) -> QueueConfig {
         min_level: 3,
         widen_after: 30 * S,
         widened_level: 1,
+        neighbours: Vec::new(),
         max_wait: 600 * S,
     }
 }
@@ -163,6 +164,34 @@ fn the_best_skill_fit_first_then_widening_after_the_wait() {
     assert!(sim.take().is_empty());
     sim.advance(S);
     assert_eq!(sim.take(), [offer(3, 3)], "widened after 30 s");
+}
+
+#[test]
+fn after_the_wait_a_neighbouring_skill_takes_the_call_if_no_own_agent_is_free() {
+    // Gifts calls may go to customer-relations agents after 30 s.
+    let mut sim = Sim::new(
+        vec![QueueConfig {
+            neighbours: vec![SkillId(1)],
+            ..queue(0, 0)
+        }],
+        vec![agent(1, &[(1, 6)]), agent(2, &[(0, 8)])],
+    );
+    sim.login(&[1]);
+    sim.queue_call(1, 0, 0);
+    sim.advance(29 * S);
+    assert!(sim.take().is_empty(), "not before widening");
+    sim.advance(S);
+    assert_eq!(sim.take(), [offer(1, 1)]);
+    // With an agent of the own skill free, the neighbour waits.
+    sim.r.handle_answered(sim.now, CallKey(1), AgentId(1));
+    sim.r.handle_call_ended(sim.now, AgentId(1));
+    sim.r.handle_ready(sim.now, AgentId(1));
+    sim.login(&[2]);
+    sim.drain();
+    sim.take();
+    sim.queue_call(2, 0, 0);
+    sim.advance(40 * S);
+    assert_eq!(sim.take()[0], offer(2, 2));
 }
 
 #[test]
@@ -417,6 +446,10 @@ fn randomized(seed: u64, events: usize) {
         .map(|q| QueueConfig {
             widen_after: Duration::from_secs(rng.below(40) + 5),
             max_wait: Duration::from_secs(rng.below(200) + 60),
+            neighbours: (0..4u16)
+                .filter(|n| *n != q && rng.below(3) == 0)
+                .map(SkillId)
+                .collect(),
             ..queue(q, q)
         })
         .collect();

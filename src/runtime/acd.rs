@@ -72,6 +72,7 @@ pub fn router_for(agents: &AgentsFile) -> (Router, Vec<String>) {
             min_level: 3,
             widen_after: Duration::from_secs(60),
             widened_level: 1,
+            neighbours: Vec::new(),
             max_wait: Duration::from_secs(300),
         })
         .collect();
