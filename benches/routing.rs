@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use hotline::acd::{
-    AcdConfig, AcdOutput, AgentConfig, AgentId, CallKey, QueueConfig, QueueId, Router, SkillId,
+    AcdConfig, AcdOutput, AgentConfig, AgentId, CallKey, Language, QueueConfig, QueueId, Router,
+    SkillId,
 };
 
 const AGENTS: u32 = 10_000;
@@ -63,6 +64,7 @@ impl World {
                     })
                     .collect(),
                 wrap_up: Duration::ZERO,
+                languages: vec![Language::Zh],
             })
             .collect();
         let mut w = World {
@@ -93,7 +95,7 @@ impl World {
         let q = QueueId(self.rng.below(SKILLS as u64) as u16);
         let p = [0, 0, 0, 100, 200][self.rng.below(5) as usize];
         self.router
-            .handle_call_queued(self.now, CallKey(self.next_call), q, p, None);
+            .handle_call_queued(self.now, CallKey(self.next_call), q, Language::Zh, p, None);
     }
 
     /// Answers every offer at once.
@@ -137,8 +139,14 @@ fn routing(c: &mut Criterion) {
                     w.next_call += 1;
                     let q = QueueId(w.rng.below(SKILLS as u64) as u16);
                     let t = Instant::now();
-                    w.router
-                        .handle_call_queued(w.now, CallKey(w.next_call), q, 0, None);
+                    w.router.handle_call_queued(
+                        w.now,
+                        CallKey(w.next_call),
+                        q,
+                        Language::Zh,
+                        0,
+                        None,
+                    );
                     timed += t.elapsed();
                     w.settle();
                     // One ends to keep the number waiting steady.

@@ -26,7 +26,12 @@
 //!
 //! Skill widening: a queue takes agents of `good_level` and above first,
 //! then (tier 2) down to `min_level`; once its head call has waited
-//! `widen_after`, down to `widened_level`.
+//! `widen_after`, down to `widened_level`, then agents of neighbouring skills.
+//!
+//! Languages: each configured queue is kept as one queue per language and
+//! each (skill, language) an agent speaks as one skill, so a caller waits
+//! only behind callers of their own language (no head-of-line blocking) and
+//! is offered only to agents who speak it, with the same matching code.
 
 pub mod agents;
 mod router;
@@ -46,6 +51,26 @@ pub struct SkillId(pub u16);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueId(pub u16);
+
+/// The language a caller is served in: only agents who speak it take the
+/// call (a Mandarin caller is never widened to an English-only agent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Language {
+    Zh = 0,
+    En = 1,
+}
+
+impl Language {
+    pub const ALL: [Language; 2] = [Language::Zh, Language::En];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "zh" => Some(Language::Zh),
+            "en" => Some(Language::En),
+            _ => None,
+        }
+    }
+}
 
 /// Priorities the menu and the owner's class give a call: higher first.
 pub mod priority {

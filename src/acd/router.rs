@@ -5,7 +5,20 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
-use super::{AgentId, CallKey, QueueId, SkillId};
+use super::{AgentId, CallKey, Language, QueueId, SkillId};
+
+/// Languages a queue is split into (see the module doc).
+const LANGS: u16 = Language::ALL.len() as u16;
+
+/// The skill `s` in language `l`, as the index knows it.
+fn in_language(s: SkillId, l: Language) -> SkillId {
+    SkillId(s.0 * LANGS + l as u16)
+}
+
+/// The queue `q` for callers of language `l`.
+fn queue_in(q: QueueId, l: Language) -> QueueId {
+    QueueId(q.0 * LANGS + l as u16)
+}
 
 /// Skill levels run 0..=10.
 const LEVELS: usize = 11;
@@ -62,6 +75,8 @@ pub struct AgentConfig {
     pub id: AgentId,
     /// (skill, level 0-10).
     pub skills: Vec<(SkillId, u8)>,
+    /// Languages the agent serves callers in.
+    pub languages: Vec<Language>,
     pub wrap_up: Duration,
 }
 
@@ -210,6 +225,31 @@ pub struct Router {
 
 impl Router {
     pub fn new(cfg: AcdConfig, queues: Vec<QueueConfig>, agents: Vec<AgentConfig>) -> Self {
+        // One queue per (queue, language), one skill per (skill, language).
+        let queues: Vec<QueueConfig> = queues
+            .into_iter()
+            .flat_map(|q| {
+                Language::ALL.map(|l| QueueConfig {
+                    id: queue_in(q.id, l),
+                    skill: in_language(q.skill, l),
+                    neighbours: q.neighbours.iter().map(|n| in_language(*n, l)).collect(),
+                    ..q.clone()
+                })
+            })
+            .collect();
+        let agents: Vec<AgentConfig> = agents
+            .into_iter()
+            .map(|a| AgentConfig {
+                skills: a
+                    .skills
+                    .iter()
+                    .flat_map(|&(s, level)| {
+                        a.languages.iter().map(move |l| (in_language(s, *l), level))
+                    })
+                    .collect(),
+                ..a
+            })
+            .collect();
         let skills = queues
             .iter()
             .flat_map(|q| std::iter::once(q.skill).chain(q.neighbours.iter().copied()))
@@ -278,11 +318,13 @@ impl Router {
         self.agents.get(&agent).map(|a| &a.state)
     }
 
-    /// Calls waiting in `queue` (held sticky calls not counted).
+    /// Calls waiting in `queue`, every language (held sticky calls not counted).
     pub fn waiting(&self, queue: QueueId) -> usize {
-        self.queues
-            .get(queue.0 as usize)
-            .map_or(0, |q| q.waiting.len())
+        Language::ALL
+            .iter()
+            .filter_map(|l| self.queues.get(queue_in(queue, *l).0 as usize))
+            .map(|q| q.waiting.len())
+            .sum()
     }
 
     /// The caller's place in its queue (1 = next), for announcements.
@@ -302,16 +344,19 @@ impl Router {
 
     // ---- events ------------------------------------------------------------
 
-    /// A caller enters `queue`. `sticky`: the agent who handled their open
-    /// ticket, who gets the first chance for `sticky_wait`.
+    /// A caller enters `queue`, to be served in `language`. `sticky`: the
+    /// agent who handled their open ticket, who gets the first chance for
+    /// `sticky_wait`.
     pub fn handle_call_queued(
         &mut self,
         now: Instant,
         call: CallKey,
         queue: QueueId,
+        language: Language,
         priority: u8,
         sticky: Option<AgentId>,
     ) {
+        let queue = queue_in(queue, language);
         if self.calls.contains_key(&call) || queue.0 as usize >= self.queues.len() {
             return;
         }

@@ -26,6 +26,7 @@ fn agent(id: u32, skills: &[(u16, u8)]) -> AgentConfig {
         id: AgentId(id),
         skills: skills.iter().map(|&(s, l)| (SkillId(s), l)).collect(),
         wrap_up: 10 * S,
+        languages: vec![Language::Zh],
     }
 }
 
@@ -63,8 +64,14 @@ impl Sim {
     }
 
     fn queue_call(&mut self, call: u64, q: u16, priority: u8) {
-        self.r
-            .handle_call_queued(self.now, CallKey(call), QueueId(q), priority, None);
+        self.r.handle_call_queued(
+            self.now,
+            CallKey(call),
+            QueueId(q),
+            Language::Zh,
+            priority,
+            None,
+        );
         self.drain();
     }
 
@@ -195,6 +202,41 @@ fn after_the_wait_a_neighbouring_skill_takes_the_call_if_no_own_agent_is_free() 
 }
 
 #[test]
+fn a_caller_is_served_only_by_an_agent_of_their_language_and_never_waits_behind_another_language() {
+    let mut sim = Sim::new(
+        vec![queue(0, 0)],
+        vec![
+            AgentConfig {
+                languages: vec![Language::En],
+                ..agent(1, &[(0, 8)])
+            },
+            agent(2, &[(0, 8)]),
+        ],
+    );
+    sim.login(&[1]); // only the English-speaking agent is in
+    sim.queue_call(1, 0, priority::VIP); // Mandarin, first in line
+    sim.r
+        .handle_call_queued(sim.now, CallKey(2), QueueId(0), Language::En, 0, None);
+    sim.drain();
+    assert_eq!(
+        sim.take(),
+        [offer(2, 1)],
+        "the English caller is not stuck behind"
+    );
+    sim.r.handle_answered(sim.now, CallKey(2), AgentId(1));
+    sim.drain();
+    sim.take();
+    sim.advance(600 * S - S);
+    assert_eq!(sim.r.waiting(QueueId(0)), 1);
+    sim.login(&[2]);
+    assert_eq!(
+        sim.take()[0],
+        offer(1, 2),
+        "the Mandarin caller gets the Mandarin agent"
+    );
+}
+
+#[test]
 fn an_agent_who_does_not_answer_is_skipped_and_paused_after_three_misses() {
     let mut sim = Sim::new(
         vec![queue(0, 0)],
@@ -297,8 +339,14 @@ fn a_caller_with_an_open_ticket_waits_up_to_20_s_for_their_agent() {
     sim.queue_call(9, 0, 0);
     sim.take();
     sim.r.handle_answered(sim.now, CallKey(9), AgentId(1)); // 1 is busy
-    sim.r
-        .handle_call_queued(sim.now, CallKey(1), QueueId(0), 0, Some(AgentId(1)));
+    sim.r.handle_call_queued(
+        sim.now,
+        CallKey(1),
+        QueueId(0),
+        Language::Zh,
+        0,
+        Some(AgentId(1)),
+    );
     sim.drain();
     assert!(
         sim.take()
@@ -313,8 +361,14 @@ fn a_caller_with_an_open_ticket_waits_up_to_20_s_for_their_agent() {
     assert_eq!(sim.take(), [offer(1, 1)], "their agent, within 20 s");
     // Another caller whose agent stays busy goes to anyone after 20 s.
     sim.r.handle_answered(sim.now, CallKey(1), AgentId(1));
-    sim.r
-        .handle_call_queued(sim.now, CallKey(2), QueueId(0), 0, Some(AgentId(1)));
+    sim.r.handle_call_queued(
+        sim.now,
+        CallKey(2),
+        QueueId(0),
+        Language::Zh,
+        0,
+        Some(AgentId(1)),
+    );
     sim.drain();
     sim.take();
     sim.advance(19 * S);
@@ -461,8 +515,14 @@ fn randomized(seed: u64, events: usize) {
                     skills.push((s, rng.below(11) as u8));
                 }
             }
+            let languages = match rng.below(3) {
+                0 => vec![Language::Zh],
+                1 => vec![Language::En],
+                _ => vec![Language::Zh, Language::En],
+            };
             AgentConfig {
                 wrap_up: Duration::from_secs(rng.below(3) * 5),
+                languages,
                 ..agent(a, &skills)
             }
         })
@@ -495,7 +555,8 @@ fn randomized(seed: u64, events: usize) {
                 let call = CallKey(next_call);
                 let sticky = (rng.below(10) == 0).then_some(agent);
                 let p = [0, 0, 0, 100, 200, 255][rng.below(6) as usize];
-                r.handle_call_queued(now, call, QueueId(rng.below(4) as u16), p, sticky);
+                let language = Language::ALL[rng.below(2) as usize];
+                r.handle_call_queued(now, call, QueueId(rng.below(4) as u16), language, p, sticky);
                 live.push(call);
             }
             25..=34 if !live.is_empty() => {
@@ -644,7 +705,14 @@ fn a_simulated_day_matches_erlang_c_within_two_points() {
                 call_id += 1;
                 calls += 1;
                 queued_at.insert(CallKey(call_id), next_arrival);
-                r.handle_call_queued(at(next_arrival), CallKey(call_id), QueueId(0), 0, None);
+                r.handle_call_queued(
+                    at(next_arrival),
+                    CallKey(call_id),
+                    QueueId(0),
+                    Language::Zh,
+                    0,
+                    None,
+                );
                 let t = next_arrival;
                 next_arrival += rng.exp(1.0 / rate);
                 t

@@ -15,8 +15,8 @@ use tracing::info;
 use super::Input;
 use crate::acd::agents::AgentsFile;
 use crate::acd::{
-    AcdConfig, AcdOutput, AgentConfig, AgentId, AgentState, CallKey, QueueConfig, QueueId, Router,
-    SkillId,
+    AcdConfig, AcdOutput, AgentConfig, AgentId, AgentState, CallKey, Language, QueueConfig,
+    QueueId, Router, SkillId,
 };
 
 /// What the switch and the runtime tell the ACD.
@@ -29,6 +29,7 @@ pub enum AcdIn {
     Queued {
         call: CallKey,
         queue: String,
+        language: Language,
         priority: u8,
     },
     Abandoned(CallKey),
@@ -88,6 +89,11 @@ pub fn router_for(agents: &AgentsFile) -> (Router, Vec<String>) {
                     .map(|(s, level)| (skill_id(s), *level))
                     .collect(),
                 wrap_up: Duration::from_secs(a.wrap_up_seconds),
+                languages: a
+                    .languages
+                    .iter()
+                    .filter_map(|l| Language::parse(l))
+                    .collect(),
             })
         })
         .collect();
@@ -177,6 +183,7 @@ fn handle(router: &mut Router, queue_names: &[String], now: Instant, msg: AcdIn)
         AcdIn::Queued {
             call,
             queue,
+            language,
             priority,
         } => {
             let q = queue_names
@@ -184,7 +191,7 @@ fn handle(router: &mut Router, queue_names: &[String], now: Instant, msg: AcdIn)
                 .position(|n| *n == queue)
                 .or_else(|| queue_names.iter().position(|n| n == "general"))
                 .unwrap_or(0);
-            router.handle_call_queued(now, call, QueueId(q as u16), priority, None);
+            router.handle_call_queued(now, call, QueueId(q as u16), language, priority, None);
         }
         AcdIn::Abandoned(call) => router.handle_call_abandoned(now, call),
         AcdIn::Answered(call, agent) => router.handle_answered(now, call, agent),
