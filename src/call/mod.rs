@@ -346,6 +346,8 @@ struct Call {
     recordings: u32,
     /// An agent's feature-code call: the confirmation prompt to play.
     feature: Option<&'static str>,
+    /// A call the hotline placed: its INVITE's state.
+    out: Option<outbound::OutLeg>,
 }
 
 pub struct Switch {
@@ -607,7 +609,7 @@ impl Switch {
                 let Some(c) = self.calls.get(&call) else {
                     return;
                 };
-                if tx == c.invite_tx && matches!(c.purpose, Purpose::ReturnVisit(_)) {
+                if tx == c.invite_tx && c.out.is_some() {
                     self.handle_invite_response(now, call, response);
                 } else if response.code() >= 200 {
                     self.by_tx.remove(&tx);
@@ -865,6 +867,7 @@ impl Switch {
             ivr: None,
             recordings: 0,
             feature,
+            out: None,
         };
         if self.cfg.ivr.is_some() && feature.is_none() {
             self.out
@@ -896,7 +899,7 @@ impl Switch {
     /// Takes a port and asks the edge to open it (again, after a failed bind).
     fn open_media(&mut self, now: Instant, id: CallId) {
         let c = self.calls.get_mut(&id).expect("live call");
-        if matches!(c.purpose, Purpose::ReturnVisit(_)) {
+        if c.out.is_some() {
             // Our offer named this port: another one cannot be taken now.
             warn!(call = %id, "RTP port unavailable for an answered outbound call");
             self.send_bye(now, id);

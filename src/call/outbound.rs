@@ -75,16 +75,22 @@ pub(super) struct Visit {
     pub ticket: TicketId,
     pub attempt: u32,
     pub number: String,
+    /// The outcome went out (exactly once per call).
+    pub reported: bool,
+    /// Times the current question was repeated after silence.
+    pub repeats: u8,
+}
+
+/// What a call the hotline placed needs of its INVITE (return visits and
+/// legs to agents alike).
+#[derive(Debug)]
+pub(super) struct OutLeg {
     pub request_uri: String,
     pub invite_branch: String,
     /// A 1xx came: CANCEL is allowed.
     pub provisional: bool,
     /// Our ACK for the 2xx, resent when the 2xx is retransmitted.
     pub ack: Option<Bytes>,
-    /// The outcome went out (exactly once per call).
-    pub reported: bool,
-    /// Times the current question was repeated after silence.
-    pub repeats: u8,
 }
 
 impl Switch {
@@ -155,12 +161,14 @@ impl Switch {
                 ticket: req.ticket,
                 attempt: req.attempt,
                 number: req.number.clone(),
+                reported: false,
+                repeats: 0,
+            }),
+            out: Some(OutLeg {
                 request_uri: request_uri.clone(),
                 invite_branch: branch,
                 provisional: false,
                 ack: None,
-                reported: false,
-                repeats: 0,
             }),
             phase: Phase::Dialing,
             peer,
@@ -210,11 +218,11 @@ impl Switch {
     pub(super) fn handle_invite_response(&mut self, now: Instant, id: CallId, response: Response) {
         let code = response.code();
         let c = self.calls.get_mut(&id).expect("live call");
-        let Purpose::ReturnVisit(visit) = &mut c.purpose else {
+        let Some(leg) = c.out.as_mut() else {
             return;
         };
         if code < 200 {
-            visit.provisional = true;
+            leg.provisional = true;
             return;
         }
         if code >= 300 {
@@ -225,11 +233,11 @@ impl Switch {
             } else {
                 EndReason::Declined(code)
             };
-            info!(call = %id, code, "return visit: not answered");
+            info!(call = %id, code, "outbound call not answered");
             self.end(id, reason);
             return;
         }
-        if let Some(ack) = visit.ack.clone() {
+        if let Some(ack) = leg.ack.clone() {
             // A retransmitted 2xx: our ACK was lost.
             let peer = c.peer;
             self.send_raw(peer, ack);
@@ -246,8 +254,8 @@ impl Switch {
         c.route_set = routes;
         let ack = self.build_ack(id);
         let c = self.calls.get_mut(&id).expect("live call");
-        if let Purpose::ReturnVisit(visit) = &mut c.purpose {
-            visit.ack = Some(ack.clone());
+        if let Some(leg) = c.out.as_mut() {
+            leg.ack = Some(ack.clone());
         }
         let peer = c.peer;
         self.send_raw(peer, ack);
@@ -259,7 +267,7 @@ impl Switch {
         }
         match sdp::negotiate(response.body()) {
             Ok(answer) => {
-                info!(call = %id, "return visit: answered");
+                info!(call = %id, "outbound call answered");
                 c.offer = Some(answer);
                 c.phase = Phase::Connected;
                 c.timer = None;
@@ -267,7 +275,7 @@ impl Switch {
                 self.send_open(id);
             }
             Err(e) => {
-                tracing::warn!(call = %id, error = %e, "return visit: unusable SDP answer");
+                tracing::warn!(call = %id, error = %e, "outbound call: unusable SDP answer");
                 self.send_bye(now, id);
             }
         }
@@ -302,10 +310,10 @@ impl Switch {
     /// yet a CANCEL is not allowed, so the call is dropped as unreachable.
     pub(super) fn send_cancel(&mut self, now: Instant, id: CallId) {
         let c = self.calls.get_mut(&id).expect("live call");
-        let Purpose::ReturnVisit(visit) = &c.purpose else {
+        let Some(leg) = c.out.as_ref() else {
             return;
         };
-        if !visit.provisional {
+        if !leg.provisional {
             // Not a word from the far end: as good as Timer B.
             self.by_tx.remove(&c.invite_tx);
             self.end(id, EndReason::Unreachable);
@@ -314,9 +322,9 @@ impl Switch {
         c.phase = Phase::Cancelling;
         let text = format!(
             "CANCEL {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
-            uri = visit.request_uri,
+            uri = leg.request_uri,
             sent_by = self.cfg.sip_addr,
-            branch = visit.invite_branch,
+            branch = leg.invite_branch,
             local = c.local,
             remote = c.remote,
             call_id = c.sip_call_id,
