@@ -103,6 +103,11 @@ pub enum MediaCommand {
     StopRecording {
         call: CallId,
     },
+    /// Relay RTP between two calls' sockets, both ways, as it comes.
+    Bridge {
+        a: CallId,
+        b: CallId,
+    },
     Stop {
         call: CallId,
     },
@@ -225,6 +230,18 @@ pub enum Output {
         node: String,
         detail: String,
     },
+    /// The agent's phone answered: the two legs are bridged.
+    AgentAnswered {
+        caller: CallId,
+        agent: String,
+    },
+    /// The leg to an agent ended: refused, unanswered or cancelled, or
+    /// (answered) the conversation is over.
+    AgentLegEnded {
+        caller: CallId,
+        agent: String,
+        answered: bool,
+    },
     /// An agent's softphone registered (or refreshed its registration).
     AgentRegistered {
         agent: String,
@@ -283,6 +300,8 @@ enum Phase {
     Collecting,
     /// The voice menu runs.
     Ivr,
+    /// Talking with an agent (caller) or with a caller (agent leg).
+    Bridged,
     Goodbye,
     /// BYE sent, waiting for its response.
     HangingUp,
@@ -304,6 +323,8 @@ enum Purpose {
     Inbound,
     /// The hotline calls an owner back about a resolved work order.
     ReturnVisit(outbound::Visit),
+    /// The hotline rings an agent's phone for a waiting caller.
+    AgentLeg { caller: CallId, agent: String },
 }
 
 #[derive(Debug)]
@@ -348,6 +369,8 @@ struct Call {
     feature: Option<&'static str>,
     /// A call the hotline placed: its INVITE's state.
     out: Option<outbound::OutLeg>,
+    /// A caller's leg to an agent (ringing or bridged).
+    bridge: Option<CallId>,
 }
 
 pub struct Switch {
@@ -367,6 +390,9 @@ pub struct Switch {
     bindings: HashMap<String, Binding>,
     binding_timers: BinaryHeap<Reverse<(Instant, String, u32)>>,
     binding_generation: u32,
+    /// The `now` of the input being handled, for what a call's end sets off
+    /// in another call (a CANCEL or BYE to the other leg).
+    last_now: Option<Instant>,
 }
 
 impl Switch {
@@ -388,6 +414,7 @@ impl Switch {
             bindings: HashMap::new(),
             binding_timers: BinaryHeap::new(),
             binding_generation: 0,
+            last_now: None,
         }
     }
 
@@ -419,6 +446,7 @@ impl Switch {
     /// Feeds bytes that arrived from `peer` (one datagram, or one framed
     /// stream message).
     pub fn handle_datagram(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
+        self.last_now = Some(now);
         self.handle_parsed(now, peer, message::parse_datagram(bytes), bytes);
     }
 
@@ -431,6 +459,7 @@ impl Switch {
         parsed: Result<Message, message::ParseError>,
         raw: &[u8],
     ) {
+        self.last_now = Some(now);
         match parsed {
             Ok(Message::Request(r)) => self.tx.handle_request(now, peer, r),
             Ok(Message::Response(r)) => self.tx.handle_response(now, r),
@@ -454,6 +483,7 @@ impl Switch {
     }
 
     pub fn handle_media(&mut self, now: Instant, call: CallId, event: MediaEvent) {
+        self.last_now = Some(now);
         if !self.calls.contains_key(&call) {
             return;
         }
@@ -462,7 +492,11 @@ impl Switch {
                 let c = self.calls.get_mut(&call).expect("checked");
                 c.media_ready = true;
                 if c.phase == Phase::Connected {
-                    self.ask(call);
+                    if matches!(c.purpose, Purpose::AgentLeg { .. }) {
+                        self.bridge(now, call);
+                    } else {
+                        self.ask(call);
+                    }
                 }
                 let c = self.calls.get_mut(&call).expect("checked");
                 if c.answer_due && c.identified {
@@ -500,6 +534,7 @@ impl Switch {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = Some(now);
         self.tx.handle_timeout(now);
         self.pump(now);
         self.expire_bindings(now);
@@ -548,6 +583,7 @@ impl Switch {
 
     /// Ends every call: unanswered ones get 503, answered ones a BYE.
     pub fn shutdown(&mut self, now: Instant) {
+        self.last_now = Some(now);
         let ids: Vec<CallId> = self.calls.keys().copied().collect();
         for id in ids {
             let c = &self.calls[&id];
@@ -868,6 +904,7 @@ impl Switch {
             recordings: 0,
             feature,
             out: None,
+            bridge: None,
         };
         if self.cfg.ivr.is_some() && feature.is_none() {
             self.out
@@ -1048,6 +1085,7 @@ impl Switch {
 
     /// The owner lookup for an incoming call came back.
     pub fn handle_owner(&mut self, now: Instant, call: CallId, owner: Option<ivr::OwnerInfo>) {
+        self.last_now = Some(now);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -1064,6 +1102,7 @@ impl Switch {
 
     /// The runtime's answer to a menu request.
     pub fn handle_ivr_reply(&mut self, now: Instant, call: CallId, reply: ivr::Reply) {
+        self.last_now = Some(now);
         if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.ivr.as_mut()) {
             s.handle_reply(now, reply);
             self.pump_ivr(now, call);
@@ -1219,11 +1258,53 @@ impl Switch {
         self.timers.push(Reverse((now + delay, id, c.generation)));
     }
 
+    fn send_bye_now(&mut self, id: CallId) {
+        if let Some(now) = self.last_now {
+            self.send_bye(now, id);
+        }
+    }
+
+    fn send_cancel_now(&mut self, id: CallId) {
+        if let Some(now) = self.last_now {
+            self.send_cancel(now, id);
+        }
+    }
+
     /// Releases everything the call holds; every path out of a call ends here.
     fn end(&mut self, id: CallId, reason: EndReason) {
         let Some(mut c) = self.calls.remove(&id) else {
             return;
         };
+        // A caller's leg to an agent goes with the caller.
+        if let Some(leg) = c.bridge.take()
+            && let Some(l) = self.calls.get(&leg)
+        {
+            match (l.phase, &l.purpose) {
+                (Phase::Dialing, Purpose::AgentLeg { .. }) => self.send_cancel_now(leg),
+                (Phase::Cancelling | Phase::HangingUp, _) => {}
+                (_, Purpose::AgentLeg { .. }) => self.send_bye_now(leg),
+                // An agent leg ending: its caller is handled below.
+                _ => {}
+            }
+        }
+        if let Purpose::AgentLeg { caller, agent } = &c.purpose {
+            let answered =
+                c.phase == Phase::Bridged || c.phase == Phase::HangingUp && c.media_ready;
+            if let Some(cl) = self.calls.get_mut(caller)
+                && cl.bridge == Some(id)
+            {
+                cl.bridge = None;
+                if cl.phase == Phase::Bridged {
+                    // The agent hung up: so does the caller's leg.
+                    self.send_bye_now(*caller);
+                }
+            }
+            self.out.push_back(Output::AgentLegEnded {
+                caller: *caller,
+                agent: agent.clone(),
+                answered,
+            });
+        }
         if let Some(mut s) = c.ivr.take() {
             s.handle_hangup();
             while let Some(a) = s.poll_action() {

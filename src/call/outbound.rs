@@ -97,6 +97,7 @@ impl Switch {
     /// Places a return-visit call. Its outcome comes out as
     /// [`Output::ReturnVisit`], also when it cannot even start.
     pub fn place_call(&mut self, now: Instant, req: PlaceCall) -> CallId {
+        self.last_now = Some(now);
         self.next_id += 1;
         let id = CallId(self.next_id);
         let local_tag = self.tag_for(id.0);
@@ -198,6 +199,7 @@ impl Switch {
             ivr: None,
             recordings: 0,
             feature: None,
+            bridge: None,
         };
         self.stats.calls_started += 1;
         self.out.push_back(Output::Started {
@@ -426,5 +428,166 @@ impl Switch {
         // No answer to the question (reported as NoKey when the call ends)
         // or no rating: thank the owner and hang up.
         self.next_question(id, Phase::Goodbye, "goodbye");
+    }
+}
+
+impl Switch {
+    /// Rings `agent`'s registered phone for `caller`, offering the caller's
+    /// own codec and telephone-event so RTP is relayed as it comes. False
+    /// when the agent has no registration or the caller is gone or already
+    /// has a leg: the ACD then counts it a refusal.
+    pub fn offer_to_agent(&mut self, now: Instant, caller: CallId, agent: &str) -> bool {
+        self.last_now = Some(now);
+        let Some(binding) = self.bindings.get(agent).cloned() else {
+            return false;
+        };
+        let Some(c) = self.calls.get(&caller) else {
+            return false;
+        };
+        let Some(offer) = c.offer.clone() else {
+            return false;
+        };
+        if c.bridge.is_some() || matches!(c.phase, Phase::HangingUp) {
+            return false;
+        }
+        self.next_id += 1;
+        let id = CallId(self.next_id);
+        let local_tag = self.tag_for(id.0);
+        let sip_call_id = format!(
+            "ag{:x}-{}@{}",
+            self.cfg.seed & 0xffff_ffff,
+            id.0,
+            self.cfg.sip_addr.ip()
+        );
+        let Some(port) = self.ports.allocate() else {
+            tracing::warn!(%caller, agent, "no RTP port free for an agent leg");
+            return false;
+        };
+        let body = sdp::offer_one(
+            std::net::SocketAddr::new(self.cfg.media_ip, port),
+            self.cfg.seed ^ id.0,
+            offer.codec_pt,
+            offer.law,
+            offer.dtmf_pt,
+        );
+        let request_uri = binding.contact.clone();
+        let local = format!("<sip:hotline@{}>;tag={local_tag}", self.cfg.sip_addr);
+        let remote = format!("<{request_uri}>");
+        let branch = format!("z9hG4bK{:x}g{:x}", self.cfg.seed & 0xffff, id.0);
+        let text = format!(
+            "INVITE {request_uri} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {sip_call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:hotline@{sent_by}>\r\nAllow: {ALLOW}\r\nUser-Agent: hotline\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{body}",
+            sent_by = self.cfg.sip_addr,
+            len = body.len(),
+        );
+        let bytes = Bytes::from(text);
+        let parsed = message::parse_datagram(&bytes);
+        let (Ok(message::Message::Request(invite)), Some(tx)) =
+            (parsed, self.tx.send_request(now, binding.peer, bytes))
+        else {
+            self.ports.release(port);
+            return false;
+        };
+        info!(%caller, leg = %id, agent, contact = %request_uri, "ringing agent");
+        let leg = Call {
+            sip_call_id: sip_call_id.clone(),
+            purpose: Purpose::AgentLeg {
+                caller,
+                agent: agent.to_string(),
+            },
+            phase: Phase::Dialing,
+            peer: binding.peer,
+            invite_tx: tx,
+            invite: invite.core,
+            local_tag,
+            local,
+            remote,
+            remote_target: request_uri.clone(),
+            route_set: Vec::new(),
+            local_cseq: 1,
+            bye_tx: None,
+            offer: None,
+            port: Some(port),
+            open_attempts: 1,
+            media_ready: false,
+            answer_due: false,
+            answer_sdp: body,
+            digits: String::new(),
+            timer: None,
+            generation: 0,
+            called: agent.to_string(),
+            number: agent.to_string(),
+            identified: true,
+            identify_waited: false,
+            owner: None,
+            ivr: None,
+            recordings: 0,
+            feature: None,
+            bridge: Some(caller),
+            out: Some(OutLeg {
+                request_uri,
+                invite_branch: branch,
+                provisional: false,
+                ack: None,
+            }),
+        };
+        self.calls.get_mut(&caller).expect("checked").bridge = Some(id);
+        self.by_sip.insert(sip_call_id, id);
+        self.by_tx.insert(tx, id);
+        self.calls.insert(id, leg);
+        self.pump(now);
+        true
+    }
+
+    /// Stops ringing the agent for `caller` (the ACD withdrew the offer).
+    pub fn withdraw_agent(&mut self, now: Instant, caller: CallId) {
+        self.last_now = Some(now);
+        let Some(leg) = self.calls.get_mut(&caller).and_then(|c| c.bridge.take()) else {
+            return;
+        };
+        if self
+            .calls
+            .get(&leg)
+            .is_some_and(|l| l.phase == Phase::Dialing)
+        {
+            self.send_cancel(now, leg);
+        }
+        self.pump(now);
+    }
+
+    /// An agent leg's media is open: bridge it with the caller.
+    pub(super) fn bridge(&mut self, now: Instant, leg: CallId) {
+        let Some(Purpose::AgentLeg { caller, agent }) = self.calls.get(&leg).map(|l| &l.purpose)
+        else {
+            return;
+        };
+        let (caller, agent) = (*caller, agent.clone());
+        let caller_here = self
+            .calls
+            .get(&caller)
+            .is_some_and(|c| c.bridge == Some(leg) && c.phase != Phase::HangingUp);
+        if !caller_here {
+            // The caller left (or the offer was withdrawn) as the agent answered.
+            self.send_bye(now, leg);
+            return;
+        }
+        let c = self.calls.get_mut(&caller).expect("checked");
+        c.phase = Phase::Bridged;
+        c.timer = None;
+        c.generation += 1;
+        if let Some(mut s) = c.ivr.take() {
+            s.handle_hangup();
+        }
+        let sip_call_id = c.sip_call_id.clone();
+        self.set_phase(leg, Phase::Bridged);
+        info!(%caller, %leg, %agent, "caller connected to agent");
+        self.out.push_back(Output::IvrStep {
+            call: caller,
+            sip_call_id,
+            node: "agent".into(),
+            detail: format!("connected to agent {agent}"),
+        });
+        self.out.push_back(Output::AgentAnswered { caller, agent });
+        self.out
+            .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
     }
 }

@@ -953,3 +953,129 @@ fn a_feature_code_with_a_wrong_password_or_unknown_code_is_refused() {
     assert!(features(&sim).is_empty(), "nothing changed");
     assert_eq!(sim.sw.active_calls(), 0);
 }
+
+// ---- bridging a caller to an agent ---------------------------------------------
+
+/// An agent registered from CALLER (the test's one peer address) and a caller
+/// answered by the line test; returns the caller's id and dialog tag.
+fn caller_and_registered_agent(sim: &mut Sim) -> (CallId, String) {
+    sim.recv(&register(1, None, 600));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_challenge(&challenge, "SHA-256", "agent2001");
+    sim.recv(&register(2, Some(&auth), 600));
+    sim.take_sent();
+    let tag = answered_call(sim, "cust-1");
+    let caller = sim.sw.by_sip["cust-1"];
+    (caller, tag)
+}
+
+fn agent_leg_invite(sim: &mut Sim) -> String {
+    sim.take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("INVITE sip:2001@"))
+        .expect("the agent's phone is rung")
+}
+
+#[test]
+fn the_agent_answers_and_both_legs_are_bridged_until_the_agent_hangs_up() {
+    let mut sim = agent_sim();
+    let (caller, caller_tag) = caller_and_registered_agent(&mut sim);
+    assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
+    sim.drain();
+    let invite = agent_leg_invite(&mut sim);
+    assert!(
+        invite.contains("m=audio 20002 RTP/AVP 0 101"),
+        "the caller's codec only: {invite}"
+    );
+    sim.recv(&reply_to(&invite, 180, "Ringing", ""));
+    sim.recv(&reply_to(
+        &invite,
+        200,
+        "OK",
+        OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101").as_str(),
+    ));
+    assert!(sim.take_sent().iter().any(|m| m.starts_with("ACK ")));
+    let leg = sim.sw.calls[&caller].bridge.unwrap();
+    assert!(
+        sim.media
+            .contains(&MediaCommand::Bridge { a: caller, b: leg })
+    );
+    assert!(
+        sim.menu
+            .iter()
+            .any(|o| matches!(o, Output::AgentAnswered { agent, .. } if agent == "2001"))
+    );
+    // The agent hangs up: the caller's leg gets a BYE, the ACD hears the end.
+    let call_id = invite.lines().find(|l| l.starts_with("Call-ID:")).unwrap();
+    let from = invite
+        .lines()
+        .find(|l| l.starts_with("From:"))
+        .unwrap()
+        .trim_start_matches("From: ");
+    sim.recv(&format!(
+        "BYE sip:hotline@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKab1\r\nFrom: <sip:2001@{CALLER}>;tag=owner1\r\nTo: {from}\r\n{call_id}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+    ));
+    let sent = sim.take_sent();
+    assert!(
+        sent.iter().any(|m| m.starts_with("SIP/2.0 200")),
+        "{sent:?}"
+    );
+    let bye = sent
+        .iter()
+        .find(|m| m.starts_with("BYE "))
+        .expect("BYE to the caller");
+    assert!(bye.contains("Call-ID: cust-1") && bye.contains(&caller_tag));
+    assert!(
+        sim.menu
+            .iter()
+            .any(|o| matches!(o, Output::AgentLegEnded { answered: true, .. }))
+    );
+}
+
+#[test]
+fn the_caller_hanging_up_while_the_agent_rings_cancels_the_agent_leg() {
+    let mut sim = agent_sim();
+    let (caller, tag) = caller_and_registered_agent(&mut sim);
+    assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
+    sim.drain();
+    let invite = agent_leg_invite(&mut sim);
+    sim.recv(&reply_to(&invite, 180, "Ringing", ""));
+    sim.recv(&in_dialog("BYE", "cust-1", "z9hG4bKcb", 2, &tag));
+    let cancel = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("CANCEL "))
+        .expect("CANCEL");
+    sim.recv(&reply_to(&cancel, 200, "OK", ""));
+    sim.recv(&reply_to(&invite, 487, "Request Terminated", ""));
+    assert!(sim.menu.iter().any(|o| matches!(
+        o,
+        Output::AgentLegEnded {
+            answered: false,
+            ..
+        }
+    )));
+    assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (0, 0));
+}
+
+#[test]
+fn an_agent_who_refuses_or_is_not_registered_is_reported() {
+    let mut sim = agent_sim();
+    let (caller, _) = caller_and_registered_agent(&mut sim);
+    assert!(
+        !sim.sw.offer_to_agent(sim.now, caller, "2002"),
+        "2002 has no phone registered"
+    );
+    assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
+    sim.drain();
+    let invite = agent_leg_invite(&mut sim);
+    sim.recv(&reply_to(&invite, 486, "Busy Here", ""));
+    assert!(sim.menu.iter().any(
+        |o| matches!(o, Output::AgentLegEnded { answered: false, agent, .. } if agent == "2001")
+    ));
+    assert!(
+        sim.sw.calls[&caller].bridge.is_none(),
+        "free for the next agent"
+    );
+    assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
+}

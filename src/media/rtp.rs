@@ -77,6 +77,11 @@ impl RtpStream {
         }
     }
 
+    /// Where packets go now.
+    pub fn remote(&self) -> SocketAddr {
+        self.params.remote
+    }
+
     /// Sends from now on to `remote` (the caller's real RTP source).
     pub fn set_remote(&mut self, remote: SocketAddr) {
         self.params.remote = remote;

@@ -33,7 +33,8 @@ pub enum MediaIn {
     Source(CallId, SocketAddr),
 }
 
-/// Recording orders for a call's receive task.
+/// Orders for a call's receive task: recording, and relaying to the
+/// other leg of a bridge (its socket and where its peer is).
 #[derive(Debug)]
 enum RecordCtl {
     Start {
@@ -42,6 +43,7 @@ enum RecordCtl {
         silence: Duration,
     },
     Stop,
+    RelayTo(Arc<UdpSocket>, SocketAddr),
 }
 
 struct Session {
@@ -50,6 +52,10 @@ struct Session {
     /// Prompts still to play after the current one.
     queue: VecDeque<Arc<Prompt>>,
     record: mpsc::UnboundedSender<RecordCtl>,
+    /// The other leg, once bridged.
+    bridged_with: Option<CallId>,
+    /// Packets the receive task relayed to the other leg.
+    relayed: Arc<AtomicU64>,
     receiver: JoinHandle<()>,
     /// Packets the receive task accepted (written there, read at close).
     received: Arc<AtomicU64>,
@@ -148,12 +154,14 @@ fn handle(
                     let socket = Arc::new(socket);
                     let received = Arc::new(AtomicU64::new(0));
                     let (record, record_rx) = mpsc::unbounded_channel();
+                    let relayed = Arc::new(AtomicU64::new(0));
                     let receiver = tokio::spawn(receive(
                         call,
                         socket.clone(),
                         RtpReceiver::new(&params),
                         (params.codec_pt, params.law),
                         received.clone(),
+                        relayed.clone(),
                         record_rx,
                         me.clone(),
                         to_switch.clone(),
@@ -172,6 +180,8 @@ fn handle(
                             stream,
                             queue: VecDeque::new(),
                             record,
+                            bridged_with: None,
+                            relayed,
                             receiver,
                             received,
                         },
@@ -226,6 +236,22 @@ fn handle(
                 let _ = s.record.send(RecordCtl::Start { path, max, silence });
             }
         }
+        MediaIn::Command(MediaCommand::Bridge { a, b }) => {
+            let (Some(sa), Some(sb)) = (sessions.get(&a), sessions.get(&b)) else {
+                warn!(%a, %b, "bridge: a leg has no media");
+                return;
+            };
+            let (socket_a, to_a) = (sa.socket.clone(), sa.stream.remote());
+            let (socket_b, to_b) = (sb.socket.clone(), sb.stream.remote());
+            for (call, other, socket, to) in [(a, b, socket_b, to_b), (b, a, socket_a, to_a)] {
+                let s = sessions.get_mut(&call).expect("checked");
+                s.stream.stop();
+                s.queue.clear();
+                s.bridged_with = Some(other);
+                let _ = s.record.send(RecordCtl::RelayTo(socket, to));
+            }
+            info!(%a, %b, "media bridged");
+        }
         MediaIn::Command(MediaCommand::StopRecording { call }) => {
             if let Some(s) = sessions.get_mut(&call) {
                 let _ = s.record.send(RecordCtl::Stop);
@@ -238,6 +264,7 @@ fn handle(
                     port = s.socket.local_addr().map(|a| a.port()).unwrap_or_default(),
                     rtp_sent = s.stream.packets_sent,
                     rtp_received = s.received.load(Ordering::Relaxed),
+                    rtp_relayed = s.relayed.load(Ordering::Relaxed),
                     "media closed"
                 );
                 edge.metrics.rtp_sent.inc_by(s.stream.packets_sent);
@@ -247,8 +274,14 @@ fn handle(
             }
         }
         MediaIn::Source(call, addr) => {
-            if let Some(s) = sessions.get_mut(&call) {
-                s.stream.set_remote(addr);
+            let Some(s) = sessions.get_mut(&call) else {
+                return;
+            };
+            s.stream.set_remote(addr);
+            // The other leg relays to where this peer really is.
+            let socket = s.socket.clone();
+            if let Some(other) = s.bridged_with.and_then(|o| sessions.get(&o)) {
+                let _ = other.record.send(RecordCtl::RelayTo(socket, addr));
             }
         }
     }
@@ -264,6 +297,7 @@ async fn receive(
     mut receiver: RtpReceiver,
     (codec_pt, law): (u8, Law),
     received: Arc<AtomicU64>,
+    relayed: Arc<AtomicU64>,
     mut record: mpsc::UnboundedReceiver<RecordCtl>,
     media: mpsc::UnboundedSender<MediaIn>,
     to_switch: mpsc::UnboundedSender<Input>,
@@ -271,6 +305,7 @@ async fn receive(
     let mut buf = [0u8; 2048];
     // The recording in progress: where it goes, and when audio last came.
     let mut recording: Option<(Recorder, PathBuf, Instant)> = None;
+    let mut relay: Option<(Arc<UdpSocket>, SocketAddr)> = None;
     loop {
         let datagram = tokio::select! {
             r = socket.recv_from(&mut buf) => r,
@@ -284,6 +319,7 @@ async fn receive(
                             finish_recording(call, r, path, &to_switch);
                         }
                     }
+                    RecordCtl::RelayTo(socket, to) => relay = Some((socket, to)),
                 }
                 continue;
             }
@@ -306,6 +342,13 @@ async fn receive(
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
+        if let Some((socket, to)) = &relay {
+            // Bridged: every packet goes on to the other leg as it came
+            // (same codec and event type were negotiated on both legs).
+            if socket.try_send_to(&buf[..n], *to).is_ok() {
+                relayed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let (what, moved) = receiver.handle_datagram(from, &buf[..n]);
         received.store(receiver.packets_received, Ordering::Relaxed);
         if let Some(addr) = moved {

@@ -171,6 +171,37 @@ pub fn answer(offer: &Offer, local: SocketAddr, session_id: u64) -> String {
     s
 }
 
+/// An offer of exactly one codec (and telephone-event at `dtmf_pt`): what
+/// the leg to an agent offers, so the caller's RTP can be relayed as it is.
+pub fn offer_one(
+    local: SocketAddr,
+    session_id: u64,
+    codec_pt: u8,
+    law: Law,
+    dtmf_pt: Option<u8>,
+) -> String {
+    let ip = local.ip();
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let name = match law {
+        Law::Mu => "PCMU",
+        Law::A => "PCMA",
+    };
+    let port = local.port();
+    let mut s = format!(
+        "v=0\r\no=hotline {session_id} {session_id} IN {family} {ip}\r\ns=hotline\r\nc=IN {family} {ip}\r\nt=0 0\r\n"
+    );
+    match dtmf_pt {
+        Some(te) => s.push_str(&format!(
+            "m=audio {port} RTP/AVP {codec_pt} {te}\r\na=rtpmap:{codec_pt} {name}/8000\r\na=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n"
+        )),
+        None => s.push_str(&format!(
+            "m=audio {port} RTP/AVP {codec_pt}\r\na=rtpmap:{codec_pt} {name}/8000\r\n"
+        )),
+    }
+    s.push_str("a=ptime:20\r\na=sendrecv\r\n");
+    s
+}
+
 /// telephone-event payload type in our own offers.
 pub const OFFER_DTMF_PT: u8 = 101;
 
