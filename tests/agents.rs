@@ -4,57 +4,26 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::Hotline;
+use common::baresip::Baresip;
 
 const BASE: u16 = 38000;
-
-/// A headless baresip with one account; killed on drop.
-struct Baresip(Child);
-
-impl Drop for Baresip {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn baresip(dir: &std::path::Path, account: &str, sip_port: u16) -> Baresip {
     baresip_with(dir, account, sip_port, &[])
 }
 
-/// baresip running `commands` at start (e.g. `/dial sip:*1@...`).
 fn baresip_with(dir: &std::path::Path, account: &str, sip_port: u16, commands: &[&str]) -> Baresip {
-    let conf = dir.join("baresip");
-    std::fs::create_dir_all(&conf).unwrap();
-    std::fs::write(
-        conf.join("config"),
-        format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
-             dns_server 127.0.0.1:53\naudio_player aubridge,agent\naudio_source ausine,440\n\
-             rtp_ports {}-{}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
-             module ausine.so\nmodule aubridge.so\nmodule_tmp account.so\nmodule_app menu.so\n",
-            sip_port + 10,
-            sip_port + 30
-        ),
+    Baresip::start(
+        dir,
+        account,
+        sip_port,
+        (sip_port + 10, sip_port + 30),
+        commands,
     )
-    .unwrap();
-    std::fs::write(conf.join("accounts"), format!("{account}\n")).unwrap();
-    std::fs::write(conf.join("contacts"), "").unwrap();
-    let mut command = Command::new("baresip");
-    command.arg("-f").arg(&conf);
-    for c in commands {
-        command.args(["-e", c]);
-    }
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(dir.join("baresip.log")).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("baresip is installed by tests/run.sh (Debian package baresip)");
-    Baresip(child)
 }
 
 fn start() -> Hotline {

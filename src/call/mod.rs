@@ -626,6 +626,7 @@ impl Switch {
                         Some(graph) => {
                             let c = self.calls.get_mut(&call).expect("live call");
                             let mut session = ivr::Session::new(graph, &c.called, c.owner.clone());
+                            session.set_queue_waits(self.cfg.agents.is_some());
                             session.start(now);
                             c.ivr = Some(session);
                             c.phase = Phase::Ivr;

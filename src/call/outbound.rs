@@ -554,6 +554,17 @@ impl Switch {
         self.pump(now);
     }
 
+    /// The ACD gave up on `caller` (no agent in time): the menu apologises
+    /// and says goodbye.
+    pub fn queue_left(&mut self, now: Instant, caller: CallId) {
+        self.last_now = Some(now);
+        if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
+            s.handle_queue_left(now);
+            self.pump_ivr(now, caller);
+        }
+        self.pump(now);
+    }
+
     /// An agent leg's media is open: bridge it with the caller.
     pub(super) fn bridge(&mut self, now: Instant, leg: CallId) {
         let Some(Purpose::AgentLeg { caller, agent }) = self.calls.get(&leg).map(|l| &l.purpose)

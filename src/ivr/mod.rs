@@ -137,6 +137,9 @@ enum Wait {
     Recording,
     /// Last prompt playing, then hang up.
     Ending,
+    /// Handed to the ACD: the hold prompt loops until an agent answers
+    /// (the switch takes the call) or the queue gives up.
+    Queued,
     Done,
 }
 
@@ -172,6 +175,8 @@ pub struct Session {
     /// Keys typed ahead during a prompt that takes none (a balance being
     /// said): they go to the next node that takes keys.
     typeahead: String,
+    /// An ACD takes queued callers (otherwise: hold prompt, then goodbye).
+    queue_waits: bool,
     timer: Option<(Instant, Timer)>,
     out: VecDeque<Action>,
 }
@@ -217,6 +222,7 @@ impl Session {
             points_left: None,
             redemptions: 0,
             typeahead: String::new(),
+            queue_waits: false,
             timer: None,
             out: VecDeque::new(),
             graph,
@@ -233,6 +239,32 @@ impl Session {
 
     pub fn owner(&self) -> Option<&OwnerInfo> {
         self.owner.as_ref()
+    }
+
+    /// Queue nodes wait for an agent (an ACD runs) instead of saying
+    /// goodbye after the hold prompt.
+    pub fn set_queue_waits(&mut self, waits: bool) {
+        self.queue_waits = waits;
+    }
+
+    /// The queue gave up on the caller (waited too long): the rest of the
+    /// queue node's prompts (an apology), then goodbye.
+    pub fn handle_queue_left(&mut self, _now: Instant) {
+        if self.wait != Wait::Queued {
+            return;
+        }
+        let graph = Arc::clone(&self.graph);
+        let name = graph.names[self.node.0].as_str();
+        self.step(name, "no agent in time".into());
+        if let NodeConfig::Queue { prompt, .. } = &graph.nodes[self.node.0] {
+            let rest: Vec<String> = prompt.names().into_iter().skip(1).collect();
+            self.out.push_back(Action::StopPlayback);
+            if rest.is_empty() {
+                return self.hang_up();
+            }
+            self.wait = Wait::Ending;
+            self.play(rest);
+        }
     }
 
     /// The call is answered and media flows: greet and enter the start node.
@@ -300,7 +332,14 @@ impl Session {
                             silence: Duration::from_secs(*silence_seconds),
                         });
                     }
-                    NodeConfig::Hangup { .. } | NodeConfig::Queue { .. } => self.hang_up(),
+                    NodeConfig::Hangup { .. } => self.hang_up(),
+                    NodeConfig::Queue { .. } if !self.queue_waits => self.hang_up(),
+                    NodeConfig::Queue { prompt, .. } => {
+                        // Waiting for an agent: the hold prompt again.
+                        self.wait = Wait::Queued;
+                        let hold: Vec<String> = prompt.names().into_iter().take(1).collect();
+                        self.play(hold);
+                    }
                     _ => {
                         self.wait = Wait::Keys;
                         self.arm(now, Timer::NoInput);
@@ -308,6 +347,12 @@ impl Session {
                 }
             }
             Wait::Ending => self.hang_up(),
+            Wait::Queued => {
+                if let NodeConfig::Queue { prompt, .. } = &self.graph.nodes[self.node.0] {
+                    let hold: Vec<String> = prompt.names().into_iter().take(1).collect();
+                    self.play(hold);
+                }
+            }
             _ => {}
         }
     }
@@ -840,7 +885,13 @@ impl Session {
                     owner: self.owner.as_ref().map(|o| o.id.clone()),
                     class: self.owner.as_ref().map(|o| o.class),
                 });
-                before.extend(prompt.names());
+                if self.queue_waits {
+                    // Only the hold prompt while waiting; the rest is for
+                    // when no agent comes.
+                    before.extend(prompt.names().into_iter().take(1));
+                } else {
+                    before.extend(prompt.names());
+                }
                 self.wait = Wait::Prompt;
                 if before.is_empty() {
                     return self.hang_up();

@@ -252,9 +252,7 @@ impl Hotline {
                         Input::Place(call) => { switch.place_call(now, call); }
                         Input::Owner(call, owner) => switch.handle_owner(now, call, owner),
                         Input::IvrReply(call, reply) => switch.handle_ivr_reply(now, call, reply),
-                        // Offers become calls to agents with the bridging
-                        // work; agent states are logged by the ACD thread.
-                        Input::Acd(out) => debug!(?out, "acd"),
+                        Input::Acd(out) => handle_acd(&mut switch, now, out, acd.as_ref()),
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => switch.handle_timeout(Instant::now()),
@@ -359,6 +357,51 @@ async fn flush(
                     let _ = acd.tx.send(msg);
                 }
             }
+            Output::Queued {
+                call,
+                queue,
+                language,
+                priority,
+                class,
+                ..
+            } => {
+                if let Some(acd) = acd {
+                    let class_priority = match class {
+                        Some(crate::owners::OwnerClass::Key) => crate::acd::priority::KEY_CUSTOMER,
+                        Some(crate::owners::OwnerClass::Vip) => crate::acd::priority::VIP,
+                        _ => crate::acd::priority::ORDINARY,
+                    };
+                    let _ = acd.tx.send(acd::AcdIn::Queued {
+                        call: crate::acd::CallKey(call.0),
+                        queue,
+                        language: crate::acd::Language::parse(&language)
+                            .unwrap_or(crate::acd::Language::Zh),
+                        priority: priority.max(class_priority),
+                    });
+                }
+            }
+            Output::AgentAnswered { caller, agent } => {
+                if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
+                    let _ = acd.tx.send(acd::AcdIn::Answered(
+                        crate::acd::CallKey(caller.0),
+                        crate::acd::AgentId(id),
+                    ));
+                }
+            }
+            Output::AgentLegEnded {
+                caller,
+                agent,
+                answered,
+            } => {
+                if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
+                    let id = crate::acd::AgentId(id);
+                    let _ = acd.tx.send(if answered {
+                        acd::AcdIn::Ended(id)
+                    } else {
+                        acd::AcdIn::Refused(crate::acd::CallKey(caller.0), id)
+                    });
+                }
+            }
             Output::AgentUnregistered { agent, .. } => {
                 // An agent whose phone is gone cannot take calls.
                 if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
@@ -372,6 +415,12 @@ async fn flush(
                 request,
             } => services.request(call, sip_call_id, number, request),
             out => {
+                if let (Output::Ended(e), Some(acd)) = (&out, acd) {
+                    // A caller who was waiting is gone (unknown calls are ignored).
+                    let _ = acd
+                        .tx
+                        .send(acd::AcdIn::Abandoned(crate::acd::CallKey(e.call.0)));
+                }
                 if let Some(event) = tickets::call_events(&out) {
                     tickets::record(&services.store, event);
                 }
@@ -382,6 +431,29 @@ async fn flush(
     metrics
         .agents_registered
         .set(switch.registered_agents() as i64);
+}
+
+/// What the ACD decided, carried out by the switch.
+fn handle_acd(
+    switch: &mut Switch,
+    now: Instant,
+    out: crate::acd::AcdOutput,
+    acd: Option<&acd::AcdHandle>,
+) {
+    use crate::acd::AcdOutput;
+    match out {
+        AcdOutput::Offer { call, agent } => {
+            if !switch.offer_to_agent(now, CallId(call.0), &agent.0.to_string())
+                && let Some(acd) = acd
+            {
+                // No phone to ring (not registered, or the caller just left).
+                let _ = acd.tx.send(acd::AcdIn::Refused(call, agent));
+            }
+        }
+        AcdOutput::Withdraw { call, .. } => switch.withdraw_agent(now, CallId(call.0)),
+        AcdOutput::Left { call, .. } => switch.queue_left(now, CallId(call.0)),
+        AcdOutput::Connected { .. } | AcdOutput::AgentChanged { .. } => {}
+    }
 }
 
 /// `GET /metrics` on the HTTP listener.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a part of the harness
 
+pub mod baresip;
 pub mod caller;
 pub mod stores;
 

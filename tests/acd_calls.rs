@@ -1,0 +1,110 @@
+//! A caller reaches an agent end to end: SIPp calls the hotline's menu and
+//! presses 0, the ACD offers the call to agent 2001, whose phone (baresip,
+//! logged in with *1) answers by itself, and RTP flows both ways through the
+//! hotline's relay until the caller hangs up.
+
+mod common;
+
+use std::time::Duration;
+
+use common::baresip::Baresip;
+use common::caller::{Step, scenario};
+use common::{Hotline, assert_sipp_ok, field, sipp, tone_pcap};
+
+const BASE: u16 = 40000;
+
+fn manifest(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn a_caller_pressing_0_is_bridged_to_a_logged_in_agent_and_audio_flows_both_ways() {
+    let data = tempfile::tempdir().unwrap();
+    let db = data.path().join("owners.db");
+    let db = db.to_str().unwrap();
+    common::cli(&[
+        "owners",
+        "--db",
+        db,
+        "import",
+        &manifest("config/owners.csv"),
+    ]);
+    let h = Hotline::start(
+        BASE,
+        &format!(
+            "[owners]\ndb = \"{db}\"\n[ivr]\nmenu = \"{}\"\nrecordings = \"{}\"\n[acd]\nagents = \"{}\"\n",
+            manifest("config/ivr.toml"),
+            data.path().join("recordings").display(),
+            manifest("config/agents.toml"),
+        ),
+    );
+    // The agent's phone, in the next port block (this binary has one test).
+    let phone_port = h.sip_port + 200;
+    let _phone = Baresip::start(
+        h.dir.path(),
+        &format!(
+            "<sip:2001@{}>;auth_user=2001;auth_pass=agent2001;regint=60;answermode=auto;audio_codecs=PCMU/8000",
+            h.target()
+        ),
+        phone_port,
+        (phone_port + 10, phone_port + 60),
+        &[&format!("/dial sip:*1@{}", h.target())],
+    );
+    let ready = h.wait_for("agent state", 1, Duration::from_secs(10));
+    assert_eq!(field(&ready[0], "state"), Some("available"), "{}", h.log());
+    // The caller: O-0001 (known), presses 0 during the greeting, talks, hangs up.
+    let pcap = tone_pcap(h.dir.path(), 2000);
+    let xml = scenario(
+        h.dir.path(),
+        "to_agent",
+        "13800138000",
+        "100",
+        &[
+            Step::Pause(500),
+            Step::Key('0'),
+            Step::Pause(3000),
+            Step::Audio(pcap, 2500),
+            Step::Pause(500),
+        ],
+    );
+    let run = sipp(&h, xml.to_str().unwrap(), &["-m", "1"]);
+    assert_sipp_ok(&h, &run);
+    let connected = h.wait_for("caller connected to agent", 1, Duration::from_secs(5));
+    assert_eq!(connected.len(), 1, "{}", h.log());
+    assert_eq!(field(&connected[0], "agent"), Some("2001"));
+    // Both legs closed; each relayed what came in to the other side.
+    let legs = [
+        field(&connected[0], "caller").unwrap().to_string(),
+        field(&connected[0], "leg").unwrap().to_string(),
+    ];
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    let closed = loop {
+        let closed: Vec<String> = h
+            .lines("media closed")
+            .into_iter()
+            .filter(|l| field(l, "call").is_some_and(|c| legs.iter().any(|x| x == c)))
+            .collect();
+        if closed.len() == 2 || std::time::Instant::now() > end {
+            break closed;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(closed.len(), 2, "{}", h.log());
+    let relayed: Vec<u64> = closed
+        .iter()
+        .map(|l| field(l, "rtp_relayed").unwrap().parse().unwrap())
+        .collect();
+    println!("relayed caller->agent, agent->caller: {relayed:?}");
+    assert!(
+        relayed.iter().all(|n| *n > 25),
+        "RTP both ways through the relay: {relayed:?}\n{}",
+        h.log()
+    );
+    // The agent is wrapping up, then ready again (30 s wrap-up in the demo file).
+    let states = h.wait_for("agent state", 4, Duration::from_secs(5));
+    let seen: Vec<&str> = states.iter().filter_map(|l| field(l, "state")).collect();
+    assert!(
+        seen.starts_with(&["available", "reserved", "on_call", "wrap_up"]),
+        "{seen:?}"
+    );
+}
