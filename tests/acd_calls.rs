@@ -38,8 +38,8 @@ fn a_caller_pressing_0_is_bridged_to_a_logged_in_agent_and_audio_flows_both_ways
             manifest("config/agents.toml"),
         ),
     );
-    // The agent's phone, in the next port block (this binary has one test).
-    let phone_port = h.sip_port + 200;
+    // The agent's phone, on ports no hotline of this binary uses.
+    let phone_port = BASE + 800;
     let _phone = Baresip::start(
         h.dir.path(),
         &format!(
@@ -107,4 +107,61 @@ fn a_caller_pressing_0_is_bridged_to_a_logged_in_agent_and_audio_flows_both_ways
         seen.starts_with(&["available", "reserved", "on_call", "wrap_up"]),
         "{seen:?}"
     );
+}
+
+#[test]
+fn a_caller_hanging_up_while_the_agent_rings_is_withdrawn_with_cancel() {
+    let data = tempfile::tempdir().unwrap();
+    let db = data.path().join("owners.db");
+    let db = db.to_str().unwrap();
+    common::cli(&[
+        "owners",
+        "--db",
+        db,
+        "import",
+        &manifest("config/owners.csv"),
+    ]);
+    let h = Hotline::start(
+        BASE,
+        &format!(
+            "[owners]\ndb = \"{db}\"\n[ivr]\nmenu = \"{}\"\nrecordings = \"{}\"\n[acd]\nagents = \"{}\"\n",
+            manifest("config/ivr.toml"),
+            data.path().join("recordings").display(),
+            manifest("config/agents.toml"),
+        ),
+    );
+    // This phone rings but nobody answers it.
+    let phone_port = BASE + 900;
+    let _phone = Baresip::start(
+        h.dir.path(),
+        &format!(
+            "<sip:2001@{}>;auth_user=2001;auth_pass=agent2001;regint=60;answermode=manual;audio_codecs=PCMU/8000",
+            h.target()
+        ),
+        phone_port,
+        (phone_port + 10, phone_port + 60),
+        &[&format!("/dial sip:*1@{}", h.target())],
+    );
+    h.wait_for("agent state", 1, Duration::from_secs(10));
+    let xml = scenario(
+        h.dir.path(),
+        "gives_up",
+        "13800138000",
+        "100",
+        &[Step::Pause(500), Step::Key('0'), Step::Pause(1500)],
+    );
+    let run = sipp(&h, xml.to_str().unwrap(), &["-m", "1"]);
+    assert_sipp_ok(&h, &run);
+    assert_eq!(
+        h.wait_for("ringing agent", 1, Duration::from_secs(2)).len(),
+        1
+    );
+    // The caller's BYE cancels the ringing leg: the phone answers 487.
+    let refused = h.wait_for("outbound call not answered", 1, Duration::from_secs(5));
+    assert_eq!(field(&refused[0], "code"), Some("487"), "{}", h.log());
+    // The agent is free again, with no miss counted against them.
+    let states = h.wait_for("agent state", 3, Duration::from_secs(5));
+    let seen: Vec<&str> = states.iter().filter_map(|l| field(l, "state")).collect();
+    assert_eq!(seen, ["available", "reserved", "available"], "{}", h.log());
+    assert!(h.lines("caller connected to agent").is_empty());
 }
