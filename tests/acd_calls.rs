@@ -11,7 +11,7 @@ use common::baresip::Baresip;
 use common::caller::{Step, scenario};
 use common::{Hotline, assert_sipp_ok, field, sipp, tone_pcap};
 
-const BASE: u16 = 40000;
+const BASE: u16 = 20000;
 
 fn manifest(path: &str) -> String {
     format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))

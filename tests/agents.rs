@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::Hotline;
 use common::baresip::Baresip;
 
-const BASE: u16 = 38000;
+const BASE: u16 = 18000;
 
 fn baresip(dir: &std::path::Path, account: &str, sip_port: u16) -> Baresip {
     baresip_with(dir, account, sip_port, &[])

@@ -93,7 +93,7 @@ fn unreachable_postgres_store_is_a_clear_error_without_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(
         &dir,
-        "[sip]\nlisten = \"127.0.0.1:35990\"\n[tickets]\nstore = \"postgres://hotline:secret@127.0.0.1:1/hotline\"\n",
+        "[sip]\nlisten = \"127.0.0.1:15990\"\n[tickets]\nstore = \"postgres://hotline:secret@127.0.0.1:1/hotline\"\n",
     );
     let (code, _, err) = hotline(&["run", "--config", &config]);
     assert_ne!(code, 0);

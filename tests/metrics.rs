@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use common::{Hotline, assert_sipp_ok, http_get, sipp};
 
-const BASE: u16 = 39000;
+const BASE: u16 = 19000;
 
 /// The value of one sample line, `name{labels} value`.
 fn sample(text: &str, series: &str) -> Option<f64> {

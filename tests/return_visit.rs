@@ -10,7 +10,7 @@ use common::stores::{all_events, wait_for_event};
 use common::{Hotline, SippUas, field};
 use hotline::tickets::{Actor, EventKind, TicketId};
 
-const BASE: u16 = 36000;
+const BASE: u16 = 16000;
 const NUMBER: &str = "13800000001";
 
 /// "HH:MM-HH:MM" in UTC from `from_h` to `to_h` hours from now, so a test

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{Hotline, assert_sipp_ok, dtmf_pcap, field, sipp};
 
-const BASE: u16 = 31000;
+const BASE: u16 = 11000;
 
 /// The last line of the log says every call ended and every port came back.
 fn assert_all_released(log: &str, calls: usize) {

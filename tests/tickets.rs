@@ -260,13 +260,13 @@ fn wait_for_event(db: &str, want: impl Fn(&Event) -> bool) -> Event {
 
 #[test]
 fn running_hotline_dispatches_by_category_rule_sqlite() {
-    running_hotline_dispatches_by_category_rule(&TestStore::sqlite().location, 34260);
+    running_hotline_dispatches_by_category_rule(&TestStore::sqlite().location, 14260);
 }
 
 #[test]
 fn running_hotline_dispatches_by_category_rule_postgres() {
     if let Some(db) = TestStore::postgres() {
-        running_hotline_dispatches_by_category_rule(&db.location, 34660);
+        running_hotline_dispatches_by_category_rule(&db.location, 14660);
     }
 }
 
@@ -306,7 +306,7 @@ fn running_hotline_raises_a_group_complaint_from_tickets_opened_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
     let store = TestStore::sqlite();
     let db = store.location.as_str();
-    let _server = run_hotline(dir.path(), db, 34060);
+    let _server = run_hotline(dir.path(), db, 14060);
     // Three owners of building B7 complain about noise, through the CLI (another process).
     for owner in ["O-1", "O-2", "O-3"] {
         tickets(
@@ -397,7 +397,7 @@ fn dispatch_is_posted_to_the_department_webhook_and_retried() {
     let _server = run_hotline_with(
         dir.path(),
         db,
-        34460,
+        14460,
         &format!("[tickets.webhooks]\nengineering = \"{url}\"\n"),
     );
     tickets(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{Hotline, field, sipp};
 
-const BASE: u16 = 33000;
+const BASE: u16 = 13000;
 
 /// Reads SIP messages until `wait` passes. Returns them.
 fn responses(sock: &UdpSocket, wait: Duration) -> Vec<String> {

@@ -1296,8 +1296,20 @@ impl Switch {
             {
                 cl.bridge = None;
                 if cl.phase == Phase::Bridged {
-                    // The agent hung up: so does the caller's leg.
-                    self.send_bye_now(*caller);
+                    // The agent hung up first: the caller, still on the
+                    // line, gets the menu's 1-5 survey (or a BYE without one).
+                    let caller = *caller;
+                    let surveyed = match (self.last_now, cl.ivr.as_mut()) {
+                        (Some(now), Some(s)) => {
+                            cl.phase = Phase::Ivr;
+                            s.continue_at(now, "survey")
+                        }
+                        _ => false,
+                    };
+                    match (surveyed, self.last_now) {
+                        (true, Some(now)) => self.pump_ivr(now, caller),
+                        _ => self.send_bye_now(caller),
+                    }
                 }
             }
             self.out.push_back(Output::AgentLegEnded {

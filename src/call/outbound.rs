@@ -585,9 +585,8 @@ impl Switch {
         c.phase = Phase::Bridged;
         c.timer = None;
         c.generation += 1;
-        if let Some(mut s) = c.ivr.take() {
-            s.handle_hangup();
-        }
+        // The menu waits (nothing reaches it while bridged): the survey
+        // comes from it when the agent hangs up first.
         let sip_call_id = c.sip_call_id.clone();
         self.set_phase(leg, Phase::Bridged);
         info!(%caller, %leg, %agent, "caller connected to agent");

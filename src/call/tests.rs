@@ -83,9 +83,11 @@ impl Sim {
                     attempt,
                     ..
                 } => self.answers.push(format!("{ticket}#{attempt} {outcome:?}")),
-                Output::SurveyAnswered { ticket, score, .. } => self
-                    .answers
-                    .push(format!("{} survey {score}", ticket.unwrap())),
+                Output::SurveyAnswered {
+                    ticket: Some(t),
+                    score,
+                    ..
+                } => self.answers.push(format!("{t} survey {score}")),
                 Output::Started { .. } | Output::DigitsCollected { .. } => {}
                 other => self.menu.push(other),
             }
@@ -1078,4 +1080,76 @@ fn an_agent_who_refuses_or_is_not_registered_is_reported() {
         "free for the next agent"
     );
     assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
+}
+
+#[test]
+fn a_caller_still_on_the_line_after_the_agent_hangs_up_gets_the_survey() {
+    let mut sim = menu_sim();
+    let mut agents = crate::acd::agents::AgentsFile::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/agents.toml"),
+    )
+    .unwrap();
+    agents.digest = vec!["SHA-256".into()];
+    sim.sw = Switch::new(SwitchConfig {
+        agents: Some(std::sync::Arc::new(agents)),
+        ..sim.sw.cfg.clone()
+    });
+    sim.recv(&register(1, None, 600));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_challenge(&challenge, "SHA-256", "agent2001");
+    sim.recv(&register(2, Some(&auth), 600));
+    sim.recv(&invite("menu-9", "z9hG4bKm9", SDP));
+    let caller = sim.sw.by_sip["menu-9"];
+    sim.sw.handle_owner(sim.now, caller, None);
+    sim.advance(Duration::from_millis(600));
+    let ok = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200 OK") && m.contains("menu-9"))
+        .unwrap();
+    let tag = to_tag(&ok);
+    sim.recv(&in_dialog("ACK", "menu-9", "z9hG4bKm9a", 1, &tag));
+    sim.media_event(caller, MediaEvent::Digit('0'));
+    assert!(sim.menu.iter().any(|o| matches!(o, Output::Queued { .. })));
+    assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
+    sim.drain();
+    let invite = agent_leg_invite(&mut sim);
+    sim.recv(&reply_to(
+        &invite,
+        200,
+        "OK",
+        OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101").as_str(),
+    ));
+    // The agent hangs up first.
+    let call_id = invite.lines().find(|l| l.starts_with("Call-ID:")).unwrap();
+    let from = invite
+        .lines()
+        .find(|l| l.starts_with("From:"))
+        .unwrap()
+        .trim_start_matches("From: ");
+    sim.take_sent();
+    sim.recv(&format!(
+        "BYE sip:hotline@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKab9\r\nFrom: <sip:2001@{CALLER}>;tag=owner1\r\nTo: {from}\r\n{call_id}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+    ));
+    assert!(
+        !sim.take_sent().iter().any(|m| m.starts_with("BYE ")),
+        "the caller is not hung up on"
+    );
+    assert_eq!(sim.played().last().unwrap(), "survey_zh");
+    sim.media_event(caller, MediaEvent::Digit('4'));
+    assert!(sim.menu.iter().any(|o| matches!(
+        o,
+        Output::SurveyAnswered {
+            score: 4,
+            ticket: None,
+            ..
+        }
+    )));
+    assert_eq!(sim.played().last().unwrap(), "goodbye_zh");
+    sim.media_event(caller, MediaEvent::PromptFinished);
+    assert!(
+        sim.take_sent()
+            .iter()
+            .any(|m| m.starts_with("BYE ") && m.contains("menu-9"))
+    );
 }

@@ -587,6 +587,19 @@ impl Session {
         }
     }
 
+    /// Goes on at `node` (e.g. the survey once the agent has hung up);
+    /// false when the menu has no such node.
+    pub fn continue_at(&mut self, now: Instant, node: &str) -> bool {
+        let Some(id) = self.graph.node(node) else {
+            return false;
+        };
+        self.step(node, "after the agent".into());
+        self.failures = 0;
+        self.typeahead.clear();
+        self.enter(now, id, Vec::new());
+        true
+    }
+
     /// Puts the session at `node` as if it had just been entered (tests).
     #[cfg(test)]
     fn jump(&mut self, now: Instant, node: &str) {

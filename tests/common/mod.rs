@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 /// Hands each server in this process its own ports (tests run in parallel).
+/// Test files keep their blocks between 10000 and 32767: below Linux's
+/// ephemeral range (32768-60999), so no outgoing connection of another test
+/// (HTTP, PostgreSQL, SIPp) can be holding a port a hotline is about to bind.
 static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
 
 pub fn scenario(name: &str) -> PathBuf {
