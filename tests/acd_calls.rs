@@ -17,8 +17,10 @@ fn manifest(path: &str) -> String {
     format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
-#[test]
-fn a_caller_pressing_0_is_bridged_to_a_logged_in_agent_and_audio_flows_both_ways() {
+/// A hotline with the default menu, the sample owners and the demo agents,
+/// and agent 2001's phone (baresip on `phone_port`, `answermode` auto or
+/// manual) logged in with *1.
+fn hotline_with_agent(phone_port: u16, answermode: &str) -> (Hotline, tempfile::TempDir, Baresip) {
     let data = tempfile::tempdir().unwrap();
     let db = data.path().join("owners.db");
     let db = db.to_str().unwrap();
@@ -38,12 +40,10 @@ fn a_caller_pressing_0_is_bridged_to_a_logged_in_agent_and_audio_flows_both_ways
             manifest("config/agents.toml"),
         ),
     );
-    // The agent's phone, on ports no hotline of this binary uses.
-    let phone_port = BASE + 800;
-    let _phone = Baresip::start(
+    let phone = Baresip::start(
         h.dir.path(),
         &format!(
-            "<sip:2001@{}>;auth_user=2001;auth_pass=agent2001;regint=60;answermode=auto;audio_codecs=PCMU/8000",
+            "<sip:2001@{}>;auth_user=2001;auth_pass=agent2001;regint=60;answermode={answermode};audio_codecs=PCMU/8000",
             h.target()
         ),
         phone_port,
@@ -52,6 +52,13 @@ fn a_caller_pressing_0_is_bridged_to_a_logged_in_agent_and_audio_flows_both_ways
     );
     let ready = h.wait_for("agent state", 1, Duration::from_secs(10));
     assert_eq!(field(&ready[0], "state"), Some("available"), "{}", h.log());
+    (h, data, phone)
+}
+
+#[test]
+fn a_caller_pressing_0_is_bridged_to_a_logged_in_agent_and_audio_flows_both_ways() {
+    // The agent's phone, on ports no hotline of this binary uses.
+    let (h, _data, _phone) = hotline_with_agent(BASE + 800, "auto");
     // The caller: O-0001 (known), presses 0 during the greeting, talks, hangs up.
     let pcap = tone_pcap(h.dir.path(), 2000);
     let xml = scenario(
@@ -111,38 +118,8 @@ fn a_caller_pressing_0_is_bridged_to_a_logged_in_agent_and_audio_flows_both_ways
 
 #[test]
 fn a_caller_hanging_up_while_the_agent_rings_is_withdrawn_with_cancel() {
-    let data = tempfile::tempdir().unwrap();
-    let db = data.path().join("owners.db");
-    let db = db.to_str().unwrap();
-    common::cli(&[
-        "owners",
-        "--db",
-        db,
-        "import",
-        &manifest("config/owners.csv"),
-    ]);
-    let h = Hotline::start(
-        BASE,
-        &format!(
-            "[owners]\ndb = \"{db}\"\n[ivr]\nmenu = \"{}\"\nrecordings = \"{}\"\n[acd]\nagents = \"{}\"\n",
-            manifest("config/ivr.toml"),
-            data.path().join("recordings").display(),
-            manifest("config/agents.toml"),
-        ),
-    );
     // This phone rings but nobody answers it.
-    let phone_port = BASE + 900;
-    let _phone = Baresip::start(
-        h.dir.path(),
-        &format!(
-            "<sip:2001@{}>;auth_user=2001;auth_pass=agent2001;regint=60;answermode=manual;audio_codecs=PCMU/8000",
-            h.target()
-        ),
-        phone_port,
-        (phone_port + 10, phone_port + 60),
-        &[&format!("/dial sip:*1@{}", h.target())],
-    );
-    h.wait_for("agent state", 1, Duration::from_secs(10));
+    let (h, _data, _phone) = hotline_with_agent(BASE + 900, "manual");
     let xml = scenario(
         h.dir.path(),
         "gives_up",

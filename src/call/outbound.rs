@@ -100,7 +100,6 @@ impl Switch {
         self.last_now = Some(now);
         self.next_id += 1;
         let id = CallId(self.next_id);
-        let local_tag = self.tag_for(id.0);
         let sip_call_id = format!(
             "rv{:x}-{}@{}",
             self.cfg.seed & 0xffff_ffff,
@@ -108,9 +107,6 @@ impl Switch {
             self.cfg.sip_addr.ip()
         );
         let request_uri = format!("sip:{}@{}", req.number, req.gateway);
-        let local = format!("<sip:hotline@{}>;tag={local_tag}", self.cfg.sip_addr);
-        let remote = format!("<{request_uri}>");
-        let branch = format!("z9hG4bK{:x}i{:x}", self.cfg.seed & 0xffff, id.0);
         let peer = Peer {
             transport: Transport::Udp,
             addr: req.gateway,
@@ -132,20 +128,28 @@ impl Switch {
             std::net::SocketAddr::new(self.cfg.media_ip, port),
             self.cfg.seed ^ id.0,
         );
-        let text = format!(
-            "INVITE {request_uri} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {sip_call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:hotline@{sent_by}>\r\nAllow: {ALLOW}\r\nUser-Agent: hotline\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{body}",
-            sent_by = self.cfg.sip_addr,
-            len = body.len(),
-        );
-        let bytes = Bytes::from(text);
-        let parsed = message::parse_datagram(&bytes);
-        let (Ok(message::Message::Request(invite)), Some(tx)) =
-            (parsed, self.tx.send_request(now, peer, bytes))
-        else {
+        let purpose = Purpose::ReturnVisit(Visit {
+            ticket: req.ticket,
+            attempt: req.attempt,
+            number: req.number.clone(),
+            reported: false,
+            repeats: 0,
+        });
+        let dialled = Dial {
+            id,
+            sip_call_id: sip_call_id.clone(),
+            request_uri,
+            peer,
+            port,
+            body,
+            purpose,
+            number: req.number.clone(),
+            bridge: None,
+        };
+        if !self.dial(now, dialled) {
             // Our own INVITE does not parse: the number has characters a
             // SIP URI cannot carry.
             tracing::warn!(call = %id, number = %req.number, "return visit: number not dialable");
-            self.ports.release(port);
             self.out.push_back(Output::ReturnVisit {
                 call: id,
                 sip_call_id,
@@ -155,62 +159,15 @@ impl Switch {
                 outcome: VisitOutcome::Unanswered(484),
             });
             return id;
-        };
-        let call = Call {
-            sip_call_id: sip_call_id.clone(),
-            purpose: Purpose::ReturnVisit(Visit {
-                ticket: req.ticket,
-                attempt: req.attempt,
-                number: req.number.clone(),
-                reported: false,
-                repeats: 0,
-            }),
-            out: Some(OutLeg {
-                request_uri: request_uri.clone(),
-                invite_branch: branch,
-                provisional: false,
-                ack: None,
-            }),
-            phase: Phase::Dialing,
-            peer,
-            invite_tx: tx,
-            invite: invite.core,
-            local_tag,
-            local,
-            remote,
-            remote_target: request_uri,
-            route_set: Vec::new(),
-            local_cseq: 1,
-            bye_tx: None,
-            offer: None,
-            port: Some(port),
-            open_attempts: 1,
-            media_ready: false,
-            answer_due: false,
-            answer_sdp: body,
-            digits: String::new(),
-            timer: None,
-            generation: 0,
-            called: req.number.clone(),
-            number: req.number.clone(),
-            identified: true,
-            identify_waited: false,
-            owner: None,
-            ivr: None,
-            recordings: 0,
-            feature: None,
-            bridge: None,
-        };
+        }
+        let to = self.calls[&id].remote_target.clone();
         self.stats.calls_started += 1;
         self.out.push_back(Output::Started {
             call: id,
-            sip_call_id: sip_call_id.clone(),
+            sip_call_id,
             from: format!("sip:hotline@{}", self.cfg.sip_addr),
-            to: call.remote_target.clone(),
+            to,
         });
-        self.by_sip.insert(sip_call_id, id);
-        self.by_tx.insert(tx, id);
-        self.calls.insert(id, call);
         self.arm(now, id, Timer::RingTimeout);
         self.pump(now);
         id
@@ -452,7 +409,6 @@ impl Switch {
         }
         self.next_id += 1;
         let id = CallId(self.next_id);
-        let local_tag = self.tag_for(id.0);
         let sip_call_id = format!(
             "ag{:x}-{}@{}",
             self.cfg.seed & 0xffff_ffff,
@@ -470,70 +426,25 @@ impl Switch {
             offer.law,
             offer.dtmf_pt,
         );
-        let request_uri = binding.contact.clone();
-        let local = format!("<sip:hotline@{}>;tag={local_tag}", self.cfg.sip_addr);
-        let remote = format!("<{request_uri}>");
-        let branch = format!("z9hG4bK{:x}g{:x}", self.cfg.seed & 0xffff, id.0);
-        let text = format!(
-            "INVITE {request_uri} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {sip_call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:hotline@{sent_by}>\r\nAllow: {ALLOW}\r\nUser-Agent: hotline\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{body}",
-            sent_by = self.cfg.sip_addr,
-            len = body.len(),
-        );
-        let bytes = Bytes::from(text);
-        let parsed = message::parse_datagram(&bytes);
-        let (Ok(message::Message::Request(invite)), Some(tx)) =
-            (parsed, self.tx.send_request(now, binding.peer, bytes))
-        else {
-            self.ports.release(port);
-            return false;
-        };
-        info!(%caller, leg = %id, agent, contact = %request_uri, "ringing agent");
-        let leg = Call {
-            sip_call_id: sip_call_id.clone(),
+        let dialled = Dial {
+            id,
+            sip_call_id,
+            request_uri: binding.contact.clone(),
+            peer: binding.peer,
+            port,
+            body,
             purpose: Purpose::AgentLeg {
                 caller,
                 agent: agent.to_string(),
             },
-            phase: Phase::Dialing,
-            peer: binding.peer,
-            invite_tx: tx,
-            invite: invite.core,
-            local_tag,
-            local,
-            remote,
-            remote_target: request_uri.clone(),
-            route_set: Vec::new(),
-            local_cseq: 1,
-            bye_tx: None,
-            offer: None,
-            port: Some(port),
-            open_attempts: 1,
-            media_ready: false,
-            answer_due: false,
-            answer_sdp: body,
-            digits: String::new(),
-            timer: None,
-            generation: 0,
-            called: agent.to_string(),
             number: agent.to_string(),
-            identified: true,
-            identify_waited: false,
-            owner: None,
-            ivr: None,
-            recordings: 0,
-            feature: None,
             bridge: Some(caller),
-            out: Some(OutLeg {
-                request_uri,
-                invite_branch: branch,
-                provisional: false,
-                ack: None,
-            }),
         };
+        if !self.dial(now, dialled) {
+            return false;
+        }
+        info!(%caller, leg = %id, agent, contact = %binding.contact, "ringing agent");
         self.calls.get_mut(&caller).expect("checked").bridge = Some(id);
-        self.by_sip.insert(sip_call_id, id);
-        self.by_tx.insert(tx, id);
-        self.calls.insert(id, leg);
         self.pump(now);
         true
     }
@@ -599,5 +510,90 @@ impl Switch {
         self.out.push_back(Output::AgentAnswered { caller, agent });
         self.out
             .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
+    }
+}
+
+/// A call the hotline places, before its INVITE goes out.
+struct Dial {
+    id: CallId,
+    sip_call_id: String,
+    request_uri: String,
+    peer: Peer,
+    port: u16,
+    /// Our SDP offer.
+    body: String,
+    purpose: Purpose,
+    /// The number or agent called (for logs and events).
+    number: String,
+    bridge: Option<CallId>,
+}
+
+impl Switch {
+    /// Sends the INVITE of `d` (client transaction) and keeps the call;
+    /// false (and the port released) when it cannot be sent.
+    fn dial(&mut self, now: Instant, d: Dial) -> bool {
+        let local_tag = self.tag_for(d.id.0);
+        let local = format!("<sip:hotline@{}>;tag={local_tag}", self.cfg.sip_addr);
+        let remote = format!("<{}>", d.request_uri);
+        let branch = format!("z9hG4bK{:x}i{:x}", self.cfg.seed & 0xffff, d.id.0);
+        let text = format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:hotline@{sent_by}>\r\nAllow: {ALLOW}\r\nUser-Agent: hotline\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{body}",
+            uri = d.request_uri,
+            sent_by = self.cfg.sip_addr,
+            call_id = d.sip_call_id,
+            len = d.body.len(),
+            body = d.body,
+        );
+        let bytes = Bytes::from(text);
+        let parsed = message::parse_datagram(&bytes);
+        let (Ok(message::Message::Request(invite)), Some(tx)) =
+            (parsed, self.tx.send_request(now, d.peer, bytes))
+        else {
+            self.ports.release(d.port);
+            return false;
+        };
+        let call = Call {
+            sip_call_id: d.sip_call_id.clone(),
+            purpose: d.purpose,
+            out: Some(OutLeg {
+                request_uri: d.request_uri.clone(),
+                invite_branch: branch,
+                provisional: false,
+                ack: None,
+            }),
+            phase: Phase::Dialing,
+            peer: d.peer,
+            invite_tx: tx,
+            invite: invite.core,
+            local_tag,
+            local,
+            remote,
+            remote_target: d.request_uri,
+            route_set: Vec::new(),
+            local_cseq: 1,
+            bye_tx: None,
+            offer: None,
+            port: Some(d.port),
+            open_attempts: 1,
+            media_ready: false,
+            answer_due: false,
+            answer_sdp: d.body,
+            digits: String::new(),
+            timer: None,
+            generation: 0,
+            called: d.number.clone(),
+            number: d.number,
+            identified: true,
+            identify_waited: false,
+            owner: None,
+            ivr: None,
+            recordings: 0,
+            feature: None,
+            bridge: d.bridge,
+        };
+        self.by_sip.insert(d.sip_call_id, d.id);
+        self.by_tx.insert(tx, d.id);
+        self.calls.insert(d.id, call);
+        true
     }
 }
