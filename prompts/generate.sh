@@ -151,3 +151,13 @@ say agent_paused en en-us "You are paused."
 say agent_paused zh cmn   "您已暂停接听。"
 say agent_ready en en-us "You are ready for calls."
 say agent_ready zh cmn   "您已就绪。"
+
+# ---- while waiting for an agent (place in line, estimated wait) -----------
+say position_is en en-us "You are number"
+say position_is zh cmn   "您目前排在第"
+say in_line en en-us "in line."
+say in_line zh cmn   "位。"
+say wait_is en en-us "The estimated wait is"
+say wait_is zh cmn   "预计等待"
+say minutes_word en en-us "minutes."
+say minutes_word zh cmn   "分钟。"

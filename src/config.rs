@@ -318,7 +318,7 @@ fn default_prompt_dir() -> PathBuf {
 }
 
 /// Prompt names the current call flow plays.
-pub const FLOW_PROMPTS: [&str; 8] = [
+pub const FLOW_PROMPTS: [&str; 12] = [
     "welcome",
     "goodbye",
     "return_visit",
@@ -327,6 +327,10 @@ pub const FLOW_PROMPTS: [&str; 8] = [
     "agent_logged_out",
     "agent_paused",
     "agent_ready",
+    "position_is",
+    "in_line",
+    "wait_is",
+    "minutes_word",
 ];
 
 impl Config {

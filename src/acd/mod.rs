@@ -34,6 +34,7 @@
 //! is offered only to agents who speak it, with the same matching code.
 
 pub mod agents;
+pub mod announce;
 mod router;
 
 pub use router::{AcdConfig, AcdOutput, AgentConfig, AgentState, LeftReason, QueueConfig, Router};

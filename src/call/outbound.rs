@@ -465,6 +465,16 @@ impl Switch {
         self.pump(now);
     }
 
+    /// The ACD's periodic word to a waiting caller.
+    pub fn announce(&mut self, now: Instant, caller: CallId, position: usize, minutes: u64) {
+        self.last_now = Some(now);
+        if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
+            s.announce(now, position, minutes);
+            self.pump_ivr(now, caller);
+        }
+        self.pump(now);
+    }
+
     /// The ACD gave up on `caller` (no agent in time): the menu apologises
     /// and says goodbye.
     pub fn queue_left(&mut self, now: Instant, caller: CallId) {

@@ -247,6 +247,29 @@ impl Session {
         self.queue_waits = waits;
     }
 
+    /// Tells a waiting caller their place in line and the estimated wait,
+    /// then the hold prompt goes on.
+    pub fn announce(&mut self, _now: Instant, position: usize, minutes: u64) {
+        if self.wait != Wait::Queued {
+            return;
+        }
+        let graph = Arc::clone(&self.graph);
+        let name = graph.names[self.node.0].as_str();
+        self.step(name, format!("told place {position}, about {minutes} min"));
+        let lang = self.language.clone();
+        let mut said = vec!["position_is".to_string()];
+        said.extend(say::number(&lang, position as i64));
+        said.push("in_line".into());
+        said.push("wait_is".into());
+        said.extend(say::number(&lang, minutes as i64));
+        said.push("minutes_word".into());
+        if let NodeConfig::Queue { prompt, .. } = &graph.nodes[self.node.0] {
+            said.extend(prompt.names().into_iter().take(1));
+        }
+        self.out.push_back(Action::StopPlayback);
+        self.play(said);
+    }
+
     /// The queue gave up on the caller (waited too long): the rest of the
     /// queue node's prompts (an apology), then goodbye.
     pub fn handle_queue_left(&mut self, _now: Instant) {

@@ -617,3 +617,32 @@ fn the_other_site_has_its_own_greeting_and_the_same_services() {
         }]
     );
 }
+
+#[test]
+fn a_caller_waiting_for_an_agent_hears_the_hold_prompt_loop_and_their_place() {
+    let mut sim = Sim::call("100", Some(li()));
+    sim.s.set_queue_waits(true);
+    sim.keys("0");
+    assert_eq!(
+        sim.last_played(),
+        "hold_zh",
+        "only the hold prompt while waiting"
+    );
+    sim.finish();
+    assert_eq!(sim.last_played(), "hold_zh", "and again");
+    assert!(!sim.hung_up());
+    sim.s.announce(sim.now, 3, 5);
+    sim.drain();
+    assert_eq!(
+        sim.last_played(),
+        "position_is_zh num_3_zh in_line_zh wait_is_zh num_5_zh minutes_word_zh hold_zh"
+    );
+    sim.finish();
+    assert_eq!(sim.last_played(), "hold_zh");
+    // No agent in time: the apology, then goodbye.
+    sim.s.handle_queue_left(sim.now);
+    sim.drain();
+    assert_eq!(sim.last_played(), "agents_busy_zh");
+    sim.finish();
+    assert!(sim.hung_up());
+}

@@ -14,6 +14,7 @@ use tracing::info;
 
 use super::Input;
 use crate::acd::agents::AgentsFile;
+use crate::acd::announce::Announcer;
 use crate::acd::{
     AcdConfig, AcdOutput, AgentConfig, AgentId, AgentState, CallKey, Language, QueueConfig,
     QueueId, Router, SkillId,
@@ -127,26 +128,39 @@ fn run(
     metrics: Arc<crate::metrics::Metrics>,
 ) {
     let mut snapshot = Snapshot::default();
+    // Every 30 s a waiting caller hears their place and the estimated wait
+    // (3 minutes a call until real handle times are known).
+    let mut announcer = Announcer::new(Duration::from_secs(30), Duration::from_secs(180));
     loop {
-        let wait = router
-            .poll_timeout()
+        let wait = [router.poll_timeout(), announcer.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
             .map(|at| at.saturating_duration_since(Instant::now()))
             .unwrap_or(Duration::from_secs(3600));
         match rx.recv_timeout(wait) {
             Ok(first) => {
                 let now = Instant::now();
-                handle(&mut router, &queue_names, now, first);
+                handle(&mut router, &mut announcer, &queue_names, now, first);
                 // Everything else already queued, in the same pass.
                 while let Ok(next) = rx.try_recv() {
-                    handle(&mut router, &queue_names, now, next);
+                    handle(&mut router, &mut announcer, &queue_names, now, next);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        router.handle_timeout(Instant::now());
+        let now = Instant::now();
+        router.handle_timeout(now);
         let mut changed = false;
         while let Some(out) = router.poll_output() {
+            match &out {
+                AcdOutput::Connected { call, agent } => {
+                    announcer.handle_connected(now, *call, *agent)
+                }
+                AcdOutput::Left { call, .. } => announcer.handle_left(*call),
+                _ => {}
+            }
             if let AcdOutput::AgentChanged { agent, state } = &out {
                 info!(
                     agent = agent.0,
@@ -171,10 +185,26 @@ fn run(
             metrics.set_acd(&snapshot);
             publish.send_replace(snapshot.clone());
         }
+        let at_work = snapshot
+            .agents
+            .values()
+            .filter(|s| !matches!(s, AgentState::LoggedOut | AgentState::Paused { .. }))
+            .count();
+        for a in announcer.handle_timeout(now, |c| router.position(c), at_work) {
+            if to_switch.send(Input::Announce(a)).is_err() {
+                return;
+            }
+        }
     }
 }
 
-fn handle(router: &mut Router, queue_names: &[String], now: Instant, msg: AcdIn) {
+fn handle(
+    router: &mut Router,
+    announcer: &mut Announcer,
+    queue_names: &[String],
+    now: Instant,
+    msg: AcdIn,
+) {
     match msg {
         AcdIn::Login(a) => router.handle_login(now, a),
         AcdIn::Logout(a) => router.handle_logout(now, a),
@@ -192,10 +222,17 @@ fn handle(router: &mut Router, queue_names: &[String], now: Instant, msg: AcdIn)
                 .or_else(|| queue_names.iter().position(|n| n == "general"))
                 .unwrap_or(0);
             router.handle_call_queued(now, call, QueueId(q as u16), language, priority, None);
+            announcer.handle_queued(now, call);
         }
-        AcdIn::Abandoned(call) => router.handle_call_abandoned(now, call),
+        AcdIn::Abandoned(call) => {
+            announcer.handle_left(call);
+            router.handle_call_abandoned(now, call);
+        }
         AcdIn::Answered(call, agent) => router.handle_answered(now, call, agent),
         AcdIn::Refused(call, agent) => router.handle_refused(now, call, agent),
-        AcdIn::Ended(agent) => router.handle_call_ended(now, agent),
+        AcdIn::Ended(agent) => {
+            announcer.handle_call_ended(now, agent);
+            router.handle_call_ended(now, agent);
+        }
     }
 }

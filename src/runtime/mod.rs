@@ -52,6 +52,8 @@ pub enum Input {
     IvrReply(CallId, crate::ivr::Reply),
     /// What the ACD decided.
     Acd(crate::acd::AcdOutput),
+    /// Time to tell a waiting caller their place and wait.
+    Announce(crate::acd::announce::Announcement),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -253,6 +255,7 @@ impl Hotline {
                         Input::Owner(call, owner) => switch.handle_owner(now, call, owner),
                         Input::IvrReply(call, reply) => switch.handle_ivr_reply(now, call, reply),
                         Input::Acd(out) => handle_acd(&mut switch, now, out, acd.as_ref()),
+                        Input::Announce(a) => switch.announce(now, CallId(a.call.0), a.position, a.wait_minutes),
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => switch.handle_timeout(Instant::now()),
