@@ -230,6 +230,10 @@ pub enum Output {
         node: String,
         detail: String,
     },
+    /// The caller left the queue of their own accord (for a voice message).
+    LeftQueue {
+        call: CallId,
+    },
     /// The agent's phone answered: the two legs are bridged.
     AgentAnswered {
         caller: CallId,
@@ -1193,6 +1197,7 @@ impl Switch {
                     self.send_bye(now, id);
                     continue;
                 }
+                ivr::Action::LeaveQueue => Output::LeftQueue { call: id },
             };
             self.out.push_back(out);
         }

@@ -164,9 +164,13 @@ pub enum NodeConfig {
         /// Higher first; emergencies at the top.
         #[serde(default)]
         priority: u8,
-        /// Played while waiting (the ACD issue adds the queue itself).
+        /// The hold prompt (looped while waiting), then what is said when
+        /// no agent comes in time.
         #[serde(default)]
         prompt: Prompts,
+        /// Where a caller goes who presses 0 while waiting, or whom no
+        /// agent took in time (a voice message that becomes a ticket).
+        voicemail: Option<String>,
     },
     /// Says the catalogue (gift N costs P points) and takes a choice.
     Catalogue {
@@ -476,9 +480,17 @@ impl Graph {
                     }
                     next.push(("next", to.clone()));
                 }
-                NodeConfig::Queue { prompt, queue, .. } => {
+                NodeConfig::Queue {
+                    prompt,
+                    queue,
+                    voicemail,
+                    ..
+                } => {
                     if queue.is_empty() {
                         return Err(node_err(name, "queue is empty".into()));
+                    }
+                    if let Some(v) = voicemail {
+                        next.push(("voicemail", v.clone()));
                     }
                     own_prompts.extend(prompt.names());
                 }

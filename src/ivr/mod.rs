@@ -123,6 +123,8 @@ pub enum Action {
         class: Option<OwnerClass>,
     },
     SurveyAnswered(u8),
+    /// The caller leaves the queue (for a voice message).
+    LeaveQueue,
     Hangup,
 }
 
@@ -270,10 +272,32 @@ impl Session {
         self.play(said);
     }
 
-    /// The queue gave up on the caller (waited too long): the rest of the
-    /// queue node's prompts (an apology), then goodbye.
-    pub fn handle_queue_left(&mut self, _now: Instant) {
+    /// Out of the queue to its voice-message node, if it has one.
+    fn leave_for_voicemail(&mut self, now: Instant, why: &str) -> bool {
+        let graph = Arc::clone(&self.graph);
+        let NodeConfig::Queue {
+            voicemail: Some(to),
+            ..
+        } = &graph.nodes[self.node.0]
+        else {
+            return false;
+        };
+        let name = graph.names[self.node.0].as_str();
+        self.step(name, format!("{why} -> {to}"));
+        self.out.push_back(Action::StopPlayback);
+        self.out.push_back(Action::LeaveQueue);
+        self.goto(now, to, Vec::new());
+        true
+    }
+
+    /// The queue gave up on the caller (waited too long): a voice message
+    /// when the queue node offers one, else the rest of its prompts (an
+    /// apology), then goodbye.
+    pub fn handle_queue_left(&mut self, now: Instant) {
         if self.wait != Wait::Queued {
+            return;
+        }
+        if self.leave_for_voicemail(now, "no agent in time") {
             return;
         }
         let graph = Arc::clone(&self.graph);
@@ -400,6 +424,12 @@ impl Session {
             Wait::Recording => {
                 if digit == '#' {
                     self.out.push_back(Action::StopRecording);
+                }
+                return;
+            }
+            Wait::Queued => {
+                if digit == '0' {
+                    self.leave_for_voicemail(now, "key 0: a voice message instead");
                 }
                 return;
             }
@@ -911,6 +941,7 @@ impl Session {
                 skills,
                 priority,
                 prompt,
+                ..
             } => {
                 self.step(name, format!("queue {queue} priority {priority}"));
                 self.out.push_back(Action::Queue {

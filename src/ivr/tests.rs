@@ -639,7 +639,34 @@ fn a_caller_waiting_for_an_agent_hears_the_hold_prompt_loop_and_their_place() {
     );
     sim.finish();
     assert_eq!(sim.last_played(), "hold_zh");
-    // No agent in time: the apology, then goodbye.
+    // No agent in time: a voice message instead (it becomes a ticket).
+    sim.s.handle_queue_left(sim.now);
+    sim.drain();
+    assert_eq!(sim.last_played(), "record_complaint_zh");
+    assert!(sim.other.contains(&Action::LeaveQueue));
+}
+
+#[test]
+fn zero_while_waiting_leaves_a_voice_message_and_a_queue_without_one_apologises() {
+    let mut sim = Sim::call("100", Some(li()));
+    sim.s.set_queue_waits(true);
+    sim.keys("0");
+    sim.finish();
+    sim.keys("0");
+    assert_eq!(sim.last_played(), "record_complaint_zh");
+    assert!(sim.other.contains(&Action::LeaveQueue));
+    // The emergency queue has no voice message: an apology, then goodbye.
+    let mut sim = Sim::call("100", Some(li()));
+    sim.s.set_queue_waits(true);
+    sim.keys("29");
+    sim.reply(Reply::TicketOpened(3));
+    assert_eq!(sim.last_played(), "emergency_hold_zh");
+    sim.finish();
+    sim.keys("0");
+    assert!(
+        !sim.other.contains(&Action::LeaveQueue),
+        "an emergency stays in line"
+    );
     sim.s.handle_queue_left(sim.now);
     sim.drain();
     assert_eq!(sim.last_played(), "agents_busy_zh");

@@ -383,6 +383,13 @@ async fn flush(
                     });
                 }
             }
+            Output::LeftQueue { call } => {
+                if let Some(acd) = acd {
+                    let _ = acd
+                        .tx
+                        .send(acd::AcdIn::Abandoned(crate::acd::CallKey(call.0)));
+                }
+            }
             Output::AgentAnswered { caller, agent } => {
                 if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
                     let _ = acd.tx.send(acd::AcdIn::Answered(
