@@ -41,6 +41,13 @@ rtp_port_min = 30000
 rtp_port_max = 59999
 [tickets]
 store = "$OUT/events.db"
+[owners]
+db = "$OUT/owners.db"
+# The line test (answer, digits until #, goodbye): the SIP and RTP load, not the menu.
+[ivr]
+menu = ""
+[http]
+listen = "127.0.0.1:0"
 EOF
 
 # run_rate NAME TARGET RATE ARGS... -> prints "successful failed wall_seconds"
