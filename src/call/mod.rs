@@ -39,7 +39,7 @@ use crate::tickets::TicketId;
 mod outbound;
 mod registrar;
 pub use outbound::{PlaceCall, VisitOutcome};
-pub use registrar::Binding;
+pub use registrar::{Binding, FeatureCode};
 
 /// Methods we accept; everything else is 405 (known) or 501 (unknown).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
@@ -256,7 +256,7 @@ pub enum Output {
     /// An agent dialled a feature code (authenticated).
     AgentFeature {
         agent: String,
-        code: String,
+        code: FeatureCode,
     },
     /// Unregistered by the phone, or the registration expired.
     AgentUnregistered {
@@ -1355,7 +1355,7 @@ impl Switch {
                 sip_call_id: c.sip_call_id.clone(),
                 ticket: v.ticket,
                 attempt: v.attempt,
-                number: v.number.clone(),
+                number: c.number.clone(),
                 outcome,
             });
         }

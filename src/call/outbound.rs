@@ -74,7 +74,6 @@ impl VisitOutcome {
 pub(super) struct Visit {
     pub ticket: TicketId,
     pub attempt: u32,
-    pub number: String,
     /// The outcome went out (exactly once per call).
     pub reported: bool,
     /// Times the current question was repeated after silence.
@@ -98,14 +97,7 @@ impl Switch {
     /// [`Output::ReturnVisit`], also when it cannot even start.
     pub fn place_call(&mut self, now: Instant, req: PlaceCall) -> CallId {
         self.last_now = Some(now);
-        self.next_id += 1;
-        let id = CallId(self.next_id);
-        let sip_call_id = format!(
-            "rv{:x}-{}@{}",
-            self.cfg.seed & 0xffff_ffff,
-            id.0,
-            self.cfg.sip_addr.ip()
-        );
+        let (id, sip_call_id) = self.new_outbound("rv");
         let request_uri = format!("sip:{}@{}", req.number, req.gateway);
         let peer = Peer {
             transport: Transport::Udp,
@@ -131,7 +123,6 @@ impl Switch {
         let purpose = Purpose::ReturnVisit(Visit {
             ticket: req.ticket,
             attempt: req.attempt,
-            number: req.number.clone(),
             reported: false,
             repeats: 0,
         });
@@ -315,7 +306,7 @@ impl Switch {
         let Purpose::ReturnVisit(visit) = &mut c.purpose else {
             return;
         };
-        let (ticket, attempt, number) = (visit.ticket, visit.attempt, visit.number.clone());
+        let (ticket, attempt, number) = (visit.ticket, visit.attempt, c.number.clone());
         match (c.phase, digit) {
             (Phase::Asking, '1' | '2') => {
                 let outcome = if digit == '1' {
@@ -407,14 +398,7 @@ impl Switch {
         if c.bridge.is_some() || matches!(c.phase, Phase::HangingUp) {
             return false;
         }
-        self.next_id += 1;
-        let id = CallId(self.next_id);
-        let sip_call_id = format!(
-            "ag{:x}-{}@{}",
-            self.cfg.seed & 0xffff_ffff,
-            id.0,
-            self.cfg.sip_addr.ip()
-        );
+        let (id, sip_call_id) = self.new_outbound("ag");
         let Some(port) = self.ports.allocate() else {
             tracing::warn!(%caller, agent, "no RTP port free for an agent leg");
             return false;
@@ -539,6 +523,20 @@ struct Dial {
 }
 
 impl Switch {
+    /// A new call id and its SIP Call-ID (`kind` tells return visits from
+    /// agent legs in logs; the seed keeps it unique across restarts).
+    fn new_outbound(&mut self, kind: &str) -> (CallId, String) {
+        self.next_id += 1;
+        let id = CallId(self.next_id);
+        let sip_call_id = format!(
+            "{kind}{:x}-{}@{}",
+            self.cfg.seed & 0xffff_ffff,
+            id.0,
+            self.cfg.sip_addr.ip()
+        );
+        (id, sip_call_id)
+    }
+
     /// Sends the INVITE of `d` (client transaction) and keeps the call;
     /// false (and the port released) when it cannot be sent.
     fn dial(&mut self, now: Instant, d: Dial) -> bool {

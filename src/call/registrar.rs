@@ -17,6 +17,41 @@ const MAX_EXPIRES: u64 = 3600;
 /// How long a nonce stays fresh.
 pub(super) const NONCE_LIFETIME_MS: u64 = 300_000;
 
+/// What an agent's phone can dial to change the agent's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureCode {
+    /// `*1`
+    LogIn,
+    /// `*2`
+    LogOut,
+    /// `*3`
+    Pause,
+    /// `*4`
+    Ready,
+}
+
+impl FeatureCode {
+    pub fn parse(dialled: &str) -> Option<Self> {
+        match dialled {
+            "*1" => Some(FeatureCode::LogIn),
+            "*2" => Some(FeatureCode::LogOut),
+            "*3" => Some(FeatureCode::Pause),
+            "*4" => Some(FeatureCode::Ready),
+            _ => None,
+        }
+    }
+
+    /// The confirmation the agent hears.
+    fn prompt(self) -> &'static str {
+        match self {
+            FeatureCode::LogIn => "agent_logged_in",
+            FeatureCode::LogOut => "agent_logged_out",
+            FeatureCode::Pause => "agent_paused",
+            FeatureCode::Ready => "agent_ready",
+        }
+    }
+}
+
 /// An agent's softphone, reachable at `contact` (sent to `peer`, where its
 /// REGISTER came from, for NAT).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,23 +236,17 @@ impl Switch {
             }
             Some(Verdict::Ok) => {}
         }
-        let prompt = match code {
-            "*1" => "agent_logged_in",
-            "*2" => "agent_logged_out",
-            "*3" => "agent_paused",
-            "*4" => "agent_ready",
-            _ => {
-                self.respond_with(now, tx, &core, 404, "Not Found", Some(&tag), &[], b"");
-                return None;
-            }
+        let Some(feature) = FeatureCode::parse(code) else {
+            self.respond_with(now, tx, &core, 404, "Not Found", Some(&tag), &[], b"");
+            return None;
         };
         let agent = creds.map(|c| c.username).unwrap_or_default();
         info!(%agent, %code, "agent feature code");
         self.out.push_back(Output::AgentFeature {
             agent,
-            code: code.to_string(),
+            code: feature,
         });
-        Some(prompt)
+        Some(feature.prompt())
     }
 
     /// Registrations whose time is up are removed (the agent is logged out).

@@ -914,7 +914,7 @@ fn features(sim: &Sim) -> Vec<String> {
     sim.menu
         .iter()
         .filter_map(|o| match o {
-            Output::AgentFeature { agent, code } => Some(format!("{agent} {code}")),
+            Output::AgentFeature { agent, code } => Some(format!("{agent} {code:?}")),
             _ => None,
         })
         .collect()
@@ -929,7 +929,7 @@ fn an_agent_logs_in_with_star_1_after_authenticating() {
     assert!(features(&sim).is_empty());
     let auth = answer_invite_challenge(&challenge, "*1", "agent2001");
     sim.recv(&feature_invite("*1", 2, Some(&auth)));
-    assert_eq!(features(&sim), ["2001 *1"]);
+    assert_eq!(features(&sim), ["2001 LogIn"]);
     sim.advance(Duration::from_millis(600));
     let ok = sim
         .take_sent()

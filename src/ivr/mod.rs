@@ -265,11 +265,18 @@ impl Session {
         said.push("wait_is".into());
         said.extend(say::number(&lang, minutes as i64));
         said.push("minutes_word".into());
-        if let NodeConfig::Queue { prompt, .. } = &graph.nodes[self.node.0] {
-            said.extend(prompt.names().into_iter().take(1));
-        }
+        said.extend(self.hold_prompt());
         self.out.push_back(Action::StopPlayback);
         self.play(said);
+    }
+
+    /// The hold prompt of the queue node the caller is at: the first of its
+    /// prompts (the rest is for when no agent comes).
+    fn hold_prompt(&self) -> Vec<String> {
+        match &self.graph.nodes[self.node.0] {
+            NodeConfig::Queue { prompt, .. } => prompt.names().into_iter().take(1).collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Out of the queue to its voice-message node, if it has one.
@@ -381,11 +388,10 @@ impl Session {
                     }
                     NodeConfig::Hangup { .. } => self.hang_up(),
                     NodeConfig::Queue { .. } if !self.queue_waits => self.hang_up(),
-                    NodeConfig::Queue { prompt, .. } => {
+                    NodeConfig::Queue { .. } => {
                         // Waiting for an agent: the hold prompt again.
                         self.wait = Wait::Queued;
-                        let hold: Vec<String> = prompt.names().into_iter().take(1).collect();
-                        self.play(hold);
+                        self.play(self.hold_prompt());
                     }
                     _ => {
                         self.wait = Wait::Keys;
@@ -394,12 +400,7 @@ impl Session {
                 }
             }
             Wait::Ending => self.hang_up(),
-            Wait::Queued => {
-                if let NodeConfig::Queue { prompt, .. } = &self.graph.nodes[self.node.0] {
-                    let hold: Vec<String> = prompt.names().into_iter().take(1).collect();
-                    self.play(hold);
-                }
-            }
+            Wait::Queued => self.play(self.hold_prompt()),
             _ => {}
         }
     }
@@ -955,7 +956,7 @@ impl Session {
                 if self.queue_waits {
                     // Only the hold prompt while waiting; the rest is for
                     // when no agent comes.
-                    before.extend(prompt.names().into_iter().take(1));
+                    before.extend(self.hold_prompt());
                 } else {
                     before.extend(prompt.names());
                 }

@@ -104,6 +104,19 @@ fn rows(path: &Path, columns: &[&str]) -> Result<(Vec<NumberedRecord>, Vec<BadRo
     Ok((good, bad))
 }
 
+/// Nothing is imported when any row is bad: all of them, by line.
+fn refuse_bad_rows(path: &Path, mut bad: Vec<BadRow>) -> Result<(), OwnersError> {
+    if bad.is_empty() {
+        return Ok(());
+    }
+    bad.sort_by_key(|b| b.line);
+    Err(ImportError::BadRows {
+        path: path.display().to_string(),
+        rows: bad,
+    }
+    .into())
+}
+
 /// Parses `123.45` / `-7` / `0.5` yuan into cents.
 fn cents(text: &str) -> Option<i64> {
     let (negative, digits) = match text.strip_prefix('-') {
@@ -224,14 +237,7 @@ pub fn import_owners(db: &OwnerDb, path: &Path, plan: &NumberPlan) -> Result<usi
             fee_balance_cents: balance.expect("checked"),
         });
     }
-    if !bad.is_empty() {
-        bad.sort_by_key(|b| b.line);
-        return Err(ImportError::BadRows {
-            path: path.display().to_string(),
-            rows: bad,
-        }
-        .into());
-    }
+    refuse_bad_rows(path, bad)?;
     db.write_owners(&owners)?;
     Ok(owners.len())
 }
@@ -267,14 +273,7 @@ pub fn import_gifts(db: &OwnerDb, path: &Path) -> Result<usize, OwnersError> {
             });
         }
     }
-    if !bad.is_empty() {
-        bad.sort_by_key(|b| b.line);
-        return Err(ImportError::BadRows {
-            path: path.display().to_string(),
-            rows: bad,
-        }
-        .into());
-    }
+    refuse_bad_rows(path, bad)?;
     db.write_gifts(&gifts)?;
     Ok(gifts.len())
 }

@@ -351,11 +351,12 @@ async fn flush(
             Output::AgentFeature { agent, code } => {
                 if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
                     let id = crate::acd::AgentId(id);
-                    let msg = match code.as_str() {
-                        "*1" => acd::AcdIn::Login(id),
-                        "*2" => acd::AcdIn::Logout(id),
-                        "*3" => acd::AcdIn::Pause(id, "break".into()),
-                        _ => acd::AcdIn::Ready(id),
+                    use crate::call::FeatureCode;
+                    let msg = match code {
+                        FeatureCode::LogIn => acd::AcdIn::Login(id),
+                        FeatureCode::LogOut => acd::AcdIn::Logout(id),
+                        FeatureCode::Pause => acd::AcdIn::Pause(id, "break".into()),
+                        FeatureCode::Ready => acd::AcdIn::Ready(id),
                     };
                     let _ = acd.tx.send(msg);
                 }
