@@ -2,6 +2,7 @@
 //! all the hotline runs on the embedded defaults below. Unknown keys, bad
 //! addresses and missing prompts are errors that name the key or file.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -72,12 +73,158 @@ impl Default for HttpSettings {
 }
 
 /// Agents and their queues.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AcdSettings {
     /// The agents file (credentials as hashes, skills); empty: no agents,
     /// REGISTER is refused. `config/agents.toml` has demo agents.
     pub agents: PathBuf,
+    /// An agent's phone ringing this long without an answer is a miss.
+    pub offer_seconds: u64,
+    /// Misses in a row that pause the agent with reason `no-answer`.
+    pub max_misses: u32,
+    /// A caller with an open ticket waits this long for the agent who
+    /// handled it before anyone else may take the call.
+    pub sticky_seconds: u64,
+    /// Waiting callers hear their place and the estimated wait this often.
+    pub announce_seconds: u64,
+    /// The handle time estimates start from, until real calls are measured.
+    pub assumed_handle_seconds: u64,
+    /// Queues by name (the menu's queue nodes name them). A table here
+    /// replaces the defaults.
+    pub queues: BTreeMap<String, QueueSettings>,
+}
+
+impl Default for AcdSettings {
+    fn default() -> Self {
+        let queue = |skill: &str| QueueSettings {
+            skill: Some(skill.into()),
+            ..QueueSettings::default()
+        };
+        let mut queues = BTreeMap::new();
+        queues.insert(
+            "general".into(),
+            QueueSettings {
+                vip_queue: Some("vip".into()),
+                ..queue("general")
+            },
+        );
+        for name in ["repair", "complaint", "gifts"] {
+            queues.insert(
+                name.into(),
+                QueueSettings {
+                    neighbours: vec!["general".into()],
+                    ..queue(name)
+                },
+            );
+        }
+        queues.insert("self_service".into(), queue("general"));
+        queues.insert(
+            "vip".into(),
+            QueueSettings {
+                good_level: 7,
+                min_level: 5,
+                ..queue("general")
+            },
+        );
+        Self {
+            agents: PathBuf::new(),
+            offer_seconds: 15,
+            max_misses: 3,
+            sticky_seconds: 20,
+            announce_seconds: 30,
+            assumed_handle_seconds: 180,
+            queues,
+        }
+    }
+}
+
+impl AcdSettings {
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        for (key, value) in [
+            ("acd.offer_seconds", self.offer_seconds),
+            ("acd.announce_seconds", self.announce_seconds),
+            ("acd.assumed_handle_seconds", self.assumed_handle_seconds),
+            ("acd.max_misses", self.max_misses as u64),
+        ] {
+            if value == 0 {
+                return Err((key, "must be at least 1".into()));
+            }
+        }
+        if self.queues.is_empty() {
+            return Err(("acd.queues", "at least one queue is needed".into()));
+        }
+        for (name, q) in &self.queues {
+            let bad = |m: String| Err(("acd.queues", format!("queue {name:?}: {m}")));
+            if !(1..=10).contains(&q.good_level)
+                || !(1..=10).contains(&q.min_level)
+                || !(1..=10).contains(&q.widened_level)
+            {
+                return bad("levels run from 1 to 10".into());
+            }
+            if q.min_level > q.good_level || q.widened_level > q.min_level {
+                return bad(format!(
+                    "levels must not rise: good_level {} >= min_level {} >= widened_level {}",
+                    q.good_level, q.min_level, q.widened_level
+                ));
+            }
+            if q.max_wait_seconds == 0 {
+                return bad("max_wait_seconds must be at least 1".into());
+            }
+            if let Some(v) = &q.vip_queue
+                && !self.queues.contains_key(v)
+            {
+                return bad(format!("vip_queue {v:?} is not a queue"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The skill a queue needs.
+    pub fn skill_of<'a>(&'a self, queue: &'a str) -> &'a str {
+        self.queues
+            .get(queue)
+            .and_then(|q| q.skill.as_deref())
+            .unwrap_or(queue)
+    }
+}
+
+/// One queue: the skill it needs and how far it widens while callers wait.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSettings {
+    /// The skill agents need (levels 1-10 in the agents file); the queue's
+    /// own name when left out.
+    pub skill: Option<String>,
+    /// Agents at this level and up are offered the call first ...
+    pub good_level: u8,
+    /// ... then agents down to this level.
+    pub min_level: u8,
+    /// Once the first caller has waited this long, agents down to
+    /// `widened_level` and agents of the `neighbours` skills may take it.
+    pub widen_after_seconds: u64,
+    pub widened_level: u8,
+    pub neighbours: Vec<String>,
+    /// A caller waiting this long goes to the menu's fallback (a voice
+    /// message that becomes a ticket).
+    pub max_wait_seconds: u64,
+    /// VIPs and key customers asking for this queue wait in that one.
+    pub vip_queue: Option<String>,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            skill: None,
+            good_level: 5,
+            min_level: 3,
+            widen_after_seconds: 60,
+            widened_level: 1,
+            neighbours: Vec::new(),
+            max_wait_seconds: 300,
+            vip_queue: None,
+        }
+    }
 }
 
 /// The voice menu.
@@ -442,6 +589,9 @@ impl Config {
                 format!("{:?} is not one of \"en\", \"zh\"", self.prompts.language),
             ));
         }
+        self.acd
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
         Ok(())
     }
 
@@ -482,12 +632,31 @@ impl Config {
         if self.ivr.menu.as_os_str().is_empty() {
             return Ok(None);
         }
-        crate::ivr::graph::Graph::load(&self.ivr.menu, |name| prompts.contains(name))
-            .map(|g| Some(std::sync::Arc::new(g)))
+        let graph = crate::ivr::graph::Graph::load(&self.ivr.menu, |name| prompts.contains(name))
             .map_err(|source| ConfigError::Menu {
-                path: path.to_path_buf(),
-                source,
-            })
+            path: path.to_path_buf(),
+            source,
+        })?;
+        // Every queue the menu hands callers to must exist.
+        for (node, queue) in graph.queues() {
+            if !self.acd.queues.contains_key(queue) {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    key: "acd.queues",
+                    message: format!(
+                        "{}: node {node} hands callers to queue {queue:?}, which is not configured (queues: {})",
+                        self.ivr.menu.display(),
+                        self.acd
+                            .queues
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(Some(std::sync::Arc::new(graph)))
     }
 
     pub fn switch_config(
@@ -572,6 +741,60 @@ mod tests {
         assert!(err.to_string().contains("tickets.webhooks"), "{err}");
         let err = parse("[tickets.webhooks]\nplumbing = \"http://x\"\n").unwrap_err();
         assert!(err.to_string().contains("plumbing"), "{err}");
+    }
+
+    #[test]
+    fn queues_replace_the_defaults_and_bad_ones_are_named() {
+        let cfg = parse(
+            "[acd.queues.repair]\nneighbours = [\"general\"]\n[acd.queues.general]\nmax_wait_seconds = 60\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.acd.queues.keys().collect::<Vec<_>>(),
+            ["general", "repair"]
+        );
+        assert_eq!(cfg.acd.skill_of("repair"), "repair");
+        assert_eq!(cfg.acd.queues["general"].max_wait_seconds, 60);
+        for (text, says) in [
+            (
+                "[acd.queues.x]\ngood_level = 11\n",
+                "queue \"x\": levels run from 1 to 10",
+            ),
+            (
+                "[acd.queues.x]\ngood_level = 3\nmin_level = 5\n",
+                "levels must not rise",
+            ),
+            (
+                "[acd.queues.x]\nvip_queue = \"gold\"\n",
+                "vip_queue \"gold\" is not a queue",
+            ),
+            ("[acd.queues.x]\nmax_wait_seconds = 0\n", "max_wait_seconds"),
+            ("[acd.queues.x]\nwiden_after = 3\n", "widen_after"),
+            ("[acd]\noffer_seconds = 0\n", "acd.offer_seconds"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_menu_naming_a_queue_that_is_not_configured_is_refused() {
+        let cfg = parse(&format!(
+            "[ivr]\nmenu = \"{}/config/ivr.toml\"\n[acd.queues.general]\n",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let mut cfg = cfg;
+        cfg.prompts.dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
+        let prompts = PromptSet::load_dir(&cfg.prompts.dir, &[]).unwrap();
+        let err = cfg
+            .load_menu(Path::new("test.toml"), &prompts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("acd.queues") && err.contains("queue \"complaint\""),
+            "{err}"
+        );
     }
 
     #[test]

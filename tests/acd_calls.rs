@@ -13,43 +13,12 @@ use common::{Hotline, assert_sipp_ok, field, sipp, tone_pcap};
 
 const BASE: u16 = 20000;
 
-fn manifest(path: &str) -> String {
-    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
-}
-
 /// A hotline with the default menu, the sample owners and the demo agents,
 /// and agent 2001's phone (baresip on `phone_port`, `answermode` auto or
 /// manual) logged in with *1.
 fn hotline_with_agent(phone_port: u16, answermode: &str) -> (Hotline, tempfile::TempDir, Baresip) {
-    let data = tempfile::tempdir().unwrap();
-    let db = data.path().join("owners.db");
-    let db = db.to_str().unwrap();
-    common::cli(&[
-        "owners",
-        "--db",
-        db,
-        "import",
-        &manifest("config/owners.csv"),
-    ]);
-    let h = Hotline::start(
-        BASE,
-        &format!(
-            "[owners]\ndb = \"{db}\"\n[ivr]\nmenu = \"{}\"\nrecordings = \"{}\"\n[acd]\nagents = \"{}\"\n",
-            manifest("config/ivr.toml"),
-            data.path().join("recordings").display(),
-            manifest("config/agents.toml"),
-        ),
-    );
-    let phone = Baresip::start(
-        h.dir.path(),
-        &format!(
-            "<sip:2001@{}>;auth_user=2001;auth_pass=agent2001;regint=60;answermode={answermode};audio_codecs=PCMU/8000",
-            h.target()
-        ),
-        phone_port,
-        (phone_port + 10, phone_port + 60),
-        &[&format!("/dial sip:*1@{}", h.target())],
-    );
+    let (h, data) = common::menu_hotline(BASE, "");
+    let phone = common::baresip::agent_phone(&h, "2001", phone_port, answermode);
     let ready = h.wait_for("agent state", 1, Duration::from_secs(10));
     assert_eq!(field(&ready[0], "state"), Some("available"), "{}", h.log());
     (h, data, phone)

@@ -51,7 +51,8 @@ fn baresip_registers_as_an_agent_with_digest_authentication() {
     assert_eq!(registered.len(), 1, "{}", h.log());
     assert_eq!(common::field(&registered[0], "agent"), Some("2001"));
     assert_eq!(common::field(&registered[0], "expires"), Some("60"));
-    let log = std::fs::read_to_string(h.dir.path().join("baresip.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(h.dir.path().join(format!("baresip-{}.log", h.peer_port)))
+        .unwrap_or_default();
     assert!(log.contains("200 OK") || log.contains("OK"), "{log}");
 }
 
@@ -110,7 +111,7 @@ fn an_agent_logs_in_with_star_1_from_baresip_and_is_logged_out_when_the_phone_un
     );
     // The phone goes away politely: it unregisters, the agent is logged out.
     let _ = Command::new("kill")
-        .args(["-TERM", &phone.0.id().to_string()])
+        .args(["-TERM", &phone.pid().to_string()])
         .status();
     h.wait_for("agent unregistered", 1, Duration::from_secs(10));
     let states = h.wait_for("agent state", 2, Duration::from_secs(5));

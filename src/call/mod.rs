@@ -237,7 +237,10 @@ pub enum Output {
     /// The agent's phone answered: the two legs are bridged.
     AgentAnswered {
         caller: CallId,
+        sip_call_id: String,
         agent: String,
+        /// The owner calling, when known.
+        owner: Option<String>,
     },
     /// The leg to an agent ended: refused, unanswered or cancelled, or
     /// (answered) the conversation is over.

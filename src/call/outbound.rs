@@ -427,7 +427,7 @@ impl Switch {
         if !self.dial(now, dialled) {
             return false;
         }
-        info!(%caller, leg = %id, agent, contact = %binding.contact, "ringing agent");
+        info!(%caller, leg = %id, %agent, contact = %binding.contact, "ringing agent");
         self.calls.get_mut(&caller).expect("checked").bridge = Some(id);
         self.pump(now);
         true
@@ -493,15 +493,26 @@ impl Switch {
         // The menu waits (nothing reaches it while bridged): the survey
         // comes from it when the agent hangs up first.
         let sip_call_id = c.sip_call_id.clone();
+        let owner = c
+            .ivr
+            .as_ref()
+            .and_then(|s| s.owner())
+            .or(c.owner.as_ref())
+            .map(|o| o.id.clone());
         self.set_phase(leg, Phase::Bridged);
         info!(%caller, %leg, %agent, "caller connected to agent");
         self.out.push_back(Output::IvrStep {
             call: caller,
-            sip_call_id,
+            sip_call_id: sip_call_id.clone(),
             node: "agent".into(),
             detail: format!("connected to agent {agent}"),
         });
-        self.out.push_back(Output::AgentAnswered { caller, agent });
+        self.out.push_back(Output::AgentAnswered {
+            caller,
+            sip_call_id,
+            agent,
+            owner,
+        });
         self.out
             .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
     }

@@ -569,6 +569,17 @@ impl Graph {
         })
     }
 
+    /// Every queue node and the queue it names.
+    pub fn queues(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.names
+            .iter()
+            .zip(&self.nodes)
+            .filter_map(|(name, node)| match node {
+                NodeConfig::Queue { queue, .. } => Some((name.as_str(), queue.as_str())),
+                _ => None,
+            })
+    }
+
     pub fn node(&self, name: &str) -> Option<NodeId> {
         self.index.get(name).copied()
     }

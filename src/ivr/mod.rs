@@ -954,13 +954,15 @@ impl Session {
                     class: self.owner.as_ref().map(|o| o.class),
                 });
                 if self.queue_waits {
-                    // Only the hold prompt while waiting; the rest is for
-                    // when no agent comes.
+                    // Only the hold prompt while waiting (looped); the rest
+                    // is for when no agent comes. Waiting starts now: 0 and
+                    // announcements are taken during the first hold prompt.
                     before.extend(self.hold_prompt());
+                    self.wait = Wait::Queued;
                 } else {
                     before.extend(prompt.names());
+                    self.wait = Wait::Prompt;
                 }
-                self.wait = Wait::Prompt;
                 if before.is_empty() {
                     return self.hang_up();
                 }

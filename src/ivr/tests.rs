@@ -628,6 +628,13 @@ fn a_caller_waiting_for_an_agent_hears_the_hold_prompt_loop_and_their_place() {
         "hold_zh",
         "only the hold prompt while waiting"
     );
+    // Announced while the first hold prompt plays.
+    sim.s.announce(sim.now, 2, 4);
+    sim.drain();
+    assert_eq!(
+        sim.last_played(),
+        "position_is_zh num_2_zh in_line_zh wait_is_zh num_4_zh minutes_word_zh hold_zh"
+    );
     sim.finish();
     assert_eq!(sim.last_played(), "hold_zh", "and again");
     assert!(!sim.hung_up());
@@ -651,7 +658,7 @@ fn zero_while_waiting_leaves_a_voice_message_and_a_queue_without_one_apologises(
     let mut sim = Sim::call("100", Some(li()));
     sim.s.set_queue_waits(true);
     sim.keys("0");
-    sim.finish();
+    // During the first hold prompt, as during any later one.
     sim.keys("0");
     assert_eq!(sim.last_played(), "record_complaint_zh");
     assert!(sim.other.contains(&Action::LeaveQueue));

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::{mpsc, watch};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::Input;
 use crate::acd::agents::AgentsFile;
@@ -19,6 +19,7 @@ use crate::acd::{
     AcdConfig, AcdOutput, AgentConfig, AgentId, AgentState, CallKey, Language, QueueConfig,
     QueueId, Router, SkillId,
 };
+use crate::config::AcdSettings;
 
 /// What the switch and the runtime tell the ACD.
 #[derive(Debug, Clone)]
@@ -32,6 +33,10 @@ pub enum AcdIn {
         queue: String,
         language: Language,
         priority: u8,
+        /// A VIP or key customer (their queue's `vip_queue` applies).
+        vip: bool,
+        /// The agent who handled the caller's open ticket.
+        sticky: Option<AgentId>,
     },
     Abandoned(CallKey),
     Answered(CallKey, AgentId),
@@ -51,31 +56,76 @@ pub struct AcdHandle {
     pub snapshot: watch::Receiver<Snapshot>,
 }
 
-/// Queues: one per skill named in the agents file, plus `general`; a queue
-/// takes agents of level 5 and up first, then down to 3, and after a
-/// minute's wait down to 1; after 5 minutes the caller goes to the fallback.
-pub fn router_for(agents: &AgentsFile) -> (Router, Vec<String>) {
+/// The queues by name, in router order, and where VIPs of each go.
+#[derive(Debug, Clone)]
+pub struct Queues {
+    pub names: Vec<String>,
+    vip: Vec<Option<usize>>,
+}
+
+impl Queues {
+    /// The queue a caller waits in: the named one (or `general`, or the
+    /// first, for a name the configuration does not know), or its VIP queue
+    /// for VIPs and key customers.
+    fn pick(&self, name: &str, vip: bool) -> QueueId {
+        let q = self
+            .names
+            .iter()
+            .position(|n| n == name)
+            .or_else(|| self.names.iter().position(|n| n == "general"))
+            .unwrap_or(0);
+        let q = if vip { self.vip[q].unwrap_or(q) } else { q };
+        QueueId(q as u16)
+    }
+}
+
+/// The router for the `[acd]` settings and the agents file: skills are
+/// numbered over both (a queue may need a skill no agent has yet).
+pub fn router_for(agents: &AgentsFile, settings: &AcdSettings) -> (Router, Queues) {
     let mut skills: Vec<String> = agents
         .agents
         .iter()
         .flat_map(|a| a.skills.keys().cloned())
+        .chain(
+            settings
+                .queues
+                .keys()
+                .map(|q| settings.skill_of(q).to_string()),
+        )
+        .chain(settings.queues.values().flat_map(|q| q.neighbours.clone()))
         .collect();
-    skills.push("general".into());
     skills.sort();
     skills.dedup();
     let skill_id = |name: &str| SkillId(skills.iter().position(|s| s == name).unwrap_or(0) as u16);
-    let queues = skills
+    let names: Vec<String> = settings.queues.keys().cloned().collect();
+    let queues = settings
+        .queues
         .iter()
         .enumerate()
-        .map(|(i, name)| QueueConfig {
+        .map(|(i, (name, q))| QueueConfig {
             id: QueueId(i as u16),
-            skill: skill_id(name),
-            good_level: 5,
-            min_level: 3,
-            widen_after: Duration::from_secs(60),
-            widened_level: 1,
-            neighbours: Vec::new(),
-            max_wait: Duration::from_secs(300),
+            skill: skill_id(settings.skill_of(name)),
+            good_level: q.good_level,
+            min_level: q.min_level,
+            widen_after: Duration::from_secs(q.widen_after_seconds),
+            widened_level: q.widened_level,
+            neighbours: q.neighbours.iter().map(|n| skill_id(n)).collect(),
+            max_wait: Duration::from_secs(q.max_wait_seconds),
+        })
+        .collect();
+    for name in &names {
+        let skill = settings.skill_of(name);
+        if !agents.agents.iter().any(|a| a.skills.contains_key(skill)) {
+            warn!(queue = %name, %skill, "no agent has this queue's skill: its callers will wait for the fallback");
+        }
+    }
+    let vip = settings
+        .queues
+        .values()
+        .map(|q| {
+            q.vip_queue
+                .as_ref()
+                .and_then(|v| names.iter().position(|n| n == v))
         })
         .collect();
     let agent_configs = agents
@@ -98,15 +148,21 @@ pub fn router_for(agents: &AgentsFile) -> (Router, Vec<String>) {
             })
         })
         .collect();
+    let cfg = AcdConfig {
+        offer_timeout: Duration::from_secs(settings.offer_seconds),
+        max_misses: settings.max_misses,
+        sticky_wait: Duration::from_secs(settings.sticky_seconds),
+    };
     (
-        Router::new(AcdConfig::default(), queues, agent_configs),
-        skills,
+        Router::new(cfg, queues, agent_configs),
+        Queues { names, vip },
     )
 }
 
 pub fn spawn(
     router: Router,
-    queue_names: Vec<String>,
+    queues: Queues,
+    announcer: Announcer,
     to_switch: mpsc::UnboundedSender<Input>,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> AcdHandle {
@@ -114,23 +170,21 @@ pub fn spawn(
     let (publish, snapshot) = watch::channel(Snapshot::default());
     std::thread::Builder::new()
         .name("acd-router".into())
-        .spawn(move || run(router, queue_names, rx, to_switch, publish, metrics))
+        .spawn(move || run(router, queues, announcer, rx, to_switch, publish, metrics))
         .expect("ACD thread");
     AcdHandle { tx, snapshot }
 }
 
 fn run(
     mut router: Router,
-    queue_names: Vec<String>,
+    queues: Queues,
+    mut announcer: Announcer,
     rx: Receiver<AcdIn>,
     to_switch: mpsc::UnboundedSender<Input>,
     publish: watch::Sender<Snapshot>,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
     let mut snapshot = Snapshot::default();
-    // Every 30 s a waiting caller hears their place and the estimated wait
-    // (3 minutes a call until real handle times are known).
-    let mut announcer = Announcer::new(Duration::from_secs(30), Duration::from_secs(180));
     loop {
         let wait = [router.poll_timeout(), announcer.poll_timeout()]
             .into_iter()
@@ -141,10 +195,10 @@ fn run(
         match rx.recv_timeout(wait) {
             Ok(first) => {
                 let now = Instant::now();
-                handle(&mut router, &mut announcer, &queue_names, now, first);
+                handle(&mut router, &mut announcer, &queues, now, first);
                 // Everything else already queued, in the same pass.
                 while let Ok(next) = rx.try_recv() {
-                    handle(&mut router, &mut announcer, &queue_names, now, next);
+                    handle(&mut router, &mut announcer, &queues, now, next);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -162,9 +216,14 @@ fn run(
                 _ => {}
             }
             if let AcdOutput::AgentChanged { agent, state } = &out {
+                let reason = match state {
+                    AgentState::Paused { reason } => reason.as_str(),
+                    _ => "",
+                };
                 info!(
                     agent = agent.0,
                     state = %crate::metrics::agent_state_label(state),
+                    reason = %reason,
                     "agent state"
                 );
                 snapshot.agents.insert(*agent, state.clone());
@@ -174,7 +233,7 @@ fn run(
                 return; // the hotline stopped
             }
         }
-        for (i, name) in queue_names.iter().enumerate() {
+        for (i, name) in queues.names.iter().enumerate() {
             let n = router.waiting(QueueId(i as u16));
             if snapshot.waiting.get(name) != Some(&n) {
                 snapshot.waiting.insert(name.clone(), n);
@@ -201,7 +260,7 @@ fn run(
 fn handle(
     router: &mut Router,
     announcer: &mut Announcer,
-    queue_names: &[String],
+    queues: &Queues,
     now: Instant,
     msg: AcdIn,
 ) {
@@ -215,13 +274,11 @@ fn handle(
             queue,
             language,
             priority,
+            vip,
+            sticky,
         } => {
-            let q = queue_names
-                .iter()
-                .position(|n| *n == queue)
-                .or_else(|| queue_names.iter().position(|n| n == "general"))
-                .unwrap_or(0);
-            router.handle_call_queued(now, call, QueueId(q as u16), language, priority, None);
+            let q = queues.pick(&queue, vip);
+            router.handle_call_queued(now, call, q, language, priority, sticky);
             announcer.handle_queued(now, call);
         }
         AcdIn::Abandoned(call) => {

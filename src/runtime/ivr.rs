@@ -27,6 +27,8 @@ pub struct Services {
     pub utc_offset_minutes: i16,
     pub to_switch: mpsc::UnboundedSender<Input>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Who handles each owner's open tickets (from the log).
+    pub sticky: Arc<super::tickets::StickyAgents>,
 }
 
 fn owner_info(o: Owner) -> OwnerInfo {

@@ -178,6 +178,7 @@ impl Hotline {
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let http_task = tokio::spawn(serve_http(http, metrics.clone()));
         let (to_switch, mut inbox) = mpsc::unbounded_channel();
+        let sticky = Arc::new(tickets::StickyAgents::default());
         let visits = match (config.return_visit.gateway, config.return_visit.policy()) {
             (Some(gateway), Ok(policy)) => Some(tickets::Visits {
                 core: crate::tickets::return_visit::ReturnVisits::new(policy),
@@ -198,10 +199,21 @@ impl Hotline {
             ),
             history_until,
             metrics.clone(),
+            sticky.clone(),
         ));
         let acd = agents.as_ref().map(|a| {
-            let (router, queues) = acd::router_for(a);
-            acd::spawn(router, queues, to_switch.clone(), metrics.clone())
+            let (router, queues) = acd::router_for(a, &config.acd);
+            let announcer = crate::acd::announce::Announcer::new(
+                Duration::from_secs(config.acd.announce_seconds),
+                Duration::from_secs(config.acd.assumed_handle_seconds),
+            );
+            acd::spawn(
+                router,
+                queues,
+                announcer,
+                to_switch.clone(),
+                metrics.clone(),
+            )
         });
         let mut switch = Switch::new(config.switch_config(rand::random(), menu, agents));
         let (media, media_task) = media::spawn(
@@ -223,6 +235,7 @@ impl Hotline {
                 .unwrap_or(0),
             to_switch: to_switch.clone(),
             metrics: metrics.clone(),
+            sticky,
         };
         let acceptor = tokio::spawn(accept(tcp, to_switch.clone()));
         let mut tcp_writers: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>> = HashMap::new();
@@ -367,6 +380,7 @@ async fn flush(
                 language,
                 priority,
                 class,
+                owner,
                 ..
             } => {
                 if let Some(acd) = acd {
@@ -381,6 +395,8 @@ async fn flush(
                         language: crate::acd::Language::parse(&language)
                             .unwrap_or(crate::acd::Language::Zh),
                         priority: priority.max(class_priority),
+                        vip: class_priority > crate::acd::priority::ORDINARY,
+                        sticky: owner.as_deref().and_then(|o| services.sticky.agent_for(o)),
                     });
                 }
             }
@@ -391,12 +407,17 @@ async fn flush(
                         .send(acd::AcdIn::Abandoned(crate::acd::CallKey(call.0)));
                 }
             }
-            Output::AgentAnswered { caller, agent } => {
+            Output::AgentAnswered {
+                caller, ref agent, ..
+            } => {
                 if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
                     let _ = acd.tx.send(acd::AcdIn::Answered(
                         crate::acd::CallKey(caller.0),
                         crate::acd::AgentId(id),
                     ));
+                }
+                if let Some(event) = tickets::call_events(&out) {
+                    tickets::record(&services.store, event);
                 }
             }
             Output::AgentLegEnded {

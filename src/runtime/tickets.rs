@@ -15,6 +15,7 @@ use tracing::{error, info, warn};
 use crate::call::{CallEnded, Output, PlaceCall, VisitOutcome};
 use crate::tickets::dispatch::AutoDispatch;
 use crate::tickets::group::{GroupComplaints, GroupRule};
+use crate::tickets::handlers::Handlers;
 use crate::tickets::return_visit::ReturnVisits;
 use crate::tickets::sla::{SlaPolicy, SlaTimers};
 use crate::tickets::webhook::{Deliveries, Delivery};
@@ -132,6 +133,18 @@ pub fn call_events(out: &Output) -> Option<NewEvent> {
                 kind,
             });
         }
+        Output::AgentAnswered {
+            sip_call_id,
+            agent,
+            owner,
+            ..
+        } => (
+            sip_call_id,
+            EventKind::CallAnswered {
+                agent: agent.clone(),
+                owner: owner.clone(),
+            },
+        ),
         Output::SurveyAnswered {
             sip_call_id,
             ticket,
@@ -156,6 +169,31 @@ pub fn call_events(out: &Output) -> Option<NewEvent> {
         actor: Actor::System,
         kind,
     })
+}
+
+/// The agent handling each owner's open tickets, kept by the watcher from
+/// the log and read when the owner's call is queued (the ACD's sticky
+/// agent). Read-mostly, shared without a lock on the reader's side.
+#[derive(Debug, Default)]
+pub struct StickyAgents(dashmap::DashMap<String, crate::acd::AgentId>);
+
+impl StickyAgents {
+    pub fn agent_for(&self, owner: &str) -> Option<crate::acd::AgentId> {
+        self.0.get(owner).map(|a| *a)
+    }
+
+    fn update(&self, handlers: &mut Handlers) {
+        for owner in handlers.take_changed() {
+            match handlers.agent_for(&owner).and_then(|a| a.parse().ok()) {
+                Some(agent) => {
+                    self.0.insert(owner, crate::acd::AgentId(agent));
+                }
+                None => {
+                    self.0.remove(&owner);
+                }
+            }
+        }
+    }
 }
 
 /// The return-visit core and where its calls go.
@@ -194,8 +232,10 @@ pub async fn watch(
     mut deliveries: Deliveries,
     replay_until: EventId,
     metrics: Arc<crate::metrics::Metrics>,
+    sticky: Arc<StickyAgents>,
 ) {
     let mut projection = crate::tickets::Tickets::default();
+    let mut handlers = Handlers::default();
     let mut sla = SlaTimers::new(policy);
     let mut groups = GroupComplaints::new(rule);
     let client = reqwest::Client::builder()
@@ -208,6 +248,7 @@ pub async fn watch(
     loop {
         let cores = Cores {
             projection: &mut projection,
+            handlers: &mut handlers,
             metrics: &metrics,
             visits: visits.as_mut().map(|v| &mut v.core),
             sla: &mut sla,
@@ -215,7 +256,9 @@ pub async fn watch(
             dispatch: &mut dispatch,
             deliveries: &mut deliveries,
         };
-        match feed(&store, cores, &mut last, replay_until).await {
+        let fed = feed(&store, cores, &mut last, replay_until).await;
+        sticky.update(&mut handlers);
+        match fed {
             Ok(n) if !replayed => {
                 info!(events = n, "ticket log replayed");
                 replayed = true;
@@ -306,6 +349,7 @@ async fn place_due_calls(store: &Store, visits: &mut Visits) {
 struct Cores<'a> {
     /// Ticket state, for the open-tickets gauge.
     projection: &'a mut crate::tickets::Tickets,
+    handlers: &'a mut Handlers,
     metrics: &'a crate::metrics::Metrics,
     visits: Option<&'a mut ReturnVisits>,
     sla: &'a mut SlaTimers,
@@ -333,6 +377,7 @@ async fn feed(
             cores.dispatch.handle_event(e);
             cores.deliveries.handle_event(e);
             cores.projection.apply(e);
+            cores.handlers.apply(e);
             if e.id > replay_until {
                 cores.metrics.ticket_event(e);
             }

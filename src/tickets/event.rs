@@ -117,6 +117,10 @@ pub enum EventKind {
     },
     CallAnswered {
         agent: String,
+        /// The owner on the line, when known: the agent becomes the one
+        /// who handles the owner's open tickets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     CallAbandoned,
     CallTransferred {

@@ -6,11 +6,13 @@
 //! * `sqlite`: the embedded back end (WAL, one writer thread, group commit);
 //! * `postgres`: the same log in PostgreSQL, for sites beyond one machine;
 //! * `projection`: ticket state folded from events, replayable;
-//! * `sla`: sans-IO warning/breach timers, rebuilt from the log on restart.
+//! * `sla`: sans-IO warning/breach timers, rebuilt from the log on restart;
+//! * `handlers`: the agent handling each owner's open tickets.
 
 pub mod dispatch;
 pub mod event;
 pub mod group;
+pub mod handlers;
 pub mod postgres;
 pub mod projection;
 pub mod query;

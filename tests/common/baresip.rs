@@ -1,21 +1,28 @@
 //! baresip (Debian's package, an independent softphone) as an agent's
 //! phone: headless, one account, a 440 Hz tone as its voice; killed on drop.
 
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-pub struct Baresip(pub Child);
+pub struct Baresip {
+    child: Child,
+    /// ctrl_tcp: commands as a user would type them, over TCP.
+    ctrl: u16,
+}
 
 impl Drop for Baresip {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 impl Baresip {
     /// Starts baresip with `account` (a baresip account line), SIP on
-    /// `sip_port`, RTP in `rtp`, running `commands` at start.
+    /// `sip_port`, its control socket on `sip_port + 5`, RTP in `rtp`,
+    /// running `commands` at start.
     pub fn start(
         dir: &Path,
         account: &str,
@@ -23,8 +30,9 @@ impl Baresip {
         rtp: (u16, u16),
         commands: &[&str],
     ) -> Self {
-        let conf = dir.join("baresip");
+        let conf = dir.join(format!("baresip-{sip_port}"));
         std::fs::create_dir_all(&conf).unwrap();
+        let ctrl = sip_port + 5; // SIP over TLS takes sip_port + 1
         std::fs::write(
             conf.join("config"),
             format!(
@@ -32,7 +40,8 @@ impl Baresip {
                  dns_server 127.0.0.1:53\naudio_player aubridge,agent\naudio_source ausine,440\n\
                  ausrc_srate 48000\nausrc_channels 2\nauplay_srate 8000\nauplay_channels 1\n\
                  rtp_ports {}-{}\nrtcp_mux no\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
-                 module ausine.so\nmodule aubridge.so\nmodule_tmp account.so\nmodule_app menu.so\n",
+                 module ausine.so\nmodule aubridge.so\nmodule_tmp account.so\nmodule_app menu.so\n\
+                 module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl}\n",
                 rtp.0, rtp.1
             ),
         )
@@ -46,10 +55,69 @@ impl Baresip {
         }
         let child = command
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.join("baresip.log")).unwrap())
+            .stdout(std::fs::File::create(dir.join(format!("baresip-{sip_port}.log"))).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .expect("baresip is installed by tests/run.sh (Debian package baresip)");
-        Baresip(child)
+        Baresip { child, ctrl }
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Runs a menu command (`hangup`, `dial sip:*2@...`) as the agent would
+    /// from the phone's keyboard, through ctrl_tcp (netstring-framed JSON);
+    /// returns baresip's response.
+    pub fn command(&self, command: &str, params: &str) -> String {
+        use std::io::{Read, Write};
+        let end = Instant::now() + Duration::from_secs(5);
+        let mut stream = loop {
+            match TcpStream::connect(("127.0.0.1", self.ctrl)) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > end => panic!("baresip ctrl_tcp: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let body = format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"t\"}}");
+        write!(stream, "{}:{body},", body.len()).unwrap();
+        // Events may come first; the answer is the one marked "response".
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            while let Some(colon) = buf.iter().position(|b| *b == b':') {
+                let len: usize = std::str::from_utf8(&buf[..colon]).unwrap().parse().unwrap();
+                if buf.len() < colon + 1 + len + 1 {
+                    break;
+                }
+                let msg = String::from_utf8_lossy(&buf[colon + 1..colon + 1 + len]).to_string();
+                buf.drain(..colon + 1 + len + 1);
+                if msg.contains("\"response\":true") {
+                    return msg;
+                }
+            }
+            let n = stream.read(&mut chunk).expect("baresip answers a command");
+            assert!(n > 0, "baresip closed its control connection");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// Demo agent `id`'s phone (password `agent<id>`, see config/agents.toml)
+/// registered with `hotline`, logged in with *1; `answermode` auto or
+/// manual. SIP on `port`, control on `port + 5`, RTP from `port + 10`.
+pub fn agent_phone(hotline: &super::Hotline, id: &str, port: u16, answermode: &str) -> Baresip {
+    Baresip::start(
+        hotline.dir.path(),
+        &format!(
+            "<sip:{id}@{}>;auth_user={id};auth_pass=agent{id};regint=60;answermode={answermode};audio_codecs=PCMU/8000",
+            hotline.target()
+        ),
+        port,
+        (port + 10, port + 60),
+        &[&format!("/dial sip:*1@{}", hotline.target())],
+    )
 }

@@ -415,3 +415,34 @@ fn write_udp_packet(f: &mut std::fs::File, t_ms: u64, payload: &[u8]) {
     f.write_all(&rec).unwrap();
     f.write_all(&frame).unwrap();
 }
+
+/// A path in this repository.
+pub fn manifest(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A hotline with the default menu, the 1,000 sample owners and the demo
+/// agents; `acd` adds keys to its `[acd]` section. The returned folder
+/// holds the owner database and the callers' voice messages.
+pub fn menu_hotline(base: u16, acd: &str) -> (Hotline, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let db = data.path().join("owners.db");
+    let db = db.to_str().unwrap();
+    cli(&[
+        "owners",
+        "--db",
+        db,
+        "import",
+        &manifest("config/owners.csv"),
+    ]);
+    let h = Hotline::start(
+        base,
+        &format!(
+            "[owners]\ndb = \"{db}\"\n[ivr]\nmenu = \"{}\"\nrecordings = \"{}\"\n[acd]\nagents = \"{}\"\n{acd}",
+            manifest("config/ivr.toml"),
+            data.path().join("recordings").display(),
+            manifest("config/agents.toml"),
+        ),
+    );
+    (h, data)
+}
