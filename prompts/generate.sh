@@ -161,3 +161,10 @@ say wait_is en en-us "The estimated wait is"
 say wait_is zh cmn   "预计等待"
 say minutes_word en en-us "minutes."
 say minutes_word zh cmn   "分钟。"
+
+# ---- tones -----------------------------------------------------------------
+# Ringback while an agent's phone rings: 450 Hz, 1 s on, 4 s off (China).
+for lang in en zh; do
+    sox -D -n -r 8000 -c 1 -b 16 -e signed-integer "ringback_${lang}.wav" synth 1 sine 450 gain -10 pad 0 4
+    echo "ringback_${lang}.wav"
+done

@@ -465,8 +465,9 @@ fn default_prompt_dir() -> PathBuf {
 }
 
 /// Prompt names the current call flow plays.
-pub const FLOW_PROMPTS: [&str; 12] = [
+pub const FLOW_PROMPTS: [&str; 13] = [
     "welcome",
+    "ringback",
     "goodbye",
     "return_visit",
     "survey",

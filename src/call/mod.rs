@@ -1303,7 +1303,14 @@ impl Switch {
                 && cl.bridge == Some(id)
             {
                 cl.bridge = None;
-                if cl.phase == Phase::Bridged {
+                if cl.phase != Phase::Bridged
+                    && let (Some(now), Some(s)) = (self.last_now, cl.ivr.as_mut())
+                {
+                    // Not answered: back to the hold prompt.
+                    s.set_ringing(false);
+                    let caller = *caller;
+                    self.pump_ivr(now, caller);
+                } else if cl.phase == Phase::Bridged {
                     // The agent hung up first: the caller, still on the
                     // line, gets the menu's 1-5 survey (or a BYE without one).
                     let caller = *caller;

@@ -429,8 +429,18 @@ impl Switch {
         }
         info!(%caller, leg = %id, %agent, contact = %binding.contact, "ringing agent");
         self.calls.get_mut(&caller).expect("checked").bridge = Some(id);
+        self.set_ringing(now, caller, true);
         self.pump(now);
         true
+    }
+
+    /// The waiting caller hears ringback while an agent's phone rings,
+    /// the hold prompt again when it stops without an answer.
+    pub(super) fn set_ringing(&mut self, now: Instant, caller: CallId, ringing: bool) {
+        if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
+            s.set_ringing(ringing);
+            self.pump_ivr(now, caller);
+        }
     }
 
     /// Stops ringing the agent for `caller` (the ACD withdrew the offer).
@@ -439,6 +449,7 @@ impl Switch {
         let Some(leg) = self.calls.get_mut(&caller).and_then(|c| c.bridge.take()) else {
             return;
         };
+        self.set_ringing(now, caller, false);
         if self
             .calls
             .get(&leg)

@@ -1083,7 +1083,7 @@ fn an_agent_who_refuses_or_is_not_registered_is_reported() {
 }
 
 #[test]
-fn a_caller_still_on_the_line_after_the_agent_hangs_up_gets_the_survey() {
+fn a_waiting_caller_hears_ringback_while_agents_ring_and_the_survey_after_the_agent_hangs_up() {
     let mut sim = menu_sim();
     let mut agents = crate::acd::agents::AgentsFile::load(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/agents.toml"),
@@ -1111,8 +1111,18 @@ fn a_caller_still_on_the_line_after_the_agent_hangs_up_gets_the_survey() {
     sim.recv(&in_dialog("ACK", "menu-9", "z9hG4bKm9a", 1, &tag));
     sim.media_event(caller, MediaEvent::Digit('0'));
     assert!(sim.menu.iter().any(|o| matches!(o, Output::Queued { .. })));
+    assert_eq!(sim.played().last().unwrap(), "hold_zh");
+    // A first agent's phone rings (ringback), refuses (hold again) ...
     assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
     sim.drain();
+    assert_eq!(sim.played().last().unwrap(), "ringback_zh");
+    let invite = agent_leg_invite(&mut sim);
+    sim.recv(&reply_to(&invite, 486, "Busy Here", ""));
+    assert_eq!(sim.played().last().unwrap(), "hold_zh");
+    // ... the next one answers.
+    assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
+    sim.drain();
+    assert_eq!(sim.played().last().unwrap(), "ringback_zh");
     let invite = agent_leg_invite(&mut sim);
     sim.recv(&reply_to(
         &invite,

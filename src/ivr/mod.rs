@@ -128,6 +128,10 @@ pub enum Action {
     Hangup,
 }
 
+/// The tone a caller hears while an agent's phone rings (450 Hz, 1 s on,
+/// 4 s off, as Chinese exchanges give it).
+pub const RINGBACK: &str = "ringback";
+
 /// What the machine waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
@@ -179,6 +183,8 @@ pub struct Session {
     typeahead: String,
     /// An ACD takes queued callers (otherwise: hold prompt, then goodbye).
     queue_waits: bool,
+    /// An agent's phone is ringing for this caller: ringback, not hold.
+    ringing: bool,
     timer: Option<(Instant, Timer)>,
     out: VecDeque<Action>,
 }
@@ -225,6 +231,7 @@ impl Session {
             redemptions: 0,
             typeahead: String::new(),
             queue_waits: false,
+            ringing: false,
             timer: None,
             out: VecDeque::new(),
             graph,
@@ -249,10 +256,23 @@ impl Session {
         self.queue_waits = waits;
     }
 
+    /// An agent's phone rings for this waiting caller (or stopped ringing
+    /// without an answer): the caller hears ringback instead of the hold
+    /// prompt, and the hold prompt again after.
+    pub fn set_ringing(&mut self, ringing: bool) {
+        if self.ringing == ringing || self.wait != Wait::Queued {
+            self.ringing = ringing && self.wait == Wait::Queued;
+            return;
+        }
+        self.ringing = ringing;
+        self.out.push_back(Action::StopPlayback);
+        self.play(self.hold_prompt());
+    }
+
     /// Tells a waiting caller their place in line and the estimated wait,
     /// then the hold prompt goes on.
     pub fn announce(&mut self, _now: Instant, position: usize, minutes: u64) {
-        if self.wait != Wait::Queued {
+        if self.wait != Wait::Queued || self.ringing {
             return;
         }
         let graph = Arc::clone(&self.graph);
@@ -273,6 +293,9 @@ impl Session {
     /// The hold prompt of the queue node the caller is at: the first of its
     /// prompts (the rest is for when no agent comes).
     fn hold_prompt(&self) -> Vec<String> {
+        if self.ringing {
+            return vec![RINGBACK.to_string()];
+        }
         match &self.graph.nodes[self.node.0] {
             NodeConfig::Queue { prompt, .. } => prompt.names().into_iter().take(1).collect(),
             _ => Vec::new(),
@@ -945,6 +968,7 @@ impl Session {
                 ..
             } => {
                 self.step(name, format!("queue {queue} priority {priority}"));
+                self.ringing = false;
                 self.out.push_back(Action::Queue {
                     queue: queue.clone(),
                     skills: skills.clone(),
