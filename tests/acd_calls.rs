@@ -40,6 +40,8 @@ fn a_caller_pressing_0_is_bridged_to_a_logged_in_agent_and_audio_flows_both_ways
             Step::Key('0'),
             Step::Pause(3000),
             Step::Audio(pcap, 2500),
+            // A key for the agent (SIP INFO from this caller).
+            Step::Key('4'),
             Step::Pause(500),
         ],
     );
@@ -74,6 +76,15 @@ fn a_caller_pressing_0_is_bridged_to_a_logged_in_agent_and_audio_flows_both_ways
     assert!(
         relayed.iter().all(|n| *n > 25),
         "RTP both ways through the relay: {relayed:?}\n{}",
+        h.log()
+    );
+    // The key reached the agent's phone.
+    let phone_log =
+        std::fs::read_to_string(h.dir.path().join(format!("baresip-{}.log", BASE + 800)))
+            .unwrap_or_default();
+    assert!(
+        phone_log.contains("received DTMF: '4'"),
+        "the caller's key at the agent's phone:\n{phone_log}\n{}",
         h.log()
     );
     // The agent is wrapping up, then ready again (30 s wrap-up in the demo file).

@@ -790,7 +790,19 @@ impl Switch {
                     match dtmf::info_digit(&ct, request.body()) {
                         Some(d) => {
                             self.respond(now, tx, &core, 200, "OK");
-                            self.handle_digit(now, id, d);
+                            match self.bridged_to(id) {
+                                // Between caller and agent: passed on as sent.
+                                Some(other) => {
+                                    debug!(call = %id, to = %other, digit = %d, "DTMF relayed");
+                                    self.send_in_dialog(
+                                        now,
+                                        other,
+                                        "INFO",
+                                        Some((&ct, request.body())),
+                                    );
+                                }
+                                None => self.handle_digit(now, id, d),
+                            }
                         }
                         None if request.body().is_empty() => {
                             self.respond(now, tx, &core, 200, "OK")
@@ -1218,17 +1230,36 @@ impl Switch {
     }
 
     fn send_bye(&mut self, now: Instant, id: CallId) {
+        self.calls.get_mut(&id).expect("live call").phase = Phase::HangingUp;
+        if let Some(tx) = self.send_in_dialog(now, id, "BYE", None) {
+            self.calls.get_mut(&id).expect("live call").bye_tx = Some(tx);
+        }
+    }
+
+    /// Sends a request inside the call's dialog (BYE, INFO), with an
+    /// optional body (content type, bytes); its response comes back to
+    /// the call through `by_tx`.
+    fn send_in_dialog(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        method: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> Option<TxId> {
         self.next_id += 1;
         let branch = format!("z9hG4bK{:x}b{:x}", self.cfg.seed & 0xffff, self.next_id);
         let c = self.calls.get_mut(&id).expect("live call");
         c.local_cseq += 1;
-        c.phase = Phase::HangingUp;
         let mut routes = String::new();
         for r in &c.route_set {
             routes.push_str(&format!("Route: {r}\r\n"));
         }
-        let text = format!(
-            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/{transport} {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\n{routes}From: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} BYE\r\nUser-Agent: hotline\r\nContent-Length: 0\r\n\r\n",
+        let (content_type, body) = match body {
+            Some((ct, b)) => (format!("Content-Type: {ct}\r\n"), b),
+            None => (String::new(), &b""[..]),
+        };
+        let mut text = format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/{transport} {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\n{routes}From: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nUser-Agent: hotline\r\n{content_type}Content-Length: {len}\r\n\r\n",
             target = c.remote_target,
             transport = c.peer.transport.as_str(),
             sent_by = self.cfg.sip_addr,
@@ -1236,14 +1267,30 @@ impl Switch {
             remote = c.remote,
             call_id = c.sip_call_id,
             cseq = c.local_cseq,
-        );
+            len = body.len(),
+        )
+        .into_bytes();
+        text.extend_from_slice(body);
         // In-dialog requests go back where the INVITE came from: with NAT the
         // Contact address may not be reachable, the source address is.
         let peer = c.peer;
-        if let Some(tx) = self.tx.send_request(now, peer, Bytes::from(text)) {
-            self.by_tx.insert(tx, id);
-            self.calls.get_mut(&id).expect("live call").bye_tx = Some(tx);
+        let tx = self.tx.send_request(now, peer, Bytes::from(text))?;
+        self.by_tx.insert(tx, id);
+        Some(tx)
+    }
+
+    /// The other leg of a bridged call: the agent's for a caller, the
+    /// caller's for an agent leg.
+    fn bridged_to(&self, id: CallId) -> Option<CallId> {
+        let c = self.calls.get(&id)?;
+        if c.phase != Phase::Bridged {
+            return None;
         }
+        let other = match &c.purpose {
+            Purpose::AgentLeg { caller, .. } => *caller,
+            _ => c.bridge?,
+        };
+        (self.calls.get(&other)?.phase == Phase::Bridged).then_some(other)
     }
 
     fn set_phase(&mut self, id: CallId, phase: Phase) {

@@ -979,7 +979,7 @@ fn agent_leg_invite(sim: &mut Sim) -> String {
 }
 
 #[test]
-fn the_agent_answers_and_both_legs_are_bridged_until_the_agent_hangs_up() {
+fn the_agent_answers_and_both_legs_are_bridged_keys_pass_until_the_agent_hangs_up() {
     let mut sim = agent_sim();
     let (caller, caller_tag) = caller_and_registered_agent(&mut sim);
     assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
@@ -1007,13 +1007,35 @@ fn the_agent_answers_and_both_legs_are_bridged_until_the_agent_hangs_up() {
             .iter()
             .any(|o| matches!(o, Output::AgentAnswered { agent, .. } if agent == "2001"))
     );
-    // The agent hangs up: the caller's leg gets a BYE, the ACD hears the end.
     let call_id = invite.lines().find(|l| l.starts_with("Call-ID:")).unwrap();
     let from = invite
         .lines()
         .find(|l| l.starts_with("From:"))
         .unwrap()
         .trim_start_matches("From: ");
+    // A key as SIP INFO from the agent's phone goes on to the caller as is.
+    let body = "Signal=5\r\nDuration=160\r\n";
+    sim.recv(&format!(
+        "INFO sip:hotline@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKin1\r\nFrom: <sip:2001@{CALLER}>;tag=owner1\r\nTo: {from}\r\n{call_id}\r\nCSeq: 1 INFO\r\nContent-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    let sent = sim.take_sent();
+    assert!(
+        sent.iter().any(|m| m.starts_with("SIP/2.0 200")),
+        "{sent:?}"
+    );
+    let info = sent
+        .iter()
+        .find(|m| m.starts_with("INFO "))
+        .expect("INFO to the caller");
+    assert!(
+        info.contains("Call-ID: cust-1")
+            && info.contains(&caller_tag)
+            && info.contains("Content-Type: application/dtmf-relay")
+            && info.ends_with(body),
+        "{info}"
+    );
+    // The agent hangs up: the caller's leg gets a BYE, the ACD hears the end.
     sim.recv(&format!(
         "BYE sip:hotline@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKab1\r\nFrom: <sip:2001@{CALLER}>;tag=owner1\r\nTo: {from}\r\n{call_id}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
     ));
