@@ -54,7 +54,41 @@ pub struct Config {
     pub owners: OwnersConfig,
     pub ivr: IvrSettings,
     pub acd: AcdSettings,
+    pub service_level: ServiceLevelSettings,
     pub http: HttpSettings,
+}
+
+/// How the service level and the other queue figures are computed.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceLevelSettings {
+    /// A call answered within this many seconds meets the target.
+    pub threshold_seconds: u64,
+    /// Abandons within the threshold: "ignore" (left out of the count),
+    /// "fail" (missing the target) or "meet" (meeting it).
+    pub short_abandons: crate::acd::stats::ShortAbandons,
+    /// The ratios and means cover this many minutes back.
+    pub window_minutes: u64,
+}
+
+impl Default for ServiceLevelSettings {
+    fn default() -> Self {
+        Self {
+            threshold_seconds: 20,
+            short_abandons: crate::acd::stats::ShortAbandons::Ignore,
+            window_minutes: 30,
+        }
+    }
+}
+
+impl ServiceLevelSettings {
+    pub fn stats_config(&self) -> crate::acd::stats::StatsConfig {
+        crate::acd::stats::StatsConfig {
+            threshold: Duration::from_secs(self.threshold_seconds),
+            short_abandons: self.short_abandons,
+            window: Duration::from_secs(self.window_minutes * 60),
+        }
+    }
 }
 
 /// The HTTP surface: `/metrics` for Prometheus.
@@ -593,6 +627,18 @@ impl Config {
         self.acd
             .validate()
             .map_err(|(key, message)| invalid(key, message))?;
+        if self.service_level.threshold_seconds == 0 {
+            return Err(invalid(
+                "service_level.threshold_seconds",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.service_level.window_minutes == 0 {
+            return Err(invalid(
+                "service_level.window_minutes",
+                "must be at least 1".into(),
+            ));
+        }
         Ok(())
     }
 

@@ -8,8 +8,8 @@
 //! severities, outcomes), never from caller numbers or call ids.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::tickets::{Event, EventKind, Severity};
@@ -33,6 +33,21 @@ pub struct Metrics {
     pub return_visits: IntCounterVec,
     pub agents: IntGaugeVec,
     pub calls_waiting: IntGaugeVec,
+    /// The ACD's figures (see `acd::stats` for the definitions).
+    pub queue_calls: IntCounterVec,
+    pub answered_in_threshold: IntCounterVec,
+    pub abandoned_in_threshold: IntCounterVec,
+    pub queue_wait: HistogramVec,
+    pub handle_time: HistogramVec,
+    pub agent_offers: IntCounterVec,
+    pub agent_no_answers: IntCounterVec,
+    pub service_level: GaugeVec,
+    pub abandon_rate: GaugeVec,
+    pub asa: GaugeVec,
+    pub aht: GaugeVec,
+    pub occupancy: Gauge,
+    pub longest_wait: GaugeVec,
+    pub threshold: Gauge,
     /// `sip_responses` by code, resolved once: counting a response is then
     /// one atomic add, no label lookup (there is one per SIP response sent).
     response_codes: Box<[std::sync::OnceLock<IntCounter>]>,
@@ -52,6 +67,37 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
         .register(Box::new(c.clone()))
         .expect("unique metric");
     c
+}
+
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: M) -> M {
+    registry
+        .register(Box::new(m.clone()))
+        .expect("unique metric");
+    m
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    register(
+        registry,
+        GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    register(
+        registry,
+        HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+            labels,
+        )
+        .expect("valid metric"),
+    )
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
@@ -107,6 +153,96 @@ impl Metrics {
         let m = Self {
             agents,
             calls_waiting,
+            queue_calls: counter_vec(
+                &r,
+                "hotline_queue_calls_total",
+                "Calls that left a queue: answered by an agent, abandoned by the caller, or sent to the fallback after the maximum wait (overflowed).",
+                &["queue", "outcome"],
+            ),
+            answered_in_threshold: counter_vec(
+                &r,
+                "hotline_queue_answered_within_threshold_total",
+                "Calls answered within the service-level threshold.",
+                &["queue"],
+            ),
+            abandoned_in_threshold: counter_vec(
+                &r,
+                "hotline_queue_abandoned_within_threshold_total",
+                "Calls abandoned within the service-level threshold.",
+                &["queue"],
+            ),
+            queue_wait: histogram_vec(
+                &r,
+                "hotline_queue_wait_seconds",
+                "Time callers waited in a queue, by how the wait ended.",
+                &["queue", "outcome"],
+                &[5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0],
+            ),
+            handle_time: histogram_vec(
+                &r,
+                "hotline_handle_seconds",
+                "Handle time of answered calls: talk plus wrap-up.",
+                &["queue"],
+                &[30.0, 60.0, 120.0, 180.0, 300.0, 450.0, 600.0, 900.0, 1800.0],
+            ),
+            agent_offers: counter_vec(
+                &r,
+                "hotline_agent_offers_total",
+                "Calls offered to an agent (their phone rung).",
+                &["agent"],
+            ),
+            agent_no_answers: counter_vec(
+                &r,
+                "hotline_agent_no_answers_total",
+                "Offers an agent let go: refused or rang out.",
+                &["agent"],
+            ),
+            service_level: gauge_vec(
+                &r,
+                "hotline_service_level_ratio",
+                "Share of calls answered within the threshold over the window: of the answered calls (definition answered), or of all calls that entered the queue (definition offered; short abandons per the setting).",
+                &["queue", "definition"],
+            ),
+            abandon_rate: gauge_vec(
+                &r,
+                "hotline_abandon_ratio",
+                "Share of the calls that entered the queue that were abandoned, over the window.",
+                &["queue"],
+            ),
+            asa: gauge_vec(
+                &r,
+                "hotline_asa_seconds",
+                "Average speed of answer over the window: mean wait of answered calls.",
+                &["queue"],
+            ),
+            aht: gauge_vec(
+                &r,
+                "hotline_aht_seconds",
+                "Average handle time over the window: talk plus wrap-up.",
+                &["queue"],
+            ),
+            occupancy: register(
+                &r,
+                Gauge::new(
+                    "hotline_occupancy_ratio",
+                    "Share of agents' staffed time (not paused or logged out) spent on calls and wrap-up, over the window.",
+                )
+                .expect("valid metric"),
+            ),
+            longest_wait: gauge_vec(
+                &r,
+                "hotline_longest_wait_seconds",
+                "How long the longest-waiting caller in each queue has waited now.",
+                &["queue"],
+            ),
+            threshold: register(
+                &r,
+                Gauge::new(
+                    "hotline_service_level_threshold_seconds",
+                    "The service-level threshold the ratios use.",
+                )
+                .expect("valid metric"),
+            ),
             response_codes: (100..700).map(|_| std::sync::OnceLock::new()).collect(),
             calls: counter_vec(
                 &r,
@@ -198,6 +334,95 @@ impl Metrics {
                 .with_label_values(&[queue.as_str()])
                 .set(*n as i64);
         }
+    }
+
+    /// Counts what the ACD's statistics saw (counters and histograms).
+    pub fn acd_observed(
+        &self,
+        o: crate::acd::stats::Observed,
+        queues: &[String],
+        threshold: std::time::Duration,
+    ) {
+        use crate::acd::stats::Observed;
+        let name = |q: usize| queues.get(q).map(String::as_str).unwrap_or("unknown");
+        match o {
+            Observed::Answered { queue, wait }
+            | Observed::Abandoned { queue, wait }
+            | Observed::Overflowed { queue, wait } => {
+                let outcome = match o {
+                    Observed::Answered { .. } => "answered",
+                    Observed::Abandoned { .. } => "abandoned",
+                    _ => "overflowed",
+                };
+                let q = name(queue);
+                self.queue_calls.with_label_values(&[q, outcome]).inc();
+                self.queue_wait
+                    .with_label_values(&[q, outcome])
+                    .observe(wait.as_secs_f64());
+                if wait <= threshold {
+                    match o {
+                        Observed::Answered { .. } => {
+                            self.answered_in_threshold.with_label_values(&[q]).inc()
+                        }
+                        Observed::Abandoned { .. } => {
+                            self.abandoned_in_threshold.with_label_values(&[q]).inc()
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Observed::Handled { queue, time } => self
+                .handle_time
+                .with_label_values(&[name(queue)])
+                .observe(time.as_secs_f64()),
+            Observed::Offered { agent } => self
+                .agent_offers
+                .with_label_values(&[&agent.0.to_string()])
+                .inc(),
+            Observed::Missed { agent } => self
+                .agent_no_answers
+                .with_label_values(&[&agent.0.to_string()])
+                .inc(),
+        }
+    }
+
+    /// The window's ratios and means; a series with nothing to say (no
+    /// call in the window) is left out rather than shown as 0.
+    pub fn set_acd_report(
+        &self,
+        report: &crate::acd::stats::Report,
+        queues: &[String],
+        longest: &[std::time::Duration],
+    ) {
+        fn set(g: &GaugeVec, labels: &[&str], v: Option<f64>) {
+            match v {
+                Some(v) => g.with_label_values(labels).set(v),
+                None => {
+                    let _ = g.remove_label_values(labels);
+                }
+            }
+        }
+        for (i, q) in report.queues.iter().enumerate() {
+            let name = queues.get(i).map(String::as_str).unwrap_or("unknown");
+            set(
+                &self.service_level,
+                &[name, "answered"],
+                q.service_level_answered,
+            );
+            set(
+                &self.service_level,
+                &[name, "offered"],
+                q.service_level_offered,
+            );
+            set(&self.abandon_rate, &[name], q.abandon_rate);
+            set(&self.asa, &[name], q.asa_seconds);
+            set(&self.aht, &[name], q.aht_seconds);
+            let wait = longest.get(i).copied().unwrap_or_default();
+            self.longest_wait
+                .with_label_values(&[name])
+                .set(wait.as_secs_f64());
+        }
+        self.occupancy.set(report.occupancy.unwrap_or(0.0));
     }
 
     /// The text exposition format.

@@ -87,6 +87,41 @@ fn a_caller_pressing_0_is_bridged_to_a_logged_in_agent_and_audio_flows_both_ways
         "the caller's key at the agent's phone:\n{phone_log}\n{}",
         h.log()
     );
+    // The supervisor's figures: one VIP call answered within the threshold,
+    // one offer to 2001, a talk in progress (wrap-up not over: no handle
+    // time yet); Prometheus' checker accepts the output.
+    let text = common::http_get(h.sip_port + 199, "/metrics");
+    for (series, value) in [
+        (
+            "hotline_queue_calls_total{outcome=\"answered\",queue=\"vip\"}",
+            1.0,
+        ),
+        (
+            "hotline_queue_answered_within_threshold_total{queue=\"vip\"}",
+            1.0,
+        ),
+        (
+            "hotline_service_level_ratio{definition=\"answered\",queue=\"vip\"}",
+            1.0,
+        ),
+        (
+            "hotline_service_level_ratio{definition=\"offered\",queue=\"vip\"}",
+            1.0,
+        ),
+        ("hotline_abandon_ratio{queue=\"vip\"}", 0.0),
+        ("hotline_agent_offers_total{agent=\"2001\"}", 1.0),
+        ("hotline_longest_wait_seconds{queue=\"vip\"}", 0.0),
+        ("hotline_service_level_threshold_seconds", 20.0),
+    ] {
+        assert_eq!(
+            common::sample(&text, series),
+            Some(value),
+            "{series}\n{text}"
+        );
+    }
+    let asa = common::sample(&text, "hotline_asa_seconds{queue=\"vip\"}").unwrap();
+    assert!(asa < 5.0, "answered at once: {asa}");
+    common::assert_promtool_accepts(&text);
     // The agent is wrapping up, then ready again (30 s wrap-up in the demo file).
     let states = h.wait_for("agent state", 4, Duration::from_secs(5));
     let seen: Vec<&str> = states.iter().filter_map(|l| field(l, "state")).collect();

@@ -4,19 +4,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use common::{Hotline, assert_sipp_ok, http_get, sipp};
+use common::{Hotline, assert_sipp_ok, http_get, sample, sipp};
 
 const BASE: u16 = 19000;
-
-/// The value of one sample line, `name{labels} value`.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
 
 #[test]
 fn metrics_after_one_call_count_what_happened_and_pass_promtool() {
@@ -45,24 +35,5 @@ fn metrics_after_one_call_count_what_happened_and_pass_promtool() {
     }
     let sent = sample(&text, "hotline_rtp_packets_sent_total").unwrap();
     assert!(sent > 25.0, "the prompts were streamed: {sent}");
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus, installed by tests/run.sh)");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_promtool_accepts(&text);
 }

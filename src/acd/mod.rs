@@ -36,6 +36,7 @@
 pub mod agents;
 pub mod announce;
 mod router;
+pub mod stats;
 
 pub use router::{AcdConfig, AcdOutput, AgentConfig, AgentState, LeftReason, QueueConfig, Router};
 

@@ -154,6 +154,11 @@ pub enum AcdOutput {
         agent: AgentId,
         state: AgentState,
     },
+    /// The agent let the offer go: refused, or rang out (a no-answer).
+    Missed {
+        call: CallKey,
+        agent: AgentId,
+    },
 }
 
 #[derive(Debug)]
@@ -762,6 +767,7 @@ impl Router {
     /// The offer to `agent` came back unanswered: a miss, and the call is
     /// routed again (keeping its place).
     fn miss(&mut self, now: Instant, agent: AgentId, call: CallKey) {
+        self.out.push_back(AcdOutput::Missed { call, agent });
         let a = self.agents.get_mut(&agent).expect("known agent");
         a.misses += 1;
         a.generation += 1;

@@ -254,6 +254,10 @@ fn an_agent_who_does_not_answer_is_skipped_and_paused_after_three_misses() {
                 call: CallKey(1),
                 agent: AgentId(1)
             },
+            AcdOutput::Missed {
+                call: CallKey(1),
+                agent: AgentId(1)
+            },
             offer(1, 2)
         ],
         "skipped to the next agent"
@@ -261,7 +265,17 @@ fn an_agent_who_does_not_answer_is_skipped_and_paused_after_three_misses() {
     // Agent 1 misses two more and is paused.
     sim.r.handle_refused(sim.now, CallKey(1), AgentId(2));
     sim.drain();
-    assert_eq!(sim.take(), [offer(1, 1)], "2 refused: back to 1");
+    assert_eq!(
+        sim.take(),
+        [
+            AcdOutput::Missed {
+                call: CallKey(1),
+                agent: AgentId(2)
+            },
+            offer(1, 1)
+        ],
+        "2 refused: back to 1"
+    );
     sim.advance(15 * S);
     sim.take();
     sim.r.handle_refused(sim.now, CallKey(1), AgentId(2));
@@ -489,7 +503,7 @@ impl Ledger {
                 );
                 *self.ended.entry(call).or_default() += 1;
             }
-            AcdOutput::AgentChanged { .. } => {}
+            AcdOutput::AgentChanged { .. } | AcdOutput::Missed { .. } => {}
         }
     }
 }

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use super::Input;
 use crate::acd::agents::AgentsFile;
 use crate::acd::announce::Announcer;
+use crate::acd::stats::Stats;
 use crate::acd::{
     AcdConfig, AcdOutput, AgentConfig, AgentId, AgentState, CallKey, Language, QueueConfig,
     QueueId, Router, SkillId,
@@ -163,6 +164,8 @@ pub fn spawn(
     router: Router,
     queues: Queues,
     announcer: Announcer,
+    stats: Stats,
+    threshold: Duration,
     to_switch: mpsc::UnboundedSender<Input>,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> AcdHandle {
@@ -170,15 +173,34 @@ pub fn spawn(
     let (publish, snapshot) = watch::channel(Snapshot::default());
     std::thread::Builder::new()
         .name("acd-router".into())
-        .spawn(move || run(router, queues, announcer, rx, to_switch, publish, metrics))
+        .spawn(move || {
+            metrics.threshold.set(threshold.as_secs_f64());
+            let stats = StatsEdge {
+                stats,
+                threshold,
+                reported: None,
+            };
+            run(
+                router, queues, announcer, stats, rx, to_switch, publish, metrics,
+            )
+        })
         .expect("ACD thread");
     AcdHandle { tx, snapshot }
 }
 
+/// The statistics core and when its window was last reported.
+struct StatsEdge {
+    stats: Stats,
+    threshold: Duration,
+    reported: Option<Instant>,
+}
+
+#[allow(clippy::too_many_arguments)] // the thread's whole world, handed over once
 fn run(
     mut router: Router,
     queues: Queues,
     mut announcer: Announcer,
+    mut stats: StatsEdge,
     rx: Receiver<AcdIn>,
     to_switch: mpsc::UnboundedSender<Input>,
     publish: watch::Sender<Snapshot>,
@@ -191,14 +213,30 @@ fn run(
             .flatten()
             .min()
             .map(|at| at.saturating_duration_since(Instant::now()))
-            .unwrap_or(Duration::from_secs(3600));
+            .unwrap_or(Duration::from_secs(3600))
+            // The window's figures and the longest waits move with time.
+            .min(Duration::from_secs(1));
         match rx.recv_timeout(wait) {
             Ok(first) => {
                 let now = Instant::now();
-                handle(&mut router, &mut announcer, &queues, now, first);
+                handle(
+                    &mut router,
+                    &mut announcer,
+                    &mut stats.stats,
+                    &queues,
+                    now,
+                    first,
+                );
                 // Everything else already queued, in the same pass.
                 while let Ok(next) = rx.try_recv() {
-                    handle(&mut router, &mut announcer, &queues, now, next);
+                    handle(
+                        &mut router,
+                        &mut announcer,
+                        &mut stats.stats,
+                        &queues,
+                        now,
+                        next,
+                    );
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -208,6 +246,10 @@ fn run(
         router.handle_timeout(now);
         let mut changed = false;
         while let Some(out) = router.poll_output() {
+            stats.stats.handle_output(now, &out);
+            while let Some(o) = stats.stats.poll_observed() {
+                metrics.acd_observed(o, &queues.names, stats.threshold);
+            }
             match &out {
                 AcdOutput::Connected { call, agent } => {
                     announcer.handle_connected(now, *call, *agent)
@@ -240,6 +282,15 @@ fn run(
                 changed = true;
             }
         }
+        if changed
+            || stats
+                .reported
+                .is_none_or(|at| now >= at + Duration::from_secs(1))
+        {
+            let report = stats.stats.report(now);
+            metrics.set_acd_report(&report, &queues.names, &stats.stats.longest_waits(now));
+            stats.reported = Some(now);
+        }
         if changed {
             metrics.set_acd(&snapshot);
             publish.send_replace(snapshot.clone());
@@ -260,6 +311,7 @@ fn run(
 fn handle(
     router: &mut Router,
     announcer: &mut Announcer,
+    stats: &mut Stats,
     queues: &Queues,
     now: Instant,
     msg: AcdIn,
@@ -278,6 +330,7 @@ fn handle(
             sticky,
         } => {
             let q = queues.pick(&queue, vip);
+            stats.handle_queued(now, call, q.0 as usize);
             router.handle_call_queued(now, call, q, language, priority, sticky);
             announcer.handle_queued(now, call);
         }

@@ -207,10 +207,16 @@ impl Hotline {
                 Duration::from_secs(config.acd.announce_seconds),
                 Duration::from_secs(config.acd.assumed_handle_seconds),
             );
+            let stats = crate::acd::stats::Stats::new(
+                config.service_level.stats_config(),
+                queues.names.len(),
+            );
             acd::spawn(
                 router,
                 queues,
                 announcer,
+                stats,
+                Duration::from_secs(config.service_level.threshold_seconds),
                 to_switch.clone(),
                 metrics.clone(),
             )
@@ -484,7 +490,8 @@ fn handle_acd(
         }
         AcdOutput::Withdraw { call, .. } => switch.withdraw_agent(now, CallId(call.0)),
         AcdOutput::Left { call, .. } => switch.queue_left(now, CallId(call.0)),
-        AcdOutput::Connected { .. } | AcdOutput::AgentChanged { .. } => {}
+        AcdOutput::Connected { .. } | AcdOutput::AgentChanged { .. } | AcdOutput::Missed { .. } => {
+        }
     }
 }
 
