@@ -21,6 +21,7 @@ pub struct Metrics {
     pub sip_responses: IntCounterVec,
     pub rtp_sent: IntCounter,
     pub rtp_received: IntCounter,
+    pub rtp_lost: IntCounter,
     pub ivr_steps: IntCounter,
     pub calls_queued: IntCounterVec,
     pub agents_registered: IntGauge,
@@ -266,6 +267,11 @@ impl Metrics {
                 &r,
                 "hotline_rtp_packets_received_total",
                 "RTP packets received (counted when a call's media closes).",
+            ),
+            rtp_lost: counter(
+                &r,
+                "hotline_rtp_packets_lost_total",
+                "RTP packets missing by sequence number (counted when a call's media closes).",
             ),
             ivr_steps: counter(
                 &r,

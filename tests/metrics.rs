@@ -28,6 +28,7 @@ fn metrics_after_one_call_count_what_happened_and_pass_promtool() {
         // 200 to the INVITE and to each of the three INFOs.
         ("hotline_sip_responses_total{code=\"200\"}", 4.0),
         ("hotline_active_calls", 0.0),
+        ("hotline_rtp_packets_lost_total", 0.0),
         ("hotline_tickets_open{severity=\"ordinary\"}", 0.0),
     ];
     for (series, value) in expect {

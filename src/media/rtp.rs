@@ -154,6 +154,36 @@ impl RtpStream {
     }
 }
 
+impl RtpReceiver {
+    fn track_sequence(&mut self, seq: u16) {
+        let Some(_) = self.first_seq else {
+            self.first_seq = Some(seq as u64);
+            self.highest_seq = seq as u64;
+            return;
+        };
+        // The extended number nearest the highest so far (within half the
+        // sequence space): late packets fall below it, wraps go above.
+        let cycle = self.highest_seq & !0xffff;
+        let candidates = [cycle.wrapping_sub(0x1_0000), cycle, cycle + 0x1_0000]
+            .map(|c| c.wrapping_add(seq as u64));
+        let ext = candidates
+            .into_iter()
+            .filter(|c| *c < u64::MAX / 2)
+            .min_by_key(|c| c.abs_diff(self.highest_seq))
+            .unwrap_or(seq as u64);
+        self.highest_seq = self.highest_seq.max(ext);
+    }
+
+    /// Packets expected (by sequence number) but not received: the
+    /// cumulative loss of RFC 3550 (duplicates can make up for losses).
+    pub fn lost(&self) -> u64 {
+        let Some(first) = self.first_seq else {
+            return 0;
+        };
+        (self.highest_seq - first + 1).saturating_sub(self.packets_received)
+    }
+}
+
 /// The receive half: what arrives on the call's RTP port.
 #[derive(Debug)]
 pub struct RtpReceiver {
@@ -162,6 +192,10 @@ pub struct RtpReceiver {
     detector: Rfc4733Detector,
     source: Option<SocketAddr>,
     pub packets_received: u64,
+    /// The first sequence number and the highest since, extended over
+    /// wrap-arounds (RFC 3550 A.1), for the loss count.
+    first_seq: Option<u64>,
+    highest_seq: u64,
 }
 
 impl RtpReceiver {
@@ -172,6 +206,8 @@ impl RtpReceiver {
             detector: Rfc4733Detector::default(),
             source: None,
             packets_received: 0,
+            first_seq: None,
+            highest_seq: 0,
         }
     }
 
@@ -192,6 +228,7 @@ impl RtpReceiver {
             return (Received::Ignored, None);
         }
         self.packets_received += 1;
+        self.track_sequence(u16::from(rtp.sequence_number()));
         let moved = (self.source != Some(from)).then_some(from);
         self.source = Some(from);
         let received = match is_dtmf {
@@ -296,5 +333,28 @@ mod tests {
             s.handle_datagram(nat, b"not rtp"),
             (Received::Ignored, None)
         );
+    }
+
+    #[test]
+    fn losses_are_counted_by_sequence_number_across_the_wrap() {
+        let mut s = RtpReceiver::new(&params());
+        let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let mut feed = |seq: u16| {
+            let pkt = RtpPacketBuilder::new()
+                .payload_type(0)
+                .ssrc(9)
+                .sequence(Seq::from(seq))
+                .payload(&[0xff; 160])
+                .build()
+                .unwrap();
+            s.handle_datagram(from, &pkt);
+        };
+        // 65530 .. 5 is 12 packets; 65533 and 2 never come, 0 comes late.
+        for seq in [65530, 65531, 65532, 65534, 65535, 1, 0, 3, 4, 5] {
+            feed(seq);
+        }
+        assert_eq!(s.packets_received, 10);
+        assert_eq!(s.lost(), 2);
+        assert_eq!(RtpReceiver::new(&params()).lost(), 0);
     }
 }

@@ -54,11 +54,18 @@ struct Session {
     record: mpsc::UnboundedSender<RecordCtl>,
     /// The other leg, once bridged.
     bridged_with: Option<CallId>,
-    /// Packets the receive task relayed to the other leg.
-    relayed: Arc<AtomicU64>,
     receiver: JoinHandle<()>,
-    /// Packets the receive task accepted (written there, read at close).
-    received: Arc<AtomicU64>,
+    /// What the receive task counted (written there, read at close).
+    counts: Arc<RtpCounts>,
+}
+
+/// Packets a call's receive task accepted, found missing (by sequence
+/// number) and relayed to the other leg.
+#[derive(Debug, Default)]
+struct RtpCounts {
+    received: AtomicU64,
+    lost: AtomicU64,
+    relayed: AtomicU64,
 }
 
 impl Drop for Session {
@@ -152,16 +159,14 @@ fn handle(
             let event = match bound {
                 Ok(socket) => {
                     let socket = Arc::new(socket);
-                    let received = Arc::new(AtomicU64::new(0));
+                    let counts = Arc::new(RtpCounts::default());
                     let (record, record_rx) = mpsc::unbounded_channel();
-                    let relayed = Arc::new(AtomicU64::new(0));
                     let receiver = tokio::spawn(receive(
                         call,
                         socket.clone(),
                         RtpReceiver::new(&params),
                         (params.codec_pt, params.law),
-                        received.clone(),
-                        relayed.clone(),
+                        counts.clone(),
                         record_rx,
                         me.clone(),
                         to_switch.clone(),
@@ -181,9 +186,8 @@ fn handle(
                             queue: VecDeque::new(),
                             record,
                             bridged_with: None,
-                            relayed,
                             receiver,
-                            received,
+                            counts,
                         },
                     );
                     MediaEvent::Opened
@@ -263,14 +267,18 @@ fn handle(
                     %call,
                     port = s.socket.local_addr().map(|a| a.port()).unwrap_or_default(),
                     rtp_sent = s.stream.packets_sent,
-                    rtp_received = s.received.load(Ordering::Relaxed),
-                    rtp_relayed = s.relayed.load(Ordering::Relaxed),
+                    rtp_received = s.counts.received.load(Ordering::Relaxed),
+                    rtp_lost = s.counts.lost.load(Ordering::Relaxed),
+                    rtp_relayed = s.counts.relayed.load(Ordering::Relaxed),
                     "media closed"
                 );
                 edge.metrics.rtp_sent.inc_by(s.stream.packets_sent);
                 edge.metrics
                     .rtp_received
-                    .inc_by(s.received.load(Ordering::Relaxed));
+                    .inc_by(s.counts.received.load(Ordering::Relaxed));
+                edge.metrics
+                    .rtp_lost
+                    .inc_by(s.counts.lost.load(Ordering::Relaxed));
             }
         }
         MediaIn::Source(call, addr) => {
@@ -296,8 +304,7 @@ async fn receive(
     socket: Arc<UdpSocket>,
     mut receiver: RtpReceiver,
     (codec_pt, law): (u8, Law),
-    received: Arc<AtomicU64>,
-    relayed: Arc<AtomicU64>,
+    counts: Arc<RtpCounts>,
     mut record: mpsc::UnboundedReceiver<RecordCtl>,
     media: mpsc::UnboundedSender<MediaIn>,
     to_switch: mpsc::UnboundedSender<Input>,
@@ -346,11 +353,14 @@ async fn receive(
             // Bridged: every packet goes on to the other leg as it came
             // (same codec and event type were negotiated on both legs).
             if socket.try_send_to(&buf[..n], *to).is_ok() {
-                relayed.fetch_add(1, Ordering::Relaxed);
+                counts.relayed.fetch_add(1, Ordering::Relaxed);
             }
         }
         let (what, moved) = receiver.handle_datagram(from, &buf[..n]);
-        received.store(receiver.packets_received, Ordering::Relaxed);
+        counts
+            .received
+            .store(receiver.packets_received, Ordering::Relaxed);
+        counts.lost.store(receiver.lost(), Ordering::Relaxed);
         if let Some(addr) = moved {
             let _ = media.send(MediaIn::Source(call, addr));
         }
