@@ -16,6 +16,7 @@ use crate::tickets::{Event, EventKind, Severity};
 
 pub struct Metrics {
     registry: Registry,
+    names: Vec<String>,
     pub calls: IntCounterVec,
     pub active_calls: IntGauge,
     pub sip_responses: IntCounterVec,
@@ -54,59 +55,68 @@ pub struct Metrics {
     response_codes: Box<[std::sync::OnceLock<IntCounter>]>,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("valid metric");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("unique metric");
-    c
+/// The registry being filled, and the name of every family registered
+/// (families without samples yet are left out of the text output, so the
+/// names are kept here for `Metrics::names`).
+struct Reg {
+    registry: Registry,
+    names: std::cell::RefCell<Vec<String>>,
 }
 
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("unique metric");
-    c
-}
-
-fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: M) -> M {
-    registry
+fn register<M: prometheus::core::Collector + Clone + 'static>(r: &Reg, m: M) -> M {
+    r.names
+        .borrow_mut()
+        .extend(m.desc().iter().map(|d| d.fq_name.clone()));
+    r.registry
         .register(Box::new(m.clone()))
         .expect("unique metric");
     m
 }
 
-fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+fn counter(r: &Reg, name: &str, help: &str) -> IntCounter {
+    register(r, IntCounter::new(name, help).expect("valid metric"))
+}
+
+fn counter_vec(r: &Reg, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     register(
-        registry,
+        r,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn gauge(r: &Reg, name: &str, help: &str) -> IntGauge {
+    register(r, IntGauge::new(name, help).expect("valid metric"))
+}
+
+fn gauge_vec(r: &Reg, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    register(
+        r,
         GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
     )
 }
 
+fn int_gauge_vec(r: &Reg, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(
+        r,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
 fn histogram_vec(
-    registry: &Registry,
+    r: &Reg,
     name: &str,
     help: &str,
     labels: &[&str],
     buckets: &[f64],
 ) -> HistogramVec {
     register(
-        registry,
+        r,
         HistogramVec::new(
             HistogramOpts::new(name, help).buckets(buckets.to_vec()),
             labels,
         )
         .expect("valid metric"),
     )
-}
-
-fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("valid metric");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("unique metric");
-    g
 }
 
 impl Default for Metrics {
@@ -117,40 +127,34 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let r = Registry::new();
-        let tickets_open = IntGaugeVec::new(
-            Opts::new(
-                "hotline_tickets_open",
-                "Work orders not closed, by severity.",
-            ),
+        let r = Reg {
+            registry: Registry::new(),
+            names: Default::default(),
+        };
+        let tickets_open = int_gauge_vec(
+            &r,
+            "hotline_tickets_open",
+            "Work orders not closed, by severity.",
             &["severity"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(tickets_open.clone()))
-            .expect("unique metric");
-        let survey_score = Histogram::with_opts(
-            HistogramOpts::new(
-                "hotline_survey_score",
-                "Satisfaction scores given on the keypad (1-5).",
+        );
+        let survey_score = register(
+            &r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "hotline_survey_score",
+                    "Satisfaction scores given on the keypad (1-5).",
+                )
+                .buckets(vec![1.0, 2.0, 3.0, 4.0, 5.0]),
             )
-            .buckets(vec![1.0, 2.0, 3.0, 4.0, 5.0]),
-        )
-        .expect("valid metric");
-        r.register(Box::new(survey_score.clone()))
-            .expect("unique metric");
-        let agents = IntGaugeVec::new(Opts::new("hotline_agents", "Agents by state."), &["state"])
-            .expect("valid metric");
-        r.register(Box::new(agents.clone())).expect("unique metric");
-        let calls_waiting = IntGaugeVec::new(
-            Opts::new(
-                "hotline_calls_waiting",
-                "Calls waiting for an agent, by queue.",
-            ),
+            .expect("valid metric"),
+        );
+        let agents = int_gauge_vec(&r, "hotline_agents", "Agents by state.", &["state"]);
+        let calls_waiting = int_gauge_vec(
+            &r,
+            "hotline_calls_waiting",
+            "Calls waiting for an agent, by queue.",
             &["queue"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(calls_waiting.clone()))
-            .expect("unique metric");
+        );
         let m = Self {
             agents,
             calls_waiting,
@@ -318,7 +322,8 @@ impl Metrics {
                 "Return-visit calls, by what they learned.",
                 &["outcome"],
             ),
-            registry: r,
+            names: r.names.take(),
+            registry: r.registry,
         };
         for s in ["ordinary", "major", "emergency"] {
             m.tickets_open.with_label_values(&[s]).set(0);
@@ -429,6 +434,12 @@ impl Metrics {
                 .set(wait.as_secs_f64());
         }
         self.occupancy.set(report.occupancy.unwrap_or(0.0));
+    }
+
+    /// Every metric family the hotline exports (`hotline_*`), sampled yet
+    /// or not.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// The text exposition format.
