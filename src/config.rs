@@ -35,6 +35,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: crate::acd::agents::AgentsError,
     },
+    #[error("config {path}: http.users: {source}")]
+    Users {
+        path: PathBuf,
+        source: crate::http::users::UsersError,
+    },
     #[error("config {path}: ivr.menu: {source}")]
     Menu {
         path: PathBuf,
@@ -91,17 +96,21 @@ impl ServiceLevelSettings {
     }
 }
 
-/// The HTTP surface: `/metrics` for Prometheus.
+/// The HTTP surface: `/metrics` for Prometheus, the API and the agent's
+/// page.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
+    /// The API's users and their token hashes; empty: the API answers 401.
+    pub users: PathBuf,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".parse().expect("literal"),
+            users: PathBuf::new(),
         }
     }
 }
@@ -665,6 +674,27 @@ impl Config {
         crate::acd::agents::AgentsFile::load(&self.acd.agents)
             .map(|a| Some(std::sync::Arc::new(a)))
             .map_err(|source| ConfigError::Agents {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    /// Loads and checks the API's users (agent users must be agents of
+    /// the agents file); None without a users file.
+    pub fn load_users(
+        &self,
+        path: &Path,
+        agents: Option<&crate::acd::agents::AgentsFile>,
+    ) -> Result<Option<crate::http::users::Users>, ConfigError> {
+        if self.http.users.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<String> = agents
+            .map(|a| a.agents.iter().map(|x| x.id.clone()).collect())
+            .unwrap_or_default();
+        crate::http::users::Users::load(&self.http.users, Some(&ids))
+            .map(Some)
+            .map_err(|source| ConfigError::Users {
                 path: path.to_path_buf(),
                 source,
             })

@@ -37,6 +37,7 @@
 pub mod acd;
 pub mod call;
 pub mod config;
+pub mod http;
 pub mod ivr;
 pub mod media;
 pub mod metrics;

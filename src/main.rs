@@ -48,6 +48,11 @@ enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// API users: make a token and the line for the users file.
+    Users {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Work orders: open, follow and query tickets in the event store.
     Tickets {
         #[command(flatten)]
@@ -76,6 +81,21 @@ enum AgentCommand {
         id: String,
         #[arg(long, default_value = "hotline")]
         realm: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Makes a new random token for NAME and prints it (give it to the
+    /// user) with the users-file entry holding only its hash.
+    Token {
+        name: String,
+        /// agent or supervisor.
+        #[arg(long, default_value = "agent")]
+        role: String,
+        /// The agent's extension (agents only; the name by default).
+        #[arg(long)]
+        agent: Option<String>,
     },
 }
 
@@ -188,7 +208,8 @@ fn main() -> ExitCode {
         Command::CheckConfig { path } => {
             match Config::load(&path).and_then(|c| {
                 let prompts = c.load_prompts(&path)?;
-                c.load_agents(&path)?;
+                let agents = c.load_agents(&path)?;
+                c.load_users(&path, agents.as_deref())?;
                 c.load_menu(&path, &prompts).map(|_| c)
             }) {
                 Ok(_) => {
@@ -230,6 +251,30 @@ fn main() -> ExitCode {
             println!(
                 "ha1_sha256 = \"{}\"",
                 ha1(Algorithm::Sha256, &id, &realm, password)
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Users {
+            command: UserCommand::Token { name, role, agent },
+        } => {
+            use hotline::http::users::{new_token, token_hash};
+            let agent_line = match (role.as_str(), agent) {
+                ("agent", a) => format!("agent = \"{}\"\n", a.unwrap_or_else(|| name.clone())),
+                ("supervisor", None) => String::new(),
+                ("supervisor", Some(_)) => {
+                    eprintln!("error: a supervisor is not an agent: no --agent");
+                    return ExitCode::from(2);
+                }
+                (other, _) => {
+                    eprintln!("error: --role {other:?}: agent or supervisor");
+                    return ExitCode::from(2);
+                }
+            };
+            let token = new_token();
+            eprintln!("token for {name} (shown once, keep it secret): {token}");
+            println!(
+                "[[user]]\nname = \"{name}\"\nrole = \"{role}\"\n{agent_line}token_sha256 = \"{}\"",
+                token_hash(&token)
             );
             ExitCode::SUCCESS
         }
@@ -497,12 +542,19 @@ fn run(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let users = match config.load_users(&origin, agents.as_deref()) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     runtime.block_on(async move {
-        let hotline = match Hotline::bind(config.clone(), prompts, menu, agents).await {
+        let hotline = match Hotline::bind(config.clone(), prompts, menu, agents, users).await {
             Ok(h) => h,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -71,7 +71,7 @@ pub enum Observed {
 }
 
 /// One queue's figures over the window; `None` where nothing was counted.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct QueueReport {
     pub answered: u32,
     pub answered_in_time: u32,

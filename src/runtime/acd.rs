@@ -50,6 +50,10 @@ pub enum AcdIn {
 pub struct Snapshot {
     pub agents: BTreeMap<AgentId, AgentState>,
     pub waiting: BTreeMap<String, usize>,
+    /// Per queue: the longest wait now (whole seconds) and the window's
+    /// figures.
+    pub longest_wait_seconds: BTreeMap<String, u64>,
+    pub figures: BTreeMap<String, crate::acd::stats::QueueReport>,
 }
 
 pub struct AcdHandle {
@@ -288,8 +292,22 @@ fn run(
                 .is_none_or(|at| now >= at + Duration::from_secs(1))
         {
             let report = stats.stats.report(now);
-            metrics.set_acd_report(&report, &queues.names, &stats.stats.longest_waits(now));
+            let longest = stats.stats.longest_waits(now);
+            metrics.set_acd_report(&report, &queues.names, &longest);
             stats.reported = Some(now);
+            for (i, name) in queues.names.iter().enumerate() {
+                let secs = longest[i].as_secs();
+                if snapshot.longest_wait_seconds.get(name) != Some(&secs) {
+                    snapshot.longest_wait_seconds.insert(name.clone(), secs);
+                    changed = true;
+                }
+                if snapshot.figures.get(name) != Some(&report.queues[i]) {
+                    snapshot
+                        .figures
+                        .insert(name.clone(), report.queues[i].clone());
+                    changed = true;
+                }
+            }
         }
         if changed {
             metrics.set_acd(&snapshot);

@@ -28,7 +28,9 @@ pub struct Services {
     pub to_switch: mpsc::UnboundedSender<Input>,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Who handles each owner's open tickets (from the log).
-    pub sticky: Arc<super::tickets::StickyAgents>,
+    pub tickets: Arc<super::tickets::TicketView>,
+    /// Calls and agents as the agents' screens see them.
+    pub desk: Arc<crate::http::desk::Desk>,
 }
 
 fn owner_info(o: Owner) -> OwnerInfo {
@@ -188,29 +190,13 @@ impl Services {
                         phone: normalize(number, &self.plan),
                     },
                 };
-                let stored = match self.store.append(vec![opened]).await {
-                    Ok(s) => s,
+                match super::tickets::open_ticket(&self.store, &self.sla, opened).await {
+                    Ok(ticket) => Reply::TicketOpened(ticket.0),
                     Err(e) => {
                         warn!(error = %e, "ticket not opened");
-                        return Reply::Failed;
+                        Reply::Failed
                     }
-                };
-                let Some(ticket) = stored[0].ticket else {
-                    return Reply::Failed;
-                };
-                let promise = NewEvent {
-                    ticket: Some(ticket),
-                    call: Some(sip_call_id.to_string()),
-                    at_ms: now,
-                    actor: Actor::System,
-                    kind: EventKind::Committed {
-                        deadline_ms: now + self.sla.commitment_ms(severity),
-                    },
-                };
-                if let Err(e) = self.store.append(vec![promise]).await {
-                    warn!(error = %e, %ticket, "commitment not written");
                 }
-                Reply::TicketOpened(ticket.0)
             }
         }
     }

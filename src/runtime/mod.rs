@@ -98,6 +98,7 @@ pub struct Hotline {
     history_until: crate::tickets::EventId,
     menu: Option<Arc<crate::ivr::graph::Graph>>,
     agents: Option<Arc<crate::acd::agents::AgentsFile>>,
+    users: Option<crate::http::users::Users>,
     owners: Arc<crate::owners::OwnerDb>,
     http: TcpListener,
 }
@@ -108,6 +109,7 @@ impl Hotline {
         prompts: PromptSet,
         menu: Option<Arc<crate::ivr::graph::Graph>>,
         agents: Option<Arc<crate::acd::agents::AgentsFile>>,
+        users: Option<crate::http::users::Users>,
     ) -> Result<Self, RuntimeError> {
         let addr = config.sip.listen;
         let udp = bind_udp(addr).map_err(|source| RuntimeError::Bind {
@@ -152,6 +154,7 @@ impl Hotline {
             history_until,
             menu,
             agents,
+            users,
             owners,
             http,
         })
@@ -172,13 +175,14 @@ impl Hotline {
             history_until,
             menu,
             agents,
+            users,
             owners,
             http,
         } = self;
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        let http_task = tokio::spawn(serve_http(http, metrics.clone()));
+        let desk = Arc::new(crate::http::desk::Desk::default());
         let (to_switch, mut inbox) = mpsc::unbounded_channel();
-        let sticky = Arc::new(tickets::StickyAgents::default());
+        let view = Arc::new(tickets::TicketView::default());
         let visits = match (config.return_visit.gateway, config.return_visit.policy()) {
             (Some(gateway), Ok(policy)) => Some(tickets::Visits {
                 core: crate::tickets::return_visit::ReturnVisits::new(policy),
@@ -199,7 +203,7 @@ impl Hotline {
             ),
             history_until,
             metrics.clone(),
-            sticky.clone(),
+            view.clone(),
         ));
         let acd = agents.as_ref().map(|a| {
             let (router, queues) = acd::router_for(a, &config.acd);
@@ -221,6 +225,21 @@ impl Hotline {
                 metrics.clone(),
             )
         });
+        let api = crate::http::api::Api {
+            users,
+            agents: agents.clone(),
+            acd: acd.as_ref().map(|h| (h.tx.clone(), h.snapshot.clone())),
+            desk: desk.clone(),
+            tickets: view.clone(),
+            store: store.clone(),
+            owners: owners.clone(),
+            plan: config.owners.number_plan(),
+            sla: config.tickets.sla_policy(),
+        };
+        let http_task = tokio::spawn(crate::http::serve(
+            http,
+            crate::http::app(metrics.clone(), Arc::new(api)),
+        ));
         let mut switch = Switch::new(config.switch_config(rand::random(), menu, agents));
         let (media, media_task) = media::spawn(
             config.media.ip,
@@ -241,7 +260,8 @@ impl Hotline {
                 .unwrap_or(0),
             to_switch: to_switch.clone(),
             metrics: metrics.clone(),
-            sticky,
+            tickets: view.clone(),
+            desk: desk.clone(),
         };
         let acceptor = tokio::spawn(accept(tcp, to_switch.clone()));
         let mut tcp_writers: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>> = HashMap::new();
@@ -273,7 +293,7 @@ impl Hotline {
                         Input::Place(call) => { switch.place_call(now, call); }
                         Input::Owner(call, owner) => switch.handle_owner(now, call, owner),
                         Input::IvrReply(call, reply) => switch.handle_ivr_reply(now, call, reply),
-                        Input::Acd(out) => handle_acd(&mut switch, now, out, acd.as_ref()),
+                        Input::Acd(out) => handle_acd(&mut switch, now, out, acd.as_ref(), &services.desk),
                         Input::Announce(a) => switch.announce(now, CallId(a.call.0), a.position, a.wait_minutes),
                     }
                 }
@@ -337,7 +357,9 @@ async fn flush(
     acd: Option<&acd::AcdHandle>,
 ) {
     let metrics = &services.metrics;
+    let desk = &services.desk;
     while let Some(out) = switch.poll_output() {
+        desk_sees(desk, &out);
         match &out {
             Output::Transmit(t) => metrics.sip_sent(&t.bytes),
             Output::Ended(e) => metrics.calls.with_label_values(&[e.reason.label()]).inc(),
@@ -402,7 +424,7 @@ async fn flush(
                             .unwrap_or(crate::acd::Language::Zh),
                         priority: priority.max(class_priority),
                         vip: class_priority > crate::acd::priority::ORDINARY,
-                        sticky: owner.as_deref().and_then(|o| services.sticky.agent_for(o)),
+                        sticky: owner.as_deref().and_then(|o| services.tickets.agent_for(o)),
                     });
                 }
             }
@@ -471,50 +493,86 @@ async fn flush(
         .set(switch.registered_agents() as i64);
 }
 
+/// Keeps the agents' screens' view of calls (the desk) up to date.
+fn desk_sees(desk: &crate::http::desk::Desk, out: &Output) {
+    use crate::http::desk::DeskEvent;
+    match out {
+        Output::Started {
+            call,
+            sip_call_id,
+            from,
+            ..
+        } => desk.started(
+            call.0,
+            sip_call_id,
+            crate::owners::phone::uri_user(from).unwrap_or(from),
+        ),
+        Output::IvrStep {
+            call, node, detail, ..
+        } => desk.step(call.0, node, detail),
+        Output::Queued {
+            call, queue, owner, ..
+        } => desk.queued(call.0, queue, owner.as_deref()),
+        Output::AgentAnswered { caller, agent, .. } => {
+            desk.answered(caller.0, agent);
+            desk.publish(DeskEvent::Connected {
+                agent: agent.clone(),
+                call: caller.0,
+            });
+        }
+        Output::AgentLegEnded {
+            caller,
+            agent,
+            answered: true,
+        } => desk.publish(DeskEvent::Ended {
+            agent: agent.clone(),
+            call: caller.0,
+        }),
+        Output::Ended(e) => desk.ended(e.call.0, Instant::now()),
+        _ => {}
+    }
+}
+
 /// What the ACD decided, carried out by the switch.
 fn handle_acd(
     switch: &mut Switch,
     now: Instant,
     out: crate::acd::AcdOutput,
     acd: Option<&acd::AcdHandle>,
+    desk: &crate::http::desk::Desk,
 ) {
     use crate::acd::AcdOutput;
+    use crate::http::desk::DeskEvent;
     match out {
         AcdOutput::Offer { call, agent } => {
-            if !switch.offer_to_agent(now, CallId(call.0), &agent.0.to_string())
-                && let Some(acd) = acd
-            {
+            if switch.offer_to_agent(now, CallId(call.0), &agent.0.to_string()) {
+                desk.offer(call.0, &agent.0.to_string());
+                desk.publish(DeskEvent::Offer {
+                    agent: agent.0.to_string(),
+                    call: call.0,
+                });
+            } else if let Some(acd) = acd {
                 // No phone to ring (not registered, or the caller just left).
                 let _ = acd.tx.send(acd::AcdIn::Refused(call, agent));
             }
         }
-        AcdOutput::Withdraw { call, .. } => switch.withdraw_agent(now, CallId(call.0)),
-        AcdOutput::Left { call, .. } => switch.queue_left(now, CallId(call.0)),
-        AcdOutput::Connected { .. } | AcdOutput::AgentChanged { .. } | AcdOutput::Missed { .. } => {
+        AcdOutput::Withdraw { call, agent } => {
+            switch.withdraw_agent(now, CallId(call.0));
+            desk.publish(DeskEvent::Withdrawn {
+                agent: agent.0.to_string(),
+                call: call.0,
+            });
         }
-    }
-}
-
-/// `GET /metrics` on the HTTP listener.
-async fn serve_http(listener: TcpListener, metrics: Arc<crate::metrics::Metrics>) {
-    use axum::routing::get;
-    let app = axum::Router::new().route(
-        "/metrics",
-        get(move || {
-            let metrics = metrics.clone();
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    metrics.render(),
-                )
-            }
+        AcdOutput::AgentChanged { agent, state } => desk.publish(DeskEvent::State {
+            agent: agent.0.to_string(),
+            state: crate::metrics::agent_state_label(&state).to_string(),
+            reason: match state {
+                crate::acd::AgentState::Paused { reason } => reason,
+                _ => String::new(),
+            },
         }),
-    );
-    if let Err(e) = axum::serve(listener, app).await {
-        warn!(error = %e, "HTTP server stopped");
+        AcdOutput::Left { call, .. } => switch.queue_left(now, CallId(call.0)),
+        AcdOutput::Connected { .. } | AcdOutput::Missed { .. } => {}
     }
 }
 

@@ -171,26 +171,104 @@ pub fn call_events(out: &Output) -> Option<NewEvent> {
     })
 }
 
-/// The agent handling each owner's open tickets, kept by the watcher from
-/// the log and read when the owner's call is queued (the ACD's sticky
-/// agent). Read-mostly, shared without a lock on the reader's side.
-#[derive(Debug, Default)]
-pub struct StickyAgents(dashmap::DashMap<String, crate::acd::AgentId>);
+/// Opens a ticket (`opened` is its `TicketOpened`) and writes the time
+/// promised for its severity; returns its number.
+pub async fn open_ticket(
+    store: &Store,
+    sla: &SlaPolicy,
+    opened: NewEvent,
+) -> Result<TicketId, StoreError> {
+    let EventKind::TicketOpened { severity, .. } = &opened.kind else {
+        return Err(StoreError::Invalid("not a ticket opening".into()));
+    };
+    let deadline_ms = opened.at_ms + sla.commitment_ms(*severity);
+    let (call, at_ms) = (opened.call.clone(), opened.at_ms);
+    let stored = store.append(vec![opened]).await?;
+    let ticket = stored[0]
+        .ticket
+        .ok_or_else(|| StoreError::Invalid("the store gave the new ticket no number".into()))?;
+    let promise = NewEvent {
+        ticket: Some(ticket),
+        call,
+        at_ms,
+        actor: Actor::System,
+        kind: EventKind::Committed { deadline_ms },
+    };
+    if let Err(e) = store.append(vec![promise]).await {
+        warn!(error = %e, %ticket, "commitment not written");
+    }
+    Ok(ticket)
+}
 
-impl StickyAgents {
+/// The tickets as the watcher last folded them from the log, shared
+/// read-mostly with the switch and the HTTP API: each ticket with the
+/// agent handling it, and per owner the agent handling their open tickets
+/// (read when the owner's call is queued: the ACD's sticky agent).
+#[derive(Debug, Default)]
+pub struct TicketView {
+    sticky: dashmap::DashMap<String, crate::acd::AgentId>,
+    tickets: dashmap::DashMap<TicketId, TicketRow>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TicketRow {
+    #[serde(flatten)]
+    pub ticket: crate::tickets::Ticket,
+    /// The agent handling it (see `tickets::handlers`).
+    pub handler: Option<String>,
+}
+
+impl TicketView {
     pub fn agent_for(&self, owner: &str) -> Option<crate::acd::AgentId> {
-        self.0.get(owner).map(|a| *a)
+        self.sticky.get(owner).map(|a| *a)
     }
 
-    fn update(&self, handlers: &mut Handlers) {
+    pub fn get(&self, id: TicketId) -> Option<TicketRow> {
+        self.tickets.get(&id).map(|r| r.clone())
+    }
+
+    /// The tickets `keep` says yes to, newest first.
+    pub fn select(&self, keep: impl Fn(&TicketRow) -> bool) -> Vec<TicketRow> {
+        let mut rows: Vec<TicketRow> = self
+            .tickets
+            .iter()
+            .filter(|r| keep(r.value()))
+            .map(|r| r.value().clone())
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.ticket.id));
+        rows
+    }
+
+    fn ticket_changed(
+        &self,
+        projection: &crate::tickets::Tickets,
+        handlers: &Handlers,
+        id: TicketId,
+    ) {
+        if let Some(t) = projection.get(id) {
+            self.tickets.insert(
+                id,
+                TicketRow {
+                    ticket: t.clone(),
+                    handler: handlers.handler(id).map(str::to_string),
+                },
+            );
+        }
+    }
+
+    fn update(&self, projection: &crate::tickets::Tickets, handlers: &mut Handlers) {
         for owner in handlers.take_changed() {
             match handlers.agent_for(&owner).and_then(|a| a.parse().ok()) {
                 Some(agent) => {
-                    self.0.insert(owner, crate::acd::AgentId(agent));
+                    self.sticky
+                        .insert(owner.clone(), crate::acd::AgentId(agent));
                 }
                 None => {
-                    self.0.remove(&owner);
+                    self.sticky.remove(&owner);
                 }
+            }
+            for t in handlers.tickets_of(&owner) {
+                self.ticket_changed(projection, handlers, *t);
             }
         }
     }
@@ -232,7 +310,7 @@ pub async fn watch(
     mut deliveries: Deliveries,
     replay_until: EventId,
     metrics: Arc<crate::metrics::Metrics>,
-    sticky: Arc<StickyAgents>,
+    view: Arc<TicketView>,
 ) {
     let mut projection = crate::tickets::Tickets::default();
     let mut handlers = Handlers::default();
@@ -249,6 +327,7 @@ pub async fn watch(
         let cores = Cores {
             projection: &mut projection,
             handlers: &mut handlers,
+            view: &view,
             metrics: &metrics,
             visits: visits.as_mut().map(|v| &mut v.core),
             sla: &mut sla,
@@ -257,7 +336,7 @@ pub async fn watch(
             deliveries: &mut deliveries,
         };
         let fed = feed(&store, cores, &mut last, replay_until).await;
-        sticky.update(&mut handlers);
+        view.update(&projection, &mut handlers);
         match fed {
             Ok(n) if !replayed => {
                 info!(events = n, "ticket log replayed");
@@ -350,6 +429,7 @@ struct Cores<'a> {
     /// Ticket state, for the open-tickets gauge.
     projection: &'a mut crate::tickets::Tickets,
     handlers: &'a mut Handlers,
+    view: &'a TicketView,
     metrics: &'a crate::metrics::Metrics,
     visits: Option<&'a mut ReturnVisits>,
     sla: &'a mut SlaTimers,
@@ -378,6 +458,11 @@ async fn feed(
             cores.deliveries.handle_event(e);
             cores.projection.apply(e);
             cores.handlers.apply(e);
+            if let Some(t) = e.ticket {
+                cores
+                    .view
+                    .ticket_changed(cores.projection, cores.handlers, t);
+            }
             if e.id > replay_until {
                 cores.metrics.ticket_event(e);
             }

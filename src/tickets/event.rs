@@ -129,8 +129,11 @@ pub enum EventKind {
     CallEnded {
         reason: String,
     },
+    /// The agent's wrap-up of a call: a category and what was done.
     WrapUpCoded {
         code: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        notes: String,
     },
     TicketOpened {
         category: String,

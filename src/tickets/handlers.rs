@@ -97,6 +97,19 @@ impl Handlers {
             .find_map(|h| h.agent.as_deref())
     }
 
+    /// The agent handling `ticket`, if any.
+    pub fn handler(&self, ticket: TicketId) -> Option<&str> {
+        self.tickets.get(&ticket)?.agent.as_deref()
+    }
+
+    /// `owner`'s tickets, oldest first.
+    pub fn tickets_of(&self, owner: &str) -> &[TicketId] {
+        self.by_owner
+            .get(owner)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
     /// Owners whose handling agent may have changed, each once.
     pub fn take_changed(&mut self) -> Vec<String> {
         let mut owners = std::mem::take(&mut self.changed);
@@ -184,6 +197,7 @@ mod tests {
             Actor::Agent("2004".into()),
             EventKind::WrapUpCoded {
                 code: "water".into(),
+                notes: String::new(),
             },
         );
         assert_eq!(log.handlers().agent_for("O-0001"), Some("2004"));

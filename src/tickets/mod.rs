@@ -42,6 +42,8 @@ pub enum StoreError {
     Corrupt { id: u64, reason: String },
     #[error("event store schema version {found} is newer than this hotline knows ({known})")]
     SchemaTooNew { found: i64, known: i64 },
+    #[error("event store: {0}")]
+    Invalid(String),
 }
 
 impl From<rusqlite::Error> for StoreError {

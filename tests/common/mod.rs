@@ -51,6 +51,45 @@ pub fn http_get(port: u16, path: &str) -> String {
         .unwrap_or_default()
 }
 
+/// One HTTP/1.1 request on loopback with an optional bearer token and JSON
+/// body; the status and the body (tests only, no TLS, no chunking beyond
+/// what axum sends for small replies).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let status = reply
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP reply: {reply}"));
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
 impl Hotline {
     /// Starts the hotline with `extra` TOML appended to a config that gives
     /// it ports of its own. `base` separates test binaries run at once.
@@ -98,7 +137,8 @@ impl Hotline {
         text.push_str(
             &extra
                 .replace("SIP_PORT", &sip_port.to_string())
-                .replace("PEER_PORT", &(sip_port + 2).to_string()),
+                .replace("PEER_PORT", &(sip_port + 2).to_string())
+                .replace("HTTP_PORT", &(sip_port + 199).to_string()),
         );
         std::fs::write(&config, text).unwrap();
         let log = dir.path().join("hotline.log");
@@ -131,6 +171,11 @@ impl Hotline {
     /// The hotline's ticket event store.
     pub fn store_path(&self) -> PathBuf {
         self.dir.path().join("events.db")
+    }
+
+    /// Where its HTTP surface listens.
+    pub fn http_port(&self) -> u16 {
+        self.sip_port + 199
     }
 
     pub fn target(&self) -> String {

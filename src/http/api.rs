@@ -1,0 +1,711 @@
+//! The JSON API. Every route takes a user's token (`Authorization: Bearer
+//! <token>`, or `?token=` where a browser cannot send headers: the event
+//! stream). Agents read and change only their own state, calls and the
+//! tickets they handle; supervisors see every agent, queue and ticket and
+//! may pause or log out any agent. No or an unknown token: 401; someone
+//! else's agent, call or ticket: 403; errors are `{"error": "..."}`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::desk::{Desk, DeskEvent};
+use super::users::{Role, User, Users};
+use crate::acd::{AgentId, AgentState};
+use crate::runtime::acd::{AcdIn, Snapshot};
+use crate::runtime::tickets::{TicketRow, TicketView, open_ticket};
+use crate::tickets::{Actor, EventKind, NewEvent, Severity, Status, TicketId};
+
+/// What the API reads and drives.
+pub struct Api {
+    pub users: Option<Users>,
+    pub agents: Option<Arc<crate::acd::agents::AgentsFile>>,
+    pub acd: Option<(
+        crossbeam_channel::Sender<AcdIn>,
+        tokio::sync::watch::Receiver<Snapshot>,
+    )>,
+    pub desk: Arc<Desk>,
+    pub tickets: Arc<TicketView>,
+    pub store: Arc<crate::tickets::Store>,
+    pub owners: Arc<crate::owners::OwnerDb>,
+    pub plan: crate::owners::phone::NumberPlan,
+    pub sla: crate::tickets::sla::SlaPolicy,
+}
+
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn err(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError(status, message.into())
+}
+
+type Reply = Result<Response, ApiError>;
+
+fn ok(status: StatusCode, body: Value) -> Reply {
+    Ok((status, Json(body)).into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+pub fn routes(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/api/me", get(me))
+        .route("/api/agents", get(list_agents))
+        .route("/api/agents/{id}", get(agent))
+        .route("/api/agents/{id}/ready", post(ready))
+        .route("/api/agents/{id}/pause", post(pause))
+        .route("/api/agents/{id}/wrap-up-done", post(wrap_up_done))
+        .route("/api/agents/{id}/logout", post(logout))
+        .route("/api/agents/{id}/events", get(events))
+        .route("/api/queues", get(queues))
+        .route("/api/tickets", get(list_tickets))
+        .route("/api/tickets/{id}", get(ticket))
+        .route("/api/calls/{call}", get(call))
+        .route("/api/calls/{call}/wrap-up", post(wrap_up))
+        .fallback(|| async { err(StatusCode::NOT_FOUND, "no such route") })
+        .with_state(api)
+}
+
+impl Api {
+    /// The user the request's token belongs to.
+    fn user(&self, headers: &HeaderMap, query: &TokenQuery) -> Result<&User, ApiError> {
+        let Some(users) = self.users.as_ref().filter(|u| !u.is_empty()) else {
+            return Err(err(
+                StatusCode::UNAUTHORIZED,
+                "no API users are configured ([http] users)",
+            ));
+        };
+        let header = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "));
+        let Some(token) = header.or(query.token.as_deref()) else {
+            return Err(err(
+                StatusCode::UNAUTHORIZED,
+                "missing token: send `Authorization: Bearer <token>`",
+            ));
+        };
+        users
+            .authenticate(token.trim())
+            .ok_or_else(|| err(StatusCode::UNAUTHORIZED, "unknown token"))
+    }
+
+    fn supervisor(&self, headers: &HeaderMap, query: &TokenQuery) -> Result<&User, ApiError> {
+        let user = self.user(headers, query)?;
+        match user.role {
+            Role::Supervisor => Ok(user),
+            Role::Agent => Err(err(
+                StatusCode::FORBIDDEN,
+                format!("{} is an agent: this is for supervisors", user.name),
+            )),
+        }
+    }
+
+    /// The user may act on agent `id`: it is them, or (where `supervisors`
+    /// says so) they supervise. Unknown agents are 404.
+    fn for_agent(
+        &self,
+        headers: &HeaderMap,
+        query: &TokenQuery,
+        id: &str,
+        supervisors: bool,
+    ) -> Result<(&User, AgentId), ApiError> {
+        let user = self.user(headers, query)?;
+        let known = self
+            .agents
+            .as_ref()
+            .is_some_and(|a| a.agents.iter().any(|x| x.id == id));
+        let parsed = id.parse().ok().filter(|_| known).map(AgentId);
+        let allowed = match user.role {
+            Role::Agent => user.agent.as_deref() == Some(id),
+            Role::Supervisor => supervisors,
+        };
+        if !allowed {
+            let message = match user.role {
+                Role::Agent => format!(
+                    "{} may act only as agent {}",
+                    user.name,
+                    user.agent.as_deref().unwrap_or("?")
+                ),
+                Role::Supervisor => "only the agent themself may do this".to_string(),
+            };
+            return Err(err(StatusCode::FORBIDDEN, message));
+        }
+        let agent = parsed.ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no agent {id}")))?;
+        Ok((user, agent))
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        self.acd
+            .as_ref()
+            .map(|(_, s)| s.borrow().clone())
+            .unwrap_or_default()
+    }
+
+    fn agent_json(&self, id: AgentId, snapshot: &Snapshot) -> Value {
+        let entry = self
+            .agents
+            .as_ref()
+            .and_then(|a| a.agents.iter().find(|x| x.id == id.0.to_string()));
+        let state = snapshot.agents.get(&id).unwrap_or(&AgentState::LoggedOut);
+        let reason = match state {
+            AgentState::Paused { reason } => reason.as_str(),
+            _ => "",
+        };
+        json!({
+            "id": id.0.to_string(),
+            "name": entry.map(|e| e.name.as_str()),
+            "skills": entry.map(|e| &e.skills),
+            "languages": entry.map(|e| &e.languages),
+            "state": crate::metrics::agent_state_label(state),
+            "reason": reason,
+        })
+    }
+
+    fn send(&self, msg: AcdIn) -> Result<(), ApiError> {
+        match &self.acd {
+            Some((tx, _)) if tx.send(msg).is_ok() => Ok(()),
+            _ => Err(err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no ACD runs here ([acd] agents is empty)",
+            )),
+        }
+    }
+
+    /// The user may see `row`: a supervisor, or the agent handling it.
+    fn may_see(user: &User, row: &TicketRow) -> bool {
+        user.role == Role::Supervisor || row.handler.is_some() && row.handler == user.agent
+    }
+}
+
+async fn me(State(api): State<Arc<Api>>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Reply {
+    let user = api.user(&headers, &q)?;
+    ok(StatusCode::OK, json!(user))
+}
+
+async fn list_agents(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+) -> Reply {
+    api.supervisor(&headers, &q)?;
+    let snapshot = api.snapshot();
+    let agents: Vec<Value> = api
+        .agents
+        .iter()
+        .flat_map(|a| a.agents.iter())
+        .filter_map(|a| a.id.parse().ok().map(AgentId))
+        .map(|id| api.agent_json(id, &snapshot))
+        .collect();
+    ok(StatusCode::OK, json!({ "agents": agents }))
+}
+
+async fn agent(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+    Path(id): Path<String>,
+) -> Reply {
+    let (_, agent) = api.for_agent(&headers, &q, &id, true)?;
+    ok(StatusCode::OK, api.agent_json(agent, &api.snapshot()))
+}
+
+/// The state the agent is in now (after the ACD took the request).
+async fn state_after(api: &Api, agent: AgentId, want: impl Fn(&AgentState) -> bool) -> Value {
+    if let Some((_, rx)) = &api.acd {
+        let mut rx = rx.clone();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            rx.wait_for(|s| s.agents.get(&agent).is_some_and(&want)),
+        )
+        .await;
+    }
+    api.agent_json(agent, &api.snapshot())
+}
+
+async fn ready(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+    Path(id): Path<String>,
+) -> Reply {
+    let (_, agent) = api.for_agent(&headers, &q, &id, false)?;
+    let state = api
+        .snapshot()
+        .agents
+        .get(&agent)
+        .cloned()
+        .unwrap_or(AgentState::LoggedOut);
+    let msg = match state {
+        AgentState::LoggedOut => AcdIn::Login(agent),
+        AgentState::Paused { .. } => AcdIn::Ready(agent),
+        AgentState::WrapUp { .. } => {
+            return Err(err(
+                StatusCode::CONFLICT,
+                "wrapping up: finish with wrap-up-done",
+            ));
+        }
+        _ => return ok(StatusCode::OK, api.agent_json(agent, &api.snapshot())),
+    };
+    api.send(msg)?;
+    let body = state_after(&api, agent, |s| {
+        matches!(
+            s,
+            AgentState::Available { .. } | AgentState::Reserved { .. }
+        )
+    })
+    .await;
+    ok(StatusCode::OK, body)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseBody {
+    reason: String,
+}
+
+async fn pause(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+    Path(id): Path<String>,
+    body: Result<Json<PauseBody>, JsonRejection>,
+) -> Reply {
+    let (user, agent) = api.for_agent(&headers, &q, &id, true)?;
+    let Json(body) = body.map_err(|e| {
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("{e}: send {{\"reason\": \"...\"}} (e.g. break, training, meeting)"),
+        )
+    })?;
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.len() > 64 {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "the reason must be 1-64 characters",
+        ));
+    }
+    let reason = match user.role {
+        Role::Supervisor => format!("{reason} (by {})", user.name),
+        Role::Agent => reason.to_string(),
+    };
+    if matches!(
+        api.snapshot().agents.get(&agent),
+        None | Some(AgentState::LoggedOut)
+    ) {
+        return Err(err(
+            StatusCode::CONFLICT,
+            format!("agent {id} is logged out"),
+        ));
+    }
+    api.send(AcdIn::Pause(agent, reason.clone()))?;
+    let body = state_after(&api, agent, |s| matches!(s, AgentState::Paused { .. })).await;
+    ok(StatusCode::OK, body)
+}
+
+async fn wrap_up_done(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+    Path(id): Path<String>,
+) -> Reply {
+    let (_, agent) = api.for_agent(&headers, &q, &id, false)?;
+    if !matches!(
+        api.snapshot().agents.get(&agent),
+        Some(AgentState::WrapUp { .. })
+    ) {
+        return Err(err(
+            StatusCode::CONFLICT,
+            format!("agent {id} is not wrapping up"),
+        ));
+    }
+    api.send(AcdIn::Ready(agent))?;
+    let body = state_after(&api, agent, |s| !matches!(s, AgentState::WrapUp { .. })).await;
+    ok(StatusCode::OK, body)
+}
+
+async fn logout(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+    Path(id): Path<String>,
+) -> Reply {
+    let (_, agent) = api.for_agent(&headers, &q, &id, true)?;
+    api.send(AcdIn::Logout(agent))?;
+    // During a call the logout waits for its end.
+    let body = state_after(&api, agent, |s| *s == AgentState::LoggedOut).await;
+    ok(StatusCode::OK, body)
+}
+
+/// Server-sent events for one agent's screen: their state now, then every
+/// state change, offer, answer and hang-up as it happens.
+async fn events(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (_, agent) = api.for_agent(&headers, &q, &id, true)?;
+    let now = api.agent_json(agent, &api.snapshot());
+    let first = DeskEvent::State {
+        agent: id.clone(),
+        state: now["state"].as_str().unwrap_or_default().to_string(),
+        reason: now["reason"].as_str().unwrap_or_default().to_string(),
+    };
+    let rx = api.desk.subscribe();
+    let stream = futures_util::stream::unfold(
+        (Some(first), rx, id),
+        |(mut first, mut rx, id)| async move {
+            if let Some(e) = first.take() {
+                return Some((sse(&e), (None, rx, id)));
+            }
+            loop {
+                match rx.recv().await {
+                    Ok(e) if e.agent() == id => return Some((sse(&e), (None, rx, id))),
+                    Ok(_) => continue,
+                    // Too slow a reader: tell the page to reload its state.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        let e = SseEvent::default().event("lagged").data("{}");
+                        return Some((Ok(e), (None, rx, id)));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+fn sse(e: &DeskEvent) -> Result<SseEvent, Infallible> {
+    Ok(SseEvent::default()
+        .event("desk")
+        .data(serde_json::to_string(e).unwrap_or_default()))
+}
+
+async fn queues(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+) -> Reply {
+    api.supervisor(&headers, &q)?;
+    let s = api.snapshot();
+    let queues: Vec<Value> = s
+        .waiting
+        .iter()
+        .map(|(name, waiting)| {
+            json!({
+                "name": name,
+                "waiting": waiting,
+                "longest_wait_seconds": s.longest_wait_seconds.get(name).copied().unwrap_or(0),
+                "figures": s.figures.get(name),
+            })
+        })
+        .collect();
+    ok(StatusCode::OK, json!({ "queues": queues }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TicketFilter {
+    token: Option<String>,
+    status: Option<String>,
+    owner: Option<String>,
+    category: Option<String>,
+}
+
+async fn list_tickets(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    f: Result<Query<TicketFilter>, QueryRejection>,
+) -> Reply {
+    let Query(f) = f.map_err(|e| {
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("{e}: filters are status, owner and category"),
+        )
+    })?;
+    let user = api
+        .user(
+            &headers,
+            &TokenQuery {
+                token: f.token.clone(),
+            },
+        )?
+        .clone();
+    let status: Option<Status> = match &f.status {
+        Some(s) => Some(
+            s.parse()
+                .map_err(|e: String| err(StatusCode::BAD_REQUEST, e))?,
+        ),
+        None => None,
+    };
+    let rows = api.tickets.select(|r| {
+        Api::may_see(&user, r)
+            && status.is_none_or(|s| r.ticket.status == s)
+            && f.owner
+                .as_ref()
+                .is_none_or(|o| r.ticket.owner.as_ref() == Some(o))
+            && f.category.as_ref().is_none_or(|c| r.ticket.category == *c)
+    });
+    ok(StatusCode::OK, json!({ "tickets": rows }))
+}
+
+async fn ticket(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+    Path(id): Path<String>,
+) -> Reply {
+    let user = api.user(&headers, &q)?;
+    let id = id
+        .trim_start_matches(['T', 't'])
+        .parse()
+        .map(TicketId)
+        .map_err(|_| {
+            err(
+                StatusCode::BAD_REQUEST,
+                format!("{id:?} is not a ticket number"),
+            )
+        })?;
+    let row = api
+        .tickets
+        .get(id)
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no ticket {id}")))?;
+    if !Api::may_see(user, &row) {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            format!("{} does not handle ticket {id}", user.name),
+        ));
+    }
+    ok(StatusCode::OK, json!(row))
+}
+
+fn parse_call(call: &str) -> Result<u64, ApiError> {
+    call.trim_start_matches('c').parse().map_err(|_| {
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("{call:?} is not a call id"),
+        )
+    })
+}
+
+/// The screen pop: the call's card, the owner's profile, their open tickets.
+async fn call(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+    Path(call): Path<String>,
+) -> Reply {
+    let user = api.user(&headers, &q)?.clone();
+    let id = parse_call(&call)?;
+    let card = api
+        .desk
+        .call(id)
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no call {call}")))?;
+    if user.role == Role::Agent
+        && !api
+            .desk
+            .offered(id, user.agent.as_deref().unwrap_or_default())
+    {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            format!("call {call} was not offered to {}", user.name),
+        ));
+    }
+    let owner = match card.owner.clone() {
+        Some(o) => {
+            let owners = api.owners.clone();
+            tokio::task::spawn_blocking(move || owners.by_id(&o))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten()
+        }
+        None => None,
+    };
+    let open: Vec<TicketRow> = match &card.owner {
+        Some(o) => api
+            .tickets
+            .select(|r| r.ticket.owner.as_ref() == Some(o) && r.ticket.status != Status::Closed),
+        None => Vec::new(),
+    };
+    ok(
+        StatusCode::OK,
+        json!({
+            "call": card,
+            "owner": owner.map(|o| json!({
+                "id": o.id,
+                "name": o.name,
+                "site": o.site,
+                "building": o.building,
+                "unit": o.unit,
+                "language": o.language,
+                "class": o.class.as_str(),
+                "points": o.points,
+                "fee_balance": format!("{:.2}", o.fee_balance_cents as f64 / 100.0),
+                "phones": o.phones,
+            })),
+            "open_tickets": open,
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WrapUpBody {
+    category: String,
+    #[serde(default)]
+    notes: String,
+    severity: Option<Severity>,
+    /// An open ticket to add the wrap-up to; none: a new ticket.
+    ticket: Option<u64>,
+}
+
+/// The wrap-up form: a category and notes, written to the ticket log as the
+/// agent; opens a ticket (with its SLA promise) or adds to an open one.
+async fn wrap_up(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+    Path(call): Path<String>,
+    body: Result<Json<WrapUpBody>, JsonRejection>,
+) -> Reply {
+    let user = api.user(&headers, &q)?.clone();
+    let id = parse_call(&call)?;
+    let Json(body) = body.map_err(|e| {
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("{e}: send {{\"category\": \"...\", \"notes\": \"...\", \"severity\": \"ordinary\", \"ticket\": null}}"),
+        )
+    })?;
+    let category = body.category.trim().to_string();
+    if category.is_empty() || category.len() > 64 || body.notes.len() > 4000 {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "category: 1-64 characters; notes: at most 4000",
+        ));
+    }
+    let card = api
+        .desk
+        .call(id)
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no call {call}")))?;
+    let agent = match (&user.role, &user.agent) {
+        (Role::Agent, Some(a)) if card.agent.as_ref() == Some(a) => a.clone(),
+        _ => {
+            return Err(err(
+                StatusCode::FORBIDDEN,
+                format!("call {call} was not answered by {}", user.name),
+            ));
+        }
+    };
+    let existing = match body.ticket {
+        Some(t) => {
+            let row = api
+                .tickets
+                .get(TicketId(t))
+                .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no ticket T{t}")))?;
+            let owners_own = card.owner.is_some() && row.ticket.owner == card.owner;
+            if !owners_own && row.handler.as_deref() != Some(agent.as_str()) {
+                return Err(err(
+                    StatusCode::FORBIDDEN,
+                    format!("ticket T{t} is neither the caller's nor handled by {agent}"),
+                ));
+            }
+            Some(TicketId(t))
+        }
+        None => None,
+    };
+    if !api.desk.wrap_up(id) {
+        return Err(err(
+            StatusCode::CONFLICT,
+            format!("call {call} is already wrapped up"),
+        ));
+    }
+    let now = crate::runtime::tickets::now_ms();
+    let actor = Actor::Agent(agent.clone());
+    let ticket = match existing {
+        Some(t) => t,
+        None => {
+            let building = match card.owner.clone() {
+                Some(o) => {
+                    let owners = api.owners.clone();
+                    tokio::task::spawn_blocking(move || owners.by_id(&o))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .flatten()
+                        .map(|o| o.building)
+                }
+                None => None,
+            };
+            let opened = NewEvent {
+                ticket: None,
+                call: Some(card.sip_call_id.clone()),
+                at_ms: now,
+                actor: actor.clone(),
+                kind: EventKind::TicketOpened {
+                    category: category.clone(),
+                    severity: body.severity.unwrap_or(Severity::Ordinary),
+                    owner: card.owner.clone(),
+                    building,
+                    summary: if body.notes.trim().is_empty() {
+                        format!("{category} (agent {agent})")
+                    } else {
+                        body.notes.trim().to_string()
+                    },
+                    phone: crate::owners::phone::normalize(&card.number, &api.plan),
+                },
+            };
+            open_ticket(&api.store, &api.sla, opened)
+                .await
+                .map_err(|e| {
+                    api.desk.wrap_up_failed(id);
+                    err(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("ticket not opened: {e}"),
+                    )
+                })?
+        }
+    };
+    let coded = NewEvent {
+        ticket: Some(ticket),
+        call: Some(card.sip_call_id.clone()),
+        at_ms: now,
+        actor,
+        kind: EventKind::WrapUpCoded {
+            code: category,
+            notes: body.notes.trim().to_string(),
+        },
+    };
+    api.store.append(vec![coded]).await.map_err(|e| {
+        api.desk.wrap_up_failed(id);
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("wrap-up not written: {e}"),
+        )
+    })?;
+    ok(
+        StatusCode::CREATED,
+        json!({ "ticket": ticket.0, "created": existing.is_none() }),
+    )
+}

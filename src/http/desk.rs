@@ -1,0 +1,244 @@
+//! What the agents' screens need from the running hotline: a card per call
+//! (who is calling, the way they took through the menu, the queue, the
+//! agent who took it) and a stream of what happens to agents (state
+//! changes, offers, answers, hang-ups). The runtime writes both from the
+//! switch's and the ACD's outputs; the HTTP API reads them.
+
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// A call as an agent's screen shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallCard {
+    /// The hotline's id for the call (`c17` in logs: 17 here).
+    pub call: u64,
+    pub sip_call_id: String,
+    /// The caller's number, as received.
+    pub number: String,
+    pub owner: Option<String>,
+    pub queue: Option<String>,
+    /// The menu steps, in order ("main: key 2 -> repair" ...).
+    pub path: Vec<String>,
+    /// Agents whose phones were rung with it.
+    pub offered: Vec<String>,
+    /// The agent who answered.
+    pub agent: Option<String>,
+    pub ended: bool,
+    /// The wrap-up was written (once per call).
+    pub wrapped_up: bool,
+    #[serde(skip)]
+    ended_at: Option<Instant>,
+}
+
+/// One thing that happened to an agent, for their screen.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DeskEvent {
+    State {
+        agent: String,
+        state: String,
+        reason: String,
+    },
+    /// Their phone rings with this call.
+    Offer {
+        agent: String,
+        call: u64,
+    },
+    /// The offer was taken back (caller gone, timeout, logout).
+    Withdrawn {
+        agent: String,
+        call: u64,
+    },
+    Connected {
+        agent: String,
+        call: u64,
+    },
+    /// The conversation is over: time for the wrap-up.
+    Ended {
+        agent: String,
+        call: u64,
+    },
+}
+
+impl DeskEvent {
+    pub fn agent(&self) -> &str {
+        match self {
+            DeskEvent::State { agent, .. }
+            | DeskEvent::Offer { agent, .. }
+            | DeskEvent::Withdrawn { agent, .. }
+            | DeskEvent::Connected { agent, .. }
+            | DeskEvent::Ended { agent, .. } => agent,
+        }
+    }
+}
+
+/// Ended calls an agent took stay this long, for the wrap-up.
+const KEEP_ENDED: Duration = Duration::from_secs(3600);
+
+pub struct Desk {
+    calls: DashMap<u64, CallCard>,
+    events: broadcast::Sender<DeskEvent>,
+    pruned: std::sync::atomic::AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for Desk {
+    fn default() -> Self {
+        Self {
+            calls: DashMap::new(),
+            events: broadcast::channel(1024).0,
+            pruned: Default::default(),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl Desk {
+    pub fn subscribe(&self) -> broadcast::Receiver<DeskEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn publish(&self, event: DeskEvent) {
+        let _ = self.events.send(event); // nobody listening is fine
+    }
+
+    pub fn call(&self, call: u64) -> Option<CallCard> {
+        self.calls.get(&call).map(|c| c.clone())
+    }
+
+    pub fn started(&self, call: u64, sip_call_id: &str, number: &str) {
+        self.calls.insert(
+            call,
+            CallCard {
+                call,
+                sip_call_id: sip_call_id.to_string(),
+                number: number.to_string(),
+                owner: None,
+                queue: None,
+                path: Vec::new(),
+                offered: Vec::new(),
+                agent: None,
+                ended: false,
+                wrapped_up: false,
+                ended_at: None,
+            },
+        );
+    }
+
+    pub fn step(&self, call: u64, node: &str, detail: &str) {
+        if let Some(mut c) = self.calls.get_mut(&call) {
+            c.path.push(format!("{node}: {detail}"));
+        }
+    }
+
+    pub fn queued(&self, call: u64, queue: &str, owner: Option<&str>) {
+        if let Some(mut c) = self.calls.get_mut(&call) {
+            c.queue = Some(queue.to_string());
+            if owner.is_some() {
+                c.owner = owner.map(str::to_string);
+            }
+        }
+    }
+
+    pub fn offer(&self, call: u64, agent: &str) {
+        if let Some(mut c) = self.calls.get_mut(&call)
+            && !c.offered.iter().any(|a| a == agent)
+        {
+            c.offered.push(agent.to_string());
+        }
+    }
+
+    /// Whether `agent`'s phone was rung with `call`.
+    pub fn offered(&self, call: u64, agent: &str) -> bool {
+        self.calls
+            .get(&call)
+            .is_some_and(|c| c.offered.iter().any(|a| a == agent))
+    }
+
+    pub fn answered(&self, call: u64, agent: &str) {
+        if let Some(mut c) = self.calls.get_mut(&call) {
+            c.agent = Some(agent.to_string());
+        }
+    }
+
+    /// The call is over. A call no agent took is forgotten; one an agent
+    /// took is kept for their wrap-up. Old ones are pruned now and then.
+    pub fn ended(&self, call: u64, now: Instant) {
+        let keep = match self.calls.get_mut(&call) {
+            Some(mut c) if c.agent.is_some() => {
+                c.ended = true;
+                c.ended_at = Some(now);
+                true
+            }
+            _ => false,
+        };
+        if !keep {
+            self.calls.remove(&call);
+        }
+        let minute = now.saturating_duration_since(self.epoch).as_secs() / 60;
+        let last = self
+            .pruned
+            .swap(minute, std::sync::atomic::Ordering::Relaxed);
+        if last != minute {
+            self.calls.retain(|_, c| {
+                c.ended_at
+                    .is_none_or(|at| now.saturating_duration_since(at) < KEEP_ENDED)
+            });
+        }
+    }
+
+    /// The wrap-up could not be written after all: it may be sent again.
+    pub fn wrap_up_failed(&self, call: u64) {
+        if let Some(mut c) = self.calls.get_mut(&call) {
+            c.wrapped_up = false;
+        }
+    }
+
+    /// Marks the wrap-up written; false if it already was.
+    pub fn wrap_up(&self, call: u64) -> bool {
+        match self.calls.get_mut(&call) {
+            Some(mut c) if !c.wrapped_up => {
+                c.wrapped_up = true;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_card_follows_the_call_and_only_answered_calls_outlive_it() {
+        let desk = Desk::default();
+        let t0 = Instant::now();
+        desk.started(1, "abc", "13800138000");
+        desk.step(1, "main", "key 0 -> agent");
+        desk.queued(1, "vip", Some("O-0001"));
+        desk.offer(1, "2002");
+        desk.offer(1, "2001");
+        desk.answered(1, "2001");
+        assert!(desk.offered(1, "2002") && !desk.offered(1, "2003"));
+        desk.started(2, "def", "555");
+        desk.ended(2, t0);
+        assert!(desk.call(2).is_none(), "nobody took call 2");
+        desk.ended(1, t0);
+        let card = desk.call(1).unwrap();
+        assert_eq!(card.path, ["main: key 0 -> agent"]);
+        assert_eq!(
+            (card.owner.as_deref(), card.agent.as_deref(), card.ended),
+            (Some("O-0001"), Some("2001"), true)
+        );
+        assert!(desk.wrap_up(1));
+        assert!(!desk.wrap_up(1), "one wrap-up per call");
+        // An hour and a minute later the card is gone.
+        desk.started(3, "ghi", "555");
+        desk.ended(3, t0 + Duration::from_secs(3660));
+        assert!(desk.call(1).is_none());
+    }
+}
