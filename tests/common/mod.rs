@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a part of the harness
 
 pub mod baresip;
+pub mod browser;
 pub mod caller;
 pub mod stores;
 
@@ -77,16 +78,41 @@ pub fn http(
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body.as_bytes()).unwrap();
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).unwrap();
-    let status = reply
+    // Up to the end of the headers, then Content-Length bytes (some servers
+    // keep the connection open regardless), else to the end.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_string();
+    let length = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())?
+    });
+    match length {
+        Some(len) => {
+            while got.len() < head_end + len {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "body cut short");
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        None => {
+            s.read_to_end(&mut got).unwrap();
+        }
+    }
+    let status = head
         .get(9..12)
         .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP reply: {reply}"));
-    let body = reply
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+        .unwrap_or_else(|| panic!("not an HTTP reply: {head}"));
+    let body = String::from_utf8_lossy(&got[head_end..]).to_string();
     (status, body)
 }
 

@@ -1,0 +1,157 @@
+//! The agent's page end to end in headless Chromium: agent 2001 signs in
+//! with their token and goes ready from the page (their baresip phone is
+//! registered, not logged in by feature code); a SIPp caller, owner O-0001,
+//! presses 0; the screen pop shows the owner, their open ticket and the way
+//! through the menu; the phone answers; after the call the wrap-up form
+//! writes the ticket, as the agent, into the ticket log.
+
+mod common;
+
+use std::time::Duration;
+
+use common::baresip::Baresip;
+use common::browser::Browser;
+use common::caller::{Step, scenario};
+use common::{assert_sipp_ok, sipp};
+
+const BASE: u16 = 25000;
+const PHONE: u16 = 26000;
+const DRIVER: u16 = 26500;
+
+#[test]
+fn an_agent_goes_ready_sees_the_screen_pop_and_writes_the_wrap_up_to_the_ticket() {
+    let (h, _data) = common::menu_hotline(
+        BASE,
+        &format!(
+            "[http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nusers = \"{}\"\n",
+            common::manifest("config/users.toml")
+        ),
+    );
+    // O-0001 already has an open work order.
+    common::cli(&[
+        "tickets",
+        "--store",
+        h.store_path().to_str().unwrap(),
+        "open",
+        "--category",
+        "lift",
+        "--owner",
+        "O-0001",
+        "--summary",
+        "lift stuck on floor 12",
+    ]);
+    // Agent 2001's phone: registered, answers by itself; no *1.
+    let _phone = Baresip::start(
+        h.dir.path(),
+        &format!(
+            "<sip:2001@{}>;auth_user=2001;auth_pass=agent2001;regint=60;answermode=auto;audio_codecs=PCMU/8000",
+            h.target()
+        ),
+        PHONE,
+        (PHONE + 10, PHONE + 60),
+        &[],
+    );
+    h.wait_for("agent registered", 1, Duration::from_secs(10));
+
+    let browser = Browser::start(h.dir.path(), DRIVER);
+    browser.goto(&format!("http://127.0.0.1:{}/agent", h.http_port()));
+    browser.type_into("#token", "demo-2001");
+    browser.click("#login");
+    browser.wait_text("#who", Duration::from_secs(10), |t| {
+        t.contains("agent 2001")
+    });
+    browser.wait_text("#state", Duration::from_secs(5), |t| t == "logged_out");
+    browser.click("#ready");
+    browser.wait_text("#state", Duration::from_secs(5), |t| t == "available");
+
+    // The caller: O-0001 presses 0 in the main menu and talks for 4 s.
+    let xml = scenario(
+        h.dir.path(),
+        "to_the_page",
+        "13800138000",
+        "100",
+        &[Step::Pause(500), Step::Key('0'), Step::Pause(4000)],
+    );
+    std::thread::scope(|s| {
+        let call = s.spawn(|| sipp(&h, xml.to_str().unwrap(), &["-m", "1"]));
+        // The screen pop: who, their open ticket, the way they came.
+        let owner = browser.wait_text("#pop-owner-name", Duration::from_secs(10), |t| {
+            t.contains("O-0001")
+        });
+        assert_eq!(owner, "Guo Lei (O-0001)");
+        assert_eq!(browser.text("#pop-home"), "garden, building 3, unit 1202");
+        assert!(browser.text("#pop-class").starts_with("vip"));
+        assert!(
+            browser
+                .text("#pop-tickets")
+                .contains("lift stuck on floor 12"),
+            "{}",
+            browser.text("#pop")
+        );
+        assert!(
+            browser.text("#pop-path").contains("main: key 0 -> agent"),
+            "{}",
+            browser.text("#pop-path")
+        );
+        browser.wait_text("#pop-status", Duration::from_secs(10), |t| {
+            t.contains("on the line")
+        });
+        assert_sipp_ok(&h, &call.join().unwrap());
+    });
+    browser.wait_text("#pop-status", Duration::from_secs(10), |t| {
+        t.contains("ended")
+    });
+    browser.wait_text("#state", Duration::from_secs(5), |t| t == "wrap_up");
+
+    // The wrap-up: a new water ticket with the agent's notes.
+    browser.select("#category", "water");
+    browser.type_into(
+        "#notes",
+        "Leak under the kitchen sink; plumber booked for 3 pm",
+    );
+    browser.click("#save");
+    let saved = browser.wait_text("#saved", Duration::from_secs(5), |t| !t.is_empty());
+    assert_eq!(
+        saved,
+        "Ticket T2 opened and saved.",
+        "{}",
+        browser.text("body")
+    );
+    browser.click("#wrapdone");
+    browser.wait_text("#state", Duration::from_secs(5), |t| t == "available");
+
+    // In the ticket log: opened by agent 2001 for O-0001 on this call, with
+    // the SLA promise and the wrap-up code.
+    let shown = common::cli(&[
+        "tickets",
+        "--store",
+        h.store_path().to_str().unwrap(),
+        "show",
+        "2",
+    ]);
+    for want in [
+        "\"category\": \"water\"",
+        "\"owner\": \"O-0001\"",
+        "\"summary\": \"Leak under the kitchen sink; plumber booked for 3 pm\"",
+        "Agent(\"2001\") TicketOpened",
+        "Committed",
+        "Agent(\"2001\") WrapUpCoded { code: \"water\"",
+    ] {
+        assert!(shown.contains(want), "{want} in\n{shown}");
+    }
+    // The same call is not wrapped up twice.
+    let (status, body) = common::http(
+        h.http_port(),
+        "POST",
+        &format!("/api/calls/{}/wrap-up", call_id(&h)),
+        Some("demo-2001"),
+        Some(r#"{"category": "water"}"#),
+    );
+    assert_eq!(status, 409, "{body}");
+}
+
+/// The caller's call id in the hotline's log (`c3` -> 3).
+fn call_id(h: &common::Hotline) -> u64 {
+    let line = &h.lines("caller connected to agent")[0];
+    common::field(line, "caller").unwrap()[1..].parse().unwrap()
+}
