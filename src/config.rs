@@ -510,7 +510,6 @@ fn default_prompt_dir() -> PathBuf {
 /// Prompt names the current call flow plays.
 pub const FLOW_PROMPTS: [&str; 13] = [
     "welcome",
-    "ringback",
     "goodbye",
     "return_visit",
     "survey",
@@ -522,6 +521,7 @@ pub const FLOW_PROMPTS: [&str; 13] = [
     "in_line",
     "wait_is",
     "minutes_word",
+    "ringback",
 ];
 
 impl Config {

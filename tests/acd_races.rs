@@ -147,18 +147,7 @@ fn a_caller_with_an_open_ticket_is_offered_first_to_the_agent_handling_it() {
     let (h, _data) = common::menu_hotline(BASE, "");
     let port = PHONES + 3 * 200;
     // O-0001 has an open work order.
-    common::cli(&[
-        "tickets",
-        "--store",
-        h.store_path().to_str().unwrap(),
-        "open",
-        "--category",
-        "water",
-        "--owner",
-        "O-0001",
-        "--summary",
-        "leak under the sink",
-    ]);
+    common::open_ticket(&h, "water", "O-0001", "leak under the sink");
     // Only 2003 works: O-0001's call about it is answered by 2003.
     let second = agent_phone(&h, "2003", port + 100, "auto");
     wait_state(&h, "2003", "available");

@@ -28,18 +28,7 @@ fn an_agent_goes_ready_sees_the_screen_pop_and_writes_the_wrap_up_to_the_ticket(
         ),
     );
     // O-0001 already has an open work order.
-    common::cli(&[
-        "tickets",
-        "--store",
-        h.store_path().to_str().unwrap(),
-        "open",
-        "--category",
-        "lift",
-        "--owner",
-        "O-0001",
-        "--summary",
-        "lift stuck on floor 12",
-    ]);
+    common::open_ticket(&h, "lift", "O-0001", "lift stuck on floor 12");
     // Agent 2001's phone: registered, answers by itself; no *1.
     let _phone = Baresip::start(
         h.dir.path(),
@@ -139,15 +128,76 @@ fn an_agent_goes_ready_sees_the_screen_pop_and_writes_the_wrap_up_to_the_ticket(
     ] {
         assert!(shown.contains(want), "{want} in\n{shown}");
     }
-    // The same call is not wrapped up twice.
-    let (status, body) = common::http(
+    // The call's routes, as each user: the screen pop is for agents it was
+    // offered to and supervisors; the wrap-up only for the agent who
+    // answered, once.
+    // The hotline's view of the log takes the new ticket in at once (the
+    // wrap-up wakes its reader); allow it a moment on a busy machine.
+    let end = std::time::Instant::now() + Duration::from_secs(3);
+    while common::http(
         h.http_port(),
-        "POST",
-        &format!("/api/calls/{}/wrap-up", call_id(&h)),
+        "GET",
+        "/api/tickets/2",
+        Some("demo-supervisor"),
+        None,
+    )
+    .0 != 200
+    {
+        assert!(std::time::Instant::now() < end, "T2 never in the view");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let call = format!("/api/calls/{}", call_id(&h));
+    let wrap = format!("{call}/wrap-up");
+    let form = Some(r#"{"category": "water"}"#);
+    for (method, path, token, body, want) in [
+        ("GET", &call, None, None, 401),
+        ("GET", &call, Some("demo-2003"), None, 403),
+        ("GET", &call, Some("demo-supervisor"), None, 200),
+        ("GET", &call, Some("demo-2001"), None, 200),
+        ("POST", &wrap, None, form, 401),
+        ("POST", &wrap, Some("demo-2003"), form, 403),
+        ("POST", &wrap, Some("demo-supervisor"), form, 403),
+        ("POST", &wrap, Some("demo-2001"), form, 409),
+        // 2001 now handles O-0001's tickets (the lift one and the new one).
+        (
+            "GET",
+            &"/api/tickets/2".to_string(),
+            Some("demo-2001"),
+            None,
+            200,
+        ),
+        (
+            "GET",
+            &"/api/tickets/1".to_string(),
+            Some("demo-2001"),
+            None,
+            200,
+        ),
+        (
+            "GET",
+            &"/api/tickets/2".to_string(),
+            Some("demo-2003"),
+            None,
+            403,
+        ),
+    ] {
+        let (status, reply) = common::http(h.http_port(), method, path, token, body);
+        assert_eq!(status, want, "{method} {path} as {token:?}: {reply}");
+    }
+    let (_, mine) = common::http(
+        h.http_port(),
+        "GET",
+        "/api/tickets",
         Some("demo-2001"),
-        Some(r#"{"category": "water"}"#),
+        None,
     );
-    assert_eq!(status, 409, "{body}");
+    let ids: Vec<u64> = serde_json::from_str::<serde_json::Value>(&mine).unwrap()["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [2, 1], "{mine}");
 }
 
 /// The caller's call id in the hotline's log (`c3` -> 3).

@@ -209,18 +209,7 @@ fn every_route_answers_each_user_as_their_role_allows() {
     assert!(names.contains(&"repair".to_string()), "{names:?}");
 
     // Tickets: supervisors query all; an agent sees those they handle.
-    common::cli(&[
-        "tickets",
-        "--store",
-        h.store_path().to_str().unwrap(),
-        "open",
-        "--category",
-        "water",
-        "--owner",
-        "O-0001",
-        "--summary",
-        "leak",
-    ]);
+    common::open_ticket(&h, "water", "O-0001", "leak");
     wait_for_ticket(&h);
     expect(
         &h,

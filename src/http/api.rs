@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -60,9 +61,46 @@ fn ok(status: StatusCode, body: Value) -> Reply {
     Ok((status, Json(body)).into_response())
 }
 
-#[derive(Deserialize, Default)]
-pub struct TokenQuery {
+#[derive(Deserialize)]
+struct TokenParam {
     token: Option<String>,
+}
+
+/// The user whose token came with the request: `Authorization: Bearer
+/// <token>`, or `?token=<token>` (an EventSource cannot send headers).
+pub struct Caller(User);
+
+impl FromRequestParts<Arc<Api>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, ApiError> {
+        let Some(users) = api.users.as_ref().filter(|u| !u.is_empty()) else {
+            return Err(err(
+                StatusCode::UNAUTHORIZED,
+                "no API users are configured ([http] users)",
+            ));
+        };
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::to_string);
+        let query = Query::<TokenParam>::try_from_uri(&parts.uri)
+            .ok()
+            .and_then(|Query(q)| q.token);
+        let Some(token) = header.or(query) else {
+            return Err(err(
+                StatusCode::UNAUTHORIZED,
+                "missing token: send `Authorization: Bearer <token>`",
+            ));
+        };
+        users
+            .authenticate(token.trim())
+            .cloned()
+            .map(Caller)
+            .ok_or_else(|| err(StatusCode::UNAUTHORIZED, "unknown token"))
+    }
 }
 
 pub fn routes(api: Arc<Api>) -> Router {
@@ -85,33 +123,9 @@ pub fn routes(api: Arc<Api>) -> Router {
 }
 
 impl Api {
-    /// The user the request's token belongs to.
-    fn user(&self, headers: &HeaderMap, query: &TokenQuery) -> Result<&User, ApiError> {
-        let Some(users) = self.users.as_ref().filter(|u| !u.is_empty()) else {
-            return Err(err(
-                StatusCode::UNAUTHORIZED,
-                "no API users are configured ([http] users)",
-            ));
-        };
-        let header = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "));
-        let Some(token) = header.or(query.token.as_deref()) else {
-            return Err(err(
-                StatusCode::UNAUTHORIZED,
-                "missing token: send `Authorization: Bearer <token>`",
-            ));
-        };
-        users
-            .authenticate(token.trim())
-            .ok_or_else(|| err(StatusCode::UNAUTHORIZED, "unknown token"))
-    }
-
-    fn supervisor(&self, headers: &HeaderMap, query: &TokenQuery) -> Result<&User, ApiError> {
-        let user = self.user(headers, query)?;
+    fn supervisor(user: &User) -> Result<(), ApiError> {
         match user.role {
-            Role::Supervisor => Ok(user),
+            Role::Supervisor => Ok(()),
             Role::Agent => Err(err(
                 StatusCode::FORBIDDEN,
                 format!("{} is an agent: this is for supervisors", user.name),
@@ -121,14 +135,7 @@ impl Api {
 
     /// The user may act on agent `id`: it is them, or (where `supervisors`
     /// says so) they supervise. Unknown agents are 404.
-    fn for_agent(
-        &self,
-        headers: &HeaderMap,
-        query: &TokenQuery,
-        id: &str,
-        supervisors: bool,
-    ) -> Result<(&User, AgentId), ApiError> {
-        let user = self.user(headers, query)?;
+    fn for_agent(&self, user: &User, id: &str, supervisors: bool) -> Result<AgentId, ApiError> {
         let known = self
             .agents
             .as_ref()
@@ -149,8 +156,7 @@ impl Api {
             };
             return Err(err(StatusCode::FORBIDDEN, message));
         }
-        let agent = parsed.ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no agent {id}")))?;
-        Ok((user, agent))
+        parsed.ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no agent {id}")))
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -196,17 +202,12 @@ impl Api {
     }
 }
 
-async fn me(State(api): State<Arc<Api>>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Reply {
-    let user = api.user(&headers, &q)?;
+async fn me(Caller(user): Caller) -> Reply {
     ok(StatusCode::OK, json!(user))
 }
 
-async fn list_agents(
-    State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
-) -> Reply {
-    api.supervisor(&headers, &q)?;
+async fn list_agents(State(api): State<Arc<Api>>, Caller(user): Caller) -> Reply {
+    Api::supervisor(&user)?;
     let snapshot = api.snapshot();
     let agents: Vec<Value> = api
         .agents
@@ -218,13 +219,8 @@ async fn list_agents(
     ok(StatusCode::OK, json!({ "agents": agents }))
 }
 
-async fn agent(
-    State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
-    Path(id): Path<String>,
-) -> Reply {
-    let (_, agent) = api.for_agent(&headers, &q, &id, true)?;
+async fn agent(State(api): State<Arc<Api>>, Caller(user): Caller, Path(id): Path<String>) -> Reply {
+    let agent = api.for_agent(&user, &id, true)?;
     ok(StatusCode::OK, api.agent_json(agent, &api.snapshot()))
 }
 
@@ -241,13 +237,8 @@ async fn state_after(api: &Api, agent: AgentId, want: impl Fn(&AgentState) -> bo
     api.agent_json(agent, &api.snapshot())
 }
 
-async fn ready(
-    State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
-    Path(id): Path<String>,
-) -> Reply {
-    let (_, agent) = api.for_agent(&headers, &q, &id, false)?;
+async fn ready(State(api): State<Arc<Api>>, Caller(user): Caller, Path(id): Path<String>) -> Reply {
+    let agent = api.for_agent(&user, &id, false)?;
     let state = api
         .snapshot()
         .agents
@@ -284,12 +275,11 @@ struct PauseBody {
 
 async fn pause(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
+    Caller(user): Caller,
     Path(id): Path<String>,
     body: Result<Json<PauseBody>, JsonRejection>,
 ) -> Reply {
-    let (user, agent) = api.for_agent(&headers, &q, &id, true)?;
+    let agent = api.for_agent(&user, &id, true)?;
     let Json(body) = body.map_err(|e| {
         err(
             StatusCode::BAD_REQUEST,
@@ -323,11 +313,10 @@ async fn pause(
 
 async fn wrap_up_done(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
+    Caller(user): Caller,
     Path(id): Path<String>,
 ) -> Reply {
-    let (_, agent) = api.for_agent(&headers, &q, &id, false)?;
+    let agent = api.for_agent(&user, &id, false)?;
     if !matches!(
         api.snapshot().agents.get(&agent),
         Some(AgentState::WrapUp { .. })
@@ -344,11 +333,10 @@ async fn wrap_up_done(
 
 async fn logout(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
+    Caller(user): Caller,
     Path(id): Path<String>,
 ) -> Reply {
-    let (_, agent) = api.for_agent(&headers, &q, &id, true)?;
+    let agent = api.for_agent(&user, &id, true)?;
     api.send(AcdIn::Logout(agent))?;
     // During a call the logout waits for its end.
     let body = state_after(&api, agent, |s| *s == AgentState::LoggedOut).await;
@@ -359,11 +347,10 @@ async fn logout(
 /// state change, offer, answer and hang-up as it happens.
 async fn events(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
+    Caller(user): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (_, agent) = api.for_agent(&headers, &q, &id, true)?;
+    let agent = api.for_agent(&user, &id, true)?;
     let now = api.agent_json(agent, &api.snapshot());
     let first = DeskEvent::State {
         agent: id.clone(),
@@ -402,12 +389,8 @@ fn sse(e: &DeskEvent) -> Result<SseEvent, Infallible> {
         .data(serde_json::to_string(e).unwrap_or_default()))
 }
 
-async fn queues(
-    State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
-) -> Reply {
-    api.supervisor(&headers, &q)?;
+async fn queues(State(api): State<Arc<Api>>, Caller(user): Caller) -> Reply {
+    Api::supervisor(&user)?;
     let s = api.snapshot();
     let queues: Vec<Value> = s
         .waiting
@@ -427,6 +410,8 @@ async fn queues(
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct TicketFilter {
+    /// The caller's token may come this way too (see `Caller`).
+    #[allow(dead_code)]
     token: Option<String>,
     status: Option<String>,
     owner: Option<String>,
@@ -435,7 +420,7 @@ struct TicketFilter {
 
 async fn list_tickets(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
+    Caller(user): Caller,
     f: Result<Query<TicketFilter>, QueryRejection>,
 ) -> Reply {
     let Query(f) = f.map_err(|e| {
@@ -444,14 +429,6 @@ async fn list_tickets(
             format!("{e}: filters are status, owner and category"),
         )
     })?;
-    let user = api
-        .user(
-            &headers,
-            &TokenQuery {
-                token: f.token.clone(),
-            },
-        )?
-        .clone();
     let status: Option<Status> = match &f.status {
         Some(s) => Some(
             s.parse()
@@ -472,11 +449,9 @@ async fn list_tickets(
 
 async fn ticket(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
+    Caller(user): Caller,
     Path(id): Path<String>,
 ) -> Reply {
-    let user = api.user(&headers, &q)?;
     let id = id
         .trim_start_matches(['T', 't'])
         .parse()
@@ -491,7 +466,7 @@ async fn ticket(
         .tickets
         .get(id)
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no ticket {id}")))?;
-    if !Api::may_see(user, &row) {
+    if !Api::may_see(&user, &row) {
         return Err(err(
             StatusCode::FORBIDDEN,
             format!("{} does not handle ticket {id}", user.name),
@@ -512,11 +487,9 @@ fn parse_call(call: &str) -> Result<u64, ApiError> {
 /// The screen pop: the call's card, the owner's profile, their open tickets.
 async fn call(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
+    Caller(user): Caller,
     Path(call): Path<String>,
 ) -> Reply {
-    let user = api.user(&headers, &q)?.clone();
     let id = parse_call(&call)?;
     let card = api
         .desk
@@ -585,12 +558,10 @@ struct WrapUpBody {
 /// agent; opens a ticket (with its SLA promise) or adds to an open one.
 async fn wrap_up(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
+    Caller(user): Caller,
     Path(call): Path<String>,
     body: Result<Json<WrapUpBody>, JsonRejection>,
 ) -> Reply {
-    let user = api.user(&headers, &q)?.clone();
     let id = parse_call(&call)?;
     let Json(body) = body.map_err(|e| {
         err(
@@ -704,6 +675,7 @@ async fn wrap_up(
             format!("wrap-up not written: {e}"),
         )
     })?;
+    api.tickets.appended();
     ok(
         StatusCode::CREATED,
         json!({ "ticket": ticket.0, "created": existing.is_none() }),

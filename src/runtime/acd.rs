@@ -223,23 +223,15 @@ fn run(
         match rx.recv_timeout(wait) {
             Ok(first) => {
                 let now = Instant::now();
-                handle(
-                    &mut router,
-                    &mut announcer,
-                    &mut stats.stats,
-                    &queues,
-                    now,
-                    first,
-                );
-                // Everything else already queued, in the same pass.
-                while let Ok(next) = rx.try_recv() {
+                // Everything else already queued goes in the same pass.
+                for msg in std::iter::once(first).chain(rx.try_iter()) {
                     handle(
                         &mut router,
                         &mut announcer,
                         &mut stats.stats,
                         &queues,
                         now,
-                        next,
+                        msg,
                     );
                 }
             }

@@ -191,7 +191,10 @@ impl Services {
                     },
                 };
                 match super::tickets::open_ticket(&self.store, &self.sla, opened).await {
-                    Ok(ticket) => Reply::TicketOpened(ticket.0),
+                    Ok(ticket) => {
+                        self.tickets.appended();
+                        Reply::TicketOpened(ticket.0)
+                    }
                     Err(e) => {
                         warn!(error = %e, "ticket not opened");
                         Reply::Failed

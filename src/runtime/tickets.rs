@@ -208,6 +208,9 @@ pub async fn open_ticket(
 pub struct TicketView {
     sticky: dashmap::DashMap<String, crate::acd::AgentId>,
     tickets: dashmap::DashMap<TicketId, TicketRow>,
+    /// Wakes the watcher at once after this process appended (otherwise it
+    /// reads the log once a second, which also catches other writers).
+    appended: tokio::sync::Notify,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -219,6 +222,11 @@ pub struct TicketRow {
 }
 
 impl TicketView {
+    /// Something was appended: read the log now.
+    pub fn appended(&self) {
+        self.appended.notify_one();
+    }
+
     pub fn agent_for(&self, owner: &str) -> Option<crate::acd::AgentId> {
         self.sticky.get(owner).map(|a| *a)
     }
@@ -368,6 +376,7 @@ pub async fn watch(
             .min(POLL);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            _ = view.appended.notified() => {}
             Some((ticket, result)) = done_rx.recv() => {
                 if let Err(e) = &result {
                     warn!(%ticket, error = %e, "dispatch webhook");

@@ -87,7 +87,11 @@ pub fn http(
             break at + 4;
         }
         let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "connection closed: {}", String::from_utf8_lossy(&got));
+        assert!(
+            n > 0,
+            "connection closed: {}",
+            String::from_utf8_lossy(&got)
+        );
         got.extend_from_slice(&buf[..n]);
     };
     let head = String::from_utf8_lossy(&got[..head_end]).to_string();
@@ -549,4 +553,20 @@ pub fn assert_promtool_accepts(text: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Opens a work order for `owner` with the CLI, as a supervisor would.
+pub fn open_ticket(h: &Hotline, category: &str, owner: &str, summary: &str) {
+    cli(&[
+        "tickets",
+        "--store",
+        h.store_path().to_str().unwrap(),
+        "open",
+        "--category",
+        category,
+        "--owner",
+        owner,
+        "--summary",
+        summary,
+    ]);
 }
