@@ -892,6 +892,24 @@ mod tests {
 mod shipped {
     use super::*;
 
+    /// `config/demo.toml` (agents and API users on) loads with its files.
+    #[test]
+    fn demo_config_loads_with_its_agents_and_users() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let path = root.join("config/demo.toml");
+        let mut cfg = Config::load(&path).unwrap();
+        cfg.acd.agents = root.join(&cfg.acd.agents);
+        cfg.http.users = root.join(&cfg.http.users);
+        let agents = cfg.load_agents(&path).unwrap().expect("agents");
+        let users = cfg
+            .load_users(&path, Some(&agents))
+            .unwrap()
+            .expect("users");
+        assert_eq!(agents.agents.len(), 4);
+        assert!(users.authenticate("demo-2004").is_some());
+        assert!(users.authenticate("demo-supervisor").is_some());
+    }
+
     /// `config/hotline.toml` documents every key with its default value.
     #[test]
     fn sample_config_is_valid_and_equals_the_defaults() {
