@@ -508,7 +508,7 @@ fn default_prompt_dir() -> PathBuf {
 }
 
 /// Prompt names the current call flow plays.
-pub const FLOW_PROMPTS: [&str; 13] = [
+pub const FLOW_PROMPTS: [&str; 14] = [
     "welcome",
     "goodbye",
     "return_visit",
@@ -522,6 +522,7 @@ pub const FLOW_PROMPTS: [&str; 13] = [
     "wait_is",
     "minutes_word",
     "ringback",
+    "hold",
 ];
 
 impl Config {

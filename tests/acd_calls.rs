@@ -157,3 +157,56 @@ fn a_caller_hanging_up_while_the_agent_rings_is_withdrawn_with_cancel() {
     assert_eq!(seen, ["available", "reserved", "available"], "{}", h.log());
     assert!(h.lines("caller connected to agent").is_empty());
 }
+
+#[test]
+fn an_agent_holding_the_call_gives_the_caller_the_hold_prompt_until_resuming() {
+    let (h, _data, phone) = hotline_with_agent(BASE + 600, "auto");
+    let pcap = tone_pcap(h.dir.path(), 8000);
+    let xml = scenario(
+        h.dir.path(),
+        "held",
+        "13800138000",
+        "100",
+        &[Step::Pause(500), Step::Key('0'), Step::Audio(pcap, 9000)],
+    );
+    std::thread::scope(|s| {
+        let call = s.spawn(|| sipp(&h, xml.to_str().unwrap(), &["-m", "1"]));
+        h.wait_for("caller connected to agent", 1, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(1000));
+        // The agent presses hold on the phone (a re-INVITE, sendonly) ...
+        let answer = phone.command("hold", "");
+        assert!(answer.contains("\"ok\":true"), "{answer}");
+        let held = h.wait_for("call on hold", 1, Duration::from_secs(5));
+        assert_eq!(field(&held[0], "hold"), Some("true"), "{}", h.log());
+        std::thread::sleep(Duration::from_millis(3000));
+        // ... and takes the caller back.
+        phone.command("resume", "");
+        let resumed = h.wait_for("call on hold", 2, Duration::from_secs(5));
+        assert_eq!(field(&resumed[1], "hold"), Some("false"), "{}", h.log());
+        assert_sipp_ok(&h, &call.join().unwrap());
+    });
+    // While held (3 s) the caller heard the hotline's hold prompt: RTP the
+    // hotline sent itself (before the bridge: under a second of menu).
+    let connected = &h.lines("caller connected to agent")[0];
+    let counts = |leg: &str, what: &str| -> u64 {
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(l) = h
+                .lines("media closed")
+                .iter()
+                .find(|l| field(l, "call") == field(connected, leg))
+            {
+                return field(l, what).unwrap().parse().unwrap();
+            }
+            assert!(std::time::Instant::now() < end, "{}", h.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let (sent_to_caller, from_agent) = (counts("caller", "rtp_sent"), counts("leg", "rtp_relayed"));
+    println!("sent to the caller {sent_to_caller}, relayed from the agent {from_agent}");
+    assert!(
+        sent_to_caller >= 120 && from_agent > 100,
+        "the hold prompt while held, the agent's voice before and after: {}",
+        h.log()
+    );
+}

@@ -108,6 +108,12 @@ pub enum MediaCommand {
         a: CallId,
         b: CallId,
     },
+    /// Stop (or start again) relaying what `from` receives to the leg it
+    /// is bridged with (hold and resume).
+    Relay {
+        from: CallId,
+        on: bool,
+    },
     Stop {
         call: CallId,
     },
@@ -359,6 +365,10 @@ struct Call {
     media_ready: bool,
     answer_due: bool,
     answer_sdp: String,
+    /// This leg's phone put the call on hold (re-INVITE sendonly/inactive).
+    on_hold: bool,
+    /// Changes to our SDP since the first (its `o=` version above the id).
+    sdp_changes: u64,
     digits: String,
     timer: Option<(Instant, Timer)>,
     generation: u32,
@@ -532,6 +542,8 @@ impl Switch {
                         self.arm(now, call, Timer::DigitTimeout);
                     }
                     Phase::Goodbye => self.send_bye(now, call),
+                    // The other side still holds: the hold prompt again.
+                    Phase::Bridged if self.held_by_other(call) => self.play_hold(call),
                     Phase::Asking | Phase::Surveying => self.arm(now, call, Timer::QuestionTimeout),
                     _ => {}
                 }
@@ -717,10 +729,25 @@ impl Switch {
                 }
             }
             "INVITE" => match call {
-                // Re-INVITE (session refresh, hold): keep our session as it is.
+                // Re-INVITE: a session refresh keeps our session as it is;
+                // hold (sendonly, inactive) and resume answer in kind, and
+                // the other leg of a bridge hears the hold prompt meanwhile.
                 Some(id) if self.calls[&id].phase != Phase::Ringing => {
-                    let c = &self.calls[&id];
-                    let sdp = c.answer_sdp.clone();
+                    let offered =
+                        (!request.body().is_empty()).then(|| sdp::Direction::of(request.body()));
+                    let session = self.cfg.seed ^ id.0;
+                    let c = self.calls.get_mut(&id).expect("known call");
+                    let hold = offered.is_some_and(sdp::Direction::is_hold);
+                    let changed = offered.is_some() && hold != c.on_hold;
+                    if changed {
+                        c.on_hold = hold;
+                        c.sdp_changes += 1;
+                    }
+                    let sdp = sdp::with_direction(
+                        &c.answer_sdp,
+                        offered.map_or(sdp::Direction::SendRecv, sdp::Direction::answer),
+                        session.wrapping_add(c.sdp_changes),
+                    );
                     let contact = self.contact();
                     self.respond_with(
                         now,
@@ -732,6 +759,9 @@ impl Switch {
                         &[("Contact", &contact), ("Content-Type", "application/sdp")],
                         sdp.as_bytes(),
                     );
+                    if changed {
+                        self.hold_changed(id, hold);
+                    }
                 }
                 _ => self.respond(now, tx, &core, 481, "Call/Transaction Does Not Exist"),
             },
@@ -912,6 +942,8 @@ impl Switch {
             media_ready: false,
             answer_due: false,
             answer_sdp: String::new(),
+            on_hold: false,
+            sdp_changes: 0,
             digits: String::new(),
             timer: None,
             generation: 0,
@@ -1095,6 +1127,46 @@ impl Switch {
         });
         c.phase = Phase::Goodbye;
         self.play(id, "goodbye");
+    }
+
+    /// Leg `id` put the bridged call on hold (or took it off): what it
+    /// sends is no longer relayed to the other leg, which hears the hold
+    /// prompt instead, until the call is resumed.
+    fn hold_changed(&mut self, id: CallId, hold: bool) {
+        let Some(other) = self.bridged_to(id) else {
+            return;
+        };
+        info!(call = %id, %other, hold, "call on hold");
+        self.out.push_back(Output::Media(MediaCommand::Relay {
+            from: id,
+            on: !hold,
+        }));
+        if hold {
+            self.play_hold(other);
+        } else {
+            self.out
+                .push_back(Output::Media(MediaCommand::Stop { call: other }));
+        }
+    }
+
+    /// Whether the leg bridged with `id` holds the call.
+    fn held_by_other(&self, id: CallId) -> bool {
+        self.bridged_to(id)
+            .is_some_and(|o| self.calls.get(&o).is_some_and(|c| c.on_hold))
+    }
+
+    /// The hold prompt, in the leg's language (the caller's from the menu).
+    fn play_hold(&mut self, id: CallId) {
+        let lang = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.ivr.as_ref())
+            .map(|s| s.language().to_string())
+            .unwrap_or_else(|| self.cfg.language.clone());
+        self.out.push_back(Output::Media(MediaCommand::Play {
+            call: id,
+            prompts: vec![format!("hold_{lang}")],
+        }));
     }
 
     fn play(&mut self, id: CallId, prompt: &str) {

@@ -608,6 +608,8 @@ impl Switch {
             media_ready: false,
             answer_due: false,
             answer_sdp: d.body,
+            on_hold: false,
+            sdp_changes: 0,
             digits: String::new(),
             timer: None,
             generation: 0,

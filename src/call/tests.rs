@@ -1057,6 +1057,78 @@ fn the_agent_answers_and_both_legs_are_bridged_keys_pass_until_the_agent_hangs_u
 }
 
 #[test]
+fn an_agent_putting_the_caller_on_hold_stops_the_relay_and_the_caller_hears_the_hold_prompt() {
+    let mut sim = agent_sim();
+    let (caller, _) = caller_and_registered_agent(&mut sim);
+    assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
+    sim.drain();
+    let invite = agent_leg_invite(&mut sim);
+    let agent_sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
+    sim.recv(&reply_to(&invite, 200, "OK", &agent_sdp));
+    sim.take_sent();
+    let leg = sim.sw.calls[&caller].bridge.unwrap();
+    let call_id = invite.lines().find(|l| l.starts_with("Call-ID:")).unwrap();
+    let from = invite
+        .lines()
+        .find(|l| l.starts_with("From:"))
+        .unwrap()
+        .trim_start_matches("From: ");
+    let reinvite = |cseq: u32, direction: &str| {
+        let body = format!("{agent_sdp}a={direction}\r\n");
+        format!(
+            "INVITE sip:hotline@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKre{cseq}\r\nFrom: <sip:2001@{CALLER}>;tag=owner1\r\nTo: {from}\r\n{call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:2001@{CALLER}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // Hold: 200 with recvonly and a new o= version; the relay from the
+    // agent stops and the caller hears the hold prompt, again and again.
+    sim.media.clear();
+    sim.recv(&reinvite(2, "sendonly"));
+    let ok = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200"))
+        .unwrap();
+    assert!(
+        ok.contains("a=recvonly\r\n") && !ok.contains("a=sendrecv"),
+        "{ok}"
+    );
+    let version = |m: &str| -> u64 {
+        let o = m.lines().find(|l| l.starts_with("o=")).unwrap();
+        o.split(' ').nth(2).unwrap().parse().unwrap()
+    };
+    assert_eq!(version(&ok), version(&invite) + 1, "{ok}");
+    assert!(sim.media.contains(&MediaCommand::Relay {
+        from: leg,
+        on: false
+    }));
+    assert_eq!(sim.played(), ["hold_en"]);
+    sim.media_event(caller, MediaEvent::PromptFinished);
+    assert_eq!(sim.played(), ["hold_en", "hold_en"]);
+    // A refresh while held changes nothing.
+    sim.media.clear();
+    sim.recv(&reinvite(3, "sendonly"));
+    assert!(sim.media.is_empty(), "{:?}", sim.media);
+    // Resume: sendrecv again, the relay back, the prompt stopped.
+    sim.recv(&reinvite(4, "sendrecv"));
+    let ok = sim
+        .take_sent()
+        .into_iter()
+        .rfind(|m| m.starts_with("SIP/2.0 200"))
+        .unwrap();
+    assert!(ok.contains("a=sendrecv\r\n"), "{ok}");
+    assert_eq!(version(&ok), version(&invite) + 2);
+    assert!(sim.media.contains(&MediaCommand::Relay {
+        from: leg,
+        on: true
+    }));
+    assert!(sim.media.contains(&MediaCommand::Stop { call: caller }));
+    sim.media.clear();
+    sim.media_event(caller, MediaEvent::PromptFinished);
+    assert!(sim.played().is_empty(), "no hold prompt after the resume");
+}
+
+#[test]
 fn the_caller_hanging_up_while_the_agent_rings_cancels_the_agent_leg() {
     let mut sim = agent_sim();
     let (caller, tag) = caller_and_registered_agent(&mut sim);

@@ -44,6 +44,8 @@ enum RecordCtl {
     },
     Stop,
     RelayTo(Arc<UdpSocket>, SocketAddr),
+    /// On hold: what comes in is not passed on.
+    RelayOff,
 }
 
 struct Session {
@@ -256,6 +258,21 @@ fn handle(
             }
             info!(%a, %b, "media bridged");
         }
+        MediaIn::Command(MediaCommand::Relay { from, on }) => {
+            let Some(other) = sessions.get(&from).and_then(|s| s.bridged_with) else {
+                return;
+            };
+            let Some(o) = sessions.get(&other) else {
+                return;
+            };
+            let ctl = match on {
+                true => RecordCtl::RelayTo(o.socket.clone(), o.stream.remote()),
+                false => RecordCtl::RelayOff,
+            };
+            if let Some(s) = sessions.get(&from) {
+                let _ = s.record.send(ctl);
+            }
+        }
         MediaIn::Command(MediaCommand::StopRecording { call }) => {
             if let Some(s) = sessions.get_mut(&call) {
                 let _ = s.record.send(RecordCtl::Stop);
@@ -327,6 +344,7 @@ async fn receive(
                         }
                     }
                     RecordCtl::RelayTo(socket, to) => relay = Some((socket, to)),
+                    RecordCtl::RelayOff => relay = None,
                 }
                 continue;
             }

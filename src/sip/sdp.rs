@@ -202,6 +202,89 @@ pub fn offer_one(
     s
 }
 
+/// Which way media flows in an SDP (RFC 3264 §5.1, §8.4): a re-INVITE with
+/// `sendonly`, `inactive` or the old-style `c=0.0.0.0` puts the call on
+/// hold, `sendrecv` (or nothing said) takes it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    /// The direction an SDP body says (the audio stream's own attribute
+    /// over the session's).
+    pub fn of(body: &[u8]) -> Direction {
+        let Ok(text) = std::str::from_utf8(body) else {
+            return Direction::SendRecv;
+        };
+        let mut direction = Direction::SendRecv;
+        for line in text.lines().map(str::trim) {
+            direction = match line {
+                "a=sendonly" => Direction::SendOnly,
+                "a=recvonly" => Direction::RecvOnly,
+                "a=inactive" => Direction::Inactive,
+                "a=sendrecv" => Direction::SendRecv,
+                l if l.starts_with("c=IN IP4 0.0.0.0") => Direction::Inactive,
+                _ => continue,
+            };
+        }
+        direction
+    }
+
+    /// Whether the peer put the call on hold (it will not take our media).
+    pub fn is_hold(self) -> bool {
+        matches!(self, Direction::SendOnly | Direction::Inactive)
+    }
+
+    /// Our answer to an offer with this direction.
+    pub fn answer(self) -> Direction {
+        match self {
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            d => d,
+        }
+    }
+
+    fn attribute(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "a=sendrecv",
+            Direction::SendOnly => "a=sendonly",
+            Direction::RecvOnly => "a=recvonly",
+            Direction::Inactive => "a=inactive",
+        }
+    }
+}
+
+/// One of our SDPs with its direction set to `direction` and its `o=`
+/// version set to `version` (a changed description needs a higher one).
+pub fn with_direction(ours: &str, direction: Direction, version: u64) -> String {
+    let mut out = String::with_capacity(ours.len() + 8);
+    for line in ours.split_terminator("\r\n") {
+        if let Some(rest) = line.strip_prefix("o=") {
+            // o=<user> <session id> <version> <net> <addr type> <addr>
+            let mut f: Vec<&str> = rest.split(' ').collect();
+            let v = version.to_string();
+            if f.len() == 6 {
+                f[2] = &v;
+            }
+            out.push_str(&format!("o={}\r\n", f.join(" ")));
+        } else if matches!(
+            line,
+            "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
+        ) {
+            out.push_str(direction.attribute());
+            out.push_str("\r\n");
+        } else {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
 /// telephone-event payload type in our own offers.
 pub const OFFER_DTMF_PT: u8 = 101;
 
@@ -279,5 +362,38 @@ m=audio 16000 RTP/AVP 8 0 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n
             ans.contains("m=video 0 RTP/AVP 97\r\nm=audio 20000"),
             "{ans}"
         );
+    }
+
+    #[test]
+    fn hold_is_read_from_the_direction_or_a_null_address_and_answered_in_kind() {
+        let held = b"v=0\r\no=- 1 2 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=sendonly\r\n";
+        assert_eq!(Direction::of(held), Direction::SendOnly);
+        assert!(Direction::of(held).is_hold());
+        let old_style = b"v=0\r\nc=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\n";
+        assert!(Direction::of(old_style).is_hold());
+        // The media line's attribute wins over the session's.
+        let resumed = b"v=0\r\na=sendonly\r\nm=audio 4000 RTP/AVP 0\r\na=sendrecv\r\n";
+        assert_eq!(Direction::of(resumed), Direction::SendRecv);
+        assert_eq!(
+            Direction::of(b"v=0\r\nm=audio 4000 RTP/AVP 0\r\n"),
+            Direction::SendRecv
+        );
+        let ours = offer_one(
+            "127.0.0.1:20002".parse().unwrap(),
+            77,
+            0,
+            Law::Mu,
+            Some(101),
+        );
+        let answer = with_direction(&ours, Direction::SendOnly.answer(), 78);
+        assert!(
+            answer.contains("o=hotline 77 78 IN IP4 127.0.0.1\r\n"),
+            "{answer}"
+        );
+        assert!(
+            answer.ends_with("a=recvonly\r\n") && !answer.contains("sendrecv"),
+            "{answer}"
+        );
+        assert_eq!(with_direction(&answer, Direction::SendRecv, 77), ours);
     }
 }
