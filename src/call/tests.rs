@@ -600,15 +600,7 @@ fn owner_hanging_up_after_answering_reports_once() {
     let (id, invite) = answered_visit(&mut sim);
     sim.media_event(id, MediaEvent::Digit('1'));
     // The owner's BYE: their From carries their tag, their To ours.
-    let call_id = invite.lines().find(|l| l.starts_with("Call-ID:")).unwrap();
-    let bye = format!(
-        "BYE sip:hotline@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {GATEWAY};branch=z9hG4bKob1\r\nFrom: <sip:13800000001@{GATEWAY}>;tag=owner1\r\nTo: {}\r\n{call_id}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
-        invite
-            .lines()
-            .find(|l| l.starts_with("From:"))
-            .unwrap()
-            .trim_start_matches("From: ")
-    );
+    let bye = from_callee(&invite, GATEWAY, "13800000001", "BYE", 1, "", "");
     sim.recv(&bye);
     assert_eq!(sim.answers, ["T7#1 Fixed"], "no second outcome at the end");
     assert_eq!(sim.ended[0].reason, EndReason::CallerHungUp);
@@ -971,6 +963,35 @@ fn caller_and_registered_agent(sim: &mut Sim) -> (CallId, String) {
     (caller, tag)
 }
 
+/// A request the called party sends inside the dialog our `invite` made:
+/// their From (with their tag `owner1`) is our To, our From their To.
+/// `extra` are further header lines; `body` goes with its length.
+fn from_callee(
+    invite: &str,
+    peer: &str,
+    user: &str,
+    method: &str,
+    cseq: u32,
+    extra: &str,
+    body: &str,
+) -> String {
+    let header = |name: &str| {
+        invite
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .to_string()
+    };
+    let call_id = header("Call-ID:");
+    let our_from = header("From:");
+    let to = our_from.trim_start_matches("From: ");
+    format!(
+        "{method} sip:hotline@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {peer};branch=z9hG4bK{}{cseq}\r\nFrom: <sip:{user}@{peer}>;tag=owner1\r\nTo: {to}\r\n{call_id}\r\nCSeq: {cseq} {method}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        method.to_lowercase(),
+        body.len()
+    )
+}
+
 fn agent_leg_invite(sim: &mut Sim) -> String {
     sim.take_sent()
         .into_iter()
@@ -1007,18 +1028,10 @@ fn the_agent_answers_and_both_legs_are_bridged_keys_pass_until_the_agent_hangs_u
             .iter()
             .any(|o| matches!(o, Output::AgentAnswered { agent, .. } if agent == "2001"))
     );
-    let call_id = invite.lines().find(|l| l.starts_with("Call-ID:")).unwrap();
-    let from = invite
-        .lines()
-        .find(|l| l.starts_with("From:"))
-        .unwrap()
-        .trim_start_matches("From: ");
     // A key as SIP INFO from the agent's phone goes on to the caller as is.
     let body = "Signal=5\r\nDuration=160\r\n";
-    sim.recv(&format!(
-        "INFO sip:hotline@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKin1\r\nFrom: <sip:2001@{CALLER}>;tag=owner1\r\nTo: {from}\r\n{call_id}\r\nCSeq: 1 INFO\r\nContent-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    ));
+    let ct = "Content-Type: application/dtmf-relay\r\n";
+    sim.recv(&from_callee(&invite, CALLER, "2001", "INFO", 2, ct, body));
     let sent = sim.take_sent();
     assert!(
         sent.iter().any(|m| m.starts_with("SIP/2.0 200")),
@@ -1036,9 +1049,7 @@ fn the_agent_answers_and_both_legs_are_bridged_keys_pass_until_the_agent_hangs_u
         "{info}"
     );
     // The agent hangs up: the caller's leg gets a BYE, the ACD hears the end.
-    sim.recv(&format!(
-        "BYE sip:hotline@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKab1\r\nFrom: <sip:2001@{CALLER}>;tag=owner1\r\nTo: {from}\r\n{call_id}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
-    ));
+    sim.recv(&from_callee(&invite, CALLER, "2001", "BYE", 3, "", ""));
     let sent = sim.take_sent();
     assert!(
         sent.iter().any(|m| m.starts_with("SIP/2.0 200")),
@@ -1067,18 +1078,10 @@ fn an_agent_putting_the_caller_on_hold_stops_the_relay_and_the_caller_hears_the_
     sim.recv(&reply_to(&invite, 200, "OK", &agent_sdp));
     sim.take_sent();
     let leg = sim.sw.calls[&caller].bridge.unwrap();
-    let call_id = invite.lines().find(|l| l.starts_with("Call-ID:")).unwrap();
-    let from = invite
-        .lines()
-        .find(|l| l.starts_with("From:"))
-        .unwrap()
-        .trim_start_matches("From: ");
     let reinvite = |cseq: u32, direction: &str| {
+        let headers = format!("Contact: <sip:2001@{CALLER}>\r\nContent-Type: application/sdp\r\n");
         let body = format!("{agent_sdp}a={direction}\r\n");
-        format!(
-            "INVITE sip:hotline@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKre{cseq}\r\nFrom: <sip:2001@{CALLER}>;tag=owner1\r\nTo: {from}\r\n{call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:2001@{CALLER}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
+        from_callee(&invite, CALLER, "2001", "INVITE", cseq, &headers, &body)
     };
     // Hold: 200 with recvonly and a new o= version; the relay from the
     // agent stops and the caller hears the hold prompt, again and again.
@@ -1225,16 +1228,8 @@ fn a_waiting_caller_hears_ringback_while_agents_ring_and_the_survey_after_the_ag
         OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101").as_str(),
     ));
     // The agent hangs up first.
-    let call_id = invite.lines().find(|l| l.starts_with("Call-ID:")).unwrap();
-    let from = invite
-        .lines()
-        .find(|l| l.starts_with("From:"))
-        .unwrap()
-        .trim_start_matches("From: ");
     sim.take_sent();
-    sim.recv(&format!(
-        "BYE sip:hotline@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKab9\r\nFrom: <sip:2001@{CALLER}>;tag=owner1\r\nTo: {from}\r\n{call_id}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
-    ));
+    sim.recv(&from_callee(&invite, CALLER, "2001", "BYE", 1, "", ""));
     assert!(
         !sim.take_sent().iter().any(|m| m.starts_with("BYE ")),
         "the caller is not hung up on"
