@@ -204,3 +204,39 @@ fn a_complaint_is_recorded_as_a_wav_of_the_length_sent_and_opens_a_ticket() {
     assert_eq!(opened.2.as_deref(), Some("+8613800138000"));
     assert_eq!(opened.3.as_deref(), Some("O-0001"));
 }
+
+#[test]
+fn a_known_owner_hears_their_latest_repair_with_its_number_and_status() {
+    let (mut h, _data) = start();
+    common::open_ticket(&h, "water", "O-0001", "leak under the sink");
+    common::open_ticket(&h, "lift", "O-0001", "lift stuck on floor 12");
+    common::open_ticket(&h, "water", "O-0002", "someone else's");
+    // The hotline reads the log within a second.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    call(
+        &h,
+        "my_repair",
+        OWNER_NUMBER,
+        &[
+            Step::Pause(500),
+            Step::Key('1'),
+            Step::Pause(300),
+            Step::Key('2'),
+            Step::Pause(14000),
+        ],
+    );
+    let log = h.stop();
+    let played = played(&h);
+    // Ticket 2 (the lift, the latest of O-0001's), sent to engineering
+    // at once by the automatic dispatch.
+    assert!(
+        played.contains(&"your_ticket_zh ticket_word_zh num_2_zh".to_string()),
+        "{played:?}\n{log}"
+    );
+    assert!(
+        played
+            .iter()
+            .any(|p| p.starts_with("status_is_zh status_dispatched_zh")),
+        "{played:?}"
+    );
+}

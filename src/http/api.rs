@@ -516,12 +516,14 @@ async fn call(
         }
         None => None,
     };
-    let open: Vec<TicketRow> = match &card.owner {
-        Some(o) => api
-            .tickets
-            .select(|r| r.ticket.owner.as_ref() == Some(o) && r.ticket.status != Status::Closed),
-        None => Vec::new(),
-    };
+    let open: Vec<TicketRow> = card
+        .owner
+        .as_deref()
+        .and_then(|o| api.tickets.of_owner(o))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.ticket.status != Status::Closed)
+        .collect();
     ok(
         StatusCode::OK,
         json!({

@@ -137,19 +137,16 @@ impl Services {
                     None => Reply::Failed,
                 }
             }
-            Request::LatestTicket { owner } => match self.store.all_events().await {
-                Ok(events) => {
-                    let tickets = Tickets::replay(&events);
-                    let latest = tickets
-                        .iter()
-                        .filter(|t| t.owner.as_deref() == Some(owner.as_str()))
-                        .max_by_key(|t| (t.opened_at_ms, t.id));
-                    Reply::Ticket(latest.map(|t| self.ticket_info(t)))
-                }
-                Err(e) => {
-                    warn!(error = %e, "ticket log");
-                    Reply::Failed
-                }
+            // From the watcher's view of the log; from the log itself in
+            // the moment after a start, before the view has read it.
+            Request::LatestTicket { owner } => match self.tickets.of_owner(&owner) {
+                Some(rows) => Reply::Ticket(
+                    rows.iter()
+                        .map(|r| &r.ticket)
+                        .max_by_key(|t| (t.opened_at_ms, t.id))
+                        .map(|t| self.ticket_info(t)),
+                ),
+                None => self.latest_from_log(&owner).await,
             },
             Request::TicketByNumber { number } => {
                 match self.store.ticket_events(TicketId(number)).await {
@@ -200,6 +197,24 @@ impl Services {
                         Reply::Failed
                     }
                 }
+            }
+        }
+    }
+
+    /// The owner's latest ticket, replaying the whole log.
+    async fn latest_from_log(&self, owner: &str) -> Reply {
+        match self.store.all_events().await {
+            Ok(events) => {
+                let tickets = Tickets::replay(&events);
+                let latest = tickets
+                    .iter()
+                    .filter(|t| t.owner.as_deref() == Some(owner))
+                    .max_by_key(|t| (t.opened_at_ms, t.id));
+                Reply::Ticket(latest.map(|t| self.ticket_info(t)))
+            }
+            Err(e) => {
+                warn!(error = %e, "ticket log");
+                Reply::Failed
             }
         }
     }

@@ -208,6 +208,10 @@ pub async fn open_ticket(
 pub struct TicketView {
     sticky: dashmap::DashMap<String, crate::acd::AgentId>,
     tickets: dashmap::DashMap<TicketId, TicketRow>,
+    /// Each owner's tickets, in the order opened.
+    by_owner: dashmap::DashMap<String, Vec<TicketId>>,
+    /// The log has been read to its end once since the start.
+    loaded: std::sync::atomic::AtomicBool,
     /// Wakes the watcher at once after this process appended (otherwise it
     /// reads the log once a second, which also catches other writers).
     appended: tokio::sync::Notify,
@@ -229,6 +233,20 @@ impl TicketView {
 
     pub fn agent_for(&self, owner: &str) -> Option<crate::acd::AgentId> {
         self.sticky.get(owner).map(|a| *a)
+    }
+
+    /// `owner`'s tickets, newest first; None until the log has been read
+    /// once (the caller may read the log itself then).
+    pub fn of_owner(&self, owner: &str) -> Option<Vec<TicketRow>> {
+        if !self.loaded.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        let ids = self
+            .by_owner
+            .get(owner)
+            .map(|v| v.clone())
+            .unwrap_or_default();
+        Some(ids.iter().rev().filter_map(|t| self.get(*t)).collect())
     }
 
     pub fn get(&self, id: TicketId) -> Option<TicketRow> {
@@ -254,13 +272,15 @@ impl TicketView {
         id: TicketId,
     ) {
         if let Some(t) = projection.get(id) {
-            self.tickets.insert(
-                id,
-                TicketRow {
-                    ticket: t.clone(),
-                    handler: handlers.handler(id).map(str::to_string),
-                },
-            );
+            let row = TicketRow {
+                ticket: t.clone(),
+                handler: handlers.handler(id).map(str::to_string),
+            };
+            if self.tickets.insert(id, row).is_none()
+                && let Some(owner) = &t.owner
+            {
+                self.by_owner.entry(owner.clone()).or_default().push(id);
+            }
         }
     }
 
@@ -349,6 +369,8 @@ pub async fn watch(
             Ok(n) if !replayed => {
                 info!(events = n, "ticket log replayed");
                 replayed = true;
+                view.loaded
+                    .store(true, std::sync::atomic::Ordering::Release);
             }
             Ok(_) => {}
             Err(e) => warn!(error = %e, "reading the ticket log"),
