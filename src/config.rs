@@ -345,6 +345,10 @@ pub struct ReturnVisitConfig {
     pub quiet_hours: String,
     /// The centre's local time as an offset from UTC, "+HH:MM".
     pub utc_offset: String,
+    /// Credentials for a gateway that challenges our INVITEs (digest, RFC
+    /// 3261 §22; MD5 or SHA-256 as it asks). Keep this file private.
+    pub username: Option<String>,
+    pub password: Option<String>,
 }
 
 impl Default for ReturnVisitConfig {
@@ -358,6 +362,8 @@ impl Default for ReturnVisitConfig {
             question_seconds: 8,
             quiet_hours: "21:00-08:00".into(),
             utc_offset: "+08:00".into(),
+            username: None,
+            password: None,
         }
     }
 }
@@ -637,6 +643,12 @@ impl Config {
         self.acd
             .validate()
             .map_err(|(key, message)| invalid(key, message))?;
+        if self.return_visit.username.is_some() != self.return_visit.password.is_some() {
+            return Err(invalid(
+                "return_visit.username",
+                "a gateway username needs its password, and a password its username".into(),
+            ));
+        }
         if self.service_level.threshold_seconds == 0 {
             return Err(invalid(
                 "service_level.threshold_seconds",
@@ -761,6 +773,10 @@ impl Config {
             seed,
             ivr,
             agents,
+            gateway_auth: match (&self.return_visit.username, &self.return_visit.password) {
+                (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+                _ => None,
+            },
         }
     }
 }

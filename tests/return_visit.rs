@@ -200,3 +200,32 @@ fn no_return_call_is_placed_in_quiet_hours() {
     );
     assert!(h.lines("return visit: calling").is_empty(), "{}", h.stop());
 }
+
+#[test]
+fn a_gateway_that_challenges_gets_the_call_with_digest_credentials() {
+    let h = start(&format!(
+        "quiet_hours = \"{}\"\nusername = \"hotline\"\npassword = \"secret\"\n",
+        quiet_hours(120, 180)
+    ));
+    let mut gateway = SippUas::start(
+        &h,
+        "owner_behind_auth.xml",
+        &["-m", "1", "-set", "answer", "1", "-set", "rating", "5"],
+    );
+    resolve_a_repair(&h);
+    assert_eq!(
+        gateway.wait(Duration::from_secs(30)),
+        Some(0),
+        "SIPp (gateway and owner) failed: {}",
+        common::sipp_errors(&h)
+    );
+    let db = store(&h);
+    let confirmed = wait_for_event(&db, |e| matches!(e.kind, EventKind::ConfirmedByOwner));
+    assert_eq!(confirmed.ticket, Some(TicketId(1)));
+    assert!(
+        h.log()
+            .contains("gateway challenged: calling again with credentials"),
+        "{}",
+        h.log()
+    );
+}

@@ -75,6 +75,8 @@ pub struct SwitchConfig {
     pub ivr: Option<std::sync::Arc<ivr::graph::Graph>>,
     /// Agents who may REGISTER; none: REGISTER is not allowed.
     pub agents: Option<std::sync::Arc<crate::acd::agents::AgentsFile>>,
+    /// Username and password for a gateway that challenges our calls.
+    pub gateway_auth: Option<(String, String)>,
     /// Seed for tags and branches (random in production, fixed in tests).
     pub seed: u64,
 }

@@ -90,6 +90,8 @@ pub(super) struct OutLeg {
     pub provisional: bool,
     /// Our ACK for the 2xx, resent when the 2xx is retransmitted.
     pub ack: Option<Bytes>,
+    /// The INVITE was sent again with credentials (once per call).
+    pub authorized: bool,
 }
 
 impl Switch {
@@ -175,6 +177,14 @@ impl Switch {
             leg.provisional = true;
             return;
         }
+        let may_authorize = !leg.authorized && c.phase == Phase::Dialing;
+        if matches!(code, 401 | 407) && may_authorize && self.authorize(now, id, &response) {
+            return;
+        }
+        let c = self.calls.get_mut(&id).expect("live call");
+        let Some(leg) = c.out.as_mut() else {
+            return;
+        };
         if code >= 300 {
             // The transaction has ACKed it.
             self.by_tx.remove(&c.invite_tx);
@@ -559,6 +569,89 @@ impl Switch {
         (id, sip_call_id)
     }
 
+    /// Our INVITE for a call we place (the first, or again with
+    /// credentials: `auth` is the header line).
+    #[allow(clippy::too_many_arguments)] // the INVITE's own fields
+    fn invite_text(
+        &self,
+        uri: &str,
+        branch: &str,
+        local: &str,
+        remote: &str,
+        call_id: &str,
+        cseq: u32,
+        auth: &str,
+        body: &str,
+    ) -> Bytes {
+        Bytes::from(format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:hotline@{sent_by}>\r\n{auth}Allow: {ALLOW}\r\nUser-Agent: hotline\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{body}",
+            sent_by = self.cfg.sip_addr,
+            len = body.len(),
+        ))
+    }
+
+    /// The gateway challenged our INVITE (401/407): the same INVITE again,
+    /// with credentials for its challenge, in a new transaction. False when
+    /// there are no credentials or the challenge cannot be answered.
+    fn authorize(&mut self, now: Instant, id: CallId, response: &Response) -> bool {
+        let Some((user, password)) = self.cfg.gateway_auth.clone() else {
+            return false;
+        };
+        let (challenge_header, answer_header) = match response.code() {
+            407 => ("Proxy-Authenticate", "Proxy-Authorization"),
+            _ => ("WWW-Authenticate", "Authorization"),
+        };
+        let Some(challenge) = response
+            .header(challenge_header)
+            .and_then(crate::sip::digest::parse_challenge)
+        else {
+            tracing::warn!(call = %id, "a challenge we cannot answer");
+            return false;
+        };
+        self.next_id += 1;
+        let c = &self.calls[&id];
+        let Some(leg) = c.out.as_ref() else {
+            return false;
+        };
+        let uri = leg.request_uri.clone();
+        let cnonce = format!("{:x}{:x}", self.cfg.seed, self.next_id);
+        let value = crate::sip::digest::authorization(
+            &challenge, &user, &password, "INVITE", &uri, &cnonce,
+        );
+        let branch = format!("z9hG4bK{:x}a{:x}", self.cfg.seed & 0xffff, self.next_id);
+        let cseq = c.local_cseq + 1;
+        let bytes = self.invite_text(
+            &uri,
+            &branch,
+            &c.local,
+            &c.remote,
+            &c.sip_call_id,
+            cseq,
+            &format!("{answer_header}: {value}\r\n"),
+            &c.answer_sdp,
+        );
+        let peer = c.peer;
+        let old_tx = c.invite_tx;
+        let (Ok(message::Message::Request(invite)), Some(tx)) = (
+            message::parse_datagram(&bytes),
+            self.tx.send_request(now, peer, bytes),
+        ) else {
+            return false;
+        };
+        info!(call = %id, realm = %challenge.realm, "gateway challenged: calling again with credentials");
+        self.by_tx.remove(&old_tx);
+        self.by_tx.insert(tx, id);
+        let c = self.calls.get_mut(&id).expect("live call");
+        c.invite_tx = tx;
+        c.invite = invite.core;
+        c.local_cseq = cseq;
+        let leg = c.out.as_mut().expect("checked");
+        leg.invite_branch = branch;
+        leg.authorized = true;
+        leg.provisional = false;
+        true
+    }
+
     /// Sends the INVITE of `d` (client transaction) and keeps the call;
     /// false (and the port released) when it cannot be sent.
     fn dial(&mut self, now: Instant, d: Dial) -> bool {
@@ -566,15 +659,16 @@ impl Switch {
         let local = format!("<sip:hotline@{}>;tag={local_tag}", self.cfg.sip_addr);
         let remote = format!("<{}>", d.request_uri);
         let branch = format!("z9hG4bK{:x}i{:x}", self.cfg.seed & 0xffff, d.id.0);
-        let text = format!(
-            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:hotline@{sent_by}>\r\nAllow: {ALLOW}\r\nUser-Agent: hotline\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{body}",
-            uri = d.request_uri,
-            sent_by = self.cfg.sip_addr,
-            call_id = d.sip_call_id,
-            len = d.body.len(),
-            body = d.body,
+        let bytes = self.invite_text(
+            &d.request_uri,
+            &branch,
+            &local,
+            &remote,
+            &d.sip_call_id,
+            1,
+            "",
+            &d.body,
         );
-        let bytes = Bytes::from(text);
         let parsed = message::parse_datagram(&bytes);
         let (Ok(message::Message::Request(invite)), Some(tx)) =
             (parsed, self.tx.send_request(now, d.peer, bytes))
@@ -590,6 +684,7 @@ impl Switch {
                 invite_branch: branch,
                 provisional: false,
                 ack: None,
+                authorized: false,
             }),
             phase: Phase::Dialing,
             peer: d.peer,

@@ -19,6 +19,7 @@ fn config() -> SwitchConfig {
         timers: TimerValues::default(),
         ivr: None,
         agents: None,
+        gateway_auth: None,
         seed: 42,
     }
 }
@@ -468,6 +469,57 @@ fn return_visit_invites_the_owner_through_the_gateway_with_our_offer() {
     assert!(invite.contains("CSeq: 1 INVITE"));
     assert!(invite.contains("m=audio 20000 RTP/AVP 0 8 101"), "{invite}");
     assert_eq!(sim.sw.ports_in_use(), 1);
+}
+
+#[test]
+fn a_gateway_that_challenges_gets_the_invite_again_with_digest_credentials_once() {
+    let mut sim = Sim::new();
+    sim.sw = Switch::new(SwitchConfig {
+        gateway_auth: Some(("hotline".into(), "secret".into())),
+        ..config()
+    });
+    let (id, invite) = place(&mut sim);
+    let challenge = "Proxy-Authenticate: Digest realm=\"gw\", nonce=\"n1\", qop=\"auth\", algorithm=SHA-256\r\n";
+    let challenged = reply_to(&invite, 407, "Proxy Authentication Required", "").replace(
+        "Content-Length: 0",
+        &format!("{challenge}Content-Length: 0"),
+    );
+    sim.recv(&challenged);
+    let sent = sim.take_sent();
+    assert!(sent[0].starts_with("ACK "), "the 407 is ACKed: {sent:?}");
+    let again = sent
+        .iter()
+        .find(|m| m.starts_with("INVITE "))
+        .expect("the INVITE again")
+        .clone();
+    let line = |m: &str, name: &str| m.lines().find(|l| l.starts_with(name)).unwrap().to_string();
+    assert_eq!(line(&again, "Call-ID:"), line(&invite, "Call-ID:"));
+    assert_eq!(line(&again, "From:"), line(&invite, "From:"));
+    assert_eq!(line(&again, "CSeq:"), "CSeq: 2 INVITE");
+    assert_ne!(line(&again, "Via:"), line(&invite, "Via:"), "a new branch");
+    // The server side's own check accepts the credentials.
+    let auth = line(&again, "Proxy-Authorization:");
+    let creds =
+        crate::sip::digest::parse_authorization(auth.trim_start_matches("Proxy-Authorization: "))
+            .unwrap();
+    let alg = crate::sip::digest::Algorithm::Sha256;
+    let ha1 = crate::sip::digest::ha1(alg, "hotline", "gw", "secret");
+    assert_eq!(
+        creds.response,
+        crate::sip::digest::expected_response(alg, &ha1, "INVITE", &creds),
+        "{auth}"
+    );
+    assert_eq!(creds.uri, "sip:13800000001@127.0.0.1:5061");
+    // Refused again: no third try, the visit is unanswered (407).
+    sim.recv(
+        &reply_to(&again, 407, "Proxy Authentication Required", "").replace(
+            "Content-Length: 0",
+            &format!("{challenge}Content-Length: 0"),
+        ),
+    );
+    assert!(!sim.take_sent().iter().any(|m| m.starts_with("INVITE ")));
+    assert_eq!(sim.answers, ["T7#1 Unanswered(407)"]);
+    assert!(!sim.sw.calls.contains_key(&id));
 }
 
 #[test]

@@ -62,15 +62,15 @@ pub struct Credentials {
     pub cnonce: Option<String>,
 }
 
-/// Parses `Digest k=v, k="v", ...`; None if it is not Digest or lacks a
-/// required field.
-pub fn parse_authorization(value: &str) -> Option<Credentials> {
+/// The parameters of `Digest k=v, k="v", ...` (keys lower-cased, quotes
+/// and escapes undone); None if the scheme is not Digest.
+fn digest_params(value: &str) -> Option<Vec<(String, String)>> {
     let rest = value.trim();
     let (scheme, params) = rest.split_once(char::is_whitespace)?;
     if !scheme.eq_ignore_ascii_case("digest") {
         return None;
     }
-    let mut c = Credentials::default();
+    let mut out = Vec::new();
     let mut chars = params.chars().peekable();
     loop {
         while chars
@@ -102,7 +102,17 @@ pub fn parse_authorization(value: &str) -> Option<Credentials> {
                 .trim()
                 .to_string()
         };
-        match key.trim().to_ascii_lowercase().as_str() {
+        out.push((key.trim().to_ascii_lowercase(), value));
+    }
+    Some(out)
+}
+
+/// Parses `Digest k=v, k="v", ...`; None if it is not Digest or lacks a
+/// required field.
+pub fn parse_authorization(value: &str) -> Option<Credentials> {
+    let mut c = Credentials::default();
+    for (key, value) in digest_params(value)? {
+        match key.as_str() {
             "username" => c.username = value,
             "realm" => c.realm = value,
             "nonce" => c.nonce = value,
@@ -117,6 +127,90 @@ pub fn parse_authorization(value: &str) -> Option<Credentials> {
     }
     (!c.username.is_empty() && !c.nonce.is_empty() && !c.uri.is_empty() && !c.response.is_empty())
         .then_some(c)
+}
+
+/// A server's challenge (`WWW-Authenticate` or `Proxy-Authenticate`), as
+/// a client answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub realm: String,
+    pub nonce: String,
+    pub algorithm: Algorithm,
+    /// `auth` when the server offers it (we do not do `auth-int`).
+    pub qop_auth: bool,
+    pub opaque: Option<String>,
+}
+
+/// Parses a challenge; None if it is not Digest, lacks realm or nonce, or
+/// names an algorithm we do not have.
+pub fn parse_challenge(value: &str) -> Option<Challenge> {
+    let mut realm = None;
+    let mut nonce = None;
+    let mut algorithm = Algorithm::Md5;
+    let mut qop_auth = false;
+    let mut opaque = None;
+    for (key, value) in digest_params(value)? {
+        match key.as_str() {
+            "realm" => realm = Some(value),
+            "nonce" => nonce = Some(value),
+            "algorithm" => algorithm = Algorithm::parse(&value)?,
+            "qop" => {
+                qop_auth = value
+                    .split(',')
+                    .any(|q| q.trim().eq_ignore_ascii_case("auth"))
+            }
+            "opaque" => opaque = Some(value),
+            _ => {}
+        }
+    }
+    Some(Challenge {
+        realm: realm?,
+        nonce: nonce?,
+        algorithm,
+        qop_auth,
+        opaque,
+    })
+}
+
+/// The `Authorization` (or `Proxy-Authorization`) value answering `ch` for
+/// `method uri` (RFC 3261 §22.2, RFC 7616); `cnonce` is the client's own
+/// random string, used when the server asked for qop=auth.
+pub fn authorization(
+    ch: &Challenge,
+    username: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    cnonce: &str,
+) -> String {
+    let ha1 = ha1(ch.algorithm, username, &ch.realm, password);
+    let mut c = Credentials {
+        username: username.to_string(),
+        realm: ch.realm.clone(),
+        nonce: ch.nonce.clone(),
+        uri: uri.to_string(),
+        algorithm: ch.algorithm.name().to_string(),
+        ..Credentials::default()
+    };
+    if ch.qop_auth {
+        c.qop = Some("auth".into());
+        c.nc = Some("00000001".into());
+        c.cnonce = Some(cnonce.to_string());
+    }
+    let response = expected_response(ch.algorithm, &ha1, method, &c);
+    let mut value = format!(
+        "Digest username=\"{username}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", response=\"{response}\", algorithm={}",
+        ch.realm,
+        ch.nonce,
+        ch.algorithm.name()
+    );
+    if ch.qop_auth {
+        value.push_str(&format!(", qop=auth, nc=00000001, cnonce=\"{cnonce}\""));
+    }
+    if let Some(o) = &ch.opaque {
+        value.push_str(&format!(", opaque=\"{o}\""));
+    }
+    value
 }
 
 /// The response a client with `ha1` must send (RFC 7616 §3.4.1).
@@ -222,6 +316,47 @@ impl Nonces {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The client side answers RFC 7616's own challenges with its responses.
+    #[test]
+    fn a_client_answers_the_rfc_7616_challenges_with_the_rfc_responses() {
+        let cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
+        for (algorithm, response) in [
+            ("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
+            (
+                "SHA-256",
+                "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+            ),
+        ] {
+            let header = format!(
+                "Digest realm=\"http-auth@example.org\", qop=\"auth, auth-int\", algorithm={algorithm}, nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\""
+            );
+            let ch = parse_challenge(&header).unwrap();
+            assert!(ch.qop_auth);
+            let value = authorization(
+                &ch,
+                "Mufasa",
+                "Circle of Life",
+                "GET",
+                "/dir/index.html",
+                cnonce,
+            );
+            let c = parse_authorization(&value).unwrap();
+            assert_eq!(c.response, response, "{value}");
+            assert!(value.contains("opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\""));
+        }
+        // No qop offered: the RFC 2069 form; unknown algorithms refused.
+        let ch = parse_challenge("Digest realm=\"gw\", nonce=\"abc\"").unwrap();
+        let value = authorization(&ch, "hotline", "secret", "INVITE", "sip:1@gw", "x");
+        assert!(
+            !value.contains("qop") && value.contains("algorithm=MD5"),
+            "{value}"
+        );
+        assert!(
+            parse_challenge("Digest realm=\"gw\", nonce=\"abc\", algorithm=SHA-512-256").is_none()
+        );
+        assert!(parse_challenge("Basic realm=\"gw\"").is_none());
+    }
 
     /// RFC 7616 §3.9.1: the same exchange with MD5 and with SHA-256.
     fn rfc7616(algorithm: &str, response: &str) -> Credentials {

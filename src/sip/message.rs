@@ -550,6 +550,7 @@ fn header_name_value(h: &Header) -> (&str, &str) {
         Authorization => "Authorization",
         ProxyAuthorization => "Proxy-Authorization",
         WwwAuthenticate => "WWW-Authenticate",
+        ProxyAuthenticate => "Proxy-Authenticate",
     )
 }
 
