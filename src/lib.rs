@@ -21,7 +21,17 @@
 //!               └── owners::OwnerDb (SQLite) and tickets::Store answer them
 //!        call events, menu steps ──► tickets::Store (append-only log, SQLite or PostgreSQL)
 //!        runtime::tickets (watches the log) ──► tickets::{sla, group, dispatch,
-//!                                                webhook, return_visit} (sans-IO)
+//!                                                webhook, return_visit, handlers} (sans-IO)
+//!                 └── a ticket view (each ticket, its handling agent) for the others
+//!
+//!        call::Switch ── queued, answered, ended ──► runtime::acd (its own thread,
+//!               ▲                                   crossbeam inbox, no locks)
+//!               └── offer, withdraw, left ───────── acd::{Router, announce, stats} (sans-IO)
+//!                                                   snapshot ──► metrics, http::api
+//!        registrar (digest) and feature codes ─► agents' states in the ACD
+//!
+//!        http (axum): /metrics, the JSON API (users' tokens), /agent (the agent's
+//!               page: event stream, screen pop from the desk of calls, wrap-up)
 //! ```
 //! One call: an INVITE datagram is parsed by `sip::message`, matched (or
 //! found new) by `sip::transaction`, which sends 100 Trying and hands it to
@@ -33,6 +43,14 @@
 //! back from RTP (`media::dtmf`) or SIP INFO. Every path out of a call (BYE
 //! either way, CANCEL, Timer H, shutdown) ends in `Switch::end`, which frees
 //! the port, closes the media and records the menu's last step.
+//!
+//! A caller who asks for an agent: the menu's queue node hands the call to
+//! the ACD thread (`runtime::acd`), whose `acd::Router` offers it to the
+//! best agent; the switch rings the agent's registered phone
+//! (`call::outbound`) while the caller hears ringback, bridges the two legs
+//! on the 200 (each leg's receive task relays RTP to the other), and the
+//! agent's page (`http`) pops the caller's card and, after the call, takes
+//! the wrap-up into the ticket log.
 
 pub mod acd;
 pub mod call;
