@@ -180,6 +180,21 @@ fn an_agent_goes_ready_sees_the_screen_pop_and_writes_the_wrap_up_to_the_ticket(
             None,
             403,
         ),
+        // The agent handling a ticket may escalate it; another may not.
+        (
+            "POST",
+            &"/api/tickets/1/escalate".to_string(),
+            Some("demo-2003"),
+            Some(r#"{"reason": "owner called twice"}"#),
+            403,
+        ),
+        (
+            "POST",
+            &"/api/tickets/1/escalate".to_string(),
+            Some("demo-2001"),
+            Some(r#"{"reason": "owner called twice"}"#),
+            201,
+        ),
     ] {
         let (status, reply) = common::http(h.http_port(), method, path, token, body);
         assert_eq!(status, want, "{method} {path} as {token:?}: {reply}");

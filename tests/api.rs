@@ -249,6 +249,76 @@ fn every_route_answers_each_user_as_their_role_allows() {
     expect(&h, "GET", "/api/tickets/99", None, &[(SUPERVISOR, 404)]);
     expect(&h, "GET", "/api/tickets/x1", None, &[(SUPERVISOR, 400)]);
 
+    // Changing a ticket: escalate and record a broken promise (the agent
+    // handling it, or a supervisor), dispatch (supervisors).
+    let why = Some(r#"{"reason": "water in the lift shaft"}"#);
+    expect(
+        &h,
+        "POST",
+        "/api/tickets/1/escalate",
+        why,
+        &[(NONE, 401), (AGENT, 403), (SUPERVISOR, 201)],
+    );
+    expect(
+        &h,
+        "POST",
+        "/api/tickets/1/escalate",
+        Some(r#"{"reason": " "}"#),
+        &[(SUPERVISOR, 400)],
+    );
+    expect(
+        &h,
+        "POST",
+        "/api/tickets/99/escalate",
+        why,
+        &[(SUPERVISOR, 404)],
+    );
+    let broken =
+        Some(r#"{"reason": "the part is late", "remedy": "a plumber tomorrow 9:00, fee waived"}"#);
+    expect(
+        &h,
+        "POST",
+        "/api/tickets/1/promise-broken",
+        broken,
+        &[(AGENT, 403), (SUPERVISOR, 201)],
+    );
+    expect(
+        &h,
+        "POST",
+        "/api/tickets/1/promise-broken",
+        why,
+        &[(SUPERVISOR, 400)],
+    );
+    let send = Some(r#"{"department": "engineering", "person": "Master Chen"}"#);
+    expect(
+        &h,
+        "POST",
+        "/api/tickets/1/dispatch",
+        send,
+        &[(NONE, 401), (AGENT, 403), (SUPERVISOR, 201)],
+    );
+    expect(
+        &h,
+        "POST",
+        "/api/tickets/1/dispatch",
+        Some(r#"{"department": "plumbing"}"#),
+        &[(SUPERVISOR, 400)],
+    );
+    let shown = common::cli(&[
+        "tickets",
+        "--store",
+        h.store_path().to_str().unwrap(),
+        "show",
+        "1",
+    ]);
+    for want in [
+        "Supervisor(\"supervisor\") Escalated { reason: \"water in the lift shaft\" }",
+        "Supervisor(\"supervisor\") PromiseBroken",
+        "Supervisor(\"supervisor\") Dispatched { department: Engineering, person: Some(\"Master Chen\") }",
+    ] {
+        assert!(shown.contains(want), "{want} in\n{shown}");
+    }
+
     // Calls (the screen pop and the wrap-up) need a call: see the browser
     // test. An unknown call is 404 for anyone who may ask.
     expect(

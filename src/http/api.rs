@@ -116,6 +116,9 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route("/api/queues", get(queues))
         .route("/api/tickets", get(list_tickets))
         .route("/api/tickets/{id}", get(ticket))
+        .route("/api/tickets/{id}/escalate", post(escalate))
+        .route("/api/tickets/{id}/promise-broken", post(promise_broken))
+        .route("/api/tickets/{id}/dispatch", post(dispatch))
         .route("/api/calls/{call}", get(call))
         .route("/api/calls/{call}/wrap-up", post(wrap_up))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such route") })
@@ -452,16 +455,7 @@ async fn ticket(
     Caller(user): Caller,
     Path(id): Path<String>,
 ) -> Reply {
-    let id = id
-        .trim_start_matches(['T', 't'])
-        .parse()
-        .map(TicketId)
-        .map_err(|_| {
-            err(
-                StatusCode::BAD_REQUEST,
-                format!("{id:?} is not a ticket number"),
-            )
-        })?;
+    let id = parse_ticket(&id)?;
     let row = api
         .tickets
         .get(id)
@@ -473,6 +467,164 @@ async fn ticket(
         ));
     }
     ok(StatusCode::OK, json!(row))
+}
+
+fn parse_ticket(id: &str) -> Result<TicketId, ApiError> {
+    id.trim_start_matches(['T', 't'])
+        .parse()
+        .map(TicketId)
+        .map_err(|_| {
+            err(
+                StatusCode::BAD_REQUEST,
+                format!("{id:?} is not a ticket number"),
+            )
+        })
+}
+
+/// The user's actor in the log.
+fn actor(user: &User) -> Actor {
+    match (user.role, &user.agent) {
+        (Role::Agent, Some(a)) => Actor::Agent(a.clone()),
+        _ => Actor::Supervisor(user.name.clone()),
+    }
+}
+
+/// Appends `kind` to ticket `id` as `user`, who must handle it (or
+/// supervise, or, with `supervisors_only`, only supervise); not on a
+/// closed ticket.
+async fn change_ticket(
+    api: &Api,
+    user: &User,
+    id: &str,
+    supervisors_only: bool,
+    kind: EventKind,
+) -> Reply {
+    let id = parse_ticket(id)?;
+    let row = api
+        .tickets
+        .get(id)
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no ticket {id}")))?;
+    let allowed = match user.role {
+        Role::Supervisor => true,
+        Role::Agent => !supervisors_only && Api::may_see(user, &row),
+    };
+    if !allowed {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            match supervisors_only {
+                true => "this is for supervisors".to_string(),
+                false => format!("{} does not handle ticket {id}", user.name),
+            },
+        ));
+    }
+    if row.ticket.status == Status::Closed {
+        return Err(err(StatusCode::CONFLICT, format!("ticket {id} is closed")));
+    }
+    let name = kind.name();
+    let event = NewEvent {
+        ticket: Some(id),
+        call: None,
+        at_ms: crate::runtime::tickets::now_ms(),
+        actor: actor(user),
+        kind,
+    };
+    api.store
+        .append(vec![event])
+        .await
+        .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, format!("not written: {e}")))?;
+    api.tickets.appended();
+    ok(
+        StatusCode::CREATED,
+        json!({ "ticket": id.0, "event": name }),
+    )
+}
+
+/// A JSON body or a 400 that says what to send.
+fn body<T>(b: Result<Json<T>, JsonRejection>, shape: &str) -> Result<T, ApiError> {
+    b.map(|Json(t)| t)
+        .map_err(|e| err(StatusCode::BAD_REQUEST, format!("{e}: send {shape}")))
+}
+
+fn text(value: &str, what: &str) -> Result<String, ApiError> {
+    let v = value.trim();
+    if v.is_empty() || v.len() > 1000 {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("{what}: 1-1000 characters"),
+        ));
+    }
+    Ok(v.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EscalateBody {
+    reason: String,
+}
+
+/// The handling agent or a supervisor raises a ticket's urgency.
+async fn escalate(
+    State(api): State<Arc<Api>>,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+    b: Result<Json<EscalateBody>, JsonRejection>,
+) -> Reply {
+    let b = body(b, r#"{"reason": "..."}"#)?;
+    let reason = text(&b.reason, "reason")?;
+    change_ticket(&api, &user, &id, false, EventKind::Escalated { reason }).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromiseBrokenBody {
+    reason: String,
+    remedy: String,
+}
+
+/// A promise that cannot be kept: the apology's reason and the remedy,
+/// recorded (the domain's closed loop).
+async fn promise_broken(
+    State(api): State<Arc<Api>>,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+    b: Result<Json<PromiseBrokenBody>, JsonRejection>,
+) -> Reply {
+    let b = body(b, r#"{"reason": "...", "remedy": "..."}"#)?;
+    let kind = EventKind::PromiseBroken {
+        reason: text(&b.reason, "reason")?,
+        remedy: text(&b.remedy, "remedy")?,
+    };
+    change_ticket(&api, &user, &id, false, kind).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DispatchBody {
+    department: String,
+    person: Option<String>,
+}
+
+/// A supervisor sends a ticket to a department (and a person there).
+async fn dispatch(
+    State(api): State<Arc<Api>>,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+    b: Result<Json<DispatchBody>, JsonRejection>,
+) -> Reply {
+    let b = body(b, r#"{"department": "engineering", "person": null}"#)?;
+    let department = b
+        .department
+        .parse()
+        .map_err(|e: String| err(StatusCode::BAD_REQUEST, e))?;
+    let person = b.person.map(|p| text(&p, "person")).transpose()?;
+    change_ticket(
+        &api,
+        &user,
+        &id,
+        true,
+        EventKind::Dispatched { department, person },
+    )
+    .await
 }
 
 fn parse_call(call: &str) -> Result<u64, ApiError> {
