@@ -283,12 +283,7 @@ async fn pause(
     body: Result<Json<PauseBody>, JsonRejection>,
 ) -> Reply {
     let agent = api.for_agent(&user, &id, true)?;
-    let Json(body) = body.map_err(|e| {
-        err(
-            StatusCode::BAD_REQUEST,
-            format!("{e}: send {{\"reason\": \"...\"}} (e.g. break, training, meeting)"),
-        )
-    })?;
+    let body = json_body(body, r#"{"reason": "..."} (e.g. break, training, meeting)"#)?;
     let reason = body.reason.trim();
     if reason.is_empty() || reason.len() > 64 {
         return Err(err(
@@ -540,7 +535,7 @@ async fn change_ticket(
 }
 
 /// A JSON body or a 400 that says what to send.
-fn body<T>(b: Result<Json<T>, JsonRejection>, shape: &str) -> Result<T, ApiError> {
+fn json_body<T>(b: Result<Json<T>, JsonRejection>, shape: &str) -> Result<T, ApiError> {
     b.map(|Json(t)| t)
         .map_err(|e| err(StatusCode::BAD_REQUEST, format!("{e}: send {shape}")))
 }
@@ -569,7 +564,7 @@ async fn escalate(
     Path(id): Path<String>,
     b: Result<Json<EscalateBody>, JsonRejection>,
 ) -> Reply {
-    let b = body(b, r#"{"reason": "..."}"#)?;
+    let b = json_body(b, r#"{"reason": "..."}"#)?;
     let reason = text(&b.reason, "reason")?;
     change_ticket(&api, &user, &id, false, EventKind::Escalated { reason }).await
 }
@@ -589,7 +584,7 @@ async fn promise_broken(
     Path(id): Path<String>,
     b: Result<Json<PromiseBrokenBody>, JsonRejection>,
 ) -> Reply {
-    let b = body(b, r#"{"reason": "...", "remedy": "..."}"#)?;
+    let b = json_body(b, r#"{"reason": "...", "remedy": "..."}"#)?;
     let kind = EventKind::PromiseBroken {
         reason: text(&b.reason, "reason")?,
         remedy: text(&b.remedy, "remedy")?,
@@ -611,7 +606,7 @@ async fn dispatch(
     Path(id): Path<String>,
     b: Result<Json<DispatchBody>, JsonRejection>,
 ) -> Reply {
-    let b = body(b, r#"{"department": "engineering", "person": null}"#)?;
+    let b = json_body(b, r#"{"department": "engineering", "person": null}"#)?;
     let department = b
         .department
         .parse()
@@ -717,12 +712,10 @@ async fn wrap_up(
     body: Result<Json<WrapUpBody>, JsonRejection>,
 ) -> Reply {
     let id = parse_call(&call)?;
-    let Json(body) = body.map_err(|e| {
-        err(
-            StatusCode::BAD_REQUEST,
-            format!("{e}: send {{\"category\": \"...\", \"notes\": \"...\", \"severity\": \"ordinary\", \"ticket\": null}}"),
-        )
-    })?;
+    let body = json_body(
+        body,
+        r#"{"category": "...", "notes": "...", "severity": "ordinary", "ticket": null}"#,
+    )?;
     let category = body.category.trim().to_string();
     if category.is_empty() || category.len() > 64 || body.notes.len() > 4000 {
         return Err(err(
