@@ -466,3 +466,68 @@ async fn sla_state_comes_back_from_a_reopened_store(db: &TestStore) {
         .collect();
     assert_eq!(names, ["ticket_opened", "sla_warned", "sla_breached"]);
 }
+
+/// The PostgreSQL link is encrypted by default (libpq's `prefer`; Debian's
+/// server has TLS on), plain with `sslmode=disable`, and with
+/// `sslmode=verify-full` the server's certificate must check out: Debian's
+/// self-signed one does not against the system's roots.
+#[test]
+fn postgres_links_are_encrypted_unless_disabled_and_checked_when_asked() {
+    let Some(db) = TestStore::postgres() else {
+        return;
+    };
+    let (admin, name) = db.postgres_names().unwrap();
+    let append = |store: &Store| {
+        store
+            .append_blocking(vec![hotline::tickets::NewEvent {
+                ticket: None,
+                call: Some("c1".into()),
+                at_ms: 1,
+                actor: Actor::System,
+                kind: EventKind::CallAbandoned,
+            }])
+            .unwrap();
+    };
+    let encrypted = Store::open(&format!("{}?application_name=tls_default", db.location)).unwrap();
+    append(&encrypted);
+    let plain = Store::open(&format!(
+        "{}?sslmode=disable&application_name=tls_off",
+        db.location
+    ))
+    .unwrap();
+    append(&plain);
+    let links = common::stores::admin_query(
+        &admin,
+        &format!(
+            "SELECT a.application_name || '=' || s.ssl FROM pg_stat_activity a \
+             JOIN pg_stat_ssl s USING (pid) WHERE a.datname = '{name}' \
+             AND a.application_name LIKE 'tls_%' ORDER BY 1"
+        ),
+    );
+    assert!(links.contains(&"tls_default=true".to_string()), "{links:?}");
+    assert!(links.contains(&"tls_off=false".to_string()), "{links:?}");
+    assert!(
+        !links.contains(&"tls_default=false".to_string()),
+        "{links:?}"
+    );
+    // Checking the certificate: Debian's self-signed one is not trusted.
+    let err = Store::open(&format!("{}?sslmode=verify-full", db.location))
+        .err()
+        .expect("an untrusted certificate is refused")
+        .to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    let err = Store::open(&format!(
+        "{}?sslmode=verify-full&sslrootcert=/nonexistent.pem",
+        db.location
+    ))
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("sslrootcert /nonexistent.pem"), "{err}");
+    let err = Store::open(&format!("{}?sslmode=maybe", db.location))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("sslmode=maybe"), "{err}");
+    drop((encrypted, plain));
+}

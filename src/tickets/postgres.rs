@@ -161,15 +161,165 @@ async fn setup(url: &str) -> Result<(Client, Statements, Client), StoreError> {
     Ok((client, statements, reader))
 }
 
-/// Connects and drives the connection on the current runtime.
+/// Connects and drives the connection on the current runtime. `sslmode`
+/// as libpq reads it: `disable` plain; `prefer` (the default) and `require`
+/// encrypt without checking the server's certificate (`require` refuses a
+/// server without TLS); `verify-ca` and `verify-full` check it against
+/// `sslrootcert` (a PEM file) or the system's roots, and the host name.
 async fn connect(url: &str) -> Result<Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let (url, tls) = tls_options(url)?;
+    match tls {
+        Tls::Off => {
+            let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
+            drive(connection);
+            Ok(client)
+        }
+        tls => {
+            let (client, connection) = tokio_postgres::connect(&url, connector(tls)?).await?;
+            drive(connection);
+            Ok(client)
+        }
+    }
+}
+
+fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %describe(&e), "event store connection ended");
         }
     });
-    Ok(client)
+}
+
+/// What TLS a store URL asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    Off,
+    /// Encrypted, the certificate not checked (`prefer`, `require`).
+    EncryptOnly,
+    /// Checked against this PEM file's roots, or the system's.
+    Verify(Option<String>),
+}
+
+/// The URL as tokio-postgres takes it (our `verify-*` modes and
+/// `sslrootcert` turned into its `require` and a checking connector), and
+/// the TLS it asks for. Reads no file: the store's location is checked
+/// with it at start.
+pub fn tls_options(url: &str) -> Result<(String, Tls), StoreError> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut mode = "prefer".to_string();
+    let mut root = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("sslmode", m)) => mode = m.to_string(),
+            Some(("sslrootcert", path)) => root = Some(path.to_string()),
+            _ => rest.push(pair.to_string()),
+        }
+    }
+    let (pg_mode, tls) = match mode.as_str() {
+        "disable" => ("disable", Tls::Off),
+        "prefer" | "require" => (mode.as_str(), Tls::EncryptOnly),
+        "verify-ca" | "verify-full" => ("require", Tls::Verify(root)),
+        other => {
+            return Err(StoreError::BadLocation(format!(
+                "sslmode={other}: disable, prefer, require, verify-ca or verify-full"
+            )));
+        }
+    };
+    rest.push(format!("sslmode={pg_mode}"));
+    Ok((format!("{base}?{}", rest.join("&")), tls))
+}
+
+fn connector(tls: Tls) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    let bad = |m: String| StoreError::BadLocation(format!("(PostgreSQL TLS) {m}"));
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?;
+    let config = match tls {
+        Tls::Off | Tls::EncryptOnly => builder
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(EncryptOnly(provider)))
+            .with_no_client_auth(),
+        Tls::Verify(root) => {
+            let mut roots = rustls::RootCertStore::empty();
+            match root {
+                Some(path) => {
+                    use rustls::pki_types::pem::PemObject;
+                    let certs = rustls::pki_types::CertificateDer::pem_file_iter(&path)
+                        .map_err(|e| bad(format!("sslrootcert {path}: {e}")))?;
+                    for cert in certs {
+                        let cert = cert.map_err(|e| bad(format!("sslrootcert {path}: {e}")))?;
+                        roots
+                            .add(cert)
+                            .map_err(|e| bad(format!("sslrootcert {path}: {e}")))?;
+                    }
+                }
+                None => {
+                    for cert in rustls_native_certs::load_native_certs().certs {
+                        let _ = roots.add(cert);
+                    }
+                }
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// `sslmode=prefer`/`require` as libpq means them: the link is encrypted,
+/// the server's certificate is not checked (its signatures on the
+/// handshake still are). `verify-full` is the mode that checks it.
+#[derive(Debug)]
+struct EncryptOnly(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 async fn migrate(client: &mut Client) -> Result<(), StoreError> {

@@ -125,7 +125,10 @@ pub enum Location<'a> {
 impl<'a> Location<'a> {
     pub fn parse(location: &'a str) -> Result<Self, StoreError> {
         if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-            location.parse::<tokio_postgres::Config>().map_err(|e| {
+            let (url, _) = super::postgres::tls_options(location).map_err(|e| {
+                StoreError::BadLocation(format!("{}: {e}", hide_password(location)))
+            })?;
+            url.parse::<tokio_postgres::Config>().map_err(|e| {
                 StoreError::BadLocation(format!("{}: {e}", hide_password(location)))
             })?;
             return Ok(Location::Postgres(location));

@@ -115,6 +115,39 @@ fn admin_sql(url: &str, sql: &str) -> Result<(), String> {
     .unwrap()
 }
 
+/// Rows of one query (the first column as text), over a plain connection.
+pub fn admin_query(url: &str, sql: &str) -> Vec<String> {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client
+                .query(&sql, &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect()
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+impl TestStore {
+    /// The admin URL and this store's database name (PostgreSQL only).
+    pub fn postgres_names(&self) -> Option<(String, String)> {
+        self.postgres.clone()
+    }
+}
+
 /// Every event in the store at `location`, read as a new process would.
 pub fn all_events(location: &str) -> Vec<hotline::tickets::Event> {
     let store = Store::open(location).unwrap();
