@@ -108,6 +108,18 @@ fn an_agent_goes_ready_sees_the_screen_pop_and_writes_the_wrap_up_to_the_ticket(
     );
     browser.click("#wrapdone");
     browser.wait_text("#state", Duration::from_secs(5), |t| t == "available");
+    // A supervisor pauses the agent: the page shows it at once (the event
+    // stream), with who did it.
+    let (status, reply) = common::http(
+        h.http_port(),
+        "POST",
+        "/api/agents/2001/pause",
+        Some("demo-supervisor"),
+        Some(r#"{"reason": "meeting"}"#),
+    );
+    assert_eq!(status, 200, "{reply}");
+    browser.wait_text("#state", Duration::from_secs(5), |t| t == "paused");
+    assert_eq!(browser.text("#reason"), "Reason: meeting (by supervisor)");
 
     // In the ticket log: opened by agent 2001 for O-0001 on this call, with
     // the SLA promise and the wrap-up code.
