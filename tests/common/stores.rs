@@ -93,6 +93,17 @@ impl Drop for TestStore {
 /// Runs one statement on its own thread and runtime, so that it works from
 /// sync tests, async tests and `Drop` alike.
 fn admin_sql(url: &str, sql: &str) -> Result<(), String> {
+    try_admin_query(url, sql).map(|_| ())
+}
+
+/// Rows of one query (the first column as text), over a plain connection.
+pub fn admin_query(url: &str, sql: &str) -> Vec<String> {
+    try_admin_query(url, sql).unwrap()
+}
+
+/// One statement (simple query protocol: DDL outside a transaction block
+/// works too) on its own thread and runtime; the first column of each row.
+fn try_admin_query(url: &str, sql: &str) -> Result<Vec<String>, String> {
     let (url, sql) = (url.to_string(), sql.to_string());
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -105,36 +116,17 @@ fn admin_sql(url: &str, sql: &str) -> Result<(), String> {
                     .await
                     .map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))?;
             tokio::spawn(connection);
-            client
-                .batch_execute(&sql)
+            let messages = client
+                .simple_query(&sql)
                 .await
-                .map_err(|e| format!("{sql}: {e}"))
-        })
-    })
-    .join()
-    .unwrap()
-}
-
-/// Rows of one query (the first column as text), over a plain connection.
-pub fn admin_query(url: &str, sql: &str) -> Vec<String> {
-    let (url, sql) = (url.to_string(), sql.to_string());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
-            client
-                .query(&sql, &[])
-                .await
-                .unwrap()
+                .map_err(|e| format!("{sql}: {e}"))?;
+            Ok(messages
                 .iter()
-                .map(|r| r.get::<_, String>(0))
-                .collect()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                    _ => None,
+                })
+                .collect())
         })
     })
     .join()
