@@ -55,6 +55,7 @@
 pub mod acd;
 pub mod call;
 pub mod config;
+pub mod edge;
 pub mod http;
 pub mod ivr;
 pub mod media;
