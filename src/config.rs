@@ -136,6 +136,11 @@ pub struct AcdSettings {
     /// Queues by name (the menu's queue nodes name them). A table here
     /// replaces the defaults.
     pub queues: BTreeMap<String, QueueSettings>,
+    /// Where agents' phones may REGISTER and dial feature codes from
+    /// (CIDR ranges); anywhere else gets 403 without a challenge.
+    pub agent_networks: Vec<String>,
+    /// How long a digest nonce is good for (RFC 7616 leaves it to us).
+    pub nonce_seconds: u64,
 }
 
 impl Default for AcdSettings {
@@ -178,6 +183,8 @@ impl Default for AcdSettings {
             announce_seconds: 30,
             assumed_handle_seconds: 180,
             queues,
+            agent_networks: crate::edge::PRIVATE.map(String::from).to_vec(),
+            nonce_seconds: 60,
         }
     }
 }
@@ -436,6 +443,98 @@ pub struct SipConfig {
     pub answer_after_ms: u64,
     /// RFC 3261 T1 (retransmission base); T2 and T4 are the RFC's values.
     pub t1_ms: u64,
+    /// Carrier trunks and gateways (addresses or CIDR ranges): only their
+    /// calls carry a caller ID the hotline believes.
+    pub trunks: Vec<String>,
+    /// A call from anywhere else: "anonymous" (served as an unknown
+    /// caller) or "reject" (403).
+    pub untrusted_calls: UntrustedCalls,
+    /// Per source address (not a trunk), and per trunk.
+    pub limits: RateSettings,
+    pub trunk_limits: RateSettings,
+    /// Failed authentications that ban a source, and for how long.
+    pub ban_failures: u32,
+    pub ban_window_seconds: u64,
+    pub ban_minutes: u64,
+    /// Calls at once; calls answered but not yet ACKed, in all and per source.
+    pub max_calls: usize,
+    pub max_unconfirmed: usize,
+    pub max_unconfirmed_per_source: usize,
+    /// Server transactions at once (new requests beyond it get 503).
+    pub max_transactions: usize,
+    /// SIP over TCP: connections in all, per source, and how long one may
+    /// stay silent.
+    pub tcp_max_connections: usize,
+    pub tcp_max_per_source: usize,
+    pub tcp_idle_seconds: u64,
+    /// The `Server` header of our responses; empty: none (nothing to tell
+    /// a scanner).
+    pub server: String,
+}
+
+pub use crate::edge::UntrustedCalls;
+
+/// Requests per second and burst, per class of request.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateSettings {
+    pub invite_per_second: f64,
+    pub invite_burst: f64,
+    pub register_per_second: f64,
+    pub register_burst: f64,
+    pub other_per_second: f64,
+    pub other_burst: f64,
+}
+
+impl RateSettings {
+    fn from_limits(l: crate::edge::Limits) -> Self {
+        Self {
+            invite_per_second: l.invite.per_second,
+            invite_burst: l.invite.burst,
+            register_per_second: l.register.per_second,
+            register_burst: l.register.burst,
+            other_per_second: l.other.per_second,
+            other_burst: l.other.burst,
+        }
+    }
+
+    fn limits(&self) -> crate::edge::Limits {
+        use crate::edge::Rate;
+        crate::edge::Limits {
+            invite: Rate {
+                per_second: self.invite_per_second,
+                burst: self.invite_burst,
+            },
+            register: Rate {
+                per_second: self.register_per_second,
+                burst: self.register_burst,
+            },
+            other: Rate {
+                per_second: self.other_per_second,
+                burst: self.other_burst,
+            },
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let l = self.limits();
+        for (name, r) in [
+            ("invite", l.invite),
+            ("register", l.register),
+            ("other", l.other),
+        ] {
+            let sane = r.per_second > 0.0
+                && r.per_second.is_finite()
+                && r.burst >= 1.0
+                && r.burst.is_finite();
+            if !sane {
+                return Err(format!(
+                    "{name}: per_second must be above 0 and burst at least 1"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -446,6 +545,8 @@ pub struct MediaConfig {
     /// First and last RTP port (even ports are used, one per call).
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
+    /// A caller who sends no RTP this long (and is not holding) is hung up.
+    pub rtp_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -462,6 +563,8 @@ pub struct PromptsConfig {
 pub struct CallConfig {
     pub inter_digit_timeout_ms: u64,
     pub max_digits: usize,
+    /// No call lasts longer than this.
+    pub max_seconds: u64,
 }
 
 impl Default for SipConfig {
@@ -470,6 +573,24 @@ impl Default for SipConfig {
             listen: "127.0.0.1:5060".parse().expect("literal"),
             answer_after_ms: 200,
             t1_ms: 500,
+            trunks: Vec::new(),
+            untrusted_calls: UntrustedCalls::Anonymous,
+            limits: RateSettings::from_limits(crate::edge::GuardConfig::default().limits),
+            trunk_limits: RateSettings::from_limits(
+                crate::edge::GuardConfig::default().trunk_limits,
+            ),
+            ban_failures: 10,
+            ban_window_seconds: 60,
+            ban_minutes: 15,
+            max_calls: crate::edge::Admission::default().max_calls,
+            max_unconfirmed: crate::edge::Admission::default().max_unconfirmed,
+            max_unconfirmed_per_source: crate::edge::Admission::default()
+                .max_unconfirmed_per_source,
+            max_transactions: crate::edge::Admission::default().max_transactions,
+            tcp_max_connections: 1000,
+            tcp_max_per_source: 20,
+            tcp_idle_seconds: 120,
+            server: String::new(),
         }
     }
 }
@@ -480,6 +601,7 @@ impl Default for MediaConfig {
             ip: "127.0.0.1".parse().expect("literal"),
             rtp_port_min: 20000,
             rtp_port_max: 29999,
+            rtp_timeout_seconds: 60,
         }
     }
 }
@@ -498,6 +620,7 @@ impl Default for CallConfig {
         Self {
             inter_digit_timeout_ms: 5000,
             max_digits: 32,
+            max_seconds: 2 * 3600,
         }
     }
 }
@@ -574,6 +697,56 @@ impl Config {
         }
         if self.sip.t1_ms == 0 {
             return Err(invalid("sip.t1_ms", "must be above 0".into()));
+        }
+        if let Err(e) = crate::edge::Networks::parse(&self.sip.trunks) {
+            return Err(invalid("sip.trunks", e.to_string()));
+        }
+        if let Err(e) = crate::edge::Networks::parse(&self.acd.agent_networks) {
+            return Err(invalid("acd.agent_networks", e.to_string()));
+        }
+        if let Err(e) = self.sip.limits.check() {
+            return Err(invalid("sip.limits", e));
+        }
+        if let Err(e) = self.sip.trunk_limits.check() {
+            return Err(invalid("sip.trunk_limits", e));
+        }
+        if self.sip.ban_window_seconds == 0 || self.sip.ban_minutes == 0 {
+            return Err(invalid(
+                "sip.ban_window_seconds",
+                "ban_window_seconds and ban_minutes must be above 0 (ban_failures = 0 turns bans off)".into(),
+            ));
+        }
+        let s = &self.sip;
+        if [
+            s.max_calls,
+            s.max_unconfirmed,
+            s.max_unconfirmed_per_source,
+            s.max_transactions,
+            s.tcp_max_connections,
+            s.tcp_max_per_source,
+        ]
+        .contains(&0)
+            || s.tcp_idle_seconds == 0
+        {
+            return Err(invalid(
+                "sip.max_calls",
+                "max_calls, max_unconfirmed(_per_source), max_transactions, tcp_max_connections, tcp_max_per_source and tcp_idle_seconds must be above 0".into(),
+            ));
+        }
+        if s.server.chars().any(|c| c.is_control()) {
+            return Err(invalid("sip.server", "must be one line of text".into()));
+        }
+        if self.media.rtp_timeout_seconds == 0 {
+            return Err(invalid(
+                "media.rtp_timeout_seconds",
+                "must be above 0".into(),
+            ));
+        }
+        if self.acd.nonce_seconds == 0 {
+            return Err(invalid("acd.nonce_seconds", "must be above 0".into()));
+        }
+        if self.call.max_seconds == 0 {
+            return Err(invalid("call.max_seconds", "must be above 0".into()));
         }
         if self.call.max_digits == 0 {
             return Err(invalid("call.max_digits", "must be above 0".into()));
@@ -773,6 +946,30 @@ impl Config {
             seed,
             ivr,
             agents,
+            edge: crate::edge::EdgeConfig {
+                guard: crate::edge::GuardConfig {
+                    trunks: crate::edge::Networks::parse(&self.sip.trunks).unwrap_or_default(),
+                    limits: self.sip.limits.limits(),
+                    trunk_limits: self.sip.trunk_limits.limits(),
+                    ban_failures: self.sip.ban_failures,
+                    ban_window: Duration::from_secs(self.sip.ban_window_seconds),
+                    ban_duration: Duration::from_secs(self.sip.ban_minutes * 60),
+                    ..crate::edge::GuardConfig::default()
+                },
+                agent_networks: crate::edge::Networks::parse(&self.acd.agent_networks)
+                    .unwrap_or_default(),
+                untrusted_calls: self.sip.untrusted_calls,
+                admission: crate::edge::Admission {
+                    max_calls: self.sip.max_calls,
+                    max_unconfirmed: self.sip.max_unconfirmed,
+                    max_unconfirmed_per_source: self.sip.max_unconfirmed_per_source,
+                    max_transactions: self.sip.max_transactions,
+                },
+                nonce_lifetime: Duration::from_secs(self.acd.nonce_seconds),
+                server: self.sip.server.clone(),
+            },
+            rtp_timeout: Duration::from_secs(self.media.rtp_timeout_seconds),
+            max_call: Duration::from_secs(self.call.max_seconds),
             gateway_auth: match (&self.return_visit.username, &self.return_visit.password) {
                 (Some(u), Some(p)) => Some((u.clone(), p.clone())),
                 _ => None,

@@ -137,7 +137,7 @@ fn cancel_before_answer() {
     // Rings for 5 s: SIPp cancels after 300 ms.
     let mut h = Hotline::start(
         BASE,
-        "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\nanswer_after_ms = 5000\n",
+        "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\ntrunks = [\"127.0.0.1\"]\nanswer_after_ms = 5000\n",
     );
     let run = sipp(&h, "caller_cancel.xml", &["-m", "1"]);
     assert_sipp_ok(&h, &run);
@@ -152,7 +152,7 @@ fn caller_that_never_acks_is_torn_down() {
     // T1 = 50 ms puts Timer H at 3.2 s.
     let mut h = Hotline::start(
         BASE,
-        "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\nanswer_after_ms = 50\nt1_ms = 50\n",
+        "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\ntrunks = [\"127.0.0.1\"]\nanswer_after_ms = 50\nt1_ms = 50\n",
     );
     let run = sipp(&h, "caller_no_ack.xml", &["-m", "1"]);
     assert_sipp_ok(&h, &run);

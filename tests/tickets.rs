@@ -218,7 +218,7 @@ fn run_hotline_with(dir: &std::path::Path, db: &str, port: u16, extra: &str) -> 
     std::fs::write(
         &config,
         format!(
-            "[sip]\nlisten = \"127.0.0.1:{port}\"\n[media]\nrtp_port_min = {}\nrtp_port_max = {}\n[tickets]\nstore = \"{}\"\n[owners]\ndb = \"{}\"\n[http]\nlisten = \"127.0.0.1:{}\"\n{extra}",
+            "[sip]\nlisten = \"127.0.0.1:{port}\"\ntrunks = [\"127.0.0.1\"]\n[media]\nrtp_port_min = {}\nrtp_port_max = {}\n[tickets]\nstore = \"{}\"\n[owners]\ndb = \"{}\"\n[http]\nlisten = \"127.0.0.1:{}\"\n{extra}",
             port + 40,
             port + 140,
             db,

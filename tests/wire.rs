@@ -52,7 +52,7 @@ fn malformed_corpus_gets_right_answers_and_the_hotline_keeps_serving() {
     // T1 = 20 ms: the corpus' unacknowledged INVITEs time out within 1.3 s.
     let mut h = Hotline::start(
         BASE,
-        "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\nanswer_after_ms = 20\nt1_ms = 20\n",
+        "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\ntrunks = [\"127.0.0.1\"]\nanswer_after_ms = 20\nt1_ms = 20\n",
     );
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
     let mut files: Vec<_> = std::fs::read_dir(&corpus)

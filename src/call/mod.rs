@@ -77,6 +77,12 @@ pub struct SwitchConfig {
     pub agents: Option<std::sync::Arc<crate::acd::agents::AgentsFile>>,
     /// Username and password for a gateway that challenges our calls.
     pub gateway_auth: Option<(String, String)>,
+    /// Who may talk to us, how much, and how many calls at once.
+    pub edge: crate::edge::EdgeConfig,
+    /// A caller silent this long (no RTP, not holding) is hung up.
+    pub rtp_timeout: Duration,
+    /// No call lasts longer.
+    pub max_call: Duration,
     /// Seed for tags and branches (random in production, fixed in tests).
     pub seed: u64,
 }
@@ -287,6 +293,12 @@ pub enum Output {
         class: Option<crate::owners::OwnerClass>,
     },
     Ended(CallEnded),
+    /// An authentication failed (counted; the log line is the switch's).
+    AuthFailed,
+    /// A source was banned: its connections are to be closed.
+    Banned {
+        ip: IpAddr,
+    },
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -390,6 +402,8 @@ struct Call {
     out: Option<outbound::OutLeg>,
     /// A caller's leg to an agent (ringing or bridged).
     bridge: Option<CallId>,
+    /// Inbound, not yet ACKed: counted against the admission caps.
+    unconfirmed: bool,
 }
 
 pub struct Switch {
@@ -406,6 +420,11 @@ pub struct Switch {
     nonces: crate::sip::digest::Nonces,
     /// When the nonce clock started (the first REGISTER).
     epoch: Option<Instant>,
+    /// Per-source rates and bans.
+    guard: crate::edge::Guard,
+    /// Inbound calls not yet ACKed, per source and in all.
+    unconfirmed: HashMap<IpAddr, usize>,
+    unconfirmed_total: usize,
     bindings: HashMap<String, Binding>,
     binding_timers: BinaryHeap<Reverse<(Instant, String, u32)>>,
     binding_generation: u32,
@@ -416,8 +435,12 @@ pub struct Switch {
 
 impl Switch {
     pub fn new(cfg: SwitchConfig) -> Self {
-        let nonces = crate::sip::digest::Nonces::new(cfg.seed, registrar::NONCE_LIFETIME_MS);
+        let nonces =
+            crate::sip::digest::Nonces::new(cfg.seed, cfg.edge.nonce_lifetime.as_millis() as u64);
         Self {
+            guard: crate::edge::Guard::new(cfg.edge.guard.clone()),
+            unconfirmed: HashMap::new(),
+            unconfirmed_total: 0,
             tx: TransactionLayer::new(cfg.timers),
             ports: PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1),
             cfg,
@@ -456,17 +479,26 @@ impl Switch {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let calls = self.timers.peek().map(|Reverse((at, _, _))| *at);
         let bindings = self.binding_timers.peek().map(|Reverse((at, _, _))| *at);
-        [calls, bindings, self.tx.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            calls,
+            bindings,
+            self.tx.poll_timeout(),
+            self.guard.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Feeds bytes that arrived from `peer` (one datagram, or one framed
     /// stream message).
     pub fn handle_datagram(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
         self.last_now = Some(now);
-        self.handle_parsed(now, peer, message::parse_datagram(bytes), bytes);
+        // A banned source's datagrams are dropped unread.
+        if !self.guard.handle_datagram(now, peer.addr.ip()) {
+            return;
+        }
+        self.handle_message(now, peer, message::parse_datagram(bytes), bytes);
     }
 
     /// Feeds a message already framed and parsed (TCP); `raw` is its bytes,
@@ -479,12 +511,114 @@ impl Switch {
         raw: &[u8],
     ) {
         self.last_now = Some(now);
+        if !self.guard.handle_datagram(now, peer.addr.ip()) {
+            return;
+        }
+        self.handle_message(now, peer, parsed, raw);
+    }
+
+    fn handle_message(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        parsed: Result<Message, message::ParseError>,
+        raw: &[u8],
+    ) {
         match parsed {
-            Ok(Message::Request(r)) => self.tx.handle_request(now, peer, r),
+            Ok(Message::Request(r)) => {
+                if self.admit_request(now, peer, &r) {
+                    self.tx.handle_request(now, peer, r);
+                }
+            }
             Ok(Message::Response(r)) => self.tx.handle_response(now, r),
             Err(e) => self.handle_bad_message(peer, raw, &e),
         }
         self.pump(now);
+    }
+
+    /// A request within its source's rate and the transaction cap passes;
+    /// otherwise it is answered 503 once (statelessly: no transaction is
+    /// kept for it) or dropped.
+    fn admit_request(&mut self, now: Instant, peer: Peer, r: &Request) -> bool {
+        let method = r.core.cseq_method.as_str();
+        let class = crate::edge::Class::of_method(method);
+        let retry_after = match self.guard.handle_request(now, peer.addr.ip(), class) {
+            crate::edge::Verdict::Pass => {
+                let cap = self.cfg.edge.admission.max_transactions;
+                if method == "ACK" || self.tx.len() < cap {
+                    return true;
+                }
+                debug!(peer = %peer.addr, %method, "transaction cap reached: 503");
+                5
+            }
+            crate::edge::Verdict::Drop => return false,
+            crate::edge::Verdict::Refuse { retry_after } => {
+                debug!(peer = %peer.addr, %method, "over its rate: 503");
+                retry_after
+            }
+        };
+        if method != "ACK" {
+            let tag = self.tag_for(0);
+            let retry = retry_after.to_string();
+            let bytes = message::response(
+                &r.core,
+                503,
+                "Service Unavailable",
+                Some(&tag),
+                &[("Retry-After", &retry)],
+                b"",
+            );
+            self.out
+                .push_back(Output::Transmit(Transmit { peer, bytes }));
+        }
+        false
+    }
+
+    /// What the edge guard counted so far.
+    pub fn edge_stats(&self) -> crate::edge::GuardStats {
+        self.guard.stats()
+    }
+
+    /// Bans in force (for the API).
+    pub fn bans(&self, now: Instant) -> Vec<crate::edge::BanInfo> {
+        self.guard.bans(now)
+    }
+
+    /// Lifts a ban; whether there was one.
+    pub fn lift_ban(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let lifted = self.guard.lift(now, ip);
+        if lifted {
+            warn!("SECURITY unban source={ip}");
+        }
+        lifted
+    }
+
+    /// A failed authentication from `peer`: logged at most once a second
+    /// per source, and a ban when there were too many.
+    pub(crate) fn auth_failed(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        user: &str,
+        method: &str,
+        why: &str,
+    ) {
+        let ip = peer.addr.ip();
+        let failure = self.guard.handle_auth_failure(now, ip);
+        self.out.push_back(Output::AuthFailed);
+        if failure.log {
+            // The user name is the peer's: quoted and cut short.
+            let user: String = user.chars().take(32).collect();
+            warn!("SECURITY auth_failed source={ip} method={method} reason={why} user={user:?}");
+        }
+        if let Some(ban) = failure.banned {
+            warn!(
+                "SECURITY ban source={ip} failures={} seconds={}",
+                ban.failures,
+                ban.duration.as_secs()
+            );
+            self.out.push_back(Output::Banned { ip });
+        }
     }
 
     /// A message that could not be parsed: answered when it was a request
@@ -556,6 +690,7 @@ impl Switch {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = Some(now);
+        self.guard.handle_timeout(now);
         self.tx.handle_timeout(now);
         self.pump(now);
         self.expire_bindings(now);
@@ -635,8 +770,10 @@ impl Switch {
             TxEvent::Request { tx, peer, request } => self.handle_request(now, tx, peer, request),
             TxEvent::Ack { request, .. } => {
                 if let Some(&call) = self.by_sip.get(&request.core.call_id)
+                    && self.in_dialog(call, &request.core)
                     && self.calls[&call].phase == Phase::Answered
                 {
+                    self.confirmed(call);
                     if let Some(prompt) = self.calls[&call].feature {
                         // The confirmation, then goodbye.
                         self.set_phase(call, Phase::Goodbye);
@@ -722,6 +859,15 @@ impl Switch {
         let core = request.core.clone();
         let method = core.cseq_method.as_str();
         let call = self.by_sip.get(&core.call_id).copied();
+        // In-dialog requests (a To tag) must match the dialog's tags, not
+        // only its Call-ID: otherwise 481.
+        let call = match call {
+            Some(id) if core.to_tag.is_some() && !self.in_dialog(id, &core) => {
+                debug!(call = %id, %method, "request with the call's Call-ID but other tags");
+                None
+            }
+            other => other,
+        };
         match method {
             "INVITE" if core.to_tag.is_none() => {
                 if call.is_some() {
@@ -873,13 +1019,37 @@ impl Switch {
             .unwrap_or_default()
             .to_string();
         let feature = if dialled.starts_with('*') && self.cfg.agents.is_some() {
-            match self.authorize_feature(now, tx, &request, &dialled) {
+            match self.authorize_feature(now, tx, peer, &request, &dialled) {
                 Some(prompt) => Some(prompt),
                 None => return, // answered: 401, 403 or 404
             }
         } else {
             None
         };
+        let trusted = self.guard.is_trunk(peer.addr.ip());
+        if !trusted
+            && feature.is_none()
+            && self.cfg.edge.untrusted_calls == crate::edge::UntrustedCalls::Reject
+        {
+            info!(sip_call_id = %core.call_id, from = %peer.addr, "call from outside the trunks refused: 403");
+            let tag = self.tag_for(0);
+            self.respond_with(now, tx, &core, 403, "Forbidden", Some(&tag), &[], b"");
+            return;
+        }
+        if let Some(why) = self.over_capacity(peer.addr.ip()) {
+            info!(sip_call_id = %core.call_id, from = %peer.addr, why, "call refused: 503");
+            let tag = self.tag_for(0);
+            let bytes = message::response(
+                &core,
+                503,
+                "Service Unavailable",
+                Some(&tag),
+                &[("Retry-After", "5")],
+                b"",
+            );
+            self.tx.respond_once(now, tx, 503, bytes, &core);
+            return;
+        }
         let offer = match sdp::negotiate(request.body()) {
             Ok(o) => o,
             Err(e) => {
@@ -906,13 +1076,19 @@ impl Switch {
             .map(|c| message::addr_uri(c).to_string())
             .unwrap_or_else(|| message::addr_uri(&core.from).to_string());
         let route_set = message::record_routes(&request.inner.headers);
-        // The caller's number: the network's assertion when there is one.
-        let number = request
-            .header("P-Asserted-Identity")
-            .and_then(crate::owners::phone::uri_user)
-            .or_else(|| crate::owners::phone::uri_user(&core.from))
-            .unwrap_or_default()
-            .to_string();
+        // The caller's number: the network's assertion when there is one,
+        // and only from a trunk; anyone else is an unknown caller until
+        // they prove who they are (the menu asks).
+        let number = if trusted {
+            request
+                .header("P-Asserted-Identity")
+                .and_then(crate::owners::phone::uri_user)
+                .or_else(|| crate::owners::phone::uri_user(&core.from))
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            String::new()
+        };
         let called = crate::owners::phone::uri_user(&request.inner.uri.to_string())
             .unwrap_or_default()
             .to_string();
@@ -959,7 +1135,10 @@ impl Switch {
             feature,
             out: None,
             bridge: None,
+            unconfirmed: true,
         };
+        *self.unconfirmed.entry(peer.addr.ip()).or_default() += 1;
+        self.unconfirmed_total += 1;
         if self.cfg.ivr.is_some() && feature.is_none() {
             self.out
                 .push_back(Output::IdentifyCaller { call: id, number });
@@ -985,6 +1164,48 @@ impl Switch {
             b"",
         );
         self.arm(now, id, Timer::Answer);
+    }
+
+    /// Why a new call from `ip` cannot be taken now, if it cannot.
+    fn over_capacity(&self, ip: IpAddr) -> Option<&'static str> {
+        let a = &self.cfg.edge.admission;
+        if self.calls.len() >= a.max_calls {
+            Some("max_calls")
+        } else if self.unconfirmed_total >= a.max_unconfirmed {
+            Some("max_unconfirmed")
+        } else if self.unconfirmed.get(&ip).copied().unwrap_or(0) >= a.max_unconfirmed_per_source {
+            Some("max_unconfirmed_per_source")
+        } else {
+            None
+        }
+    }
+
+    /// The caller's ACK came (or the call ended first): no longer counted
+    /// against the admission caps.
+    fn confirmed(&mut self, id: CallId) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if !std::mem::take(&mut c.unconfirmed) {
+            return;
+        }
+        let ip = c.peer.addr.ip();
+        self.unconfirmed_total -= 1;
+        if let Some(n) = self.unconfirmed.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.unconfirmed.remove(&ip);
+            }
+        }
+    }
+
+    /// Whether an in-dialog request belongs to call `id`'s dialog: the
+    /// Call-ID found it, and both tags must match too (RFC 3261 §12.2.2).
+    fn in_dialog(&self, id: CallId, core: &CoreHeaders) -> bool {
+        let c = &self.calls[&id];
+        core.to_tag.as_deref() == Some(c.local_tag.as_str())
+            && core.from_tag.is_some()
+            && core.from_tag == message::tag_param(&c.remote)
     }
 
     /// Takes a port and asks the edge to open it (again, after a failed bind).
@@ -1402,6 +1623,7 @@ impl Switch {
 
     /// Releases everything the call holds; every path out of a call ends here.
     fn end(&mut self, id: CallId, reason: EndReason) {
+        self.confirmed(id);
         let Some(mut c) = self.calls.remove(&id) else {
             return;
         };

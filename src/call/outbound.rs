@@ -717,6 +717,7 @@ impl Switch {
             recordings: 0,
             feature: None,
             bridge: d.bridge,
+            unconfirmed: false,
         };
         self.by_sip.insert(d.sip_call_id, d.id);
         self.by_tx.insert(tx, d.id);

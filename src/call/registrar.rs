@@ -7,15 +7,13 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::{Output, Switch};
-use crate::sip::digest::{self, Verdict};
+use crate::sip::digest::{self, Check, Verdict};
 use crate::sip::message::{self, Request};
 use crate::sip::transaction::{Peer, TxId};
 
 /// Shortest and longest registration the hotline grants.
 const MIN_EXPIRES: u64 = 60;
 const MAX_EXPIRES: u64 = 3600;
-/// How long a nonce stays fresh.
-pub(super) const NONCE_LIFETIME_MS: u64 = 300_000;
 
 /// What an agent's phone can dial to change the agent's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +75,7 @@ impl Switch {
         request: &Request,
     ) {
         let core = request.core.clone();
-        let Some(agents) = self.cfg.agents.clone() else {
+        if self.cfg.agents.is_none() {
             return self.respond_with(
                 now,
                 tx,
@@ -88,41 +86,17 @@ impl Switch {
                 &[("Allow", super::ALLOW)],
                 b"",
             );
-        };
+        }
         let aor = crate::owners::phone::uri_user(&core.to)
             .unwrap_or_default()
             .to_string();
-        let clock = self.nonce_clock(now);
-        let challenge = |sw: &mut Switch, stale: bool| {
-            let values = sw
-                .nonces
-                .challenges(clock, &agents.realm, stale, &agents.algorithms());
-            let extra: Vec<(&str, &str)> = values
-                .iter()
-                .map(|v| ("WWW-Authenticate", v.as_str()))
-                .collect();
-            sw.respond_with(now, tx, &core, 401, "Unauthorized", None, &extra, b"");
+        let Some(user) = self.authenticate(now, tx, peer, request, None) else {
+            return; // answered: 401 or 403
         };
-        let Some(creds) = request
-            .header("Authorization")
-            .and_then(digest::parse_authorization)
-        else {
-            return challenge(self, false);
-        };
-        if creds.username != aor || agents.get(&aor).is_none() || creds.realm != agents.realm {
-            warn!(agent = %aor, user = %creds.username, "REGISTER refused: not this agent's credentials");
+        if user != aor {
+            // Someone's credentials used for another agent's binding.
+            self.auth_failed(now, peer, &user, "REGISTER", "other_agent");
             return self.respond(now, tx, &core, 403, "Forbidden");
-        }
-        match self
-            .nonces
-            .verify(clock, "REGISTER", &creds, |alg| agents.ha1(&aor, alg))
-        {
-            Verdict::Ok => {}
-            Verdict::Stale | Verdict::UnknownNonce => return challenge(self, true),
-            Verdict::Refused => {
-                warn!(agent = %aor, from = %peer.addr, "REGISTER refused: wrong credentials");
-                return self.respond(now, tx, &core, 403, "Forbidden");
-            }
         }
         // What the phone asks for: the Contact's expires, else Expires, else an hour.
         let contact = request.header("Contact").map(str::to_string);
@@ -197,56 +171,91 @@ impl Switch {
         &mut self,
         now: Instant,
         tx: TxId,
+        peer: Peer,
         request: &Request,
         code: &str,
     ) -> Option<&'static str> {
         let core = request.core.clone();
-        let agents = self.cfg.agents.clone()?;
+        self.cfg.agents.as_ref()?;
         let tag = self.tag_for(0);
-        let clock = self.nonce_clock(now);
-        let creds = request
-            .header("Authorization")
-            .and_then(digest::parse_authorization);
-        let verdict = creds.as_ref().map(|c| {
-            if agents.get(&c.username).is_none() || c.realm != agents.realm {
-                return Verdict::Refused;
-            }
-            self.nonces
-                .verify(clock, "INVITE", c, |alg| agents.ha1(&c.username, alg))
-        });
-        match verdict {
-            None | Some(Verdict::Stale | Verdict::UnknownNonce) => {
-                let values = self.nonces.challenges(
-                    clock,
-                    &agents.realm,
-                    verdict.is_some(),
-                    &agents.algorithms(),
-                );
-                let extra: Vec<(&str, &str)> = values
-                    .iter()
-                    .map(|v| ("WWW-Authenticate", v.as_str()))
-                    .collect();
-                self.respond_with(now, tx, &core, 401, "Unauthorized", Some(&tag), &extra, b"");
-                return None;
-            }
-            Some(Verdict::Refused) => {
-                warn!(%code, "feature code refused: wrong credentials");
-                self.respond_with(now, tx, &core, 403, "Forbidden", Some(&tag), &[], b"");
-                return None;
-            }
-            Some(Verdict::Ok) => {}
-        }
+        let agent = self.authenticate(now, tx, peer, request, Some(&tag))?;
         let Some(feature) = FeatureCode::parse(code) else {
             self.respond_with(now, tx, &core, 404, "Not Found", Some(&tag), &[], b"");
             return None;
         };
-        let agent = creds.map(|c| c.username).unwrap_or_default();
         info!(%agent, %code, "agent feature code");
         self.out.push_back(Output::AgentFeature {
             agent,
             code: feature,
         });
         Some(feature.prompt())
+    }
+
+    /// Digest authentication of an agent's request (REGISTER, or INVITE to
+    /// a feature code), the way RFC 3261 §22 and RFC 7616 mean it: only from
+    /// the agents' networks (elsewhere: 403, no challenge), only the
+    /// algorithms the agents file offers, `qop=auth`, the digest `uri` equal
+    /// to the Request-URI, nonces bound to the source and short-lived, each
+    /// `nc` once. An unknown user is challenged and refused exactly like a
+    /// known one. Returns the agent, or None when the request was answered
+    /// (401, 403); failures count towards the source's ban.
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        peer: Peer,
+        request: &Request,
+        to_tag: Option<&str>,
+    ) -> Option<String> {
+        let agents = self.cfg.agents.clone()?;
+        let core = &request.core;
+        let method = core.cseq_method.as_str();
+        let ip = peer.addr.ip();
+        if !self.cfg.edge.agent_networks.contains(ip) {
+            warn!(from = %peer.addr, %method, "agent request from outside the agents' networks: 403");
+            self.respond_with(now, tx, core, 403, "Forbidden", to_tag, &[], b"");
+            return None;
+        }
+        let clock = self.nonce_clock(now);
+        let allowed = agents.algorithms();
+        let creds = request
+            .header("Authorization")
+            .and_then(digest::parse_authorization);
+        let verdict = creds.as_ref().map(|c| {
+            let request_uri = request.inner.uri.to_string();
+            let check = Check {
+                now_ms: clock,
+                source: ip,
+                method,
+                request_uri: &request_uri,
+                allowed: &allowed,
+            };
+            let realm_ok = c.realm == agents.realm;
+            self.nonces.verify(check, c, |alg| {
+                realm_ok.then(|| agents.ha1(&c.username, alg)).flatten()
+            })
+        });
+        match (verdict, creds) {
+            (Some(Verdict::Ok), Some(c)) => Some(c.username),
+            (Some(Verdict::Refused(why)), Some(c)) => {
+                self.auth_failed(now, peer, &c.username, method, why.label());
+                self.respond_with(now, tx, core, 403, "Forbidden", to_tag, &[], b"");
+                None
+            }
+            (verdict, _) => {
+                // No credentials yet, or a nonce that is old, used or not ours.
+                let stale = matches!(verdict, Some(Verdict::Stale | Verdict::UnknownNonce));
+                let values = self
+                    .nonces
+                    .challenges(clock, ip, &agents.realm, stale, &allowed);
+                let extra: Vec<(&str, &str)> = values
+                    .iter()
+                    .map(|v| ("WWW-Authenticate", v.as_str()))
+                    .collect();
+                self.respond_with(now, tx, core, 401, "Unauthorized", to_tag, &extra, b"");
+                None
+            }
+        }
     }
 
     /// Registrations whose time is up are removed (the agent is logged out).

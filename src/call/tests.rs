@@ -20,6 +20,15 @@ fn config() -> SwitchConfig {
         ivr: None,
         agents: None,
         gateway_auth: None,
+        edge: crate::edge::EdgeConfig {
+            guard: crate::edge::GuardConfig {
+                trunks: crate::edge::Networks::parse(&["127.0.0.1"]).unwrap(),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        rtp_timeout: Duration::from_secs(60),
+        max_call: Duration::from_secs(7200),
         seed: 42,
     }
 }
@@ -917,12 +926,25 @@ fn registrations_expire_and_can_be_withdrawn() {
     sim.advance(Duration::from_secs(1));
     assert_eq!(registrations(&sim), ["2001 +90", "2001 - expired=true"]);
     assert!(sim.sw.binding("2001").is_none());
-    // Registered again, then withdrawn with expires=0 (the nonce is still fresh).
+    // The old answer is no good now: its nonce is stale (and its nc used).
     sim.recv(&register(3, Some(&auth), 3600));
-    sim.recv(&register(4, Some(&auth), 0));
+    let reply = sim.take_sent().pop().unwrap();
+    assert!(
+        reply.starts_with("SIP/2.0 401") && reply.contains("stale=true"),
+        "{reply}"
+    );
+    // Registered again with the fresh nonce, then withdrawn with expires=0.
+    let auth = answer_challenge(&reply, "SHA-256", "agent2001");
+    sim.recv(&register(4, Some(&auth), 3600));
+    sim.recv(&register(5, None, 0));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_challenge(&challenge, "SHA-256", "agent2001");
+    sim.recv(&register(6, Some(&auth), 0));
     assert_eq!(
         registrations(&sim)[2..],
-        ["2001 +3600", "2001 - expired=false"]
+        ["2001 +3600", "2001 - expired=false"],
+        "{:?}",
+        sim.take_sent()
     );
     // A nonce from before a restart (another secret) is challenged, not refused.
     let mut restarted = agent_sim();
@@ -981,7 +1003,8 @@ fn an_agent_logs_in_with_star_1_after_authenticating() {
         .find(|m| m.starts_with("SIP/2.0 200"))
         .expect("answered");
     let tag = to_tag(&ok);
-    sim.recv(&in_dialog("ACK", "feat-2", "z9hG4bKfa", 2, &tag));
+    // The ACK carries the phone's From tag (`ag`), as its INVITE did.
+    sim.recv(&in_dialog("ACK", "feat-2", "z9hG4bKfa", 2, &tag).replace("tag=caller", "tag=ag"));
     assert_eq!(sim.played(), ["agent_logged_in_en"]);
 }
 

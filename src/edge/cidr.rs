@@ -103,21 +103,18 @@ impl Networks {
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|c| c.contains(ip))
     }
-
-    /// Loopback and the private ranges (RFC 1918, RFC 4193), where agents'
-    /// phones sit by default.
-    pub fn private() -> Self {
-        Self::parse(&[
-            "127.0.0.0/8",
-            "10.0.0.0/8",
-            "172.16.0.0/12",
-            "192.168.0.0/16",
-            "::1",
-            "fc00::/7",
-        ])
-        .expect("literal ranges")
-    }
 }
+
+/// Loopback and the private ranges (RFC 1918, RFC 4193), where agents'
+/// phones sit by default.
+pub const PRIVATE: [&str; 6] = [
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::1",
+    "fc00::/7",
+];
 
 #[cfg(test)]
 mod tests {
@@ -140,7 +137,7 @@ mod tests {
         assert!(all.contains(ip("8.8.8.8")) && !all.contains(ip("2001:db8::1")));
         let v6: Cidr = "2001:db8::/32".parse().unwrap();
         assert!(v6.contains(ip("2001:db8:ffff::1")) && !v6.contains(ip("2001:db9::1")));
-        let private = Networks::private();
+        let private = Networks::parse(&PRIVATE).unwrap();
         assert!(private.contains(ip("10.1.2.3")) && private.contains(ip("127.0.0.2")));
         assert!(private.contains(ip("172.31.0.1")) && !private.contains(ip("172.32.0.1")));
         assert!(!private.contains(ip("198.51.100.1")));

@@ -26,7 +26,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 mod cidr;
-pub use cidr::{Cidr, CidrError, Networks};
+pub use cidr::{Cidr, CidrError, Networks, PRIVATE};
 
 /// A source not heard from for this long is forgotten (its buckets are
 /// full again by then at any sane rate).
@@ -119,6 +119,67 @@ impl Default for GuardConfig {
             ban_window: Duration::from_secs(60),
             ban_duration: Duration::from_secs(15 * 60),
             max_sources: 100_000,
+        }
+    }
+}
+
+/// What happens to a call that does not come from a trunk.
+#[derive(Debug, Clone, Copy, serde::Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UntrustedCalls {
+    /// Served as an unknown caller: no owner recognition until the caller
+    /// proves who they are.
+    #[default]
+    Anonymous,
+    /// Refused with 403.
+    Reject,
+}
+
+/// How much the switch takes on at once (checked before an RTP port is
+/// bound); beyond it, 503 with `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    pub max_calls: usize,
+    /// Calls answered (or ringing) whose ACK has not come yet.
+    pub max_unconfirmed: usize,
+    pub max_unconfirmed_per_source: usize,
+    pub max_transactions: usize,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Self {
+            max_calls: 2000,
+            max_unconfirmed: 200,
+            max_unconfirmed_per_source: 20,
+            max_transactions: 20_000,
+        }
+    }
+}
+
+/// Everything the switch needs to guard its door.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EdgeConfig {
+    pub guard: GuardConfig,
+    /// Where agents' phones may register and dial feature codes from.
+    pub agent_networks: Networks,
+    pub untrusted_calls: UntrustedCalls,
+    pub admission: Admission,
+    /// How long a digest nonce is good for.
+    pub nonce_lifetime: Duration,
+    /// The `Server` header; empty: none.
+    pub server: String,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            guard: GuardConfig::default(),
+            agent_networks: Networks::parse(&PRIVATE).expect("literal ranges"),
+            untrusted_calls: UntrustedCalls::Anonymous,
+            admission: Admission::default(),
+            nonce_lifetime: Duration::from_secs(60),
+            server: String::new(),
         }
     }
 }

@@ -6,6 +6,9 @@
 //! a keyed hash of it, so any nonce this process issued can be checked (and
 //! found stale) without a table.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
@@ -225,22 +228,70 @@ pub fn expected_response(algorithm: Algorithm, ha1: &str, method: &str, c: &Cred
 }
 
 /// Issues and checks nonces; the secret is random per process.
+///
+/// A nonce is the time it was issued and a keyed hash of that time and the
+/// address it was issued to: any nonce this process issued can be checked
+/// (and found stale, or sent from elsewhere) without a table. The one table
+/// is the highest `nc` seen per nonce that was answered correctly, so a
+/// captured request cannot be sent again; it holds only nonces someone
+/// proved the password with, and forgets them once stale.
 #[derive(Debug, Clone)]
 pub struct Nonces {
     secret: String,
     /// A nonce older than this is stale (the client retries with a new one).
     lifetime_ms: u64,
+    /// nonce -> (highest nc accepted, when it was issued).
+    used: HashMap<String, (u32, u64)>,
+    serial: u64,
+}
+
+/// What a request is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Check<'a> {
+    pub now_ms: u64,
+    /// Where the request came from (nonces are bound to it).
+    pub source: IpAddr,
+    pub method: &'a str,
+    /// The request's Request-URI, which the digest `uri` must equal.
+    pub request_uri: &'a str,
+    /// The algorithms offered; anything else is refused.
+    pub allowed: &'a [Algorithm],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Ok,
-    /// Right password, old nonce: challenge again with stale=true.
+    /// Right password, but an old nonce or a used `nc` (a replay):
+    /// challenge again with stale=true.
     Stale,
-    /// A nonce we did not issue (another process, a restart): challenge again.
+    /// A nonce we did not issue to this address (another process, a
+    /// restart, a replay from elsewhere): challenge again.
     UnknownNonce,
-    /// Wrong password or unknown user.
-    Refused,
+    Refused(Refusal),
+}
+
+/// Why credentials were refused (for the log; the peer is told nothing more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// An algorithm that was not offered (MD5 when only SHA-256 is).
+    Algorithm,
+    /// No `qop=auth` (with `nc` and `cnonce`): the RFC 2069 form.
+    NoQop,
+    /// The digest `uri` is not the Request-URI.
+    Uri,
+    /// Wrong password, or a user that does not exist.
+    Password,
+}
+
+impl Refusal {
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::Algorithm => "algorithm",
+            Refusal::NoQop => "no_qop",
+            Refusal::Uri => "uri",
+            Refusal::Password => "password",
+        }
+    }
 }
 
 impl Nonces {
@@ -248,58 +299,98 @@ impl Nonces {
         Self {
             secret: format!("{secret:x}"),
             lifetime_ms,
+            used: HashMap::new(),
+            serial: 0,
         }
     }
 
-    /// A nonce for `now_ms` (a clock value of the caller's choosing).
-    pub fn issue(&self, now_ms: u64) -> String {
-        let stamp = format!("{now_ms:x}");
-        let mac = Algorithm::Sha256.hash(&format!("{}:{stamp}", self.secret));
-        format!("{stamp}.{}", &mac[..32])
+    fn mac(&self, stamp: &str, source: IpAddr) -> String {
+        let mut mac = Algorithm::Sha256.hash(&format!("{}:{stamp}:{source}", self.secret));
+        mac.truncate(32);
+        mac
     }
 
-    fn issued_at(&self, nonce: &str) -> Option<u64> {
+    /// A nonce issued at `now_ms` (a clock of the caller's choosing) to
+    /// `source`; a serial number keeps two issued in one millisecond apart
+    /// (each starts its own `nc` count).
+    pub fn issue(&mut self, now_ms: u64, source: IpAddr) -> String {
+        self.serial = self.serial.wrapping_add(1);
+        let stamp = format!("{now_ms:x}-{:x}", self.serial);
+        let mac = self.mac(&stamp, source);
+        format!("{stamp}.{mac}")
+    }
+
+    fn issued_at(&self, nonce: &str, source: IpAddr) -> Option<u64> {
         let (stamp, mac) = nonce.split_once('.')?;
-        let good = Algorithm::Sha256.hash(&format!("{}:{stamp}", self.secret));
-        (good.get(..32) == Some(mac)).then(|| u64::from_str_radix(stamp, 16).ok())?
+        let good = self.mac(stamp, source);
+        let (ms, _) = stamp.split_once('-')?;
+        same(good.as_bytes(), mac.as_bytes()).then(|| u64::from_str_radix(ms, 16).ok())?
     }
 
-    /// Checks `c` against the stored HA1s (MD5, SHA-256) for `method`.
+    /// Checks `c` (RFC 3261 §22.4, RFC 7616 §3.4) for the request `check`
+    /// describes. `ha1_for` gives the user's stored HA1 per algorithm; a user
+    /// without one (unknown) is checked against a made-up HA1, so the answer
+    /// and the time it takes do not tell who exists.
     pub fn verify(
-        &self,
-        now_ms: u64,
-        method: &str,
+        &mut self,
+        check: Check<'_>,
         c: &Credentials,
         ha1_for: impl Fn(Algorithm) -> Option<String>,
     ) -> Verdict {
-        let Some(algorithm) = Algorithm::parse(&c.algorithm) else {
-            return Verdict::Refused;
+        let Some(algorithm) = Algorithm::parse(&c.algorithm).filter(|a| check.allowed.contains(a))
+        else {
+            return Verdict::Refused(Refusal::Algorithm);
         };
-        let Some(issued) = self.issued_at(&c.nonce) else {
+        let nc = match (&c.qop, &c.nc, &c.cnonce) {
+            (Some(qop), Some(nc), Some(_)) if qop.eq_ignore_ascii_case("auth") => {
+                match u32::from_str_radix(nc, 16) {
+                    Ok(n) if nc.len() == 8 && n > 0 => n,
+                    _ => return Verdict::Refused(Refusal::NoQop),
+                }
+            }
+            _ => return Verdict::Refused(Refusal::NoQop),
+        };
+        if !same_uri(&c.uri, check.request_uri) {
+            return Verdict::Refused(Refusal::Uri);
+        }
+        let Some(issued) = self.issued_at(&c.nonce, check.source) else {
             return Verdict::UnknownNonce;
         };
-        let Some(ha1) = ha1_for(algorithm) else {
-            return Verdict::Refused;
-        };
-        if expected_response(algorithm, &ha1, method, c) != c.response {
-            return Verdict::Refused;
+        let known = ha1_for(algorithm);
+        let ha1 = known
+            .clone()
+            .unwrap_or_else(|| algorithm.hash(&format!("{}:{}", self.secret, c.username)));
+        let expected = expected_response(algorithm, &ha1, check.method, c);
+        if !same(expected.as_bytes(), c.response.as_bytes()) || known.is_none() {
+            return Verdict::Refused(Refusal::Password);
         }
-        if now_ms.saturating_sub(issued) > self.lifetime_ms {
+        if check.now_ms.saturating_sub(issued) > self.lifetime_ms {
             return Verdict::Stale;
         }
+        match self.used.get(&c.nonce) {
+            Some((last, _)) if nc <= *last => return Verdict::Stale,
+            _ => {}
+        }
+        if self.used.len() >= 1024 {
+            let (now, life) = (check.now_ms, self.lifetime_ms);
+            self.used
+                .retain(|_, (_, at)| now.saturating_sub(*at) <= life);
+        }
+        self.used.insert(c.nonce.clone(), (nc, issued));
         Verdict::Ok
     }
 
-    /// `WWW-Authenticate` values, one per algorithm in the order given (the
-    /// most preferred first, RFC 8760 §2.4).
+    /// `WWW-Authenticate` values for `source`, one per algorithm in the
+    /// order given (the most preferred first, RFC 8760 §2.4).
     pub fn challenges(
-        &self,
+        &mut self,
         now_ms: u64,
+        source: IpAddr,
         realm: &str,
         stale: bool,
         order: &[Algorithm],
     ) -> Vec<String> {
-        let nonce = self.issue(now_ms);
+        let nonce = self.issue(now_ms, source);
         let stale = if stale { ", stale=true" } else { "" };
         order
             .iter()
@@ -310,6 +401,27 @@ impl Nonces {
                 )
             })
             .collect()
+    }
+}
+
+/// Equal bytes, compared in a time that depends on the length only.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The digest `uri` names the Request-URI: the same text, or the same URI
+/// once both are parsed (a client may write it with other spacing or case
+/// in the scheme and host).
+fn same_uri(digest_uri: &str, request_uri: &str) -> bool {
+    if digest_uri == request_uri {
+        return true;
+    }
+    match (
+        rsip::Uri::try_from(digest_uri),
+        rsip::Uri::try_from(request_uri),
+    ) {
+        (Ok(a), Ok(b)) => a.to_string().eq_ignore_ascii_case(&b.to_string()),
+        _ => false,
     }
 }
 
@@ -405,52 +517,162 @@ mod tests {
         assert!(parse_authorization("Digest username=\"a\"").is_none());
     }
 
-    #[test]
-    fn nonces_are_checked_and_go_stale() {
-        let nonces = Nonces::new(42, 300_000);
-        let h = ha1(Algorithm::Sha256, "2001", "hotline", "secret");
+    const HERE: &str = "127.0.0.1";
+
+    fn check<'a>(now_ms: u64, method: &'a str, uri: &'a str) -> Check<'a> {
+        Check {
+            now_ms,
+            source: HERE.parse().unwrap(),
+            method,
+            request_uri: uri,
+            allowed: &[Algorithm::Sha256],
+        }
+    }
+
+    fn signed(
+        nonces: &mut Nonces,
+        nc: &str,
+        method: &str,
+        uri: &str,
+        password: &str,
+    ) -> Credentials {
         let mut c = Credentials {
             username: "2001".into(),
             realm: "hotline".into(),
-            nonce: nonces.issue(1_000),
-            uri: "sip:hotline".into(),
+            nonce: nonces.issue(1_000, HERE.parse().unwrap()),
+            uri: uri.into(),
             algorithm: "SHA-256".into(),
+            qop: Some("auth".into()),
+            nc: Some(nc.into()),
+            cnonce: Some("c0ffee".into()),
             ..Default::default()
         };
-        c.response = expected_response(Algorithm::Sha256, &h, "REGISTER", &c);
-        let lookup = |a: Algorithm| (a == Algorithm::Sha256).then(|| h.clone());
-        assert_eq!(nonces.verify(2_000, "REGISTER", &c, lookup), Verdict::Ok);
+        let h = ha1(Algorithm::Sha256, "2001", "hotline", password);
+        c.response = expected_response(Algorithm::Sha256, &h, method, &c);
+        c
+    }
+
+    fn stored(a: Algorithm) -> Option<String> {
+        (a == Algorithm::Sha256).then(|| ha1(a, "2001", "hotline", "secret"))
+    }
+
+    #[test]
+    fn nonces_are_checked_and_go_stale() {
+        let mut nonces = Nonces::new(42, 60_000);
+        let uri = "sip:127.0.0.1:5060";
+        let c = signed(&mut nonces, "00000001", "REGISTER", uri, "secret");
         assert_eq!(
-            nonces.verify(400_000, "REGISTER", &c, lookup),
+            nonces.verify(check(2_000, "REGISTER", uri), &c, stored),
+            Verdict::Ok
+        );
+        let later = signed(&mut nonces, "00000002", "REGISTER", uri, "secret");
+        assert_eq!(
+            nonces.verify(check(70_000, "REGISTER", uri), &later, stored),
             Verdict::Stale
         );
-        // Another process's (or a forged) nonce, a wrong method, a wrong password.
-        let other = Nonces::new(43, 300_000);
+        // Another process's (or a forged) nonce.
+        let mut other = Nonces::new(43, 60_000);
         let forged = Credentials {
-            nonce: other.issue(1_000),
+            nonce: other.issue(1_000, HERE.parse().unwrap()),
             ..c.clone()
         };
         assert_eq!(
-            nonces.verify(2_000, "REGISTER", &forged, lookup),
+            nonces.verify(check(2_000, "REGISTER", uri), &forged, stored),
             Verdict::UnknownNonce
         );
-        assert_eq!(nonces.verify(2_000, "INVITE", &c, lookup), Verdict::Refused);
-        let wrong = ha1(Algorithm::Sha256, "2001", "hotline", "guess");
+        // A wrong method, a wrong password.
+        let c2 = signed(&mut nonces, "00000002", "REGISTER", uri, "secret");
         assert_eq!(
-            nonces.verify(2_000, "REGISTER", &c, |_| Some(wrong.clone())),
-            Verdict::Refused
+            nonces.verify(check(2_000, "INVITE", uri), &c2, stored),
+            Verdict::Refused(Refusal::Password)
         );
-        // MD5 asked for but only SHA-256 stored.
-        let md5 = Credentials {
-            algorithm: "MD5".into(),
-            ..c.clone()
+        let wrong = signed(&mut nonces, "00000003", "REGISTER", uri, "guess");
+        assert_eq!(
+            nonces.verify(check(2_000, "REGISTER", uri), &wrong, stored),
+            Verdict::Refused(Refusal::Password)
+        );
+    }
+
+    #[test]
+    fn a_captured_answer_cannot_be_used_again_elsewhere_or_on_another_uri() {
+        let mut nonces = Nonces::new(7, 60_000);
+        let uri = "sip:*1@127.0.0.1:5060";
+        let c = signed(&mut nonces, "00000001", "INVITE", uri, "secret");
+        assert_eq!(
+            nonces.verify(check(2_000, "INVITE", uri), &c, stored),
+            Verdict::Ok
+        );
+        // The same nc again is a replay.
+        assert_eq!(
+            nonces.verify(check(3_000, "INVITE", uri), &c, stored),
+            Verdict::Stale
+        );
+        // A higher nc on the same nonce is the phone's next request.
+        let next = signed(&mut nonces, "00000002", "INVITE", uri, "secret");
+        assert_eq!(
+            nonces.verify(check(3_000, "INVITE", uri), &next, stored),
+            Verdict::Ok
+        );
+        // Sent from another address: the nonce was not issued there.
+        let elsewhere = Check {
+            source: "127.0.0.2".parse().unwrap(),
+            ..check(3_000, "INVITE", uri)
         };
+        let third = signed(&mut nonces, "00000003", "INVITE", uri, "secret");
         assert_eq!(
-            nonces.verify(2_000, "REGISTER", &md5, lookup),
-            Verdict::Refused
+            nonces.verify(elsewhere, &third, stored),
+            Verdict::UnknownNonce
         );
+        // The same Authorization on another Request-URI (*1 -> *3).
+        assert_eq!(
+            nonces.verify(
+                check(3_000, "INVITE", "sip:*3@127.0.0.1:5060"),
+                &third,
+                stored
+            ),
+            Verdict::Refused(Refusal::Uri)
+        );
+    }
+
+    #[test]
+    fn only_offered_algorithms_and_qop_auth_are_accepted() {
+        let mut nonces = Nonces::new(9, 60_000);
+        let uri = "sip:127.0.0.1";
+        let mut md5 = signed(&mut nonces, "00000001", "REGISTER", uri, "secret");
+        md5.algorithm = "MD5".into();
+        let h = ha1(Algorithm::Md5, "2001", "hotline", "secret");
+        md5.response = expected_response(Algorithm::Md5, &h, "REGISTER", &md5);
+        let both = |a: Algorithm| Some(ha1(a, "2001", "hotline", "secret"));
+        assert_eq!(
+            nonces.verify(check(2_000, "REGISTER", uri), &md5, both),
+            Verdict::Refused(Refusal::Algorithm)
+        );
+        let mut no_qop = signed(&mut nonces, "00000001", "REGISTER", uri, "secret");
+        no_qop.qop = None;
+        no_qop.nc = None;
+        no_qop.cnonce = None;
+        let h = ha1(Algorithm::Sha256, "2001", "hotline", "secret");
+        no_qop.response = expected_response(Algorithm::Sha256, &h, "REGISTER", &no_qop);
+        assert_eq!(
+            nonces.verify(check(2_000, "REGISTER", uri), &no_qop, stored),
+            Verdict::Refused(Refusal::NoQop)
+        );
+    }
+
+    #[test]
+    fn an_unknown_user_is_refused_like_a_wrong_password() {
+        let mut nonces = Nonces::new(11, 60_000);
+        let uri = "sip:127.0.0.1";
+        let mut c = signed(&mut nonces, "00000001", "REGISTER", uri, "secret");
+        c.username = "1999".into();
+        assert_eq!(
+            nonces.verify(check(2_000, "REGISTER", uri), &c, |_| None),
+            Verdict::Refused(Refusal::Password)
+        );
+        // Challenges: one per algorithm, most preferred first.
         let [first, second] = <[String; 2]>::try_from(nonces.challenges(
             5,
+            HERE.parse().unwrap(),
             "hotline",
             true,
             &[Algorithm::Sha256, Algorithm::Md5],

@@ -160,6 +160,8 @@ struct Tx {
     interval: Duration,
     slots: [Option<Instant>; 3],
     dialog: Option<(String, u32)>,
+    /// Its final response is sent once (see `respond_once`).
+    quiet: bool,
 }
 
 impl Tx {
@@ -294,6 +296,7 @@ impl TransactionLayer {
             interval: self.timers.t1,
             slots: [None; 3],
             dialog: None,
+            quiet: false,
         };
         self.txs.insert(id, tx);
         if matchable {
@@ -326,6 +329,7 @@ impl TransactionLayer {
         // INVITE copy too would echo with a peer that resends on each 2xx
         // (RFC 6026 §8.7 absorbs them).
         if matches!(tx.state, State::Proceeding | State::Completed)
+            && !tx.quiet
             && let Some(last) = tx.last.clone()
         {
             let peer = tx.peer;
@@ -399,6 +403,28 @@ impl TransactionLayer {
         }
     }
 
+    /// Answers an INVITE server transaction with a final error sent once:
+    /// no Timer G retransmissions, and copies of the INVITE are absorbed
+    /// silently until Timer H ends the transaction (an overloaded hotline
+    /// must not multiply its work for a peer that never ACKs).
+    pub fn respond_once(
+        &mut self,
+        now: Instant,
+        id: TxId,
+        code: u16,
+        bytes: Bytes,
+        core: &CoreHeaders,
+    ) {
+        self.respond(now, id, code, bytes, core);
+        if let Some(tx) = self.txs.get_mut(&id)
+            && tx.kind == Kind::ServerInvite
+            && tx.state == State::Completed
+        {
+            tx.quiet = true;
+            *tx.slot(Slot::Retransmit) = None;
+        }
+    }
+
     /// Whether a server INVITE transaction can still take a final response.
     pub fn is_proceeding(&self, id: TxId) -> bool {
         self.txs
@@ -453,6 +479,7 @@ impl TransactionLayer {
             interval: t.t1,
             slots: [None; 3],
             dialog: None,
+            quiet: false,
         };
         self.txs.insert(id, tx);
         self.by_key.insert(key, id);

@@ -131,10 +131,12 @@ impl Hotline {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("hotline.toml");
         let mut text = String::new();
-        // Sections the test overrides are written by it in full.
+        // Sections the test overrides are written by it in full. SIPp
+        // callers on 127.0.0.1 are the carrier's trunk (their caller ID is
+        // believed); attackers in the tests use 127.0.0.2 and up.
         if !extra.contains("[sip]") {
             text.push_str(&format!(
-                "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nanswer_after_ms = 100\n"
+                "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nanswer_after_ms = 100\ntrunks = [\"127.0.0.1\"]\n"
             ));
         }
         text.push_str(&format!(
