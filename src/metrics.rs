@@ -26,6 +26,11 @@ pub struct Metrics {
     pub ivr_steps: IntCounter,
     pub calls_queued: IntCounterVec,
     pub agents_registered: IntGauge,
+    /// The edge guard's counts (synced from `edge::GuardStats`).
+    pub sip_banned_sources: IntGauge,
+    pub auth_failures: IntCounter,
+    pub sip_rate_limited: IntCounterVec,
+    pub sip_connections_refused: IntCounterVec,
     pub sla_warnings: IntCounter,
     pub sla_breaches: IntCounter,
     pub group_complaints: IntCounter,
@@ -126,6 +131,36 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The edge guard's counters are monotonic in the switch; the exported
+    /// counters follow them by the difference since the last sync.
+    pub fn sync_edge(
+        &self,
+        now: crate::edge::GuardStats,
+        last: &mut crate::edge::GuardStats,
+        banned: usize,
+    ) {
+        use crate::edge::Class;
+        for class in [Class::Invite, Class::Register, Class::Other] {
+            let i = class as usize;
+            for (action, n, before) in [
+                ("refused", now.refused[i], last.refused[i]),
+                ("dropped", now.dropped[i], last.dropped[i]),
+            ] {
+                if n > before {
+                    self.sip_rate_limited
+                        .with_label_values(&[class.label(), action])
+                        .inc_by(n - before);
+                }
+            }
+        }
+        if now.auth_failures > last.auth_failures {
+            self.auth_failures
+                .inc_by(now.auth_failures - last.auth_failures);
+        }
+        self.sip_banned_sources.set(banned as i64);
+        *last = now;
+    }
+
     pub fn new() -> Self {
         let r = Reg {
             registry: Registry::new(),
@@ -292,6 +327,28 @@ impl Metrics {
                 &r,
                 "hotline_agents_registered",
                 "Agents' softphones registered now.",
+            ),
+            sip_banned_sources: gauge(
+                &r,
+                "hotline_sip_banned_sources",
+                "Source addresses banned now for failed authentications.",
+            ),
+            auth_failures: counter(
+                &r,
+                "hotline_auth_failures_total",
+                "Failed digest authentications (REGISTER, feature codes).",
+            ),
+            sip_rate_limited: counter_vec(
+                &r,
+                "hotline_sip_rate_limited_total",
+                "SIP requests over their source's rate, by request class and what was done (refused: 503; dropped: silence).",
+                &["class", "action"],
+            ),
+            sip_connections_refused: counter_vec(
+                &r,
+                "hotline_sip_connections_refused_total",
+                "Connections closed at once, by why (limit in all, per source, banned source) and listener.",
+                &["reason", "listener"],
             ),
             sla_warnings: counter(
                 &r,

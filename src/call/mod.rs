@@ -579,6 +579,11 @@ impl Switch {
         self.guard.stats()
     }
 
+    /// Whether `ip` is banned now.
+    pub fn is_banned(&self, now: Instant, ip: IpAddr) -> bool {
+        self.guard.is_banned(now, ip)
+    }
+
     /// Bans in force (for the API).
     pub fn bans(&self, now: Instant) -> Vec<crate::edge::BanInfo> {
         self.guard.bans(now)

@@ -329,7 +329,12 @@ impl Guard {
         self.sources.len()
     }
 
-    /// Whether `ip` is banned now (its datagrams are dropped unread).
+    /// Whether `ip` is banned now.
+    pub fn is_banned(&self, now: Instant, ip: IpAddr) -> bool {
+        self.bans.get(&ip).is_some_and(|b| b.until > now)
+    }
+
+    /// Whether a datagram from `ip` may be read (not while it is banned).
     pub fn handle_datagram(&mut self, now: Instant, ip: IpAddr) -> bool {
         match self.bans.get(&ip) {
             Some(ban) if ban.until > now => {

@@ -41,6 +41,15 @@ pub struct Api {
     pub owners: Arc<crate::owners::OwnerDb>,
     pub plan: crate::owners::phone::NumberPlan,
     pub sla: crate::tickets::sla::SlaPolicy,
+    /// The switch, for the edge's bans.
+    pub switch: tokio::sync::mpsc::UnboundedSender<crate::runtime::Input>,
+}
+
+/// What the API asks of the edge guard (answered by the switch's task).
+#[derive(Debug)]
+pub enum EdgeRequest {
+    Bans(tokio::sync::oneshot::Sender<Vec<crate::edge::BanInfo>>),
+    Lift(std::net::IpAddr, tokio::sync::oneshot::Sender<bool>),
 }
 
 pub struct ApiError(StatusCode, String);
@@ -114,6 +123,8 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route("/api/agents/{id}/logout", post(logout))
         .route("/api/agents/{id}/events", get(events))
         .route("/api/queues", get(queues))
+        .route("/api/bans", get(list_bans))
+        .route("/api/bans/{source}", axum::routing::delete(lift_ban))
         .route("/api/tickets", get(list_tickets))
         .route("/api/tickets/{id}", get(ticket))
         .route("/api/tickets/{id}/escalate", post(escalate))
@@ -403,6 +414,60 @@ async fn queues(State(api): State<Arc<Api>>, Caller(user): Caller) -> Reply {
         })
         .collect();
     ok(StatusCode::OK, json!({ "queues": queues }))
+}
+
+/// Sources the edge banned (failed authentications), longest left first.
+async fn list_bans(State(api): State<Arc<Api>>, Caller(user): Caller) -> Reply {
+    Api::supervisor(&user)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let _ = api
+        .switch
+        .send(crate::runtime::Input::Edge(EdgeRequest::Bans(tx)));
+    let bans = rx
+        .await
+        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping"))?;
+    let bans: Vec<Value> = bans
+        .iter()
+        .map(|b| {
+            json!({
+                "source": b.ip.to_string(),
+                "remaining_seconds": b.remaining.as_secs(),
+                "failures": b.failures,
+            })
+        })
+        .collect();
+    ok(StatusCode::OK, json!({ "bans": bans }))
+}
+
+/// A supervisor lifts a ban (a phone that mistyped its password).
+async fn lift_ban(
+    State(api): State<Arc<Api>>,
+    Caller(user): Caller,
+    Path(source): Path<String>,
+) -> Reply {
+    Api::supervisor(&user)?;
+    let ip: std::net::IpAddr = source.parse().map_err(|_| {
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("{source:?} is not an IP address"),
+        )
+    })?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let _ = api
+        .switch
+        .send(crate::runtime::Input::Edge(EdgeRequest::Lift(ip, tx)));
+    let lifted = rx
+        .await
+        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping"))?;
+    if lifted {
+        tracing::warn!(supervisor = %user.name, "ban on {ip} lifted");
+        ok(
+            StatusCode::OK,
+            json!({ "source": ip.to_string(), "lifted": true }),
+        )
+    } else {
+        Err(err(StatusCode::NOT_FOUND, format!("{ip} is not banned")))
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -42,7 +42,13 @@ pub enum Input {
         Result<message::Message, message::ParseError>,
         Bytes,
     ),
-    TcpOpened(SocketAddr, mpsc::UnboundedSender<Bytes>),
+    /// A TCP connection was accepted: where to write to it, and how to
+    /// close it (a banned source's connections are closed).
+    TcpOpened(
+        SocketAddr,
+        mpsc::UnboundedSender<Bytes>,
+        tokio::task::AbortHandle,
+    ),
     TcpClosed(SocketAddr),
     /// A return-visit call to place (from the ticket watcher).
     Place(crate::call::PlaceCall),
@@ -54,6 +60,8 @@ pub enum Input {
     Acd(crate::acd::AcdOutput),
     /// Time to tell a waiting caller their place and wait.
     Announce(crate::acd::announce::Announcement),
+    /// The API asks about bans.
+    Edge(crate::http::api::EdgeRequest),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -235,6 +243,7 @@ impl Hotline {
             owners: owners.clone(),
             plan: config.owners.number_plan(),
             sla: config.tickets.sla_policy(),
+            switch: to_switch.clone(),
         };
         let http_task = tokio::spawn(crate::http::serve(
             http,
@@ -263,8 +272,16 @@ impl Hotline {
             tickets: view.clone(),
             desk: desk.clone(),
         };
-        let acceptor = tokio::spawn(accept(tcp, to_switch.clone()));
+        let acceptor = tokio::spawn(accept(
+            tcp,
+            to_switch.clone(),
+            TcpLimits::from(&config.sip),
+            metrics.clone(),
+        ));
         let mut tcp_writers: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>> = HashMap::new();
+        let mut tcp_tasks: HashMap<SocketAddr, tokio::task::AbortHandle> = HashMap::new();
+        let mut edge_seen = crate::edge::GuardStats::default();
+        let mut edge_synced = Instant::now();
         let mut buf = vec![0u8; 65536];
         tokio::pin!(shutdown);
         loop {
@@ -288,19 +305,36 @@ impl Hotline {
                             let peer = Peer { transport: Transport::Tcp, addr: from };
                             switch.handle_parsed(now, peer, parsed, &raw);
                         }
-                        Input::TcpOpened(addr, writer) => { tcp_writers.insert(addr, writer); }
-                        Input::TcpClosed(addr) => { tcp_writers.remove(&addr); }
+                        Input::TcpOpened(addr, writer, task) => {
+                            if switch.is_banned(now, addr.ip()) {
+                                task.abort();
+                                metrics.sip_connections_refused.with_label_values(&["banned", "tcp"]).inc();
+                            } else {
+                                tcp_writers.insert(addr, writer);
+                                tcp_tasks.insert(addr, task);
+                            }
+                        }
+                        Input::TcpClosed(addr) => {
+                            tcp_writers.remove(&addr);
+                            tcp_tasks.remove(&addr);
+                        }
                         Input::Place(call) => { switch.place_call(now, call); }
                         Input::Owner(call, owner) => switch.handle_owner(now, call, owner),
                         Input::IvrReply(call, reply) => switch.handle_ivr_reply(now, call, reply),
                         Input::Acd(out) => handle_acd(&mut switch, now, out, acd.as_ref(), &services.desk),
                         Input::Announce(a) => switch.announce(now, CallId(a.call.0), a.position, a.wait_minutes),
+                        Input::Edge(crate::http::api::EdgeRequest::Bans(reply)) => {
+                            let _ = reply.send(switch.bans(now));
+                        }
+                        Input::Edge(crate::http::api::EdgeRequest::Lift(ip, reply)) => {
+                            let _ = reply.send(switch.lift_ban(now, ip));
+                        }
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => switch.handle_timeout(Instant::now()),
                 _ = &mut shutdown => break,
             }
-            flush(
+            let banned = flush(
                 &mut switch,
                 &udp,
                 &tcp_writers,
@@ -309,10 +343,26 @@ impl Hotline {
                 acd.as_ref(),
             )
             .await;
+            for ip in banned {
+                // A banned source's connections are closed.
+                tcp_tasks.retain(|addr, task| {
+                    let keep = addr.ip() != ip;
+                    if !keep {
+                        task.abort();
+                    }
+                    keep
+                });
+                tcp_writers.retain(|addr, _| addr.ip() != ip);
+            }
+            let now = Instant::now();
+            if now.duration_since(edge_synced) >= Duration::from_secs(1) {
+                edge_synced = now;
+                metrics.sync_edge(switch.edge_stats(), &mut edge_seen, switch.bans(now).len());
+            }
         }
         info!(active_calls = switch.active_calls(), "shutting down");
         switch.shutdown(Instant::now());
-        flush(
+        let _ = flush(
             &mut switch,
             &udp,
             &tcp_writers,
@@ -348,6 +398,7 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket)
 }
 
+/// Carries out what the switch wants done; returns the sources it banned.
 async fn flush(
     switch: &mut Switch,
     udp: &UdpSocket,
@@ -355,9 +406,10 @@ async fn flush(
     media: &mpsc::UnboundedSender<media::MediaIn>,
     services: &ivr::Services,
     acd: Option<&acd::AcdHandle>,
-) {
+) -> Vec<std::net::IpAddr> {
     let metrics = &services.metrics;
     let desk = &services.desk;
+    let mut banned = Vec::new();
     while let Some(out) = switch.poll_output() {
         desk_sees(desk, &out);
         match &out {
@@ -474,6 +526,8 @@ async fn flush(
                 number,
                 request,
             } => services.request(call, sip_call_id, number, request),
+            Output::Banned { ip } => banned.push(ip),
+            Output::AuthFailed => {}
             out => {
                 if let (Output::Ended(e), Some(acd)) = (&out, acd) {
                     // A caller who was waiting is gone (unknown calls are ignored).
@@ -491,6 +545,7 @@ async fn flush(
     metrics
         .agents_registered
         .set(switch.registered_agents() as i64);
+    banned
 }
 
 /// Keeps the agents' screens' view of calls (the desk) up to date.
@@ -576,13 +631,103 @@ fn handle_acd(
     }
 }
 
-async fn accept(listener: TcpListener, to_switch: mpsc::UnboundedSender<Input>) {
+/// How many SIP/TCP connections, from where, for how long.
+#[derive(Debug, Clone, Copy)]
+struct TcpLimits {
+    max: usize,
+    per_source: usize,
+    idle: Duration,
+}
+
+impl From<&crate::config::SipConfig> for TcpLimits {
+    fn from(c: &crate::config::SipConfig) -> Self {
+        Self {
+            max: c.tcp_max_connections,
+            per_source: c.tcp_max_per_source,
+            idle: Duration::from_secs(c.tcp_idle_seconds),
+        }
+    }
+}
+
+/// Connections open per source address, shared by the acceptor and the
+/// connections (a plain mutex: held for one map operation, never across
+/// an await).
+type PerSource = Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>;
+
+/// One connection's place in the limits, given back when it ends.
+struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    ip: std::net::IpAddr,
+    per_source: PerSource,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut map = self.per_source.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+async fn accept(
+    listener: TcpListener,
+    to_switch: mpsc::UnboundedSender<Input>,
+    limits: TcpLimits,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
+    let total = Arc::new(tokio::sync::Semaphore::new(limits.max));
+    let per_source: PerSource = Arc::default();
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {
-                tokio::spawn(connection(stream, from, to_switch.clone()));
+                // Over a limit: closed at once, before a task or a buffer.
+                let Ok(permit) = total.clone().try_acquire_owned() else {
+                    metrics
+                        .sip_connections_refused
+                        .with_label_values(&["max_connections", "tcp"])
+                        .inc();
+                    debug!(%from, "SIP/TCP connection refused: limit reached");
+                    continue;
+                };
+                {
+                    let mut map = per_source.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = map.entry(from.ip()).or_default();
+                    if *n >= limits.per_source {
+                        metrics
+                            .sip_connections_refused
+                            .with_label_values(&["per_source", "tcp"])
+                            .inc();
+                        debug!(%from, "SIP/TCP connection refused: too many from this address");
+                        continue;
+                    }
+                    *n += 1;
+                }
+                let slot = Slot {
+                    _permit: permit,
+                    ip: from.ip(),
+                    per_source: per_source.clone(),
+                };
+                let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+                // The connection reads only once the switch knows where to
+                // answer it (its inbox keeps order).
+                let (go, ready) = tokio::sync::oneshot::channel();
+                let task = tokio::spawn(connection(
+                    stream,
+                    from,
+                    to_switch.clone(),
+                    rx,
+                    (slot, ready),
+                    limits.idle,
+                ));
+                let _ = to_switch.send(Input::TcpOpened(from, tx, task.abort_handle()));
+                let _ = go.send(());
             }
             Err(e) => {
+                // Out of file descriptors, most likely: wait rather than spin.
                 warn!(error = %e, "TCP accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -590,11 +735,20 @@ async fn accept(listener: TcpListener, to_switch: mpsc::UnboundedSender<Input>) 
     }
 }
 
-/// Reads one TCP connection, framing messages by Content-Length.
-async fn connection(stream: TcpStream, from: SocketAddr, to_switch: mpsc::UnboundedSender<Input>) {
+/// Reads one TCP connection, framing messages by Content-Length; closed
+/// after `idle` without a byte from the peer.
+async fn connection(
+    stream: TcpStream,
+    from: SocketAddr,
+    to_switch: mpsc::UnboundedSender<Input>,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    (_slot, ready): (Slot, tokio::sync::oneshot::Receiver<()>),
+    idle: Duration,
+) {
+    if ready.await.is_err() {
+        return;
+    }
     let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    let _ = to_switch.send(Input::TcpOpened(from, tx));
     let write_task = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
             if writer.write_all(&bytes).await.is_err() {
@@ -604,9 +758,13 @@ async fn connection(stream: TcpStream, from: SocketAddr, to_switch: mpsc::Unboun
     });
     let mut buf = BytesMut::with_capacity(8192);
     'read: loop {
-        match reader.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        match tokio::time::timeout(idle, reader.read_buf(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Err(_) => {
+                debug!(%from, "SIP/TCP connection idle: closed");
+                break;
+            }
+            Ok(Ok(_)) => {}
         }
         loop {
             match message::frame_stream(&buf) {
