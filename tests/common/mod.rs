@@ -239,6 +239,11 @@ impl Hotline {
         }
     }
 
+    /// The hotline's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }

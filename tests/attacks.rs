@@ -1,0 +1,525 @@
+//! The hotline attacked the way the internet attacks a SIP port, with the
+//! tools attackers use (SIPVicious `svcrack` and `svwar`, a SIPp flood) and
+//! with hand-made requests where an attack is a single crafted message
+//! (a replayed REGISTER, a downgraded digest). Everything on loopback:
+//! 127.0.0.1 is where the attack tools send from (svcrack and svwar cannot
+//! bind another address), 127.0.0.2 and up are other parties.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Hotline, assert_sipp_ok, http, manifest, sipp};
+use hotline::sip::digest;
+
+const BASE: u16 = 26000;
+
+/// A hotline with the demo agents and API users; `sip` and `acd` are more
+/// keys of those sections, `extra` more sections.
+fn start(sip: &str, acd: &str, extra: &str) -> Hotline {
+    Hotline::start(
+        BASE,
+        &format!(
+            "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\nanswer_after_ms = 50\n{sip}\n\
+             [acd]\nagents = \"{}\"\n{acd}\n[http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nusers = \"{}\"\n{extra}",
+            manifest("config/agents.toml"),
+            manifest("config/users.toml"),
+        ),
+    )
+}
+
+/// A SIP endpoint on its own address, sending hand-written requests.
+struct Phone {
+    sock: UdpSocket,
+    target: String,
+}
+
+impl Phone {
+    fn on(ip: &str, h: &Hotline) -> Self {
+        let sock = UdpSocket::bind((ip, 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Phone {
+            sock,
+            target: h.target(),
+        }
+    }
+
+    fn local(&self) -> String {
+        self.sock.local_addr().unwrap().to_string()
+    }
+
+    /// Sends `text`; the final response (1xx skipped), or None within 3 s.
+    fn ask(&self, text: &str) -> Option<String> {
+        self.sock.send_to(text.as_bytes(), &self.target).unwrap();
+        let end = Instant::now() + Duration::from_secs(3);
+        let mut buf = [0u8; 8192];
+        while Instant::now() < end {
+            if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+                let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+                if !reply.starts_with("SIP/2.0 1") {
+                    return Some(reply);
+                }
+            }
+        }
+        None
+    }
+
+    fn register(&self, user: &str, cseq: u32, contact: &str, auth: Option<&str>) -> String {
+        let local = self.local();
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "REGISTER sip:{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-reg-{cseq}-{user}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{user}@{target}>;tag=ph{user}\r\nTo: <sip:{user}@{target}>\r\n\
+             Call-ID: reg-{user}-{local}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{contact}>;expires=600\r\n\
+             {auth}Content-Length: 0\r\n\r\n",
+            target = self.target
+        )
+    }
+
+    /// REGISTER with the demo password, answering the challenge: the
+    /// final response and the Authorization that was sent.
+    fn register_with_password(&self, user: &str, password: &str, cseq: u32) -> (String, String) {
+        let local = self.local();
+        let challenge = self
+            .ask(&self.register(user, cseq, &local, None))
+            .expect("a challenge");
+        assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+        let auth = answer(
+            &challenge,
+            user,
+            password,
+            "REGISTER",
+            &format!("sip:{}", self.target),
+        );
+        let reply = self
+            .ask(&self.register(user, cseq + 1, &local, Some(&auth)))
+            .expect("an answer");
+        (reply, auth)
+    }
+}
+
+/// The Authorization a phone sends for the first challenge in `reply`.
+fn answer(reply: &str, user: &str, password: &str, method: &str, uri: &str) -> String {
+    let value = reply
+        .lines()
+        .find_map(|l| l.strip_prefix("WWW-Authenticate: "))
+        .expect("WWW-Authenticate");
+    let ch = digest::parse_challenge(value).unwrap();
+    digest::authorization(&ch, user, password, method, uri, "a1b2c3d4")
+}
+
+fn metric(h: &Hotline, name: &str) -> f64 {
+    common::http_get(h.http_port(), "/metrics")
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// Limits high enough that svcrack is never told to slow down: what the
+/// password test shows is the ban, not the rate limit.
+const NO_RATE_LIMIT: &str = "[sip.limits]\ninvite_per_second = 10000.0\ninvite_burst = 10000.0\n\
+    register_per_second = 10000.0\nregister_burst = 10000.0\nother_per_second = 10000.0\nother_burst = 10000.0\n";
+
+/// svcrack against agent 2001 at `port` with a 200-word list ending in
+/// the right password; its output.
+fn svcrack(port: u16, dir: &std::path::Path) -> String {
+    let words = dir.join("words.txt");
+    let mut list: Vec<String> = (1..200).map(|i| format!("guess{i:03}")).collect();
+    list.push("agent2001".into());
+    std::fs::write(&words, list.join("\n") + "\n").unwrap();
+    let out = Command::new("svcrack")
+        .args(["-u", "2001", "-d"])
+        .arg(&words)
+        .args(["--maximumtime", "3"])
+        .arg(format!("udp://127.0.0.1:{port}"))
+        .output()
+        .expect("svcrack is installed by tests/run.sh (Debian package sipvicious)");
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn found_password(svcrack_output: &str) -> bool {
+    svcrack_output
+        .lines()
+        .any(|l| l.contains("2001") && l.contains("agent2001"))
+}
+
+#[test]
+fn password_guessing_is_banned_before_the_password_is_found() {
+    // Without bans svcrack finds the password: the attack is real.
+    let open = start("ban_failures = 0", "", NO_RATE_LIMIT);
+    let cracked = svcrack(open.sip_port, open.dir.path());
+    assert!(found_password(&cracked), "svcrack without bans: {cracked}");
+    drop(open);
+
+    let mut h = start("", "", NO_RATE_LIMIT);
+    let attack = {
+        let (port, dir) = (h.sip_port, h.dir.path().to_path_buf());
+        std::thread::spawn(move || svcrack(port, &dir))
+    };
+    // Meanwhile the agent's own phone registers from its own address.
+    let phone = Phone::on("127.0.0.2", &h);
+    let bans = h.wait_for("SECURITY ban", 1, Duration::from_secs(20));
+    let (reply, _) = phone.register_with_password("2001", "agent2001", 1);
+    assert!(reply.starts_with("SIP/2.0 200"), "{reply}");
+    let cracked = attack.join().unwrap();
+    assert!(!found_password(&cracked), "svcrack: {cracked}");
+    assert_eq!(bans.len(), 1, "{}", h.log());
+    assert!(
+        bans[0].ends_with("SECURITY ban source=127.0.0.1 failures=10 seconds=900"),
+        "{}",
+        bans[0]
+    );
+    // Failed attempts were logged at most once a second.
+    let failures = h.lines("SECURITY auth_failed");
+    assert!(!failures.is_empty() && failures.len() <= 5, "{failures:#?}");
+    assert_eq!(metric(&h, "hotline_sip_banned_sources"), 1.0);
+    assert!(metric(&h, "hotline_auth_failures_total") >= 10.0);
+    // A supervisor sees the ban and lifts it; an agent may not.
+    let port = h.http_port();
+    let (status, body) = http(port, "GET", "/api/bans", Some("demo-supervisor"), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"source\":\"127.0.0.1\""), "{body}");
+    let (status, _) = http(port, "GET", "/api/bans", Some("demo-2001"), None);
+    assert_eq!(status, 403);
+    let (status, body) = http(
+        port,
+        "DELETE",
+        "/api/bans/127.0.0.1",
+        Some("demo-supervisor"),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = http(
+        port,
+        "DELETE",
+        "/api/bans/127.0.0.1",
+        Some("demo-supervisor"),
+        None,
+    );
+    assert_eq!(status, 404);
+    // The lifted source is heard again.
+    let again = Phone::on("127.0.0.1", &h);
+    let (reply, _) = again.register_with_password("2002", "agent2002", 1);
+    assert!(reply.starts_with("SIP/2.0 200"), "{reply}");
+    h.stop();
+}
+
+#[test]
+fn agents_cannot_be_told_apart_from_other_numbers() {
+    // Generous limits: what is tested is what the answers say, not the rate.
+    let h = start("", "", NO_RATE_LIMIT);
+    for method in ["REGISTER", "OPTIONS", "INVITE"] {
+        let out = Command::new("svwar")
+            .args(["-e1990-2010", "-m", method, "--force"])
+            .arg(format!("udp://127.0.0.1:{}", h.sip_port))
+            .output()
+            .expect("svwar is installed by tests/run.sh (Debian package sipvicious)");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        // Table rows: | extension | status |
+        let found: Vec<&str> = text
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells.len() >= 3 && cells[1].bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| cells[1])
+                    .filter(|c| !c.is_empty())
+            })
+            .collect();
+        // Nothing, or every number alike: 2001-2004 do not stand out.
+        assert!(
+            found.is_empty() || found.len() == 21,
+            "svwar {method} told agents apart: {found:?}\n{text}"
+        );
+    }
+    // A REGISTER with a made-up nonce gets the same answer for an agent and
+    // for a number that is none.
+    let phone = Phone::on("127.0.0.1", &h);
+    let answers: Vec<String> = ["2001", "1999", "2004", "3000"]
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let made_up = format!(
+                "Digest username=\"{user}\", realm=\"hotline\", nonce=\"17a2b3.0123456789abcdef0123456789abcdef\", \
+                 uri=\"sip:{}\", response=\"0123456789abcdef0123456789abcdef\", algorithm=MD5, qop=auth, \
+                 nc=00000001, cnonce=\"x\"",
+                h.target()
+            );
+            let reply = phone
+                .ask(&phone.register(user, 10 + i as u32, &phone.local(), Some(&made_up)))
+                .expect("an answer");
+            let status = reply.lines().next().unwrap().to_string();
+            let stale = reply.contains("stale=true");
+            format!("{status} stale={stale}")
+        })
+        .collect();
+    assert!(
+        answers.iter().all(|a| *a == answers[0]) && answers[0].starts_with("SIP/2.0 401"),
+        "{answers:?}"
+    );
+}
+
+#[test]
+fn a_captured_register_cannot_be_replayed() {
+    let h = start("", "", "");
+    let phone = Phone::on("127.0.0.1", &h);
+    let (reply, auth) = phone.register_with_password("2001", "agent2001", 1);
+    assert!(reply.starts_with("SIP/2.0 200"), "{reply}");
+    // The eavesdropper sends the same Authorization a little later, from
+    // another address, moving the binding to a Contact of theirs.
+    std::thread::sleep(Duration::from_secs(2));
+    let thief = Phone::on("127.0.0.2", &h);
+    let stolen = thief.register("2001", 3, "127.0.0.2:6666", Some(&auth));
+    let reply = thief.ask(&stolen).expect("an answer");
+    assert!(reply.starts_with("SIP/2.0 401"), "{reply}");
+    // From the phone's own address the same answer is a used nc.
+    let reply = phone
+        .ask(&phone.register("2001", 4, "127.0.0.1:6666", Some(&auth)))
+        .expect("an answer");
+    assert!(
+        reply.starts_with("SIP/2.0 401") && reply.contains("stale=true"),
+        "{reply}"
+    );
+    let registered = h.lines("agent registered");
+    assert_eq!(registered.len(), 1, "{registered:#?}");
+    assert!(!h.log().contains("6666"), "the binding moved: {}", h.log());
+    // One Authorization for *1 is not good for *3.
+    let invite = |code: &str, cseq: u32, auth: Option<&str>| {
+        let local = phone.local();
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+        format!(
+            "INVITE sip:{code}@{t} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-f{cseq}\r\nMax-Forwards: 70\r\n\
+             From: <sip:2001@{t}>;tag=f{cseq}\r\nTo: <sip:{code}@{t}>\r\nCall-ID: feature-{cseq}\r\nCSeq: {cseq} INVITE\r\n\
+             Contact: <sip:2001@{local}>\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len(),
+            t = h.target()
+        )
+    };
+    let challenge = phone.ask(&invite("*1", 1, None)).unwrap();
+    let auth = answer(
+        &challenge,
+        "2001",
+        "agent2001",
+        "INVITE",
+        &format!("sip:*1@{}", h.target()),
+    );
+    let reply = phone.ask(&invite("*3", 2, Some(&auth))).unwrap();
+    assert!(reply.starts_with("SIP/2.0 403"), "{reply}");
+    assert!(h.lines("agent feature code").is_empty(), "{}", h.log());
+}
+
+#[test]
+fn md5_is_refused_when_only_sha256_is_offered() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents.toml");
+    let text = std::fs::read_to_string(manifest("config/agents.toml"))
+        .unwrap()
+        .replace("digest = [\"MD5\"]", "digest = [\"SHA-256\"]");
+    std::fs::write(&agents, text).unwrap();
+    let h = Hotline::start(
+        BASE,
+        &format!(
+            "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\n[acd]\nagents = \"{}\"\n",
+            agents.display()
+        ),
+    );
+    let phone = Phone::on("127.0.0.1", &h);
+    let local = phone.local();
+    let challenge = phone.ask(&phone.register("2001", 1, &local, None)).unwrap();
+    assert!(
+        challenge.contains("algorithm=SHA-256") && !challenge.contains("algorithm=MD5"),
+        "{challenge}"
+    );
+    // The phone answers the SHA-256 challenge with an MD5 digest.
+    let sha = answer(
+        &challenge,
+        "2001",
+        "agent2001",
+        "REGISTER",
+        &format!("sip:{}", h.target()),
+    );
+    let md5 = {
+        let value = challenge
+            .lines()
+            .find_map(|l| l.strip_prefix("WWW-Authenticate: "))
+            .unwrap()
+            .replace("SHA-256", "MD5");
+        let ch = digest::parse_challenge(&value).unwrap();
+        digest::authorization(
+            &ch,
+            "2001",
+            "agent2001",
+            "REGISTER",
+            &format!("sip:{}", h.target()),
+            "a1b2",
+        )
+    };
+    let reply = phone
+        .ask(&phone.register("2001", 2, &local, Some(&md5)))
+        .unwrap();
+    assert!(reply.starts_with("SIP/2.0 403"), "{reply}");
+    // SHA-256 with the same password is welcome.
+    let reply = phone
+        .ask(&phone.register("2001", 3, &local, Some(&sha)))
+        .unwrap();
+    assert!(reply.starts_with("SIP/2.0 200"), "{reply}");
+}
+
+#[test]
+fn phones_outside_the_agents_networks_are_refused_without_a_challenge() {
+    let h = start("", "agent_networks = [\"127.0.0.1/32\"]", "");
+    let outsider = Phone::on("127.0.0.2", &h);
+    let reply = outsider
+        .ask(&outsider.register("2001", 1, &outsider.local(), None))
+        .unwrap();
+    assert!(reply.starts_with("SIP/2.0 403"), "{reply}");
+    assert!(!reply.contains("WWW-Authenticate"), "{reply}");
+    let inside = Phone::on("127.0.0.1", &h);
+    let (reply, _) = inside.register_with_password("2001", "agent2001", 1);
+    assert!(reply.starts_with("SIP/2.0 200"), "{reply}");
+}
+
+#[test]
+fn a_flood_of_unacknowledged_invites_does_not_stop_real_callers() {
+    // 127.0.0.1 is the carrier's trunk; the flood comes from 127.0.0.3.
+    let mut h = start("trunks = [\"127.0.0.1\"]\nt1_ms = 100", "", "");
+    let pid = h.pid();
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_before = rss_kb(pid);
+    let responses_before = metric(&h, "hotline_sip_responses_total");
+    let rtp_before = metric(&h, "hotline_rtp_packets_sent_total");
+    let flood_calls = 45_000;
+    let flood = {
+        let target = h.target();
+        let port = (h.sip_port + 150).to_string();
+        let cp = (h.sip_port + 151).to_string();
+        let mp = (h.sip_port + 160).to_string();
+        let dir = h.dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            Command::new("sipp")
+                .arg(&target)
+                .arg("-sf")
+                .arg(common::scenario("flood_no_ack.xml"))
+                .args(["-i", "127.0.0.3", "-p", &port, "-cp", &cp, "-mp", &mp])
+                .args(["-r", "3000", "-l", "5000", "-m", &flood_calls.to_string()])
+                .args(["-nostdin", "-timeout", "40s", "-buff_size", "4194304"])
+                .current_dir(dir)
+                .output()
+                .expect("sipp")
+        })
+    };
+    // During the flood the owners' calls all go through, with audio.
+    let inf = h.dir.path().join("digits.csv");
+    std::fs::write(&inf, "SEQUENTIAL\n4;2;#;\n").unwrap();
+    let mut peak = rss_before;
+    let callers = sipp(
+        &h,
+        "caller_info.xml",
+        &["-m", "20", "-r", "2", "-inf", inf.to_str().unwrap()],
+    );
+    peak = peak.max(rss_kb(pid));
+    assert_sipp_ok(&h, &callers);
+    while !flood.is_finished() {
+        peak = peak.max(rss_kb(pid));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let flooded = flood.join().unwrap();
+    assert!(
+        String::from_utf8_lossy(&flooded.stdout).contains("Successful call"),
+        "the flood ran: {}",
+        String::from_utf8_lossy(&flooded.stderr)
+    );
+    assert_eq!(h.lines("digits collected").len(), 20, "{}", h.log());
+    let rtp = metric(&h, "hotline_rtp_packets_sent_total") - rtp_before;
+    assert!(rtp >= 20.0 * 50.0, "the callers heard {rtp} packets");
+    // Timer H (64 x 100 ms) ends what the flood left half-open.
+    std::thread::sleep(Duration::from_secs(8));
+    let responses = metric(&h, "hotline_sip_responses_total") - responses_before;
+    let per_invite = responses / flood_calls as f64;
+    assert!(
+        per_invite <= 2.0,
+        "{responses} responses for {flood_calls} INVITEs"
+    );
+    assert!(metric(&h, "hotline_sip_rate_limited_total") > 40_000.0);
+    let rss_after = rss_kb(pid);
+    eprintln!(
+        "flood: {responses} responses ({per_invite:.4} per INVITE); RSS {rss_before} kB before, peak {peak} kB, {rss_after} kB after"
+    );
+    assert!(
+        rss_after as f64 <= rss_before as f64 * 1.2,
+        "RSS {rss_before} kB before, {rss_after} kB after"
+    );
+    assert!(peak < rss_before + 100_000, "RSS peaked at {peak} kB");
+    h.stop();
+}
+
+#[test]
+fn idle_tcp_connections_are_capped_and_a_tcp_call_still_gets_through() {
+    let mut h = start("tcp_idle_seconds = 3", "", "");
+    let addr = format!("127.0.0.1:{}", h.sip_port);
+    let streams: Vec<std::net::TcpStream> = (0..3000)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(streams.len() > 2900, "{} connected", streams.len());
+    // The hotline kept at most 20 from this address and closed the rest.
+    std::thread::sleep(Duration::from_millis(500));
+    let open = streams
+        .iter()
+        .filter(|s| {
+            use std::io::Read;
+            s.set_nonblocking(true).unwrap();
+            let mut b = [0u8; 1];
+            matches!((&**s).read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        })
+        .count();
+    assert!(open <= 20, "{open} connections kept open");
+    assert!(metric(&h, "hotline_sip_connections_refused_total") >= 2900.0);
+    // Another party's call over TCP.
+    let inf = h.dir.path().join("digits.csv");
+    std::fs::write(&inf, "SEQUENTIAL\n4;2;#;\n").unwrap();
+    let run = sipp(
+        &h,
+        "caller_info.xml",
+        &[
+            "-t",
+            "t1",
+            "-i",
+            "127.0.0.2",
+            "-m",
+            "1",
+            "-inf",
+            inf.to_str().unwrap(),
+        ],
+    );
+    assert_sipp_ok(&h, &run);
+    // The idle ones are closed after tcp_idle_seconds.
+    std::thread::sleep(Duration::from_secs(4));
+    let still = streams
+        .iter()
+        .filter(|s| {
+            use std::io::Read;
+            let mut b = [0u8; 1];
+            matches!((&**s).read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        })
+        .count();
+    assert_eq!(still, 0, "idle connections left open");
+    h.stop();
+}
