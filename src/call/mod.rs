@@ -137,7 +137,12 @@ pub enum MediaEvent {
     OpenFailed,
     Digit(char),
     PromptFinished,
-    RecordingFinished { file: String, duration: Duration },
+    RecordingFinished {
+        file: String,
+        duration: Duration,
+    },
+    /// No RTP from the peer for this long.
+    Silent(Duration),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +162,10 @@ pub enum EndReason {
     Unreachable,
     /// Outbound: answered, but our RTP socket could not be opened.
     MediaFailed,
+    /// No RTP from the peer for `[media] rtp_timeout_seconds`.
+    RtpTimeout,
+    /// The call reached `[call] max_seconds`.
+    MaxDuration,
 }
 
 impl EndReason {
@@ -174,6 +183,8 @@ impl EndReason {
             EndReason::Declined(_) => "declined",
             EndReason::Unreachable => "unreachable",
             EndReason::MediaFailed => "media_failed",
+            EndReason::RtpTimeout => "rtp_timeout",
+            EndReason::MaxDuration => "max_duration",
         }
     }
 }
@@ -386,6 +397,8 @@ struct Call {
     digits: String,
     timer: Option<(Instant, Timer)>,
     generation: u32,
+    /// When the call began (no call outlives `max_call`).
+    started: Instant,
     /// The called number (user part of the Request-URI) and the caller's.
     called: String,
     number: String,
@@ -425,6 +438,8 @@ pub struct Switch {
     /// Inbound calls not yet ACKed, per source and in all.
     unconfirmed: HashMap<IpAddr, usize>,
     unconfirmed_total: usize,
+    /// When calls are next checked against `max_call`.
+    next_age_check: Option<Instant>,
     bindings: HashMap<String, Binding>,
     binding_timers: BinaryHeap<Reverse<(Instant, String, u32)>>,
     binding_generation: u32,
@@ -441,6 +456,7 @@ impl Switch {
             guard: crate::edge::Guard::new(cfg.edge.guard.clone()),
             unconfirmed: HashMap::new(),
             unconfirmed_total: 0,
+            next_age_check: None,
             tx: TransactionLayer::new(cfg.timers),
             ports: PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1),
             cfg,
@@ -484,6 +500,7 @@ impl Switch {
             bindings,
             self.tx.poll_timeout(),
             self.guard.poll_timeout(),
+            self.next_age_check,
         ]
         .into_iter()
         .flatten()
@@ -662,6 +679,24 @@ impl Switch {
                 }
             }
             MediaEvent::OpenFailed => self.open_media(now, call),
+            MediaEvent::Silent(quiet) => {
+                let c = &self.calls[&call];
+                // A held call is silent by design; before the ACK, Timer H
+                // decides; a BYE under way needs no second one.
+                let established = !matches!(
+                    c.phase,
+                    Phase::Ringing
+                        | Phase::Answered
+                        | Phase::Dialing
+                        | Phase::Cancelling
+                        | Phase::HangingUp
+                );
+                if established && !c.on_hold {
+                    warn!(%call, seconds = quiet.as_secs(), "no RTP from the peer: hanging up");
+                    self.send_bye(now, call);
+                    self.end(call, EndReason::RtpTimeout);
+                }
+            }
             MediaEvent::Digit(d) => self.handle_digit(now, call, d),
             MediaEvent::RecordingFinished { file, duration } => {
                 if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.ivr.as_mut()) {
@@ -696,6 +731,9 @@ impl Switch {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = Some(now);
         self.guard.handle_timeout(now);
+        if self.next_age_check.is_some_and(|at| at <= now) {
+            self.end_old_calls(now);
+        }
         self.tx.handle_timeout(now);
         self.pump(now);
         self.expire_bindings(now);
@@ -1130,6 +1168,7 @@ impl Switch {
             digits: String::new(),
             timer: None,
             generation: 0,
+            started: now,
             called: called.clone(),
             number: number.clone(),
             identified: self.cfg.ivr.is_none() || feature.is_some(),
@@ -1151,6 +1190,9 @@ impl Switch {
         self.by_sip.insert(call.sip_call_id.clone(), id);
         self.by_tx.insert(tx, id);
         self.calls.insert(id, call);
+        if self.next_age_check.is_none() {
+            self.next_age_check = Some(now + self.age_check_interval());
+        }
         self.open_media(now, id);
         if !self.calls.contains_key(&id) {
             return; // no port: already refused
@@ -1171,11 +1213,48 @@ impl Switch {
         self.arm(now, id, Timer::Answer);
     }
 
+    /// How often calls are checked against `max_call`: often enough that
+    /// none outlives it by more than a quarter of it (at most 10 s).
+    fn age_check_interval(&self) -> Duration {
+        (self.cfg.max_call / 4).clamp(Duration::from_millis(100), Duration::from_secs(10))
+    }
+
+    /// Ends every established call older than `max_call` with a BYE.
+    fn end_old_calls(&mut self, now: Instant) {
+        let max = self.cfg.max_call;
+        let old: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                now.saturating_duration_since(c.started) >= max
+                    && !matches!(
+                        c.phase,
+                        Phase::Ringing
+                            | Phase::Answered
+                            | Phase::Dialing
+                            | Phase::Cancelling
+                            | Phase::HangingUp
+                    )
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in old {
+            if self.calls.contains_key(&id) {
+                warn!(call = %id, seconds = max.as_secs(), "call reached its longest time: hanging up");
+                self.send_bye(now, id);
+                self.end(id, EndReason::MaxDuration);
+            }
+        }
+        self.next_age_check = (!self.calls.is_empty()).then(|| now + self.age_check_interval());
+    }
+
     /// Why a new call from `ip` cannot be taken now, if it cannot.
     fn over_capacity(&self, ip: IpAddr) -> Option<&'static str> {
         let a = &self.cfg.edge.admission;
         if self.calls.len() >= a.max_calls {
             Some("max_calls")
+        } else if self.ports.in_use() >= self.ports.capacity() {
+            Some("no_rtp_port")
         } else if self.unconfirmed_total >= a.max_unconfirmed {
             Some("max_unconfirmed")
         } else if self.unconfirmed.get(&ip).copied().unwrap_or(0) >= a.max_unconfirmed_per_source {

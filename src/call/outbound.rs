@@ -708,6 +708,7 @@ impl Switch {
             digits: String::new(),
             timer: None,
             generation: 0,
+            started: now,
             called: d.number.clone(),
             number: d.number,
             identified: true,
@@ -722,6 +723,9 @@ impl Switch {
         self.by_sip.insert(d.sip_call_id, d.id);
         self.by_tx.insert(tx, d.id);
         self.calls.insert(d.id, call);
+        if self.next_age_check.is_none() {
+            self.next_age_check = Some(now + self.age_check_interval());
+        }
         true
     }
 }

@@ -1327,3 +1327,231 @@ fn a_waiting_caller_hears_ringback_while_agents_ring_and_the_survey_after_the_ag
             .any(|m| m.starts_with("BYE ") && m.contains("menu-9"))
     );
 }
+
+// ---- the edge: trust, admission, dialog matching, calls that end ----------
+
+impl Sim {
+    /// Feeds `text` as if it came from `from` (another address than the caller's).
+    fn recv_from(&mut self, from: &str, text: &str) {
+        let peer = Peer {
+            transport: crate::sip::transaction::Transport::Udp,
+            addr: from.parse().unwrap(),
+        };
+        self.sw.handle_datagram(self.now, peer, text.as_bytes());
+        self.drain();
+    }
+}
+
+fn invite_with(call_id: &str, branch: &str, extra: &str) -> String {
+    invite(call_id, branch, SDP).replace(
+        "Max-Forwards: 70\r\n",
+        &format!("Max-Forwards: 70\r\n{extra}"),
+    )
+}
+
+fn identified_numbers(sim: &Sim) -> Vec<String> {
+    sim.menu
+        .iter()
+        .filter_map(|o| match o {
+            Output::IdentifyCaller { number, .. } => Some(number.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn only_a_trunk_call_carries_a_caller_id() {
+    let mut sim = menu_sim();
+    let pai = "P-Asserted-Identity: <sip:13900139000@carrier>\r\n";
+    // From the trunk (127.0.0.1 in the tests' config): PAI first, else From.
+    sim.recv(&invite_with("trunk-1", "z9hG4bK-t1", pai));
+    sim.recv(&invite("trunk-2", "z9hG4bK-t2", SDP));
+    // The same PAI and From from anywhere else: an unknown caller.
+    sim.recv_from("127.0.0.9:5062", &invite_with("spoof-1", "z9hG4bK-s1", pai));
+    assert_eq!(identified_numbers(&sim), ["13900139000", "13800138000", ""]);
+}
+
+#[test]
+fn untrusted_calls_can_be_refused() {
+    let mut sim = Sim::new();
+    sim.sw = Switch::new(SwitchConfig {
+        edge: crate::edge::EdgeConfig {
+            untrusted_calls: crate::edge::UntrustedCalls::Reject,
+            ..config().edge
+        },
+        ..config()
+    });
+    sim.recv_from("127.0.0.9:5062", &invite("stranger", "z9hG4bK-x", SDP));
+    assert_eq!(
+        sim.status_lines(),
+        ["SIP/2.0 100 Trying", "SIP/2.0 403 Forbidden"]
+    );
+    assert_eq!(sim.sw.ports_in_use(), 0);
+}
+
+#[test]
+fn unconfirmed_calls_are_capped_before_a_port_is_taken_and_refused_once() {
+    let mut sim = Sim::new();
+    sim.sw = Switch::new(SwitchConfig {
+        edge: crate::edge::EdgeConfig {
+            admission: crate::edge::Admission {
+                max_unconfirmed_per_source: 2,
+                ..Default::default()
+            },
+            ..config().edge
+        },
+        ..config()
+    });
+    for i in 0..2 {
+        sim.recv(&invite(&format!("held-{i}"), &format!("z9hG4bK-h{i}"), SDP));
+    }
+    assert_eq!(sim.sw.ports_in_use(), 2);
+    sim.take_sent();
+    sim.recv(&invite("third", "z9hG4bK-3", SDP));
+    let sent = sim.take_sent();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent[1].starts_with("SIP/2.0 503") && sent[1].contains("Retry-After: 5"));
+    assert!(to_tag(&sent[1]).len() > 2, "a To tag on the 503");
+    assert_eq!(sim.sw.ports_in_use(), 2, "no port for the refused call");
+    // Its retransmissions are absorbed, and no Timer G resends the 503.
+    sim.recv(&invite("third", "z9hG4bK-3", SDP));
+    sim.advance(Duration::from_millis(400));
+    assert!(
+        sim.take_sent()
+            .iter()
+            .all(|m| !m.starts_with("SIP/2.0 503")),
+        "the 503 went out once"
+    );
+    // Another source is not held back by this one's half-open calls.
+    sim.recv_from("127.0.0.9:5062", &invite("other", "z9hG4bK-o", SDP));
+    assert_eq!(sim.sw.ports_in_use(), 3);
+}
+
+#[test]
+fn a_source_over_its_invite_rate_is_told_once_then_ignored() {
+    let mut sim = Sim::new();
+    sim.sw = Switch::new(SwitchConfig {
+        rtp_ports: (20000, 20100),
+        ..config()
+    });
+    let flooder = "127.0.0.9:5062";
+    for i in 0..40 {
+        sim.recv_from(
+            flooder,
+            &invite(&format!("f-{i}"), &format!("z9hG4bK-f{i}"), SDP),
+        );
+    }
+    let refused: Vec<String> = sim
+        .take_sent()
+        .into_iter()
+        .filter(|m| m.starts_with("SIP/2.0 503"))
+        .collect();
+    // 20 (the burst) taken; then one 503 with Retry-After, then silence.
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("Retry-After: 1"), "{}", refused[0]);
+    assert_eq!(
+        sim.sw.edge_stats().dropped[crate::edge::Class::Invite as usize],
+        19
+    );
+}
+
+#[test]
+fn an_ack_or_bye_with_the_wrong_tags_does_not_touch_the_call() {
+    let mut sim = Sim::new();
+    sim.recv(&invite("tags", "z9hG4bK-i", SDP));
+    sim.take_sent();
+    sim.advance(Duration::from_millis(500));
+    let tag = to_tag(&sim.take_sent()[0]);
+    // An ACK with another To tag (a third party's) starts nothing.
+    sim.recv(&in_dialog("ACK", "tags", "z9hG4bK-a", 1, "not-ours"));
+    assert!(sim.played().is_empty());
+    // A BYE with the right To tag but another From tag: 481.
+    sim.recv(&in_dialog("BYE", "tags", "z9hG4bK-b", 2, &tag).replace("tag=caller", "tag=intruder"));
+    assert_eq!(
+        sim.status_lines(),
+        ["SIP/2.0 481 Call/Transaction Does Not Exist"]
+    );
+    assert!(sim.ended.is_empty());
+    // The real ACK does.
+    sim.recv(&in_dialog("ACK", "tags", "z9hG4bK-a2", 1, &tag));
+    assert_eq!(sim.played(), ["welcome_en"]);
+}
+
+#[test]
+fn a_silent_caller_is_hung_up_but_not_while_holding() {
+    let mut sim = Sim::new();
+    let tag = answered_call(&mut sim, "quiet");
+    let call = CallId(1);
+    // On hold (sendonly re-INVITE), silence is expected.
+    let hold = in_dialog("INVITE", "quiet", "z9hG4bK-h", 2, &tag).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+            SDP.len() + "a=sendonly\r\n".len(),
+            format!("{SDP}a=sendonly\r\n")
+        ),
+    );
+    sim.recv(&hold);
+    sim.take_sent();
+    sim.media_event(call, MediaEvent::Silent(Duration::from_secs(60)));
+    assert!(sim.ended.is_empty());
+    let resume = hold
+        .replace("a=sendonly", "a=sendrecv")
+        .replace("z9hG4bK-h", "z9hG4bK-r")
+        .replace("CSeq: 2", "CSeq: 3");
+    sim.recv(&resume);
+    sim.take_sent();
+    sim.media_event(call, MediaEvent::Silent(Duration::from_secs(60)));
+    assert_eq!(sim.ended.len(), 1);
+    assert_eq!(sim.ended[0].reason, EndReason::RtpTimeout);
+    assert!(sim.take_sent()[0].starts_with("BYE "));
+    assert_eq!(sim.sw.ports_in_use(), 0);
+}
+
+#[test]
+fn no_call_outlives_its_longest_time() {
+    let mut sim = Sim::new();
+    sim.sw = Switch::new(SwitchConfig {
+        max_call: Duration::from_secs(40),
+        ..config()
+    });
+    answered_call(&mut sim, "long");
+    sim.media_event(CallId(1), MediaEvent::PromptFinished);
+    // Keys keep the line test going well past the limit...
+    for _ in 0..9 {
+        sim.advance(Duration::from_secs(4));
+        sim.media_event(CallId(1), MediaEvent::Digit('1'));
+        sim.take_sent();
+    }
+    sim.advance(Duration::from_secs(4));
+    sim.media_event(CallId(1), MediaEvent::Digit('1'));
+    // ...but at 40 s (checked every 10 s) it is hung up.
+    sim.advance(Duration::from_secs(11));
+    assert_eq!(sim.ended.len(), 1, "{:?}", sim.take_sent());
+    assert_eq!(sim.ended[0].reason, EndReason::MaxDuration);
+}
+
+#[test]
+fn a_banned_source_is_not_heard() {
+    let mut sim = agent_sim();
+    let guesser = "127.0.0.9:5062";
+    for i in 0..10u32 {
+        sim.recv_from(guesser, &register(2 * i + 1, None, 600));
+        let challenge = sim.take_sent().pop().unwrap();
+        let auth = answer_challenge(&challenge, "SHA-256", &format!("guess{i}"));
+        sim.recv_from(guesser, &register(2 * i + 2, Some(&auth), 600));
+        assert!(sim.take_sent().pop().unwrap().starts_with("SIP/2.0 403"));
+    }
+    assert!(
+        sim.menu
+            .iter()
+            .any(|o| matches!(o, Output::Banned { ip } if ip.to_string() == "127.0.0.9"))
+    );
+    sim.recv_from(guesser, &register(100, None, 600));
+    sim.recv_from(guesser, &invite("after-ban", "z9hG4bK-ab", SDP));
+    assert!(sim.take_sent().is_empty(), "a banned source gets no answer");
+    // Everyone else is answered as before.
+    sim.recv(&register(101, None, 600));
+    assert!(sim.take_sent().pop().unwrap().starts_with("SIP/2.0 401"));
+    assert_eq!(sim.sw.bans(sim.now).len(), 1);
+}

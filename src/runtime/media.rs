@@ -59,6 +59,9 @@ struct Session {
     receiver: JoinHandle<()>,
     /// What the receive task counted (written there, read at close).
     counts: Arc<RtpCounts>,
+    /// Packets received when last looked at, and since when that count
+    /// stands still (the caller's silence, for the RTP timeout).
+    heard: (u64, Instant),
 }
 
 /// Packets a call's receive task accepted, found missing (by sequence
@@ -81,6 +84,7 @@ impl Drop for Session {
 /// Starts the pacing task; returns its inbox.
 pub fn spawn(
     ip: std::net::IpAddr,
+    rtp_timeout: Duration,
     prompts: PromptSet,
     recordings: PathBuf,
     metrics: Arc<crate::metrics::Metrics>,
@@ -89,6 +93,7 @@ pub fn spawn(
     let (tx, rx) = mpsc::unbounded_channel();
     let edge = Edge {
         ip,
+        rtp_timeout,
         prompts,
         recordings,
         metrics,
@@ -100,6 +105,8 @@ pub fn spawn(
 /// What every session shares.
 struct Edge {
     ip: std::net::IpAddr,
+    /// A session that received nothing this long is reported silent.
+    rtp_timeout: Duration,
     prompts: PromptSet,
     recordings: PathBuf,
     metrics: Arc<crate::metrics::Metrics>,
@@ -116,6 +123,7 @@ async fn pace(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf = [0u8; MAX_PACKET];
     let mut finished = Vec::new();
+    let mut next_silence_check = Instant::now() + SILENCE_CHECK;
     loop {
         tokio::select! {
             msg = rx.recv() => {
@@ -141,7 +149,35 @@ async fn pace(
                 for call in finished.drain(..) {
                     let _ = to_switch.send(Input::Media(call, MediaEvent::PromptFinished));
                 }
+                if now >= next_silence_check {
+                    next_silence_check = now + SILENCE_CHECK;
+                    report_silence(now, edge.rtp_timeout, &mut sessions, &to_switch);
+                }
             }
+        }
+    }
+}
+
+/// How often sessions are checked for a caller who stopped sending RTP.
+const SILENCE_CHECK: Duration = Duration::from_secs(1);
+
+/// Tells the switch of each session that received nothing for `timeout`
+/// (once per `timeout` of silence; the switch decides, e.g. not while the
+/// caller holds). A count compared once a second: nothing on the packet path.
+fn report_silence(
+    now: Instant,
+    timeout: Duration,
+    sessions: &mut HashMap<CallId, Session>,
+    to_switch: &mpsc::UnboundedSender<Input>,
+) {
+    for (call, s) in sessions.iter_mut() {
+        let received = s.counts.received.load(Ordering::Relaxed);
+        if received != s.heard.0 {
+            s.heard = (received, now);
+        } else if now.duration_since(s.heard.1) >= timeout {
+            s.heard.1 = now;
+            let silent = MediaEvent::Silent(timeout);
+            let _ = to_switch.send(Input::Media(*call, silent));
         }
     }
 }
@@ -190,6 +226,7 @@ fn handle(
                             bridged_with: None,
                             receiver,
                             counts,
+                            heard: (0, Instant::now()),
                         },
                     );
                     MediaEvent::Opened

@@ -252,6 +252,7 @@ impl Hotline {
         let mut switch = Switch::new(config.switch_config(rand::random(), menu, agents));
         let (media, media_task) = media::spawn(
             config.media.ip,
+            Duration::from_secs(config.media.rtp_timeout_seconds),
             prompts,
             config.ivr.recordings.clone(),
             metrics.clone(),
