@@ -1486,9 +1486,8 @@ fn a_silent_caller_is_hung_up_but_not_while_holding() {
     let hold = in_dialog("INVITE", "quiet", "z9hG4bK-h", 2, &tag).replace(
         "Content-Length: 0\r\n\r\n",
         &format!(
-            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
-            SDP.len() + "a=sendonly\r\n".len(),
-            format!("{SDP}a=sendonly\r\n")
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}a=sendonly\r\n",
+            SDP.len() + "a=sendonly\r\n".len()
         ),
     );
     sim.recv(&hold);
