@@ -523,3 +523,109 @@ fn idle_tcp_connections_are_capped_and_a_tcp_call_still_gets_through() {
     assert_eq!(still, 0, "idle connections left open");
     h.stop();
 }
+
+/// A hotline running the default menu with the sample owners; 127.0.0.1
+/// is the carrier's trunk.
+fn menu_hotline() -> (Hotline, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let db = data.path().join("owners.db");
+    let db = db.to_str().unwrap();
+    for (what, file) in [
+        ("import", "config/owners.csv"),
+        ("import-gifts", "config/gifts.csv"),
+    ] {
+        common::cli(&["owners", "--db", db, what, &manifest(file)]);
+    }
+    let h = Hotline::start(
+        BASE,
+        &format!(
+            "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\nanswer_after_ms = 50\ntrunks = [\"127.0.0.1\"]\n\
+             [owners]\ndb = \"{db}\"\n[ivr]\nmenu = \"{}\"\nrecordings = \"{}\"\n",
+            manifest("config/ivr.toml"),
+            data.path().join("recordings").display()
+        ),
+    );
+    (h, data)
+}
+
+/// A caller claiming O-0001's number in P-Asserted-Identity (and, for the
+/// stranger, in From too), pressing `keys` with pauses; from `ip`.
+fn claimed_call(h: &Hotline, name: &str, from: &str, ip: &str, keys: &[common::caller::Step]) {
+    let xml = common::caller::scenario(h.dir.path(), name, from, "100", keys);
+    let text = std::fs::read_to_string(&xml).unwrap().replacen(
+        "Max-Forwards: 70",
+        "Max-Forwards: 70\n      P-Asserted-Identity: <sip:13800138000@carrier.example>",
+        1,
+    );
+    std::fs::write(&xml, text).unwrap();
+    let run = sipp(h, xml.to_str().unwrap(), &["-m", "1", "-i", ip]);
+    assert_sipp_ok(h, &run);
+}
+
+#[test]
+fn a_spoofed_caller_id_is_believed_only_from_the_trunk() {
+    use common::caller::Step;
+    let (mut h, data) = menu_hotline();
+    let keys = [
+        Step::Pause(500),
+        Step::Key('1'),
+        Step::Pause(300),
+        Step::Key('1'),
+        Step::Pause(800),
+        Step::Key('0'),
+        Step::Key('4'),
+        Step::Pause(3500),
+        Step::Key('3'),
+        Step::Pause(300),
+        Step::Key('1'),
+        Step::Pause(800),
+    ];
+    // A stranger on 127.0.0.2 claims O-0001's number, in From and in PAI.
+    claimed_call(&h, "spoofed", "13800138000", "127.0.0.2", &keys);
+    let starts = h.lines("ivr step");
+    assert!(
+        starts.iter().all(|l| !l.contains("owner O-0001")),
+        "the stranger was taken for O-0001: {starts:#?}"
+    );
+    assert!(
+        !h.log().contains("balance_is"),
+        "the balance was read to a stranger: {}",
+        h.log()
+    );
+    let db = data.path().join("owners.db");
+    let shown = common::cli(&["owners", "--db", db.to_str().unwrap(), "show", "O-0001"]);
+    assert!(shown.contains("\"points\": 800"), "{shown}");
+    // The carrier's trunk asserting the same number is believed.
+    claimed_call(&h, "asserted", "anonymous", "127.0.0.1", &keys[..5]);
+    let log = h.stop();
+    assert!(
+        log.contains("owner O-0001") && log.contains("balance_is_zh"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_caller_who_sends_no_audio_is_hung_up() {
+    let h = Hotline::start(
+        BASE,
+        "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\nanswer_after_ms = 50\n\
+         [media]\nrtp_timeout_seconds = 2\n[call]\ninter_digit_timeout_ms = 60000\n",
+    );
+    // Three keys and no '#': only the silence can end this call.
+    let inf = h.dir.path().join("digits.csv");
+    std::fs::write(&inf, "SEQUENTIAL\n4;2;5;\n").unwrap();
+    let started = Instant::now();
+    let run = sipp(
+        &h,
+        "caller_info.xml",
+        &["-m", "1", "-inf", inf.to_str().unwrap()],
+    );
+    assert_sipp_ok(&h, &run);
+    let ended = h.wait_for("call ended", 1, Duration::from_secs(5));
+    assert!(
+        ended[0].contains("reason=RtpTimeout"),
+        "{ended:?}\n{}",
+        h.log()
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

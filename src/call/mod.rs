@@ -1528,16 +1528,15 @@ impl Switch {
                 ivr::Action::StopPlayback => Output::Media(MediaCommand::Stop { call: id }),
                 ivr::Action::Record { max, silence } => {
                     c.recordings += 1;
-                    let name: String = format!("{sip_call_id}-{}", c.recordings)
-                        .chars()
-                        .map(|ch| {
-                            if ch.is_ascii_alphanumeric() || "-_.".contains(ch) {
-                                ch
-                            } else {
-                                '_'
-                            }
-                        })
-                        .collect();
+                    // Named by the hotline alone (this process's seed, the
+                    // call, the recording's number), never by anything the
+                    // caller sent; the writer never replaces a file.
+                    let name = format!(
+                        "{:08x}-{}-{}",
+                        self.cfg.seed & 0xffff_ffff,
+                        id.0,
+                        c.recordings
+                    );
                     Output::Media(MediaCommand::Record {
                         call: id,
                         name,

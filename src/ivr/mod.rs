@@ -170,6 +170,9 @@ pub struct Session {
     unit: String,
     typed_ticket: String,
     ticket: Option<TicketInfo>,
+    /// The ticket this call opened: one per call, however often the caller
+    /// comes back to a ticket node (queue, voice message, queue ...).
+    opened: Option<u64>,
     recording: Option<String>,
     /// Gifts offered by the catalogue node, in key order; the one chosen.
     offered: Vec<GiftInfo>,
@@ -223,6 +226,7 @@ impl Session {
             unit: String::new(),
             typed_ticket: String::new(),
             ticket: None,
+            opened: None,
             recording: None,
             offered: Vec::new(),
             listing: Vec::new(),
@@ -599,6 +603,7 @@ impl Session {
             }
             (NodeConfig::Ticket { next, .. }, Reply::TicketOpened(number)) => {
                 self.step(name, format!("ticket T{number} opened"));
+                self.opened = Some(number);
                 self.ticket = Some(TicketInfo {
                     number,
                     status: "open".into(),
@@ -945,8 +950,15 @@ impl Session {
                 category,
                 severity,
                 summary,
-                ..
+                next,
             } => {
+                if let Some(number) = self.opened {
+                    self.step(
+                        name,
+                        format!("ticket T{number} already opened in this call: no second one"),
+                    );
+                    return self.goto(now, next, before);
+                }
                 if !before.is_empty() {
                     self.play(before);
                 }

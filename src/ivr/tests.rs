@@ -680,3 +680,49 @@ fn zero_while_waiting_leaves_a_voice_message_and_a_queue_without_one_apologises(
     sim.finish();
     assert!(sim.hung_up());
 }
+
+#[test]
+fn a_caller_bouncing_between_queue_and_voice_message_opens_one_ticket() {
+    // A silent caller: no agent in time -> a voice message (a ticket) ->
+    // silence at "an agent?" -> the general queue again -> ...
+    let mut sim = Sim::call("100", Some(li()));
+    sim.s.set_queue_waits(true);
+    let opened = |sim: &Sim| {
+        sim.requests
+            .iter()
+            .filter(|r| matches!(r, Request::OpenTicket { .. }))
+            .count()
+    };
+    sim.keys("0");
+    for round in 0..3 {
+        assert_eq!(
+            sim.last_played(),
+            "hold_zh",
+            "round {round}: {:?}",
+            sim.steps
+        );
+        sim.s.handle_queue_left(sim.now);
+        sim.drain();
+        assert_eq!(sim.last_played(), "record_complaint_zh", "round {round}");
+        sim.finish();
+        sim.s
+            .handle_recording_finished(sim.now, format!("r{round}.wav"), Duration::from_secs(3));
+        sim.drain();
+        if round == 0 {
+            sim.reply(Reply::TicketOpened(7));
+        }
+        assert_eq!(opened(&sim), 1, "round {round}: {:?}", sim.steps);
+        // Silence after the ticket's number and the offer of an agent.
+        for _ in 0..4 {
+            sim.finish();
+            sim.wait(30);
+        }
+    }
+    assert!(
+        sim.steps
+            .iter()
+            .any(|s| s.ends_with("ticket T7 already opened in this call: no second one")),
+        "{:?}",
+        sim.steps
+    );
+}

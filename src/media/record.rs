@@ -105,7 +105,13 @@ impl Recorder {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut w = hound::WavWriter::create(path, spec)?;
+        // Never over another file: a recording is evidence (RFC-less, but a
+        // fee dispute is settled by it).
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        let mut w = hound::WavWriter::new(std::io::BufWriter::new(file), spec)?;
         for &s in self.samples() {
             w.write_sample(s)?;
         }
@@ -171,5 +177,21 @@ mod tests {
         let wav = hound::WavReader::open(&path).unwrap();
         assert_eq!(wav.spec().sample_rate, 8000);
         assert_eq!(wav.duration(), 8000);
+    }
+
+    #[test]
+    fn a_recording_never_replaces_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("taken.wav");
+        std::fs::write(&path, b"the first caller's complaint").unwrap();
+        let mut r = Recorder::new(Law::Mu, Duration::from_secs(1), Duration::from_secs(5));
+        for p in tone(Law::Mu, 200) {
+            r.push(&p);
+        }
+        assert!(r.write(&path).is_err());
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"the first caller's complaint"
+        );
     }
 }

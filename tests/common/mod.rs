@@ -139,10 +139,15 @@ impl Hotline {
                 "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nanswer_after_ms = 100\ntrunks = [\"127.0.0.1\"]\n"
             ));
         }
-        text.push_str(&format!(
+        // The RTP ports are the harness's; a test's own [media] keys join them.
+        let media = format!(
             "[media]\nip = \"127.0.0.1\"\nrtp_port_min = {rtp_min}\nrtp_port_max = {}\n",
             rtp_min + 178
-        ));
+        );
+        let extra = &extra.replacen("[media]\n", &media, 1);
+        if !extra.contains("[media]") {
+            text.push_str(&media);
+        }
         text.push_str(&format!(
             "[tickets]\nstore = \"{}\"\n",
             dir.path().join("events.db").display()
