@@ -356,6 +356,10 @@ pub struct ReturnVisitConfig {
     /// 3261 §22; MD5 or SHA-256 as it asks). Keep this file private.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// The numbers the hotline may call back (E.164 patterns: digits, X any
+    /// digit, N 2-9, [..] a set); by default this country's mobile and
+    /// landline numbers, nothing international.
+    pub allowed_numbers: Vec<String>,
 }
 
 impl Default for ReturnVisitConfig {
@@ -371,12 +375,23 @@ impl Default for ReturnVisitConfig {
             utc_offset: "+08:00".into(),
             username: None,
             password: None,
+            allowed_numbers: crate::owners::phone::DOMESTIC_NUMBERS
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
 
 impl ReturnVisitConfig {
     /// The policy for the ticket core; the strings were checked at load.
+    /// The numbers return visits may call, parsed.
+    pub fn allowed_numbers(&self) -> Result<Vec<crate::owners::phone::DialPattern>, String> {
+        self.allowed_numbers
+            .iter()
+            .map(|p| crate::owners::phone::DialPattern::parse(p))
+            .collect()
+    }
+
     pub fn policy(&self) -> Result<crate::tickets::return_visit::VisitPolicy, String> {
         let quiet =
             crate::tickets::return_visit::QuietHours::parse(&self.quiet_hours, &self.utc_offset)?;
@@ -797,6 +812,9 @@ impl Config {
         let r = &self.return_visit;
         if let Err(e) = r.policy() {
             return Err(invalid("return_visit.quiet_hours", e));
+        }
+        if let Err(e) = r.allowed_numbers() {
+            return Err(invalid("return_visit.allowed_numbers", e));
         }
         if r.attempts == 0 {
             return Err(invalid("return_visit.attempts", "must be above 0".into()));

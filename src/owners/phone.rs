@@ -168,3 +168,114 @@ mod tests {
         assert_eq!(uri_user("garbage"), None);
     }
 }
+
+/// A pattern of numbers the hotline may dial, matched against the E.164
+/// form: `+` and digits stand for themselves, `X` is any digit, `N` any of
+/// 2-9, `[13-9]` one of a set (ranges allowed). The whole number must
+/// match, so a pattern also fixes the length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialPattern {
+    text: String,
+    /// Per position, the digits (or `+`) allowed there.
+    slots: Vec<Vec<u8>>,
+}
+
+impl DialPattern {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut slots = Vec::new();
+        let mut chars = text.trim().bytes().peekable();
+        while let Some(c) = chars.next() {
+            let slot = match c {
+                b'+' if slots.is_empty() => vec![b'+'],
+                b'0'..=b'9' => vec![c],
+                b'X' | b'x' => (b'0'..=b'9').collect(),
+                b'N' | b'n' => (b'2'..=b'9').collect(),
+                b'[' => {
+                    let mut set = Vec::new();
+                    loop {
+                        match chars.next() {
+                            Some(b']') => break,
+                            Some(d @ b'0'..=b'9') => {
+                                if chars.peek() == Some(&b'-') {
+                                    chars.next();
+                                    match chars.next() {
+                                        Some(e @ b'0'..=b'9') if e >= d => set.extend(d..=e),
+                                        _ => return Err(format!("{text:?}: a bad range in [...]")),
+                                    }
+                                } else {
+                                    set.push(d);
+                                }
+                            }
+                            _ => {
+                                return Err(format!("{text:?}: [...] holds digits and ranges only"));
+                            }
+                        }
+                    }
+                    if set.is_empty() {
+                        return Err(format!("{text:?}: an empty [...]"));
+                    }
+                    set
+                }
+                other => {
+                    return Err(format!(
+                        "{text:?}: {:?} is not a digit, X, N or [...] (+ only first)",
+                        other as char
+                    ));
+                }
+            };
+            slots.push(slot);
+        }
+        if slots.iter().filter(|s| s[0] != b'+').count() < 3 {
+            return Err(format!("{text:?}: too short to be a phone number"));
+        }
+        Ok(Self {
+            text: text.trim().to_string(),
+            slots,
+        })
+    }
+
+    pub fn matches(&self, number: &str) -> bool {
+        let n = number.as_bytes();
+        n.len() == self.slots.len() && n.iter().zip(&self.slots).all(|(b, s)| s.contains(b))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// The default: China's mobile and landline numbers (E.164, +86); nothing
+/// international, no premium or short service numbers.
+pub const DOMESTIC_NUMBERS: [&str; 4] = [
+    "+861[3-9]XXXXXXXXX",
+    "+8610XXXXXXXX",
+    "+86[2-9]XXXXXXXXX",
+    "+86[2-9]XXXXXXXXXX",
+];
+
+#[cfg(test)]
+mod dial_tests {
+    use super::*;
+
+    #[test]
+    fn patterns_allow_domestic_numbers_and_nothing_abroad() {
+        let allowed: Vec<DialPattern> = DOMESTIC_NUMBERS
+            .iter()
+            .map(|p| DialPattern::parse(p).unwrap())
+            .collect();
+        let ok = |n: &str| allowed.iter().any(|p| p.matches(n));
+        assert!(ok("+8613800138000"), "mobile");
+        assert!(ok("+861062345678"), "Beijing landline");
+        assert!(ok("+862162345678"), "Shanghai landline");
+        assert!(ok("+8675512345678"), "Shenzhen landline");
+        assert!(!ok("+12125551234"), "abroad");
+        assert!(!ok("+4420791234567"), "abroad");
+        assert!(!ok("+86138001380001"), "too long");
+        assert!(!ok("+8612345"), "too short");
+        assert!(!ok("+8611012345678"), "no 11x mobile block");
+        assert!(DialPattern::parse("+86[3-").is_err());
+        assert!(DialPattern::parse("+86*").is_err());
+        assert!(DialPattern::parse("1+2345").is_err());
+        assert!(DialPattern::parse("+1").is_err());
+    }
+}

@@ -193,7 +193,10 @@ impl Hotline {
         let view = Arc::new(tickets::TicketView::default());
         let visits = match (config.return_visit.gateway, config.return_visit.policy()) {
             (Some(gateway), Ok(policy)) => Some(tickets::Visits {
-                core: crate::tickets::return_visit::ReturnVisits::new(policy),
+                core: crate::tickets::return_visit::ReturnVisits::new(policy).with_allowed_numbers(
+                    config.return_visit.allowed_numbers().unwrap_or_default(),
+                    config.owners.number_plan(),
+                ),
                 gateway,
                 to_switch: to_switch.clone(),
             }),

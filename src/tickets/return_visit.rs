@@ -138,6 +138,10 @@ enum State {
 #[derive(Debug)]
 pub struct ReturnVisits {
     policy: VisitPolicy,
+    /// Numbers the hotline may call back (matched in their E.164 form,
+    /// written as the plan says); empty: any.
+    allowed: Vec<crate::owners::phone::DialPattern>,
+    plan: crate::owners::phone::NumberPlan,
     /// Callback numbers of tickets opened with one.
     numbers: BTreeMap<TicketId, String>,
     visits: BTreeMap<TicketId, State>,
@@ -147,9 +151,31 @@ impl ReturnVisits {
     pub fn new(policy: VisitPolicy) -> Self {
         Self {
             policy,
+            allowed: Vec::new(),
+            plan: Default::default(),
             numbers: BTreeMap::new(),
             visits: BTreeMap::new(),
         }
+    }
+
+    /// Only numbers matching one of `patterns` are called; a visit to any
+    /// other is given up at once, without a call (the log says so).
+    pub fn with_allowed_numbers(
+        mut self,
+        patterns: Vec<crate::owners::phone::DialPattern>,
+        plan: crate::owners::phone::NumberPlan,
+    ) -> Self {
+        self.allowed = patterns;
+        self.plan = plan;
+        self
+    }
+
+    fn may_call(&self, number: &str) -> bool {
+        if self.allowed.is_empty() {
+            return true;
+        }
+        crate::owners::phone::normalize(number, &self.plan)
+            .is_some_and(|e164| self.allowed.iter().any(|p| p.matches(&e164)))
     }
 
     pub fn handle_event(&mut self, e: &Event) {
@@ -165,6 +191,11 @@ impl ReturnVisits {
                 self.numbers.insert(ticket, number.clone());
             }
             EventKind::Resolved { .. } if self.numbers.contains_key(&ticket) => {
+                if !self.may_call(&self.numbers[&ticket]) {
+                    // Not a number the centre calls (abroad, premium ...).
+                    self.visits.insert(ticket, State::Exhausted { attempts: 0 });
+                    return;
+                }
                 let at_ms = p.quiet.next_allowed(e.at_ms + p.delay_ms);
                 self.visits
                     .insert(ticket, State::Waiting { attempts: 0, at_ms });
@@ -467,6 +498,47 @@ mod tests {
                 (40, "return_call_placed".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn numbers_abroad_are_never_called_back() {
+        let domestic = || {
+            crate::owners::phone::DOMESTIC_NUMBERS
+                .iter()
+                .map(|p| crate::owners::phone::DialPattern::parse(p).unwrap())
+                .collect::<Vec<_>>()
+        };
+        for (number, expected) in [
+            (
+                "+12125551234",
+                vec![(0, "return_visit_given_up".to_string())],
+            ),
+            (
+                "+8613800000001",
+                vec![(0, "return_call_placed".to_string())],
+            ),
+            ("13800000001", vec![(0, "return_call_placed".to_string())]),
+            (
+                "0012125551234",
+                vec![(0, "return_visit_given_up".to_string())],
+            ),
+        ] {
+            let mut log = Log::new(VisitPolicy::default());
+            log.core = ReturnVisits::new(VisitPolicy::default())
+                .with_allowed_numbers(domestic(), Default::default());
+            log.open_and_resolve(T0);
+            if let EventKind::TicketOpened { phone, .. } = &mut log.events[0].kind {
+                *phone = Some(number.into());
+            }
+            let mut fresh = ReturnVisits::new(VisitPolicy::default())
+                .with_allowed_numbers(domestic(), Default::default());
+            for e in &log.events {
+                fresh.handle_event(e);
+            }
+            log.core = fresh;
+            let seen = log.run(T0, T0 + 5 * MIN, |_| Some(EventKind::ConfirmedByOwner));
+            assert_eq!(seen, expected, "{number}");
+        }
     }
 
     #[test]
