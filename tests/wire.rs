@@ -180,3 +180,41 @@ fn bye_retransmissions_get_the_same_answer_and_end_the_call_once() {
     assert_eq!(ended.len(), 1);
     assert_eq!(field(&ended[0], "reason"), Some("CallerHungUp"));
 }
+
+#[test]
+fn responses_carry_a_to_tag_the_real_source_in_the_via_and_the_cseq_as_sent() {
+    let h = Hotline::start(
+        BASE,
+        "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\ntrunks = [\"127.0.0.1\"]\nserver = \"hotline-test\"\n",
+    );
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(h.target()).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    // The Via names a host that is not where the datagram came from (a
+    // phone behind NAT), asks for rport, and the CSeq is written oddly.
+    let register = "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK-stamp;rport\r\n\
+         From: <sip:2001@127.0.0.1>;tag=ph\r\nTo: <sip:2001@127.0.0.1>\r\nCall-ID: stamp@127.0.0.1\r\n\
+         CSeq: 0007 REGISTER\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    sock.send(register.as_bytes()).unwrap();
+    let got = responses_until(&sock, Duration::from_secs(2), |_| true);
+    let reply = &got[0];
+    // No agents here: 405, with a To tag as every response but 100.
+    assert!(reply.starts_with("SIP/2.0 405"), "{reply}");
+    let to = reply.lines().find(|l| l.starts_with("To:")).unwrap();
+    assert!(to.contains(";tag="), "{reply}");
+    let via = reply.lines().find(|l| l.starts_with("Via:")).unwrap();
+    assert!(
+        via.contains(&format!(";received=127.0.0.1;rport={port}")),
+        "{via}"
+    );
+    assert!(reply.contains("\r\nCSeq: 0007 REGISTER\r\n"), "{reply}");
+    assert!(reply.contains("\r\nServer: hotline-test\r\n"), "{reply}");
+    // Without a configured Server, none is sent (nothing for a scanner).
+    let quiet = Hotline::start(BASE, "");
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(quiet.target()).unwrap();
+    sock.send(options("quiet").as_bytes()).unwrap();
+    let got = responses_until(&sock, Duration::from_secs(2), |_| true);
+    assert!(got[0].starts_with("SIP/2.0 200"), "{}", got[0]);
+    assert!(!got[0].contains("Server:"), "{}", got[0]);
+}

@@ -542,7 +542,8 @@ impl Switch {
         raw: &[u8],
     ) {
         match parsed {
-            Ok(Message::Request(r)) => {
+            Ok(Message::Request(mut r)) => {
+                message::stamp_via(&mut r.core, peer.addr);
                 if self.admit_request(now, peer, &r) {
                     self.tx.handle_request(now, peer, r);
                 }
@@ -577,14 +578,12 @@ impl Switch {
         if method != "ACK" {
             let tag = self.tag_for(0);
             let retry = retry_after.to_string();
-            let bytes = message::response(
-                &r.core,
-                503,
-                "Service Unavailable",
-                Some(&tag),
-                &[("Retry-After", &retry)],
-                b"",
-            );
+            let mut extra = vec![("Retry-After", retry.as_str())];
+            if !self.cfg.edge.server.is_empty() {
+                extra.push(("Server", self.cfg.edge.server.as_str()));
+            }
+            let bytes =
+                message::response(&r.core, 503, "Service Unavailable", Some(&tag), &extra, b"");
             self.out
                 .push_back(Output::Transmit(Transmit { peer, bytes }));
         }
@@ -894,7 +893,22 @@ impl Switch {
         extra: &[(&str, &str)],
         body: &[u8],
     ) {
-        let bytes = message::response(req, code, reason, to_tag, extra, body);
+        // Every response but 100 carries a To tag (RFC 3261 §8.2.6.2).
+        let ours;
+        let to_tag = match to_tag {
+            None if code > 100 && req.to_tag.is_none() => {
+                ours = self.tag_for(0);
+                Some(ours.as_str())
+            }
+            t => t,
+        };
+        let bytes = if self.cfg.edge.server.is_empty() {
+            message::response(req, code, reason, to_tag, extra, body)
+        } else {
+            let mut with_server = extra.to_vec();
+            with_server.push(("Server", self.cfg.edge.server.as_str()));
+            message::response(req, code, reason, to_tag, &with_server, body)
+        };
         self.tx.respond(now, tx, code, bytes, req);
     }
 
@@ -911,6 +925,45 @@ impl Switch {
             }
             other => other,
         };
+        // We support no SIP extensions: any option-tag a request requires
+        // is unknown to us (RFC 3261 §8.2.2.3); never for ACK or CANCEL.
+        if !matches!(method, "ACK" | "CANCEL") {
+            let required: Vec<&str> = request
+                .header_list("Require")
+                .chain(request.header_list("Proxy-Require"))
+                .collect();
+            if !required.is_empty() {
+                let unsupported = required.join(", ");
+                return self.respond_with(
+                    now,
+                    tx,
+                    &core,
+                    420,
+                    "Bad Extension",
+                    None,
+                    &[("Unsupported", &unsupported)],
+                    b"",
+                );
+            }
+        }
+        // A body we cannot read (RFC 3261 §8.2.3): only SDP comes with
+        // INVITE; INFO's own types are checked below.
+        if method == "INVITE" && !request.body().is_empty() {
+            let ct = request.header("Content-Type").unwrap_or_default();
+            let media = ct.split(';').next().unwrap_or_default().trim();
+            if !media.eq_ignore_ascii_case("application/sdp") {
+                return self.respond_with(
+                    now,
+                    tx,
+                    &core,
+                    415,
+                    "Unsupported Media Type",
+                    None,
+                    &[("Accept", "application/sdp")],
+                    b"",
+                );
+            }
+        }
         match method {
             "INVITE" if core.to_tag.is_none() => {
                 if call.is_some() {
@@ -1028,7 +1081,16 @@ impl Switch {
                         None if request.body().is_empty() => {
                             self.respond(now, tx, &core, 200, "OK")
                         }
-                        None => self.respond(now, tx, &core, 415, "Unsupported Media Type"),
+                        None => self.respond_with(
+                            now,
+                            tx,
+                            &core,
+                            415,
+                            "Unsupported Media Type",
+                            None,
+                            &[("Accept", "application/dtmf-relay, application/dtmf")],
+                            b"",
+                        ),
                     }
                 }
                 None => self.respond(now, tx, &core, 481, "Call/Transaction Does Not Exist"),

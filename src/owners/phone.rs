@@ -207,7 +207,9 @@ impl DialPattern {
                                 }
                             }
                             _ => {
-                                return Err(format!("{text:?}: [...] holds digits and ranges only"));
+                                return Err(format!(
+                                    "{text:?}: [...] holds digits and ranges only"
+                                ));
                             }
                         }
                     }

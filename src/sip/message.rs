@@ -59,6 +59,8 @@ pub enum ParseError {
     BadHeader(&'static str),
     #[error("Content-Length {declared} but only {available} bytes follow")]
     ShortBody { declared: usize, available: usize },
+    #[error("{0} appears more than once")]
+    DuplicateHeader(&'static str),
     #[error("CSeq method {cseq} does not match request method {method}")]
     CSeqMismatch { cseq: String, method: String },
     #[error("rsip: {0}")]
@@ -89,6 +91,9 @@ pub struct CoreHeaders {
     pub call_id: String,
     pub cseq: u32,
     pub cseq_method: String,
+    /// The CSeq value as the peer wrote it, echoed in responses octet for
+    /// octet (RFC 3261 §8.2.6.2).
+    pub cseq_text: String,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +121,19 @@ impl Request {
     /// Value of the first header with this (full, case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
         header_value(&self.inner.headers, name)
+    }
+
+    /// Every value of the headers with this name, comma-separated lists
+    /// split (for list headers such as Require).
+    pub fn header_list<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.inner
+            .headers
+            .iter()
+            .map(header_name_value)
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
     }
 }
 
@@ -462,6 +480,18 @@ fn core_headers(headers: &[(String, String)]) -> Result<CoreHeaders, ParseError>
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("branch"))
         .map(|(_, v)| v.trim().to_string())
         .unwrap_or_default();
+    // One of each: two Call-IDs (or From, To, CSeq) leave no way to tell
+    // which dialog or transaction the request is for (RFC 3261 §20).
+    for name in ["From", "To", "Call-ID", "CSeq"] {
+        if headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .nth(1)
+            .is_some()
+        {
+            return Err(ParseError::DuplicateHeader(name));
+        }
+    }
     let from = find(headers, "From").ok_or(ParseError::MissingHeader("From"))?;
     let to = find(headers, "To").ok_or(ParseError::MissingHeader("To"))?;
     let call_id = find(headers, "Call-ID").ok_or(ParseError::MissingHeader("Call-ID"))?;
@@ -492,7 +522,62 @@ fn core_headers(headers: &[(String, String)]) -> Result<CoreHeaders, ParseError>
         call_id: call_id.to_string(),
         cseq: number,
         cseq_method: method.to_string(),
+        cseq_text: cseq.trim().to_string(),
     })
+}
+
+/// Marks the top Via with where the request really came from (RFC 3261
+/// §18.2.1: `received` when the sent-by host is not that address; RFC 3581:
+/// `rport` filled in when the client asked for it, and `received` then
+/// always), so that responses find their way back through NAT.
+pub fn stamp_via(core: &mut CoreHeaders, source: std::net::SocketAddr) {
+    let Some(first) = core.vias.first_mut() else {
+        return;
+    };
+    let (top, rest) = match first.split_once(',') {
+        Some((t, r)) => (t.to_string(), Some(r.to_string())),
+        None => (first.clone(), None),
+    };
+    let mut params: Vec<String> = top.split(';').map(|p| p.trim().to_string()).collect();
+    let host = params[0]
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .rsplit_once(':')
+        .map_or_else(
+            || params[0].split_whitespace().nth(1).unwrap_or_default(),
+            |(h, port)| {
+                if port.bytes().all(|b| b.is_ascii_digit()) {
+                    h
+                } else {
+                    ""
+                }
+            },
+        )
+        .trim_matches(['[', ']'])
+        .to_string();
+    let ip = source.ip().to_string();
+    let mut asked_rport = false;
+    params.retain(|p| {
+        let key = p.split('=').next().unwrap_or_default().trim();
+        if key.eq_ignore_ascii_case("rport") {
+            asked_rport = true;
+            return false;
+        }
+        !key.eq_ignore_ascii_case("received")
+    });
+    if asked_rport || host != ip {
+        params.push(format!("received={ip}"));
+    }
+    if asked_rport {
+        params.push(format!("rport={}", source.port()));
+    }
+    let mut top = params.join(";");
+    if let Some(rest) = rest {
+        top.push(',');
+        top.push_str(&rest);
+    }
+    *first = top;
 }
 
 /// The `tag` parameter of a From/To value (outside any `<...>` URI).
@@ -545,6 +630,7 @@ fn header_name_value(h: &Header) -> (&str, &str) {
         Allow => "Allow",
         Supported => "Supported",
         Require => "Require",
+        ProxyRequire => "Proxy-Require",
         MaxForwards => "Max-Forwards",
         Event => "Event",
         Authorization => "Authorization",
@@ -590,10 +676,12 @@ pub fn response(
     headers.push(Header::CallId(rsip::headers::CallId::new(
         core.call_id.clone(),
     )));
-    headers.push(Header::CSeq(rsip::headers::CSeq::new(format!(
-        "{} {}",
-        core.cseq, core.cseq_method
-    ))));
+    let cseq = if core.cseq_text.is_empty() {
+        format!("{} {}", core.cseq, core.cseq_method)
+    } else {
+        core.cseq_text.clone()
+    };
+    headers.push(Header::CSeq(rsip::headers::CSeq::new(cseq)));
     for (name, value) in extra {
         headers.push(Header::Other((*name).into(), (*value).into()));
     }
@@ -668,6 +756,7 @@ pub fn reject_reply(buf: &[u8], error: &ParseError) -> Option<Bytes> {
         call_id,
         cseq: cseq_num.trim().parse().unwrap_or(0),
         cseq_method: cseq_method.trim().chars().take(32).collect(),
+        cseq_text: String::new(),
     };
     let warning = format!("399 hotline \"{}\"", error.to_string().replace('"', "'"));
     let allow = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
@@ -675,7 +764,7 @@ pub fn reject_reply(buf: &[u8], error: &ParseError) -> Option<Bytes> {
     if code == 501 {
         extra.push(("Allow", allow));
     }
-    Some(response(&core, code, reason, None, &extra, b""))
+    Some(response(&core, code, reason, Some("rejected"), &extra, b""))
 }
 
 #[cfg(test)]
@@ -837,5 +926,44 @@ l: 0\r\n\r\n";
         assert_eq!(resp.core.to_tag.as_deref(), Some("t9"));
         assert_eq!(resp.core.branch, "z9hG4bK-1");
         assert_eq!(resp.core.cseq_method, "INVITE");
+    }
+
+    #[test]
+    fn the_top_via_learns_where_the_request_came_from() {
+        let core = |via: &str| CoreHeaders {
+            vias: vec![
+                via.to_string(),
+                "SIP/2.0/UDP proxy:5060;branch=z9hG4bK-p".into(),
+            ],
+            branch: String::new(),
+            sent_by: String::new(),
+            from: String::new(),
+            from_tag: None,
+            to: String::new(),
+            to_tag: None,
+            call_id: String::new(),
+            cseq: 1,
+            cseq_method: "OPTIONS".into(),
+            cseq_text: String::new(),
+        };
+        let from: std::net::SocketAddr = "203.0.113.9:40000".parse().unwrap();
+        let mut c = core("SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK-1;rport");
+        stamp_via(&mut c, from);
+        assert_eq!(
+            c.vias[0],
+            "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK-1;received=203.0.113.9;rport=40000"
+        );
+        assert_eq!(c.vias[1], "SIP/2.0/UDP proxy:5060;branch=z9hG4bK-p");
+        // Sent from where it says, without rport: nothing to add.
+        let mut c = core("SIP/2.0/UDP 203.0.113.9:5060;branch=z9hG4bK-2");
+        stamp_via(&mut c, from);
+        assert_eq!(c.vias[0], "SIP/2.0/UDP 203.0.113.9:5060;branch=z9hG4bK-2");
+        // A host name, and two hops in one header: the first one is stamped.
+        let mut c = core("SIP/2.0/TCP phone.example;branch=z9hG4bK-3, SIP/2.0/UDP x;branch=y");
+        stamp_via(&mut c, from);
+        assert_eq!(
+            c.vias[0],
+            "SIP/2.0/TCP phone.example;branch=z9hG4bK-3;received=203.0.113.9, SIP/2.0/UDP x;branch=y"
+        );
     }
 }
