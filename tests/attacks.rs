@@ -184,6 +184,22 @@ fn password_guessing_is_banned_before_the_password_is_found() {
         "{}",
         bans[0]
     );
+    // fail2ban's filter in deploy/ finds exactly the ban line, and its host.
+    let log = h.dir.path().join("hotline-copy.log");
+    std::fs::write(&log, h.log()).unwrap();
+    let f2b = Command::new("fail2ban-regex")
+        .arg("--print-all-matched")
+        .arg(&log)
+        .arg(manifest("deploy/fail2ban/filter.d/hotline.conf"))
+        .output()
+        .expect("fail2ban-regex (Debian package fail2ban, installed by tests/run.sh)");
+    let f2b = String::from_utf8_lossy(&f2b.stdout);
+    assert!(f2b.contains(", 1 matched,"), "{f2b}");
+    assert!(
+        f2b.lines()
+            .any(|l| l.contains("SECURITY ban source=127.0.0.1 failures=10")),
+        "{f2b}"
+    );
     // Failed attempts were logged at most once a second.
     let failures = h.lines("SECURITY auth_failed");
     assert!(!failures.is_empty() && failures.len() <= 5, "{failures:#?}");
