@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Writes config/owners.csv (1,000 synthetic owners of two sites) and
 config/gifts.csv. Deterministic: the same files on every run. The first
-owner, O-0001, calls from 13800138000 (the number the SIPp scenarios use)."""
+owner, O-0001, calls from 13800138000 (the number the SIPp scenarios use)
+and has the service PIN 2468 (for a call from an unknown number); one
+owner in ten has no PIN."""
 import csv
 import random
 from pathlib import Path
 
 here = Path(__file__).parent
 rng = random.Random(20261123)
+# PINs from their own generator: the other columns stay as they were.
+pin_rng = random.Random(4711)
 surnames = ["Li", "Wang", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou",
             "Xu", "Sun", "Ma", "Zhu", "Hu", "Guo", "He", "Lin", "Gao", "Luo"]
 given = ["Wei", "Fang", "Na", "Min", "Jing", "Lei", "Jun", "Yan", "Hui", "Qiang",
@@ -19,7 +23,7 @@ used_phones = set()
 with open(here / "owners.csv", "w", newline="") as f:
     w = csv.writer(f, lineterminator="\n")
     w.writerow(["id", "name", "site", "building", "unit", "phones", "language",
-                "class", "points", "fee_balance"])
+                "class", "points", "fee_balance", "pin"])
     for n in range(1, 1001):
         while True:
             site = sites[0] if n == 1 else rng.choice(sites)
@@ -45,8 +49,10 @@ with open(here / "owners.csv", "w", newline="") as f:
         points = 800 if n == 1 else rng.randint(0, 5000)
         balance = 1234.50 if n == 1 else round(rng.uniform(-200, 3000), 2)
         name = f"{rng.choice(surnames)} {rng.choice(given)}"
+        pin = "2468" if n == 1 else "" if pin_rng.random() < 0.1 else \
+            f"{pin_rng.randint(0, 999999):06d}"
         w.writerow([f"O-{n:04d}", name, site, building, unit, ";".join(phones),
-                    language, klass, points, f"{balance:.2f}"])
+                    language, klass, points, f"{balance:.2f}", pin])
 
 with open(here / "gifts.csv", "w", newline="") as f:
     w = csv.writer(f, lineterminator="\n")

@@ -64,8 +64,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum OwnerCommand {
-    /// Imports owners (id,name,site,building,unit,phones,language,class,points,fee_balance):
-    /// every row is checked; one bad row and nothing is imported.
+    /// Imports owners (id,name,site,building,unit,phones,language,class,points,fee_balance
+    /// and optionally ,pin: 4-8 digits, stored hashed): every row is checked;
+    /// one bad row and nothing is imported.
     Import { file: PathBuf },
     /// Imports the gift catalogue (id,name,points), all or nothing.
     ImportGifts { file: PathBuf },

@@ -645,3 +645,59 @@ fn a_caller_who_sends_no_audio_is_hung_up() {
     );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn a_caller_from_an_unknown_number_is_served_only_with_the_owners_pin() {
+    use common::caller::Step;
+    let (mut h, _data) = menu_hotline();
+    let keys = |pin: &str| {
+        let mut steps = vec![Step::Pause(400)];
+        // Chinese, self-service, balance; building 3, unit 1202, the PIN.
+        for k in "111".chars() {
+            steps.push(Step::Key(k));
+            steps.push(Step::Pause(300));
+        }
+        for k in format!("3#1202#{pin}#").chars() {
+            steps.push(Step::Key(k));
+            steps.push(Step::Pause(150));
+        }
+        steps.push(Step::Pause(1500));
+        steps
+    };
+    for (name, pin) in [("wrong_pin", "1357"), ("right_pin", "2468")] {
+        let xml = common::caller::scenario(h.dir.path(), name, "17000000000", "100", &keys(pin));
+        let run = sipp(&h, xml.to_str().unwrap(), &["-m", "1", "-i", "127.0.0.2"]);
+        assert_sipp_ok(&h, &run);
+    }
+    let log = h.stop();
+    let played: Vec<&str> = log.lines().filter(|l| l.contains(" playing ")).collect();
+    let pins = played.iter().filter(|l| l.contains("enter_pin_zh")).count();
+    assert_eq!(pins, 2, "{log}");
+    // The wrong PIN: not confirmed, an agent. The right one: the balance.
+    let not_found = played.iter().position(|l| l.contains("unit_not_found_zh"));
+    let balance = played.iter().position(|l| l.contains("balance_is_zh"));
+    assert!(
+        matches!((not_found, balance), (Some(a), Some(b)) if a < b),
+        "{played:#?}"
+    );
+    assert_eq!(
+        played
+            .iter()
+            .filter(|l| l.contains("balance_is_zh"))
+            .count(),
+        1
+    );
+    let leaks: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("2468") || l.contains("1357"))
+        .collect();
+    assert!(leaks.is_empty(), "a PIN in the log: {leaks:#?}");
+    // Nor in the ticket log, where the call's steps are.
+    let events = common::stores::all_events(h.store_path().to_str().unwrap());
+    let steps = format!("{events:?}");
+    assert!(steps.contains("pin = (4 digits)"), "{steps}");
+    assert!(
+        !steps.contains("2468") && !steps.contains("1357"),
+        "{steps}"
+    );
+}

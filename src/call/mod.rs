@@ -1457,8 +1457,9 @@ impl Switch {
                 return self.handle_answer_digit(now, id, digit);
             }
             Phase::Ivr => {
-                debug!(call = %id, digit = %digit, "digit");
-                c.digits.push(digit);
+                // The menu records its own steps (a PIN masked); the keys
+                // themselves are not kept or logged here.
+                debug!(call = %id, "key");
                 if let Some(s) = c.ivr.as_mut() {
                     s.handle_digit(now, digit);
                 }

@@ -420,11 +420,11 @@ impl Graph {
                             format!("terminator {terminator:?} is not # or *"),
                         ));
                     }
-                    if !["building", "unit", "ticket"].contains(&var.as_str()) {
+                    if !["building", "unit", "pin", "ticket"].contains(&var.as_str()) {
                         return Err(node_err(
                             name,
                             format!(
-                                "var {var:?} is not one the lookups read (building, unit, ticket)"
+                                "var {var:?} is not one the lookups read (building, unit, pin, ticket)"
                             ),
                         ));
                     }

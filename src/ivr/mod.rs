@@ -53,10 +53,13 @@ pub struct GiftInfo {
 /// Work for the runtime; the answer comes back as a [`Reply`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
+    /// The owner of a unit, if `pin` is their PIN (a caller the hotline
+    /// does not know proves who they are).
     OwnerByUnit {
         site: String,
         building: String,
         unit: String,
+        pin: String,
     },
     LatestTicket {
         owner: String,
@@ -169,6 +172,8 @@ pub struct Session {
     building: String,
     unit: String,
     typed_ticket: String,
+    /// The PIN typed; never written to the log.
+    pin: String,
     ticket: Option<TicketInfo>,
     /// The ticket this call opened: one per call, however often the caller
     /// comes back to a ticket node (queue, voice message, queue ...).
@@ -225,6 +230,7 @@ impl Session {
             building: String::new(),
             unit: String::new(),
             typed_ticket: String::new(),
+            pin: String::new(),
             ticket: None,
             opened: None,
             recording: None,
@@ -830,10 +836,16 @@ impl Session {
             return self.fail(now, &why);
         }
         let digits = std::mem::take(&mut self.digits);
-        self.step(&name, format!("{var} = {digits}"));
+        if var == "pin" {
+            // What the caller typed is theirs: only that something was.
+            self.step(&name, format!("pin = ({} digits)", digits.len()));
+        } else {
+            self.step(&name, format!("{var} = {digits}"));
+        }
         match var.as_str() {
             "building" => self.building = digits,
             "unit" => self.unit = digits,
+            "pin" => self.pin = digits,
             _ => self.typed_ticket = digits,
         }
         self.goto(now, &next, Vec::new());
@@ -931,6 +943,7 @@ impl Session {
                         site: self.site_id().to_string(),
                         building: self.building.clone(),
                         unit: self.unit.clone(),
+                        pin: std::mem::take(&mut self.pin),
                     },
                     LookupWhat::LatestTicket => Request::LatestTicket {
                         owner: self

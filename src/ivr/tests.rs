@@ -111,7 +111,7 @@ fn known_owner_is_greeted_in_their_language_and_hears_the_balance() {
 }
 
 #[test]
-fn unknown_caller_chooses_english_and_identifies_by_unit_for_the_balance() {
+fn unknown_caller_chooses_english_and_identifies_by_unit_and_pin_for_the_balance() {
     let mut sim = Sim::call("100", None);
     assert_eq!(sim.played, ["greeting_garden_zh choose_language_zh"]);
     sim.keys("2");
@@ -121,13 +121,30 @@ fn unknown_caller_chooses_english_and_identifies_by_unit_for_the_balance() {
     sim.keys("3#");
     assert_eq!(sim.last_played(), "enter_unit_en");
     sim.keys("1202#");
+    assert_eq!(sim.last_played(), "enter_pin_en");
+    assert!(sim.requests.is_empty(), "no lookup without the PIN");
+    sim.keys("4711#");
     assert_eq!(
         sim.requests,
         [Request::OwnerByUnit {
             site: "garden".into(),
             building: "3".into(),
-            unit: "1202".into()
+            unit: "1202".into(),
+            pin: "4711".into(),
         }]
+    );
+    // The PIN is never in the log of the call's steps.
+    assert!(
+        sim.steps
+            .iter()
+            .any(|s| s == "identify_pin: pin = (4 digits)"),
+        "{:?}",
+        sim.steps
+    );
+    assert!(
+        sim.steps.iter().all(|s| !s.contains("4711")),
+        "{:?}",
+        sim.steps
     );
     // Found: the owner's own language from now on, and back to the balance.
     sim.reply(Reply::Owner(Some(OwnerInfo {
@@ -148,7 +165,7 @@ fn unit_not_found_goes_to_an_agent() {
     sim.keys("1");
     sim.keys("4"); // gifts need the owner
     assert_eq!(sim.last_played(), "enter_building_zh");
-    sim.keys("9#88#");
+    sim.keys("9#88#0000#");
     sim.reply(Reply::Owner(None));
     assert_eq!(sim.last_played(), "unit_not_found_zh");
     sim.finish();
@@ -608,12 +625,14 @@ fn the_other_site_has_its_own_greeting_and_the_same_services() {
     sim.keys("1");
     sim.keys("7#");
     sim.keys("0101#");
+    sim.keys("123456#");
     assert_eq!(
         sim.requests,
         [Request::OwnerByUnit {
             site: "lakeside".into(),
             building: "7".into(),
-            unit: "0101".into()
+            unit: "0101".into(),
+            pin: "123456".into(),
         }]
     );
 }

@@ -2,8 +2,9 @@
 //! and nothing is imported, and every bad row is reported by line number.
 //!
 //! Owners: `id,name,site,building,unit,phones,language,class,points,fee_balance`
-//! (phones separated by `;`, fee balance in yuan with up to two decimals,
-//! negative for a credit). Gifts: `id,name,points`.
+//! and optionally `,pin` (phones separated by `;`, fee balance in yuan with
+//! up to two decimals, negative for a credit; a PIN of 4-8 digits, stored
+//! hashed, lets an owner calling from an unknown number prove who they are). Gifts: `id,name,points`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,6 +24,9 @@ pub const OWNER_COLUMNS: [&str; 10] = [
     "points",
     "fee_balance",
 ];
+/// An optional last column: the owner's PIN (4-8 digits, or empty for
+/// none), stored hashed.
+pub const PIN_COLUMN: &str = "pin";
 pub const GIFT_COLUMNS: [&str; 3] = ["id", "name", "points"];
 
 /// One bad row: its line in the file and what is wrong.
@@ -58,7 +62,11 @@ type NumberedRecord = (u64, csv::StringRecord);
 
 /// Reads the file's rows after checking its header; CSV syntax errors become
 /// bad rows.
-fn rows(path: &Path, columns: &[&str]) -> Result<(Vec<NumberedRecord>, Vec<BadRow>), ImportError> {
+fn rows(
+    path: &Path,
+    columns: &[&str],
+    optional: Option<&str>,
+) -> Result<(Vec<NumberedRecord>, Vec<BadRow>, usize), ImportError> {
     let shown = path.display().to_string();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -73,23 +81,32 @@ fn rows(path: &Path, columns: &[&str]) -> Result<(Vec<NumberedRecord>, Vec<BadRo
         path: shown.clone(),
         message: e.to_string(),
     })?;
-    if header.iter().collect::<Vec<_>>() != columns {
+    let found: Vec<&str> = header.iter().collect();
+    let with_optional =
+        optional.is_some_and(|o| found.len() == columns.len() + 1 && found.last() == Some(&o));
+    if found[..found.len().min(columns.len())] != *columns
+        || (found.len() != columns.len() && !with_optional)
+    {
+        let optional = optional
+            .map(|o| format!(" (and optionally ,{o})"))
+            .unwrap_or_default();
         return Err(ImportError::Header {
             path: shown,
-            expected: columns.join(","),
-            found: header.iter().collect::<Vec<_>>().join(","),
+            expected: format!("{}{optional}", columns.join(",")),
+            found: found.join(","),
         });
     }
+    let width = found.len();
     let mut good = Vec::new();
     let mut bad = Vec::new();
     for record in reader.records() {
         match record {
             Ok(r) => {
                 let line = r.position().map(|p| p.line()).unwrap_or_default();
-                if r.len() != columns.len() {
+                if r.len() != width {
                     bad.push(BadRow {
                         line,
-                        message: format!("{} fields, expected {}", r.len(), columns.len()),
+                        message: format!("{} fields, expected {width}", r.len()),
                     });
                 } else {
                     good.push((line, r));
@@ -101,7 +118,7 @@ fn rows(path: &Path, columns: &[&str]) -> Result<(Vec<NumberedRecord>, Vec<BadRo
             }),
         }
     }
-    Ok((good, bad))
+    Ok((good, bad, width))
 }
 
 /// Nothing is imported when any row is bad: all of them, by line.
@@ -139,7 +156,9 @@ fn cents(text: &str) -> Option<i64> {
 
 /// Checks every owner row; imports all of them or none.
 pub fn import_owners(db: &OwnerDb, path: &Path, plan: &NumberPlan) -> Result<usize, OwnersError> {
-    let (records, mut bad) = rows(path, &OWNER_COLUMNS)?;
+    let (records, mut bad, width) = rows(path, &OWNER_COLUMNS, Some(PIN_COLUMN))?;
+    let with_pins = width > OWNER_COLUMNS.len();
+    let mut pins = Vec::new();
     let mut owners = Vec::with_capacity(records.len());
     let mut ids: HashMap<String, u64> = HashMap::new();
     let mut units: HashMap<(String, String, String), u64> = HashMap::new();
@@ -217,12 +236,23 @@ pub fn import_owners(db: &OwnerDb, path: &Path, plan: &NumberPlan) -> Result<usi
                 field(9)
             ));
         }
+        let pin = field(10);
+        if with_pins
+            && !pin.is_empty()
+            && !((4..=8).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()))
+        {
+            // The PIN itself is never repeated in an error.
+            problems.push("pin must be 4 to 8 digits, or empty for none".into());
+        }
         if !problems.is_empty() {
             bad.push(BadRow {
                 line: *line,
                 message: problems.join("; "),
             });
             continue;
+        }
+        if with_pins {
+            pins.push((id.clone(), (!pin.is_empty()).then_some(pin)));
         }
         owners.push(Owner {
             id,
@@ -239,12 +269,14 @@ pub fn import_owners(db: &OwnerDb, path: &Path, plan: &NumberPlan) -> Result<usi
     }
     refuse_bad_rows(path, bad)?;
     db.write_owners(&owners)?;
+    // Without the column, PINs already set stay as they are.
+    db.write_pins(&pins)?;
     Ok(owners.len())
 }
 
 /// Checks every gift row; imports all of them or none.
 pub fn import_gifts(db: &OwnerDb, path: &Path) -> Result<usize, OwnersError> {
-    let (records, mut bad) = rows(path, &GIFT_COLUMNS)?;
+    let (records, mut bad, _) = rows(path, &GIFT_COLUMNS, None)?;
     let mut gifts = Vec::new();
     let mut ids: HashMap<String, u64> = HashMap::new();
     for (line, r) in &records {

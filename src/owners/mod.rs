@@ -17,7 +17,10 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-const MIGRATIONS: [&str; 1] = [include_str!("../../migrations/owners/0001_owners.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../../migrations/owners/0001_owners.sql"),
+    include_str!("../../migrations/owners/0002_pin.sql"),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -101,6 +104,12 @@ pub enum OwnersError {
     SchemaTooNew { found: i64, known: i64 },
     #[error(transparent)]
     Import(#[from] import::ImportError),
+}
+
+/// How a PIN is kept: `sha256$salt$hex(SHA-256(salt:id:pin))`.
+fn pin_hash(salt: &str, id: &str, pin: &str) -> String {
+    let digest = crate::sip::digest::Algorithm::Sha256.hash(&format!("{salt}:{id}:{pin}"));
+    format!("sha256${salt}${digest}")
 }
 
 pub struct OwnerDb {
@@ -370,6 +379,50 @@ impl OwnerDb {
             }
             tx.commit()
         })
+    }
+
+    /// Sets (Some) or clears (None) owners' PINs; stored hashed with a
+    /// salt of their own.
+    pub(crate) fn write_pins(&self, pins: &[(String, Option<String>)]) -> Result<(), OwnersError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut set = tx.prepare_cached("UPDATE owners SET pin_hash = ?2 WHERE id = ?1")?;
+                for (id, pin) in pins {
+                    let hash = pin
+                        .as_deref()
+                        .map(|p| pin_hash(&format!("{:016x}", rand::random::<u64>()), id, p));
+                    set.execute(params![id, hash])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Whether `pin` is owner `id`'s PIN (false for an owner without one).
+    pub fn check_pin(&self, id: &str, pin: &str) -> Result<bool, OwnersError> {
+        let stored: Option<String> = self.with(|c| {
+            c.query_row("SELECT pin_hash FROM owners WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map(Option::flatten)
+        })?;
+        Ok(stored.is_some_and(|s| {
+            let mut parts = s.splitn(3, '$');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("sha256"), Some(salt), Some(_)) => {
+                    let expected = pin_hash(salt, id, pin);
+                    expected.len() == s.len()
+                        && expected
+                            .bytes()
+                            .zip(s.bytes())
+                            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                            == 0
+                }
+                _ => false,
+            }
+        }))
     }
 
     pub(crate) fn write_gifts(&self, gifts: &[Gift]) -> Result<(), OwnersError> {

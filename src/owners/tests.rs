@@ -195,3 +195,61 @@ fn racing_confirmations_deduct_once() {
     let db = OwnerDb::open(&path).unwrap();
     assert_eq!(db.by_id("O-1").unwrap().unwrap().points, 800 - 120);
 }
+
+#[test]
+fn pins_are_imported_hashed_checked_and_kept_when_the_column_is_left_out() {
+    let (dir, db) = db_with(TWO);
+    assert!(!db.check_pin("O-1", "4711").unwrap(), "no PIN yet");
+    let csv = dir.path().join("pins.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "{}pin\n{}",
+            HEADER.trim_end().to_string() + ",",
+            TWO.lines()
+                .zip(["4711", ""])
+                .map(|(l, p)| format!("{},{p}\n", l.trim()))
+                .collect::<String>()
+        ),
+    )
+    .unwrap();
+    import_owners(&db, &csv, &plan()).unwrap();
+    assert!(db.check_pin("O-1", "4711").unwrap());
+    assert!(!db.check_pin("O-1", "4712").unwrap());
+    assert!(!db.check_pin("O-1", "").unwrap());
+    assert!(!db.check_pin("O-2", "4711").unwrap(), "O-2 has none");
+    assert!(!db.check_pin("O-404", "4711").unwrap());
+    // Stored salted and hashed: not the PIN.
+    let stored: String = db
+        .with(|c| {
+            c.query_row("SELECT pin_hash FROM owners WHERE id = 'O-1'", [], |r| {
+                r.get(0)
+            })
+        })
+        .unwrap();
+    assert!(
+        stored.starts_with("sha256$") && !stored.contains("4711"),
+        "{stored}"
+    );
+    // Imported again without the column: the PIN stays.
+    let plain = dir.path().join("plain.csv");
+    std::fs::write(&plain, format!("{HEADER}{TWO}")).unwrap();
+    import_owners(&db, &plain, &plan()).unwrap();
+    assert!(db.check_pin("O-1", "4711").unwrap());
+    // A bad PIN is a bad row, named without repeating it.
+    std::fs::write(
+        &csv,
+        format!(
+            "{}pin\n{},12a4\n",
+            HEADER.trim_end().to_string() + ",",
+            TWO.lines().next().unwrap().trim()
+        ),
+    )
+    .unwrap();
+    let err = import_owners(&db, &csv, &plan()).unwrap_err().to_string();
+    assert!(
+        err.contains("pin must be 4 to 8 digits") && !err.contains("12a4"),
+        "{err}"
+    );
+    assert!(db.check_pin("O-1", "4711").unwrap(), "nothing imported");
+}

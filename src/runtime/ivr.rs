@@ -99,8 +99,18 @@ impl Services {
                 site,
                 building,
                 unit,
+                pin,
             } => match self
-                .blocking(move |db| db.by_typed_unit(&site, &building, &unit))
+                .blocking(move |db| {
+                    // The unit's owner, only with their PIN: a unit number
+                    // is no secret, and an owner without a PIN cannot be
+                    // confirmed here (an agent can).
+                    let owner = db.by_typed_unit(&site, &building, &unit)?;
+                    match owner {
+                        Some(o) if db.check_pin(&o.id, &pin)? => Ok(Some(o)),
+                        _ => Ok(None),
+                    }
+                })
                 .await
             {
                 Some(o) => Reply::Owner(o.map(owner_info)),
