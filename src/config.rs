@@ -104,6 +104,12 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     /// The API's users and their token hashes; empty: the API answers 401.
     pub users: PathBuf,
+    /// Connections at once, in all and per source address.
+    pub max_connections: usize,
+    pub max_connections_per_source: usize,
+    /// Event streams (agents' pages) at once, in all and per user.
+    pub max_event_streams: usize,
+    pub max_event_streams_per_user: usize,
 }
 
 impl Default for HttpSettings {
@@ -111,6 +117,10 @@ impl Default for HttpSettings {
         Self {
             listen: "127.0.0.1:8080".parse().expect("literal"),
             users: PathBuf::new(),
+            max_connections: 512,
+            max_connections_per_source: 64,
+            max_event_streams: 256,
+            max_event_streams_per_user: 4,
         }
     }
 }
@@ -838,6 +848,21 @@ impl Config {
             return Err(invalid(
                 "return_visit.username",
                 "a gateway username needs its password, and a password its username".into(),
+            ));
+        }
+        let h = &self.http;
+        if [
+            h.max_connections,
+            h.max_connections_per_source,
+            h.max_event_streams,
+            h.max_event_streams_per_user,
+        ]
+        .contains(&0)
+        {
+            return Err(invalid(
+                "http.max_connections",
+                "max_connections(_per_source) and max_event_streams(_per_user) must be above 0"
+                    .into(),
             ));
         }
         if self.service_level.threshold_seconds == 0 {

@@ -30,7 +30,7 @@ pub struct Metrics {
     pub sip_banned_sources: IntGauge,
     pub auth_failures: IntCounter,
     pub sip_rate_limited: IntCounterVec,
-    pub sip_connections_refused: IntCounterVec,
+    pub connections_refused: IntCounterVec,
     pub sla_warnings: IntCounter,
     pub sla_breaches: IntCounter,
     pub group_complaints: IntCounter,
@@ -344,10 +344,10 @@ impl Metrics {
                 "SIP requests over their source's rate, by request class and what was done (refused: 503; dropped: silence).",
                 &["class", "action"],
             ),
-            sip_connections_refused: counter_vec(
+            connections_refused: counter_vec(
                 &r,
-                "hotline_sip_connections_refused_total",
-                "Connections closed at once, by why (limit in all, per source, banned source) and listener.",
+                "hotline_connections_refused_total",
+                "Connections (and event streams) refused at once, by why (the limit in all, per source or user, a banned source) and listener (sip_tcp, http, event_stream).",
                 &["reason", "listener"],
             ),
             sla_warnings: counter(

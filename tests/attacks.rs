@@ -19,11 +19,16 @@ const BASE: u16 = 26000;
 /// A hotline with the demo agents and API users; `sip` and `acd` are more
 /// keys of those sections, `extra` more sections.
 fn start(sip: &str, acd: &str, extra: &str) -> Hotline {
+    start_full(sip, acd, "", extra)
+}
+
+/// The same with more keys of `[http]` too.
+fn start_full(sip: &str, acd: &str, http: &str, extra: &str) -> Hotline {
     Hotline::start(
         BASE,
         &format!(
             "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\nanswer_after_ms = 50\n{sip}\n\
-             [acd]\nagents = \"{}\"\n{acd}\n[http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nusers = \"{}\"\n{extra}",
+             [acd]\nagents = \"{}\"\n{acd}\n[http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nusers = \"{}\"\n{http}\n{extra}",
             manifest("config/agents.toml"),
             manifest("config/users.toml"),
         ),
@@ -507,7 +512,7 @@ fn idle_tcp_connections_are_capped_and_a_tcp_call_still_gets_through() {
         })
         .count();
     assert!(open <= 20, "{open} connections kept open");
-    assert!(metric(&h, "hotline_sip_connections_refused_total") >= 2900.0);
+    assert!(metric(&h, "hotline_connections_refused_total") >= 2900.0);
     // Another party's call over TCP.
     let inf = h.dir.path().join("digits.csv");
     std::fs::write(&inf, "SEQUENTIAL\n4;2;#;\n").unwrap();
@@ -700,4 +705,81 @@ fn a_caller_from_an_unknown_number_is_served_only_with_the_owners_pin() {
         !steps.contains("2468") && !steps.contains("1357"),
         "{steps}"
     );
+}
+
+#[test]
+fn http_connections_and_event_streams_are_capped() {
+    let h = start_full(
+        "",
+        "",
+        "max_connections_per_source = 10\nmax_event_streams_per_user = 2\n",
+        "",
+    );
+    // 100 idle connections from one address: 10 are kept, the rest closed.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let port = h.http_port();
+    let open = runtime.block_on(async move {
+        let mut streams = Vec::new();
+        for _ in 0..100 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+            if let Ok(s) = socket.connect(([127, 0, 0, 1], port).into()).await {
+                streams.push(s);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut open = 0;
+        for s in &streams {
+            let mut b = [0u8; 1];
+            match s.try_read(&mut b) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open += 1,
+                _ => {}
+            }
+        }
+        (open, streams)
+    });
+    assert_eq!(open.0, 10, "connections kept from one address");
+    // Everyone else is still served meanwhile.
+    assert!(metric(&h, "hotline_connections_refused_total") >= 90.0);
+    drop(open);
+    // Event streams: two per user, the third refused with 503.
+    let mut pages = Vec::new();
+    for i in 0..3 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET /api/agents/2001/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer demo-2001\r\n\r\n"
+        )
+        .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        let status = String::from_utf8_lossy(&head).to_string();
+        let expected = if i < 2 {
+            "HTTP/1.1 200"
+        } else {
+            "HTTP/1.1 503"
+        };
+        assert_eq!(status, expected, "stream {i}");
+        pages.push(s);
+    }
+    // A page closed gives its place back.
+    pages.remove(0);
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, _) = http(port, "GET", "/api/agents/2001", Some("demo-2001"), None);
+    assert_eq!(status, 200);
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET /api/agents/2001/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer demo-2001\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
 }

@@ -26,7 +26,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 mod cidr;
+mod slots;
 pub use cidr::{Cidr, CidrError, Networks, PRIVATE};
+pub use slots::{Full, Slot, Slots};
 
 /// A source not heard from for this long is forgotten (its buckets are
 /// full again by then at any sane rate).

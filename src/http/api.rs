@@ -43,6 +43,9 @@ pub struct Api {
     pub sla: crate::tickets::sla::SlaPolicy,
     /// The switch, for the edge's bans.
     pub switch: tokio::sync::mpsc::UnboundedSender<crate::runtime::Input>,
+    /// Event streams open, in all and per user.
+    pub streams: crate::edge::Slots<String>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What the API asks of the edge guard (answered by the switch's task).
@@ -360,6 +363,20 @@ async fn events(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let agent = api.for_agent(&user, &id, true)?;
+    // Each stream holds its place until the page goes away.
+    let slot = api.streams.take(user.name.clone()).map_err(|full| {
+        api.metrics
+            .connections_refused
+            .with_label_values(&[full.label(), "event_stream"])
+            .inc();
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            match full {
+                crate::edge::Full::PerKey => "too many event streams open for this user",
+                crate::edge::Full::Total => "too many event streams open",
+            },
+        )
+    })?;
     let now = api.agent_json(agent, &api.snapshot());
     let first = DeskEvent::State {
         agent: id.clone(),
@@ -368,19 +385,19 @@ async fn events(
     };
     let rx = api.desk.subscribe();
     let stream = futures_util::stream::unfold(
-        (Some(first), rx, id),
-        |(mut first, mut rx, id)| async move {
+        (Some(first), rx, id, slot),
+        |(mut first, mut rx, id, slot)| async move {
             if let Some(e) = first.take() {
-                return Some((sse(&e), (None, rx, id)));
+                return Some((sse(&e), (None, rx, id, slot)));
             }
             loop {
                 match rx.recv().await {
-                    Ok(e) if e.agent() == id => return Some((sse(&e), (None, rx, id))),
+                    Ok(e) if e.agent() == id => return Some((sse(&e), (None, rx, id, slot))),
                     Ok(_) => continue,
                     // Too slow a reader: tell the page to reload its state.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         let e = SseEvent::default().event("lagged").data("{}");
-                        return Some((Ok(e), (None, rx, id)));
+                        return Some((Ok(e), (None, rx, id, slot)));
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }

@@ -37,8 +37,108 @@ pub fn app(metrics: Arc<crate::metrics::Metrics>, api: Arc<api::Api>) -> axum::R
         .merge(api::routes(api))
 }
 
-pub async fn serve(listener: TcpListener, app: axum::Router) {
+pub async fn serve(listener: Limited, app: axum::Router) {
     if let Err(e) = axum::serve(listener, app).await {
         warn!(error = %e, "HTTP server stopped");
+    }
+}
+
+/// The HTTP listener with its caps: connections in all and per source
+/// address; one over a cap is closed as soon as it is accepted.
+pub struct Limited {
+    pub listener: TcpListener,
+    pub slots: crate::edge::Slots<std::net::IpAddr>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// An accepted connection holding its place in the caps until it closes.
+pub struct Held {
+    stream: tokio::net::TcpStream,
+    _slot: crate::edge::Slot<std::net::IpAddr>,
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = Held;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, from) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait, do not spin.
+                    warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match self.slots.take(from.ip()) {
+                Ok(slot) => {
+                    return (
+                        Held {
+                            stream,
+                            _slot: slot,
+                        },
+                        from,
+                    );
+                }
+                Err(full) => {
+                    self.metrics
+                        .connections_refused
+                        .with_label_values(&[full.label(), "http"])
+                        .inc();
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for Held {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Held {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
     }
 }

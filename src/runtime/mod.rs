@@ -247,9 +247,21 @@ impl Hotline {
             plan: config.owners.number_plan(),
             sla: config.tickets.sla_policy(),
             switch: to_switch.clone(),
+            streams: crate::edge::Slots::new(
+                config.http.max_event_streams,
+                config.http.max_event_streams_per_user,
+            ),
+            metrics: metrics.clone(),
         };
         let http_task = tokio::spawn(crate::http::serve(
-            http,
+            crate::http::Limited {
+                listener: http,
+                slots: crate::edge::Slots::new(
+                    config.http.max_connections,
+                    config.http.max_connections_per_source,
+                ),
+                metrics: metrics.clone(),
+            },
             crate::http::app(metrics.clone(), Arc::new(api)),
         ));
         let mut switch = Switch::new(config.switch_config(rand::random(), menu, agents));
@@ -312,7 +324,7 @@ impl Hotline {
                         Input::TcpOpened(addr, writer, task) => {
                             if switch.is_banned(now, addr.ip()) {
                                 task.abort();
-                                metrics.sip_connections_refused.with_label_values(&["banned", "tcp"]).inc();
+                                metrics.connections_refused.with_label_values(&["banned", "sip_tcp"]).inc();
                             } else {
                                 tcp_writers.insert(addr, writer);
                                 tcp_tasks.insert(addr, task);
@@ -653,67 +665,27 @@ impl From<&crate::config::SipConfig> for TcpLimits {
     }
 }
 
-/// Connections open per source address, shared by the acceptor and the
-/// connections (a plain mutex: held for one map operation, never across
-/// an await).
-type PerSource = Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>;
-
-/// One connection's place in the limits, given back when it ends.
-struct Slot {
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    ip: std::net::IpAddr,
-    per_source: PerSource,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut map = self.per_source.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.ip);
-            }
-        }
-    }
-}
-
 async fn accept(
     listener: TcpListener,
     to_switch: mpsc::UnboundedSender<Input>,
     limits: TcpLimits,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
-    let total = Arc::new(tokio::sync::Semaphore::new(limits.max));
-    let per_source: PerSource = Arc::default();
+    let slots = crate::edge::Slots::new(limits.max, limits.per_source);
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {
                 // Over a limit: closed at once, before a task or a buffer.
-                let Ok(permit) = total.clone().try_acquire_owned() else {
-                    metrics
-                        .sip_connections_refused
-                        .with_label_values(&["max_connections", "tcp"])
-                        .inc();
-                    debug!(%from, "SIP/TCP connection refused: limit reached");
-                    continue;
-                };
-                {
-                    let mut map = per_source.lock().unwrap_or_else(|e| e.into_inner());
-                    let n = map.entry(from.ip()).or_default();
-                    if *n >= limits.per_source {
+                let slot = match slots.take(from.ip()) {
+                    Ok(slot) => slot,
+                    Err(full) => {
                         metrics
-                            .sip_connections_refused
-                            .with_label_values(&["per_source", "tcp"])
+                            .connections_refused
+                            .with_label_values(&[full.label(), "sip_tcp"])
                             .inc();
-                        debug!(%from, "SIP/TCP connection refused: too many from this address");
+                        debug!(%from, why = full.label(), "SIP/TCP connection refused");
                         continue;
                     }
-                    *n += 1;
-                }
-                let slot = Slot {
-                    _permit: permit,
-                    ip: from.ip(),
-                    per_source: per_source.clone(),
                 };
                 let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
                 // The connection reads only once the switch knows where to
@@ -746,7 +718,10 @@ async fn connection(
     from: SocketAddr,
     to_switch: mpsc::UnboundedSender<Input>,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
-    (_slot, ready): (Slot, tokio::sync::oneshot::Receiver<()>),
+    (_slot, ready): (
+        crate::edge::Slot<std::net::IpAddr>,
+        tokio::sync::oneshot::Receiver<()>,
+    ),
     idle: Duration,
 ) {
     if ready.await.is_err() {
