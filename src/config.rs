@@ -495,9 +495,51 @@ pub struct SipConfig {
     /// The `Server` header of our responses; empty: none (nothing to tell
     /// a scanner).
     pub server: String,
+    /// SIP over TLS (agents' phones outside the building): the address,
+    /// and the certificate chain and private key (PEM files).
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_certificate: PathBuf,
+    pub tls_private_key: PathBuf,
 }
 
 pub use crate::edge::UntrustedCalls;
+
+impl SipConfig {
+    /// The TLS server configuration from the certificate and key files;
+    /// None without a TLS listener.
+    pub fn tls_server_config(
+        &self,
+    ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        if self.tls_listen.is_none() {
+            return Ok(None);
+        }
+        let (cert, key) = (&self.tls_certificate, &self.tls_private_key);
+        if cert.as_os_str().is_empty() || key.as_os_str().is_empty() {
+            return Err("tls_listen needs tls_certificate and tls_private_key (PEM files)".into());
+        }
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .and_then(|certs| certs.collect::<Result<_, _>>())
+            .map_err(|e| format!("tls_certificate {}: {e}", cert.display()))?;
+        if chain.is_empty() {
+            return Err(format!(
+                "tls_certificate {}: no certificate in it",
+                cert.display()
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| format!("tls_private_key {}: {e}", key.display()))?;
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| format!("tls_certificate and tls_private_key do not go together: {e}"))?;
+        Ok(Some(std::sync::Arc::new(config)))
+    }
+}
 
 /// Requests per second and burst, per class of request.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
@@ -616,6 +658,9 @@ impl Default for SipConfig {
             tcp_max_per_source: 20,
             tcp_idle_seconds: 120,
             server: String::new(),
+            tls_listen: None,
+            tls_certificate: PathBuf::new(),
+            tls_private_key: PathBuf::new(),
         }
     }
 }
@@ -757,6 +802,9 @@ impl Config {
                 "sip.max_calls",
                 "max_calls, max_unconfirmed(_per_source), max_transactions, tcp_max_connections, tcp_max_per_source and tcp_idle_seconds must be above 0".into(),
             ));
+        }
+        if let Err(e) = self.sip.tls_server_config() {
+            return Err(invalid("sip.tls_listen", e));
         }
         if s.server.chars().any(|c| c.is_control()) {
             return Err(invalid("sip.server", "must be one line of text".into()));
@@ -974,6 +1022,7 @@ impl Config {
         let t1 = Duration::from_millis(self.sip.t1_ms);
         SwitchConfig {
             sip_addr: self.sip.listen,
+            tls_addr: self.sip.tls_listen,
             media_ip: self.media.ip,
             rtp_ports: (self.media.rtp_port_min, self.media.rtp_port_max),
             answer_after: Duration::from_millis(self.sip.answer_after_ms),
@@ -1050,6 +1099,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("listen") || err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn bad_edge_settings_are_named() {
+        for (text, key) in [
+            ("[sip]\ntrunks = [\"10.0.0.0/33\"]\n", "sip.trunks"),
+            ("[sip]\ntrunks = [\"carrier.example\"]\n", "sip.trunks"),
+            (
+                "[acd]\nagent_networks = [\"192.168.1\"]\n",
+                "acd.agent_networks",
+            ),
+            (
+                "[sip.limits]\ninvite_per_second = 0.0\ninvite_burst = 20.0\nregister_per_second = 5.0\nregister_burst = 20.0\nother_per_second = 50.0\nother_burst = 200.0\n",
+                "sip.limits",
+            ),
+            ("[sip]\nmax_calls = 0\n", "sip.max_calls"),
+            ("[sip]\nban_minutes = 0\n", "sip.ban_window_seconds"),
+            ("[sip]\ntls_listen = \"127.0.0.1:5061\"\n", "sip.tls_listen"),
+            (
+                "[sip]\ntls_listen = \"127.0.0.1:5061\"\ntls_certificate = \"/nonexistent.pem\"\ntls_private_key = \"/nonexistent.key\"\n",
+                "sip.tls_listen",
+            ),
+            (
+                "[return_visit]\nallowed_numbers = [\"+86*\"]\n",
+                "return_visit.allowed_numbers",
+            ),
+            (
+                "[media]\nrtp_timeout_seconds = 0\n",
+                "media.rtp_timeout_seconds",
+            ),
+            ("[http]\nmax_event_streams = 0\n", "http.max_connections"),
+            ("[sip]\nuntrusted_calls = \"maybe\"\n", "untrusted_calls"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

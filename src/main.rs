@@ -563,8 +563,13 @@ fn run(path: Option<PathBuf>) -> ExitCode {
             }
         };
         let sip = hotline.local_addr();
+        let tls = config
+            .sip
+            .tls_listen
+            .map(|a| format!(", tls {a}"))
+            .unwrap_or_default();
         println!(
-            "hotline listening: SIP udp+tcp {sip}, RTP {}:{}-{}, prompts {} ({}), config {}",
+            "hotline listening: SIP udp+tcp {sip}{tls}, RTP {}:{}-{}, prompts {} ({}), config {}",
             config.media.ip,
             config.media.rtp_port_min,
             config.media.rtp_port_max,

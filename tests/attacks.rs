@@ -783,3 +783,113 @@ fn http_connections_and_event_streams_are_capped() {
     s.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
 }
+
+#[test]
+fn an_agent_outside_the_building_works_over_tls_only() {
+    // A certificate for 127.0.0.1 (self-signed: the phone is given it as its CA).
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (installed by tests/run.sh)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    // Agent 2002 may use TLS only.
+    let agents = certs.path().join("agents.toml");
+    let text = std::fs::read_to_string(manifest("config/agents.toml"))
+        .unwrap()
+        .replace("id = \"2002\"\n", "id = \"2002\"\nrequire_tls = true\n");
+    std::fs::write(&agents, text).unwrap();
+    let mut h = Hotline::start(
+        BASE,
+        &format!(
+            "[sip]\nlisten = \"127.0.0.1:SIP_PORT\"\nanswer_after_ms = 50\ntls_listen = \"127.0.0.1:TLS_PORT\"\n\
+             tls_certificate = \"{}\"\ntls_private_key = \"{}\"\n[acd]\nagents = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            agents.display()
+        ),
+    );
+    // The softphone (baresip) registers over TLS and logs in with *1.
+    let port = h.peer_port + 40;
+    let phone = common::baresip::Baresip::start_with(
+        h.dir.path(),
+        &format!(
+            "<sip:2002@127.0.0.1:{};transport=tls>;auth_pass=agent2002;regint=60;answermode=auto;audio_codecs=PCMU/8000",
+            h.tls_port()
+        ),
+        port,
+        (port + 10, port + 30),
+        &[],
+        &format!("sip_cafile {}\n", cert.display()),
+    );
+    let registered = h.wait_for("agent registered", 1, Duration::from_secs(10));
+    assert!(
+        registered
+            .first()
+            .is_some_and(|l| l.contains("agent=2002") && l.contains("transport=tls")),
+        "{}",
+        h.log()
+    );
+    phone.command(
+        "dial",
+        &format!("sip:*1@127.0.0.1:{};transport=tls", h.tls_port()),
+    );
+    let features = h.wait_for("agent feature code", 1, Duration::from_secs(10));
+    assert!(
+        features.first().is_some_and(|l| l.contains("agent=2002")),
+        "{}",
+        h.log()
+    );
+    // The confirmation plays, then the hotline's BYE reaches the phone over
+    // its TLS connection and the call ends.
+    let ended = h.wait_for("call ended", 1, Duration::from_secs(15));
+    assert!(
+        ended
+            .first()
+            .is_some_and(|l| l.contains("reason=HotlineHungUp")),
+        "{}",
+        h.log()
+    );
+    // The right password over UDP is not enough for this agent.
+    let udp = Phone::on("127.0.0.1", &h);
+    let local = udp.local();
+    let challenge = udp.ask(&udp.register("2002", 1, &local, None)).unwrap();
+    let auth = answer(
+        &challenge,
+        "2002",
+        "agent2002",
+        "REGISTER",
+        &format!("sip:{}", h.target()),
+    );
+    let reply = udp
+        .ask(&udp.register("2002", 2, &local, Some(&auth)))
+        .unwrap();
+    assert!(reply.starts_with("SIP/2.0 403"), "{reply}");
+    assert!(
+        h.log().contains("agent may use SIP over TLS only"),
+        "{}",
+        h.log()
+    );
+    // Other agents still register over UDP.
+    let (reply, _) = udp.register_with_password("2001", "agent2001", 3);
+    assert!(reply.starts_with("SIP/2.0 200"), "{reply}");
+    drop(phone);
+    h.stop();
+}

@@ -24,6 +24,10 @@ pub struct AgentEntry {
     pub languages: Vec<String>,
     #[serde(default = "default_wrap_up")]
     pub wrap_up_seconds: u64,
+    /// This agent's phone may register (and dial feature codes) only over
+    /// SIP over TLS (`[sip] tls_listen`): a phone outside the building.
+    #[serde(default)]
+    pub require_tls: bool,
 }
 
 fn default_languages() -> Vec<String> {

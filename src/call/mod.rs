@@ -32,7 +32,7 @@ use crate::media::rtp::StreamParams;
 use crate::sip::message::{self, CoreHeaders, Message, Request};
 use crate::sip::sdp::{self, Offer};
 use crate::sip::transaction::{
-    Output as TxOutput, Peer, TimerValues, TransactionLayer, Transmit, TxEvent, TxId,
+    Output as TxOutput, Peer, TimerValues, TransactionLayer, Transmit, Transport, TxEvent, TxId,
 };
 use crate::tickets::TicketId;
 
@@ -58,6 +58,8 @@ impl std::fmt::Display for CallId {
 pub struct SwitchConfig {
     /// Our SIP address per transport (Via sent-by and Contact).
     pub sip_addr: SocketAddr,
+    /// Our SIP over TLS address, when there is a TLS listener.
+    pub tls_addr: Option<SocketAddr>,
     /// Address written in SDP and bound for RTP.
     pub media_ip: IpAddr,
     pub rtp_ports: (u16, u16),
@@ -85,6 +87,26 @@ pub struct SwitchConfig {
     pub max_call: Duration,
     /// Seed for tags and branches (random in production, fixed in tests).
     pub seed: u64,
+}
+
+impl SwitchConfig {
+    /// Our Contact for a dialog with a peer on `transport`: over TLS the
+    /// TLS listener, so the phone's own requests come back encrypted.
+    fn contact_for(&self, transport: Transport) -> String {
+        match (transport, self.tls_addr) {
+            (Transport::Tls, Some(addr)) => format!("<sip:hotline@{addr};transport=tls>"),
+            _ => format!("<sip:hotline@{}>", self.sip_addr),
+        }
+    }
+
+    /// `SIP/2.0/<transport> <sent-by>` for a Via of ours toward `transport`.
+    fn via_for(&self, transport: Transport) -> String {
+        let sent_by = match (transport, self.tls_addr) {
+            (Transport::Tls, Some(addr)) => addr,
+            _ => self.sip_addr,
+        };
+        format!("SIP/2.0/{} {sent_by}", transport.as_str())
+    }
 }
 
 /// Asks the media edge to act on a call's RTP.
@@ -992,7 +1014,7 @@ impl Switch {
                         offered.map_or(sdp::Direction::SendRecv, sdp::Direction::answer),
                         session.wrapping_add(c.sdp_changes),
                     );
-                    let contact = self.contact();
+                    let contact = self.cfg.contact_for(peer.transport);
                     self.respond_with(
                         now,
                         tx,
@@ -1035,7 +1057,7 @@ impl Switch {
             }
             "REGISTER" => self.handle_register(now, tx, peer, &request),
             "OPTIONS" => {
-                let contact = self.contact();
+                let contact = self.cfg.contact_for(peer.transport);
                 let tag = self.tag_for(0);
                 self.respond_with(
                     now,
@@ -1109,10 +1131,6 @@ impl Switch {
     }
 
     // ---- calls -------------------------------------------------------------
-
-    fn contact(&self) -> String {
-        format!("<sip:hotline@{}>", self.cfg.sip_addr)
-    }
 
     fn tag_for(&self, n: u64) -> String {
         format!("{:x}{:x}", self.cfg.seed & 0xffff_ffff, n)
@@ -1261,7 +1279,7 @@ impl Switch {
         }
         let c = &self.calls[&id];
         let (tag, invite) = (c.local_tag.clone(), c.invite.clone());
-        let contact = self.contact();
+        let contact = self.cfg.contact_for(c.peer.transport);
         self.respond_with(
             now,
             tx,
@@ -1422,7 +1440,7 @@ impl Switch {
             c.local_tag.clone(),
             c.answer_sdp.clone(),
         );
-        let contact = self.contact();
+        let contact = self.cfg.contact_for(c.peer.transport);
         info!(call = %id, rtp_port = port, "call answered");
         self.respond_with(
             now,
@@ -1700,10 +1718,9 @@ impl Switch {
             None => (String::new(), &b""[..]),
         };
         let mut text = format!(
-            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/{transport} {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\n{routes}From: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nUser-Agent: hotline\r\n{content_type}Content-Length: {len}\r\n\r\n",
+            "{method} {target} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\n{routes}From: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nUser-Agent: hotline\r\n{content_type}Content-Length: {len}\r\n\r\n",
             target = c.remote_target,
-            transport = c.peer.transport.as_str(),
-            sent_by = self.cfg.sip_addr,
+            via = self.cfg.via_for(c.peer.transport),
             local = c.local,
             remote = c.remote,
             call_id = c.sip_call_id,

@@ -249,9 +249,9 @@ impl Switch {
         }
         let branch = format!("z9hG4bK{:x}a{:x}", self.cfg.seed & 0xffff, id.0);
         Bytes::from(format!(
-            "ACK {target} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\n{routes}From: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+            "ACK {target} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\n{routes}From: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
             target = c.remote_target,
-            sent_by = self.cfg.sip_addr,
+            via = self.cfg.via_for(c.peer.transport),
             local = c.local,
             remote = c.remote,
             call_id = c.sip_call_id,
@@ -281,9 +281,9 @@ impl Switch {
         }
         c.phase = Phase::Cancelling;
         let text = format!(
-            "CANCEL {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
+            "CANCEL {uri} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
             uri = leg.request_uri,
-            sent_by = self.cfg.sip_addr,
+            via = self.cfg.via_for(c.peer.transport),
             branch = leg.invite_branch,
             local = c.local,
             remote = c.remote,
@@ -574,6 +574,7 @@ impl Switch {
     #[allow(clippy::too_many_arguments)] // the INVITE's own fields
     fn invite_text(
         &self,
+        transport: Transport,
         uri: &str,
         branch: &str,
         local: &str,
@@ -584,8 +585,9 @@ impl Switch {
         body: &str,
     ) -> Bytes {
         Bytes::from(format!(
-            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:hotline@{sent_by}>\r\n{auth}Allow: {ALLOW}\r\nUser-Agent: hotline\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{body}",
-            sent_by = self.cfg.sip_addr,
+            "INVITE {uri} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: {contact}\r\n{auth}Allow: {ALLOW}\r\nUser-Agent: hotline\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{body}",
+            via = self.cfg.via_for(transport),
+            contact = self.cfg.contact_for(transport),
             len = body.len(),
         ))
     }
@@ -621,6 +623,7 @@ impl Switch {
         let branch = format!("z9hG4bK{:x}a{:x}", self.cfg.seed & 0xffff, self.next_id);
         let cseq = c.local_cseq + 1;
         let bytes = self.invite_text(
+            c.peer.transport,
             &uri,
             &branch,
             &c.local,
@@ -660,6 +663,7 @@ impl Switch {
         let remote = format!("<{}>", d.request_uri);
         let branch = format!("z9hG4bK{:x}i{:x}", self.cfg.seed & 0xffff, d.id.0);
         let bytes = self.invite_text(
+            d.peer.transport,
             &d.request_uri,
             &branch,
             &local,

@@ -236,7 +236,15 @@ impl Switch {
             })
         });
         match (verdict, creds) {
-            (Some(Verdict::Ok), Some(c)) => Some(c.username),
+            (Some(Verdict::Ok), Some(c)) => {
+                let tls_only = agents.get(&c.username).is_some_and(|a| a.require_tls);
+                if tls_only && peer.transport != crate::sip::transaction::Transport::Tls {
+                    warn!(agent = %c.username, from = %peer.addr, transport = peer.transport.as_str(), %method, "agent may use SIP over TLS only: 403");
+                    self.respond_with(now, tx, core, 403, "Forbidden", to_tag, &[], b"");
+                    return None;
+                }
+                Some(c.username)
+            }
             (Some(Verdict::Refused(why)), Some(c)) => {
                 self.auth_failed(now, peer, &c.username, method, why.label());
                 self.respond_with(now, tx, core, 403, "Forbidden", to_tag, &[], b"");

@@ -8,6 +8,7 @@ const CALLER: &str = "127.0.0.1:5061";
 fn config() -> SwitchConfig {
     SwitchConfig {
         sip_addr: "127.0.0.1:5060".parse().unwrap(),
+        tls_addr: None,
         media_ip: "127.0.0.1".parse().unwrap(),
         rtp_ports: (20000, 20010),
         answer_after: Duration::from_millis(500),

@@ -36,9 +36,10 @@ use crate::tickets::group::GroupRule;
 #[derive(Debug)]
 pub enum Input {
     Media(CallId, MediaEvent),
-    /// One framed message (or a broken one) from a TCP connection.
+    /// One framed message (or a broken one) from a TCP or TLS connection.
     Stream(
         SocketAddr,
+        Transport,
         Result<message::Message, message::ParseError>,
         Bytes,
     ),
@@ -82,6 +83,8 @@ pub enum RuntimeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("SIP over TLS: {0}")]
+    Tls(String),
     #[error("cannot open the owner database: {0}")]
     Owners(#[from] crate::owners::OwnersError),
 }
@@ -99,6 +102,8 @@ async fn open_store(location: &str) -> Result<Store, crate::tickets::StoreError>
 pub struct Hotline {
     udp: UdpSocket,
     tcp: TcpListener,
+    /// SIP over TLS: the listener and its certificate.
+    tls: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
     config: Config,
     prompts: PromptSet,
     store: Arc<Store>,
@@ -132,6 +137,21 @@ impl Hotline {
                 addr,
                 source,
             })?;
+        let tls = match (config.sip.tls_listen, config.sip.tls_server_config()) {
+            (Some(addr), Ok(Some(server))) => {
+                let listener =
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| RuntimeError::Bind {
+                            transport: "TLS",
+                            addr,
+                            source,
+                        })?;
+                Some((listener, server))
+            }
+            (_, Err(message)) => return Err(RuntimeError::Tls(message)),
+            _ => None,
+        };
         let location = crate::tickets::store::hide_password(&config.tickets.store);
         let store =
             open_store(&config.tickets.store)
@@ -156,6 +176,7 @@ impl Hotline {
         Ok(Self {
             udp,
             tcp,
+            tls,
             config,
             prompts,
             store: Arc::new(store),
@@ -177,6 +198,7 @@ impl Hotline {
         let Hotline {
             udp,
             tcp,
+            tls,
             config,
             prompts,
             store,
@@ -288,12 +310,30 @@ impl Hotline {
             tickets: view.clone(),
             desk: desk.clone(),
         };
+        // SIP over TCP and over TLS share one set of connection caps.
+        let sip_slots = crate::edge::Slots::new(
+            config.sip.tcp_max_connections,
+            config.sip.tcp_max_per_source,
+        );
+        let idle = Duration::from_secs(config.sip.tcp_idle_seconds);
         let acceptor = tokio::spawn(accept(
             tcp,
+            None,
+            sip_slots.clone(),
             to_switch.clone(),
-            TcpLimits::from(&config.sip),
+            idle,
             metrics.clone(),
         ));
+        let tls_acceptor = tls.map(|(listener, server)| {
+            tokio::spawn(accept(
+                listener,
+                Some(tokio_rustls::TlsAcceptor::from(server)),
+                sip_slots.clone(),
+                to_switch.clone(),
+                idle,
+                metrics.clone(),
+            ))
+        });
         let mut tcp_writers: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>> = HashMap::new();
         let mut tcp_tasks: HashMap<SocketAddr, tokio::task::AbortHandle> = HashMap::new();
         let mut edge_seen = crate::edge::GuardStats::default();
@@ -317,8 +357,8 @@ impl Hotline {
                     let now = Instant::now();
                     match input {
                         Input::Media(call, event) => switch.handle_media(now, call, event),
-                        Input::Stream(from, parsed, raw) => {
-                            let peer = Peer { transport: Transport::Tcp, addr: from };
+                        Input::Stream(from, transport, parsed, raw) => {
+                            let peer = Peer { transport, addr: from };
                             switch.handle_parsed(now, peer, parsed, &raw);
                         }
                         Input::TcpOpened(addr, writer, task) => {
@@ -390,6 +430,9 @@ impl Hotline {
         // Let the BYEs leave and the media edge close its ports.
         tokio::time::sleep(Duration::from_millis(100)).await;
         acceptor.abort();
+        if let Some(t) = tls_acceptor {
+            t.abort();
+        }
         watcher.abort();
         http_task.abort();
         // The pacing task's inbox has senders in every receive task, so it is
@@ -446,7 +489,7 @@ async fn flush(
                         warn!(to = %t.peer.addr, error = %e, "SIP send failed");
                     }
                 }
-                Transport::Tcp => match tcp.get(&t.peer.addr) {
+                Transport::Tcp | Transport::Tls => match tcp.get(&t.peer.addr) {
                     Some(w) => {
                         let _ = w.send(t.bytes);
                     }
@@ -647,31 +690,17 @@ fn handle_acd(
     }
 }
 
-/// How many SIP/TCP connections, from where, for how long.
-#[derive(Debug, Clone, Copy)]
-struct TcpLimits {
-    max: usize,
-    per_source: usize,
-    idle: Duration,
-}
-
-impl From<&crate::config::SipConfig> for TcpLimits {
-    fn from(c: &crate::config::SipConfig) -> Self {
-        Self {
-            max: c.tcp_max_connections,
-            per_source: c.tcp_max_per_source,
-            idle: Duration::from_secs(c.tcp_idle_seconds),
-        }
-    }
-}
-
+/// Accepts SIP connections on one listener (TCP, or TLS when `tls` is
+/// given); both listeners share `slots`, the caps in all and per source.
 async fn accept(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    slots: crate::edge::Slots<std::net::IpAddr>,
     to_switch: mpsc::UnboundedSender<Input>,
-    limits: TcpLimits,
+    idle: Duration,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
-    let slots = crate::edge::Slots::new(limits.max, limits.per_source);
+    let label = if tls.is_some() { "sip_tls" } else { "sip_tcp" };
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {
@@ -681,26 +710,25 @@ async fn accept(
                     Err(full) => {
                         metrics
                             .connections_refused
-                            .with_label_values(&[full.label(), "sip_tcp"])
+                            .with_label_values(&[full.label(), label])
                             .inc();
-                        debug!(%from, why = full.label(), "SIP/TCP connection refused");
+                        debug!(%from, why = full.label(), "SIP connection refused");
                         continue;
                     }
                 };
-                let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
-                // The connection reads only once the switch knows where to
-                // answer it (its inbox keeps order).
-                let (go, ready) = tokio::sync::oneshot::channel();
-                let task = tokio::spawn(connection(
+                // The task learns its own abort handle (so the switch can
+                // close it), then says it is open before reading anything:
+                // the switch's inbox keeps that order.
+                let (go, handle) = tokio::sync::oneshot::channel();
+                let task = tokio::spawn(open_connection(
                     stream,
                     from,
+                    tls.clone(),
                     to_switch.clone(),
-                    rx,
-                    (slot, ready),
-                    limits.idle,
+                    (slot, handle),
+                    idle,
                 ));
-                let _ = to_switch.send(Input::TcpOpened(from, tx, task.abort_handle()));
-                let _ = go.send(());
+                let _ = go.send(task.abort_handle());
             }
             Err(e) => {
                 // Out of file descriptors, most likely: wait rather than spin.
@@ -711,23 +739,58 @@ async fn accept(
     }
 }
 
-/// Reads one TCP connection, framing messages by Content-Length; closed
-/// after `idle` without a byte from the peer.
-async fn connection(
+/// How long a TLS client may take over its handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Completes a TLS handshake when there is one to do, tells the switch the
+/// connection is open, and serves it.
+async fn open_connection(
     stream: TcpStream,
     from: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     to_switch: mpsc::UnboundedSender<Input>,
-    mut rx: mpsc::UnboundedReceiver<Bytes>,
-    (_slot, ready): (
+    (slot, handle): (
         crate::edge::Slot<std::net::IpAddr>,
-        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Receiver<tokio::task::AbortHandle>,
     ),
     idle: Duration,
 ) {
-    if ready.await.is_err() {
+    let Ok(handle) = handle.await else {
         return;
+    };
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    match tls {
+        None => {
+            let _ = to_switch.send(Input::TcpOpened(from, tx, handle));
+            connection(stream, from, Transport::Tcp, to_switch, rx, idle).await;
+        }
+        Some(acceptor) => {
+            match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    let _ = to_switch.send(Input::TcpOpened(from, tx, handle));
+                    connection(stream, from, Transport::Tls, to_switch, rx, idle).await;
+                }
+                Ok(Err(e)) => debug!(%from, error = %e, "TLS handshake failed"),
+                Err(_) => debug!(%from, "TLS handshake took too long"),
+            }
+        }
     }
-    let (mut reader, mut writer) = stream.into_split();
+    drop(slot);
+}
+
+/// Reads one stream connection (TCP or TLS), framing messages by
+/// Content-Length; closed after `idle` without a byte from the peer.
+async fn connection<S>(
+    stream: S,
+    from: SocketAddr,
+    transport: Transport,
+    to_switch: mpsc::UnboundedSender<Input>,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    idle: Duration,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let write_task = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
             if writer.write_all(&bytes).await.is_err() {
@@ -740,7 +803,7 @@ async fn connection(
         match tokio::time::timeout(idle, reader.read_buf(&mut buf)).await {
             Ok(Ok(0) | Err(_)) => break,
             Err(_) => {
-                debug!(%from, "SIP/TCP connection idle: closed");
+                debug!(%from, "SIP connection idle: closed");
                 break;
             }
             Ok(Ok(_)) => {}
@@ -753,13 +816,13 @@ async fn connection(
                 }
                 Framed::Message { consumed, parsed } => {
                     let raw = buf.split_to(consumed).freeze();
-                    let _ = to_switch.send(Input::Stream(from, parsed, raw));
+                    let _ = to_switch.send(Input::Stream(from, transport, parsed, raw));
                 }
                 Framed::Broken(e) => {
                     // Without a trustworthy Content-Length the stream cannot
                     // be resynchronised: answer if possible, then close.
                     let raw = buf.split().freeze();
-                    let _ = to_switch.send(Input::Stream(from, Err(e), raw));
+                    let _ = to_switch.send(Input::Stream(from, transport, Err(e), raw));
                     break 'read;
                 }
             }

@@ -30,6 +30,18 @@ impl Baresip {
         rtp: (u16, u16),
         commands: &[&str],
     ) -> Self {
+        Self::start_with(dir, account, sip_port, rtp, commands, "")
+    }
+
+    /// The same with more lines of baresip's config (e.g. `sip_cafile`).
+    pub fn start_with(
+        dir: &Path,
+        account: &str,
+        sip_port: u16,
+        rtp: (u16, u16),
+        commands: &[&str],
+        extra_config: &str,
+    ) -> Self {
         let conf = dir.join(format!("baresip-{sip_port}"));
         std::fs::create_dir_all(&conf).unwrap();
         let ctrl = sip_port + 5; // SIP over TLS takes sip_port + 1
@@ -41,7 +53,7 @@ impl Baresip {
                  ausrc_srate 48000\nausrc_channels 2\nauplay_srate 8000\nauplay_channels 1\n\
                  rtp_ports {}-{}\nrtcp_mux no\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
                  module ausine.so\nmodule aubridge.so\nmodule_tmp account.so\nmodule_app menu.so\n\
-                 module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl}\n",
+                 module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl}\n{extra_config}",
                 rtp.0, rtp.1
             ),
         )

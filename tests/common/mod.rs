@@ -175,7 +175,8 @@ impl Hotline {
             &extra
                 .replace("SIP_PORT", &sip_port.to_string())
                 .replace("PEER_PORT", &(sip_port + 2).to_string())
-                .replace("HTTP_PORT", &(sip_port + 199).to_string()),
+                .replace("HTTP_PORT", &(sip_port + 199).to_string())
+                .replace("TLS_PORT", &(sip_port + 1).to_string()),
         );
         std::fs::write(&config, text).unwrap();
         let log = dir.path().join("hotline.log");
@@ -208,6 +209,11 @@ impl Hotline {
     /// The hotline's ticket event store.
     pub fn store_path(&self) -> PathBuf {
         self.dir.path().join("events.db")
+    }
+
+    /// Where a test's `tls_listen = "127.0.0.1:TLS_PORT"` listens.
+    pub fn tls_port(&self) -> u16 {
+        self.sip_port + 1
     }
 
     /// Where its HTTP surface listens.
