@@ -246,7 +246,7 @@ fn agents_cannot_be_told_apart_from_other_numbers() {
     let h = start("", "", NO_RATE_LIMIT);
     for method in ["REGISTER", "OPTIONS", "INVITE"] {
         let out = Command::new("svwar")
-            .args(["-e1990-2010", "-m", method, "--force"])
+            .args(["-e1000-2100", "-m", method, "--force"])
             .arg(format!("udp://127.0.0.1:{}", h.sip_port))
             .output()
             .expect("svwar is installed by tests/run.sh (Debian package sipvicious)");
@@ -264,7 +264,7 @@ fn agents_cannot_be_told_apart_from_other_numbers() {
             .collect();
         // Nothing, or every number alike: 2001-2004 do not stand out.
         assert!(
-            found.is_empty() || found.len() == 21,
+            found.is_empty() || found.len() == 1101,
             "svwar {method} told agents apart: {found:?}\n{text}"
         );
     }

@@ -512,3 +512,45 @@ impl Guard {
 
 #[cfg(test)]
 mod tests;
+
+/// File descriptors held back for RTP: each call may hold two sockets (the
+/// caller's and an agent leg's), and a few dozen go to the store, the
+/// listeners and the runtime. Connections (SIP over TCP/TLS, HTTP) get what
+/// is left of the process's limit, shared in proportion to their caps, so a
+/// flood of connections can never leave a caller without an RTP port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdBudget {
+    pub sip_connections: usize,
+    pub http_connections: usize,
+    /// The caps had to be lowered to fit.
+    pub lowered: bool,
+}
+
+/// Descriptors kept for everything but calls and connections.
+pub const FD_OVERHEAD: usize = 64;
+
+pub fn fit_to_fd_limit(limit: usize, max_calls: usize, sip: usize, http: usize) -> FdBudget {
+    let left = limit.saturating_sub(2 * max_calls + FD_OVERHEAD);
+    if sip + http <= left {
+        return FdBudget {
+            sip_connections: sip,
+            http_connections: http,
+            lowered: false,
+        };
+    }
+    // Shared in proportion, at least one each (so each listener still works).
+    let sip_share = (left * sip / (sip + http).max(1)).max(1);
+    let http_share = left.saturating_sub(sip_share).max(1);
+    FdBudget {
+        sip_connections: sip_share.min(sip),
+        http_connections: http_share.min(http),
+        lowered: true,
+    }
+}
+
+/// The soft limit on open files of this process (Linux), if it can be read.
+pub fn open_files_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}

@@ -151,3 +151,26 @@ fn a_flood_from_many_addresses_keeps_the_table_bounded() {
     g.handle_timeout(later);
     assert_eq!(g.sources(), 0);
 }
+
+#[test]
+fn connections_get_only_the_descriptors_calls_do_not_need() {
+    // Plenty: the caps stand.
+    let b = fit_to_fd_limit(65_536, 2000, 1000, 512);
+    assert_eq!(
+        (b.sip_connections, b.http_connections, b.lowered),
+        (1000, 512, false)
+    );
+    // 4096 descriptors, 2000 calls (4000 RTP sockets at most): 32 left for
+    // connections, shared in proportion; every call keeps its two.
+    let b = fit_to_fd_limit(4096, 2000, 1000, 512);
+    assert!(b.lowered);
+    assert!(b.sip_connections + b.http_connections <= 4096 - 2000 - FD_OVERHEAD);
+    assert!(b.sip_connections > b.http_connections && b.http_connections >= 1);
+    // Nothing left at all: one each, and the lowering is reported.
+    let b = fit_to_fd_limit(1024, 2000, 1000, 512);
+    assert_eq!(
+        (b.sip_connections, b.http_connections, b.lowered),
+        (1, 1, true)
+    );
+    assert!(open_files_limit().is_some_and(|l| l > 0));
+}

@@ -275,11 +275,27 @@ impl Hotline {
             ),
             metrics: metrics.clone(),
         };
+        // RTP sockets come first: connections get the descriptors calls do
+        // not need (the caps lowered, and said so, when the limit is tight).
+        let budget = crate::edge::fit_to_fd_limit(
+            crate::edge::open_files_limit().unwrap_or(usize::MAX / 4),
+            config.sip.max_calls,
+            config.sip.tcp_max_connections,
+            config.http.max_connections,
+        );
+        if budget.lowered {
+            warn!(
+                sip_connections = budget.sip_connections,
+                http_connections = budget.http_connections,
+                max_calls = config.sip.max_calls,
+                "the open-files limit is low for max_calls: connection caps lowered to keep RTP ports for calls (raise LimitNOFILE)"
+            );
+        }
         let http_task = tokio::spawn(crate::http::serve(
             crate::http::Limited {
                 listener: http,
                 slots: crate::edge::Slots::new(
-                    config.http.max_connections,
+                    budget.http_connections,
                     config.http.max_connections_per_source,
                 ),
                 metrics: metrics.clone(),
@@ -311,10 +327,8 @@ impl Hotline {
             desk: desk.clone(),
         };
         // SIP over TCP and over TLS share one set of connection caps.
-        let sip_slots = crate::edge::Slots::new(
-            config.sip.tcp_max_connections,
-            config.sip.tcp_max_per_source,
-        );
+        let sip_slots =
+            crate::edge::Slots::new(budget.sip_connections, config.sip.tcp_max_per_source);
         let idle = Duration::from_secs(config.sip.tcp_idle_seconds);
         let acceptor = tokio::spawn(accept(
             tcp,
