@@ -3,9 +3,13 @@
 //!
 //! # Map
 //! ```text
-//! UDP/TCP ──► runtime (tokio: sockets, the switch's one timer, shutdown)
+//! UDP/TCP/TLS ──► runtime (tokio: sockets, the switch's one timer, shutdown,
+//!               │   connection caps from edge::Slots)
 //!               │ bytes + now                     ▲ bytes to send, media commands
 //!               ▼                                 │
+//!        edge::Guard (sans-IO: bans dropped unread, per-source token buckets,
+//!               │     trunks; failed logins ban) inside call::Switch
+//!               ▼
 //!        sip::message (rsip + framing, compact forms, folding, checks)
 //!               ▼
 //!        sip::transaction (sans-IO RFC 3261 §17, timers as data)
@@ -28,12 +32,15 @@
 //!               ▲                                   crossbeam inbox, no locks)
 //!               └── offer, withdraw, left ───────── acd::{Router, announce, stats} (sans-IO)
 //!                                                   snapshot ──► metrics, http::api
-//!        registrar (digest) and feature codes ─► agents' states in the ACD
+//!        registrar (strict digest: offered algorithms, qop, uri, nonces bound
+//!               to the source, each nc once; agents' networks; TLS-only agents)
+//!               and feature codes ─► agents' states in the ACD
 //!
 //!        http (axum): /metrics, the JSON API (users' tokens), /agent (the agent's
 //!               page: event stream, screen pop from the desk of calls, wrap-up)
 //! ```
-//! One call: an INVITE datagram is parsed by `sip::message`, matched (or
+//! One call: an INVITE datagram from a source that is not banned and within
+//! its rate (`edge`) is parsed by `sip::message`, matched (or
 //! found new) by `sip::transaction`, which sends 100 Trying and hands it to
 //! `call::Switch`. The switch negotiates SDP (`sip::sdp`), takes an RTP port
 //! (`media::ports`), asks the runtime who is calling (`owners`), rings,

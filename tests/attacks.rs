@@ -495,6 +495,8 @@ fn a_flood_of_unacknowledged_invites_does_not_stop_real_callers() {
 #[test]
 fn idle_tcp_connections_are_capped_and_a_tcp_call_still_gets_through() {
     let mut h = start("tcp_idle_seconds = 3", "", "");
+    std::thread::sleep(Duration::from_millis(300));
+    let rss_before = rss_kb(h.pid());
     let addr = format!("127.0.0.1:{}", h.sip_port);
     let streams: Vec<std::net::TcpStream> = (0..3000)
         .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
@@ -542,6 +544,11 @@ fn idle_tcp_connections_are_capped_and_a_tcp_call_still_gets_through() {
         })
         .count();
     assert_eq!(still, 0, "idle connections left open");
+    let rss_after = rss_kb(h.pid());
+    assert!(
+        rss_after as f64 <= rss_before as f64 * 1.2,
+        "RSS {rss_before} kB before, {rss_after} kB after"
+    );
     h.stop();
 }
 

@@ -547,10 +547,3 @@ pub fn fit_to_fd_limit(limit: usize, max_calls: usize, sip: usize, http: usize) 
         lowered: true,
     }
 }
-
-/// The soft limit on open files of this process (Linux), if it can be read.
-pub fn open_files_limit() -> Option<usize> {
-    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
-}

@@ -278,7 +278,7 @@ impl Hotline {
         // RTP sockets come first: connections get the descriptors calls do
         // not need (the caps lowered, and said so, when the limit is tight).
         let budget = crate::edge::fit_to_fd_limit(
-            crate::edge::open_files_limit().unwrap_or(usize::MAX / 4),
+            open_files_limit().unwrap_or(usize::MAX / 4),
             config.sip.max_calls,
             config.sip.tcp_max_connections,
             config.http.max_connections,
@@ -463,6 +463,13 @@ impl Hotline {
             "hotline stopped"
         );
     }
+}
+
+/// The soft limit on open files of this process (Linux), if it can be read.
+fn open_files_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
