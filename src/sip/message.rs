@@ -534,6 +534,29 @@ pub fn stamp_via(core: &mut CoreHeaders, source: std::net::SocketAddr) {
     let Some(first) = core.vias.first_mut() else {
         return;
     };
+    // The common case (a peer that names its own address, no rport) needs
+    // nothing added: checked on slices, without allocating.
+    {
+        let top = first.split(',').next().unwrap_or_default();
+        let mut parts = top.split(';');
+        let sent_by = parts
+            .next()
+            .and_then(|p| p.split_whitespace().nth(1))
+            .unwrap_or_default();
+        let host = match sent_by.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => sent_by,
+        };
+        let rport = parts.any(|p| {
+            let key = p.split('=').next().unwrap_or_default().trim();
+            key.eq_ignore_ascii_case("rport") || key.eq_ignore_ascii_case("received")
+        });
+        let ip = source.ip();
+        let same = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() == Ok(ip);
+        if same && !rport {
+            return;
+        }
+    }
     let (top, rest) = match first.split_once(',') {
         Some((t, r)) => (t.to_string(), Some(r.to_string())),
         None => (first.clone(), None),
