@@ -126,6 +126,15 @@ fn metric(h: &Hotline, name: &str) -> f64 {
         .sum()
 }
 
+/// CPU time the process used so far, in clock ticks (user + system).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name (which may hold spaces).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -425,6 +434,7 @@ fn a_flood_of_unacknowledged_invites_does_not_stop_real_callers() {
     let pid = h.pid();
     std::thread::sleep(Duration::from_millis(500));
     let rss_before = rss_kb(pid);
+    let cpu_before = cpu_ticks(pid);
     let responses_before = metric(&h, "hotline_sip_responses_total");
     let rtp_before = metric(&h, "hotline_rtp_packets_sent_total");
     let flood_calls = 45_000;
@@ -463,6 +473,7 @@ fn a_flood_of_unacknowledged_invites_does_not_stop_real_callers() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let flooded = flood.join().unwrap();
+    let cpu = (cpu_ticks(pid) - cpu_before) as f64 / 100.0;
     assert!(
         String::from_utf8_lossy(&flooded.stdout).contains("Successful call"),
         "the flood ran: {}",
@@ -482,7 +493,7 @@ fn a_flood_of_unacknowledged_invites_does_not_stop_real_callers() {
     assert!(metric(&h, "hotline_sip_rate_limited_total") > 40_000.0);
     let rss_after = rss_kb(pid);
     eprintln!(
-        "flood: {responses} responses ({per_invite:.4} per INVITE); RSS {rss_before} kB before, peak {peak} kB, {rss_after} kB after"
+        "flood: {responses} responses ({per_invite:.4} per INVITE); RSS {rss_before} kB before, peak {peak} kB, {rss_after} kB after; hotline CPU {cpu:.1} s for the flood and the 20 calls"
     );
     assert!(
         rss_after as f64 <= rss_before as f64 * 1.2,

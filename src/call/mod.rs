@@ -537,7 +537,16 @@ impl Switch {
         if !self.guard.handle_datagram(now, peer.addr.ip()) {
             return;
         }
-        self.handle_message(now, peer, message::parse_datagram(bytes), bytes);
+        // The rate is checked on the request line alone: a flood that is
+        // to be dropped costs no parsing.
+        let verdict = message::request_method(bytes).map(|method| {
+            let class = crate::edge::Class::of_method(method);
+            self.guard.handle_request(now, peer.addr.ip(), class)
+        });
+        if verdict == Some(crate::edge::Verdict::Drop) {
+            return;
+        }
+        self.handle_message(now, peer, message::parse_datagram(bytes), bytes, verdict);
     }
 
     /// Feeds a message already framed and parsed (TCP); `raw` is its bytes,
@@ -553,7 +562,7 @@ impl Switch {
         if !self.guard.handle_datagram(now, peer.addr.ip()) {
             return;
         }
-        self.handle_message(now, peer, parsed, raw);
+        self.handle_message(now, peer, parsed, raw, None);
     }
 
     fn handle_message(
@@ -562,11 +571,12 @@ impl Switch {
         peer: Peer,
         parsed: Result<Message, message::ParseError>,
         raw: &[u8],
+        verdict: Option<crate::edge::Verdict>,
     ) {
         match parsed {
             Ok(Message::Request(mut r)) => {
                 message::stamp_via(&mut r.core, peer.addr);
-                if self.admit_request(now, peer, &r) {
+                if self.admit_request(now, peer, &r, verdict) {
                     self.tx.handle_request(now, peer, r);
                 }
             }
@@ -579,10 +589,20 @@ impl Switch {
     /// A request within its source's rate and the transaction cap passes;
     /// otherwise it is answered 503 once (statelessly: no transaction is
     /// kept for it) or dropped.
-    fn admit_request(&mut self, now: Instant, peer: Peer, r: &Request) -> bool {
+    /// `verdict` is the rate check already made on the request line (UDP);
+    /// None: made here (a message framed from a stream).
+    fn admit_request(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        r: &Request,
+        verdict: Option<crate::edge::Verdict>,
+    ) -> bool {
         let method = r.core.cseq_method.as_str();
         let class = crate::edge::Class::of_method(method);
-        let retry_after = match self.guard.handle_request(now, peer.addr.ip(), class) {
+        let verdict =
+            verdict.unwrap_or_else(|| self.guard.handle_request(now, peer.addr.ip(), class));
+        let retry_after = match verdict {
             crate::edge::Verdict::Pass => {
                 let cap = self.cfg.edge.admission.max_transactions;
                 if method == "ACK" || self.tx.len() < cap {

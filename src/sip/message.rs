@@ -149,6 +149,17 @@ impl Response {
     }
 }
 
+/// The method of a request datagram, read from its request line alone
+/// (leading CRLFs skipped); None for a response or anything unreadable.
+/// For the edge's rate check, before the message is parsed.
+pub fn request_method(buf: &[u8]) -> Option<&str> {
+    let start = buf.iter().position(|b| *b != b'\r' && *b != b'\n')?;
+    let line = &buf[start..];
+    let end = line.iter().take(32).position(|b| *b == b' ')?;
+    let method = std::str::from_utf8(&line[..end]).ok()?;
+    (!method.starts_with("SIP/") && method.bytes().all(is_token_byte)).then_some(method)
+}
+
 /// Parses one message from a datagram (UDP). Leading CRLFs are skipped; a
 /// datagram that holds nothing else is a keep-alive and yields `Empty`.
 pub fn parse_datagram(buf: &[u8]) -> Result<Message, ParseError> {
@@ -988,5 +999,21 @@ l: 0\r\n\r\n";
             c.vias[0],
             "SIP/2.0/TCP phone.example;branch=z9hG4bK-3;received=203.0.113.9, SIP/2.0/UDP x;branch=y"
         );
+    }
+
+    #[test]
+    fn the_method_is_read_from_the_request_line_alone() {
+        assert_eq!(request_method(INVITE.as_bytes()), Some("INVITE"));
+        assert_eq!(
+            request_method(b"\r\nREGISTER sip:x SIP/2.0\r\n"),
+            Some("REGISTER")
+        );
+        assert_eq!(request_method(b"SIP/2.0 200 OK\r\n"), None);
+        assert_eq!(request_method(b"\x00\xff garbage"), None);
+        assert_eq!(
+            request_method(b"NOSPACEATALLINTHEFIRSTTHIRTYTWOBYTES"),
+            None
+        );
+        assert_eq!(request_method(b""), None);
     }
 }
