@@ -302,6 +302,35 @@ fn agents_cannot_be_told_apart_from_other_numbers() {
         answers.iter().all(|a| *a == answers[0]) && answers[0].starts_with("SIP/2.0 401"),
         "{answers:?}"
     );
+    // So does a feature code (*1) from an agent and from a number that is none.
+    let answers: Vec<String> = ["2001", "1999"]
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let t = h.target();
+            let made_up = format!(
+                "Digest username=\"{user}\", realm=\"hotline\", nonce=\"17a2b3-1.0123456789abcdef0123456789abcdef\", \
+                 uri=\"sip:*1@{t}\", response=\"0123456789abcdef0123456789abcdef\", algorithm=MD5, qop=auth, \
+                 nc=00000001, cnonce=\"x\""
+            );
+            let local = phone.local();
+            let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+            let invite = format!(
+                "INVITE sip:*1@{t} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-enum{i}\r\nMax-Forwards: 70\r\n\
+                 From: <sip:{user}@{t}>;tag=e{i}\r\nTo: <sip:*1@{t}>\r\nCall-ID: enum-{i}\r\nCSeq: 1 INVITE\r\n\
+                 Contact: <sip:{user}@{local}>\r\nAuthorization: {made_up}\r\nContent-Type: application/sdp\r\n\
+                 Content-Length: {}\r\n\r\n{sdp}",
+                sdp.len()
+            );
+            let reply = phone.ask(&invite).expect("an answer");
+            let status = reply.lines().next().unwrap().to_string();
+            format!("{status} stale={}", reply.contains("stale=true"))
+        })
+        .collect();
+    assert!(
+        answers[0] == answers[1] && answers[0].starts_with("SIP/2.0 401"),
+        "{answers:?}"
+    );
 }
 
 #[test]

@@ -1555,3 +1555,43 @@ fn a_banned_source_is_not_heard() {
     assert!(sim.take_sent().pop().unwrap().starts_with("SIP/2.0 401"));
     assert_eq!(sim.sw.bans(sim.now).len(), 1);
 }
+
+#[test]
+fn server_transactions_are_capped() {
+    let mut sim = Sim::new();
+    sim.sw = Switch::new(SwitchConfig {
+        edge: crate::edge::EdgeConfig {
+            admission: crate::edge::Admission {
+                max_transactions: 3,
+                ..Default::default()
+            },
+            ..config().edge
+        },
+        ..config()
+    });
+    // Each OPTIONS transaction lingers (Timer J) after its 200.
+    for i in 0..4 {
+        let options = in_dialog(
+            "OPTIONS",
+            &format!("opt-{i}"),
+            &format!("z9hG4bK-o{i}"),
+            1,
+            "x",
+        )
+        .replace(";tag=x", "");
+        sim.recv(&options);
+    }
+    assert_eq!(
+        sim.status_lines(),
+        [
+            "SIP/2.0 200 OK",
+            "SIP/2.0 200 OK",
+            "SIP/2.0 200 OK",
+            "SIP/2.0 503 Service Unavailable"
+        ]
+    );
+    // Once they are gone, requests are served again.
+    sim.advance(Duration::from_secs(40));
+    sim.recv(&in_dialog("OPTIONS", "opt-9", "z9hG4bK-o9", 1, "x").replace(";tag=x", ""));
+    assert_eq!(sim.status_lines(), ["SIP/2.0 200 OK"]);
+}
