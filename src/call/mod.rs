@@ -367,6 +367,21 @@ enum Phase {
     HangingUp,
 }
 
+impl Phase {
+    /// Both sides are in the conversation: not still ringing or waiting for
+    /// the ACK (Timers B and H decide those), nor already hanging up.
+    fn is_established(self) -> bool {
+        !matches!(
+            self,
+            Phase::Ringing
+                | Phase::Answered
+                | Phase::Dialing
+                | Phase::Cancelling
+                | Phase::HangingUp
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timer {
     Answer,
@@ -724,15 +739,7 @@ impl Switch {
                 let c = &self.calls[&call];
                 // A held call is silent by design; before the ACK, Timer H
                 // decides; a BYE under way needs no second one.
-                let established = !matches!(
-                    c.phase,
-                    Phase::Ringing
-                        | Phase::Answered
-                        | Phase::Dialing
-                        | Phase::Cancelling
-                        | Phase::HangingUp
-                );
-                if established && !c.on_hold {
+                if c.phase.is_established() && !c.on_hold {
                     warn!(%call, seconds = quiet.as_secs(), "no RTP from the peer: hanging up");
                     self.send_bye(now, call);
                     self.end(call, EndReason::RtpTimeout);
@@ -1326,15 +1333,7 @@ impl Switch {
             .calls
             .iter()
             .filter(|(_, c)| {
-                now.saturating_duration_since(c.started) >= max
-                    && !matches!(
-                        c.phase,
-                        Phase::Ringing
-                            | Phase::Answered
-                            | Phase::Dialing
-                            | Phase::Cancelling
-                            | Phase::HangingUp
-                    )
+                now.saturating_duration_since(c.started) >= max && c.phase.is_established()
             })
             .map(|(id, _)| *id)
             .collect();
