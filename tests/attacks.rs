@@ -181,6 +181,9 @@ fn password_guessing_is_banned_before_the_password_is_found() {
     drop(open);
 
     let mut h = start("", "", NO_RATE_LIMIT);
+    // A SIP/TCP connection the attacker holds open from the same address.
+    let held = std::net::TcpStream::connect(("127.0.0.1", h.sip_port)).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let attack = {
         let (port, dir) = (h.sip_port, h.dir.path().to_path_buf());
         std::thread::spawn(move || svcrack(port, &dir))
@@ -193,6 +196,24 @@ fn password_guessing_is_banned_before_the_password_is_found() {
     let cracked = attack.join().unwrap();
     assert!(!found_password(&cracked), "svcrack: {cracked}");
     assert_eq!(bans.len(), 1, "{}", h.log());
+    // The ban closed it.
+    {
+        use std::io::Read;
+        let mut b = [0u8; 1];
+        let read = (&held).read(&mut b);
+        let closed = match &read {
+            Ok(0) => true,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            Ok(_) => false,
+        };
+        assert!(
+            closed,
+            "the banned source's TCP connection is still open: {read:?}"
+        );
+    }
     assert!(
         bans[0].ends_with("SECURITY ban source=127.0.0.1 failures=10 seconds=900"),
         "{}",
