@@ -377,10 +377,12 @@ impl Router {
         );
         self.timers
             .push(Reverse((now + max_wait, TimerKind::MaxWait(call), 0)));
+        // Their agent is worth waiting for only when they will be free soon
+        // (ringing, on a call, in wrap-up); paused or logged out: no wait.
         if let Some(agent) = sticky.filter(|a| {
-            self.agents
-                .get(a)
-                .is_some_and(|a| a.state != AgentState::LoggedOut)
+            self.agents.get(a).is_some_and(|a| {
+                !matches!(a.state, AgentState::LoggedOut | AgentState::Paused { .. })
+            })
         }) {
             if matches!(self.agents[&agent].state, AgentState::Available { .. }) {
                 return self.offer(now, call, agent);

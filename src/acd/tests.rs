@@ -392,6 +392,33 @@ fn a_caller_with_an_open_ticket_waits_up_to_20_s_for_their_agent() {
 }
 
 #[test]
+fn no_sticky_wait_for_an_agent_who_is_paused_or_logged_out() {
+    for away in ["paused", "logged out"] {
+        let mut sim = Sim::new(
+            vec![queue(0, 0)],
+            vec![agent(1, &[(0, 8)]), agent(2, &[(0, 8)])],
+        );
+        sim.login(&[1, 2]);
+        match away {
+            "paused" => sim.r.handle_pause(sim.now, AgentId(1), "lunch"),
+            _ => sim.r.handle_logout(sim.now, AgentId(1)),
+        }
+        sim.drain();
+        sim.take();
+        sim.r.handle_call_queued(
+            sim.now,
+            CallKey(1),
+            QueueId(0),
+            Language::Zh,
+            0,
+            Some(AgentId(1)),
+        );
+        sim.drain();
+        assert_eq!(sim.take(), [offer(1, 2)], "{away}: 2 takes it at once");
+    }
+}
+
+#[test]
 fn wrap_up_then_ready_and_a_logout_during_a_call_waits_for_its_end() {
     let mut sim = Sim::new(vec![queue(0, 0)], vec![agent(1, &[(0, 8)])]);
     sim.login(&[1]);

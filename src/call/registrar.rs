@@ -121,13 +121,15 @@ impl Switch {
             .find_map(|p| p.trim().strip_prefix("expires=")?.parse::<u64>().ok());
         let asked = param_expires.or(header_expires).unwrap_or(MAX_EXPIRES);
         if asked == 0 || contact.trim() == "*" {
-            if self.bindings.remove(&aor).is_some() {
-                info!(agent = %aor, "agent unregistered");
-                self.out.push_back(Output::AgentUnregistered {
-                    agent: aor.clone(),
-                    expired: false,
-                });
-            }
+            // Said even without a binding here (the hotline restarted since
+            // the phone registered): the agent's state outlives the binding,
+            // and a phone that leaves must take the agent out of the queues.
+            let had = self.bindings.remove(&aor).is_some();
+            info!(agent = %aor, had_binding = had, "agent unregistered");
+            self.out.push_back(Output::AgentUnregistered {
+                agent: aor.clone(),
+                expired: false,
+            });
             return self.respond(now, tx, &core, 200, "OK");
         }
         let expires = asked.clamp(MIN_EXPIRES, MAX_EXPIRES);

@@ -1595,3 +1595,16 @@ fn server_transactions_are_capped() {
     sim.recv(&in_dialog("OPTIONS", "opt-9", "z9hG4bK-o9", 1, "x").replace(";tag=x", ""));
     assert_eq!(sim.status_lines(), ["SIP/2.0 200 OK"]);
 }
+
+#[test]
+fn an_unregister_without_a_binding_here_still_takes_the_agent_out() {
+    // The phone registered with the hotline before it restarted: no binding
+    // now, but the agent's state came back from the log.
+    let mut sim = agent_sim();
+    sim.recv(&register(1, None, 0));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_challenge(&challenge, "SHA-256", "agent2001");
+    sim.recv(&register(2, Some(&auth), 0));
+    assert!(sim.take_sent().pop().unwrap().starts_with("SIP/2.0 200"));
+    assert_eq!(registrations(&sim), ["2001 - expired=false"]);
+}
