@@ -38,3 +38,34 @@ fn metrics_after_one_call_count_what_happened_and_pass_promtool() {
     assert!(sent > 25.0, "the prompts were streamed: {sent}");
     common::assert_promtool_accepts(&text);
 }
+
+#[test]
+fn agents_nobody_logged_in_are_counted_as_logged_out() {
+    let h = Hotline::start(
+        BASE,
+        &format!(
+            "[acd]\nagents = \"{}\"\n",
+            common::manifest("config/agents.toml")
+        ),
+    );
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let text = loop {
+        let text = http_get(h.sip_port + 199, "/metrics");
+        if sample(&text, "hotline_agents{state=\"logged_out\"}").is_some()
+            || std::time::Instant::now() > end
+        {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // The four demo agents, none of them logged in yet.
+    assert_eq!(
+        sample(&text, "hotline_agents{state=\"logged_out\"}"),
+        Some(4.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "hotline_agents{state=\"available\"}"),
+        Some(0.0)
+    );
+}

@@ -319,6 +319,11 @@ impl Router {
         self.timers.peek().map(|Reverse((at, _, _))| *at)
     }
 
+    /// Every agent the router knows, with their state (logged out ones too).
+    pub fn agent_states(&self) -> impl Iterator<Item = (AgentId, &AgentState)> {
+        self.agents.iter().map(|(id, a)| (*id, &a.state))
+    }
+
     pub fn agent_state(&self, agent: AgentId) -> Option<&AgentState> {
         self.agents.get(&agent).map(|a| &a.state)
     }

@@ -437,6 +437,7 @@ impl Switch {
         if !self.dial(now, dialled) {
             return false;
         }
+        self.stats.calls_started += 1;
         info!(%caller, leg = %id, %agent, contact = %binding.contact, "ringing agent");
         self.calls.get_mut(&caller).expect("checked").bridge = Some(id);
         self.set_ringing(now, caller, true);

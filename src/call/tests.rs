@@ -1231,6 +1231,9 @@ fn the_caller_hanging_up_while_the_agent_rings_cancels_the_agent_leg() {
         }
     )));
     assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (0, 0));
+    // The agent's leg counts as a call that started as well as one that ended.
+    let stats = sim.sw.stats();
+    assert_eq!((stats.calls_started, stats.calls_ended), (2, 2));
 }
 
 #[test]

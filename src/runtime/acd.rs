@@ -210,7 +210,14 @@ fn run(
     publish: watch::Sender<Snapshot>,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
+    // Every agent from the start, logged out until they log in: the
+    // figures by state count those who are away too.
     let mut snapshot = Snapshot::default();
+    snapshot
+        .agents
+        .extend(router.agent_states().map(|(id, s)| (id, s.clone())));
+    metrics.set_acd(&snapshot);
+    publish.send_replace(snapshot.clone());
     loop {
         let wait = [router.poll_timeout(), announcer.poll_timeout()]
             .into_iter()
