@@ -326,8 +326,6 @@ pub enum Output {
         class: Option<crate::owners::OwnerClass>,
     },
     Ended(CallEnded),
-    /// An authentication failed (counted; the log line is the switch's).
-    AuthFailed,
     /// A source was banned: its connections are to be closed.
     Banned {
         ip: IpAddr,
@@ -552,13 +550,13 @@ impl Switch {
         if !self.guard.handle_datagram(now, peer.addr.ip()) {
             return;
         }
-        // The rate is checked on the request line alone: a flood that is
-        // to be dropped costs no parsing.
-        let verdict = message::request_method(bytes).map(|method| {
-            let class = crate::edge::Class::of_method(method);
-            self.guard.handle_request(now, peer.addr.ip(), class)
-        });
-        if verdict == Some(crate::edge::Verdict::Drop) {
+        // Every datagram counts against its source's rate, read from the
+        // request line alone (responses and garbage as "other"): a flood
+        // that is to be dropped costs no parsing.
+        let class = message::request_method(bytes)
+            .map_or(crate::edge::Class::Other, crate::edge::Class::of_method);
+        let verdict = self.guard.handle_request(now, peer.addr.ip(), class);
+        if verdict == crate::edge::Verdict::Drop {
             return;
         }
         self.handle_message(now, peer, message::parse_datagram(bytes), bytes, verdict);
@@ -577,7 +575,15 @@ impl Switch {
         if !self.guard.handle_datagram(now, peer.addr.ip()) {
             return;
         }
-        self.handle_message(now, peer, parsed, raw, None);
+        let class = match &parsed {
+            Ok(Message::Request(r)) => crate::edge::Class::of_method(&r.core.cseq_method),
+            _ => crate::edge::Class::Other,
+        };
+        let verdict = self.guard.handle_request(now, peer.addr.ip(), class);
+        if verdict == crate::edge::Verdict::Drop {
+            return;
+        }
+        self.handle_message(now, peer, parsed, raw, verdict);
     }
 
     fn handle_message(
@@ -586,12 +592,12 @@ impl Switch {
         peer: Peer,
         parsed: Result<Message, message::ParseError>,
         raw: &[u8],
-        verdict: Option<crate::edge::Verdict>,
+        verdict: crate::edge::Verdict,
     ) {
         match parsed {
             Ok(Message::Request(mut r)) => {
                 message::stamp_via(&mut r.core, peer.addr);
-                if self.admit_request(now, peer, &r, verdict) {
+                if self.admit_request(peer, &r, verdict) {
                     self.tx.handle_request(now, peer, r);
                 }
             }
@@ -601,22 +607,11 @@ impl Switch {
         self.pump(now);
     }
 
-    /// A request within its source's rate and the transaction cap passes;
-    /// otherwise it is answered 503 once (statelessly: no transaction is
-    /// kept for it) or dropped.
-    /// `verdict` is the rate check already made on the request line (UDP);
-    /// None: made here (a message framed from a stream).
-    fn admit_request(
-        &mut self,
-        now: Instant,
-        peer: Peer,
-        r: &Request,
-        verdict: Option<crate::edge::Verdict>,
-    ) -> bool {
+    /// A request within its source's rate (`verdict`, already checked) and
+    /// the transaction cap passes; otherwise it is answered 503 once
+    /// (statelessly: no transaction is kept for it).
+    fn admit_request(&mut self, peer: Peer, r: &Request, verdict: crate::edge::Verdict) -> bool {
         let method = r.core.cseq_method.as_str();
-        let class = crate::edge::Class::of_method(method);
-        let verdict =
-            verdict.unwrap_or_else(|| self.guard.handle_request(now, peer.addr.ip(), class));
         let retry_after = match verdict {
             crate::edge::Verdict::Pass => {
                 let cap = self.cfg.edge.admission.max_transactions;
@@ -633,14 +628,15 @@ impl Switch {
             }
         };
         if method != "ACK" {
-            let tag = self.tag_for(0);
             let retry = retry_after.to_string();
-            let mut extra = vec![("Retry-After", retry.as_str())];
-            if !self.cfg.edge.server.is_empty() {
-                extra.push(("Server", self.cfg.edge.server.as_str()));
-            }
-            let bytes =
-                message::response(&r.core, 503, "Service Unavailable", Some(&tag), &extra, b"");
+            let bytes = self.response_bytes(
+                &r.core,
+                503,
+                "Service Unavailable",
+                None,
+                &[("Retry-After", &retry)],
+                b"",
+            );
             self.out
                 .push_back(Output::Transmit(Transmit { peer, bytes }));
         }
@@ -655,6 +651,11 @@ impl Switch {
     /// Whether `ip` is banned now.
     pub fn is_banned(&self, now: Instant, ip: IpAddr) -> bool {
         self.guard.is_banned(now, ip)
+    }
+
+    /// How many sources are banned now (for the gauge).
+    pub fn banned_sources(&self, now: Instant) -> usize {
+        self.guard.banned(now)
     }
 
     /// Bans in force (for the API).
@@ -683,7 +684,6 @@ impl Switch {
     ) {
         let ip = peer.addr.ip();
         let failure = self.guard.handle_auth_failure(now, ip);
-        self.out.push_back(Output::AuthFailed);
         if failure.log {
             // The user name is the peer's: quoted and cut short.
             let user: String = user.chars().take(32).collect();
@@ -942,7 +942,21 @@ impl Switch {
         extra: &[(&str, &str)],
         body: &[u8],
     ) {
-        // Every response but 100 carries a To tag (RFC 3261 §8.2.6.2).
+        let bytes = self.response_bytes(req, code, reason, to_tag, extra, body);
+        self.tx.respond(now, tx, code, bytes, req);
+    }
+
+    /// Every response of ours, through a transaction or not: a To tag on
+    /// all but 100 (RFC 3261 §8.2.6.2), the configured Server header.
+    fn response_bytes(
+        &self,
+        req: &CoreHeaders,
+        code: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+        extra: &[(&str, &str)],
+        body: &[u8],
+    ) -> Bytes {
         let ours;
         let to_tag = match to_tag {
             None if code > 100 && req.to_tag.is_none() => {
@@ -951,14 +965,13 @@ impl Switch {
             }
             t => t,
         };
-        let bytes = if self.cfg.edge.server.is_empty() {
+        if self.cfg.edge.server.is_empty() {
             message::response(req, code, reason, to_tag, extra, body)
         } else {
             let mut with_server = extra.to_vec();
             with_server.push(("Server", self.cfg.edge.server.as_str()));
             message::response(req, code, reason, to_tag, &with_server, body)
-        };
-        self.tx.respond(now, tx, code, bytes, req);
+        }
     }
 
     fn handle_request(&mut self, now: Instant, tx: TxId, peer: Peer, request: Request) {
@@ -1188,12 +1201,11 @@ impl Switch {
         }
         if let Some(why) = self.over_capacity(peer.addr.ip()) {
             info!(sip_call_id = %core.call_id, from = %peer.addr, why, "call refused: 503");
-            let tag = self.tag_for(0);
-            let bytes = message::response(
+            let bytes = self.response_bytes(
                 &core,
                 503,
                 "Service Unavailable",
-                Some(&tag),
+                None,
                 &[("Retry-After", "5")],
                 b"",
             );
@@ -1388,7 +1400,7 @@ impl Switch {
         let c = &self.calls[&id];
         core.to_tag.as_deref() == Some(c.local_tag.as_str())
             && core.from_tag.is_some()
-            && core.from_tag == message::tag_param(&c.remote)
+            && core.from_tag.as_deref() == message::tag_of(&c.remote)
     }
 
     /// Takes a port and asks the edge to open it (again, after a failed bind).

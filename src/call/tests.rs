@@ -1611,3 +1611,18 @@ fn an_unregister_without_a_binding_here_still_takes_the_agent_out() {
     assert!(sim.take_sent().pop().unwrap().starts_with("SIP/2.0 200"));
     assert_eq!(registrations(&sim), ["2001 - expired=false"]);
 }
+
+#[test]
+fn stray_responses_count_against_the_sources_rate_too() {
+    let mut sim = Sim::new();
+    let stray = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-nothing\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: stray\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    for _ in 0..300 {
+        sim.recv_from("127.0.0.9:5062", stray);
+    }
+    // 200 (the burst) read, one refused (responses are never answered),
+    // the rest dropped unparsed.
+    let other = crate::edge::Class::Other as usize;
+    assert_eq!(sim.sw.edge_stats().refused[other], 1);
+    assert_eq!(sim.sw.edge_stats().dropped[other], 99);
+    assert!(sim.take_sent().is_empty());
+}

@@ -429,6 +429,11 @@ impl Guard {
         }
     }
 
+    /// How many bans are in force.
+    pub fn banned(&self, now: Instant) -> usize {
+        self.bans.values().filter(|b| b.until > now).count()
+    }
+
     /// Bans in force, longest remaining first.
     pub fn bans(&self, now: Instant) -> Vec<BanInfo> {
         let mut out: Vec<BanInfo> = self

@@ -427,7 +427,11 @@ impl Hotline {
             let now = Instant::now();
             if now.duration_since(edge_synced) >= Duration::from_secs(1) {
                 edge_synced = now;
-                metrics.sync_edge(switch.edge_stats(), &mut edge_seen, switch.bans(now).len());
+                metrics.sync_edge(
+                    switch.edge_stats(),
+                    &mut edge_seen,
+                    switch.banned_sources(now),
+                );
             }
         }
         info!(active_calls = switch.active_calls(), "shutting down");
@@ -607,7 +611,6 @@ async fn flush(
                 request,
             } => services.request(call, sip_call_id, number, request),
             Output::Banned { ip } => banned.push(ip),
-            Output::AuthFailed => {}
             out => {
                 if let (Output::Ended(e), Some(acd)) = (&out, acd) {
                     // A caller who was waiting is gone (unknown calls are ignored).

@@ -616,6 +616,11 @@ pub fn stamp_via(core: &mut CoreHeaders, source: std::net::SocketAddr) {
 
 /// The `tag` parameter of a From/To value (outside any `<...>` URI).
 pub fn tag_param(value: &str) -> Option<String> {
+    tag_of(value).map(str::to_string)
+}
+
+/// The same, borrowed (for comparing without allocating).
+pub fn tag_of(value: &str) -> Option<&str> {
     let params = match value.rfind('>') {
         Some(i) => &value[i + 1..],
         None => value,
@@ -625,7 +630,7 @@ pub fn tag_param(value: &str) -> Option<String> {
         .skip(1)
         .filter_map(|p| p.split_once('='))
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("tag"))
-        .map(|(_, v)| v.trim().to_string())
+        .map(|(_, v)| v.trim())
 }
 
 /// The URI inside a name-addr (`"Bob" <sip:bob@x>;tag=1`) or an addr-spec.
