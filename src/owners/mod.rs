@@ -117,7 +117,14 @@ pub struct OwnerDb {
     /// One connection: a plain mutex held for one short statement or
     /// transaction, never across an await (callers are on the blocking pool).
     conn: Mutex<Connection>,
+    /// Wrong PINs per owner: how many, since when (a plain mutex, held for
+    /// one map update).
+    pin_failures: Mutex<std::collections::HashMap<String, (u32, i64)>>,
 }
+
+/// Wrong PINs that lock an owner's PIN, and for how long (15 minutes).
+pub const PIN_TRIES: u32 = 5;
+pub const PIN_LOCK_MS: i64 = 15 * 60 * 1000;
 
 impl OwnerDb {
     pub fn open(path: &Path) -> Result<Self, OwnersError> {
@@ -153,6 +160,7 @@ impl OwnerDb {
         Ok(Self {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
+            pin_failures: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -400,7 +408,45 @@ impl OwnerDb {
     }
 
     /// Whether `pin` is owner `id`'s PIN (false for an owner without one).
-    pub fn check_pin(&self, id: &str, pin: &str) -> Result<bool, OwnersError> {
+    /// After `PIN_TRIES` wrong ones the owner's PIN is locked, the right one
+    /// included, until `PIN_LOCK_MS` after the first of them: a 4-digit PIN
+    /// cannot be guessed one call at a time. `now_ms` is the caller's clock.
+    pub fn check_pin(&self, id: &str, pin: &str, now_ms: i64) -> Result<bool, OwnersError> {
+        let locked = {
+            let mut failures = self.pin_failures.lock().unwrap_or_else(|p| p.into_inner());
+            failures.retain(|_, (_, since)| now_ms - *since < PIN_LOCK_MS);
+            failures.get(id).is_some_and(|(n, _)| *n >= PIN_TRIES)
+        };
+        if locked {
+            tracing::warn!(owner = %id, "PIN locked after too many wrong ones");
+            return Ok(false);
+        }
+        let right = self.pin_matches(id, pin)?;
+        let mut failures = self.pin_failures.lock().unwrap_or_else(|p| p.into_inner());
+        if right {
+            failures.remove(id);
+        } else if self.has_pin(id)? {
+            // Only owners with a PIN are counted: the map stays as small as
+            // the owner database, whatever callers type.
+            let entry = failures.entry(id.to_string()).or_insert((0, now_ms));
+            entry.0 += 1;
+        }
+        Ok(right)
+    }
+
+    fn has_pin(&self, id: &str) -> Result<bool, OwnersError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT pin_hash IS NOT NULL FROM owners WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(|v| v.unwrap_or(false))
+        })
+    }
+
+    fn pin_matches(&self, id: &str, pin: &str) -> Result<bool, OwnersError> {
         let stored: Option<String> = self.with(|c| {
             c.query_row("SELECT pin_hash FROM owners WHERE id = ?1", [id], |r| {
                 r.get(0)

@@ -199,7 +199,7 @@ fn racing_confirmations_deduct_once() {
 #[test]
 fn pins_are_imported_hashed_checked_and_kept_when_the_column_is_left_out() {
     let (dir, db) = db_with(TWO);
-    assert!(!db.check_pin("O-1", "4711").unwrap(), "no PIN yet");
+    assert!(!db.check_pin("O-1", "4711", 0).unwrap(), "no PIN yet");
     let csv = dir.path().join("pins.csv");
     std::fs::write(
         &csv,
@@ -214,11 +214,11 @@ fn pins_are_imported_hashed_checked_and_kept_when_the_column_is_left_out() {
     )
     .unwrap();
     import_owners(&db, &csv, &plan()).unwrap();
-    assert!(db.check_pin("O-1", "4711").unwrap());
-    assert!(!db.check_pin("O-1", "4712").unwrap());
-    assert!(!db.check_pin("O-1", "").unwrap());
-    assert!(!db.check_pin("O-2", "4711").unwrap(), "O-2 has none");
-    assert!(!db.check_pin("O-404", "4711").unwrap());
+    assert!(db.check_pin("O-1", "4711", 0).unwrap());
+    assert!(!db.check_pin("O-1", "4712", 0).unwrap());
+    assert!(!db.check_pin("O-1", "", 0).unwrap());
+    assert!(!db.check_pin("O-2", "4711", 0).unwrap(), "O-2 has none");
+    assert!(!db.check_pin("O-404", "4711", 0).unwrap());
     // Stored salted and hashed: not the PIN.
     let stored: String = db
         .with(|c| {
@@ -235,7 +235,7 @@ fn pins_are_imported_hashed_checked_and_kept_when_the_column_is_left_out() {
     let plain = dir.path().join("plain.csv");
     std::fs::write(&plain, format!("{HEADER}{TWO}")).unwrap();
     import_owners(&db, &plain, &plan()).unwrap();
-    assert!(db.check_pin("O-1", "4711").unwrap());
+    assert!(db.check_pin("O-1", "4711", 0).unwrap());
     // A bad PIN is a bad row, named without repeating it.
     std::fs::write(
         &csv,
@@ -251,5 +251,39 @@ fn pins_are_imported_hashed_checked_and_kept_when_the_column_is_left_out() {
         err.contains("pin must be 4 to 8 digits") && !err.contains("12a4"),
         "{err}"
     );
-    assert!(db.check_pin("O-1", "4711").unwrap(), "nothing imported");
+    assert!(db.check_pin("O-1", "4711", 0).unwrap(), "nothing imported");
+}
+
+#[test]
+fn five_wrong_pins_lock_the_pin_for_a_quarter_of_an_hour() {
+    let (dir, db) = db_with(TWO);
+    let csv = dir.path().join("pins.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "{}pin\n{},4711\n",
+            HEADER.trim_end().to_string() + ",",
+            TWO.lines().next().unwrap().trim()
+        ),
+    )
+    .unwrap();
+    import_owners(&db, &csv, &plan()).unwrap();
+    let minute = 60_000;
+    for i in 0..5 {
+        assert!(!db.check_pin("O-1", &format!("000{i}"), i * minute).unwrap());
+    }
+    // Locked: even the right PIN is refused now.
+    assert!(!db.check_pin("O-1", "4711", 6 * minute).unwrap());
+    // A quarter of an hour after the first wrong one, it works again.
+    assert!(db.check_pin("O-1", "4711", 15 * minute).unwrap());
+    // A right PIN clears the count: four wrong ones do not lock.
+    for i in 0..4 {
+        assert!(!db.check_pin("O-1", "9999", 16 * minute + i).unwrap());
+    }
+    assert!(db.check_pin("O-1", "4711", 17 * minute).unwrap());
+    // Owners without a PIN are not counted at all.
+    for _ in 0..10 {
+        assert!(!db.check_pin("O-2", "1234", 18 * minute).unwrap());
+    }
+    assert!(db.pin_failures.lock().unwrap().get("O-2").is_none());
 }

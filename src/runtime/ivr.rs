@@ -107,7 +107,7 @@ impl Services {
                     // confirmed here (an agent can).
                     let owner = db.by_typed_unit(&site, &building, &unit)?;
                     match owner {
-                        Some(o) if db.check_pin(&o.id, &pin)? => Ok(Some(o)),
+                        Some(o) if db.check_pin(&o.id, &pin, now_ms())? => Ok(Some(o)),
                         _ => Ok(None),
                     }
                 })
