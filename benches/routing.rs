@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use hotline::acd::{
-    AcdConfig, AcdOutput, AgentConfig, AgentId, AgentState, CallKey, Language, QueueConfig,
-    QueueId, Router, SkillId,
+    AcdConfig, AcdOutput, AgentConfig, AgentId, AgentState, CallId, Language, QueueConfig, QueueId,
+    Router, SkillId,
 };
 
 const AGENTS: u32 = 10_000;
@@ -98,7 +98,7 @@ impl World {
         let q = QueueId(self.rng.below(SKILLS as u64) as u16);
         let p = [0, 0, 0, 100, 200][self.rng.below(5) as usize];
         self.router
-            .handle_call_queued(self.now, CallKey(self.next_call), q, Language::Zh, p, None);
+            .handle_call_queued(self.now, CallId(self.next_call), q, Language::Zh, p, None);
     }
 
     /// Answers every offer at once.
@@ -144,7 +144,7 @@ fn routing(c: &mut Criterion) {
                     let t = Instant::now();
                     w.router.handle_call_queued(
                         w.now,
-                        CallKey(w.next_call),
+                        CallId(w.next_call),
                         q,
                         Language::Zh,
                         0,
@@ -171,7 +171,7 @@ fn routing(c: &mut Criterion) {
 /// figures (`acd::stats::Stats::report`) for a 200-agent centre answering
 /// 400 calls a minute, 30 minutes deep (12,000 calls, 36,000 observations).
 fn window_report(c: &mut Criterion) {
-    use hotline::acd::stats::{ShortAbandons, Stats, StatsConfig};
+    use hotline::acd::stats::{Fact, ShortAbandons, Stats, StatsConfig};
     let cfg = StatsConfig {
         threshold: Duration::from_secs(20),
         short_abandons: ShortAbandons::Ignore,
@@ -181,21 +181,24 @@ fn window_report(c: &mut Criterion) {
     let t0 = Instant::now();
     for i in 0..12_000u64 {
         let at = t0 + Duration::from_millis(i * 150);
-        let (call, agent) = (CallKey(i), AgentId((i % 200) as u32));
-        stats.handle_queued(at, call, (i % 6) as usize);
-        for out in [
-            AcdOutput::Offer { call, agent },
-            AcdOutput::AgentChanged {
+        let (call, agent) = (CallId(i), AgentId((i % 200) as u32));
+        for fact in [
+            Fact::Queued {
+                call,
+                queue: (i % 6) as usize,
+            },
+            Fact::Offered { agent },
+            Fact::AgentChanged {
                 agent,
                 state: AgentState::OnCall { call },
             },
-            AcdOutput::Connected { call, agent },
-            AcdOutput::AgentChanged {
+            Fact::Answered { call, agent },
+            Fact::AgentChanged {
                 agent,
                 state: AgentState::Available { since: at },
             },
         ] {
-            stats.handle_output(at, &out);
+            stats.handle(at, &fact);
         }
         while stats.poll_observed().is_some() {}
     }

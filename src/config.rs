@@ -136,6 +136,9 @@ pub struct AcdSettings {
     pub offer_seconds: u64,
     /// Misses in a row that pause the agent with reason `no-answer`.
     pub max_misses: u32,
+    /// After a missed offer the agent is not offered another call for this
+    /// long (0: at once).
+    pub miss_rest_seconds: u64,
     /// A caller with an open ticket waits this long for the agent who
     /// handled it before anyone else may take the call.
     pub sticky_seconds: u64,
@@ -189,6 +192,7 @@ impl Default for AcdSettings {
             agents: PathBuf::new(),
             offer_seconds: 15,
             max_misses: 3,
+            miss_rest_seconds: 5,
             sticky_seconds: 20,
             announce_seconds: 30,
             assumed_handle_seconds: 180,
@@ -1038,6 +1042,7 @@ impl Config {
             seed,
             ivr,
             agents,
+            queues: None,
             edge: crate::edge::EdgeConfig {
                 guard: crate::edge::GuardConfig {
                     trunks: crate::edge::Networks::parse(&self.sip.trunks).unwrap_or_default(),

@@ -64,6 +64,7 @@ pub mod call;
 pub mod config;
 pub mod edge;
 pub mod http;
+pub mod ids;
 pub mod ivr;
 pub mod media;
 pub mod metrics;

@@ -494,6 +494,8 @@ fn stress(store: Store, writers: usize, events: usize, tag: &str) {
                         kind: EventKind::CallStarted {
                             from: format!("w{w}"),
                             to: "100".into(),
+                            number: String::new(),
+                            outbound: false,
                         },
                     };
                     let Ok(stored) = store.append_blocking(vec![event]) else {

@@ -388,6 +388,22 @@ impl Metrics {
         m
     }
 
+    /// The counters a call event moves (the queue's figures come from the
+    /// ACD's statistics, fed from the same events).
+    pub fn hear(&self, ev: &crate::call::CallEvent) {
+        use crate::call::CallEventKind as K;
+        match &ev.kind {
+            K::Ended { reason, .. } => self.calls.with_label_values(&[reason.label()]).inc(),
+            K::MenuStep { .. } => self.ivr_steps.inc(),
+            K::Queued { queue, .. } => self.calls_queued.with_label_values(&[queue]).inc(),
+            K::ReturnVisit { outcome, .. } => self
+                .return_visits
+                .with_label_values(&[outcome.label()])
+                .inc(),
+            _ => {}
+        }
+    }
+
     /// Agents by state and calls waiting, from the ACD's snapshot.
     pub fn set_acd(&self, s: &crate::runtime::acd::Snapshot) {
         let mut by_state = [0i64; 6];

@@ -90,6 +90,8 @@ fn call_started(call: String, at_ms: i64) -> NewEvent {
         kind: EventKind::CallStarted {
             from: "1001".into(),
             to: "100".into(),
+            number: "1001".into(),
+            outbound: false,
         },
     }
 }
@@ -257,12 +259,17 @@ async fn every_event_kind_reads_back_as_written(db: &TestStore) {
     let kinds = [
         EventKind::CallerIdentified {
             owner: "O-0042".into(),
+            by: "pin".into(),
         },
         EventKind::IvrStepTaken {
             node: "menu".into(),
             detail: "digit 2 \"报修\"".into(),
         },
-        EventKind::CallAbandoned,
+        EventKind::CallAbandoned {
+            queue: "repair".into(),
+            waited_ms: 42_500,
+            reason: "hung_up".into(),
+        },
         EventKind::Committed {
             deadline_ms: T0 + 30 * MIN,
         },
@@ -484,7 +491,11 @@ fn postgres_links_are_encrypted_unless_disabled_and_checked_when_asked() {
                 call: Some("c1".into()),
                 at_ms: 1,
                 actor: Actor::System,
-                kind: EventKind::CallAbandoned,
+                kind: EventKind::CallAbandoned {
+                    queue: "general".into(),
+                    waited_ms: 1,
+                    reason: "hung_up".into(),
+                },
             }])
             .unwrap();
     };

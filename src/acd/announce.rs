@@ -10,14 +10,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::{AgentId, CallKey};
+use super::{AgentId, CallId};
 
 /// How many recent handle times the estimate averages.
 const WINDOW: usize = 50;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Announcement {
-    pub call: CallKey,
+    pub call: CallId,
     /// 1 = next.
     pub position: usize,
     /// Whole minutes, at least 1.
@@ -28,7 +28,7 @@ pub struct Announcement {
 pub struct Announcer {
     every: Duration,
     /// Waiting calls: next announcement and the last place told.
-    waiting: HashMap<CallKey, (Instant, Option<usize>)>,
+    waiting: HashMap<CallId, (Instant, Option<usize>)>,
     /// Calls being handled: which agent, since when.
     talking: HashMap<AgentId, Instant>,
     handle_times: VecDeque<Duration>,
@@ -47,16 +47,16 @@ impl Announcer {
         }
     }
 
-    pub fn handle_queued(&mut self, now: Instant, call: CallKey) {
+    pub fn handle_queued(&mut self, now: Instant, call: CallId) {
         self.waiting.insert(call, (now + self.every, None));
     }
 
     /// Answered, abandoned or gone to the fallback: no more announcements.
-    pub fn handle_left(&mut self, call: CallKey) {
+    pub fn handle_left(&mut self, call: CallId) {
         self.waiting.remove(&call);
     }
 
-    pub fn handle_connected(&mut self, now: Instant, call: CallKey, agent: AgentId) {
+    pub fn handle_connected(&mut self, now: Instant, call: CallId, agent: AgentId) {
         self.waiting.remove(&call);
         self.talking.insert(agent, now);
     }
@@ -87,7 +87,7 @@ impl Announcer {
     pub fn handle_timeout(
         &mut self,
         now: Instant,
-        position: impl Fn(CallKey) -> Option<usize>,
+        position: impl Fn(CallId) -> Option<usize>,
         agents: usize,
     ) -> Vec<Announcement> {
         let mean = self.mean_handle();
@@ -123,14 +123,14 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
         let mut a = Announcer::new(30 * s, 180 * s);
-        a.handle_queued(t0, CallKey(1));
+        a.handle_queued(t0, CallId(1));
         assert!(a.handle_timeout(t0 + 29 * s, |_| Some(3), 2).is_empty());
         let first = a.handle_timeout(t0 + 30 * s, |_| Some(3), 2);
         // 3rd in line, 180 s each, 2 agents: 4.5 min -> 5.
         assert_eq!(
             first,
             [Announcement {
-                call: CallKey(1),
+                call: CallId(1),
                 position: 3,
                 wait_minutes: 5
             }]
@@ -140,7 +140,7 @@ mod tests {
         assert_eq!(second[0].position, 3);
         let third = a.handle_timeout(t0 + 90 * s, |_| Some(1), 2);
         assert_eq!((third[0].position, third[0].wait_minutes), (1, 2));
-        a.handle_left(CallKey(1));
+        a.handle_left(CallId(1));
         assert_eq!(a.poll_timeout(), None);
     }
 
@@ -149,12 +149,12 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
         let mut a = Announcer::new(30 * s, 600 * s);
-        a.handle_connected(t0, CallKey(7), AgentId(1));
+        a.handle_connected(t0, CallId(7), AgentId(1));
         a.handle_call_ended(t0 + 60 * s, AgentId(1));
-        a.handle_connected(t0, CallKey(8), AgentId(2));
+        a.handle_connected(t0, CallId(8), AgentId(2));
         a.handle_call_ended(t0 + 120 * s, AgentId(2));
         assert_eq!(a.mean_handle(), 90 * s);
-        a.handle_queued(t0, CallKey(9));
+        a.handle_queued(t0, CallId(9));
         let due = a.handle_timeout(t0 + 30 * s, |_| Some(2), 1);
         assert_eq!(due[0].wait_minutes, 3);
         // Ringing an agent: nothing said.

@@ -35,18 +35,14 @@
 
 pub mod agents;
 pub mod announce;
+pub mod plan;
 mod router;
 pub mod stats;
 
 pub use router::{AcdConfig, AcdOutput, AgentConfig, AgentState, LeftReason, QueueConfig, Router};
 
-/// An agent (their extension number is the id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AgentId(pub u32);
-
-/// A call as the ACD knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CallKey(pub u64);
+pub use crate::ids::{AgentId, CallId};
+pub use plan::QueuePlan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SkillId(pub u16);

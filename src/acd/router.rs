@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
-use super::{AgentId, CallKey, Language, QueueId, SkillId};
+use super::{AgentId, CallId, Language, QueueId, SkillId};
 
 /// Languages a queue is split into (see the module doc).
 const LANGS: u16 = Language::ALL.len() as u16;
@@ -58,6 +58,13 @@ pub struct AcdConfig {
     /// How long a caller with an open ticket waits for the agent who
     /// handled it before anyone may take the call.
     pub sticky_wait: Duration,
+    /// After a miss the agent is not offered another call for this long
+    /// (a phone that refuses at once would otherwise use up every miss in
+    /// milliseconds).
+    pub miss_rest: Duration,
+    /// Agents are offered calls only while their phone is registered
+    /// ([`Router::handle_phone`]); false: every agent has one (tests).
+    pub phones_required: bool,
 }
 
 impl Default for AcdConfig {
@@ -66,6 +73,8 @@ impl Default for AcdConfig {
             offer_timeout: Duration::from_secs(15),
             max_misses: 3,
             sticky_wait: Duration::from_secs(20),
+            miss_rest: Duration::ZERO,
+            phones_required: false,
         }
     }
 }
@@ -106,11 +115,11 @@ pub enum AgentState {
     },
     /// Their phone rings with `call` until `until`.
     Reserved {
-        call: CallKey,
+        call: CallId,
         until: Instant,
     },
     OnCall {
-        call: CallKey,
+        call: CallId,
     },
     WrapUp {
         until: Instant,
@@ -132,22 +141,22 @@ pub enum LeftReason {
 pub enum AcdOutput {
     /// Ring `agent` with `call`.
     Offer {
-        call: CallKey,
+        call: CallId,
         agent: AgentId,
     },
     /// Stop ringing `agent` (caller gone, agent logged out or timed out).
     Withdraw {
-        call: CallKey,
+        call: CallId,
         agent: AgentId,
     },
     /// The agent answered: bridge them.
     Connected {
-        call: CallKey,
+        call: CallId,
         agent: AgentId,
     },
     /// The call leaves the ACD without an agent.
     Left {
-        call: CallKey,
+        call: CallId,
         reason: LeftReason,
     },
     AgentChanged {
@@ -156,7 +165,7 @@ pub enum AcdOutput {
     },
     /// The agent let the offer go: refused, or rang out (a no-answer).
     Missed {
-        call: CallKey,
+        call: CallId,
         agent: AgentId,
     },
 }
@@ -169,6 +178,17 @@ struct Agent {
     /// Log out once the current call is over.
     logout_after_call: bool,
     generation: u32,
+    /// A phone is registered to ring.
+    phone: bool,
+    /// Resting after a miss: available, not offered calls until then.
+    resting_until: Option<Instant>,
+}
+
+impl Agent {
+    /// Whether an available agent may be offered a call now.
+    fn offerable(&self) -> bool {
+        self.phone && self.resting_until.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +213,7 @@ struct Waiting {
 }
 
 /// Ordering of a queue's waiting set: priority high first, then arrival.
-type WaitKey = (Reverse<u8>, Instant, CallKey);
+type WaitKey = (Reverse<u8>, Instant, CallId);
 
 #[derive(Debug)]
 struct Queue {
@@ -207,8 +227,9 @@ struct Queue {
 enum TimerKind {
     OfferTimeout(AgentId),
     WrapUpOver(AgentId),
-    StickyOver(CallKey),
-    MaxWait(CallKey),
+    Rested(AgentId),
+    StickyOver(CallId),
+    MaxWait(CallId),
     Widen(QueueId),
 }
 
@@ -216,20 +237,21 @@ pub struct Router {
     cfg: AcdConfig,
     agents: IdMap<AgentId, Agent>,
     queues: Vec<Queue>,
-    calls: IdMap<CallKey, Waiting>,
+    calls: IdMap<CallId, Waiting>,
     /// Per skill, per level: available agents by idle time.
     available: Vec<[BTreeSet<(Instant, AgentId)>; LEVELS]>,
     /// Queues each skill serves, and queues it serves once widened.
     queues_of_skill: Vec<Vec<QueueId>>,
     neighbour_queues_of_skill: Vec<Vec<QueueId>>,
     /// Calls held for a particular agent, oldest first.
-    sticky: IdMap<AgentId, VecDeque<CallKey>>,
+    sticky: IdMap<AgentId, VecDeque<CallId>>,
     timers: BinaryHeap<Reverse<(Instant, TimerKind, u32)>>,
     out: VecDeque<AcdOutput>,
 }
 
 impl Router {
     pub fn new(cfg: AcdConfig, queues: Vec<QueueConfig>, agents: Vec<AgentConfig>) -> Self {
+        let phones_required = cfg.phones_required;
         // One queue per (queue, language), one skill per (skill, language).
         let queues: Vec<QueueConfig> = queues
             .into_iter()
@@ -296,6 +318,8 @@ impl Router {
                             misses: 0,
                             logout_after_call: false,
                             generation: 0,
+                            phone: !phones_required,
+                            resting_until: None,
                         },
                     )
                 })
@@ -338,7 +362,7 @@ impl Router {
     }
 
     /// The caller's place in its queue (1 = next), for announcements.
-    pub fn position(&self, call: CallKey) -> Option<usize> {
+    pub fn position(&self, call: CallId) -> Option<usize> {
         let w = self.calls.get(&call)?;
         if w.at != Where::Queued {
             return None;
@@ -360,7 +384,7 @@ impl Router {
     pub fn handle_call_queued(
         &mut self,
         now: Instant,
-        call: CallKey,
+        call: CallId,
         queue: QueueId,
         language: Language,
         priority: u8,
@@ -386,10 +410,11 @@ impl Router {
         // (ringing, on a call, in wrap-up); paused or logged out: no wait.
         if let Some(agent) = sticky.filter(|a| {
             self.agents.get(a).is_some_and(|a| {
-                !matches!(a.state, AgentState::LoggedOut | AgentState::Paused { .. })
+                a.phone && !matches!(a.state, AgentState::LoggedOut | AgentState::Paused { .. })
             })
         }) {
-            if matches!(self.agents[&agent].state, AgentState::Available { .. }) {
+            let a = &self.agents[&agent];
+            if matches!(a.state, AgentState::Available { .. }) && a.offerable() {
                 return self.offer(now, call, agent);
             }
             self.calls.get_mut(&call).expect("inserted").at = Where::Sticky { agent };
@@ -406,7 +431,7 @@ impl Router {
     }
 
     /// The caller hung up (while waiting or while an agent's phone rang).
-    pub fn handle_call_abandoned(&mut self, now: Instant, call: CallKey) {
+    pub fn handle_call_abandoned(&mut self, now: Instant, call: CallId) {
         let Some(w) = self.calls.remove(&call) else {
             return;
         };
@@ -443,6 +468,33 @@ impl Router {
         }
     }
 
+    /// The agent's phone registered (or its registration is gone): only
+    /// agents with a phone are offered calls.
+    pub fn handle_phone(&mut self, now: Instant, agent: AgentId, registered: bool) {
+        let Some(a) = self.agents.get_mut(&agent) else {
+            return;
+        };
+        if a.phone == registered {
+            return;
+        }
+        if !registered {
+            self.unavailable(agent);
+        }
+        let a = self.agents.get_mut(&agent).expect("known agent");
+        a.phone = registered;
+        if let (true, true, AgentState::Available { since }) =
+            (registered, a.offerable(), a.state.clone())
+        {
+            self.index(agent, since);
+            self.route_agent(now, agent);
+        }
+    }
+
+    /// Whether the agent's phone is registered.
+    pub fn has_phone(&self, agent: AgentId) -> bool {
+        self.agents.get(&agent).is_some_and(|a| a.phone)
+    }
+
     /// Ready after a pause (or a login).
     pub fn handle_ready(&mut self, now: Instant, agent: AgentId) {
         let Some(a) = self.agents.get_mut(&agent) else {
@@ -474,7 +526,7 @@ impl Router {
     }
 
     /// The agent's phone answered the offer.
-    pub fn handle_answered(&mut self, now: Instant, call: CallKey, agent: AgentId) {
+    pub fn handle_answered(&mut self, now: Instant, call: CallId, agent: AgentId) {
         let Some(a) = self.agents.get_mut(&agent) else {
             return;
         };
@@ -491,7 +543,7 @@ impl Router {
 
     /// The agent's phone refused (486, 603) or failed: a miss, and the call
     /// goes to someone else.
-    pub fn handle_refused(&mut self, now: Instant, call: CallKey, agent: AgentId) {
+    pub fn handle_refused(&mut self, now: Instant, call: CallId, agent: AgentId) {
         if matches!(self.agents.get(&agent).map(|a| &a.state), Some(AgentState::Reserved { call: c, .. }) if *c == call)
         {
             self.miss(now, agent, call);
@@ -543,6 +595,19 @@ impl Router {
                         && matches!(a.state, AgentState::WrapUp { .. })
                     {
                         self.set_available(now, agent, Some(now));
+                    }
+                }
+                TimerKind::Rested(agent) => {
+                    // Whatever happened meanwhile, the rest is over.
+                    if let Some(a) = self.agents.get_mut(&agent)
+                        && a.resting_until.is_some_and(|until| until <= now)
+                    {
+                        a.resting_until = None;
+                        if let (true, AgentState::Available { since }) = (a.offerable(), &a.state) {
+                            let since = *since;
+                            self.index(agent, since);
+                            self.route_agent_if_available(now, agent);
+                        }
                     }
                 }
                 TimerKind::StickyOver(call) => {
@@ -676,7 +741,7 @@ impl Router {
 
     /// The call `agent` should take now (and the queue it heads), if any.
     /// A sticky call is taken off the agent's list here.
-    fn call_for(&mut self, now: Instant, agent: AgentId) -> Option<(CallKey, Option<QueueId>)> {
+    fn call_for(&mut self, now: Instant, agent: AgentId) -> Option<(CallId, Option<QueueId>)> {
         if let Some(list) = self.sticky.get_mut(&agent)
             && let Some(call) = list.pop_front()
         {
@@ -747,7 +812,7 @@ impl Router {
         best.map(|((_, _, call), queue)| (call, Some(queue)))
     }
 
-    fn offer(&mut self, now: Instant, call: CallKey, agent: AgentId) {
+    fn offer(&mut self, now: Instant, call: CallId, agent: AgentId) {
         let Some(w) = self.calls.get_mut(&call) else {
             return;
         };
@@ -773,7 +838,7 @@ impl Router {
 
     /// The offer to `agent` came back unanswered: a miss, and the call is
     /// routed again (keeping its place).
-    fn miss(&mut self, now: Instant, agent: AgentId, call: CallKey) {
+    fn miss(&mut self, now: Instant, agent: AgentId, call: CallId) {
         self.out.push_back(AcdOutput::Missed { call, agent });
         let a = self.agents.get_mut(&agent).expect("known agent");
         a.misses += 1;
@@ -787,7 +852,14 @@ impl Router {
                 },
             );
         } else {
-            // To the back of the idle order: others are tried first.
+            // To the back of the idle order: others are tried first, and
+            // this agent not again before the rest is over.
+            if !self.cfg.miss_rest.is_zero() {
+                let until = now + self.cfg.miss_rest;
+                a.resting_until = Some(until);
+                self.timers
+                    .push(Reverse((until, TimerKind::Rested(agent), 0)));
+            }
             self.set_available_no_route(now, agent, Some(now));
         }
         self.requeue(now, call);
@@ -796,7 +868,7 @@ impl Router {
         }
     }
 
-    fn requeue(&mut self, now: Instant, call: CallKey) {
+    fn requeue(&mut self, now: Instant, call: CallId) {
         let Some(w) = self.calls.get_mut(&call) else {
             return;
         };
@@ -805,7 +877,7 @@ impl Router {
         self.route_queue(now, queue);
     }
 
-    fn enqueue(&mut self, call: CallKey) {
+    fn enqueue(&mut self, call: CallId) {
         let w = self.calls.get_mut(&call).expect("known call");
         w.at = Where::Queued;
         self.queues[w.queue.0 as usize]
@@ -813,7 +885,7 @@ impl Router {
             .insert((Reverse(w.priority), w.since, call));
     }
 
-    fn unstick(&mut self, agent: AgentId, call: CallKey) {
+    fn unstick(&mut self, agent: AgentId, call: CallId) {
         if let Some(list) = self.sticky.get_mut(&agent) {
             list.retain(|c| *c != call);
             if list.is_empty() {
@@ -875,7 +947,9 @@ impl Router {
     /// offer withdrawn through no fault of theirs), then routed: a call that
     /// is waiting for them is offered before they are indexed at all.
     fn set_available(&mut self, now: Instant, agent: AgentId, since: Option<Instant>) {
-        if let Some((call, queue)) = self.call_for(now, agent) {
+        if self.agents[&agent].offerable()
+            && let Some((call, queue)) = self.call_for(now, agent)
+        {
             self.offer(now, call, agent);
             if let Some(queue) = queue {
                 self.route_queue(now, queue);
@@ -886,7 +960,8 @@ impl Router {
     }
 
     fn route_agent_if_available(&mut self, now: Instant, agent: AgentId) {
-        if matches!(self.agents[&agent].state, AgentState::Available { .. }) {
+        let a = &self.agents[&agent];
+        if matches!(a.state, AgentState::Available { .. }) && a.offerable() {
             self.route_agent(now, agent);
         }
     }
@@ -899,12 +974,20 @@ impl Router {
             AgentState::Reserved { until, .. } => until - self.cfg.offer_timeout,
             _ => now,
         });
+        if a.offerable() {
+            self.index(agent, since);
+        }
+        self.set_state(agent, AgentState::Available { since });
+    }
+
+    /// Puts the agent in the available index (idle since `since`).
+    fn index(&mut self, agent: AgentId, since: Instant) {
+        let a = &self.agents[&agent];
         for &(skill, level) in &a.cfg.skills {
             if let Some(levels) = self.available.get_mut(skill.0 as usize) {
                 levels[(level as usize).min(LEVELS - 1)].insert((since, agent));
             }
         }
-        self.set_state(agent, AgentState::Available { since });
     }
 
     /// Takes the agent out of the available index (if there).
@@ -924,7 +1007,7 @@ impl Router {
     /// Panics when an internal invariant does not hold (randomized tests).
     #[cfg(test)]
     pub fn check(&self, now: Instant) {
-        let mut holders: HashMap<CallKey, AgentId> = HashMap::new();
+        let mut holders: HashMap<CallId, AgentId> = HashMap::new();
         for (id, a) in &self.agents {
             match &a.state {
                 AgentState::Reserved { call, until } => {
@@ -939,7 +1022,7 @@ impl Router {
                         "{call:?}"
                     );
                 }
-                AgentState::Available { since } => {
+                AgentState::Available { since } if a.offerable() => {
                     for &(skill, level) in &a.cfg.skills {
                         assert!(
                             self.available[skill.0 as usize][level as usize]
@@ -960,7 +1043,7 @@ impl Router {
         let expected: usize = self
             .agents
             .values()
-            .filter(|a| matches!(a.state, AgentState::Available { .. }))
+            .filter(|a| matches!(a.state, AgentState::Available { .. }) && a.offerable())
             .map(|a| a.cfg.skills.len())
             .sum();
         assert_eq!(indexed, expected, "stale entries in the available index");

@@ -18,7 +18,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::{AcdOutput, AgentId, AgentState, CallKey, LeftReason};
+use super::{AcdOutput, AgentId, AgentState, CallId, LeftReason};
 
 /// How abandons within the threshold count in the offered definition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -99,10 +99,67 @@ enum Activity {
     Busy,
 }
 
+/// What the figures are computed from: the queue's and the agents' side
+/// of the call events (see `call::event`), each with its time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fact {
+    /// Entered queue number `queue` (router order).
+    Queued {
+        call: CallId,
+        queue: usize,
+    },
+    /// An agent's phone rang with a call.
+    Offered {
+        agent: AgentId,
+    },
+    /// It did not take it.
+    Missed {
+        agent: AgentId,
+    },
+    Answered {
+        call: CallId,
+        agent: AgentId,
+    },
+    /// Left the queue without an agent: abandoned, or (overflow) sent to
+    /// the queue's fallback after its longest wait.
+    Left {
+        call: CallId,
+        overflow: bool,
+    },
+    AgentChanged {
+        agent: AgentId,
+        state: AgentState,
+    },
+}
+
+impl Fact {
+    /// The facts in the router's own outputs (tests drive the router and
+    /// the figures together; live, the call events carry these).
+    pub fn from_output(out: &AcdOutput) -> Option<Fact> {
+        Some(match out {
+            AcdOutput::Offer { agent, .. } => Fact::Offered { agent: *agent },
+            AcdOutput::Missed { agent, .. } => Fact::Missed { agent: *agent },
+            AcdOutput::Connected { call, agent } => Fact::Answered {
+                call: *call,
+                agent: *agent,
+            },
+            AcdOutput::Left { call, reason } => Fact::Left {
+                call: *call,
+                overflow: *reason == LeftReason::MaxWait,
+            },
+            AcdOutput::AgentChanged { agent, state } => Fact::AgentChanged {
+                agent: *agent,
+                state: state.clone(),
+            },
+            AcdOutput::Withdraw { .. } => return None,
+        })
+    }
+}
+
 pub struct Stats {
     cfg: StatsConfig,
     queues: usize,
-    waiting: HashMap<CallKey, (usize, Instant)>,
+    waiting: HashMap<CallId, (usize, Instant)>,
     /// Agents on a call (or wrapping one up): queue, connected at.
     handling: HashMap<AgentId, (usize, Instant)>,
     activity: HashMap<AgentId, (Activity, Instant)>,
@@ -126,38 +183,39 @@ impl Stats {
         }
     }
 
-    pub fn handle_queued(&mut self, now: Instant, call: CallKey, queue: usize) {
-        self.waiting.entry(call).or_insert((queue, now));
-    }
-
-    pub fn handle_output(&mut self, now: Instant, out: &AcdOutput) {
-        match out {
-            AcdOutput::Offer { agent, .. } => {
-                self.observe(now, Observed::Offered { agent: *agent })
+    /// Takes one fact at the time it happened. Live, the ACD thread feeds
+    /// them as they come; a report replays them from the log: the same
+    /// facts at the same times give the same figures.
+    pub fn handle(&mut self, now: Instant, fact: &Fact) {
+        match fact {
+            Fact::Queued { call, queue } => {
+                if *queue < self.queues {
+                    self.waiting.entry(*call).or_insert((*queue, now));
+                }
             }
-            AcdOutput::Missed { agent, .. } => {
-                self.observe(now, Observed::Missed { agent: *agent })
-            }
-            AcdOutput::Connected { call, agent } => {
+            Fact::Offered { agent } => self.observe(now, Observed::Offered { agent: *agent }),
+            Fact::Missed { agent } => self.observe(now, Observed::Missed { agent: *agent }),
+            Fact::Answered { call, agent } => {
                 if let Some((queue, since)) = self.waiting.remove(call) {
                     let wait = now.saturating_duration_since(since);
                     self.observe(now, Observed::Answered { queue, wait });
                     self.handling.insert(*agent, (queue, now));
                 }
             }
-            AcdOutput::Left { call, reason } => {
+            Fact::Left { call, overflow } => {
                 if let Some((queue, since)) = self.waiting.remove(call) {
                     let wait = now.saturating_duration_since(since);
                     self.observe(
                         now,
-                        match reason {
-                            LeftReason::Abandoned => Observed::Abandoned { queue, wait },
-                            LeftReason::MaxWait => Observed::Overflowed { queue, wait },
+                        if *overflow {
+                            Observed::Overflowed { queue, wait }
+                        } else {
+                            Observed::Abandoned { queue, wait }
                         },
                     );
                 }
             }
-            AcdOutput::AgentChanged { agent, state } => {
+            Fact::AgentChanged { agent, state } => {
                 let activity = match state {
                     AgentState::LoggedOut | AgentState::Paused { .. } => Activity::Away,
                     AgentState::Available { .. } | AgentState::Reserved { .. } => Activity::Idle,
@@ -178,7 +236,6 @@ impl Stats {
                         .push_back((since, now, was == Activity::Busy));
                 }
             }
-            AcdOutput::Withdraw { .. } => {}
         }
     }
 
@@ -349,7 +406,9 @@ mod tests {
             self.router.handle_timeout(now);
             let mut outs = Vec::new();
             while let Some(o) = self.router.poll_output() {
-                self.stats.handle_output(now, &o);
+                if let Some(fact) = Fact::from_output(&o) {
+                    self.stats.handle(now, &fact);
+                }
                 outs.push(o);
             }
             while let Some(o) = self.stats.poll_observed() {
@@ -361,7 +420,7 @@ mod tests {
         /// A call at `t` answered after `wait` s, talked 30 s, wrapped up
         /// 10 s; the agent stays ready 20 s more, then takes a break.
         fn answered(&mut self, call: u64, t: u64, wait: u64) {
-            let key = CallKey(call);
+            let key = CallId(call);
             self.queued(key, t);
             let outs = self.at(t + wait, |r, now| r.handle_ready(now, AgentId(7)));
             assert!(outs.contains(&AcdOutput::Offer {
@@ -377,14 +436,19 @@ mod tests {
         }
 
         fn abandoned(&mut self, call: u64, t: u64, wait: u64) {
-            let key = CallKey(call);
+            let key = CallId(call);
             self.queued(key, t);
             self.at(t + wait, |r, now| r.handle_call_abandoned(now, key));
         }
 
-        fn queued(&mut self, key: CallKey, t: u64) {
-            self.stats
-                .handle_queued(self.start + Duration::from_secs(t), key, 0);
+        fn queued(&mut self, key: CallId, t: u64) {
+            self.stats.handle(
+                self.start + Duration::from_secs(t),
+                &Fact::Queued {
+                    call: key,
+                    queue: 0,
+                },
+            );
             self.at(t, |r, now| {
                 r.handle_call_queued(now, key, QueueId(0), Language::Zh, 0, None)
             });
@@ -469,13 +533,19 @@ mod tests {
         };
         let mut stats = Stats::new(cfg, 2);
         let t0 = Instant::now();
-        stats.handle_queued(t0, CallKey(1), 0);
+        stats.handle(
+            t0,
+            &Fact::Queued {
+                call: CallId(1),
+                queue: 0,
+            },
+        );
         assert_eq!(stats.longest_waits(t0 + 7 * S), [7 * S, Duration::ZERO]);
-        stats.handle_output(
+        stats.handle(
             t0 + 30 * S,
-            &AcdOutput::Left {
-                call: CallKey(1),
-                reason: LeftReason::MaxWait,
+            &Fact::Left {
+                call: CallId(1),
+                overflow: true,
             },
         );
         let r = stats.report(t0 + 31 * S);
@@ -490,9 +560,9 @@ mod tests {
     #[test]
     fn missed_offers_are_counted_per_agent() {
         let mut day = Day::new(ShortAbandons::Ignore);
-        day.queued(CallKey(1), 10);
+        day.queued(CallId(1), 10);
         day.at(10, |r, now| r.handle_ready(now, AgentId(7)));
-        day.at(12, |r, now| r.handle_refused(now, CallKey(1), AgentId(7)));
+        day.at(12, |r, now| r.handle_refused(now, CallId(1), AgentId(7)));
         let text = day.metrics.render();
         assert!(
             text.contains("hotline_agent_no_answers_total{agent=\"7\"} 1"),

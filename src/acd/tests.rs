@@ -66,7 +66,7 @@ impl Sim {
     fn queue_call(&mut self, call: u64, q: u16, priority: u8) {
         self.r.handle_call_queued(
             self.now,
-            CallKey(call),
+            CallId(call),
             QueueId(q),
             Language::Zh,
             priority,
@@ -96,7 +96,7 @@ impl Sim {
 
 fn offer(call: u64, agent: u32) -> AcdOutput {
     AcdOutput::Offer {
-        call: CallKey(call),
+        call: CallId(call),
         agent: AgentId(agent),
     }
 }
@@ -128,13 +128,12 @@ fn key_customer_jumps_the_queue_and_an_emergency_goes_first_of_all() {
     sim.queue_call(3, 0, priority::KEY_CUSTOMER);
     sim.now += S;
     sim.queue_call(4, 0, priority::EMERGENCY);
-    assert_eq!(sim.r.position(CallKey(1)), Some(4));
-    assert_eq!(sim.r.position(CallKey(4)), Some(1));
+    assert_eq!(sim.r.position(CallId(1)), Some(4));
+    assert_eq!(sim.r.position(CallId(4)), Some(1));
     sim.login(&[1]);
     assert_eq!(sim.take(), [offer(4, 1)]);
     for (next, call) in [(3, 3), (2, 2), (1, 1)] {
-        sim.r
-            .handle_answered(sim.now, CallKey(call + 1), AgentId(1));
+        sim.r.handle_answered(sim.now, CallId(call + 1), AgentId(1));
         sim.r.handle_call_ended(sim.now, AgentId(1));
         sim.drain();
         sim.take();
@@ -156,12 +155,12 @@ fn the_best_skill_fit_first_then_widening_after_the_wait() {
     sim.login(&[1, 2, 3]); // 1 idle longest, but 2 is the good fit
     sim.queue_call(1, 0, 0);
     assert_eq!(sim.take(), [offer(1, 2)]);
-    sim.r.handle_answered(sim.now, CallKey(1), AgentId(2));
+    sim.r.handle_answered(sim.now, CallId(1), AgentId(2));
     sim.drain();
     sim.take();
     sim.queue_call(2, 0, 0);
     assert_eq!(sim.take(), [offer(2, 1)], "level 4 is above min_level 3");
-    sim.r.handle_answered(sim.now, CallKey(2), AgentId(1));
+    sim.r.handle_answered(sim.now, CallId(2), AgentId(1));
     sim.drain();
     sim.take();
     sim.queue_call(3, 0, 0);
@@ -190,7 +189,7 @@ fn after_the_wait_a_neighbouring_skill_takes_the_call_if_no_own_agent_is_free() 
     sim.advance(S);
     assert_eq!(sim.take(), [offer(1, 1)]);
     // With an agent of the own skill free, the neighbour waits.
-    sim.r.handle_answered(sim.now, CallKey(1), AgentId(1));
+    sim.r.handle_answered(sim.now, CallId(1), AgentId(1));
     sim.r.handle_call_ended(sim.now, AgentId(1));
     sim.r.handle_ready(sim.now, AgentId(1));
     sim.login(&[2]);
@@ -216,14 +215,14 @@ fn a_caller_is_served_only_by_an_agent_of_their_language_and_never_waits_behind_
     sim.login(&[1]); // only the English-speaking agent is in
     sim.queue_call(1, 0, priority::VIP); // Mandarin, first in line
     sim.r
-        .handle_call_queued(sim.now, CallKey(2), QueueId(0), Language::En, 0, None);
+        .handle_call_queued(sim.now, CallId(2), QueueId(0), Language::En, 0, None);
     sim.drain();
     assert_eq!(
         sim.take(),
         [offer(2, 1)],
         "the English caller is not stuck behind"
     );
-    sim.r.handle_answered(sim.now, CallKey(2), AgentId(1));
+    sim.r.handle_answered(sim.now, CallId(2), AgentId(1));
     sim.drain();
     sim.take();
     sim.advance(600 * S - S);
@@ -251,11 +250,11 @@ fn an_agent_who_does_not_answer_is_skipped_and_paused_after_three_misses() {
         sim.take(),
         [
             AcdOutput::Withdraw {
-                call: CallKey(1),
+                call: CallId(1),
                 agent: AgentId(1)
             },
             AcdOutput::Missed {
-                call: CallKey(1),
+                call: CallId(1),
                 agent: AgentId(1)
             },
             offer(1, 2)
@@ -263,13 +262,13 @@ fn an_agent_who_does_not_answer_is_skipped_and_paused_after_three_misses() {
         "skipped to the next agent"
     );
     // Agent 1 misses two more and is paused.
-    sim.r.handle_refused(sim.now, CallKey(1), AgentId(2));
+    sim.r.handle_refused(sim.now, CallId(1), AgentId(2));
     sim.drain();
     assert_eq!(
         sim.take(),
         [
             AcdOutput::Missed {
-                call: CallKey(1),
+                call: CallId(1),
                 agent: AgentId(2)
             },
             offer(1, 1)
@@ -278,7 +277,7 @@ fn an_agent_who_does_not_answer_is_skipped_and_paused_after_three_misses() {
     );
     sim.advance(15 * S);
     sim.take();
-    sim.r.handle_refused(sim.now, CallKey(1), AgentId(2));
+    sim.r.handle_refused(sim.now, CallId(1), AgentId(2));
     sim.drain();
     sim.take();
     sim.advance(15 * S);
@@ -291,30 +290,82 @@ fn an_agent_who_does_not_answer_is_skipped_and_paused_after_three_misses() {
 }
 
 #[test]
+fn an_agent_without_a_registered_phone_is_offered_nothing_and_a_miss_rests_the_agent() {
+    let mut sim = Sim::new(vec![queue(0, 0)], vec![agent(1, &[(0, 8)])]);
+    sim.r = Router::new(
+        AcdConfig {
+            miss_rest: 5 * S,
+            phones_required: true,
+            ..AcdConfig::default()
+        },
+        vec![queue(0, 0)],
+        vec![agent(1, &[(0, 8)])],
+    );
+    sim.drain();
+    sim.login(&[1]);
+    sim.queue_call(1, 0, 0);
+    assert!(
+        matches!(sim.state(1), AgentState::Available { .. }),
+        "made available"
+    );
+    assert_eq!(sim.take(), [], "but no phone: no offer");
+    sim.r.handle_phone(sim.now, AgentId(1), true);
+    sim.drain();
+    assert_eq!(sim.take(), [offer(1, 1)], "the phone registered: offered");
+    // The phone refuses at once: the agent rests before the next offer,
+    // instead of using up every miss within milliseconds.
+    sim.r.handle_refused(sim.now, CallId(1), AgentId(1));
+    sim.drain();
+    assert_eq!(
+        sim.take(),
+        [AcdOutput::Missed {
+            call: CallId(1),
+            agent: AgentId(1)
+        }]
+    );
+    sim.advance(4 * S);
+    assert_eq!(sim.take(), [], "still resting");
+    sim.advance(S);
+    assert_eq!(sim.take(), [offer(1, 1)], "rested: offered again");
+    // The registration goes: no more offers, not even after a miss.
+    sim.r.handle_phone(sim.now, AgentId(1), false);
+    sim.advance(15 * S);
+    sim.take();
+    sim.advance(30 * S);
+    assert!(
+        !sim.take()
+            .iter()
+            .any(|o| matches!(o, AcdOutput::Offer { .. })),
+        "no phone, no offer"
+    );
+    sim.r.check(sim.now);
+}
+
+#[test]
 fn cancel_while_the_agent_rings_frees_the_agent_with_no_miss() {
     let mut sim = Sim::new(vec![queue(0, 0)], vec![agent(1, &[(0, 8)])]);
     sim.login(&[1]);
     sim.queue_call(1, 0, 0);
     sim.take();
     sim.now += 3 * S;
-    sim.r.handle_call_abandoned(sim.now, CallKey(1));
+    sim.r.handle_call_abandoned(sim.now, CallId(1));
     sim.drain();
     assert_eq!(
         sim.take(),
         [
             AcdOutput::Withdraw {
-                call: CallKey(1),
+                call: CallId(1),
                 agent: AgentId(1)
             },
             AcdOutput::Left {
-                call: CallKey(1),
+                call: CallId(1),
                 reason: LeftReason::Abandoned
             }
         ]
     );
     assert!(matches!(sim.state(1), AgentState::Available { .. }));
     // A late answer from the agent's phone changes nothing.
-    sim.r.handle_answered(sim.now, CallKey(1), AgentId(1));
+    sim.r.handle_answered(sim.now, CallId(1), AgentId(1));
     sim.drain();
     assert!(sim.take().is_empty());
 }
@@ -334,7 +385,7 @@ fn an_agent_logging_out_mid_offer_passes_the_call_on() {
         sim.take(),
         [
             AcdOutput::Withdraw {
-                call: CallKey(1),
+                call: CallId(1),
                 agent: AgentId(1)
             },
             offer(1, 2)
@@ -352,10 +403,10 @@ fn a_caller_with_an_open_ticket_waits_up_to_20_s_for_their_agent() {
     sim.login(&[1, 2]);
     sim.queue_call(9, 0, 0);
     sim.take();
-    sim.r.handle_answered(sim.now, CallKey(9), AgentId(1)); // 1 is busy
+    sim.r.handle_answered(sim.now, CallId(9), AgentId(1)); // 1 is busy
     sim.r.handle_call_queued(
         sim.now,
-        CallKey(1),
+        CallId(1),
         QueueId(0),
         Language::Zh,
         0,
@@ -374,10 +425,10 @@ fn a_caller_with_an_open_ticket_waits_up_to_20_s_for_their_agent() {
     sim.drain();
     assert_eq!(sim.take(), [offer(1, 1)], "their agent, within 20 s");
     // Another caller whose agent stays busy goes to anyone after 20 s.
-    sim.r.handle_answered(sim.now, CallKey(1), AgentId(1));
+    sim.r.handle_answered(sim.now, CallId(1), AgentId(1));
     sim.r.handle_call_queued(
         sim.now,
-        CallKey(2),
+        CallId(2),
         QueueId(0),
         Language::Zh,
         0,
@@ -407,7 +458,7 @@ fn no_sticky_wait_for_an_agent_who_is_paused_or_logged_out() {
         sim.take();
         sim.r.handle_call_queued(
             sim.now,
-            CallKey(1),
+            CallId(1),
             QueueId(0),
             Language::Zh,
             0,
@@ -423,7 +474,7 @@ fn wrap_up_then_ready_and_a_logout_during_a_call_waits_for_its_end() {
     let mut sim = Sim::new(vec![queue(0, 0)], vec![agent(1, &[(0, 8)])]);
     sim.login(&[1]);
     sim.queue_call(1, 0, 0);
-    sim.r.handle_answered(sim.now, CallKey(1), AgentId(1));
+    sim.r.handle_answered(sim.now, CallId(1), AgentId(1));
     sim.r.handle_call_ended(sim.now, AgentId(1));
     assert!(matches!(sim.state(1), AgentState::WrapUp { .. }));
     sim.queue_call(2, 0, 0);
@@ -432,7 +483,7 @@ fn wrap_up_then_ready_and_a_logout_during_a_call_waits_for_its_end() {
     assert!(sim.take().is_empty(), "still wrapping up");
     sim.advance(S);
     assert_eq!(sim.take(), [offer(2, 1)]);
-    sim.r.handle_answered(sim.now, CallKey(2), AgentId(1));
+    sim.r.handle_answered(sim.now, CallId(2), AgentId(1));
     sim.r.handle_logout(sim.now, AgentId(1));
     assert!(
         matches!(sim.state(1), AgentState::OnCall { .. }),
@@ -452,7 +503,7 @@ fn a_call_waiting_too_long_leaves_for_the_fallback() {
     assert_eq!(
         sim.take(),
         [AcdOutput::Left {
-            call: CallKey(1),
+            call: CallId(1),
             reason: LeftReason::MaxWait
         }]
     );
@@ -496,10 +547,10 @@ impl Rng {
 #[derive(Default)]
 struct Ledger {
     /// Call -> agent ringing now.
-    ringing: HashMap<CallKey, AgentId>,
+    ringing: HashMap<CallId, AgentId>,
     /// Agent -> call ringing or on call.
-    holding: HashMap<AgentId, CallKey>,
-    ended: HashMap<CallKey, u32>,
+    holding: HashMap<AgentId, CallId>,
+    ended: HashMap<CallId, u32>,
 }
 
 impl Ledger {
@@ -573,14 +624,19 @@ fn randomized(seed: u64, events: usize) {
             offer_timeout: 8 * S,
             max_misses: 2,
             sticky_wait: 10 * S,
+            miss_rest: 4 * S,
+            phones_required: true,
         },
         queues,
         agents,
     );
     let mut now = Instant::now();
+    for a in 1..=12 {
+        r.handle_phone(now, AgentId(a), true);
+    }
     let mut ledger = Ledger::default();
     let mut next_call = 0u64;
-    let mut live: Vec<CallKey> = Vec::new();
+    let mut live: Vec<CallId> = Vec::new();
     let mut on_call: Vec<AgentId> = Vec::new();
     let mut trace: std::collections::VecDeque<String> = Default::default();
     for _ in 0..events {
@@ -593,7 +649,7 @@ fn randomized(seed: u64, events: usize) {
         match roll {
             0..=24 => {
                 next_call += 1;
-                let call = CallKey(next_call);
+                let call = CallId(next_call);
                 let sticky = (rng.below(10) == 0).then_some(agent);
                 let p = [0, 0, 0, 100, 200, 255][rng.below(6) as usize];
                 let language = Language::ALL[rng.below(2) as usize];
@@ -629,6 +685,7 @@ fn randomized(seed: u64, events: usize) {
                 ledger.holding.remove(&a);
                 r.handle_call_ended(now, a);
             }
+            90..=91 => r.handle_phone(now, agent, rng.below(3) != 0),
             _ => {
                 now += Duration::from_secs_f64(rng.exp(3.0));
                 r.handle_timeout(now);
@@ -669,7 +726,7 @@ fn randomized(seed: u64, events: usize) {
         }
     }
     for id in 1..=next_call {
-        let ends = ledger.ended.get(&CallKey(id)).copied().unwrap_or(0);
+        let ends = ledger.ended.get(&CallId(id)).copied().unwrap_or(0);
         assert_eq!(ends, 1, "call {id} ended {ends} times (seed {seed})");
     }
 }
@@ -727,7 +784,7 @@ fn a_simulated_day_matches_erlang_c_within_two_points() {
     let mut next_arrival = rng.exp(1.0 / rate);
     // Agent -> when their call ends.
     let mut ends: Vec<(f64, AgentId)> = Vec::new();
-    let mut queued_at: HashMap<CallKey, f64> = HashMap::new();
+    let mut queued_at: HashMap<CallId, f64> = HashMap::new();
     let (mut answered_in_time, mut calls, mut call_id) = (0u64, 0u64, 0u64);
     let day = 86_400.0;
     loop {
@@ -745,10 +802,10 @@ fn a_simulated_day_matches_erlang_c_within_two_points() {
             _ if next_arrival < day => {
                 call_id += 1;
                 calls += 1;
-                queued_at.insert(CallKey(call_id), next_arrival);
+                queued_at.insert(CallId(call_id), next_arrival);
                 r.handle_call_queued(
                     at(next_arrival),
-                    CallKey(call_id),
+                    CallId(call_id),
                     QueueId(0),
                     Language::Zh,
                     0,

@@ -34,25 +34,19 @@ use crate::sip::sdp::{self, Offer};
 use crate::sip::transaction::{
     Output as TxOutput, Peer, TimerValues, TransactionLayer, Transmit, Transport, TxEvent, TxId,
 };
-use crate::tickets::TicketId;
 
+pub mod event;
 mod outbound;
 mod registrar;
+use event::{Abandon, IdentifiedBy, Missed};
+pub use event::{CallEvent, CallEventKind};
 pub use outbound::{PlaceCall, VisitOutcome};
 pub use registrar::{Binding, FeatureCode};
 
 /// Methods we accept; everything else is 405 (known) or 501 (unknown).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
 
-/// Engine-local handle of a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CallId(pub u64);
-
-impl std::fmt::Display for CallId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "c{}", self.0)
-    }
-}
+pub use crate::ids::{AgentId, CallId};
 
 #[derive(Debug, Clone)]
 pub struct SwitchConfig {
@@ -85,6 +79,9 @@ pub struct SwitchConfig {
     pub rtp_timeout: Duration,
     /// No call lasts longer.
     pub max_call: Duration,
+    /// The ACD's queues: where a caller the menu hands over waits, and at
+    /// which priority (none: as the menu says).
+    pub queues: Option<std::sync::Arc<crate::acd::QueuePlan>>,
     /// Seed for tags and branches (random in production, fixed in tests).
     pub seed: u64,
 }
@@ -191,6 +188,14 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// The SIP status that ended it, where there is one.
+    pub fn code(self) -> Option<u16> {
+        match self {
+            EndReason::Rejected(c) | EndReason::Declined(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// A metric label (a small closed set).
     pub fn label(self) -> &'static str {
         match self {
@@ -211,51 +216,12 @@ impl EndReason {
     }
 }
 
-/// A call that ended, with what it did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallEnded {
-    pub call: CallId,
-    pub sip_call_id: String,
-    pub reason: EndReason,
-    pub digits: String,
-    pub rtp_port: Option<u16>,
-}
-
 #[derive(Debug)]
 pub enum Output {
     Transmit(Transmit),
     Media(MediaCommand),
-    /// A call came in (the runtime writes it to the ticket log).
-    Started {
-        call: CallId,
-        sip_call_id: String,
-        from: String,
-        to: String,
-    },
-    /// The caller's number was collected.
-    DigitsCollected {
-        call: CallId,
-        sip_call_id: String,
-        digits: String,
-    },
-    /// A return visit's answer (exactly one per return-visit call).
-    ReturnVisit {
-        call: CallId,
-        sip_call_id: String,
-        ticket: TicketId,
-        attempt: u32,
-        /// The owner's number that was called.
-        number: String,
-        outcome: VisitOutcome,
-    },
-    /// The caller rated the service 1-5 (return visit: about that ticket).
-    SurveyAnswered {
-        call: CallId,
-        sip_call_id: String,
-        ticket: Option<TicketId>,
-        number: String,
-        score: u8,
-    },
+    /// Something happened to a call: its story, for every listener.
+    Event(CallEvent),
     /// Who is calling? Answer with [`Switch::handle_owner`].
     IdentifyCaller {
         call: CallId,
@@ -269,32 +235,6 @@ pub enum Output {
         /// The caller's number (for a ticket's callback number).
         number: String,
         request: ivr::Request,
-    },
-    /// One step of the caller's way through the menu.
-    IvrStep {
-        call: CallId,
-        sip_call_id: String,
-        node: String,
-        detail: String,
-    },
-    /// The caller left the queue of their own accord (for a voice message).
-    LeftQueue {
-        call: CallId,
-    },
-    /// The agent's phone answered: the two legs are bridged.
-    AgentAnswered {
-        caller: CallId,
-        sip_call_id: String,
-        agent: String,
-        /// The owner calling, when known.
-        owner: Option<String>,
-    },
-    /// The leg to an agent ended: refused, unanswered or cancelled, or
-    /// (answered) the conversation is over.
-    AgentLegEnded {
-        caller: CallId,
-        agent: String,
-        answered: bool,
     },
     /// An agent's softphone registered (or refreshed its registration).
     AgentRegistered {
@@ -313,19 +253,6 @@ pub enum Output {
         agent: String,
         expired: bool,
     },
-    /// The menu handed the caller to a queue (the ACD takes it from here).
-    Queued {
-        call: CallId,
-        sip_call_id: String,
-        queue: String,
-        skills: Vec<String>,
-        priority: u8,
-        language: String,
-        owner: Option<String>,
-        /// VIPs and key customers go first.
-        class: Option<crate::owners::OwnerClass>,
-    },
-    Ended(CallEnded),
     /// A source was banned: its connections are to be closed.
     Banned {
         ip: IpAddr,
@@ -397,7 +324,7 @@ enum Purpose {
     /// The hotline calls an owner back about a resolved work order.
     ReturnVisit(outbound::Visit),
     /// The hotline rings an agent's phone for a waiting caller.
-    AgentLeg { caller: CallId, agent: String },
+    AgentLeg { caller: CallId, agent: AgentId },
 }
 
 #[derive(Debug)]
@@ -450,6 +377,11 @@ struct Call {
     out: Option<outbound::OutLeg>,
     /// A caller's leg to an agent (ringing or bridged).
     bridge: Option<CallId>,
+    /// Waiting in this queue since then (from the hand-off to the ACD to
+    /// an agent's answer, the fallback or the caller leaving).
+    queued: Option<(Instant, String)>,
+    /// Talking with an agent since then.
+    talking_since: Option<Instant>,
     /// Inbound, not yet ACKed: counted against the admission caps.
     unconfirmed: bool,
 }
@@ -1256,12 +1188,17 @@ impl Switch {
             .to_string();
         self.stats.calls_started += 1;
         info!(call = %id, sip_call_id = %core.call_id, from = %message::addr_uri(&core.from), %number, %called, "call started");
-        self.out.push_back(Output::Started {
-            call: id,
-            sip_call_id: core.call_id.clone(),
-            from: message::addr_uri(&core.from).to_string(),
-            to: message::addr_uri(&core.to).to_string(),
-        });
+        self.emit_for(
+            now,
+            id,
+            &core.call_id,
+            CallEventKind::Started {
+                from: message::addr_uri(&core.from).to_string(),
+                to: message::addr_uri(&core.to).to_string(),
+                number: number.clone(),
+                outbound: false,
+            },
+        );
         let call = Call {
             sip_call_id: core.call_id.clone(),
             purpose: Purpose::Inbound,
@@ -1298,6 +1235,8 @@ impl Switch {
             feature,
             out: None,
             bridge: None,
+            queued: None,
+            talking_since: None,
             unconfirmed: true,
         };
         *self.unconfirmed.entry(peer.addr.ip()).or_default() += 1;
@@ -1534,17 +1473,21 @@ impl Switch {
         }
     }
 
-    fn finish_collecting(&mut self, _now: Instant, id: CallId) {
+    fn finish_collecting(&mut self, now: Instant, id: CallId) {
         let c = self.calls.get_mut(&id).expect("live call");
         c.timer = None;
         c.generation += 1;
         info!(call = %id, sip_call_id = %c.sip_call_id, digits = %c.digits, "digits collected");
-        self.out.push_back(Output::DigitsCollected {
-            call: id,
-            sip_call_id: c.sip_call_id.clone(),
-            digits: c.digits.clone(),
-        });
+        let detail = format!("digits {}", c.digits);
         c.phase = Phase::Goodbye;
+        self.emit(
+            now,
+            id,
+            CallEventKind::MenuStep {
+                node: "collect".into(),
+                detail,
+            },
+        );
         self.play(id, "goodbye");
     }
 
@@ -1556,6 +1499,14 @@ impl Switch {
             return;
         };
         info!(call = %id, %other, hold, "call on hold");
+        // Told in the caller's story, whichever side holds.
+        let (caller, by_agent) = match self.calls.get(&id).map(|c| &c.purpose) {
+            Some(Purpose::AgentLeg { caller, .. }) => (*caller, true),
+            _ => (id, false),
+        };
+        if let Some(now) = self.last_now {
+            self.emit(now, caller, CallEventKind::Held { by_agent, hold });
+        }
         self.out.push_back(Output::Media(MediaCommand::Relay {
             from: id,
             on: !hold,
@@ -1604,8 +1555,16 @@ impl Switch {
             return;
         }
         c.identified = true;
-        c.owner = owner;
-        if c.answer_due && c.media_ready {
+        let answer = c.answer_due && c.media_ready;
+        if let Some(o) = &owner {
+            let kind = CallEventKind::CallerIdentified {
+                owner: o.id.clone(),
+                by: IdentifiedBy::Number,
+            };
+            c.owner = owner;
+            self.emit(now, call, kind);
+        }
+        if answer {
             self.answer(now, call);
         }
         self.pump(now);
@@ -1614,6 +1573,14 @@ impl Switch {
     /// The runtime's answer to a menu request.
     pub fn handle_ivr_reply(&mut self, now: Instant, call: CallId, reply: ivr::Reply) {
         self.last_now = Some(now);
+        if let ivr::Reply::Owner(Some(o)) = &reply {
+            // Only a unit-and-PIN lookup asks the menu's way.
+            let kind = CallEventKind::CallerIdentified {
+                owner: o.id.clone(),
+                by: IdentifiedBy::Pin,
+            };
+            self.emit(now, call, kind);
+        }
         if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.ivr.as_mut()) {
             s.handle_reply(now, reply);
             self.pump_ivr(now, call);
@@ -1667,12 +1634,13 @@ impl Switch {
                 },
                 ivr::Action::Step { node, detail } => {
                     info!(call = %id, %node, %detail, "ivr step");
-                    Output::IvrStep {
-                        call: id,
-                        sip_call_id,
-                        node,
-                        detail,
-                    }
+                    self.emit_for(
+                        now,
+                        id,
+                        &sip_call_id,
+                        CallEventKind::MenuStep { node, detail },
+                    );
+                    continue;
                 }
                 ivr::Action::Queue {
                     queue,
@@ -1681,28 +1649,54 @@ impl Switch {
                     language,
                     owner,
                     class,
-                } => Output::Queued {
-                    call: id,
-                    sip_call_id,
-                    queue,
-                    skills,
-                    priority,
-                    language,
-                    owner,
-                    class,
-                },
-                ivr::Action::SurveyAnswered(score) => Output::SurveyAnswered {
-                    call: id,
-                    sip_call_id,
-                    ticket: None,
-                    number: c.number.clone(),
-                    score,
-                },
+                } => {
+                    // The queue and priority the ACD will use (a VIP's own
+                    // queue), so every listener names the same one.
+                    let (queue, priority) = match self
+                        .cfg
+                        .queues
+                        .as_deref()
+                        .and_then(|plan| plan.place(&queue, class, priority))
+                    {
+                        Some(p) => (p.name.to_string(), p.priority),
+                        None => (queue, priority),
+                    };
+                    c.queued = Some((now, queue.clone()));
+                    let kind = CallEventKind::Queued {
+                        queue,
+                        skills,
+                        priority,
+                        language,
+                        owner,
+                        class,
+                    };
+                    self.emit_for(now, id, &sip_call_id, kind);
+                    continue;
+                }
+                ivr::Action::SurveyAnswered(score) => {
+                    let kind = CallEventKind::SurveyAnswered {
+                        ticket: None,
+                        number: c.number.clone(),
+                        score,
+                    };
+                    self.emit_for(now, id, &sip_call_id, kind);
+                    continue;
+                }
                 ivr::Action::Hangup => {
                     self.send_bye(now, id);
                     continue;
                 }
-                ivr::Action::LeaveQueue => Output::LeftQueue { call: id },
+                ivr::Action::LeaveQueue => {
+                    if let Some((since, queue)) = c.queued.take() {
+                        let kind = CallEventKind::Abandoned {
+                            queue,
+                            waited: now.saturating_duration_since(since),
+                            why: Abandon::VoiceMessage,
+                        };
+                        self.emit_for(now, id, &sip_call_id, kind);
+                    }
+                    continue;
+                }
             };
             self.out.push_back(out);
         }
@@ -1821,65 +1815,111 @@ impl Switch {
         let Some(mut c) = self.calls.remove(&id) else {
             return;
         };
+        let now = self.last_now.unwrap_or(c.started);
         // A caller's leg to an agent goes with the caller.
         if let Some(leg) = c.bridge.take()
             && let Some(l) = self.calls.get(&leg)
+            && let Purpose::AgentLeg { agent, .. } = l.purpose
         {
-            match (l.phase, &l.purpose) {
-                (Phase::Dialing, Purpose::AgentLeg { .. }) => self.send_cancel_now(leg),
-                (Phase::Cancelling | Phase::HangingUp, _) => {}
-                (_, Purpose::AgentLeg { .. }) => self.send_bye_now(leg),
-                // An agent leg ending: its caller is handled below.
-                _ => {}
+            let phase = l.phase;
+            if let Some(since) = c.talking_since {
+                // The caller hung up first.
+                let kind = CallEventKind::ConversationEnded {
+                    agent,
+                    talked: now.saturating_duration_since(since),
+                    by_agent: false,
+                };
+                self.emit_for(now, id, &c.sip_call_id, kind);
+            }
+            match phase {
+                Phase::Dialing => self.send_cancel_now(leg),
+                Phase::Cancelling | Phase::HangingUp => {}
+                _ => self.send_bye_now(leg),
             }
         }
+        if let Some((since, queue)) = c.queued.take() {
+            let why = match reason {
+                EndReason::CallerHungUp | EndReason::Cancelled | EndReason::RtpTimeout => {
+                    Abandon::HungUp
+                }
+                _ => Abandon::CutOff,
+            };
+            let kind = CallEventKind::Abandoned {
+                queue,
+                waited: now.saturating_duration_since(since),
+                why,
+            };
+            self.emit_for(now, id, &c.sip_call_id, kind);
+        }
         if let Purpose::AgentLeg { caller, agent } = &c.purpose {
-            let answered =
-                c.phase == Phase::Bridged || c.phase == Phase::HangingUp && c.media_ready;
-            if let Some(cl) = self.calls.get_mut(caller)
+            let (caller, agent) = (*caller, *agent);
+            if let Some(cl) = self.calls.get_mut(&caller)
                 && cl.bridge == Some(id)
             {
                 cl.bridge = None;
-                if cl.phase != Phase::Bridged
-                    && let (Some(now), Some(s)) = (self.last_now, cl.ivr.as_mut())
-                {
+                let caller_sip = cl.sip_call_id.clone();
+                if cl.phase != Phase::Bridged {
                     // Not answered: back to the hold prompt.
-                    s.set_ringing(false);
-                    let caller = *caller;
+                    let why = match reason {
+                        EndReason::Declined(code) | EndReason::Rejected(code) => {
+                            Missed::Refused(code)
+                        }
+                        EndReason::Cancelled | EndReason::NoAnswer => Missed::Withdrawn,
+                        _ => Missed::Unreachable,
+                    };
+                    if let Some(s) = cl.ivr.as_mut() {
+                        s.set_ringing(false);
+                    }
+                    self.emit_for(
+                        now,
+                        caller,
+                        &caller_sip,
+                        CallEventKind::OfferMissed { agent, why },
+                    );
                     self.pump_ivr(now, caller);
-                } else if cl.phase == Phase::Bridged {
+                } else {
                     // The agent hung up first: the caller, still on the
                     // line, gets the menu's 1-5 survey (or a BYE without one).
-                    let caller = *caller;
-                    let surveyed = match (self.last_now, cl.ivr.as_mut()) {
-                        (Some(now), Some(s)) => {
+                    let talked = cl
+                        .talking_since
+                        .take()
+                        .map(|since| now.saturating_duration_since(since))
+                        .unwrap_or_default();
+                    let surveyed = match cl.ivr.as_mut() {
+                        Some(s) => {
                             cl.phase = Phase::Ivr;
                             s.continue_at(now, "survey")
                         }
-                        _ => false,
+                        None => false,
                     };
-                    match (surveyed, self.last_now) {
-                        (true, Some(now)) => self.pump_ivr(now, caller),
-                        _ => self.send_bye_now(caller),
+                    self.emit_for(
+                        now,
+                        caller,
+                        &caller_sip,
+                        CallEventKind::ConversationEnded {
+                            agent,
+                            talked,
+                            by_agent: true,
+                        },
+                    );
+                    if surveyed {
+                        self.pump_ivr(now, caller);
+                    } else {
+                        self.send_bye_now(caller);
                     }
                 }
             }
-            self.out.push_back(Output::AgentLegEnded {
-                caller: *caller,
-                agent: agent.clone(),
-                answered,
-            });
         }
         if let Some(mut s) = c.ivr.take() {
             s.handle_hangup();
             while let Some(a) = s.poll_action() {
                 if let ivr::Action::Step { node, detail } = a {
-                    self.out.push_back(Output::IvrStep {
-                        call: id,
-                        sip_call_id: c.sip_call_id.clone(),
-                        node,
-                        detail,
-                    });
+                    self.emit_for(
+                        now,
+                        id,
+                        &c.sip_call_id,
+                        CallEventKind::MenuStep { node, detail },
+                    );
                 }
             }
         }
@@ -1897,14 +1937,13 @@ impl Switch {
             && !v.reported
         {
             let outcome = VisitOutcome::from_end(reason, c.phase);
-            self.out.push_back(Output::ReturnVisit {
-                call: id,
-                sip_call_id: c.sip_call_id.clone(),
+            let kind = CallEventKind::ReturnVisit {
                 ticket: v.ticket,
                 attempt: v.attempt,
                 number: c.number.clone(),
                 outcome,
-            });
+            };
+            self.emit_for(now, id, &c.sip_call_id, kind);
         }
         self.stats.calls_ended += 1;
         info!(
@@ -1917,12 +1956,31 @@ impl Switch {
             ports_in_use = self.ports.in_use(),
             "call ended"
         );
-        self.out.push_back(Output::Ended(CallEnded {
-            call: id,
-            sip_call_id: c.sip_call_id,
-            reason,
-            digits: c.digits,
-            rtp_port: c.port,
+        // An agent leg's story is told in its caller's (offered, missed,
+        // answered, the conversation over).
+        if !matches!(c.purpose, Purpose::AgentLeg { .. }) {
+            let kind = CallEventKind::Ended {
+                reason,
+                digits: c.digits,
+            };
+            self.emit_for(now, id, &c.sip_call_id, kind);
+        }
+    }
+
+    /// Tells `call`'s story: one event, at `now`.
+    fn emit(&mut self, now: Instant, call: CallId, kind: CallEventKind) {
+        if let Some(c) = self.calls.get(&call) {
+            let sip_call_id = c.sip_call_id.clone();
+            self.emit_for(now, call, &sip_call_id, kind);
+        }
+    }
+
+    fn emit_for(&mut self, now: Instant, call: CallId, sip_call_id: &str, kind: CallEventKind) {
+        self.out.push_back(Output::Event(CallEvent {
+            at: now,
+            call,
+            sip_call_id: sip_call_id.to_string(),
+            kind,
         }));
     }
 }

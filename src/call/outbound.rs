@@ -12,7 +12,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::info;
 
-use super::{ALLOW, Call, CallId, EndReason, MediaCommand, Output, Phase, Purpose, Switch, Timer};
+use super::event::{CallEventKind, Missed};
+use super::{
+    ALLOW, AgentId, Call, CallId, EndReason, MediaCommand, Output, Phase, Purpose, Switch, Timer,
+};
 use crate::sip::message::{self, Response};
 use crate::sip::sdp;
 use crate::sip::transaction::{Peer, Transport};
@@ -108,14 +111,17 @@ impl Switch {
         info!(call = %id, sip_call_id, ticket = %req.ticket, attempt = req.attempt, number = %req.number, "return visit: calling");
         let Some(port) = self.ports.allocate() else {
             tracing::warn!(call = %id, "no RTP port free for a return visit");
-            self.out.push_back(Output::ReturnVisit {
-                call: id,
-                sip_call_id,
-                ticket: req.ticket,
-                attempt: req.attempt,
-                number: req.number,
-                outcome: VisitOutcome::Unanswered(503),
-            });
+            self.emit_for(
+                now,
+                id,
+                &sip_call_id,
+                CallEventKind::ReturnVisit {
+                    ticket: req.ticket,
+                    attempt: req.attempt,
+                    number: req.number,
+                    outcome: VisitOutcome::Unanswered(503),
+                },
+            );
             return id;
         };
         let body = sdp::offer(
@@ -143,24 +149,32 @@ impl Switch {
             // Our own INVITE does not parse: the number has characters a
             // SIP URI cannot carry.
             tracing::warn!(call = %id, number = %req.number, "return visit: number not dialable");
-            self.out.push_back(Output::ReturnVisit {
-                call: id,
-                sip_call_id,
-                ticket: req.ticket,
-                attempt: req.attempt,
-                number: req.number,
-                outcome: VisitOutcome::Unanswered(484),
-            });
+            self.emit_for(
+                now,
+                id,
+                &sip_call_id,
+                CallEventKind::ReturnVisit {
+                    ticket: req.ticket,
+                    attempt: req.attempt,
+                    number: req.number,
+                    outcome: VisitOutcome::Unanswered(484),
+                },
+            );
             return id;
         }
         let to = self.calls[&id].remote_target.clone();
         self.stats.calls_started += 1;
-        self.out.push_back(Output::Started {
-            call: id,
-            sip_call_id,
-            from: format!("sip:hotline@{}", self.cfg.sip_addr),
-            to,
-        });
+        self.emit_for(
+            now,
+            id,
+            &sip_call_id,
+            CallEventKind::Started {
+                from: format!("sip:hotline@{}", self.cfg.sip_addr),
+                to,
+                number: req.number.clone(),
+                outbound: true,
+            },
+        );
         self.arm(now, id, Timer::RingTimeout);
         self.pump(now);
         id
@@ -327,31 +341,34 @@ impl Switch {
                 visit.reported = true;
                 visit.repeats = 0;
                 info!(call = %id, %ticket, ?outcome, "return visit: answered the question");
-                self.out.push_back(Output::ReturnVisit {
-                    call: id,
-                    sip_call_id: c.sip_call_id.clone(),
-                    ticket,
-                    attempt,
-                    number,
-                    outcome,
-                });
+                self.emit(
+                    now,
+                    id,
+                    CallEventKind::ReturnVisit {
+                        ticket,
+                        attempt,
+                        number,
+                        outcome,
+                    },
+                );
                 self.next_question(id, Phase::Surveying, "survey");
             }
             (Phase::Surveying, '1'..='5') => {
                 let score = digit as u8 - b'0';
                 info!(call = %id, %ticket, score, "survey answered");
-                self.out.push_back(Output::SurveyAnswered {
-                    call: id,
-                    sip_call_id: c.sip_call_id.clone(),
-                    ticket: Some(ticket),
-                    number,
-                    score,
-                });
+                self.emit(
+                    now,
+                    id,
+                    CallEventKind::SurveyAnswered {
+                        ticket: Some(ticket),
+                        number,
+                        score,
+                    },
+                );
                 self.next_question(id, Phase::Goodbye, "goodbye");
             }
             _ => {} // another key: the question stands
         }
-        let _ = now;
     }
 
     /// Stops what is playing and moves on to `phase` with `prompt`.
@@ -391,27 +408,34 @@ impl Switch {
 
 impl Switch {
     /// Rings `agent`'s registered phone for `caller`, offering the caller's
-    /// own codec and telephone-event so RTP is relayed as it comes. False
-    /// when the agent has no registration or the caller is gone or already
-    /// has a leg: the ACD then counts it a refusal.
-    pub fn offer_to_agent(&mut self, now: Instant, caller: CallId, agent: &str) -> bool {
+    /// own codec and telephone-event so RTP is relayed as it comes. The
+    /// call's story says which: offered, or missed at once (no registered
+    /// phone, no port); a caller who is gone or already has a leg is left
+    /// alone (the ACD hears of the caller's end anyway).
+    pub fn offer_to_agent(&mut self, now: Instant, caller: CallId, agent: AgentId) {
         self.last_now = Some(now);
-        let Some(binding) = self.bindings.get(agent).cloned() else {
-            return false;
-        };
         let Some(c) = self.calls.get(&caller) else {
-            return false;
+            return;
         };
         let Some(offer) = c.offer.clone() else {
-            return false;
+            return;
         };
         if c.bridge.is_some() || matches!(c.phase, Phase::HangingUp) {
-            return false;
+            return;
         }
+        let missed = |why| CallEventKind::OfferMissed { agent, why };
+        let Some(binding) = self.bindings.get(&agent.to_string()).cloned() else {
+            info!(%caller, %agent, "not offered: the agent has no registered phone");
+            self.emit(now, caller, CallEventKind::Offered { agent });
+            self.emit(now, caller, missed(Missed::NotRegistered));
+            return;
+        };
         let (id, sip_call_id) = self.new_outbound("ag");
         let Some(port) = self.ports.allocate() else {
-            tracing::warn!(%caller, agent, "no RTP port free for an agent leg");
-            return false;
+            tracing::warn!(%caller, %agent, "no RTP port free for an agent leg");
+            self.emit(now, caller, CallEventKind::Offered { agent });
+            self.emit(now, caller, missed(Missed::Refused(503)));
+            return;
         };
         let body = sdp::offer_one(
             std::net::SocketAddr::new(self.cfg.media_ip, port),
@@ -427,22 +451,20 @@ impl Switch {
             peer: binding.peer,
             port,
             body,
-            purpose: Purpose::AgentLeg {
-                caller,
-                agent: agent.to_string(),
-            },
+            purpose: Purpose::AgentLeg { caller, agent },
             number: agent.to_string(),
             bridge: Some(caller),
         };
+        self.emit(now, caller, CallEventKind::Offered { agent });
         if !self.dial(now, dialled) {
-            return false;
+            self.emit(now, caller, missed(Missed::Unreachable));
+            return;
         }
         self.stats.calls_started += 1;
         info!(%caller, leg = %id, %agent, contact = %binding.contact, "ringing agent");
         self.calls.get_mut(&caller).expect("checked").bridge = Some(id);
         self.set_ringing(now, caller, true);
         self.pump(now);
-        true
     }
 
     /// The waiting caller hears ringback while an agent's phone rings,
@@ -485,6 +507,10 @@ impl Switch {
     /// and says goodbye.
     pub fn queue_left(&mut self, now: Instant, caller: CallId) {
         self.last_now = Some(now);
+        if let Some((since, queue)) = self.calls.get_mut(&caller).and_then(|c| c.queued.take()) {
+            let waited = now.saturating_duration_since(since);
+            self.emit(now, caller, CallEventKind::Overflowed { queue, waited });
+        }
         if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
             s.handle_queue_left(now);
             self.pump_ivr(now, caller);
@@ -498,7 +524,7 @@ impl Switch {
         else {
             return;
         };
-        let (caller, agent) = (*caller, agent.clone());
+        let (caller, agent) = (*caller, *agent);
         let caller_here = self
             .calls
             .get(&caller)
@@ -514,27 +540,29 @@ impl Switch {
         c.generation += 1;
         // The menu waits (nothing reaches it while bridged): the survey
         // comes from it when the agent hangs up first.
-        let sip_call_id = c.sip_call_id.clone();
         let owner = c
             .ivr
             .as_ref()
             .and_then(|s| s.owner())
             .or(c.owner.as_ref())
             .map(|o| o.id.clone());
+        let waited = c
+            .queued
+            .take()
+            .map(|(since, _)| now.saturating_duration_since(since))
+            .unwrap_or_default();
+        c.talking_since = Some(now);
         self.set_phase(leg, Phase::Bridged);
         info!(%caller, %leg, %agent, "caller connected to agent");
-        self.out.push_back(Output::IvrStep {
-            call: caller,
-            sip_call_id: sip_call_id.clone(),
-            node: "agent".into(),
-            detail: format!("connected to agent {agent}"),
-        });
-        self.out.push_back(Output::AgentAnswered {
+        self.emit(
+            now,
             caller,
-            sip_call_id,
-            agent,
-            owner,
-        });
+            CallEventKind::Answered {
+                agent,
+                owner,
+                waited,
+            },
+        );
         self.out
             .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
     }
@@ -684,6 +712,8 @@ impl Switch {
         let call = Call {
             sip_call_id: d.sip_call_id.clone(),
             purpose: d.purpose,
+            queued: None,
+            talking_since: None,
             out: Some(OutLeg {
                 request_uri: d.request_uri.clone(),
                 invite_branch: branch,

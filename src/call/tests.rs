@@ -1,12 +1,21 @@
 //! Whole calls simulated with a fake clock: no sockets, no sleeping.
 
+use super::event::Missed;
 use super::*;
 use crate::tickets::TicketId;
+
+/// A call's end as the tests look at it.
+#[derive(Debug)]
+struct Ended {
+    reason: EndReason,
+    digits: String,
+}
 
 const CALLER: &str = "127.0.0.1:5061";
 
 fn config() -> SwitchConfig {
     SwitchConfig {
+        queues: None,
         sip_addr: "127.0.0.1:5060".parse().unwrap(),
         tls_addr: None,
         media_ip: "127.0.0.1".parse().unwrap(),
@@ -39,7 +48,9 @@ struct Sim {
     now: Instant,
     sent: Vec<String>,
     media: Vec<MediaCommand>,
-    ended: Vec<CallEnded>,
+    ended: Vec<Ended>,
+    /// Every call event, in order.
+    events: Vec<CallEvent>,
     /// Return-visit outcomes and survey answers, in order.
     answers: Vec<String>,
     /// What the voice menu asked of the runtime (identify, requests, steps).
@@ -55,6 +66,7 @@ impl Sim {
             sent: Vec::new(),
             media: Vec::new(),
             ended: Vec::new(),
+            events: Vec::new(),
             answers: Vec::new(),
             menu: Vec::new(),
             auto_open: true,
@@ -87,22 +99,34 @@ impl Sim {
                     }
                     self.media.push(m)
                 }
-                Output::Ended(e) => self.ended.push(e),
-                Output::ReturnVisit {
-                    outcome,
-                    ticket,
-                    attempt,
-                    ..
-                } => self.answers.push(format!("{ticket}#{attempt} {outcome:?}")),
-                Output::SurveyAnswered {
-                    ticket: Some(t),
-                    score,
-                    ..
-                } => self.answers.push(format!("{t} survey {score}")),
-                Output::Started { .. } | Output::DigitsCollected { .. } => {}
+                Output::Event(ev) => {
+                    match &ev.kind {
+                        CallEventKind::Ended { reason, digits } => self.ended.push(Ended {
+                            reason: *reason,
+                            digits: digits.clone(),
+                        }),
+                        CallEventKind::ReturnVisit {
+                            outcome,
+                            ticket,
+                            attempt,
+                            ..
+                        } => self.answers.push(format!("{ticket}#{attempt} {outcome:?}")),
+                        CallEventKind::SurveyAnswered {
+                            ticket: Some(t),
+                            score,
+                            ..
+                        } => self.answers.push(format!("{t} survey {score}")),
+                        _ => {}
+                    }
+                    self.events.push(ev);
+                }
                 other => self.menu.push(other),
             }
         }
+    }
+
+    fn kinds(&self) -> impl Iterator<Item = &CallEventKind> {
+        self.events.iter().map(|e| &e.kind)
     }
 
     fn media_event(&mut self, call: CallId, event: MediaEvent) {
@@ -735,10 +759,9 @@ fn a_known_caller_is_looked_up_before_the_answer_and_walks_the_menu() {
     // The caller hangs up: the menu's last step is in the log.
     sim.recv(&in_dialog("BYE", "menu-1", "z9hG4bKm1b", 2, &tag));
     let steps: Vec<String> = sim
-        .menu
-        .iter()
-        .filter_map(|o| match o {
-            Output::IvrStep { node, detail, .. } => Some(format!("{node}: {detail}")),
+        .kinds()
+        .filter_map(|k| match k {
+            CallEventKind::MenuStep { node, detail } => Some(format!("{node}: {detail}")),
             _ => None,
         })
         .collect();
@@ -1079,7 +1102,7 @@ fn agent_leg_invite(sim: &mut Sim) -> String {
 fn the_agent_answers_and_both_legs_are_bridged_keys_pass_until_the_agent_hangs_up() {
     let mut sim = agent_sim();
     let (caller, caller_tag) = caller_and_registered_agent(&mut sim);
-    assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
+    sim.sw.offer_to_agent(sim.now, caller, AgentId(2001));
     sim.drain();
     let invite = agent_leg_invite(&mut sim);
     assert!(
@@ -1100,9 +1123,8 @@ fn the_agent_answers_and_both_legs_are_bridged_keys_pass_until_the_agent_hangs_u
             .contains(&MediaCommand::Bridge { a: caller, b: leg })
     );
     assert!(
-        sim.menu
-            .iter()
-            .any(|o| matches!(o, Output::AgentAnswered { agent, .. } if agent == "2001"))
+        sim.kinds()
+            .any(|k| matches!(k, CallEventKind::Answered { agent, .. } if *agent == AgentId(2001)))
     );
     // A key as SIP INFO from the agent's phone goes on to the caller as is.
     let body = "Signal=5\r\nDuration=160\r\n";
@@ -1137,9 +1159,8 @@ fn the_agent_answers_and_both_legs_are_bridged_keys_pass_until_the_agent_hangs_u
         .expect("BYE to the caller");
     assert!(bye.contains("Call-ID: cust-1") && bye.contains(&caller_tag));
     assert!(
-        sim.menu
-            .iter()
-            .any(|o| matches!(o, Output::AgentLegEnded { answered: true, .. }))
+        sim.kinds()
+            .any(|k| matches!(k, CallEventKind::ConversationEnded { by_agent: true, .. }))
     );
 }
 
@@ -1147,7 +1168,7 @@ fn the_agent_answers_and_both_legs_are_bridged_keys_pass_until_the_agent_hangs_u
 fn an_agent_putting_the_caller_on_hold_stops_the_relay_and_the_caller_hears_the_hold_prompt() {
     let mut sim = agent_sim();
     let (caller, _) = caller_and_registered_agent(&mut sim);
-    assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
+    sim.sw.offer_to_agent(sim.now, caller, AgentId(2001));
     sim.drain();
     let invite = agent_leg_invite(&mut sim);
     let agent_sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
@@ -1211,7 +1232,7 @@ fn an_agent_putting_the_caller_on_hold_stops_the_relay_and_the_caller_hears_the_
 fn the_caller_hanging_up_while_the_agent_rings_cancels_the_agent_leg() {
     let mut sim = agent_sim();
     let (caller, tag) = caller_and_registered_agent(&mut sim);
-    assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
+    sim.sw.offer_to_agent(sim.now, caller, AgentId(2001));
     sim.drain();
     let invite = agent_leg_invite(&mut sim);
     sim.recv(&reply_to(&invite, 180, "Ringing", ""));
@@ -1223,13 +1244,11 @@ fn the_caller_hanging_up_while_the_agent_rings_cancels_the_agent_leg() {
         .expect("CANCEL");
     sim.recv(&reply_to(&cancel, 200, "OK", ""));
     sim.recv(&reply_to(&invite, 487, "Request Terminated", ""));
-    assert!(sim.menu.iter().any(|o| matches!(
-        o,
-        Output::AgentLegEnded {
-            answered: false,
-            ..
-        }
-    )));
+    assert!(
+        !sim.kinds()
+            .any(|k| matches!(k, CallEventKind::OfferMissed { .. })),
+        "the caller left: an abandon, not a miss"
+    );
     assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (0, 0));
     // The agent's leg counts as a call that started as well as one that ended.
     let stats = sim.sw.stats();
@@ -1240,22 +1259,35 @@ fn the_caller_hanging_up_while_the_agent_rings_cancels_the_agent_leg() {
 fn an_agent_who_refuses_or_is_not_registered_is_reported() {
     let mut sim = agent_sim();
     let (caller, _) = caller_and_registered_agent(&mut sim);
+    sim.sw.offer_to_agent(sim.now, caller, AgentId(2002));
+    sim.drain();
     assert!(
-        !sim.sw.offer_to_agent(sim.now, caller, "2002"),
+        sim.kinds().any(|k| matches!(
+            k,
+            CallEventKind::OfferMissed {
+                agent: AgentId(2002),
+                why: Missed::NotRegistered
+            }
+        )),
         "2002 has no phone registered"
     );
-    assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
+    assert!(sim.take_sent().is_empty(), "nothing rings for 2002");
+    sim.sw.offer_to_agent(sim.now, caller, AgentId(2001));
     sim.drain();
     let invite = agent_leg_invite(&mut sim);
     sim.recv(&reply_to(&invite, 486, "Busy Here", ""));
-    assert!(sim.menu.iter().any(
-        |o| matches!(o, Output::AgentLegEnded { answered: false, agent, .. } if agent == "2001")
-    ));
+    assert!(sim.kinds().any(|k| matches!(
+        k,
+        CallEventKind::OfferMissed {
+            agent: AgentId(2001),
+            why: Missed::Refused(486)
+        }
+    )));
     assert!(
         sim.sw.calls[&caller].bridge.is_none(),
         "free for the next agent"
     );
-    assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
+    sim.sw.offer_to_agent(sim.now, caller, AgentId(2001));
 }
 
 #[test]
@@ -1286,17 +1318,20 @@ fn a_waiting_caller_hears_ringback_while_agents_ring_and_the_survey_after_the_ag
     let tag = to_tag(&ok);
     sim.recv(&in_dialog("ACK", "menu-9", "z9hG4bKm9a", 1, &tag));
     sim.media_event(caller, MediaEvent::Digit('0'));
-    assert!(sim.menu.iter().any(|o| matches!(o, Output::Queued { .. })));
+    assert!(
+        sim.kinds()
+            .any(|k| matches!(k, CallEventKind::Queued { .. }))
+    );
     assert_eq!(sim.played().last().unwrap(), "hold_zh");
     // A first agent's phone rings (ringback), refuses (hold again) ...
-    assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
+    sim.sw.offer_to_agent(sim.now, caller, AgentId(2001));
     sim.drain();
     assert_eq!(sim.played().last().unwrap(), "ringback_zh");
     let invite = agent_leg_invite(&mut sim);
     sim.recv(&reply_to(&invite, 486, "Busy Here", ""));
     assert_eq!(sim.played().last().unwrap(), "hold_zh");
     // ... the next one answers.
-    assert!(sim.sw.offer_to_agent(sim.now, caller, "2001"));
+    sim.sw.offer_to_agent(sim.now, caller, AgentId(2001));
     sim.drain();
     assert_eq!(sim.played().last().unwrap(), "ringback_zh");
     let invite = agent_leg_invite(&mut sim);
@@ -1315,9 +1350,9 @@ fn a_waiting_caller_hears_ringback_while_agents_ring_and_the_survey_after_the_ag
     );
     assert_eq!(sim.played().last().unwrap(), "survey_zh");
     sim.media_event(caller, MediaEvent::Digit('4'));
-    assert!(sim.menu.iter().any(|o| matches!(
-        o,
-        Output::SurveyAnswered {
+    assert!(sim.kinds().any(|k| matches!(
+        k,
+        CallEventKind::SurveyAnswered {
             score: 4,
             ticket: None,
             ..

@@ -200,6 +200,8 @@ impl Api {
             "languages": entry.map(|e| &e.languages),
             "state": crate::metrics::agent_state_label(state),
             "reason": reason,
+            // Only agents with a registered phone are offered calls.
+            "phone_registered": snapshot.phones.get(&id).copied().unwrap_or(false),
         })
     }
 

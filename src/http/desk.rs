@@ -27,6 +27,9 @@ pub struct CallCard {
     /// The agent who answered.
     pub agent: Option<String>,
     pub ended: bool,
+    /// The agent whose phone rings with it now.
+    #[serde(skip)]
+    ringing: Option<String>,
     /// The wrap-up was written (once per call).
     pub wrapped_up: bool,
     #[serde(skip)]
@@ -105,6 +108,74 @@ impl Desk {
         let _ = self.events.send(event); // nobody listening is fine
     }
 
+    /// The desk's side of a call's story: the card, and each agent's
+    /// screen told when their phone rings, stops ringing (missed, taken
+    /// back, the caller gone), connects and hangs up.
+    pub fn hear(&self, ev: &crate::call::CallEvent) {
+        use crate::call::CallEventKind as K;
+        let call = ev.call.0;
+        match &ev.kind {
+            K::Started { number, .. } => self.started(call, &ev.sip_call_id, number),
+            K::CallerIdentified { owner, .. } => {
+                if let Some(mut c) = self.calls.get_mut(&call) {
+                    c.owner = Some(owner.clone());
+                }
+            }
+            K::MenuStep { node, detail } => self.step(call, node, detail),
+            K::Queued { queue, owner, .. } => self.queued(call, queue, owner.as_deref()),
+            K::Offered { agent } => {
+                let agent = agent.to_string();
+                self.offer(call, &agent);
+                if let Some(mut c) = self.calls.get_mut(&call) {
+                    c.ringing = Some(agent.clone());
+                }
+                self.publish(DeskEvent::Offer { agent, call });
+            }
+            K::OfferMissed { agent, .. } => {
+                let agent = agent.to_string();
+                if let Some(mut c) = self.calls.get_mut(&call)
+                    && c.ringing.as_deref() == Some(&agent)
+                {
+                    c.ringing = None;
+                }
+                self.publish(DeskEvent::Withdrawn { agent, call });
+            }
+            K::Answered { agent, .. } => {
+                let agent = agent.to_string();
+                self.answered(call, &agent);
+                if let Some(mut c) = self.calls.get_mut(&call) {
+                    c.ringing = None;
+                }
+                self.publish(DeskEvent::Connected { agent, call });
+            }
+            K::ConversationEnded { agent, .. } => self.publish(DeskEvent::Ended {
+                agent: agent.to_string(),
+                call,
+            }),
+            K::Ended { .. } => {
+                // A phone still ringing for a caller who hung up stops.
+                let ringing = self.calls.get_mut(&call).and_then(|mut c| c.ringing.take());
+                if let Some(agent) = ringing {
+                    self.publish(DeskEvent::Withdrawn { agent, call });
+                }
+                self.ended(call, ev.at);
+            }
+            _ => {}
+        }
+    }
+
+    /// An agent's new state, for their screen.
+    pub fn agent_changed(&self, agent: crate::ids::AgentId, state: &crate::acd::AgentState) {
+        self.publish(DeskEvent::State {
+            agent: agent.to_string(),
+            state: crate::metrics::agent_state_label(state).to_string(),
+            reason: match state {
+                crate::acd::AgentState::Paused { reason } => reason.clone(),
+                _ => String::new(),
+            },
+        });
+    }
+
     pub fn call(&self, call: u64) -> Option<CallCard> {
         self.calls.get(&call).map(|c| c.clone())
     }
@@ -122,6 +193,7 @@ impl Desk {
                 offered: Vec::new(),
                 agent: None,
                 ended: false,
+                ringing: None,
                 wrapped_up: false,
                 ended_at: None,
             },

@@ -13,13 +13,15 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::Input;
+use super::clock::WallClock;
 use crate::acd::agents::AgentsFile;
 use crate::acd::announce::Announcer;
-use crate::acd::stats::Stats;
+use crate::acd::stats::{Fact, Stats};
 use crate::acd::{
-    AcdConfig, AcdOutput, AgentConfig, AgentId, AgentState, CallKey, Language, QueueConfig,
-    QueueId, Router, SkillId,
+    AcdConfig, AcdOutput, AgentConfig, AgentId, AgentState, CallId, Language, QueueConfig, QueueId,
+    QueuePlan, Router, SkillId,
 };
+use crate::call::event::{CallEvent, CallEventKind};
 use crate::config::AcdSettings;
 
 /// What the switch and the runtime tell the ACD.
@@ -30,25 +32,30 @@ pub enum AcdIn {
     Pause(AgentId, String),
     Ready(AgentId),
     Queued {
-        call: CallKey,
-        queue: String,
+        call: CallId,
+        queue: QueueId,
         language: Language,
         priority: u8,
-        /// A VIP or key customer (their queue's `vip_queue` applies).
-        vip: bool,
         /// The agent who handled the caller's open ticket.
         sticky: Option<AgentId>,
     },
-    Abandoned(CallKey),
-    Answered(CallKey, AgentId),
-    Refused(CallKey, AgentId),
+    /// The agent's phone registered, or its registration is gone.
+    Phone(AgentId, bool),
+    /// The caller left the queue (or the call is over): no agent for it.
+    Gone(CallId),
+    Answered(CallId, AgentId),
+    Refused(CallId, AgentId),
     Ended(AgentId),
+    /// A fact for the figures, at the time the call's story has it.
+    Fact(Instant, Fact),
 }
 
 /// What readers see: every agent's state and the calls waiting per queue.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub agents: BTreeMap<AgentId, AgentState>,
+    /// Agents whose phone is registered (only they are offered calls).
+    pub phones: BTreeMap<AgentId, bool>,
     pub waiting: BTreeMap<String, usize>,
     /// Per queue: the longest wait now (whole seconds) and the window's
     /// figures.
@@ -59,34 +66,79 @@ pub struct Snapshot {
 pub struct AcdHandle {
     pub tx: Sender<AcdIn>,
     pub snapshot: watch::Receiver<Snapshot>,
+    pub plan: Arc<QueuePlan>,
+    clock: WallClock,
 }
 
-/// The queues by name, in router order, and where VIPs of each go.
-#[derive(Debug, Clone)]
-pub struct Queues {
-    pub names: Vec<String>,
-    vip: Vec<Option<usize>>,
-}
-
-impl Queues {
-    /// The queue a caller waits in: the named one (or `general`, or the
-    /// first, for a name the configuration does not know), or its VIP queue
-    /// for VIPs and key customers.
-    fn pick(&self, name: &str, vip: bool) -> QueueId {
-        let q = self
-            .names
-            .iter()
-            .position(|n| n == name)
-            .or_else(|| self.names.iter().position(|n| n == "general"))
-            .unwrap_or(0);
-        let q = if vip { self.vip[q].unwrap_or(q) } else { q };
-        QueueId(q as u16)
+impl AcdHandle {
+    /// The ACD's side of a call's story: what routing and the figures
+    /// need, at the event's time. `sticky` finds the agent handling an
+    /// owner's open ticket.
+    pub fn hear(&self, ev: &CallEvent, sticky: impl FnOnce(&str) -> Option<AgentId>) {
+        let at = self.clock.quantize(ev.at);
+        let call = ev.call;
+        let send = |msg| {
+            let _ = self.tx.send(msg);
+        };
+        match &ev.kind {
+            CallEventKind::Queued {
+                queue,
+                language,
+                priority,
+                owner,
+                ..
+            } => {
+                let Some(q) = self.plan.id(queue) else {
+                    return;
+                };
+                send(AcdIn::Fact(
+                    at,
+                    Fact::Queued {
+                        call,
+                        queue: q.0 as usize,
+                    },
+                ));
+                send(AcdIn::Queued {
+                    call,
+                    queue: q,
+                    language: Language::parse(language).unwrap_or(Language::Zh),
+                    priority: *priority,
+                    sticky: owner.as_deref().and_then(sticky),
+                });
+            }
+            CallEventKind::Offered { agent } => {
+                send(AcdIn::Fact(at, Fact::Offered { agent: *agent }))
+            }
+            CallEventKind::OfferMissed { agent, .. } => {
+                send(AcdIn::Fact(at, Fact::Missed { agent: *agent }));
+                send(AcdIn::Refused(call, *agent));
+            }
+            CallEventKind::Answered { agent, .. } => {
+                send(AcdIn::Fact(
+                    at,
+                    Fact::Answered {
+                        call,
+                        agent: *agent,
+                    },
+                ));
+                send(AcdIn::Answered(call, *agent));
+            }
+            CallEventKind::Abandoned { .. } | CallEventKind::Overflowed { .. } => {
+                let overflow = matches!(ev.kind, CallEventKind::Overflowed { .. });
+                send(AcdIn::Fact(at, Fact::Left { call, overflow }));
+                send(AcdIn::Gone(call));
+            }
+            CallEventKind::ConversationEnded { agent, .. } => send(AcdIn::Ended(*agent)),
+            // Whatever else: a caller still known to the ACD is gone.
+            CallEventKind::Ended { .. } => send(AcdIn::Gone(call)),
+            _ => {}
+        }
     }
 }
 
 /// The router for the `[acd]` settings and the agents file: skills are
 /// numbered over both (a queue may need a skill no agent has yet).
-pub fn router_for(agents: &AgentsFile, settings: &AcdSettings) -> (Router, Queues) {
+pub fn router_for(agents: &AgentsFile, settings: &AcdSettings) -> (Router, QueuePlan) {
     let mut skills: Vec<String> = agents
         .agents
         .iter()
@@ -124,15 +176,12 @@ pub fn router_for(agents: &AgentsFile, settings: &AcdSettings) -> (Router, Queue
             warn!(queue = %name, %skill, "no agent has this queue's skill: its callers will wait for the fallback");
         }
     }
-    let vip = settings
-        .queues
-        .values()
-        .map(|q| {
-            q.vip_queue
-                .as_ref()
-                .and_then(|v| names.iter().position(|n| n == v))
-        })
-        .collect();
+    let plan = QueuePlan::new(
+        settings
+            .queues
+            .iter()
+            .map(|(n, q)| (n.as_str(), q.vip_queue.as_deref())),
+    );
     let agent_configs = agents
         .agents
         .iter()
@@ -157,24 +206,26 @@ pub fn router_for(agents: &AgentsFile, settings: &AcdSettings) -> (Router, Queue
         offer_timeout: Duration::from_secs(settings.offer_seconds),
         max_misses: settings.max_misses,
         sticky_wait: Duration::from_secs(settings.sticky_seconds),
+        miss_rest: Duration::from_secs(settings.miss_rest_seconds),
+        phones_required: true,
     };
-    (
-        Router::new(cfg, queues, agent_configs),
-        Queues { names, vip },
-    )
+    (Router::new(cfg, queues, agent_configs), plan)
 }
 
+#[allow(clippy::too_many_arguments)] // the thread's whole world, handed over once
 pub fn spawn(
     router: Router,
-    queues: Queues,
+    plan: Arc<QueuePlan>,
     announcer: Announcer,
     stats: Stats,
     threshold: Duration,
+    clock: WallClock,
     to_switch: mpsc::UnboundedSender<Input>,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> AcdHandle {
     let (tx, rx) = crossbeam_channel::unbounded();
     let (publish, snapshot) = watch::channel(Snapshot::default());
+    let queues = plan.clone();
     std::thread::Builder::new()
         .name("acd-router".into())
         .spawn(move || {
@@ -185,11 +236,16 @@ pub fn spawn(
                 reported: None,
             };
             run(
-                router, queues, announcer, stats, rx, to_switch, publish, metrics,
+                router, queues, announcer, stats, clock, rx, to_switch, publish, metrics,
             )
         })
         .expect("ACD thread");
-    AcdHandle { tx, snapshot }
+    AcdHandle {
+        tx,
+        snapshot,
+        plan,
+        clock,
+    }
 }
 
 /// The statistics core and when its window was last reported.
@@ -202,9 +258,10 @@ struct StatsEdge {
 #[allow(clippy::too_many_arguments)] // the thread's whole world, handed over once
 fn run(
     mut router: Router,
-    queues: Queues,
+    queues: Arc<QueuePlan>,
     mut announcer: Announcer,
     mut stats: StatsEdge,
+    clock: WallClock,
     rx: Receiver<AcdIn>,
     to_switch: mpsc::UnboundedSender<Input>,
     publish: watch::Sender<Snapshot>,
@@ -229,29 +286,32 @@ fn run(
             .min(Duration::from_secs(1));
         match rx.recv_timeout(wait) {
             Ok(first) => {
-                let now = Instant::now();
+                let now = clock.now();
                 // Everything else already queued goes in the same pass.
                 for msg in std::iter::once(first).chain(rx.try_iter()) {
-                    handle(
-                        &mut router,
-                        &mut announcer,
-                        &mut stats.stats,
-                        &queues,
-                        now,
-                        msg,
-                    );
+                    handle(&mut router, &mut announcer, &mut stats.stats, now, msg);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        let now = Instant::now();
+        let now = clock.now();
         router.handle_timeout(now);
         let mut changed = false;
         while let Some(out) = router.poll_output() {
-            stats.stats.handle_output(now, &out);
+            // The figures take the agents' side from here; the calls' side
+            // comes with the call events (`AcdHandle::hear`).
+            if let AcdOutput::AgentChanged { agent, state } = &out {
+                stats.stats.handle(
+                    now,
+                    &Fact::AgentChanged {
+                        agent: *agent,
+                        state: state.clone(),
+                    },
+                );
+            }
             while let Some(o) = stats.stats.poll_observed() {
-                metrics.acd_observed(o, &queues.names, stats.threshold);
+                metrics.acd_observed(o, queues.names(), stats.threshold);
             }
             match &out {
                 AcdOutput::Connected { call, agent } => {
@@ -271,14 +331,27 @@ fn run(
                     reason = %reason,
                     "agent state"
                 );
+                if matches!(state, AgentState::Available { .. }) && !router.has_phone(*agent) {
+                    warn!(
+                        agent = agent.0,
+                        "agent available but their phone is not registered: no calls are offered until it registers"
+                    );
+                }
                 snapshot.agents.insert(*agent, state.clone());
                 changed = true;
             }
-            if to_switch.send(Input::Acd(out)).is_err() {
+            if to_switch.send(Input::Acd(out, now)).is_err() {
                 return; // the hotline stopped
             }
         }
-        for (i, name) in queues.names.iter().enumerate() {
+        for (id, _) in router.agent_states() {
+            let phone = router.has_phone(id);
+            if snapshot.phones.get(&id) != Some(&phone) {
+                snapshot.phones.insert(id, phone);
+                changed = true;
+            }
+        }
+        for (i, name) in queues.names().iter().enumerate() {
             let n = router.waiting(QueueId(i as u16));
             if snapshot.waiting.get(name) != Some(&n) {
                 snapshot.waiting.insert(name.clone(), n);
@@ -292,9 +365,9 @@ fn run(
         {
             let report = stats.stats.report(now);
             let longest = stats.stats.longest_waits(now);
-            metrics.set_acd_report(&report, &queues.names, &longest);
+            metrics.set_acd_report(&report, queues.names(), &longest);
             stats.reported = Some(now);
-            for (i, name) in queues.names.iter().enumerate() {
+            for (i, name) in queues.names().iter().enumerate() {
                 let secs = longest[i].as_secs();
                 if snapshot.longest_wait_seconds.get(name) != Some(&secs) {
                     snapshot.longest_wait_seconds.insert(name.clone(), secs);
@@ -329,7 +402,6 @@ fn handle(
     router: &mut Router,
     announcer: &mut Announcer,
     stats: &mut Stats,
-    queues: &Queues,
     now: Instant,
     msg: AcdIn,
 ) {
@@ -343,15 +415,13 @@ fn handle(
             queue,
             language,
             priority,
-            vip,
             sticky,
         } => {
-            let q = queues.pick(&queue, vip);
-            stats.handle_queued(now, call, q.0 as usize);
-            router.handle_call_queued(now, call, q, language, priority, sticky);
+            router.handle_call_queued(now, call, queue, language, priority, sticky);
             announcer.handle_queued(now, call);
         }
-        AcdIn::Abandoned(call) => {
+        AcdIn::Phone(agent, registered) => router.handle_phone(now, agent, registered),
+        AcdIn::Gone(call) => {
             announcer.handle_left(call);
             router.handle_call_abandoned(now, call);
         }
@@ -360,6 +430,9 @@ fn handle(
         AcdIn::Ended(agent) => {
             announcer.handle_call_ended(now, agent);
             router.handle_call_ended(now, agent);
+        }
+        AcdIn::Fact(at, fact) => {
+            stats.handle(at, &fact);
         }
     }
 }

@@ -7,6 +7,7 @@
 //! bounded by the calls the switch admitted).
 
 pub mod acd;
+pub mod clock;
 pub mod ivr;
 pub mod media;
 pub mod tickets;
@@ -58,7 +59,8 @@ pub enum Input {
     /// The answer to a menu request.
     IvrReply(CallId, crate::ivr::Reply),
     /// What the ACD decided.
-    Acd(crate::acd::AcdOutput),
+    /// What the ACD decided, and when.
+    Acd(crate::acd::AcdOutput, Instant),
     /// Time to tell a waiting caller their place and wait.
     Announce(crate::acd::announce::Announcement),
     /// The API asks about bans.
@@ -238,22 +240,24 @@ impl Hotline {
             metrics.clone(),
             view.clone(),
         ));
+        let clock = clock::WallClock::start();
         let acd = agents.as_ref().map(|a| {
-            let (router, queues) = acd::router_for(a, &config.acd);
+            let (router, plan) = acd::router_for(a, &config.acd);
             let announcer = crate::acd::announce::Announcer::new(
                 Duration::from_secs(config.acd.announce_seconds),
                 Duration::from_secs(config.acd.assumed_handle_seconds),
             );
             let stats = crate::acd::stats::Stats::new(
                 config.service_level.stats_config(),
-                queues.names.len(),
+                plan.names().len(),
             );
             acd::spawn(
                 router,
-                queues,
+                Arc::new(plan),
                 announcer,
                 stats,
                 Duration::from_secs(config.service_level.threshold_seconds),
+                clock,
                 to_switch.clone(),
                 metrics.clone(),
             )
@@ -302,7 +306,9 @@ impl Hotline {
             },
             crate::http::app(metrics.clone(), Arc::new(api)),
         ));
-        let mut switch = Switch::new(config.switch_config(rand::random(), menu, agents));
+        let mut switch_config = config.switch_config(rand::random(), menu, agents);
+        switch_config.queues = acd.as_ref().map(|h| h.plan.clone());
+        let mut switch = Switch::new(switch_config);
         let (media, media_task) = media::spawn(
             config.media.ip,
             Duration::from_secs(config.media.rtp_timeout_seconds),
@@ -391,8 +397,8 @@ impl Hotline {
                         Input::Place(call) => { switch.place_call(now, call); }
                         Input::Owner(call, owner) => switch.handle_owner(now, call, owner),
                         Input::IvrReply(call, reply) => switch.handle_ivr_reply(now, call, reply),
-                        Input::Acd(out) => handle_acd(&mut switch, now, out, acd.as_ref(), &services.desk),
-                        Input::Announce(a) => switch.announce(now, CallId(a.call.0), a.position, a.wait_minutes),
+                        Input::Acd(out, at) => handle_acd(&mut switch, now, out, at, &services, &clock),
+                        Input::Announce(a) => switch.announce(now, a.call, a.position, a.wait_minutes),
                         Input::Edge(crate::http::api::EdgeRequest::Bans(reply)) => {
                             let _ = reply.send(switch.bans(now));
                         }
@@ -411,6 +417,7 @@ impl Hotline {
                 &media,
                 &services,
                 acd.as_ref(),
+                &clock,
             )
             .await;
             for ip in banned {
@@ -443,6 +450,7 @@ impl Hotline {
             &media,
             &services,
             acd.as_ref(),
+            &clock,
         )
         .await;
         // Let the BYEs leave and the media edge close its ports.
@@ -490,138 +498,63 @@ async fn flush(
     media: &mpsc::UnboundedSender<media::MediaIn>,
     services: &ivr::Services,
     acd: Option<&acd::AcdHandle>,
+    clock: &clock::WallClock,
 ) -> Vec<std::net::IpAddr> {
     let metrics = &services.metrics;
-    let desk = &services.desk;
     let mut banned = Vec::new();
     while let Some(out) = switch.poll_output() {
-        desk_sees(desk, &out);
-        match &out {
-            Output::Transmit(t) => metrics.sip_sent(&t.bytes),
-            Output::Ended(e) => metrics.calls.with_label_values(&[e.reason.label()]).inc(),
-            Output::IvrStep { .. } => metrics.ivr_steps.inc(),
-            Output::Queued { queue, .. } => metrics.calls_queued.with_label_values(&[queue]).inc(),
-            Output::ReturnVisit { outcome, .. } => metrics
-                .return_visits
-                .with_label_values(&[outcome.label()])
-                .inc(),
-            _ => {}
-        }
         match out {
-            Output::Transmit(t) => match t.peer.transport {
-                Transport::Udp => {
-                    if let Err(e) = udp.send_to(&t.bytes, t.peer.addr).await {
-                        warn!(to = %t.peer.addr, error = %e, "SIP send failed");
+            Output::Transmit(t) => {
+                metrics.sip_sent(&t.bytes);
+                match t.peer.transport {
+                    Transport::Udp => {
+                        if let Err(e) = udp.send_to(&t.bytes, t.peer.addr).await {
+                            warn!(to = %t.peer.addr, error = %e, "SIP send failed");
+                        }
                     }
+                    Transport::Tcp | Transport::Tls => match tcp.get(&t.peer.addr) {
+                        Some(w) => {
+                            let _ = w.send(t.bytes);
+                        }
+                        None => warn!(to = %t.peer.addr, "TCP connection gone; message dropped"),
+                    },
                 }
-                Transport::Tcp | Transport::Tls => match tcp.get(&t.peer.addr) {
-                    Some(w) => {
-                        let _ = w.send(t.bytes);
-                    }
-                    None => warn!(to = %t.peer.addr, "TCP connection gone; message dropped"),
-                },
-            },
+            }
             Output::Media(cmd) => {
                 let _ = media.send(media::MediaIn::Command(cmd));
             }
+            Output::Event(ev) => hear(&ev, services, acd, clock),
             Output::IdentifyCaller { call, number } => services.identify(call, number),
-            Output::AgentFeature { agent, code } => {
-                if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
-                    let id = crate::acd::AgentId(id);
-                    use crate::call::FeatureCode;
-                    let msg = match code {
-                        FeatureCode::LogIn => acd::AcdIn::Login(id),
-                        FeatureCode::LogOut => acd::AcdIn::Logout(id),
-                        FeatureCode::Pause => acd::AcdIn::Pause(id, "break".into()),
-                        FeatureCode::Ready => acd::AcdIn::Ready(id),
-                    };
-                    let _ = acd.tx.send(msg);
-                }
-            }
-            Output::Queued {
-                call,
-                queue,
-                language,
-                priority,
-                class,
-                owner,
-                ..
-            } => {
-                if let Some(acd) = acd {
-                    let class_priority = match class {
-                        Some(crate::owners::OwnerClass::Key) => crate::acd::priority::KEY_CUSTOMER,
-                        Some(crate::owners::OwnerClass::Vip) => crate::acd::priority::VIP,
-                        _ => crate::acd::priority::ORDINARY,
-                    };
-                    let _ = acd.tx.send(acd::AcdIn::Queued {
-                        call: crate::acd::CallKey(call.0),
-                        queue,
-                        language: crate::acd::Language::parse(&language)
-                            .unwrap_or(crate::acd::Language::Zh),
-                        priority: priority.max(class_priority),
-                        vip: class_priority > crate::acd::priority::ORDINARY,
-                        sticky: owner.as_deref().and_then(|o| services.tickets.agent_for(o)),
-                    });
-                }
-            }
-            Output::LeftQueue { call } => {
-                if let Some(acd) = acd {
-                    let _ = acd
-                        .tx
-                        .send(acd::AcdIn::Abandoned(crate::acd::CallKey(call.0)));
-                }
-            }
-            Output::AgentAnswered {
-                caller, ref agent, ..
-            } => {
-                if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
-                    let _ = acd.tx.send(acd::AcdIn::Answered(
-                        crate::acd::CallKey(caller.0),
-                        crate::acd::AgentId(id),
-                    ));
-                }
-                if let Some(event) = tickets::call_events(&out) {
-                    tickets::record(&services.store, event);
-                }
-            }
-            Output::AgentLegEnded {
-                caller,
-                agent,
-                answered,
-            } => {
-                if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
-                    let id = crate::acd::AgentId(id);
-                    let _ = acd.tx.send(if answered {
-                        acd::AcdIn::Ended(id)
-                    } else {
-                        acd::AcdIn::Refused(crate::acd::CallKey(caller.0), id)
-                    });
-                }
-            }
-            Output::AgentUnregistered { agent, .. } => {
-                // An agent whose phone is gone cannot take calls.
-                if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
-                    let _ = acd.tx.send(acd::AcdIn::Logout(crate::acd::AgentId(id)));
-                }
-            }
             Output::IvrRequest {
                 call,
                 sip_call_id,
                 number,
                 request,
             } => services.request(call, sip_call_id, number, request),
-            Output::Banned { ip } => banned.push(ip),
-            out => {
-                if let (Output::Ended(e), Some(acd)) = (&out, acd) {
-                    // A caller who was waiting is gone (unknown calls are ignored).
-                    let _ = acd
-                        .tx
-                        .send(acd::AcdIn::Abandoned(crate::acd::CallKey(e.call.0)));
-                }
-                if let Some(event) = tickets::call_events(&out) {
-                    tickets::record(&services.store, event);
+            Output::AgentFeature { agent, code } => {
+                if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
+                    use crate::call::FeatureCode;
+                    let _ = acd.tx.send(match code {
+                        FeatureCode::LogIn => acd::AcdIn::Login(id),
+                        FeatureCode::LogOut => acd::AcdIn::Logout(id),
+                        FeatureCode::Pause => acd::AcdIn::Pause(id, "break".into()),
+                        FeatureCode::Ready => acd::AcdIn::Ready(id),
+                    });
                 }
             }
+            Output::AgentUnregistered { agent, .. } => {
+                // An agent whose phone is gone cannot take calls.
+                if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
+                    let _ = acd.tx.send(acd::AcdIn::Phone(id, false));
+                    let _ = acd.tx.send(acd::AcdIn::Logout(id));
+                }
+            }
+            Output::AgentRegistered { agent, .. } => {
+                if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
+                    let _ = acd.tx.send(acd::AcdIn::Phone(id, true));
+                }
+            }
+            Output::Banned { ip } => banned.push(ip),
         }
     }
     metrics.active_calls.set(switch.active_calls() as i64);
@@ -631,86 +564,48 @@ async fn flush(
     banned
 }
 
-/// Keeps the agents' screens' view of calls (the desk) up to date.
-fn desk_sees(desk: &crate::http::desk::Desk, out: &Output) {
-    use crate::http::desk::DeskEvent;
-    match out {
-        Output::Started {
-            call,
-            sip_call_id,
-            from,
-            ..
-        } => desk.started(
-            call.0,
-            sip_call_id,
-            crate::owners::phone::uri_user(from).unwrap_or(from),
-        ),
-        Output::IvrStep {
-            call, node, detail, ..
-        } => desk.step(call.0, node, detail),
-        Output::Queued {
-            call, queue, owner, ..
-        } => desk.queued(call.0, queue, owner.as_deref()),
-        Output::AgentAnswered { caller, agent, .. } => {
-            desk.answered(caller.0, agent);
-            desk.publish(DeskEvent::Connected {
-                agent: agent.clone(),
-                call: caller.0,
-            });
-        }
-        Output::AgentLegEnded {
-            caller,
-            agent,
-            answered: true,
-        } => desk.publish(DeskEvent::Ended {
-            agent: agent.clone(),
-            call: caller.0,
-        }),
-        Output::Ended(e) => desk.ended(e.call.0, Instant::now()),
-        _ => {}
+/// A call event for each listener: the metrics, the agents' desk, the ACD
+/// (routing and the live figures) and the log.
+fn hear(
+    ev: &crate::call::CallEvent,
+    services: &ivr::Services,
+    acd: Option<&acd::AcdHandle>,
+    clock: &clock::WallClock,
+) {
+    services.metrics.hear(ev);
+    services.desk.hear(ev);
+    if let Some(acd) = acd {
+        acd.hear(ev, |owner| services.tickets.agent_for(owner));
     }
+    tickets::record(&services.store, tickets::log_entry(ev, clock));
 }
 
-/// What the ACD decided, carried out by the switch.
+/// What the ACD decided, carried out by the switch; an agent's new state
+/// goes to their screen and the log.
 fn handle_acd(
     switch: &mut Switch,
     now: Instant,
     out: crate::acd::AcdOutput,
-    acd: Option<&acd::AcdHandle>,
-    desk: &crate::http::desk::Desk,
+    at: Instant,
+    services: &ivr::Services,
+    clock: &clock::WallClock,
 ) {
-    use crate::acd::AcdOutput;
-    use crate::http::desk::DeskEvent;
+    use crate::acd::{AcdOutput, LeftReason};
     match out {
-        AcdOutput::Offer { call, agent } => {
-            if switch.offer_to_agent(now, CallId(call.0), &agent.0.to_string()) {
-                desk.offer(call.0, &agent.0.to_string());
-                desk.publish(DeskEvent::Offer {
-                    agent: agent.0.to_string(),
-                    call: call.0,
-                });
-            } else if let Some(acd) = acd {
-                // No phone to ring (not registered, or the caller just left).
-                let _ = acd.tx.send(acd::AcdIn::Refused(call, agent));
-            }
+        AcdOutput::Offer { call, agent } => switch.offer_to_agent(now, call, agent),
+        AcdOutput::Withdraw { call, .. } => switch.withdraw_agent(now, call),
+        AcdOutput::AgentChanged { agent, state } => {
+            services.desk.agent_changed(agent, &state);
+            tickets::record(
+                &services.store,
+                tickets::agent_entry(agent, &state, at, clock),
+            );
         }
-        AcdOutput::Withdraw { call, agent } => {
-            switch.withdraw_agent(now, CallId(call.0));
-            desk.publish(DeskEvent::Withdrawn {
-                agent: agent.0.to_string(),
-                call: call.0,
-            });
-        }
-        AcdOutput::AgentChanged { agent, state } => desk.publish(DeskEvent::State {
-            agent: agent.0.to_string(),
-            state: crate::metrics::agent_state_label(&state).to_string(),
-            reason: match state {
-                crate::acd::AgentState::Paused { reason } => reason,
-                _ => String::new(),
-            },
-        }),
-        AcdOutput::Left { call, .. } => switch.queue_left(now, CallId(call.0)),
-        AcdOutput::Connected { .. } | AcdOutput::Missed { .. } => {}
+        AcdOutput::Left {
+            call,
+            reason: LeftReason::MaxWait,
+        } => switch.queue_left(now, call),
+        AcdOutput::Left { .. } | AcdOutput::Connected { .. } | AcdOutput::Missed { .. } => {}
     }
 }
 

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use tracing::{error, info, warn};
 
-use crate::call::{CallEnded, Output, PlaceCall, VisitOutcome};
+use super::clock::WallClock;
+use crate::call::event::CallEvent;
+use crate::call::{PlaceCall, VisitOutcome};
 use crate::tickets::dispatch::AutoDispatch;
 use crate::tickets::group::{GroupComplaints, GroupRule};
 use crate::tickets::handlers::Handlers;
@@ -30,145 +32,159 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-/// The ticket events a switch output stands for, stamped now.
-pub fn call_events(out: &Output) -> Option<NewEvent> {
-    let (call, kind) = match out {
-        Output::Started {
-            sip_call_id,
+/// The log's entry for a call event, stamped with its own time. Every
+/// call event is written except the menu's own requests.
+pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
+    use crate::call::event::CallEventKind as K;
+    let ms = |d: Duration| d.as_millis() as u64;
+    let mut ticket = None;
+    let mut actor = Actor::System;
+    let kind = match &ev.kind {
+        K::Started {
             from,
             to,
-            ..
-        } => (
-            sip_call_id,
-            EventKind::CallStarted {
-                from: from.clone(),
-                to: to.clone(),
-            },
-        ),
-        Output::DigitsCollected {
-            sip_call_id,
-            digits,
-            ..
-        } => (
-            sip_call_id,
-            EventKind::IvrStepTaken {
-                node: "collect".into(),
-                detail: format!("digits {digits}"),
-            },
-        ),
-        Output::Ended(CallEnded {
-            sip_call_id,
-            reason,
-            ..
-        }) => (
-            sip_call_id,
-            EventKind::CallEnded {
-                reason: format!("{reason:?}"),
-            },
-        ),
-        Output::IvrStep {
-            sip_call_id,
-            node,
-            detail,
-            ..
-        } => (
-            sip_call_id,
-            EventKind::IvrStepTaken {
-                node: node.clone(),
-                detail: detail.clone(),
-            },
-        ),
-        Output::Queued {
-            sip_call_id,
+            number,
+            outbound,
+        } => EventKind::CallStarted {
+            from: from.clone(),
+            to: to.clone(),
+            number: number.clone(),
+            outbound: *outbound,
+        },
+        K::CallerIdentified { owner, by } => EventKind::CallerIdentified {
+            owner: owner.clone(),
+            by: by.as_str().to_string(),
+        },
+        K::MenuStep { node, detail } => EventKind::IvrStepTaken {
+            node: node.clone(),
+            detail: detail.clone(),
+        },
+        K::Queued {
             queue,
             priority,
             class,
             ..
-        } => (
-            sip_call_id,
-            EventKind::CallQueued {
-                queue: queue.clone(),
-                priority: *priority,
-                class: class
-                    .filter(|c| *c != crate::owners::OwnerClass::Ordinary)
-                    .map(|c| c.as_str().to_string()),
-            },
-        ),
-        Output::ReturnVisit {
-            sip_call_id,
-            ticket,
-            attempt,
-            outcome,
-            number,
-            ..
-        } => {
-            let (actor, kind) = match outcome {
-                VisitOutcome::Fixed => (Actor::Caller(number.clone()), EventKind::ConfirmedByOwner),
-                VisitOutcome::NotFixed => (
-                    Actor::Caller(number.clone()),
-                    EventKind::Reopened {
-                        reason: "the owner pressed 2 on the return visit: not fixed".into(),
-                    },
-                ),
-                VisitOutcome::NoKey => (
-                    Actor::System,
-                    EventKind::ReturnCallUnanswered {
-                        attempt: *attempt,
-                        reason: "answered, no key pressed".into(),
-                    },
-                ),
-                VisitOutcome::Unanswered(code) => (
-                    Actor::System,
-                    EventKind::ReturnCallUnanswered {
-                        attempt: *attempt,
-                        reason: format!("SIP {code}"),
-                    },
-                ),
-            };
-            return Some(NewEvent {
-                ticket: Some(*ticket),
-                call: Some(sip_call_id.clone()),
-                at_ms: now_ms(),
-                actor,
-                kind,
-            });
-        }
-        Output::AgentAnswered {
-            sip_call_id,
+        } => EventKind::CallQueued {
+            queue: queue.clone(),
+            priority: *priority,
+            class: class
+                .filter(|c| *c != crate::owners::OwnerClass::Ordinary)
+                .map(|c| c.as_str().to_string()),
+        },
+        K::Offered { agent } => EventKind::CallOffered {
+            agent: agent.to_string(),
+        },
+        K::OfferMissed { agent, why } => EventKind::CallOfferMissed {
+            agent: agent.to_string(),
+            why: why.describe(),
+        },
+        K::Answered {
             agent,
             owner,
-            ..
-        } => (
-            sip_call_id,
-            EventKind::CallAnswered {
-                agent: agent.clone(),
-                owner: owner.clone(),
-            },
-        ),
-        Output::SurveyAnswered {
-            sip_call_id,
-            ticket,
-            score,
-            number,
-            ..
+            waited,
         } => {
-            return Some(NewEvent {
-                ticket: *ticket,
-                call: Some(sip_call_id.clone()),
-                at_ms: now_ms(),
-                actor: Actor::Caller(number.clone()),
-                kind: EventKind::SurveyAnswered { score: *score },
-            });
+            actor = Actor::Agent(agent.to_string());
+            EventKind::CallAnswered {
+                agent: agent.to_string(),
+                owner: owner.clone(),
+                waited_ms: ms(*waited),
+            }
         }
-        _ => return None,
+        K::Held { by_agent, hold } => EventKind::CallHeld {
+            by_agent: *by_agent,
+            hold: *hold,
+        },
+        K::Abandoned { queue, waited, why } => EventKind::CallAbandoned {
+            queue: queue.clone(),
+            waited_ms: ms(*waited),
+            reason: why.as_str().to_string(),
+        },
+        K::Overflowed { queue, waited } => EventKind::CallOverflowed {
+            queue: queue.clone(),
+            waited_ms: ms(*waited),
+        },
+        K::ConversationEnded {
+            agent,
+            talked,
+            by_agent,
+        } => EventKind::ConversationEnded {
+            agent: agent.to_string(),
+            talked_ms: ms(*talked),
+            by_agent: *by_agent,
+        },
+        K::ReturnVisit {
+            ticket: t,
+            attempt,
+            number,
+            outcome,
+        } => {
+            ticket = Some(*t);
+            match outcome {
+                VisitOutcome::Fixed => {
+                    actor = Actor::Caller(number.clone());
+                    EventKind::ConfirmedByOwner
+                }
+                VisitOutcome::NotFixed => {
+                    actor = Actor::Caller(number.clone());
+                    EventKind::Reopened {
+                        reason: "the owner pressed 2 on the return visit: not fixed".into(),
+                    }
+                }
+                VisitOutcome::NoKey => EventKind::ReturnCallUnanswered {
+                    attempt: *attempt,
+                    reason: "answered, no key pressed".into(),
+                },
+                VisitOutcome::Unanswered(code) => EventKind::ReturnCallUnanswered {
+                    attempt: *attempt,
+                    reason: format!("SIP {code}"),
+                },
+            }
+        }
+        K::SurveyAnswered {
+            ticket: t,
+            number,
+            score,
+        } => {
+            ticket = *t;
+            actor = Actor::Caller(number.clone());
+            EventKind::SurveyAnswered { score: *score }
+        }
+        K::Ended { reason, .. } => EventKind::CallEnded {
+            reason: reason.label().to_string(),
+            code: reason.code(),
+        },
     };
-    Some(NewEvent {
-        ticket: None,
-        call: Some(call.clone()),
-        at_ms: now_ms(),
-        actor: Actor::System,
+    NewEvent {
+        ticket,
+        call: Some(ev.sip_call_id.clone()),
+        at_ms: clock.ms(ev.at),
+        actor,
         kind,
-    })
+    }
+}
+
+/// The log's entry for an agent's new state, at the ACD's time.
+pub fn agent_entry(
+    agent: crate::ids::AgentId,
+    state: &crate::acd::AgentState,
+    at: std::time::Instant,
+    clock: &WallClock,
+) -> NewEvent {
+    let reason = match state {
+        crate::acd::AgentState::Paused { reason } => reason.clone(),
+        _ => String::new(),
+    };
+    NewEvent {
+        ticket: None,
+        call: None,
+        at_ms: clock.ms(at),
+        actor: Actor::Agent(agent.to_string()),
+        kind: EventKind::AgentStateChanged {
+            agent: agent.to_string(),
+            state: crate::metrics::agent_state_label(state).to_string(),
+            reason,
+        },
+    }
 }
 
 /// Opens a ticket (`opened` is its `TicketOpened`) and writes the time

@@ -96,9 +96,19 @@ pub enum EventKind {
     CallStarted {
         from: String,
         to: String,
+        /// The caller's number as the hotline trusts it (a trunk's caller
+        /// ID); empty for an unknown caller.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        number: String,
+        /// Placed by the hotline (a return visit).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        outbound: bool,
     },
     CallerIdentified {
         owner: String,
+        /// `number` (a trunk's caller ID) or `pin` (unit and service PIN).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        by: String,
     },
     IvrStepTaken {
         node: String,
@@ -115,18 +125,66 @@ pub enum EventKind {
     CallOffered {
         agent: String,
     },
+    /// The agent's phone did not take the offered call.
+    CallOfferMissed {
+        agent: String,
+        /// In words: "no registered phone", "phone refused (486)" ...
+        why: String,
+    },
     CallAnswered {
         agent: String,
         /// The owner on the line, when known: the agent becomes the one
         /// who handles the owner's open tickets.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         owner: Option<String>,
+        /// The caller's wait in the queue.
+        #[serde(default)]
+        waited_ms: u64,
     },
-    CallAbandoned,
+    /// The conversation was put on hold (or taken off it).
+    CallHeld {
+        by_agent: bool,
+        hold: bool,
+    },
+    /// The caller left the queue without an agent: hung up (`hung_up`) or
+    /// chose a voice message (`voice_message`).
+    CallAbandoned {
+        #[serde(default)]
+        queue: String,
+        #[serde(default)]
+        waited_ms: u64,
+        #[serde(default)]
+        reason: String,
+    },
+    /// Waited the queue's longest: sent to its fallback.
+    CallOverflowed {
+        queue: String,
+        waited_ms: u64,
+    },
     CallTransferred {
         to: String,
     },
+    /// The conversation with the agent is over.
+    ConversationEnded {
+        agent: String,
+        talked_ms: u64,
+        /// The agent hung up first.
+        by_agent: bool,
+    },
     CallEnded {
+        /// `caller_hung_up`, `hotline_hung_up`, `declined` ... (older
+        /// events have the Rust name: `CallerHungUp`).
+        reason: String,
+        /// The SIP status, for `rejected` and `declined`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<u16>,
+    },
+    /// An agent's state changed (the ACD's word): `available`, `ringing`,
+    /// `on_call`, `wrap_up`, `paused` (with the reason), `logged_out`.
+    AgentStateChanged {
+        agent: String,
+        state: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         reason: String,
     },
     /// The agent's wrap-up of a call: a category and what was done.
@@ -222,10 +280,15 @@ impl EventKind {
             EventKind::IvrStepTaken { .. } => "ivr_step_taken",
             EventKind::CallQueued { .. } => "call_queued",
             EventKind::CallOffered { .. } => "call_offered",
+            EventKind::CallOfferMissed { .. } => "call_offer_missed",
             EventKind::CallAnswered { .. } => "call_answered",
-            EventKind::CallAbandoned => "call_abandoned",
+            EventKind::CallHeld { .. } => "call_held",
+            EventKind::CallAbandoned { .. } => "call_abandoned",
+            EventKind::CallOverflowed { .. } => "call_overflowed",
             EventKind::CallTransferred { .. } => "call_transferred",
+            EventKind::ConversationEnded { .. } => "conversation_ended",
             EventKind::CallEnded { .. } => "call_ended",
+            EventKind::AgentStateChanged { .. } => "agent_state_changed",
             EventKind::WrapUpCoded { .. } => "wrap_up_coded",
             EventKind::TicketOpened { .. } => "ticket_opened",
             EventKind::Dispatched { .. } => "dispatched",

@@ -29,7 +29,7 @@ struct Handled {
 impl Handlers {
     pub fn apply(&mut self, e: &Event) {
         match (&e.kind, e.ticket, &e.call) {
-            (EventKind::CallAnswered { agent, owner }, _, call) => {
+            (EventKind::CallAnswered { agent, owner, .. }, _, call) => {
                 if let Some(call) = call {
                     self.answered.insert(call.clone(), agent.clone());
                 }
@@ -161,6 +161,7 @@ mod tests {
                 EventKind::CallAnswered {
                     agent: agent.into(),
                     owner: Some(owner.into()),
+                    waited_ms: 0,
                 },
             );
         }
@@ -238,7 +239,8 @@ mod tests {
             Some("c9"),
             Actor::System,
             EventKind::CallEnded {
-                reason: "Bye".into(),
+                reason: "caller_hung_up".into(),
+                code: None,
             },
         );
         log.opened(4, Some("c9"), Actor::System, "O-0009");

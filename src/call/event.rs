@@ -1,0 +1,181 @@
+//! Call events: a call's story told once, in the past tense, as it
+//! happens. The switch emits them ([`super::Output::Event`]); the ticket
+//! log, the agents' desk, the metrics, the ACD and the live figures each
+//! listen. Everything the centre knows about a call (what the supervisor's
+//! history shows, what the reports count) comes from these.
+//!
+//! An event belongs to the caller's call: what happens on the leg to an
+//! agent (offered, missed, answered, the conversation over) is told as part
+//! of the caller's call, with the agent named. Return-visit calls the
+//! hotline places are calls of their own.
+
+use std::time::{Duration, Instant};
+
+use super::{CallId, EndReason};
+use crate::ids::AgentId;
+use crate::owners::OwnerClass;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallEvent {
+    /// When it happened (the `now` of the input that caused it).
+    pub at: Instant,
+    pub call: CallId,
+    /// The call's SIP Call-ID: its key in the log, across restarts.
+    pub sip_call_id: String,
+    pub kind: CallEventKind,
+}
+
+/// How the caller was recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentifiedBy {
+    /// The calling number, asserted by a trusted trunk.
+    Number,
+    /// Building, unit and the owner's service PIN, keyed in.
+    Pin,
+}
+
+impl IdentifiedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentifiedBy::Number => "number",
+            IdentifiedBy::Pin => "pin",
+        }
+    }
+}
+
+/// Why an agent's phone did not take an offered call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missed {
+    /// The agent has no registered phone.
+    NotRegistered,
+    /// The phone refused (busy, declined, an error): its SIP status.
+    Refused(u16),
+    /// It rang until the ACD took the offer back (the agent's offer time,
+    /// or the caller left, or the agent logged out).
+    Withdrawn,
+    /// No response from the phone at all.
+    Unreachable,
+}
+
+impl Missed {
+    pub fn describe(self) -> String {
+        match self {
+            Missed::NotRegistered => "no registered phone".into(),
+            Missed::Refused(code) => format!("phone refused ({code})"),
+            Missed::Withdrawn => "not answered in time".into(),
+            Missed::Unreachable => "phone unreachable".into(),
+        }
+    }
+}
+
+/// Why a caller left the queue without an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abandon {
+    /// Hung up while waiting (or while an agent's phone rang).
+    HungUp,
+    /// Chose to leave a voice message instead of waiting.
+    VoiceMessage,
+    /// The hotline ended the call while it waited (shutdown, the longest
+    /// call allowed, a media failure).
+    CutOff,
+}
+
+impl Abandon {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Abandon::HungUp => "hung_up",
+            Abandon::VoiceMessage => "voice_message",
+            Abandon::CutOff => "cut_off",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallEventKind {
+    /// A call came in, or the hotline placed one (a return visit).
+    Started {
+        from: String,
+        to: String,
+        /// The caller's number as the hotline uses it: only a trusted
+        /// trunk's caller ID, else empty (an unknown caller).
+        number: String,
+        /// Placed by the hotline (a return visit), not taken.
+        outbound: bool,
+    },
+    CallerIdentified {
+        owner: String,
+        by: IdentifiedBy,
+    },
+    /// One step of the caller's way through the menu.
+    MenuStep {
+        node: String,
+        detail: String,
+    },
+    /// Handed to the ACD: the queue it waits in (after the VIP choice), at
+    /// this priority.
+    Queued {
+        queue: String,
+        skills: Vec<String>,
+        priority: u8,
+        language: String,
+        owner: Option<String>,
+        class: Option<OwnerClass>,
+    },
+    /// An agent's phone rings with the call.
+    Offered {
+        agent: AgentId,
+    },
+    /// That phone did not take it.
+    OfferMissed {
+        agent: AgentId,
+        why: Missed,
+    },
+    /// The agent answered: caller and agent are talking.
+    Answered {
+        agent: AgentId,
+        owner: Option<String>,
+        /// How long the caller waited in the queue.
+        waited: Duration,
+    },
+    /// One side put the conversation on hold, or took it off.
+    Held {
+        by_agent: bool,
+        hold: bool,
+    },
+    /// Left the queue without an agent.
+    Abandoned {
+        queue: String,
+        waited: Duration,
+        why: Abandon,
+    },
+    /// Waited the queue's longest: sent to the queue's fallback.
+    Overflowed {
+        queue: String,
+        waited: Duration,
+    },
+    /// The conversation with the agent is over.
+    ConversationEnded {
+        agent: AgentId,
+        talked: Duration,
+        /// The agent hung up first (else the caller did).
+        by_agent: bool,
+    },
+    /// A return visit's answer (exactly one per return-visit call).
+    ReturnVisit {
+        ticket: crate::tickets::TicketId,
+        attempt: u32,
+        number: String,
+        outcome: super::VisitOutcome,
+    },
+    /// The caller rated the service 1-5.
+    SurveyAnswered {
+        ticket: Option<crate::tickets::TicketId>,
+        number: String,
+        score: u8,
+    },
+    Ended {
+        reason: EndReason,
+        /// The line test's keys (empty for menu calls: they are not kept).
+        digits: String,
+    },
+}
