@@ -50,6 +50,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    pub site: SiteConfig,
     pub sip: SipConfig,
     pub media: MediaConfig,
     pub prompts: PromptsConfig,
@@ -61,6 +62,30 @@ pub struct Config {
     pub acd: AcdSettings,
     pub service_level: ServiceLevelSettings,
     pub http: HttpSettings,
+}
+
+/// The centre itself.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteConfig {
+    /// The centre's local time against UTC, "+HH:MM": dates said to
+    /// callers, times on the pages, in call history and in reports.
+    pub utc_offset: String,
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        Self {
+            utc_offset: "+08:00".into(),
+        }
+    }
+}
+
+impl SiteConfig {
+    /// The site's local time (checked at load).
+    pub fn local_time(&self) -> crate::site::LocalTime {
+        crate::site::LocalTime::parse(&self.utc_offset).unwrap_or_default()
+    }
 }
 
 /// How the service level and the other queue figures are computed.
@@ -364,7 +389,8 @@ pub struct ReturnVisitConfig {
     pub question_seconds: u64,
     /// Local times with no calls, "HH:MM-HH:MM" (may wrap midnight).
     pub quiet_hours: String,
-    /// The centre's local time as an offset from UTC, "+HH:MM".
+    /// The centre's local time as an offset from UTC, "+HH:MM" (empty:
+    /// `[site] utc_offset`).
     pub utc_offset: String,
     /// Credentials for a gateway that challenges our INVITEs (digest, RFC
     /// 3261 §22; MD5 or SHA-256 as it asks). Keep this file private.
@@ -739,10 +765,13 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        if cfg.return_visit.utc_offset.is_empty() {
+            cfg.return_visit.utc_offset = cfg.site.utc_offset.clone();
+        }
         cfg.validate(path)?;
         Ok(cfg)
     }
@@ -753,6 +782,9 @@ impl Config {
             key,
             message,
         };
+        if let Err(e) = crate::site::LocalTime::parse(&self.site.utc_offset) {
+            return Err(invalid("site.utc_offset", e));
+        }
         let m = &self.media;
         if m.rtp_port_min >= m.rtp_port_max || m.rtp_port_min < 1024 {
             return Err(invalid(
@@ -1015,6 +1047,26 @@ impl Config {
             }
         }
         Ok(Some(std::sync::Arc::new(graph)))
+    }
+
+    /// The queues in router order and their VIP queues.
+    pub fn queue_plan(&self) -> crate::acd::QueuePlan {
+        crate::acd::QueuePlan::new(
+            self.acd
+                .queues
+                .iter()
+                .map(|(n, q)| (n.as_str(), q.vip_queue.as_deref())),
+        )
+    }
+
+    /// What reports are computed with.
+    pub fn report_settings(&self) -> crate::report::Settings {
+        crate::report::Settings {
+            plan: self.queue_plan(),
+            threshold: Duration::from_secs(self.service_level.threshold_seconds),
+            short_abandons: self.service_level.short_abandons,
+            local: self.site.local_time(),
+        }
     }
 
     pub fn switch_config(

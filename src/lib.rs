@@ -69,6 +69,8 @@ pub mod ivr;
 pub mod media;
 pub mod metrics;
 pub mod owners;
+pub mod report;
 pub mod runtime;
 pub mod sip;
+pub mod site;
 pub mod tickets;

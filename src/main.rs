@@ -60,6 +60,69 @@ enum Command {
         #[command(subcommand)]
         command: TicketCommand,
     },
+    /// A day's or a week's figures from the log: JSON on stdout, or a
+    /// printable HTML page, or CSV files.
+    Report {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The local day, "2026-12-01" (today by default).
+        #[arg(long, conflicts_with = "week")]
+        day: Option<String>,
+        /// The seven days from this one.
+        #[arg(long)]
+        week: Option<String>,
+        /// Writes the HTML page here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Writes queues.csv, hours.csv, agents.csv, tickets_by_category.csv
+        /// and tickets_by_building.csv into this folder.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+    /// Call history: every call's story from the log, in local time.
+    Calls {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(subcommand)]
+        command: CallCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CallCommand {
+    /// The calls that started in a window (today by default), one line each.
+    List {
+        /// A local day, "2026-12-01".
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        day: Option<String>,
+        /// Local times, "2026-12-01T21:00".
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// Digits in the caller's number.
+        #[arg(long)]
+        number: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        queue: Option<String>,
+        /// answered, abandoned, voice_message, overflowed, self_service,
+        /// return_visit or in_progress.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// One JSON object per call, with its timeline.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One call's whole story (its SIP Call-ID, as `calls list` shows).
+    Show {
+        call: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,8 +192,13 @@ enum TicketCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Shows one ticket and every event of it.
-    Show { id: u64 },
+    /// Shows one ticket and every event of it (local times).
+    Show {
+        id: u64,
+        /// The ticket and its events as JSON lines instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Opens a ticket and promises the SLA time of its severity.
     Open {
         #[arg(long)]
@@ -279,6 +347,26 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Report {
+            store,
+            day,
+            week,
+            html,
+            csv,
+        } => match report(store, day, week, html, csv) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Calls { store, command } => match calls(store, command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Tickets { store, command } => match tickets(store, command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -327,6 +415,167 @@ fn owners(
                     serde_json::to_string_pretty(&o).map_err(|e| e.to_string())?
                 ),
                 None => return Err(format!("no owner with id or number {who}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn report(
+    args: StoreArgs,
+    day: Option<String>,
+    week: Option<String>,
+    html: Option<PathBuf>,
+    csv: Option<PathBuf>,
+) -> Result<(), String> {
+    let config = match &args.config {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    let settings = config.report_settings();
+    let local = settings.local;
+    let (date, days) = match (day, week) {
+        (_, Some(w)) => (w, 7),
+        (Some(d), None) => (d, 1),
+        (None, None) => (local.date(now_ms()), 1),
+    };
+    let (from, first_end) = local.day(&date)?;
+    let to = first_end + (days - 1) * 86_400_000;
+    let title = if days == 1 {
+        date.clone()
+    } else {
+        format!("{date} to {}", local.date(to - 1))
+    };
+    let location = args.store.unwrap_or_else(|| config.tickets.store.clone());
+    let store = Store::open(&location)
+        .map_err(|e| format!("{}: {e}", hotline::tickets::store::hide_password(&location)))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let events = rt
+        .block_on(store.events_between(from, to))
+        .map_err(|e| e.to_string())?;
+    let report = hotline::report::build(title, &events, from, to, &settings);
+    if let Some(path) = &html {
+        std::fs::write(path, hotline::report::html::render(&report, local))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(dir) = &csv {
+        let files = hotline::report::write_csv(&report, dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        eprintln!("wrote {} in {}", files.join(", "), dir.display());
+    }
+    if html.is_none() && csv.is_none() {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    }
+    Ok(())
+}
+
+fn calls(args: StoreArgs, command: CallCommand) -> Result<(), String> {
+    use hotline::tickets::history::{self, Filter, Outcome};
+    let config = match &args.config {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    let local = config.site.local_time();
+    let location = args.store.unwrap_or_else(|| config.tickets.store.clone());
+    let store = Store::open(&location)
+        .map_err(|e| format!("{}: {e}", hotline::tickets::store::hide_password(&location)))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let print_call = |c: &history::CallRecord, json: bool| -> Result<(), String> {
+        if json {
+            println!("{}", serde_json::to_string(c).map_err(|e| e.to_string())?);
+            return Ok(());
+        }
+        println!(
+            "{}  {}  {}  owner {}  queue {}  agent {}  {}",
+            c.started,
+            if c.number.is_empty() {
+                "unknown caller"
+            } else {
+                &c.number
+            },
+            c.outcome.as_str(),
+            c.owner.as_deref().unwrap_or("-"),
+            c.queue.as_deref().unwrap_or("-"),
+            c.agent.as_deref().unwrap_or("-"),
+            c.call
+        );
+        Ok(())
+    };
+    match command {
+        CallCommand::List {
+            day,
+            from,
+            to,
+            number,
+            owner,
+            agent,
+            queue,
+            outcome,
+            json,
+        } => {
+            let today = local.date(now_ms());
+            let (from, to) = match (day, from, to) {
+                (Some(d), _, _) => local.day(&d)?,
+                (None, None, None) => local.day(&today)?,
+                (None, from, to) => {
+                    let from = match from {
+                        Some(f) => local.parse_moment(&f)?,
+                        None => local.day(&today)?.0,
+                    };
+                    let to = match to {
+                        Some(t) => local.parse_moment(&t)?,
+                        None => from + 86_400_000,
+                    };
+                    (from, to)
+                }
+            };
+            if to <= from {
+                return Err("--from must be before --to".into());
+            }
+            let filter = Filter {
+                number,
+                owner,
+                agent,
+                queue,
+                outcome: outcome.as_deref().map(Outcome::parse).transpose()?,
+            };
+            let events = rt
+                .block_on(store.calls_between(from, to))
+                .map_err(|e| e.to_string())?;
+            for c in history::calls(&events, local)
+                .iter()
+                .filter(|c| filter.keeps(c))
+            {
+                print_call(c, json)?;
+            }
+        }
+        CallCommand::Show { call, json } => {
+            let events = rt
+                .block_on(store.call_events(&call))
+                .map_err(|e| e.to_string())?;
+            let calls = history::calls(&events, local);
+            let c = calls
+                .first()
+                .ok_or_else(|| format!("no call {call:?} in the log"))?;
+            print_call(c, json)?;
+            if !json {
+                for e in &c.timeline {
+                    println!("  {}  {}", e.time, e.text);
+                }
+                if !c.tickets.is_empty() {
+                    let t: Vec<String> = c.tickets.iter().map(|t| format!("T{t}")).collect();
+                    println!("  tickets: {}", t.join(" "));
+                }
             }
         }
     }
@@ -401,18 +650,32 @@ fn tickets(args: StoreArgs, command: TicketCommand) -> Result<(), String> {
                 }
             }
         }
-        TicketCommand::Show { id } => {
+        TicketCommand::Show { id, json } => {
             let id = known(id)?;
             let events = rt
                 .block_on(store.ticket_events(id))
                 .map_err(|e| e.to_string())?;
             let tickets = Tickets::replay(&events);
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&tickets.get(id)).map_err(|e| e.to_string())?
-            );
-            for e in &events {
-                println!("{:>8} {} {:?} {:?}", e.id.0, e.at_ms, e.actor, e.kind);
+            let ticket = tickets.get(id).ok_or_else(|| format!("no ticket {id}"))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(ticket).map_err(|e| e.to_string())?
+                );
+                for e in &events {
+                    let line = serde_json::json!({
+                        "id": e.id.0,
+                        "at_ms": e.at_ms,
+                        "actor": e.actor,
+                        "event": e.kind,
+                    });
+                    println!("{line}");
+                }
+            } else {
+                print!(
+                    "{}",
+                    hotline::tickets::query::ticket_text(ticket, &events, config.site.local_time())
+                );
             }
         }
         TicketCommand::Open {

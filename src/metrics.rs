@@ -455,7 +455,7 @@ impl Metrics {
                     }
                 }
             }
-            Observed::Handled { queue, time } => self
+            Observed::Handled { queue, time, .. } => self
                 .handle_time
                 .with_label_values(&[name(queue)])
                 .observe(time.as_secs_f64()),

@@ -60,6 +60,7 @@ pub enum Observed {
     /// Talk plus wrap-up of one answered call.
     Handled {
         queue: usize,
+        agent: AgentId,
         time: Duration,
     },
     Offered {
@@ -226,7 +227,14 @@ impl Stats {
                     && let Some((queue, since)) = self.handling.remove(agent)
                 {
                     let time = now.saturating_duration_since(since);
-                    self.observe(now, Observed::Handled { queue, time });
+                    self.observe(
+                        now,
+                        Observed::Handled {
+                            queue,
+                            agent: *agent,
+                            time,
+                        },
+                    );
                 }
                 if let Some((was, since)) = self.activity.insert(*agent, (activity, now))
                     && was != Activity::Away
@@ -282,7 +290,7 @@ impl Stats {
                     q.abandoned_in_time += (wait <= t) as u32;
                 }
                 Observed::Overflowed { queue, .. } => queues[queue].overflowed += 1,
-                Observed::Handled { queue, time } => {
+                Observed::Handled { queue, time, .. } => {
                     handled[queue].0 += 1;
                     handled[queue].1 += time;
                 }

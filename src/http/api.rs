@@ -46,6 +46,10 @@ pub struct Api {
     /// Event streams open, in all and per user.
     pub streams: crate::edge::Slots<String>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The site's local time (history and reports).
+    pub local: crate::site::LocalTime,
+    /// What reports are computed with.
+    pub report: crate::report::Settings,
 }
 
 /// What the API asks of the edge guard (answered by the switch's task).
@@ -133,6 +137,8 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route("/api/tickets/{id}/escalate", post(escalate))
         .route("/api/tickets/{id}/promise-broken", post(promise_broken))
         .route("/api/tickets/{id}/dispatch", post(dispatch))
+        .route("/api/calls", get(call_history))
+        .route("/api/reports/{period}", get(report))
         .route("/api/calls/{call}", get(call))
         .route("/api/calls/{call}/wrap-up", post(wrap_up))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such route") })
@@ -486,6 +492,162 @@ async fn lift_ban(
         )
     } else {
         Err(err(StatusCode::NOT_FOUND, format!("{ip} is not banned")))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CallFilter {
+    #[allow(dead_code)]
+    token: Option<String>,
+    /// Local times, "2026-12-01" or "2026-12-01T21:00"; today by default.
+    from: Option<String>,
+    to: Option<String>,
+    number: Option<String>,
+    owner: Option<String>,
+    agent: Option<String>,
+    queue: Option<String>,
+    outcome: Option<String>,
+}
+
+/// The longest span one history request may cover.
+const MAX_HISTORY_DAYS: i64 = 31;
+
+/// Calls that started in a window, each with its story in words and local
+/// time (supervisors; an agent sees only calls they were rung with).
+async fn call_history(
+    State(api): State<Arc<Api>>,
+    Caller(user): Caller,
+    f: Result<Query<CallFilter>, QueryRejection>,
+) -> Reply {
+    use crate::tickets::history::{self, Filter, Outcome};
+    let Query(f) = f.map_err(|e| {
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("{e}: filters are from, to, number, owner, agent, queue and outcome"),
+        )
+    })?;
+    let bad = |e: String| err(StatusCode::BAD_REQUEST, e);
+    let now = crate::runtime::tickets::now_ms();
+    let today = api.local.day(&api.local.date(now)).map_err(bad)?;
+    let from = match &f.from {
+        Some(t) => api.local.parse_moment(t).map_err(bad)?,
+        None => today.0,
+    };
+    let to = match &f.to {
+        Some(t) if t.len() == 10 => api.local.day(t).map_err(bad)?.1, // the whole day
+        Some(t) => api.local.parse_moment(t).map_err(bad)?,
+        None => from.max(today.0) + 86_400_000,
+    };
+    if to <= from || to - from > MAX_HISTORY_DAYS * 86_400_000 {
+        return Err(bad(format!(
+            "from must be before to, at most {MAX_HISTORY_DAYS} days apart"
+        )));
+    }
+    let agent = match user.role {
+        Role::Supervisor => f.agent.clone(),
+        Role::Agent => {
+            let own = user.agent.clone();
+            if f.agent.is_some() && f.agent != own {
+                return Err(err(
+                    StatusCode::FORBIDDEN,
+                    "agents see their own calls only",
+                ));
+            }
+            own.or(Some(String::new())) // an agent with no extension sees nothing
+        }
+    };
+    let filter = Filter {
+        number: f.number.clone(),
+        owner: f.owner.clone(),
+        agent,
+        queue: f.queue.clone(),
+        outcome: f
+            .outcome
+            .as_deref()
+            .map(Outcome::parse)
+            .transpose()
+            .map_err(bad)?,
+    };
+    let events = api.store.calls_between(from, to).await.map_err(|e| {
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the log cannot be read: {e}"),
+        )
+    })?;
+    let calls: Vec<_> = history::calls(&events, api.local)
+        .into_iter()
+        .filter(|c| filter.keeps(c))
+        .collect();
+    ok(
+        StatusCode::OK,
+        json!({
+            "from": api.local.format(from),
+            "to": api.local.format(to),
+            "calls": calls,
+        }),
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    #[allow(dead_code)]
+    token: Option<String>,
+    /// The local day (or the week's first day), "2026-12-01"; today by
+    /// default.
+    date: Option<String>,
+    /// `json` (default) or `html`.
+    format: Option<String>,
+}
+
+/// A day's or a week's report from the log (supervisors): JSON, or the
+/// printable HTML page.
+async fn report(
+    State(api): State<Arc<Api>>,
+    Caller(user): Caller,
+    Path(period): Path<String>,
+    q: Result<Query<ReportQuery>, QueryRejection>,
+) -> Reply {
+    Api::supervisor(&user)?;
+    let Query(q) = q.map_err(|e| {
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("{e}: parameters are date and format"),
+        )
+    })?;
+    let bad = |e: String| err(StatusCode::BAD_REQUEST, e);
+    let local = api.report.local;
+    let date = q
+        .date
+        .unwrap_or_else(|| local.date(crate::runtime::tickets::now_ms()));
+    let days = match period.as_str() {
+        "day" => 1,
+        "week" => 7,
+        _ => return Err(err(StatusCode::NOT_FOUND, "reports are day and week")),
+    };
+    let (from, first_end) = local.day(&date).map_err(bad)?;
+    let to = first_end + (days - 1) * 86_400_000;
+    let title = if days == 1 {
+        date.clone()
+    } else {
+        format!("{date} to {}", local.date(to - 1))
+    };
+    let events = api.store.events_between(from, to).await.map_err(|e| {
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the log cannot be read: {e}"),
+        )
+    })?;
+    let report = crate::report::build(title, &events, from, to, &api.report);
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => ok(StatusCode::OK, json!(report)),
+        "html" => Ok((
+            [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            crate::report::html::render(&report, local),
+        )
+            .into_response()),
+        other => Err(bad(format!("format {other:?} is not json or html"))),
     }
 }
 

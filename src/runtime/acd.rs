@@ -182,6 +182,7 @@ pub fn router_for(agents: &AgentsFile, settings: &AcdSettings) -> (Router, Queue
             .iter()
             .map(|(n, q)| (n.as_str(), q.vip_queue.as_deref())),
     );
+    debug_assert_eq!(plan.names(), names.as_slice());
     let agent_configs = agents
         .agents
         .iter()
@@ -310,9 +311,6 @@ fn run(
                     },
                 );
             }
-            while let Some(o) = stats.stats.poll_observed() {
-                metrics.acd_observed(o, queues.names(), stats.threshold);
-            }
             match &out {
                 AcdOutput::Connected { call, agent } => {
                     announcer.handle_connected(now, *call, *agent)
@@ -343,6 +341,10 @@ fn run(
             if to_switch.send(Input::Acd(out, now)).is_err() {
                 return; // the hotline stopped
             }
+        }
+        // What the figures saw, from the call events and the agents' states.
+        while let Some(o) = stats.stats.poll_observed() {
+            metrics.acd_observed(o, queues.names(), stats.threshold);
         }
         for (id, _) in router.agent_states() {
             let phone = router.has_phone(id);

@@ -278,6 +278,8 @@ impl Hotline {
                 config.http.max_event_streams_per_user,
             ),
             metrics: metrics.clone(),
+            local: config.site.local_time(),
+            report: config.report_settings(),
         };
         // RTP sockets come first: connections get the descriptors calls do
         // not need (the caps lowered, and said so, when the limit is tight).
@@ -322,11 +324,7 @@ impl Hotline {
             owners,
             plan: config.owners.number_plan(),
             sla: config.tickets.sla_policy(),
-            utc_offset_minutes: config
-                .return_visit
-                .policy()
-                .map(|p| p.quiet.utc_offset_minutes)
-                .unwrap_or(0),
+            utc_offset_minutes: config.site.local_time().offset_minutes,
             to_switch: to_switch.clone(),
             metrics: metrics.clone(),
             tickets: view.clone(),

@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod event;
 pub mod group;
 pub mod handlers;
+pub mod history;
 pub mod postgres;
 pub mod projection;
 pub mod query;

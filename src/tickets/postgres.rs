@@ -27,7 +27,10 @@ use super::store::{RawRow, Request, Sequences, Serialised, Writer, decode, gathe
 
 /// Versioned schema files, applied in order; the `hotline_schema` table
 /// records how many ran.
-const MIGRATIONS: [&str; 1] = [include_str!("../../migrations/postgres/0001_events.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../../migrations/postgres/0001_events.sql"),
+    include_str!("../../migrations/postgres/0002_time.sql"),
+];
 
 /// Taken while migrating, so that two processes starting together do not
 /// both run a migration.
@@ -134,6 +137,26 @@ impl PostgresStore {
         let sql = format!("{SELECT} WHERE id > $1 ORDER BY id LIMIT $2");
         let limit = limit.min(i64::MAX as usize) as i64;
         self.query(&sql, &[&(after.0 as i64), &limit]).await
+    }
+
+    pub async fn call_events(&self, call: &str) -> Result<Vec<Event>, StoreError> {
+        let sql = format!("{SELECT} WHERE call = $1 ORDER BY id");
+        self.query(&sql, &[&call]).await
+    }
+
+    pub async fn events_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Event>, StoreError> {
+        let sql = format!("{SELECT} WHERE at_ms >= $1 AND at_ms < $2 ORDER BY id");
+        self.query(&sql, &[&from_ms, &to_ms]).await
+    }
+
+    pub async fn calls_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Event>, StoreError> {
+        let sql = format!(
+            "WITH started AS (SELECT call FROM events \
+             WHERE kind = 'call_started' AND at_ms >= $1 AND at_ms < $2), \
+             opened AS (SELECT DISTINCT ticket FROM events WHERE ticket IS NOT NULL AND call IN (SELECT call FROM started)) \
+             {SELECT} WHERE call IN (SELECT call FROM started) OR ticket IN (SELECT ticket FROM opened) ORDER BY id"
+        );
+        self.query(&sql, &[&from_ms, &to_ms]).await
     }
 
     pub async fn ticket_events(&self, ticket: TicketId) -> Result<Vec<Event>, StoreError> {

@@ -51,6 +51,116 @@ pub fn table_line(t: &Ticket, now_ms: i64) -> String {
     )
 }
 
+/// Who did it, in words: "agent 2001", "system".
+pub fn actor_text(actor: &crate::tickets::Actor) -> String {
+    use crate::tickets::Actor;
+    match actor {
+        Actor::System => "system".into(),
+        Actor::Caller(n) => format!("caller {n}"),
+        Actor::Agent(a) => format!("agent {a}"),
+        Actor::Supervisor(s) => format!("supervisor {s}"),
+        Actor::Department(d) => format!("department {d}"),
+    }
+}
+
+/// An event's fields as `key=value`, times (`*_ms`) in local time.
+pub fn event_fields(kind: &crate::tickets::EventKind, local: crate::site::LocalTime) -> String {
+    let Ok(serde_json::Value::Object(map)) = serde_json::to_value(kind) else {
+        return String::new();
+    };
+    map.iter()
+        .filter(|(k, _)| k.as_str() != "type")
+        .map(|(k, v)| match v {
+            serde_json::Value::Number(n)
+                if k.ends_with("_ms") && !k.contains("waited") && !k.contains("talked") =>
+            {
+                let key = k.trim_end_matches("_ms");
+                format!(
+                    "{key}={}",
+                    local
+                        .format(n.as_i64().unwrap_or_default())
+                        .replace(' ', "T")
+                )
+            }
+            serde_json::Value::String(t) if t.is_empty() || t.contains(char::is_whitespace) => {
+                format!("{k}={t:?}")
+            }
+            serde_json::Value::String(t) => format!("{k}={t}"),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One ticket and its events for people: words and local times.
+pub fn ticket_text(
+    t: &Ticket,
+    events: &[crate::tickets::Event],
+    local: crate::site::LocalTime,
+) -> String {
+    let when = |ms: Option<i64>| ms.map(|m| local.format(m)).unwrap_or_else(|| "-".into());
+    let mut out = format!(
+        "{}  {}  {}  {}\n",
+        t.id,
+        t.category,
+        format!("{:?}", t.severity).to_lowercase(),
+        t.status.as_str()
+    );
+    out += &format!(
+        "owner {}  building {}  phone {}\n",
+        t.owner.as_deref().unwrap_or("-"),
+        t.building.as_deref().unwrap_or("-"),
+        t.phone.as_deref().unwrap_or("-")
+    );
+    out += &format!("summary   {}\n", t.summary);
+    out += &format!("opened    {}\n", local.format(t.opened_at_ms));
+    out += &format!("promised  {}\n", when(t.deadline_ms));
+    out += &format!("resolved  {}\n", when(t.resolved_at_ms));
+    out += &format!("closed    {}\n", when(t.closed_at_ms));
+    if let Some(d) = t.department {
+        out += &format!(
+            "sent to   {}{}\n",
+            d.as_str(),
+            t.person
+                .as_deref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default()
+        );
+    }
+    let mut flags = Vec::new();
+    if t.sla_breached {
+        flags.push("SLA breached".to_string());
+    } else if t.sla_warned {
+        flags.push("SLA warned".to_string());
+    }
+    if t.reopened > 0 {
+        flags.push(format!("reopened {}x", t.reopened));
+    }
+    if t.escalations > 0 {
+        flags.push(format!("escalated {}x", t.escalations));
+    }
+    if let Some(score) = t.survey_score {
+        flags.push(format!("rated {score} of 5"));
+    }
+    if !flags.is_empty() {
+        out += &format!("notes     {}\n", flags.join(", "));
+    }
+    if !t.calls.is_empty() {
+        out += &format!("calls     {}\n", t.calls.join(" "));
+    }
+    out += "events:\n";
+    for e in events {
+        out += &format!(
+            "  {}  {:<16} {:<22} {}\n",
+            local.format(e.at_ms),
+            actor_text(&e.actor),
+            e.kind.name(),
+            event_fields(&e.kind, local)
+        );
+    }
+    out
+}
+
 pub const TABLE_HEADER: &str =
     "ticket   status     severity  category   building owner              department         due";
 

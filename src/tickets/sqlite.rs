@@ -23,7 +23,16 @@ use super::store::{RawRow, Request, Sequences, Serialised, Writer, decode, gathe
 
 /// Versioned schema files, applied in order; `PRAGMA user_version` records
 /// how many ran.
-const MIGRATIONS: [&str; 1] = [include_str!("../../migrations/sqlite/0001_events.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../../migrations/sqlite/0001_events.sql"),
+    include_str!("../../migrations/sqlite/0002_time.sql"),
+];
+
+const CALLS_BETWEEN_SQLITE: &str = "WITH started AS (SELECT call FROM events \
+     WHERE kind = 'call_started' AND at_ms >= ?1 AND at_ms < ?2), \
+     opened AS (SELECT DISTINCT ticket FROM events WHERE ticket IS NOT NULL AND call IN (SELECT call FROM started)) \
+     SELECT id, ticket, call, at_ms, actor, body FROM events \
+     WHERE call IN (SELECT call FROM started) OR ticket IN (SELECT ticket FROM opened) ORDER BY id";
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -74,6 +83,35 @@ impl SqliteStore {
             "SELECT id, ticket, call, at_ms, actor, body FROM events WHERE ticket = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map(params![ticket.0 as i64], raw_row)?;
+        rows.map(|r| decode(r?)).collect()
+    }
+
+    /// Every event of one call (its SIP Call-ID), in order.
+    pub fn call_events(&self, call: &str) -> Result<Vec<Event>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, ticket, call, at_ms, actor, body FROM events WHERE call = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![call], raw_row)?;
+        rows.map(|r| decode(r?)).collect()
+    }
+
+    /// Every event that happened in `[from_ms, to_ms)`, in log order.
+    pub fn events_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Event>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, ticket, call, at_ms, actor, body FROM events WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![from_ms, to_ms], raw_row)?;
+        rows.map(|r| decode(r?)).collect()
+    }
+
+    /// Every event of the calls that started in `[from_ms, to_ms)`, and
+    /// of the tickets they opened, in log order.
+    pub fn calls_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Event>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(CALLS_BETWEEN_SQLITE)?;
+        let rows = stmt.query_map(params![from_ms, to_ms], raw_row)?;
         rows.map(|r| decode(r?)).collect()
     }
 

@@ -92,6 +92,31 @@ impl Store {
         }
     }
 
+    /// Every event of one call (its SIP Call-ID), in order.
+    pub async fn call_events(&self, call: &str) -> Result<Vec<Event>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.call_events(call),
+            Store::Postgres(s) => s.call_events(call).await,
+        }
+    }
+
+    /// Every event that happened in `[from_ms, to_ms)`, in log order.
+    pub async fn events_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Event>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.events_between(from_ms, to_ms),
+            Store::Postgres(s) => s.events_between(from_ms, to_ms).await,
+        }
+    }
+
+    /// Every event of the calls that started in `[from_ms, to_ms)` and of
+    /// the tickets they opened, in log order.
+    pub async fn calls_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Event>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.calls_between(from_ms, to_ms),
+            Store::Postgres(s) => s.calls_between(from_ms, to_ms).await,
+        }
+    }
+
     /// Every event, in order (replay).
     pub async fn all_events(&self) -> Result<Vec<Event>, StoreError> {
         self.events_after(EventId(0), i64::MAX as usize).await
