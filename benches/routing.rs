@@ -53,6 +53,7 @@ impl World {
                 widened_level: 1,
                 neighbours: Vec::new(),
                 max_wait: Duration::from_secs(86_400),
+                when_empty: hotline::acd::WhenEmpty::Wait,
             })
             .collect();
         let agents = (1..=AGENTS)

@@ -174,6 +174,10 @@ pub struct AcdSettings {
     /// Queues by name (the menu's queue nodes name them). A table here
     /// replaces the defaults.
     pub queues: BTreeMap<String, QueueSettings>,
+    /// With nobody logged in who could serve a queue: "fallback" (callers
+    /// go to the queue's fallback at once, told why, and waiting callers
+    /// when the last agent leaves) or "wait". A queue may say otherwise.
+    pub when_empty: crate::acd::WhenEmpty,
     /// Where agents' phones may REGISTER and dial feature codes from
     /// (CIDR ranges); anywhere else gets 403 without a challenge.
     pub agent_networks: Vec<String>,
@@ -218,6 +222,7 @@ impl Default for AcdSettings {
             offer_seconds: 15,
             max_misses: 3,
             miss_rest_seconds: 5,
+            when_empty: crate::acd::WhenEmpty::Fallback,
             sticky_seconds: 20,
             announce_seconds: 30,
             assumed_handle_seconds: 180,
@@ -299,6 +304,8 @@ pub struct QueueSettings {
     pub max_wait_seconds: u64,
     /// VIPs and key customers asking for this queue wait in that one.
     pub vip_queue: Option<String>,
+    /// This queue's `[acd] when_empty`, when it differs.
+    pub when_empty: Option<crate::acd::WhenEmpty>,
 }
 
 impl Default for QueueSettings {
@@ -312,6 +319,7 @@ impl Default for QueueSettings {
             neighbours: Vec::new(),
             max_wait_seconds: 300,
             vip_queue: None,
+            when_empty: None,
         }
     }
 }
@@ -737,7 +745,7 @@ fn default_prompt_dir() -> PathBuf {
 }
 
 /// Prompt names the current call flow plays.
-pub const FLOW_PROMPTS: [&str; 14] = [
+pub const FLOW_PROMPTS: [&str; 15] = [
     "welcome",
     "goodbye",
     "return_visit",
@@ -752,6 +760,7 @@ pub const FLOW_PROMPTS: [&str; 14] = [
     "minutes_word",
     "ringback",
     "hold",
+    "no_agents",
 ];
 
 impl Config {

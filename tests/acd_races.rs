@@ -180,8 +180,9 @@ fn a_caller_with_an_open_ticket_is_offered_first_to_the_agent_handling_it() {
 
 #[test]
 fn a_waiting_caller_hears_place_and_wait_then_leaves_a_voice_message_with_0() {
-    // Agents exist but nobody is logged in; announcements every 2 s.
-    let (h, data) = common::menu_hotline(BASE, "announce_seconds = 2\n");
+    // Agents exist but nobody is logged in, and the queue waits for them;
+    // announcements every 2 s (a place, no minutes: nobody is at work).
+    let (h, data) = common::menu_hotline(BASE, "announce_seconds = 2\nwhen_empty = \"wait\"\n");
     let xml = scenario(
         h.dir.path(),
         "announced",
@@ -207,6 +208,10 @@ fn a_waiting_caller_hears_place_and_wait_then_leaves_a_voice_message_with_0() {
         h.log()
     );
     assert!(told[0].contains("told place 1"), "{told:?}");
+    assert!(
+        told[0].contains("no estimate"),
+        "no minutes while nobody is at work: {told:?}"
+    );
     let played = h.lines("playing");
     assert!(
         played

@@ -277,3 +277,50 @@ fn the_log_tells_each_calls_story_and_replays_to_the_live_figures() {
     );
     assert_eq!(status, 403, "reports are for supervisors");
 }
+
+#[test]
+fn with_nobody_logged_in_a_caller_is_told_why_and_goes_to_the_fallback_at_once() {
+    // The demo queues, nobody logged in: the default is the fallback.
+    let (h, _data) = common::menu_hotline(BASE, "");
+    let xml = caller(&h, "nobody", "19790228645", 3000);
+    let started = std::time::Instant::now();
+    assert_sipp_ok(&h, &sipp(&h, xml.to_str().unwrap(), &["-m", "1"]));
+    let played = h.lines("playing");
+    assert!(
+        played.iter().any(|l| l.contains("no_agents_zh")),
+        "told why: {played:#?}\n{}",
+        h.log()
+    );
+    let steps = h.lines("ivr step");
+    assert!(
+        steps.iter().any(|l| l.contains("no agent available")),
+        "{steps:#?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    h.wait_for("call ended", 1, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    let store = h.store_path();
+    let listed = common::cli(&[
+        "calls",
+        "--store",
+        store.to_str().unwrap(),
+        "list",
+        "--outcome",
+        "overflowed",
+        "--json",
+    ]);
+    let call: serde_json::Value =
+        serde_json::from_str(listed.lines().next().unwrap_or_else(|| panic!("{listed}"))).unwrap();
+    assert!(
+        call["waited_ms"].as_u64().unwrap() < 1000,
+        "at once, not after the queue's longest wait: {call:#}"
+    );
+    assert!(
+        call["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["text"] == "nobody logged in for queue general: sent to its fallback"),
+        "{call:#}"
+    );
+}

@@ -20,8 +20,9 @@ pub struct Announcement {
     pub call: CallId,
     /// 1 = next.
     pub position: usize,
-    /// Whole minutes, at least 1.
-    pub wait_minutes: u64,
+    /// Whole minutes, at least 1; none when nobody who could take the
+    /// call is at work (no honest estimate then).
+    pub wait_minutes: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -83,12 +84,12 @@ impl Announcer {
     }
 
     /// Announcements due at `now`; `position` gives a call's place in its
-    /// queue, `agents` how many agents are at work.
+    /// queue, `agents` how many agents who could take it are at work.
     pub fn handle_timeout(
         &mut self,
         now: Instant,
         position: impl Fn(CallId) -> Option<usize>,
-        agents: usize,
+        agents: impl Fn(CallId) -> usize,
     ) -> Vec<Announcement> {
         let mean = self.mean_handle();
         let mut due = Vec::new();
@@ -102,11 +103,12 @@ impl Announcer {
             };
             let told = last.map_or(real, |l| real.min(l));
             *last = Some(told);
+            let agents = agents(*call);
             let secs = mean.as_secs_f64() * told as f64 / agents.max(1) as f64;
             due.push(Announcement {
                 call: *call,
                 position: told,
-                wait_minutes: ((secs / 60.0).ceil() as u64).max(1),
+                wait_minutes: (agents > 0).then(|| ((secs / 60.0).ceil() as u64).max(1)),
             });
         }
         due.sort_by_key(|a| a.call);
@@ -124,22 +126,25 @@ mod tests {
         let s = Duration::from_secs(1);
         let mut a = Announcer::new(30 * s, 180 * s);
         a.handle_queued(t0, CallId(1));
-        assert!(a.handle_timeout(t0 + 29 * s, |_| Some(3), 2).is_empty());
-        let first = a.handle_timeout(t0 + 30 * s, |_| Some(3), 2);
+        assert!(a.handle_timeout(t0 + 29 * s, |_| Some(3), |_| 2).is_empty());
+        let first = a.handle_timeout(t0 + 30 * s, |_| Some(3), |_| 2);
         // 3rd in line, 180 s each, 2 agents: 4.5 min -> 5.
         assert_eq!(
             first,
             [Announcement {
                 call: CallId(1),
                 position: 3,
-                wait_minutes: 5
+                wait_minutes: Some(5)
             }]
         );
         // A key customer arrived ahead: the caller is not told "4th".
-        let second = a.handle_timeout(t0 + 60 * s, |_| Some(4), 2);
+        let second = a.handle_timeout(t0 + 60 * s, |_| Some(4), |_| 2);
         assert_eq!(second[0].position, 3);
-        let third = a.handle_timeout(t0 + 90 * s, |_| Some(1), 2);
-        assert_eq!((third[0].position, third[0].wait_minutes), (1, 2));
+        let third = a.handle_timeout(t0 + 90 * s, |_| Some(1), |_| 2);
+        assert_eq!((third[0].position, third[0].wait_minutes), (1, Some(2)));
+        // Nobody at work who could take it: the place, but no minutes.
+        let fourth = a.handle_timeout(t0 + 120 * s, |_| Some(1), |_| 0);
+        assert_eq!((fourth[0].position, fourth[0].wait_minutes), (1, None));
         a.handle_left(CallId(1));
         assert_eq!(a.poll_timeout(), None);
     }
@@ -155,9 +160,9 @@ mod tests {
         a.handle_call_ended(t0 + 120 * s, AgentId(2));
         assert_eq!(a.mean_handle(), 90 * s);
         a.handle_queued(t0, CallId(9));
-        let due = a.handle_timeout(t0 + 30 * s, |_| Some(2), 1);
-        assert_eq!(due[0].wait_minutes, 3);
+        let due = a.handle_timeout(t0 + 30 * s, |_| Some(2), |_| 1);
+        assert_eq!(due[0].wait_minutes, Some(3));
         // Ringing an agent: nothing said.
-        assert!(a.handle_timeout(t0 + 60 * s, |_| None, 1).is_empty());
+        assert!(a.handle_timeout(t0 + 60 * s, |_| None, |_| 1).is_empty());
     }
 }

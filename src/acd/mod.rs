@@ -39,7 +39,9 @@ pub mod plan;
 mod router;
 pub mod stats;
 
-pub use router::{AcdConfig, AcdOutput, AgentConfig, AgentState, LeftReason, QueueConfig, Router};
+pub use router::{
+    AcdConfig, AcdOutput, AgentConfig, AgentState, LeftReason, QueueConfig, Router, WhenEmpty,
+};
 
 pub use crate::ids::{AgentId, CallId};
 pub use plan::QueuePlan;

@@ -105,6 +105,22 @@ pub struct QueueConfig {
     pub neighbours: Vec<SkillId>,
     /// A call waiting this long leaves for the fallback (a voice message).
     pub max_wait: Duration,
+    /// What a caller does when nobody who could take the call is logged
+    /// in (Asterisk's joinempty/leavewhenempty).
+    pub when_empty: WhenEmpty,
+}
+
+/// A queue with nobody logged in who could serve it (with a registered
+/// phone; paused agents count, they come back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenEmpty {
+    /// Callers go to the queue's fallback at once, told why; callers
+    /// waiting when the last agent leaves go too.
+    #[default]
+    Fallback,
+    /// Callers wait (up to the queue's longest wait) for someone to log in.
+    Wait,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +149,8 @@ pub enum AgentState {
 pub enum LeftReason {
     /// The caller hung up while waiting (or while an agent's phone rang).
     Abandoned,
+    /// Nobody is logged in who could take the call (`WhenEmpty::Fallback`).
+    NoAgents,
     /// Waited `max_wait`: to the fallback.
     MaxWait,
 }
@@ -394,7 +412,15 @@ impl Router {
         if self.calls.contains_key(&call) || queue.0 as usize >= self.queues.len() {
             return;
         }
-        let max_wait = self.queues[queue.0 as usize].cfg.max_wait;
+        let cfg = &self.queues[queue.0 as usize].cfg;
+        if cfg.when_empty == WhenEmpty::Fallback && !self.staffed(cfg) {
+            self.out.push_back(AcdOutput::Left {
+                call,
+                reason: LeftReason::NoAgents,
+            });
+            return;
+        }
+        let max_wait = cfg.max_wait;
         self.calls.insert(
             call,
             Waiting {
@@ -487,6 +513,9 @@ impl Router {
         {
             self.index(agent, since);
             self.route_agent(now, agent);
+        }
+        if !registered {
+            self.send_off_where_empty();
         }
     }
 
@@ -897,6 +926,7 @@ impl Router {
     /// Paused or logged out: a ringing offer is withdrawn and routed on;
     /// during a call, a logout waits for the call's end.
     fn leave(&mut self, now: Instant, agent: AgentId, to: AgentState) {
+        let logging_out = to == AgentState::LoggedOut;
         let Some(a) = self.agents.get_mut(&agent) else {
             return;
         };
@@ -929,6 +959,65 @@ impl Router {
             // Nobody to wait for any more.
             for call in calls {
                 self.requeue(now, call);
+            }
+        }
+        if logging_out {
+            self.send_off_where_empty();
+        }
+    }
+
+    /// Whether anyone who could serve the queue is logged in with a phone
+    /// (paused or busy included: they come back).
+    fn staffed(&self, q: &QueueConfig) -> bool {
+        let floor = q.widened_level.min(q.min_level);
+        self.agents.values().any(|a| {
+            a.phone
+                && a.state != AgentState::LoggedOut
+                && a.cfg.skills.iter().any(|&(s, level)| {
+                    (s == q.skill && level >= floor)
+                        || (q.neighbours.contains(&s) && level >= q.widened_level)
+                })
+        })
+    }
+
+    /// Agents who could serve `call`'s queue and are at work (not paused,
+    /// not logged out, with a phone); None for a call not waiting.
+    pub fn serving(&self, call: CallId) -> Option<usize> {
+        let q = &self.queues[self.calls.get(&call)?.queue.0 as usize].cfg;
+        let floor = q.widened_level.min(q.min_level);
+        Some(
+            self.agents
+                .values()
+                .filter(|a| {
+                    a.phone
+                        && !matches!(a.state, AgentState::LoggedOut | AgentState::Paused { .. })
+                        && a.cfg.skills.iter().any(|&(s, level)| {
+                            (s == q.skill && level >= floor)
+                                || (q.neighbours.contains(&s) && level >= q.widened_level)
+                        })
+                })
+                .count(),
+        )
+    }
+
+    /// The last agent who could serve a queue left: its callers go to the
+    /// fallback (queues that wait when empty keep theirs).
+    fn send_off_where_empty(&mut self) {
+        for i in 0..self.queues.len() {
+            let q = &self.queues[i];
+            if q.cfg.when_empty != WhenEmpty::Fallback
+                || q.waiting.is_empty()
+                || self.staffed(&q.cfg)
+            {
+                continue;
+            }
+            let gone = std::mem::take(&mut self.queues[i].waiting);
+            for (_, _, call) in gone {
+                self.calls.remove(&call);
+                self.out.push_back(AcdOutput::Left {
+                    call,
+                    reason: LeftReason::NoAgents,
+                });
             }
         }
     }

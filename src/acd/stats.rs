@@ -146,7 +146,7 @@ impl Fact {
             },
             AcdOutput::Left { call, reason } => Fact::Left {
                 call: *call,
-                overflow: *reason == LeftReason::MaxWait,
+                overflow: *reason != LeftReason::Abandoned,
             },
             AcdOutput::AgentChanged { agent, state } => Fact::AgentChanged {
                 agent: *agent,
@@ -380,6 +380,7 @@ mod tests {
                 widened_level: 1,
                 neighbours: Vec::new(),
                 max_wait: 3600 * S,
+                when_empty: crate::acd::WhenEmpty::Wait,
             };
             let agent = AgentConfig {
                 id: AgentId(7),

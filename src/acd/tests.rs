@@ -18,6 +18,7 @@ fn queue(id: u16, skill: u16) -> QueueConfig {
         widened_level: 1,
         neighbours: Vec::new(),
         max_wait: 600 * S,
+        when_empty: WhenEmpty::Wait,
     }
 }
 
@@ -511,6 +512,48 @@ fn a_call_waiting_too_long_leaves_for_the_fallback() {
 }
 
 #[test]
+fn with_nobody_logged_in_a_caller_goes_to_the_fallback_at_once_and_waiting_callers_when_the_last_agent_leaves()
+ {
+    let empty = QueueConfig {
+        when_empty: WhenEmpty::Fallback,
+        ..queue(0, 0)
+    };
+    let mut sim = Sim::new(
+        vec![empty, queue(1, 1)],
+        vec![agent(1, &[(0, 8)]), agent(2, &[(1, 8)])],
+    );
+    let gone = |call: u64| AcdOutput::Left {
+        call: CallId(call),
+        reason: LeftReason::NoAgents,
+    };
+    sim.queue_call(1, 0, 0);
+    assert_eq!(sim.take(), [gone(1)], "nobody logged in: at once");
+    sim.queue_call(2, 1, 0);
+    assert_eq!(
+        sim.take(),
+        [],
+        "a queue that waits when empty keeps its caller"
+    );
+    // A paused agent counts (they come back); an English-only caller does
+    // not wait for a Mandarin-only agent.
+    sim.login(&[1]);
+    sim.r.handle_pause(sim.now, AgentId(1), "break");
+    sim.drain();
+    sim.queue_call(3, 0, 0);
+    assert_eq!(sim.take(), [], "waits for the paused agent");
+    sim.r
+        .handle_call_queued(sim.now, CallId(4), QueueId(0), Language::En, 0, None);
+    sim.drain();
+    assert_eq!(sim.take(), [gone(4)], "nobody speaks English");
+    // The last agent logs out: the waiting caller goes to the fallback.
+    sim.r.handle_logout(sim.now, AgentId(1));
+    sim.drain();
+    assert_eq!(sim.take(), [gone(3)]);
+    assert_eq!(sim.r.waiting(QueueId(0)), 0);
+    sim.r.check(sim.now);
+}
+
+#[test]
 fn an_agent_serves_the_best_call_of_all_their_queues() {
     let mut sim = Sim::new(
         vec![queue(0, 0), queue(1, 1)],
@@ -596,6 +639,11 @@ fn randomized(seed: u64, events: usize) {
                 .filter(|n| *n != q && rng.below(3) == 0)
                 .map(SkillId)
                 .collect(),
+            when_empty: if q % 2 == 0 {
+                WhenEmpty::Fallback
+            } else {
+                WhenEmpty::Wait
+            },
             ..queue(q, q)
         })
         .collect();

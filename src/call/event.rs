@@ -148,10 +148,12 @@ pub enum CallEventKind {
         waited: Duration,
         why: Abandon,
     },
-    /// Waited the queue's longest: sent to the queue's fallback.
+    /// Sent to the queue's fallback: waited the queue's longest, or
+    /// (`no_agents`) nobody who could take the call is logged in.
     Overflowed {
         queue: String,
         waited: Duration,
+        no_agents: bool,
     },
     /// The conversation with the agent is over.
     ConversationEnded {

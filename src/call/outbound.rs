@@ -494,7 +494,13 @@ impl Switch {
     }
 
     /// The ACD's periodic word to a waiting caller.
-    pub fn announce(&mut self, now: Instant, caller: CallId, position: usize, minutes: u64) {
+    pub fn announce(
+        &mut self,
+        now: Instant,
+        caller: CallId,
+        position: usize,
+        minutes: Option<u64>,
+    ) {
         self.last_now = Some(now);
         if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
             s.announce(now, position, minutes);
@@ -505,14 +511,19 @@ impl Switch {
 
     /// The ACD gave up on `caller` (no agent in time): the menu apologises
     /// and says goodbye.
-    pub fn queue_left(&mut self, now: Instant, caller: CallId) {
+    pub fn queue_left(&mut self, now: Instant, caller: CallId, no_agents: bool) {
         self.last_now = Some(now);
         if let Some((since, queue)) = self.calls.get_mut(&caller).and_then(|c| c.queued.take()) {
             let waited = now.saturating_duration_since(since);
-            self.emit(now, caller, CallEventKind::Overflowed { queue, waited });
+            let kind = CallEventKind::Overflowed {
+                queue,
+                waited,
+                no_agents,
+            };
+            self.emit(now, caller, kind);
         }
         if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
-            s.handle_queue_left(now);
+            s.handle_queue_left(now, no_agents);
             self.pump_ivr(now, caller);
         }
         self.pump(now);

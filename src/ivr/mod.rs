@@ -131,6 +131,9 @@ pub enum Action {
     Hangup,
 }
 
+/// "Nobody can take your call right now" (before the queue's fallback).
+pub const NO_AGENTS: &str = "no_agents";
+
 /// The tone a caller hears while an agent's phone rings (450 Hz, 1 s on,
 /// 4 s off, as Chinese exchanges give it).
 pub const RINGBACK: &str = "ringback";
@@ -281,20 +284,30 @@ impl Session {
 
     /// Tells a waiting caller their place in line and the estimated wait,
     /// then the hold prompt goes on.
-    pub fn announce(&mut self, _now: Instant, position: usize, minutes: u64) {
+    /// The caller's place, and the estimated wait when there is an honest
+    /// one (`minutes`: none while nobody who could take the call works).
+    pub fn announce(&mut self, _now: Instant, position: usize, minutes: Option<u64>) {
         if self.wait != Wait::Queued || self.ringing {
             return;
         }
         let graph = Arc::clone(&self.graph);
         let name = graph.names[self.node.0].as_str();
-        self.step(name, format!("told place {position}, about {minutes} min"));
+        self.step(
+            name,
+            match minutes {
+                Some(m) => format!("told place {position}, about {m} min"),
+                None => format!("told place {position}, no estimate"),
+            },
+        );
         let lang = self.language.clone();
         let mut said = vec!["position_is".to_string()];
         said.extend(say::number(&lang, position as i64));
         said.push("in_line".into());
-        said.push("wait_is".into());
-        said.extend(say::number(&lang, minutes as i64));
-        said.push("minutes_word".into());
+        if let Some(minutes) = minutes {
+            said.push("wait_is".into());
+            said.extend(say::number(&lang, minutes as i64));
+            said.push("minutes_word".into());
+        }
         said.extend(self.hold_prompt());
         self.out.push_back(Action::StopPlayback);
         self.play(said);
@@ -330,21 +343,38 @@ impl Session {
         true
     }
 
-    /// The queue gave up on the caller (waited too long): a voice message
-    /// when the queue node offers one, else the rest of its prompts (an
-    /// apology), then goodbye.
-    pub fn handle_queue_left(&mut self, now: Instant) {
+    /// The queue gave up on the caller: they waited too long, or
+    /// (`nobody`) nobody who could take the call is logged in, which the
+    /// caller is told first. Then a voice message when the queue node
+    /// offers one, else the rest of its prompts (an apology), then goodbye.
+    pub fn handle_queue_left(&mut self, now: Instant, nobody: bool) {
         if self.wait != Wait::Queued {
             return;
         }
-        if self.leave_for_voicemail(now, "no agent in time") {
-            return;
-        }
+        let (why, told) = if nobody {
+            ("no agent available", vec![NO_AGENTS.to_string()])
+        } else {
+            ("no agent in time", Vec::new())
+        };
         let graph = Arc::clone(&self.graph);
+        if let NodeConfig::Queue {
+            voicemail: Some(to),
+            ..
+        } = &graph.nodes[self.node.0]
+        {
+            let name = graph.names[self.node.0].as_str();
+            self.step(name, format!("{why} -> {to}"));
+            self.out.push_back(Action::StopPlayback);
+            self.out.push_back(Action::LeaveQueue);
+            return self.goto(now, to, told);
+        }
         let name = graph.names[self.node.0].as_str();
-        self.step(name, "no agent in time".into());
+        self.step(name, why.into());
         if let NodeConfig::Queue { prompt, .. } = &graph.nodes[self.node.0] {
-            let rest: Vec<String> = prompt.names().into_iter().skip(1).collect();
+            let rest: Vec<String> = told
+                .into_iter()
+                .chain(prompt.names().into_iter().skip(1))
+                .collect();
             self.out.push_back(Action::StopPlayback);
             if rest.is_empty() {
                 return self.hang_up();

@@ -648,7 +648,7 @@ fn a_caller_waiting_for_an_agent_hears_the_hold_prompt_loop_and_their_place() {
         "only the hold prompt while waiting"
     );
     // Announced while the first hold prompt plays.
-    sim.s.announce(sim.now, 2, 4);
+    sim.s.announce(sim.now, 2, Some(4));
     sim.drain();
     assert_eq!(
         sim.last_played(),
@@ -657,7 +657,7 @@ fn a_caller_waiting_for_an_agent_hears_the_hold_prompt_loop_and_their_place() {
     sim.finish();
     assert_eq!(sim.last_played(), "hold_zh", "and again");
     assert!(!sim.hung_up());
-    sim.s.announce(sim.now, 3, 5);
+    sim.s.announce(sim.now, 3, Some(5));
     sim.drain();
     assert_eq!(
         sim.last_played(),
@@ -666,7 +666,7 @@ fn a_caller_waiting_for_an_agent_hears_the_hold_prompt_loop_and_their_place() {
     sim.finish();
     assert_eq!(sim.last_played(), "hold_zh");
     // No agent in time: a voice message instead (it becomes a ticket).
-    sim.s.handle_queue_left(sim.now);
+    sim.s.handle_queue_left(sim.now, false);
     sim.drain();
     assert_eq!(sim.last_played(), "record_complaint_zh");
     assert!(sim.other.contains(&Action::LeaveQueue));
@@ -693,7 +693,7 @@ fn zero_while_waiting_leaves_a_voice_message_and_a_queue_without_one_apologises(
         !sim.other.contains(&Action::LeaveQueue),
         "an emergency stays in line"
     );
-    sim.s.handle_queue_left(sim.now);
+    sim.s.handle_queue_left(sim.now, false);
     sim.drain();
     assert_eq!(sim.last_played(), "agents_busy_zh");
     sim.finish();
@@ -720,7 +720,7 @@ fn a_caller_bouncing_between_queue_and_voice_message_opens_one_ticket() {
             "round {round}: {:?}",
             sim.steps
         );
-        sim.s.handle_queue_left(sim.now);
+        sim.s.handle_queue_left(sim.now, false);
         sim.drain();
         assert_eq!(sim.last_played(), "record_complaint_zh", "round {round}");
         sim.finish();

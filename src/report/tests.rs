@@ -210,6 +210,7 @@ fn scripted_day() -> (Log, LocalTime) {
         EventKind::CallOverflowed {
             queue: "general".into(),
             waited_ms: 300_000,
+            reason: "max_wait".into(),
         },
     );
     log.agent("12:00:00", "paused");

@@ -168,6 +168,7 @@ pub fn router_for(agents: &AgentsFile, settings: &AcdSettings) -> (Router, Queue
             widened_level: q.widened_level,
             neighbours: q.neighbours.iter().map(|n| skill_id(n)).collect(),
             max_wait: Duration::from_secs(q.max_wait_seconds),
+            when_empty: q.when_empty.unwrap_or(settings.when_empty),
         })
         .collect();
     for name in &names {
@@ -387,12 +388,11 @@ fn run(
             metrics.set_acd(&snapshot);
             publish.send_replace(snapshot.clone());
         }
-        let at_work = snapshot
-            .agents
-            .values()
-            .filter(|s| !matches!(s, AgentState::LoggedOut | AgentState::Paused { .. }))
-            .count();
-        for a in announcer.handle_timeout(now, |c| router.position(c), at_work) {
+        for a in announcer.handle_timeout(
+            now,
+            |c| router.position(c),
+            |c| router.serving(c).unwrap_or(0),
+        ) {
             if to_switch.send(Input::Announce(a)).is_err() {
                 return;
             }

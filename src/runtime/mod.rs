@@ -601,8 +601,8 @@ fn handle_acd(
         }
         AcdOutput::Left {
             call,
-            reason: LeftReason::MaxWait,
-        } => switch.queue_left(now, call),
+            reason: reason @ (LeftReason::MaxWait | LeftReason::NoAgents),
+        } => switch.queue_left(now, call, reason == LeftReason::NoAgents),
         AcdOutput::Left { .. } | AcdOutput::Connected { .. } | AcdOutput::Missed { .. } => {}
     }
 }

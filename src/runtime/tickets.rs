@@ -99,9 +99,14 @@ pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
             waited_ms: ms(*waited),
             reason: why.as_str().to_string(),
         },
-        K::Overflowed { queue, waited } => EventKind::CallOverflowed {
+        K::Overflowed {
+            queue,
+            waited,
+            no_agents,
+        } => EventKind::CallOverflowed {
             queue: queue.clone(),
             waited_ms: ms(*waited),
+            reason: if *no_agents { "no_agents" } else { "max_wait" }.into(),
         },
         K::ConversationEnded {
             agent,

@@ -156,10 +156,13 @@ pub enum EventKind {
         #[serde(default)]
         reason: String,
     },
-    /// Waited the queue's longest: sent to its fallback.
+    /// Sent to the queue's fallback: waited its longest (`max_wait`), or
+    /// nobody who could take the call was logged in (`no_agents`).
     CallOverflowed {
         queue: String,
         waited_ms: u64,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
     },
     CallTransferred {
         to: String,

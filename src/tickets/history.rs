@@ -285,13 +285,21 @@ pub fn calls(events: &[Event], local: LocalTime) -> Vec<CallRecord> {
                     format!("{how} after waiting {}", seconds(*waited_ms))
                 }
             }
-            EventKind::CallOverflowed { queue, waited_ms } => {
+            EventKind::CallOverflowed {
+                queue,
+                waited_ms,
+                reason,
+            } => {
                 r.waited_ms = Some(*waited_ms);
                 r.outcome = Outcome::Overflowed;
-                format!(
-                    "no agent within {}: sent to queue {queue}'s fallback",
-                    seconds(*waited_ms)
-                )
+                if reason == "no_agents" {
+                    format!("nobody logged in for queue {queue}: sent to its fallback")
+                } else {
+                    format!(
+                        "no agent within {}: sent to queue {queue}'s fallback",
+                        seconds(*waited_ms)
+                    )
+                }
             }
             EventKind::ConversationEnded {
                 agent,
