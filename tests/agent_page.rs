@@ -47,11 +47,11 @@ fn an_agent_goes_ready_sees_the_screen_pop_and_writes_the_wrap_up_to_the_ticket(
     browser.type_into("#token", "demo-2001");
     browser.click("#login");
     browser.wait_text("#who", Duration::from_secs(10), |t| {
-        t.contains("agent 2001")
+        t == "Li Wei · extension 2001"
     });
-    browser.wait_text("#state", Duration::from_secs(5), |t| t == "logged_out");
+    browser.wait_text("#state", Duration::from_secs(5), |t| t == "Logged out");
     browser.click("#ready");
-    browser.wait_text("#state", Duration::from_secs(5), |t| t == "available");
+    browser.wait_text("#state", Duration::from_secs(5), |t| t == "Ready for calls");
 
     // The caller: O-0001 presses 0 in the main menu and talks for 4 s.
     let xml = scenario(
@@ -78,10 +78,14 @@ fn an_agent_goes_ready_sees_the_screen_pop_and_writes_the_wrap_up_to_the_ticket(
             browser.text("#pop")
         );
         assert!(
-            browser.text("#pop-path").contains("main: key 0 -> agent"),
+            browser
+                .text("#pop-path")
+                .contains("main: pressed 0 → agent"),
             "{}",
             browser.text("#pop-path")
         );
+        // O-0001 is a VIP: the pop names the queue the figures count.
+        assert_eq!(browser.text("#pop-queue"), "vip");
         browser.wait_text("#pop-status", Duration::from_secs(10), |t| {
             t.contains("on the line")
         });
@@ -90,7 +94,7 @@ fn an_agent_goes_ready_sees_the_screen_pop_and_writes_the_wrap_up_to_the_ticket(
     browser.wait_text("#pop-status", Duration::from_secs(10), |t| {
         t.contains("ended")
     });
-    browser.wait_text("#state", Duration::from_secs(5), |t| t == "wrap_up");
+    browser.wait_text("#state", Duration::from_secs(5), |t| t == "Wrapping up");
 
     // The wrap-up: a new water ticket with the agent's notes.
     browser.select("#category", "water");
@@ -107,7 +111,7 @@ fn an_agent_goes_ready_sees_the_screen_pop_and_writes_the_wrap_up_to_the_ticket(
         browser.text("body")
     );
     browser.click("#wrapdone");
-    browser.wait_text("#state", Duration::from_secs(5), |t| t == "available");
+    browser.wait_text("#state", Duration::from_secs(5), |t| t == "Ready for calls");
     // A supervisor pauses the agent: the page shows it at once (the event
     // stream), with who did it.
     let (status, reply) = common::http(
@@ -118,7 +122,7 @@ fn an_agent_goes_ready_sees_the_screen_pop_and_writes_the_wrap_up_to_the_ticket(
         Some(r#"{"reason": "meeting"}"#),
     );
     assert_eq!(status, 200, "{reply}");
-    browser.wait_text("#state", Duration::from_secs(5), |t| t == "paused");
+    browser.wait_text("#state", Duration::from_secs(5), |t| t == "Paused");
     assert_eq!(browser.text("#reason"), "Reason: meeting (by supervisor)");
 
     // In the ticket log: opened by agent 2001 for O-0001 on this call, with
@@ -131,15 +135,19 @@ fn an_agent_goes_ready_sees_the_screen_pop_and_writes_the_wrap_up_to_the_ticket(
         "2",
     ]);
     for want in [
-        "\"category\": \"water\"",
-        "\"owner\": \"O-0001\"",
-        "\"summary\": \"Leak under the kitchen sink; plumber booked for 3 pm\"",
-        "Agent(\"2001\") TicketOpened",
-        "Committed",
-        "Agent(\"2001\") WrapUpCoded { code: \"water\"",
+        "T2  water  ordinary  ",
+        "owner O-0001",
+        "summary   Leak under the kitchen sink; plumber booked for 3 pm",
+        "agent 2001       ticket_opened          building=3 category=water",
+        "committed",
+        "agent 2001       wrap_up_coded          code=water",
     ] {
         assert!(shown.contains(want), "{want} in\n{shown}");
     }
+    assert!(
+        !shown.contains("Agent(") && !shown.contains("at_ms"),
+        "words and local times, not Rust's debug text: {shown}"
+    );
     // The call's routes, as each user: the screen pop is for agents it was
     // offered to and supervisors; the wrap-up only for the agent who
     // answered, once.
@@ -231,4 +239,206 @@ fn an_agent_goes_ready_sees_the_screen_pop_and_writes_the_wrap_up_to_the_ticket(
 fn call_id(h: &common::Hotline) -> u64 {
     let line = &h.lines("caller connected to agent")[0];
     common::field(line, "caller").unwrap()[1..].parse().unwrap()
+}
+
+/// Where the tests write the pages' screenshots (kept for people to look
+/// at): `target/screenshots/`.
+pub fn screenshot_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A one-colour 1280x900 PNG from Chromium is a few kilobytes; a page with
+/// text and boxes on it is tens.
+pub const NON_BLANK_PNG: usize = 20_000;
+
+#[test]
+fn the_page_speaks_plainly_offers_only_what_applies_and_starts_each_wrap_up_afresh() {
+    // Agent 2001 with a 4 s wrap-up, a phone answered by hand.
+    let data = tempfile::tempdir().unwrap();
+    let agents = data.path().join("agents.toml");
+    std::fs::write(
+        &agents,
+        std::fs::read_to_string(common::manifest("config/agents.toml"))
+            .unwrap()
+            .replace("wrap_up_seconds = 30", "wrap_up_seconds = 4"),
+    )
+    .unwrap();
+    let db = data.path().join("owners.db");
+    common::cli(&[
+        "owners",
+        "--db",
+        db.to_str().unwrap(),
+        "import",
+        &common::manifest("config/owners.csv"),
+    ]);
+    let h = common::Hotline::start(
+        BASE,
+        &format!(
+            "[owners]\ndb = \"{}\"\n[ivr]\nmenu = \"{}\"\nrecordings = \"{}\"\n[acd]\nagents = \"{}\"\n\
+             [http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nusers = \"{}\"\n",
+            db.display(),
+            common::manifest("config/ivr.toml"),
+            data.path().join("recordings").display(),
+            agents.display(),
+            common::manifest("config/users.toml")
+        ),
+    );
+    let browser = Browser::start(h.dir.path(), DRIVER + 100);
+    browser.resize(1280, 900);
+    browser.goto(&format!("http://127.0.0.1:{}/agent", h.http_port()));
+    browser.type_into("#token", "demo-2001");
+    browser.click("#login");
+    browser.wait_text("#who", Duration::from_secs(10), |t| {
+        t == "Li Wei · extension 2001"
+    });
+    browser.wait_text("#state", Duration::from_secs(5), |t| t == "Logged out");
+    // No phone yet: the page says why no call will come.
+    browser.wait_text("#phone", Duration::from_secs(5), |t| {
+        t.contains("not registered")
+    });
+    let buttons =
+        |b: &Browser| ["#ready", "#pause", "#wrapdone", "#logout"].map(|css| b.enabled(css));
+    assert_eq!(buttons(&browser), [true, false, false, false], "logged out");
+    browser.click("#ready");
+    browser.wait_text("#state", Duration::from_secs(5), |t| t == "Ready for calls");
+    assert_eq!(buttons(&browser), [false, true, false, true], "ready");
+    let phone = Baresip::start(
+        h.dir.path(),
+        &format!(
+            "<sip:2001@{}>;auth_user=2001;auth_pass=agent2001;regint=60;answermode=manual;audio_codecs=PCMU/8000",
+            h.target()
+        ),
+        PHONE + 100,
+        (PHONE + 110, PHONE + 160),
+        &[],
+    );
+    browser.wait_text("#phone", Duration::from_secs(10), |t| {
+        t.starts_with("Phone registered")
+    });
+
+    let caller = |name: &str, number: &str, ms: u64| {
+        scenario(
+            h.dir.path(),
+            name,
+            number,
+            "100",
+            &[Step::Pause(500), Step::Key('0'), Step::Pause(ms)],
+        )
+    };
+    // 1. The phone refuses the offer, then the caller hangs up: the page
+    // stops ringing (it rang on until reloaded).
+    let refused = caller("refused", "19790228645", 3000);
+    std::thread::scope(|s| {
+        let call = s.spawn(|| sipp(&h, refused.to_str().unwrap(), &["-m", "1"]));
+        browser.wait_text("#pop-status", Duration::from_secs(10), |t| {
+            t.contains("ringing")
+        });
+        assert_eq!(
+            browser.text("#pop-path"),
+            "main: pressed 0 → agent",
+            "the menu path in words"
+        );
+        phone.command("hangup", "");
+        assert_sipp_ok(&h, &call.join().unwrap());
+    });
+    browser.wait_text("#pop", Duration::from_secs(5), |t| t.is_empty());
+    assert_eq!(
+        browser.attr("#pop", "className"),
+        "",
+        "no ringing frame left"
+    );
+
+    // 2. After the miss the agent rests, then the next caller is answered
+    // on the phone; the page counts the call, then the wrap-up down.
+    let talk = caller("talk", "13065183407", 9000);
+    std::thread::scope(|s| {
+        let call = s.spawn(|| sipp(&h, talk.to_str().unwrap(), &["-m", "1"]));
+        browser.wait_text("#pop-status", Duration::from_secs(15), |t| {
+            t.contains("ringing")
+        });
+        phone.command("accept", "");
+        browser.wait_text("#pop-status", Duration::from_secs(10), |t| {
+            t.contains("on the line")
+        });
+        browser.wait_text("#state", Duration::from_secs(5), |t| t == "On a call");
+        assert_eq!(buttons(&browser), [false, false, false, true], "on a call");
+        browser.wait_text("#call-clock", Duration::from_secs(3), |t| {
+            t.starts_with("0:0") && t != "0:00"
+        });
+        // Everything an agent needs at once, the wrap-up form included.
+        let (_, y, _, h_) = browser.rect("#save");
+        assert!(y + h_ <= 900.0, "Save is below the fold at 1280x900: {y}");
+        let shot = screenshot_dir().join("agent-on-call.png");
+        let bytes = browser.screenshot(&shot);
+        assert!(
+            bytes > NON_BLANK_PNG,
+            "{} is blank ({bytes} bytes)",
+            shot.display()
+        );
+        assert_sipp_ok(&h, &call.join().unwrap());
+    });
+    browser.wait_text("#state", Duration::from_secs(5), |t| t == "Wrapping up");
+    browser.wait_text("#countdown", Duration::from_secs(3), |t| {
+        t.contains("of wrap-up left")
+    });
+    assert_eq!(buttons(&browser), [false, true, true, true], "wrapping up");
+    // Resolved on the call: a ticket opened and closed at once.
+    browser.select("#category", "enquiry");
+    browser.click("input[name=resolution][value=resolved]");
+    browser.type_into("#notes", "Explained the fee statement");
+    browser.click("#save");
+    let saved = browser.wait_text("#saved", Duration::from_secs(5), |t| !t.is_empty());
+    assert!(
+        saved.ends_with("resolved on the call and closed."),
+        "{saved}"
+    );
+    let ticket: u64 = saved
+        .trim_start_matches("Ticket T")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The timer (not the button) ends the wrap-up.
+    browser.wait_text("#state", Duration::from_secs(8), |t| t == "Ready for calls");
+
+    // 3. The next call's wrap-up starts afresh.
+    let next = caller("next", "13354354676", 2000);
+    std::thread::scope(|s| {
+        let call = s.spawn(|| sipp(&h, next.to_str().unwrap(), &["-m", "1"]));
+        browser.wait_text("#pop-status", Duration::from_secs(10), |t| {
+            t.contains("ringing")
+        });
+        phone.command("accept", "");
+        browser.wait_text("#pop-status", Duration::from_secs(10), |t| {
+            t.contains("on the line")
+        });
+        assert_eq!(
+            browser.text("#saved"),
+            "",
+            "no word of the last call's save"
+        );
+        assert!(browser.enabled("#save"), "Save is enabled for the new call");
+        assert_eq!(browser.attr("#notes", "value"), "");
+        assert_eq!(browser.attr("#category", "value"), "water");
+        assert_eq!(
+            browser.attr("input[name=resolution][value=open]", "checked"),
+            "true"
+        );
+        assert_sipp_ok(&h, &call.join().unwrap());
+    });
+    // The resolved ticket is closed, its SLA kept.
+    let (status, body) = common::http(
+        h.http_port(),
+        "GET",
+        &format!("/api/tickets/{ticket}"),
+        Some("demo-supervisor"),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let t: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(t["status"], "closed", "{t:#}");
+    let _ = data;
 }

@@ -324,3 +324,62 @@ fn with_nobody_logged_in_a_caller_is_told_why_and_goes_to_the_fallback_at_once()
         "{call:#}"
     );
 }
+
+#[test]
+fn the_key_a_caller_pressed_for_an_agent_is_not_played_to_the_agents_phone() {
+    // The caller holds 0 (RFC 4733) for two seconds; agent 2001 answers
+    // by itself meanwhile. The rest of that key must not reach the agent.
+    let (h, _data) = common::menu_hotline(BASE, "");
+    let _phone = common::baresip::agent_phone(&h, "2001", PHONE - 100, "auto");
+    let ready = h.wait_for("agent state", 1, Duration::from_secs(10));
+    assert_eq!(field(&ready[0], "state"), Some("available"), "{}", h.log());
+    let key = common::held_key_pcap(h.dir.path(), '0', 101, 2000);
+    let tone = common::tone_pcap(h.dir.path(), 1000);
+    let xml = scenario(
+        h.dir.path(),
+        "held_zero",
+        "19790228645",
+        "100",
+        &[
+            Step::Pause(500),
+            Step::Audio(key, 2500),
+            Step::Audio(tone, 1000),
+            Step::Pause(500),
+        ],
+    );
+    assert_sipp_ok(&h, &sipp(&h, xml.to_str().unwrap(), &["-m", "1"]));
+    let connected = h.wait_for("caller connected to agent", 1, Duration::from_secs(5));
+    assert_eq!(connected.len(), 1, "the key reached the queue: {}", h.log());
+    std::thread::sleep(Duration::from_millis(500));
+    let phone_log =
+        std::fs::read_to_string(h.dir.path().join(format!("baresip-{}.log", PHONE - 100)))
+            .unwrap_or_default();
+    assert!(
+        phone_log.contains("Call established") || phone_log.contains("call established"),
+        "the phone answered:\n{phone_log}"
+    );
+    assert!(
+        !phone_log.contains("received DTMF"),
+        "the caller's queue key was played to the agent:\n{phone_log}"
+    );
+    // The caller's leg: the rest of the held key (some 1.9 s of updates
+    // and its end packets) stayed with the hotline, the voice went on.
+    let caller_leg = field(&connected[0], "caller").unwrap().to_string();
+    let closed: Vec<String> = h
+        .lines("media closed")
+        .into_iter()
+        .filter(|l| field(l, "call") == Some(caller_leg.as_str()))
+        .collect();
+    assert_eq!(closed.len(), 1, "{}", h.log());
+    let count = |key: &str| -> u64 { field(&closed[0], key).unwrap().parse().unwrap() };
+    assert!(
+        count("rtp_held_back") >= 50,
+        "the key's tail was relayed to the agent: {}",
+        closed[0]
+    );
+    assert!(
+        count("rtp_relayed") >= 25,
+        "the voice was relayed: {}",
+        closed[0]
+    );
+}

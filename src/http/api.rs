@@ -208,6 +208,9 @@ impl Api {
             "reason": reason,
             // Only agents with a registered phone are offered calls.
             "phone_registered": snapshot.phones.get(&id).copied().unwrap_or(false),
+            "since_ms": snapshot.since_ms.get(&id),
+            "until_ms": snapshot.until_ms.get(&id),
+            "wrap_up_seconds": entry.map(|e| e.wrap_up_seconds),
         })
     }
 
@@ -386,26 +389,36 @@ async fn events(
         )
     })?;
     let now = api.agent_json(agent, &api.snapshot());
-    let first = DeskEvent::State {
-        agent: id.clone(),
-        state: now["state"].as_str().unwrap_or_default().to_string(),
-        reason: now["reason"].as_str().unwrap_or_default().to_string(),
-    };
+    let first = vec![
+        DeskEvent::Phone {
+            agent: id.clone(),
+            registered: now["phone_registered"].as_bool().unwrap_or(false),
+        },
+        DeskEvent::State {
+            agent: id.clone(),
+            state: now["state"].as_str().unwrap_or_default().to_string(),
+            reason: now["reason"].as_str().unwrap_or_default().to_string(),
+            since_ms: now["since_ms"].as_i64().unwrap_or_default(),
+            until_ms: now["until_ms"].as_i64(),
+        },
+    ];
     let rx = api.desk.subscribe();
     let stream = futures_util::stream::unfold(
-        (Some(first), rx, id, slot),
+        (first, rx, id, slot),
         |(mut first, mut rx, id, slot)| async move {
-            if let Some(e) = first.take() {
-                return Some((sse(&e), (None, rx, id, slot)));
+            if let Some(e) = first.pop() {
+                return Some((sse(&e), (first, rx, id, slot)));
             }
             loop {
                 match rx.recv().await {
-                    Ok(e) if e.agent() == id => return Some((sse(&e), (None, rx, id, slot))),
+                    Ok(e) if e.agent() == id => {
+                        return Some((sse(&e), (Vec::new(), rx, id, slot)));
+                    }
                     Ok(_) => continue,
                     // Too slow a reader: tell the page to reload its state.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         let e = SseEvent::default().event("lagged").data("{}");
-                        return Some((Ok(e), (None, rx, id, slot)));
+                        return Some((Ok(e), (Vec::new(), rx, id, slot)));
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
@@ -947,6 +960,21 @@ struct WrapUpBody {
     severity: Option<Severity>,
     /// An open ticket to add the wrap-up to; none: a new ticket.
     ticket: Option<u64>,
+    /// `open` (default: the ticket stays open for the department),
+    /// `resolved` (resolved on the call, the owner agreeing on the line:
+    /// the ticket is resolved and closed at once) or `note` (a call note,
+    /// no ticket).
+    #[serde(default)]
+    resolution: Resolution,
+}
+
+#[derive(Deserialize, Default, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Resolution {
+    #[default]
+    Open,
+    Resolved,
+    Note,
 }
 
 /// The wrap-up form: a category and notes, written to the ticket log as the
@@ -982,6 +1010,12 @@ async fn wrap_up(
             ));
         }
     };
+    if body.resolution == Resolution::Note && body.ticket.is_some() {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "a call note goes without a ticket (resolution \"note\" and a ticket)",
+        ));
+    }
     let existing = match body.ticket {
         Some(t) => {
             let row = api
@@ -1007,9 +1041,11 @@ async fn wrap_up(
     }
     let now = crate::runtime::tickets::now_ms();
     let actor = Actor::Agent(agent.clone());
-    let ticket = match existing {
-        Some(t) => t,
-        None => {
+    let notes = body.notes.trim().to_string();
+    let ticket = match (existing, body.resolution) {
+        (Some(t), _) => Some(t),
+        (None, Resolution::Note) => None,
+        (None, _) => {
             let building = match card.owner.clone() {
                 Some(o) => {
                     let owners = api.owners.clone();
@@ -1032,36 +1068,59 @@ async fn wrap_up(
                     severity: body.severity.unwrap_or(Severity::Ordinary),
                     owner: card.owner.clone(),
                     building,
-                    summary: if body.notes.trim().is_empty() {
+                    summary: if notes.is_empty() {
                         format!("{category} (agent {agent})")
                     } else {
-                        body.notes.trim().to_string()
+                        notes.clone()
                     },
                     phone: crate::owners::phone::normalize(&card.number, &api.plan),
                 },
             };
-            open_ticket(&api.store, &api.sla, opened)
-                .await
-                .map_err(|e| {
-                    api.desk.wrap_up_failed(id);
-                    err(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("ticket not opened: {e}"),
-                    )
-                })?
+            Some(
+                open_ticket(&api.store, &api.sla, opened)
+                    .await
+                    .map_err(|e| {
+                        api.desk.wrap_up_failed(id);
+                        err(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("ticket not opened: {e}"),
+                        )
+                    })?,
+            )
         }
     };
-    let coded = NewEvent {
-        ticket: Some(ticket),
+    let mut events = vec![NewEvent {
+        ticket,
         call: Some(card.sip_call_id.clone()),
         at_ms: now,
-        actor,
+        actor: actor.clone(),
         kind: EventKind::WrapUpCoded {
             code: category,
-            notes: body.notes.trim().to_string(),
+            notes: notes.clone(),
         },
-    };
-    api.store.append(vec![coded]).await.map_err(|e| {
+    }];
+    if body.resolution == Resolution::Resolved {
+        // Resolved with the owner on the line: they confirmed it there.
+        for kind in [
+            EventKind::Resolved {
+                note: if notes.is_empty() {
+                    "resolved on the call".into()
+                } else {
+                    format!("resolved on the call: {notes}")
+                },
+            },
+            EventKind::ConfirmedByOwner,
+        ] {
+            events.push(NewEvent {
+                ticket,
+                call: Some(card.sip_call_id.clone()),
+                at_ms: now,
+                actor: actor.clone(),
+                kind,
+            });
+        }
+    }
+    api.store.append(events).await.map_err(|e| {
         api.desk.wrap_up_failed(id);
         err(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -1071,6 +1130,10 @@ async fn wrap_up(
     api.tickets.appended();
     ok(
         StatusCode::CREATED,
-        json!({ "ticket": ticket.0, "created": existing.is_none() }),
+        json!({
+            "ticket": ticket.map(|t| t.0),
+            "created": ticket.is_some() && existing.is_none(),
+            "closed": body.resolution == Resolution::Resolved,
+        }),
     )
 }

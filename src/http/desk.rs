@@ -44,6 +44,17 @@ pub enum DeskEvent {
         agent: String,
         state: String,
         reason: String,
+        /// Since when (Unix ms), for the time in state.
+        since_ms: i64,
+        /// Wrapping up: when the wrap-up time is over (Unix ms).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        until_ms: Option<i64>,
+    },
+    /// The agent's phone registered, or its registration is gone: only
+    /// agents with a registered phone are offered calls.
+    Phone {
+        agent: String,
+        registered: bool,
     },
     /// Their phone rings with this call.
     Offer {
@@ -70,6 +81,7 @@ impl DeskEvent {
     pub fn agent(&self) -> &str {
         match self {
             DeskEvent::State { agent, .. }
+            | DeskEvent::Phone { agent, .. }
             | DeskEvent::Offer { agent, .. }
             | DeskEvent::Withdrawn { agent, .. }
             | DeskEvent::Connected { agent, .. }
@@ -83,6 +95,8 @@ const KEEP_ENDED: Duration = Duration::from_secs(3600);
 
 pub struct Desk {
     calls: DashMap<u64, CallCard>,
+    /// Whose phone is registered, as last told.
+    phones: DashMap<String, bool>,
     events: broadcast::Sender<DeskEvent>,
     pruned: std::sync::atomic::AtomicU64,
     epoch: Instant,
@@ -92,6 +106,7 @@ impl Default for Desk {
     fn default() -> Self {
         Self {
             calls: DashMap::new(),
+            phones: DashMap::new(),
             events: broadcast::channel(1024).0,
             pruned: Default::default(),
             epoch: Instant::now(),
@@ -164,8 +179,15 @@ impl Desk {
         }
     }
 
-    /// An agent's new state, for their screen.
-    pub fn agent_changed(&self, agent: crate::ids::AgentId, state: &crate::acd::AgentState) {
+    /// An agent's new state since `since_ms` (a wrap-up until `until_ms`),
+    /// for their screen.
+    pub fn agent_changed(
+        &self,
+        agent: crate::ids::AgentId,
+        state: &crate::acd::AgentState,
+        since_ms: i64,
+        until_ms: Option<i64>,
+    ) {
         self.publish(DeskEvent::State {
             agent: agent.to_string(),
             state: crate::metrics::agent_state_label(state).to_string(),
@@ -173,7 +195,21 @@ impl Desk {
                 crate::acd::AgentState::Paused { reason } => reason.clone(),
                 _ => String::new(),
             },
+            since_ms,
+            until_ms,
         });
+    }
+
+    /// The agent's phone registered (or not): told to their screen when
+    /// it changes.
+    pub fn phone(&self, agent: &str, registered: bool) {
+        let before = self.phones.insert(agent.to_string(), registered);
+        if before != Some(registered) {
+            self.publish(DeskEvent::Phone {
+                agent: agent.to_string(),
+                registered,
+            });
+        }
     }
 
     pub fn call(&self, call: u64) -> Option<CallCard> {
@@ -200,9 +236,13 @@ impl Desk {
         );
     }
 
+    /// A menu step, in words (the steps only the log needs are left out).
     pub fn step(&self, call: u64, node: &str, detail: &str) {
-        if let Some(mut c) = self.calls.get_mut(&call) {
-            c.path.push(format!("{node}: {detail}"));
+        if let (Some(mut c), Some(words)) = (
+            self.calls.get_mut(&call),
+            crate::ivr::step_words(node, detail),
+        ) {
+            c.path.push(words);
         }
     }
 
@@ -301,7 +341,7 @@ mod tests {
         assert!(desk.call(2).is_none(), "nobody took call 2");
         desk.ended(1, t0);
         let card = desk.call(1).unwrap();
-        assert_eq!(card.path, ["main: key 0 -> agent"]);
+        assert_eq!(card.path, ["main: pressed 0 → agent"]);
         assert_eq!(
             (card.owner.as_deref(), card.agent.as_deref(), card.ended),
             (Some("O-0001"), Some("2001"), true)

@@ -131,6 +131,27 @@ pub enum Action {
     Hangup,
 }
 
+/// A menu step as people read it ("main: pressed 1 → self service"), or
+/// none for the steps only the log keeps (prompts played, the start).
+pub fn step_words(node: &str, detail: &str) -> Option<String> {
+    // The queue is shown on its own (after the VIP choice, which this
+    // step precedes); the owner's language is shown with the owner.
+    if node == "start"
+        || detail.starts_with("played ")
+        || detail.starts_with("queue ")
+        || detail.starts_with("known owner")
+    {
+        return None;
+    }
+    let node = node.replace('_', " ");
+    let detail = detail.replace('_', " ");
+    let detail = match detail.strip_prefix("key ") {
+        Some(rest) => format!("pressed {rest}"),
+        None => detail,
+    };
+    Some(format!("{node}: {}", detail.replace("->", "→")))
+}
+
 /// "Nobody can take your call right now" (before the queue's fallback).
 pub const NO_AGENTS: &str = "no_agents";
 
@@ -1134,3 +1155,21 @@ pub const CATALOGUE_PROMPTS: [&str; 1] = ["press"];
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod words {
+    #[test]
+    fn menu_steps_in_words() {
+        assert_eq!(
+            super::step_words("main", "key 1 -> self_service").as_deref(),
+            Some("main: pressed 1 → self service")
+        );
+        assert_eq!(
+            super::step_words("fee_balance", "key 0: agent").as_deref(),
+            Some("fee balance: pressed 0: agent")
+        );
+        assert_eq!(super::step_words("main", "played main_menu_zh"), None);
+        assert_eq!(super::step_words("start", "site garden"), None);
+        assert_eq!(super::step_words("agent", "queue general priority 0"), None);
+    }
+}

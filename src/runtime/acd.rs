@@ -56,6 +56,10 @@ pub struct Snapshot {
     pub agents: BTreeMap<AgentId, AgentState>,
     /// Agents whose phone is registered (only they are offered calls).
     pub phones: BTreeMap<AgentId, bool>,
+    /// Since when each agent is in their state (Unix ms), and when a
+    /// wrap-up is over.
+    pub since_ms: BTreeMap<AgentId, i64>,
+    pub until_ms: BTreeMap<AgentId, i64>,
     pub waiting: BTreeMap<String, usize>,
     /// Per queue: the longest wait now (whole seconds) and the window's
     /// figures.
@@ -275,6 +279,10 @@ fn run(
     snapshot
         .agents
         .extend(router.agent_states().map(|(id, s)| (id, s.clone())));
+    let started = clock.ms(clock.now());
+    snapshot
+        .since_ms
+        .extend(router.agent_states().map(|(id, _)| (id, started)));
     metrics.set_acd(&snapshot);
     publish.send_replace(snapshot.clone());
     loop {
@@ -337,6 +345,15 @@ fn run(
                     );
                 }
                 snapshot.agents.insert(*agent, state.clone());
+                snapshot.since_ms.insert(*agent, clock.ms(now));
+                match state {
+                    AgentState::WrapUp { until } => {
+                        snapshot.until_ms.insert(*agent, clock.ms(*until));
+                    }
+                    _ => {
+                        snapshot.until_ms.remove(agent);
+                    }
+                }
                 changed = true;
             }
             if to_switch.send(Input::Acd(out, now)).is_err() {

@@ -71,6 +71,9 @@ struct RtpCounts {
     received: AtomicU64,
     lost: AtomicU64,
     relayed: AtomicU64,
+    /// Telephone-event packets of a key pressed before the bridge, not
+    /// relayed (the caller's 0 for an agent).
+    held_back: AtomicU64,
 }
 
 impl Drop for Session {
@@ -324,6 +327,7 @@ fn handle(
                     rtp_received = s.counts.received.load(Ordering::Relaxed),
                     rtp_lost = s.counts.lost.load(Ordering::Relaxed),
                     rtp_relayed = s.counts.relayed.load(Ordering::Relaxed),
+                    rtp_held_back = s.counts.held_back.load(Ordering::Relaxed),
                     "media closed"
                 );
                 edge.metrics.rtp_sent.inc_by(s.stream.packets_sent);
@@ -367,6 +371,12 @@ async fn receive(
     // The recording in progress: where it goes, and when audio last came.
     let mut recording: Option<(Recorder, PathBuf, Instant)> = None;
     let mut relay: Option<(Arc<UdpSocket>, SocketAddr)> = None;
+    // The telephone-event last received (its RTP timestamp), and the one
+    // in progress when the relay began: the rest of a key pressed before
+    // the bridge (the caller's 0 for an agent) is not played to the other
+    // side.
+    let mut last_event: Option<u32> = None;
+    let mut held_back: Option<u32> = None;
     loop {
         let datagram = tokio::select! {
             r = socket.recv_from(&mut buf) => r,
@@ -380,7 +390,12 @@ async fn receive(
                             finish_recording(call, r, path, &to_switch);
                         }
                     }
-                    RecordCtl::RelayTo(socket, to) => relay = Some((socket, to)),
+                    RecordCtl::RelayTo(socket, to) => {
+                        if relay.is_none() {
+                            held_back = last_event;
+                        }
+                        relay = Some((socket, to));
+                    }
                     RecordCtl::RelayOff => relay = None,
                 }
                 continue;
@@ -404,10 +419,20 @@ async fn receive(
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
+        // A telephone-event (RFC 4733: not the codec, a 4-byte payload).
+        let event = rtp_rs::RtpReader::new(&buf[..n])
+            .ok()
+            .filter(|r| r.payload_type() != codec_pt && r.payload().len() == 4)
+            .map(|r| r.timestamp());
+        if event.is_some() {
+            last_event = event;
+        }
         if let Some((socket, to)) = &relay {
-            // Bridged: every packet goes on to the other leg as it came
-            // (same codec and event type were negotiated on both legs).
-            if socket.try_send_to(&buf[..n], *to).is_ok() {
+            if event.is_some() && event == held_back {
+                counts.held_back.fetch_add(1, Ordering::Relaxed);
+            } else if socket.try_send_to(&buf[..n], *to).is_ok() {
+                // Bridged: every packet goes on to the other leg as it came
+                // (same codec and event type were negotiated on both legs).
                 counts.relayed.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -541,6 +541,7 @@ async fn flush(
                 }
             }
             Output::AgentUnregistered { agent, .. } => {
+                services.desk.phone(&agent, false);
                 // An agent whose phone is gone cannot take calls.
                 if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
                     let _ = acd.tx.send(acd::AcdIn::Phone(id, false));
@@ -548,6 +549,7 @@ async fn flush(
                 }
             }
             Output::AgentRegistered { agent, .. } => {
+                services.desk.phone(&agent, true);
                 if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
                     let _ = acd.tx.send(acd::AcdIn::Phone(id, true));
                 }
@@ -593,7 +595,13 @@ fn handle_acd(
         AcdOutput::Offer { call, agent } => switch.offer_to_agent(now, call, agent),
         AcdOutput::Withdraw { call, .. } => switch.withdraw_agent(now, call),
         AcdOutput::AgentChanged { agent, state } => {
-            services.desk.agent_changed(agent, &state);
+            let until_ms = match state {
+                crate::acd::AgentState::WrapUp { until } => Some(clock.ms(until)),
+                _ => None,
+            };
+            services
+                .desk
+                .agent_changed(agent, &state, clock.ms(at), until_ms);
             tickets::record(
                 &services.store,
                 tickets::agent_entry(agent, &state, at, clock),

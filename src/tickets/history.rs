@@ -222,10 +222,10 @@ pub fn calls(events: &[Event], local: LocalTime) -> Vec<CallRecord> {
                 }
             }
             EventKind::IvrStepTaken { node, detail } => {
-                if node == "start" {
-                    continue;
+                match crate::ivr::step_words(node, detail) {
+                    Some(words) => format!("menu {words}"),
+                    None => continue,
                 }
-                format!("menu {}", step_words(node, detail))
             }
             EventKind::CallQueued {
                 queue,
@@ -376,16 +376,6 @@ pub fn calls(events: &[Event], local: LocalTime) -> Vec<CallRecord> {
 
 fn uri_user(uri: &str) -> &str {
     crate::owners::phone::uri_user(uri).unwrap_or(uri)
-}
-
-/// A menu step in words: "main: key 1 -> self_service" reads "key 1: self
-/// service", a prompt name is not shown.
-fn step_words(node: &str, detail: &str) -> String {
-    let detail = detail.replace('_', " ");
-    match detail.split_once("->") {
-        Some((how, to)) => format!("{}: {} → {}", node.replace('_', " "), how.trim(), to.trim()),
-        None => format!("{}: {detail}", node.replace('_', " ")),
-    }
 }
 
 #[cfg(test)]

@@ -139,4 +139,76 @@ impl Browser {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+
+    /// Whether the element can be used (not a disabled button).
+    pub fn enabled(&self, css: &str) -> bool {
+        self.find(css)
+            .and_then(|e| self.session("GET", &format!("/element/{e}/enabled"), None))
+            .map(|v| v.as_bool().unwrap_or(false))
+            .unwrap_or(false)
+    }
+
+    /// An attribute of the element (or a DOM property such as `checked`).
+    pub fn attr(&self, css: &str, name: &str) -> String {
+        self.find(css)
+            .and_then(|e| self.session("GET", &format!("/element/{e}/property/{name}"), None))
+            .map(|v| match v {
+                Value::String(s) => s,
+                Value::Null => String::new(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default()
+    }
+
+    /// The element's box on the page: x, y, width, height (CSS pixels).
+    pub fn rect(&self, css: &str) -> (f64, f64, f64, f64) {
+        let e = self.find(css).unwrap();
+        let v = self
+            .session("GET", &format!("/element/{e}/rect"), None)
+            .unwrap();
+        let f = |k: &str| v[k].as_f64().unwrap_or_default();
+        (f("x"), f("y"), f("width"), f("height"))
+    }
+
+    /// Sets the window's size (the viewport follows).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.session(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )
+        .unwrap();
+    }
+
+    /// Writes a PNG of what the window shows to `path`; its size in bytes.
+    pub fn screenshot(&self, path: &Path) -> usize {
+        let v = self.session("GET", "/screenshot", None).unwrap();
+        let png = base64_decode(v.as_str().expect("base64 PNG"));
+        std::fs::write(path, &png).unwrap();
+        png.len()
+    }
+}
+
+/// Standard base64 (the screenshot's encoding), padding and whitespace
+/// ignored.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for v in text.bytes().filter_map(value) {
+        acc = ((acc << 6) | v as u32) & 0xff_ffff;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
 }

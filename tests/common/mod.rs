@@ -451,6 +451,39 @@ pub fn dtmf_pcap(dir: &Path, digits: &str, pt: u8) -> PathBuf {
     path
 }
 
+/// A pcap of one RFC 4733 key held down `held_ms` (updates every 20 ms,
+/// then the end packet three times), as a phone sends a long press.
+pub fn held_key_pcap(dir: &Path, digit: char, pt: u8, held_ms: u64) -> PathBuf {
+    let path = dir.join(format!("held_{digit}.pcap"));
+    let mut f = std::fs::File::create(&path).unwrap();
+    let mut header = Vec::new();
+    header.extend(0xa1b2c3d4u32.to_le_bytes());
+    header.extend(2u16.to_le_bytes());
+    header.extend(4u16.to_le_bytes());
+    header.extend(0u32.to_le_bytes());
+    header.extend(0u32.to_le_bytes());
+    header.extend(65535u32.to_le_bytes());
+    header.extend(1u32.to_le_bytes());
+    f.write_all(&header).unwrap();
+    let event = digit.to_digit(10).expect("a digit key") as u8;
+    let updates = held_ms / 20;
+    let mut packets: Vec<(bool, bool, u16)> = (1..=updates)
+        .map(|i| (i == 1, false, (i * 160).min(0xffff) as u16))
+        .collect();
+    let total = ((updates * 160).min(0xffff)) as u16;
+    packets.extend([(false, true, total); 3]);
+    for (i, (marker, end, duration)) in packets.into_iter().enumerate() {
+        let mut rtp = vec![0x80, if marker { 0x80 | pt } else { pt }];
+        rtp.extend((2000u16 + i as u16).to_be_bytes());
+        rtp.extend(16_000u32.to_be_bytes());
+        rtp.extend(0x1234_5679u32.to_be_bytes());
+        rtp.extend([event, if end { 0x8a } else { 0x0a }]);
+        rtp.extend(duration.to_be_bytes());
+        write_udp_packet(&mut f, i as u64 * 20, &rtp);
+    }
+    path
+}
+
 /// A pcap of `ms` milliseconds of a 440 Hz tone as PCMU RTP (payload type
 /// 0, 20 ms packets): a caller speaking, for SIPp to replay.
 pub fn tone_pcap(dir: &Path, ms: u64) -> PathBuf {
