@@ -99,6 +99,12 @@ pub struct ServiceLevelSettings {
     pub short_abandons: crate::acd::stats::ShortAbandons,
     /// The ratios and means cover this many minutes back.
     pub window_minutes: u64,
+    /// The centre's targets, shown red on the wallboard when missed: the
+    /// share answered within the threshold (offered definition), the
+    /// share abandoned at most, the mean wait of answered calls at most.
+    pub target: f64,
+    pub abandon_target: f64,
+    pub asa_target_seconds: f64,
 }
 
 impl Default for ServiceLevelSettings {
@@ -107,6 +113,9 @@ impl Default for ServiceLevelSettings {
             threshold_seconds: 20,
             short_abandons: crate::acd::stats::ShortAbandons::Ignore,
             window_minutes: 30,
+            target: 0.8,
+            abandon_target: 0.05,
+            asa_target_seconds: 20.0,
         }
     }
 }
@@ -793,6 +802,19 @@ impl Config {
         };
         if let Err(e) = crate::site::LocalTime::parse(&self.site.utc_offset) {
             return Err(invalid("site.utc_offset", e));
+        }
+        let sl = &self.service_level;
+        if !(0.0..=1.0).contains(&sl.target) || !(0.0..=1.0).contains(&sl.abandon_target) {
+            return Err(invalid(
+                "service_level.target",
+                "target and abandon_target are shares between 0 and 1".into(),
+            ));
+        }
+        if !(sl.asa_target_seconds >= 0.0) {
+            return Err(invalid(
+                "service_level.asa_target_seconds",
+                "must be 0 or more".into(),
+            ));
         }
         let m = &self.media;
         if m.rtp_port_min >= m.rtp_port_max || m.rtp_port_min < 1024 {

@@ -442,3 +442,120 @@ fn the_page_speaks_plainly_offers_only_what_applies_and_starts_each_wrap_up_afre
     assert_eq!(t["status"], "closed", "{t:#}");
     let _ = data;
 }
+
+#[test]
+fn the_wallboard_shows_a_caller_waiting_then_with_an_agent_and_pauses_an_agent() {
+    let (h, _data) = common::menu_hotline(
+        BASE,
+        &format!(
+            "[http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nusers = \"{}\"\n",
+            common::manifest("config/users.toml")
+        ),
+    );
+    let phone = Baresip::start(
+        h.dir.path(),
+        &format!(
+            "<sip:2001@{}>;auth_user=2001;auth_pass=agent2001;regint=60;answermode=manual;audio_codecs=PCMU/8000",
+            h.target()
+        ),
+        PHONE + 200,
+        (PHONE + 210, PHONE + 260),
+        &[],
+    );
+    h.wait_for("agent registered", 1, Duration::from_secs(10));
+    let as_agent = |path: &str, body: Option<&str>| {
+        let (status, reply) = common::http(h.http_port(), "POST", path, Some("demo-2001"), body);
+        assert_eq!(status, 200, "{path}: {reply}");
+    };
+    // 2001 is logged in but on a break: a caller waits for them.
+    as_agent("/api/agents/2001/ready", None);
+    as_agent("/api/agents/2001/pause", Some(r#"{"reason": "break"}"#));
+
+    let browser = Browser::start(h.dir.path(), DRIVER + 200);
+    browser.resize(1280, 900);
+    browser.goto(&format!("http://127.0.0.1:{}/supervisor", h.http_port()));
+    browser.type_into("#token", "demo-supervisor");
+    browser.click("#login");
+    let row = "tr[data-agent=\"2001\"]";
+    browser.wait_text(&format!("{row} .state"), Duration::from_secs(10), |t| {
+        t == "paused (break)"
+    });
+    assert!(
+        browser.text(row).contains("registered"),
+        "{}",
+        browser.text(row)
+    );
+    assert!(
+        browser
+            .text("tr[data-agent=\"2002\"]")
+            .contains("NOT registered")
+    );
+
+    let xml = scenario(
+        h.dir.path(),
+        "waits",
+        "19790228645",
+        "100",
+        &[Step::Pause(500), Step::Key('0'), Step::Pause(9000)],
+    );
+    std::thread::scope(|s| {
+        let call = s.spawn(|| sipp(&h, xml.to_str().unwrap(), &["-m", "1"]));
+        let waiting = "[data-queue=\"general\"] .callers li";
+        let first = browser.wait_text(waiting, Duration::from_secs(10), |t| t.contains("O-0002"));
+        std::thread::sleep(Duration::from_millis(2200));
+        let later = browser.text(waiting);
+        let wait = |t: &str| -> u64 {
+            let w = t.rsplit(['\n', ' ']).next().unwrap();
+            let (m, s) = w.split_once(':').unwrap();
+            m.parse::<u64>().unwrap() * 60 + s.parse::<u64>().unwrap()
+        };
+        assert!(
+            wait(&later) >= wait(&first) + 2,
+            "the wait grows: {first:?} then {later:?}"
+        );
+        assert_eq!(browser.text("[data-queue=\"general\"] .waiting"), "1");
+        let shot = screenshot_dir().join("wallboard.png");
+        let bytes = browser.screenshot(&shot);
+        assert!(
+            bytes > NON_BLANK_PNG,
+            "{} is blank ({bytes} bytes)",
+            shot.display()
+        );
+        // 2001 comes back and answers: the caller moves to them.
+        as_agent("/api/agents/2001/ready", None);
+        browser.wait_text(&format!("{row} .state"), Duration::from_secs(10), |t| {
+            t == "phone ringing"
+        });
+        phone.command("accept", "");
+        browser.wait_text(&format!("{row} .state"), Duration::from_secs(10), |t| {
+            t == "on a call"
+        });
+        assert!(
+            browser.text(row).contains("O-0002 · general"),
+            "{}",
+            browser.text(row)
+        );
+        browser.wait_text(
+            "[data-queue=\"general\"] .waiting",
+            Duration::from_secs(3),
+            |t| t == "0",
+        );
+        assert_sipp_ok(&h, &call.join().unwrap());
+    });
+    // Wrapping up: the supervisor pauses 2001 from the board.
+    browser.wait_text(&format!("{row} .state"), Duration::from_secs(10), |t| {
+        t == "wrapping up"
+    });
+    browser.click(&format!("{row} button[data-act=\"pause\"]"));
+    browser.wait_text(&format!("{row} .state"), Duration::from_secs(5), |t| {
+        t.starts_with("paused")
+    });
+    let (_, me) = common::http(
+        h.http_port(),
+        "GET",
+        "/api/agents/2001",
+        Some("demo-2001"),
+        None,
+    );
+    assert!(me.contains("\"state\":\"paused\""), "{me}");
+}

@@ -50,6 +50,18 @@ pub struct Api {
     pub local: crate::site::LocalTime,
     /// What reports are computed with.
     pub report: crate::report::Settings,
+    /// The centre's targets for the wallboard.
+    pub targets: Targets,
+}
+
+/// The centre's targets: service level (offered definition), abandon
+/// rate and ASA; a queue missing one shows red on the wallboard.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Targets {
+    pub service_level: f64,
+    pub abandon_rate: f64,
+    pub asa_seconds: f64,
+    pub threshold_seconds: u64,
 }
 
 /// What the API asks of the edge guard (answered by the switch's task).
@@ -139,6 +151,8 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route("/api/tickets/{id}/dispatch", post(dispatch))
         .route("/api/calls", get(call_history))
         .route("/api/reports/{period}", get(report))
+        .route("/api/wallboard", get(wallboard))
+        .route("/api/wallboard/events", get(wallboard_events))
         .route("/api/calls/{call}", get(call))
         .route("/api/calls/{call}/wrap-up", post(wrap_up))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such route") })
@@ -600,6 +614,169 @@ async fn call_history(
             "calls": calls,
         }),
     )
+}
+
+/// Tickets this close to their promise (or past it) show on the wallboard.
+const NEAR_DEADLINE_MS: i64 = 10 * 60_000;
+
+/// Everything the supervisor's wall screen shows, now: per queue the
+/// callers waiting and the window's figures against the targets, every
+/// agent, the tickets near or past their promise, today's group alerts.
+fn board(api: &Api) -> Value {
+    let s = api.snapshot();
+    let now = std::time::Instant::now();
+    let now_ms = crate::runtime::tickets::now_ms();
+    let waiting = api.desk.waiting(now);
+    let t = api.targets;
+    let queues: Vec<Value> = api
+        .report
+        .plan
+        .names()
+        .iter()
+        .map(|name| {
+            let callers: Vec<Value> = waiting
+                .iter()
+                .filter(|(c, _)| c.queue.as_deref() == Some(name))
+                .map(|(c, waited)| {
+                    json!({
+                        "call": c.call,
+                        "number": c.number,
+                        "owner": c.owner,
+                        "class": c.class,
+                        "waited_seconds": waited.as_secs(),
+                    })
+                })
+                .collect();
+            let f = s.figures.get(name).cloned().unwrap_or_default();
+            json!({
+                "name": name,
+                "waiting": callers.len(),
+                "callers": callers,
+                "longest_wait_seconds": waiting
+                    .iter()
+                    .filter(|(c, _)| c.queue.as_deref() == Some(name))
+                    .map(|(_, w)| w.as_secs())
+                    .max()
+                    .unwrap_or(0),
+                "answered": f.answered,
+                "abandoned": f.abandoned,
+                "overflowed": f.overflowed,
+                "service_level": f.service_level_offered,
+                "abandon_rate": f.abandon_rate,
+                "asa_seconds": f.asa_seconds,
+                "missed": {
+                    "service_level": f.service_level_offered.is_some_and(|v| v < t.service_level),
+                    "abandon_rate": f.abandon_rate.is_some_and(|v| v > t.abandon_rate),
+                    "asa": f.asa_seconds.is_some_and(|v| v > t.asa_seconds),
+                },
+            })
+        })
+        .collect();
+    let agents: Vec<Value> = s
+        .agents
+        .iter()
+        .map(|(id, state)| {
+            let mut a = api.agent_json(*id, &s);
+            let call = match state {
+                AgentState::OnCall { call } | AgentState::Reserved { call, .. } => {
+                    api.desk.call(call.0)
+                }
+                _ => None,
+            };
+            a["in_state_seconds"] = json!(
+                s.since_ms
+                    .get(id)
+                    .map(|since| (now_ms - since).max(0) / 1000)
+                    .unwrap_or(0)
+            );
+            a["call"] = json!(call.map(|c| json!({
+                "call": c.call,
+                "number": c.number,
+                "owner": c.owner,
+                "queue": c.queue,
+            })));
+            a
+        })
+        .collect();
+    let tickets: Vec<Value> = api
+        .tickets
+        .select(|r| {
+            matches!(r.ticket.status, Status::Open | Status::Dispatched)
+                && r.ticket
+                    .deadline_ms
+                    .is_some_and(|d| d - now_ms <= NEAR_DEADLINE_MS)
+        })
+        .into_iter()
+        .take(30)
+        .map(|r| {
+            let d = r.ticket.deadline_ms.unwrap_or(now_ms);
+            json!({
+                "id": r.ticket.id.0,
+                "category": r.ticket.category,
+                "severity": r.ticket.severity,
+                "building": r.ticket.building,
+                "status": r.ticket.status,
+                "minutes_left": (d - now_ms).div_euclid(60_000),
+                "overdue": d < now_ms,
+                "handler": r.handler,
+            })
+        })
+        .collect();
+    let today = api
+        .local
+        .day(&api.local.date(now_ms))
+        .map(|d| d.0)
+        .unwrap_or(0);
+    let alerts: Vec<Value> = api
+        .tickets
+        .alerts_since(today)
+        .into_iter()
+        .map(|(at, text)| json!({ "time": api.local.format_time(at), "text": text }))
+        .collect();
+    json!({
+        "time": api.local.format(now_ms),
+        "targets": t,
+        "queues": queues,
+        "agents": agents,
+        "tickets": tickets,
+        "alerts": alerts,
+    })
+}
+
+async fn wallboard(State(api): State<Arc<Api>>, Caller(user): Caller) -> Reply {
+    Api::supervisor(&user)?;
+    ok(StatusCode::OK, board(&api))
+}
+
+/// The wallboard, live: the whole board once a second (server-sent
+/// events), for as long as the page is open.
+async fn wallboard_events(
+    State(api): State<Arc<Api>>,
+    Caller(user): Caller,
+) -> Result<Response, ApiError> {
+    Api::supervisor(&user)?;
+    let slot = api.streams.take(user.name.clone()).map_err(|full| {
+        api.metrics
+            .connections_refused
+            .with_label_values(&[full.label(), "event_stream"])
+            .inc();
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many event streams open",
+        )
+    })?;
+    let stream = futures_util::stream::unfold((api, slot, true), |(api, slot, first)| async move {
+        if !first {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let e = SseEvent::default()
+            .event("board")
+            .data(board(&api).to_string());
+        Some((Ok::<_, Infallible>(e), (api, slot, false)))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
 }
 
 #[derive(Deserialize, Default)]

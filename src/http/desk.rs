@@ -30,6 +30,11 @@ pub struct CallCard {
     /// The agent whose phone rings with it now.
     #[serde(skip)]
     ringing: Option<String>,
+    /// `vip` or `key` when the owner is served first.
+    pub class: Option<String>,
+    /// Waiting in the queue since (none: not waiting).
+    #[serde(skip)]
+    pub waiting_since: Option<Instant>,
     /// The wrap-up was written (once per call).
     pub wrapped_up: bool,
     #[serde(skip)]
@@ -137,7 +142,25 @@ impl Desk {
                 }
             }
             K::MenuStep { node, detail } => self.step(call, node, detail),
-            K::Queued { queue, owner, .. } => self.queued(call, queue, owner.as_deref()),
+            K::Queued {
+                queue,
+                owner,
+                class,
+                ..
+            } => {
+                self.queued(call, queue, owner.as_deref());
+                if let Some(mut c) = self.calls.get_mut(&call) {
+                    c.waiting_since = Some(ev.at);
+                    c.class = class
+                        .filter(|c| *c != crate::owners::OwnerClass::Ordinary)
+                        .map(|c| c.as_str().to_string());
+                }
+            }
+            K::Abandoned { .. } | K::Overflowed { .. } => {
+                if let Some(mut c) = self.calls.get_mut(&call) {
+                    c.waiting_since = None;
+                }
+            }
             K::Offered { agent } => {
                 let agent = agent.to_string();
                 self.offer(call, &agent);
@@ -160,6 +183,7 @@ impl Desk {
                 self.answered(call, &agent);
                 if let Some(mut c) = self.calls.get_mut(&call) {
                     c.ringing = None;
+                    c.waiting_since = None;
                 }
                 self.publish(DeskEvent::Connected { agent, call });
             }
@@ -212,6 +236,20 @@ impl Desk {
         }
     }
 
+    /// The callers waiting now, longest first: the card and the wait.
+    pub fn waiting(&self, now: Instant) -> Vec<(CallCard, Duration)> {
+        let mut waiting: Vec<(CallCard, Duration)> = self
+            .calls
+            .iter()
+            .filter_map(|c| {
+                let since = c.waiting_since?;
+                (!c.ended).then(|| (c.clone(), now.saturating_duration_since(since)))
+            })
+            .collect();
+        waiting.sort_by(|a, b| b.1.cmp(&a.1));
+        waiting
+    }
+
     pub fn call(&self, call: u64) -> Option<CallCard> {
         self.calls.get(&call).map(|c| c.clone())
     }
@@ -230,6 +268,8 @@ impl Desk {
                 agent: None,
                 ended: false,
                 ringing: None,
+                class: None,
+                waiting_since: None,
                 wrapped_up: false,
                 ended_at: None,
             },

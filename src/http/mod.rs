@@ -1,6 +1,7 @@
 //! The HTTP surface (axum): `GET /metrics` for Prometheus, the JSON API
-//! for agents and supervisors (`api`, tokens from the users file), and the
-//! agent's page (`GET /agent`) that lives on the API's event stream.
+//! for agents and supervisors (`api`, tokens from the users file), the
+//! agent's page (`GET /agent`) and the supervisor's wallboard (`GET
+//! /supervisor`), which live on the API's event streams.
 
 pub mod api;
 pub mod desk;
@@ -13,8 +14,10 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tracing::warn;
 
-/// The agent's page: one file, no build step.
+/// The agent's page and the supervisor's wallboard: one file each, no
+/// build step, both living on the API's event streams.
 const AGENT_PAGE: &str = include_str!("agent.html");
+const SUPERVISOR_PAGE: &str = include_str!("supervisor.html");
 
 pub fn app(metrics: Arc<crate::metrics::Metrics>, api: Arc<api::Api>) -> axum::Router {
     axum::Router::new()
@@ -33,6 +36,15 @@ pub fn app(metrics: Arc<crate::metrics::Metrics>, api: Arc<api::Api>) -> axum::R
         .route(
             "/agent",
             get(|| async { ([(CONTENT_TYPE, "text/html; charset=utf-8")], AGENT_PAGE) }),
+        )
+        .route(
+            "/supervisor",
+            get(|| async {
+                (
+                    [(CONTENT_TYPE, "text/html; charset=utf-8")],
+                    SUPERVISOR_PAGE,
+                )
+            }),
         )
         .merge(api::routes(api))
 }

@@ -280,6 +280,12 @@ impl Hotline {
             metrics: metrics.clone(),
             local: config.site.local_time(),
             report: config.report_settings(),
+            targets: crate::http::api::Targets {
+                service_level: config.service_level.target,
+                abandon_rate: config.service_level.abandon_target,
+                asa_seconds: config.service_level.asa_target_seconds,
+                threshold_seconds: config.service_level.threshold_seconds,
+            },
         };
         // RTP sockets come first: connections get the descriptors calls do
         // not need (the caps lowered, and said so, when the limit is tight).

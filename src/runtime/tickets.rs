@@ -236,7 +236,12 @@ pub struct TicketView {
     /// Wakes the watcher at once after this process appended (otherwise it
     /// reads the log once a second, which also catches other writers).
     appended: tokio::sync::Notify,
+    /// The latest group-complaint alerts (Unix ms, in words), newest last.
+    alerts: std::sync::Mutex<std::collections::VecDeque<(i64, String)>>,
 }
+
+/// How many group-complaint alerts the view keeps for the wallboard.
+const ALERTS_KEPT: usize = 20;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TicketRow {
@@ -268,6 +273,26 @@ impl TicketView {
             .map(|v| v.clone())
             .unwrap_or_default();
         Some(ids.iter().rev().filter_map(|t| self.get(*t)).collect())
+    }
+
+    /// The latest group-complaint alerts at or after `since_ms`, oldest
+    /// first: (Unix ms, the alert in words).
+    pub fn alerts_since(&self, since_ms: i64) -> Vec<(i64, String)> {
+        self.alerts
+            .lock()
+            .expect("alerts lock")
+            .iter()
+            .filter(|(at, _)| *at >= since_ms)
+            .cloned()
+            .collect()
+    }
+
+    fn alert(&self, at_ms: i64, text: String) {
+        let mut alerts = self.alerts.lock().expect("alerts lock");
+        alerts.push_back((at_ms, text));
+        while alerts.len() > ALERTS_KEPT {
+            alerts.pop_front();
+        }
     }
 
     pub fn get(&self, id: TicketId) -> Option<TicketRow> {
@@ -520,6 +545,20 @@ async fn feed(
             }
             if let Some(v) = cores.visits.as_deref_mut() {
                 v.handle_event(e);
+            }
+            if let EventKind::GroupComplaintRaised {
+                building,
+                category,
+                owners,
+                window_minutes,
+            } = &e.kind
+            {
+                cores.view.alert(
+                    e.at_ms,
+                    format!(
+                        "building {building}: {owners} owners reported {category} within {window_minutes} min"
+                    ),
+                );
             }
             if let Some(alert) = cores.groups.handle_event(e)
                 && e.id > replay_until
