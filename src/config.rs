@@ -810,7 +810,7 @@ impl Config {
                 "target and abandon_target are shares between 0 and 1".into(),
             ));
         }
-        if !(sl.asa_target_seconds >= 0.0) {
+        if sl.asa_target_seconds.is_nan() || sl.asa_target_seconds < 0.0 {
             return Err(invalid(
                 "service_level.asa_target_seconds",
                 "must be 0 or more".into(),

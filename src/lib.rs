@@ -23,12 +23,14 @@
 //!
 //!        ivr::Session (sans-IO menu from config/ivr.toml) ── requests ──► runtime::ivr
 //!               └── owners::OwnerDb (SQLite) and tickets::Store answer them
-//!        call events, menu steps ──► tickets::Store (append-only log, SQLite or PostgreSQL)
+//!        call::CallEvent (each call's story, told once) ──► listeners in the runtime:
+//!               tickets::Store (the log: SQLite or PostgreSQL), http::desk (screens),
+//!               metrics, and the ACD (routing, and the figures: same facts, same ms)
 //!        runtime::tickets (watches the log) ──► tickets::{sla, group, dispatch,
 //!                                                webhook, return_visit, handlers} (sans-IO)
 //!                 └── a ticket view (each ticket, its handling agent) for the others
 //!
-//!        call::Switch ── queued, answered, ended ──► runtime::acd (its own thread,
+//!        call events: queued, answered, left ──► runtime::acd (its own thread,
 //!               ▲                                   crossbeam inbox, no locks)
 //!               └── offer, withdraw, left ───────── acd::{Router, announce, stats} (sans-IO)
 //!                                                   snapshot ──► metrics, http::api
@@ -37,7 +39,10 @@
 //!               and feature codes ─► agents' states in the ACD
 //!
 //!        http (axum): /metrics, the JSON API (users' tokens), /agent (the agent's
-//!               page: event stream, screen pop from the desk of calls, wrap-up)
+//!               page: event stream, screen pop from the desk of calls, wrap-up),
+//!               /supervisor (the wallboard), call history and reports, which
+//!               tickets::history and report read back from the log
+//!               (report replays it through acd::stats)
 //! ```
 //! One call: an INVITE datagram from a source that is not banned and within
 //! its rate (`edge`) is parsed by `sip::message`, matched (or

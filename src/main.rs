@@ -428,10 +428,7 @@ fn report(
     html: Option<PathBuf>,
     csv: Option<PathBuf>,
 ) -> Result<(), String> {
-    let config = match &args.config {
-        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
-        None => Config::default(),
-    };
+    let config = load_or_default(args.config.as_deref())?;
     let settings = config.report_settings();
     let local = settings.local;
     let (date, days) = match (day, week) {
@@ -439,20 +436,8 @@ fn report(
         (Some(d), None) => (d, 1),
         (None, None) => (local.date(now_ms()), 1),
     };
-    let (from, first_end) = local.day(&date)?;
-    let to = first_end + (days - 1) * 86_400_000;
-    let title = if days == 1 {
-        date.clone()
-    } else {
-        format!("{date} to {}", local.date(to - 1))
-    };
-    let location = args.store.unwrap_or_else(|| config.tickets.store.clone());
-    let store = Store::open(&location)
-        .map_err(|e| format!("{}: {e}", hotline::tickets::store::hide_password(&location)))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let (title, from, to) = hotline::report::period(local, &date, days)?;
+    let (store, rt) = open_log(args.store, &config)?;
     let events = rt
         .block_on(store.events_between(from, to))
         .map_err(|e| e.to_string())?;
@@ -478,18 +463,9 @@ fn report(
 
 fn calls(args: StoreArgs, command: CallCommand) -> Result<(), String> {
     use hotline::tickets::history::{self, Filter, Outcome};
-    let config = match &args.config {
-        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
-        None => Config::default(),
-    };
+    let config = load_or_default(args.config.as_deref())?;
     let local = config.site.local_time();
-    let location = args.store.unwrap_or_else(|| config.tickets.store.clone());
-    let store = Store::open(&location)
-        .map_err(|e| format!("{}: {e}", hotline::tickets::store::hide_password(&location)))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let (store, rt) = open_log(args.store, &config)?;
     let print_call = |c: &history::CallRecord, json: bool| -> Result<(), String> {
         if json {
             println!("{}", serde_json::to_string(c).map_err(|e| e.to_string())?);
@@ -582,19 +558,33 @@ fn calls(args: StoreArgs, command: CallCommand) -> Result<(), String> {
     Ok(())
 }
 
-fn tickets(args: StoreArgs, command: TicketCommand) -> Result<(), String> {
-    let config = match &args.config {
-        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
-        None => Config::default(),
-    };
-    let location = args.store.unwrap_or_else(|| config.tickets.store.clone());
+/// The config named, or the embedded defaults.
+fn load_or_default(path: Option<&std::path::Path>) -> Result<Config, String> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| e.to_string()),
+        None => Ok(Config::default()),
+    }
+}
+
+/// The event log (`store`, else the config's) and a runtime for its reads,
+/// which are async (PostgreSQL); appends block this plain thread.
+fn open_log(
+    store: Option<String>,
+    config: &Config,
+) -> Result<(Store, tokio::runtime::Runtime), String> {
+    let location = store.unwrap_or_else(|| config.tickets.store.clone());
     let store = Store::open(&location)
         .map_err(|e| format!("{}: {e}", hotline::tickets::store::hide_password(&location)))?;
-    // Reads are async (PostgreSQL); appends below block this plain thread.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    Ok((store, rt))
+}
+
+fn tickets(args: StoreArgs, command: TicketCommand) -> Result<(), String> {
+    let config = load_or_default(args.config.as_deref())?;
+    let (store, rt) = open_log(args.store, &config)?;
     let now = now_ms();
     let known = |id: u64| -> Result<TicketId, String> {
         let events = rt

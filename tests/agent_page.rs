@@ -488,7 +488,7 @@ fn the_wallboard_shows_a_caller_waiting_then_with_an_agent_and_pauses_an_agent()
     assert!(
         browser
             .text("tr[data-agent=\"2002\"]")
-            .contains("NOT registered")
+            .contains("not registered")
     );
 
     let xml = scenario(

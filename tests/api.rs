@@ -311,12 +311,24 @@ fn every_route_answers_each_user_as_their_role_allows() {
         "show",
         "1",
     ]);
+    // One line per event: who, what, its fields.
     for want in [
-        "Supervisor(\"supervisor\") Escalated { reason: \"water in the lift shaft\" }",
-        "Supervisor(\"supervisor\") PromiseBroken",
-        "Supervisor(\"supervisor\") Dispatched { department: Engineering, person: Some(\"Master Chen\") }",
+        [
+            "supervisor supervisor",
+            "escalated",
+            "reason=\"water in the lift shaft\"",
+        ],
+        ["supervisor supervisor", "promise_broken", "remedy="],
+        [
+            "supervisor supervisor",
+            "dispatched",
+            "department=engineering person=\"Master Chen\"",
+        ],
     ] {
-        assert!(shown.contains(want), "{want} in\n{shown}");
+        assert!(
+            shown.lines().any(|l| want.iter().all(|w| l.contains(w))),
+            "{want:?} in\n{shown}"
+        );
     }
 
     // Calls (the screen pop and the wrap-up) need a call: see the browser

@@ -105,8 +105,11 @@ impl AgentsFile {
         }
         let mut seen = std::collections::HashSet::new();
         for a in &parsed.agents {
-            if a.id.is_empty() || !a.id.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(err(&a.id, "id must be digits (the extension)".into()));
+            if a.id.parse::<crate::ids::AgentId>().is_err() {
+                return Err(err(
+                    &a.id,
+                    "id must be digits (the extension, 1-9 of them)".into(),
+                ));
             }
             if !seen.insert(&a.id) {
                 return Err(err(&a.id, "listed twice".into()));

@@ -238,19 +238,19 @@ pub enum Output {
     },
     /// An agent's softphone registered (or refreshed its registration).
     AgentRegistered {
-        agent: String,
+        agent: AgentId,
         contact: String,
         peer: Peer,
         expires: Duration,
     },
     /// An agent dialled a feature code (authenticated).
     AgentFeature {
-        agent: String,
+        agent: AgentId,
         code: FeatureCode,
     },
     /// Unregistered by the phone, or the registration expired.
     AgentUnregistered {
-        agent: String,
+        agent: AgentId,
         expired: bool,
     },
     /// A source was banned: its connections are to be closed.

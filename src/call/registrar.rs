@@ -126,10 +126,12 @@ impl Switch {
             // and a phone that leaves must take the agent out of the queues.
             let had = self.bindings.remove(&aor).is_some();
             info!(agent = %aor, had_binding = had, "agent unregistered");
-            self.out.push_back(Output::AgentUnregistered {
-                agent: aor.clone(),
-                expired: false,
-            });
+            if let Ok(agent) = aor.parse() {
+                self.out.push_back(Output::AgentUnregistered {
+                    agent,
+                    expired: false,
+                });
+            }
             return self.respond(now, tx, &core, 200, "OK");
         }
         let expires = asked.clamp(MIN_EXPIRES, MAX_EXPIRES);
@@ -154,12 +156,15 @@ impl Switch {
         if fresh {
             info!(agent = %aor, contact = %uri, from = %peer.addr, expires, "agent registered");
         }
-        self.out.push_back(Output::AgentRegistered {
-            agent: aor,
-            contact: uri.clone(),
-            peer,
-            expires: Duration::from_secs(expires),
-        });
+        // Agents' ids are extensions (checked when the file is loaded).
+        if let Ok(agent) = aor.parse() {
+            self.out.push_back(Output::AgentRegistered {
+                agent,
+                contact: uri.clone(),
+                peer,
+                expires: Duration::from_secs(expires),
+            });
+        }
         let reply = format!("<{uri}>;expires={expires}");
         self.respond_with(now, tx, &core, 200, "OK", None, &[("Contact", &reply)], b"");
     }
@@ -186,10 +191,12 @@ impl Switch {
             return None;
         };
         info!(%agent, %code, "agent feature code");
-        self.out.push_back(Output::AgentFeature {
-            agent,
-            code: feature,
-        });
+        if let Ok(agent) = agent.parse() {
+            self.out.push_back(Output::AgentFeature {
+                agent,
+                code: feature,
+            });
+        }
         Some(feature.prompt())
     }
 
@@ -282,10 +289,12 @@ impl Switch {
             {
                 self.bindings.remove(&agent);
                 info!(%agent, "agent registration expired");
-                self.out.push_back(Output::AgentUnregistered {
-                    agent,
-                    expired: true,
-                });
+                if let Ok(agent) = agent.parse() {
+                    self.out.push_back(Output::AgentUnregistered {
+                        agent,
+                        expired: true,
+                    });
+                }
             }
         }
     }

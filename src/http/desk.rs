@@ -246,7 +246,7 @@ impl Desk {
                 (!c.ended).then(|| (c.clone(), now.saturating_duration_since(since)))
             })
             .collect();
-        waiting.sort_by(|a, b| b.1.cmp(&a.1));
+        waiting.sort_by_key(|w| std::cmp::Reverse(w.1));
         waiting
     }
 

@@ -208,6 +208,19 @@ pub struct Settings {
     pub local: LocalTime,
 }
 
+/// A report's title and window: `days` local days from `date`
+/// ("2026-12-01"; 1 for a day, 7 for a week).
+pub fn period(local: LocalTime, date: &str, days: i64) -> Result<(String, i64, i64), String> {
+    let (from, first_end) = local.day(date)?;
+    let to = first_end + (days - 1) * 86_400_000;
+    let title = if days == 1 {
+        date.to_string()
+    } else {
+        format!("{date} to {}", local.date(to - 1))
+    };
+    Ok((title, from, to))
+}
+
 /// The report for `[from_ms, to_ms)` from that window's events.
 pub fn build(
     title: String,

@@ -414,7 +414,7 @@ impl Hotline {
                 _ = tokio::time::sleep_until(deadline.into()) => switch.handle_timeout(Instant::now()),
                 _ = &mut shutdown => break,
             }
-            let banned = flush(
+            let banned = carry_out(
                 &mut switch,
                 &udp,
                 &tcp_writers,
@@ -447,7 +447,7 @@ impl Hotline {
         }
         info!(active_calls = switch.active_calls(), "shutting down");
         switch.shutdown(Instant::now());
-        let _ = flush(
+        let _ = carry_out(
             &mut switch,
             &udp,
             &tcp_writers,
@@ -495,7 +495,7 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 /// Carries out what the switch wants done; returns the sources it banned.
-async fn flush(
+async fn carry_out(
     switch: &mut Switch,
     udp: &UdpSocket,
     tcp: &HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
@@ -535,8 +535,8 @@ async fn flush(
                 number,
                 request,
             } => services.request(call, sip_call_id, number, request),
-            Output::AgentFeature { agent, code } => {
-                if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
+            Output::AgentFeature { agent: id, code } => {
+                if let Some(acd) = acd {
                     use crate::call::FeatureCode;
                     let _ = acd.tx.send(match code {
                         FeatureCode::LogIn => acd::AcdIn::Login(id),
@@ -546,17 +546,17 @@ async fn flush(
                     });
                 }
             }
-            Output::AgentUnregistered { agent, .. } => {
-                services.desk.phone(&agent, false);
+            Output::AgentUnregistered { agent: id, .. } => {
+                services.desk.phone(&id.to_string(), false);
                 // An agent whose phone is gone cannot take calls.
-                if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
+                if let Some(acd) = acd {
                     let _ = acd.tx.send(acd::AcdIn::Phone(id, false));
                     let _ = acd.tx.send(acd::AcdIn::Logout(id));
                 }
             }
-            Output::AgentRegistered { agent, .. } => {
-                services.desk.phone(&agent, true);
-                if let (Some(acd), Ok(id)) = (acd, agent.parse()) {
+            Output::AgentRegistered { agent: id, .. } => {
+                services.desk.phone(&id.to_string(), true);
+                if let Some(acd) = acd {
                     let _ = acd.tx.send(acd::AcdIn::Phone(id, true));
                 }
             }
