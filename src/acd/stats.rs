@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use super::{AcdOutput, AgentId, AgentState, CallId, LeftReason};
 
 /// How abandons within the threshold count in the offered definition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ShortAbandons {
     /// Left out of the count (neither met nor missed).

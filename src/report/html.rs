@@ -41,6 +41,22 @@ fn totals(queues: &[QueueFigures]) -> (u32, u32, u32, u32) {
     })
 }
 
+/// The offered service level of several queues together, abandons within
+/// the threshold counted as the report's setting says (as `acd::stats`).
+fn service_level(queues: &[QueueFigures], short: crate::acd::stats::ShortAbandons) -> Option<f64> {
+    use crate::acd::stats::ShortAbandons;
+    let sum = |f: fn(&QueueFigures) -> u32| queues.iter().map(f).sum::<u32>();
+    let offered = sum(|q| q.offered);
+    let in_time = sum(|q| q.figures.answered_in_time);
+    let short_abandons = sum(|q| q.figures.abandoned_in_time);
+    let (met, counted) = match short {
+        ShortAbandons::Ignore => (in_time, offered - short_abandons),
+        ShortAbandons::Fail => (in_time, offered),
+        ShortAbandons::Meet => (in_time + short_abandons, offered),
+    };
+    (counted > 0).then(|| met as f64 / counted as f64)
+}
+
 /// Bars per hour: answered (dark), abandoned (red), overflowed (grey),
 /// stacked to the calls offered.
 fn hours_chart(report: &Report) -> String {
@@ -180,8 +196,7 @@ th:first-child,td:first-child{text-align:left}.tiles{display:flex;gap:12px;flex-
     page += "<table><tr><th>hour</th><th>offered</th><th>answered</th><th>abandoned</th><th>service level (offered)</th></tr>";
     for h in &report.hours {
         let (o, a, b, _) = totals(&h.queues);
-        let met: u32 = h.queues.iter().map(|q| q.figures.answered_in_time).sum();
-        let sl = (o > 0).then(|| met as f64 / o as f64);
+        let sl = service_level(&h.queues, report.short_abandons);
         page += &format!(
             "<tr><td>{:02}:00</td><td>{o}</td><td>{a}</td><td>{b}</td><td>{}</td></tr>",
             h.hour,

@@ -87,6 +87,8 @@ pub struct Report {
     pub from_ms: i64,
     pub to_ms: i64,
     pub threshold_seconds: u64,
+    /// How abandons within the threshold count (see `acd::stats`).
+    pub short_abandons: crate::acd::stats::ShortAbandons,
     pub queues: Vec<QueueFigures>,
     pub hours: Vec<HourFigures>,
     pub agents: Vec<AgentFigures>,
@@ -329,6 +331,7 @@ pub fn build(
         from_ms,
         to_ms,
         threshold_seconds: threshold.as_secs(),
+        short_abandons,
         queues: figures(plan, &report),
         hours,
         agents,

@@ -316,6 +316,11 @@ fn a_scripted_days_report_has_the_exact_figures() {
         page.contains("<svg") && page.contains("33.3 %") && page.contains("B2"),
         "{page}"
     );
+    // Kept for people to look at (target/screenshots/).
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    if std::fs::create_dir_all(&shots).is_ok() {
+        let _ = std::fs::write(shots.join("report-scripted-day.html"), &page);
+    }
     let dir = tempfile::tempdir().unwrap();
     let files = write_csv(&r, dir.path()).unwrap();
     assert_eq!(files.len(), 5);
