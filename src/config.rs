@@ -51,6 +51,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub site: SiteConfig,
+    pub recording: RecordingConfig,
     pub sip: SipConfig,
     pub media: MediaConfig,
     pub prompts: PromptsConfig,
@@ -62,6 +63,43 @@ pub struct Config {
     pub acd: AcdSettings,
     pub service_level: ServiceLevelSettings,
     pub http: HttpSettings,
+}
+
+/// Recording the conversations between callers and agents.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Record every conversation (a site or queue below may say otherwise).
+    pub enabled: bool,
+    /// Where the stereo WAVs go (caller left, agent right).
+    pub dir: PathBuf,
+    /// Older recordings are deleted by the hotline (0: kept for ever).
+    pub retention_days: u64,
+    /// Per site id and per queue: true or false, over `enabled`.
+    pub sites: BTreeMap<String, bool>,
+    pub queues: BTreeMap<String, bool>,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: PathBuf::from("recordings/calls"),
+            retention_days: 90,
+            sites: BTreeMap::new(),
+            queues: BTreeMap::new(),
+        }
+    }
+}
+
+impl RecordingConfig {
+    pub fn policy(&self) -> crate::call::RecordingPolicy {
+        crate::call::RecordingPolicy {
+            enabled: self.enabled,
+            sites: self.sites.clone(),
+            queues: self.queues.clone(),
+        }
+    }
 }
 
 /// The centre itself.
@@ -1126,6 +1164,7 @@ impl Config {
             ivr,
             agents,
             queues: None,
+            recording: self.recording.policy(),
             edge: crate::edge::EdgeConfig {
                 guard: crate::edge::GuardConfig {
                     trunks: crate::edge::Networks::parse(&self.sip.trunks).unwrap_or_default(),

@@ -330,7 +330,7 @@ fn the_key_a_caller_pressed_for_an_agent_is_not_played_to_the_agents_phone() {
     // The caller holds 0 (RFC 4733) for two seconds; agent 2001 answers
     // by itself meanwhile. The rest of that key must not reach the agent.
     let (h, _data) = common::menu_hotline(BASE, "");
-    let _phone = common::baresip::agent_phone(&h, "2001", PHONE - 100, "auto");
+    let _phone = common::baresip::agent_phone(&h, "2001", PHONE + 200, "auto");
     let ready = h.wait_for("agent state", 1, Duration::from_secs(10));
     assert_eq!(field(&ready[0], "state"), Some("available"), "{}", h.log());
     let key = common::held_key_pcap(h.dir.path(), '0', 101, 2000);
@@ -381,5 +381,227 @@ fn the_key_a_caller_pressed_for_an_agent_is_not_played_to_the_agents_phone() {
         count("rtp_relayed") >= 25,
         "the voice was relayed: {}",
         closed[0]
+    );
+}
+
+/// One HTTP GET with a bearer token and a Range header: status, headers
+/// (lower-cased names) and body bytes.
+fn get_range(h: &Hotline, path: &str, token: &str, range: &str) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", h.http_port())).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nRange: {range}\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..end]).to_lowercase();
+    let status = head[9..12].parse().unwrap();
+    (status, head, all[end + 4..].to_vec())
+}
+
+#[test]
+fn a_conversation_is_recorded_in_stereo_with_its_pause_and_old_recordings_go() {
+    // A recording from long ago, already in the folder.
+    let data = tempfile::tempdir().unwrap();
+    let calls = data.path().join("calls");
+    std::fs::create_dir_all(&calls).unwrap();
+    let old = calls.join("0000abcd-7-conv.wav");
+    std::fs::write(&old, b"RIFF").unwrap();
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(40 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    let db = data.path().join("owners.db");
+    common::cli(&[
+        "owners",
+        "--db",
+        db.to_str().unwrap(),
+        "import",
+        &common::manifest("config/owners.csv"),
+    ]);
+    let h = Hotline::start(
+        BASE,
+        &format!(
+            "[owners]\ndb = \"{}\"\n[ivr]\nmenu = \"{}\"\nrecordings = \"{}\"\n[acd]\nagents = \"{}\"\n\
+             [recording]\ndir = \"{}\"\nretention_days = 30\n\
+             [http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nusers = \"{}\"\n",
+            db.display(),
+            common::manifest("config/ivr.toml"),
+            data.path().join("recordings").display(),
+            common::manifest("config/agents.toml"),
+            calls.display(),
+            common::manifest("config/users.toml")
+        ),
+    );
+    // Retention: the back-dated file is deleted at start, and said.
+    let deleted = h.wait_for("recording deleted", 1, Duration::from_secs(5));
+    assert!(deleted[0].contains("0000abcd-7-conv.wav"), "{}", h.log());
+    assert!(!old.exists());
+
+    // Agent 2001's phone speaks a 440 Hz tone; the caller 1,000 Hz.
+    let _phone = common::baresip::agent_phone(&h, "2001", PHONE + 300, "auto");
+    h.wait_for("agent state", 1, Duration::from_secs(10));
+    let tone = common::tone_pcap_hz(h.dir.path(), 7000, 1000.0);
+    let xml = scenario(
+        h.dir.path(),
+        "recorded",
+        "19790228645",
+        "100",
+        &[
+            Step::Pause(500),
+            Step::Key('0'),
+            Step::Pause(300),
+            Step::Audio(tone, 7000),
+            Step::Pause(300),
+        ],
+    );
+    std::thread::scope(|s| {
+        let call = s.spawn(|| sipp(&h, xml.to_str().unwrap(), &["-m", "1"]));
+        let connected = h.wait_for("caller connected to agent", 1, Duration::from_secs(10));
+        let id = field(&connected[0], "caller").unwrap()[1..].to_string();
+        std::thread::sleep(Duration::from_millis(2000));
+        let pause = |paused: bool, token: &str| {
+            common::http(
+                h.http_port(),
+                "POST",
+                &format!("/api/calls/{id}/recording"),
+                Some(token),
+                Some(&format!("{{\"paused\": {paused}}}")),
+            )
+        };
+        assert_eq!(pause(true, "demo-2002").0, 403, "another agent may not");
+        let (status, body) = pause(true, "demo-2001");
+        assert_eq!(status, 200, "{body}");
+        std::thread::sleep(Duration::from_millis(2000));
+        assert_eq!(pause(false, "demo-supervisor").0, 200);
+        assert_sipp_ok(&h, &call.join().unwrap());
+    });
+    h.wait_for("conversation recorded", 1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+
+    // The history names the file and tells the pause.
+    let history = get(&h, "/api/calls");
+    let call = history["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["outcome"] == "answered")
+        .unwrap_or_else(|| panic!("{history:#}"));
+    let file = call["recording"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{call:#}"));
+    let words: Vec<&str> = call["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        words.contains(&"recording paused by agent 2001"),
+        "{words:#?}"
+    );
+    assert!(
+        words.contains(&"recording resumed by supervisor supervisor"),
+        "{words:#?}"
+    );
+    assert!(
+        words
+            .iter()
+            .any(|w| w.starts_with("conversation recorded:") && w.ends_with("paused once")),
+        "{words:#?}"
+    );
+
+    // Fetched through the API: whole, or a range of it.
+    let path = format!("/api/recordings/{file}");
+    let (status, head, wav) = get_range(&h, &path, "demo-2001", "bytes=0-");
+    assert_eq!(status, 206, "{head}");
+    assert!(head.contains("content-type: audio/wav"), "{head}");
+    let (status, head, first) = get_range(&h, &path, "demo-supervisor", "bytes=0-43");
+    assert_eq!((status, first.len()), (206, 44), "{head}");
+    assert!(
+        head.contains(&format!("content-range: bytes 0-43/{}", wav.len())),
+        "{head}"
+    );
+    assert_eq!(get_range(&h, &path, "demo-2002", "bytes=0-").0, 403);
+    assert_eq!(
+        get_range(&h, &path, "demo-supervisor", "bytes=999999999-").0,
+        416
+    );
+    assert_eq!(
+        get_range(
+            &h,
+            "/api/recordings/..%2Fowners.db",
+            "demo-supervisor",
+            "bytes=0-"
+        )
+        .0,
+        400
+    );
+
+    // A stereo 8 kHz 16-bit WAV: the caller's tone left, the agent's right,
+    // and the pause is silence on both.
+    assert_eq!(&wav[0..4], b"RIFF");
+    assert_eq!(u16::from_le_bytes([wav[22], wav[23]]), 2, "stereo");
+    assert_eq!(u32::from_le_bytes(wav[24..28].try_into().unwrap()), 8000);
+    let data_len = u32::from_le_bytes(wav[40..44].try_into().unwrap()) as usize;
+    assert_eq!(
+        data_len,
+        wav.len() - 44,
+        "the header counts what was written"
+    );
+    let frames: Vec<(i16, i16)> = wav[44..]
+        .chunks_exact(4)
+        .map(|c| {
+            (
+                i16::from_le_bytes([c[0], c[1]]),
+                i16::from_le_bytes([c[2], c[3]]),
+            )
+        })
+        .collect();
+    assert!(frames.len() > 8000 * 5, "{} frames", frames.len());
+    let left: Vec<i16> = frames.iter().map(|f| f.0).collect();
+    let right: Vec<i16> = frames.iter().map(|f| f.1).collect();
+    // Half-second windows: loud ones carry the right tone on each side.
+    let mut silent_run = 0usize;
+    let mut longest_silence = 0usize;
+    let (mut caller_heard, mut agent_heard) = (0, 0);
+    for (l, r) in left.chunks(4000).zip(right.chunks(4000)) {
+        let loud = |x: &[i16]| {
+            x.iter().map(|s| s.unsigned_abs() as u64).sum::<u64>() / x.len() as u64 > 500
+        };
+        if loud(l) {
+            assert!(
+                common::goertzel(l, 1000.0) > 10.0 * common::goertzel(l, 440.0),
+                "the caller's side carries the caller's tone"
+            );
+            caller_heard += 1;
+        }
+        if loud(r) {
+            assert!(
+                common::goertzel(r, 440.0) > 10.0 * common::goertzel(r, 1000.0),
+                "the agent's side carries the agent's tone"
+            );
+            agent_heard += 1;
+        }
+        if !loud(l) && !loud(r) {
+            silent_run += 1;
+            longest_silence = longest_silence.max(silent_run);
+        } else {
+            silent_run = 0;
+        }
+    }
+    assert!(
+        caller_heard >= 4 && agent_heard >= 4,
+        "{caller_heard} {agent_heard}"
+    );
+    assert!(
+        (3..=5).contains(&longest_silence),
+        "about 2 s of silence (the pause) in half seconds: {longest_silence}"
     );
 }

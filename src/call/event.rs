@@ -175,6 +175,17 @@ pub enum CallEventKind {
         number: String,
         score: u8,
     },
+    /// The conversation's recording is complete.
+    Recorded {
+        file: String,
+        duration: Duration,
+        pauses: u32,
+    },
+    /// Recording paused (a payment read out) or resumed, at someone's word.
+    RecordingPaused {
+        paused: bool,
+        by: String,
+    },
     Ended {
         reason: EndReason,
         /// The line test's keys (empty for menu calls: they are not kept).

@@ -82,8 +82,43 @@ pub struct SwitchConfig {
     /// The ACD's queues: where a caller the menu hands over waits, and at
     /// which priority (none: as the menu says).
     pub queues: Option<std::sync::Arc<crate::acd::QueuePlan>>,
+    /// Which conversations with agents are recorded.
+    pub recording: RecordingPolicy,
     /// Seed for tags and branches (random in production, fixed in tests).
     pub seed: u64,
+}
+
+/// Which conversations are recorded: all when `enabled`, unless the
+/// call's site or queue says otherwise (a queue's word over the site's).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordingPolicy {
+    pub enabled: bool,
+    pub sites: std::collections::BTreeMap<String, bool>,
+    pub queues: std::collections::BTreeMap<String, bool>,
+}
+
+impl RecordingPolicy {
+    pub fn records(&self, site: Option<&str>, queue: Option<&str>) -> bool {
+        queue
+            .and_then(|q| self.queues.get(q))
+            .or_else(|| site.and_then(|s| self.sites.get(s)))
+            .copied()
+            .unwrap_or(self.enabled)
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn a_queues_word_on_recording_goes_over_its_sites_and_the_sites_over_the_default() {
+    let p = RecordingPolicy {
+        enabled: true,
+        sites: [("lakeside".to_string(), false)].into(),
+        queues: [("vip".to_string(), true)].into(),
+    };
+    assert!(p.records(Some("garden"), Some("general")));
+    assert!(!p.records(Some("lakeside"), Some("general")));
+    assert!(p.records(Some("lakeside"), Some("vip")));
+    assert!(!RecordingPolicy::default().records(None, None));
 }
 
 impl SwitchConfig {
@@ -147,6 +182,24 @@ pub enum MediaCommand {
     Close {
         call: CallId,
     },
+    /// Record the conversation of `caller` (left) and `agent` (right) to
+    /// `<recording dir>/<name>.wav` as it goes, until `StopConversation`;
+    /// `ConversationRecorded` (on the caller) tells the file.
+    RecordConversation {
+        caller: CallId,
+        agent: CallId,
+        sip_call_id: String,
+        name: String,
+    },
+    /// Silence in the file from now (a payment read out), or again what is
+    /// said.
+    PauseConversation {
+        caller: CallId,
+        paused: bool,
+    },
+    StopConversation {
+        caller: CallId,
+    },
 }
 
 /// What the media edge reports about a call.
@@ -162,6 +215,13 @@ pub enum MediaEvent {
     },
     /// No RTP from the peer for this long.
     Silent(Duration),
+    /// The conversation's recording is complete.
+    ConversationRecorded {
+        sip_call_id: String,
+        file: String,
+        duration: Duration,
+        pauses: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,6 +442,10 @@ struct Call {
     queued: Option<(Instant, String)>,
     /// Talking with an agent since then.
     talking_since: Option<Instant>,
+    /// The conversation is being recorded.
+    recording: bool,
+    /// The queue the caller last waited in.
+    last_queue: Option<String>,
     /// Inbound, not yet ACKed: counted against the admission caps.
     unconfirmed: bool,
 }
@@ -647,6 +711,21 @@ impl Switch {
 
     pub fn handle_media(&mut self, now: Instant, call: CallId, event: MediaEvent) {
         self.last_now = Some(now);
+        if let MediaEvent::ConversationRecorded {
+            sip_call_id,
+            file,
+            duration,
+            pauses,
+        } = event
+        {
+            // Told whether the call is still here or not.
+            let kind = CallEventKind::Recorded {
+                file,
+                duration,
+                pauses,
+            };
+            return self.emit_for(now, call, &sip_call_id, kind);
+        }
         if !self.calls.contains_key(&call) {
             return;
         }
@@ -667,6 +746,8 @@ impl Switch {
                 }
             }
             MediaEvent::OpenFailed => self.open_media(now, call),
+            // Told above, whether the call is still here or not.
+            MediaEvent::ConversationRecorded { .. } => {}
             MediaEvent::Silent(quiet) => {
                 let c = &self.calls[&call];
                 // A held call is silent by design; before the ACK, Timer H
@@ -1237,6 +1318,8 @@ impl Switch {
             bridge: None,
             queued: None,
             talking_since: None,
+            recording: false,
+            last_queue: None,
             unconfirmed: true,
         };
         *self.unconfirmed.entry(peer.addr.ip()).or_default() += 1;
@@ -1662,6 +1745,7 @@ impl Switch {
                         None => (queue, priority),
                     };
                     c.queued = Some((now, queue.clone()));
+                    c.last_queue = Some(queue.clone());
                     let kind = CallEventKind::Queued {
                         queue,
                         skills,
@@ -1831,6 +1915,10 @@ impl Switch {
                 };
                 self.emit_for(now, id, &c.sip_call_id, kind);
             }
+            if c.recording {
+                self.out
+                    .push_back(Output::Media(MediaCommand::StopConversation { caller: id }));
+            }
             match phase {
                 Phase::Dialing => self.send_cancel_now(leg),
                 Phase::Cancelling | Phase::HangingUp => {}
@@ -1885,6 +1973,10 @@ impl Switch {
                         .take()
                         .map(|since| now.saturating_duration_since(since))
                         .unwrap_or_default();
+                    if std::mem::take(&mut cl.recording) {
+                        self.out
+                            .push_back(Output::Media(MediaCommand::StopConversation { caller }));
+                    }
                     let surveyed = match cl.ivr.as_mut() {
                         Some(s) => {
                             cl.phase = Phase::Ivr;
@@ -1965,6 +2057,32 @@ impl Switch {
             };
             self.emit_for(now, id, &c.sip_call_id, kind);
         }
+    }
+
+    /// Pauses (or resumes) the recording of `caller`'s conversation at
+    /// `by`'s word; false when it is not being recorded.
+    pub fn pause_recording(
+        &mut self,
+        now: Instant,
+        caller: CallId,
+        paused: bool,
+        by: &str,
+    ) -> bool {
+        self.last_now = Some(now);
+        if !self.calls.get(&caller).is_some_and(|c| c.recording) {
+            return false;
+        }
+        self.out
+            .push_back(Output::Media(MediaCommand::PauseConversation {
+                caller,
+                paused,
+            }));
+        let kind = CallEventKind::RecordingPaused {
+            paused,
+            by: by.to_string(),
+        };
+        self.emit(now, caller, kind);
+        true
     }
 
     /// Tells `call`'s story: one event, at `now`.

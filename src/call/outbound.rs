@@ -576,6 +576,26 @@ impl Switch {
         );
         self.out
             .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
+        // The conversation is recorded unless the site or queue says not.
+        let c = self.calls.get_mut(&caller).expect("checked");
+        let site = c.ivr.as_ref().map(|s| s.site_id().to_string());
+        let queue = c.last_queue.clone();
+        if self
+            .cfg
+            .recording
+            .records(site.as_deref(), queue.as_deref())
+        {
+            c.recording = true;
+            let name = format!("{:08x}-{}-conv", self.cfg.seed & 0xffff_ffff, caller.0);
+            let sip_call_id = c.sip_call_id.clone();
+            self.out
+                .push_back(Output::Media(MediaCommand::RecordConversation {
+                    caller,
+                    agent: leg,
+                    sip_call_id,
+                    name,
+                }));
+        }
     }
 }
 
@@ -725,6 +745,8 @@ impl Switch {
             purpose: d.purpose,
             queued: None,
             talking_since: None,
+            recording: false,
+            last_queue: None,
             out: Some(OutLeg {
                 request_uri: d.request_uri.clone(),
                 invite_branch: branch,

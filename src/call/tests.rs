@@ -15,6 +15,7 @@ const CALLER: &str = "127.0.0.1:5061";
 
 fn config() -> SwitchConfig {
     SwitchConfig {
+        recording: RecordingPolicy::default(),
         queues: None,
         sip_addr: "127.0.0.1:5060".parse().unwrap(),
         tls_addr: None,

@@ -52,6 +52,8 @@ pub struct Api {
     pub report: crate::report::Settings,
     /// The centre's targets for the wallboard.
     pub targets: Targets,
+    /// Where conversations are recorded.
+    pub recordings: std::path::PathBuf,
 }
 
 /// The centre's targets: service level (offered definition), abandon
@@ -69,6 +71,13 @@ pub struct Targets {
 pub enum EdgeRequest {
     Bans(tokio::sync::oneshot::Sender<Vec<crate::edge::BanInfo>>),
     Lift(std::net::IpAddr, tokio::sync::oneshot::Sender<bool>),
+    /// Pause or resume a call's recording (false back: not recorded).
+    PauseRecording {
+        call: crate::ids::CallId,
+        paused: bool,
+        by: String,
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
 }
 
 pub struct ApiError(StatusCode, String);
@@ -155,6 +164,8 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route("/api/wallboard/events", get(wallboard_events))
         .route("/api/calls/{call}", get(call))
         .route("/api/calls/{call}/wrap-up", post(wrap_up))
+        .route("/api/calls/{call}/recording", post(pause_recording))
+        .route("/api/recordings/{file}", get(recording))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such route") })
         .with_state(api)
 }
@@ -1058,6 +1069,176 @@ async fn dispatch(
     .await
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordingPauseBody {
+    paused: bool,
+}
+
+/// Pauses or resumes the recording of a call (a payment read out over the
+/// phone): the agent on it, or a supervisor. The stretch is silence in the
+/// file; both moments are events.
+async fn pause_recording(
+    State(api): State<Arc<Api>>,
+    Caller(user): Caller,
+    Path(call): Path<String>,
+    body: Result<Json<RecordingPauseBody>, JsonRejection>,
+) -> Reply {
+    let id = parse_call(&call)?;
+    let body = json_body(body, r#"{"paused": true}"#)?;
+    let card = api
+        .desk
+        .call(id)
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no call {call}")))?;
+    let by = match (&user.role, &user.agent) {
+        (Role::Supervisor, _) => format!("supervisor {}", user.name),
+        (Role::Agent, Some(a)) if card.agent.as_ref() == Some(a) => format!("agent {a}"),
+        _ => {
+            return Err(err(
+                StatusCode::FORBIDDEN,
+                format!("{} is not on call {call}", user.name),
+            ));
+        }
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let _ = api
+        .switch
+        .send(crate::runtime::Input::Edge(EdgeRequest::PauseRecording {
+            call: crate::ids::CallId(id),
+            paused: body.paused,
+            by,
+            reply: tx,
+        }));
+    let done = rx
+        .await
+        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping"))?;
+    if !done {
+        return Err(err(
+            StatusCode::CONFLICT,
+            format!("call {call} is not being recorded"),
+        ));
+    }
+    ok(StatusCode::OK, json!({ "call": id, "paused": body.paused }))
+}
+
+/// A recording's name as the hotline makes them: `<8 hex>-<call>-conv.wav`
+/// (nothing a path could be made of).
+fn recording_name(file: &str) -> bool {
+    let Some(stem) = file.strip_suffix("-conv.wav") else {
+        return false;
+    };
+    let Some((seed, call)) = stem.split_once('-') else {
+        return false;
+    };
+    seed.len() == 8
+        && seed.bytes().all(|b| b.is_ascii_hexdigit())
+        && !call.is_empty()
+        && call.len() <= 20
+        && call.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A conversation's recording (audio/wav), with HTTP Range so a browser's
+/// `<audio>` can seek: supervisors, and the agents who talked in the call.
+async fn recording(
+    State(api): State<Arc<Api>>,
+    Caller(user): Caller,
+    Path(file): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    if !recording_name(&file) {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("{file:?} is not a recording's name"),
+        ));
+    }
+    let unreadable = |e: crate::tickets::StoreError| {
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the log cannot be read: {e}"),
+        )
+    };
+    let call = api
+        .store
+        .call_of_recording(&file)
+        .await
+        .map_err(unreadable)?
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no recording {file}")))?;
+    if user.role != Role::Supervisor {
+        let events = api.store.call_events(&call).await.map_err(unreadable)?;
+        let talked = events.iter().any(|e| {
+            matches!(&e.kind, EventKind::CallAnswered { agent, .. } if Some(agent) == user.agent.as_ref())
+        });
+        if !talked {
+            return Err(err(
+                StatusCode::FORBIDDEN,
+                format!("{} did not talk in that call", user.name),
+            ));
+        }
+    }
+    let path = api.recordings.join(&file);
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| err(StatusCode::NOT_FOUND, format!("{file} is gone (retention)")))?;
+    let range = headers
+        .get(axum::http::header::RANGE)
+        .and_then(|v| v.to_str().ok());
+    Ok(ranged(bytes, range, "audio/wav"))
+}
+
+/// The whole body (200), one byte range of it (206), or 416.
+fn ranged(bytes: Vec<u8>, range: Option<&str>, content_type: &'static str) -> Response {
+    use axum::http::header;
+    let len = bytes.len() as u64;
+    let Some(spec) = range.and_then(|r| r.strip_prefix("bytes=")) else {
+        return (
+            [
+                (header::CONTENT_TYPE, content_type.to_string()),
+                (header::ACCEPT_RANGES, "bytes".to_string()),
+            ],
+            bytes,
+        )
+            .into_response();
+    };
+    let parsed = spec.split_once('-').and_then(|(a, b)| {
+        let (a, b) = (a.trim(), b.trim());
+        match (a.is_empty(), b.is_empty()) {
+            // The last b bytes.
+            (true, false) => {
+                let n: u64 = b.parse().ok()?;
+                let last = len.checked_sub(1)?;
+                (n > 0).then_some((len.saturating_sub(n), last))
+            }
+            (false, _) => {
+                let start: u64 = a.parse().ok()?;
+                let end = if b.is_empty() {
+                    len.checked_sub(1)?
+                } else {
+                    b.parse::<u64>().ok()?.min(len.checked_sub(1)?)
+                };
+                (start <= end).then_some((start, end))
+            }
+            _ => None,
+        }
+    });
+    match parsed {
+        Some((start, end)) if start < len && !spec.contains(',') => (
+            StatusCode::PARTIAL_CONTENT,
+            [
+                (header::CONTENT_TYPE, content_type.to_string()),
+                (header::ACCEPT_RANGES, "bytes".to_string()),
+                (header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}")),
+            ],
+            bytes[start as usize..=end as usize].to_vec(),
+        )
+            .into_response(),
+        _ => (
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+        )
+            .into_response(),
+    }
+}
+
 fn parse_call(call: &str) -> Result<u64, ApiError> {
     call.trim_start_matches('c').parse().map_err(|_| {
         err(
@@ -1313,4 +1494,53 @@ async fn wrap_up(
             "closed": body.resolution == Resolution::Resolved,
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_hotlines_own_recording_names_are_taken() {
+        assert!(recording_name("00ab12cd-17-conv.wav"));
+        for bad in [
+            "../00ab12cd-17-conv.wav",
+            "00ab12cd-17-conv.wav/..",
+            "00ab12cd-x-conv.wav",
+            "00ab12c-17-conv.wav",
+            "owners.db",
+            "00ab12cd--conv.wav",
+        ] {
+            assert!(!recording_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn byte_ranges_as_browsers_ask_for_them() {
+        let body: Vec<u8> = (0..100u8).collect();
+        let status = |r: Option<&str>| ranged(body.clone(), r, "audio/wav").status();
+        assert_eq!(status(None), StatusCode::OK);
+        assert_eq!(status(Some("bytes=0-")), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(status(Some("bytes=10-19")), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(status(Some("bytes=-10")), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(status(Some("bytes=90-500")), StatusCode::PARTIAL_CONTENT);
+        for bad in [
+            "bytes=100-",
+            "bytes=20-10",
+            "bytes=a-b",
+            "bytes=0-1,5-6",
+            "bytes=-0",
+        ] {
+            assert_eq!(
+                status(Some(bad)),
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "{bad}"
+            );
+        }
+        let r = ranged(body.clone(), Some("bytes=-10"), "audio/wav");
+        assert_eq!(
+            r.headers()[axum::http::header::CONTENT_RANGE],
+            "bytes 90-99/100"
+        );
+    }
 }

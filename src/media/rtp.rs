@@ -77,6 +77,11 @@ impl RtpStream {
         }
     }
 
+    /// The stream's G.711 law.
+    pub fn law(&self) -> crate::media::g711::Law {
+        self.params.law
+    }
+
     /// Where packets go now.
     pub fn remote(&self) -> SocketAddr {
         self.params.remote

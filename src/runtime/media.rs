@@ -18,6 +18,7 @@ use tracing::{error, info, warn};
 
 use super::Input;
 use crate::call::{CallId, MediaCommand, MediaEvent};
+use crate::media::conversation::{Conversation, Side};
 use crate::media::g711::Law;
 use crate::media::prompt::{Prompt, PromptSet};
 use crate::media::record::Recorder;
@@ -46,6 +47,22 @@ enum RecordCtl {
     RelayTo(Arc<UdpSocket>, SocketAddr),
     /// On hold: what comes in is not passed on.
     RelayOff,
+    /// The conversation's recording takes this leg's audio on that side
+    /// (none: no more).
+    Conversation(Option<(Side, mpsc::UnboundedSender<ConversationIn>)>),
+}
+
+/// What a conversation's writer task is told.
+#[derive(Debug)]
+pub enum ConversationIn {
+    Audio {
+        side: Side,
+        ts: u32,
+        at: Instant,
+        payload: Vec<u8>,
+    },
+    Pause(bool),
+    Stop,
 }
 
 struct Session {
@@ -56,6 +73,8 @@ struct Session {
     record: mpsc::UnboundedSender<RecordCtl>,
     /// The other leg, once bridged.
     bridged_with: Option<CallId>,
+    /// The conversation's recording (on the caller's session).
+    conversation: Option<mpsc::UnboundedSender<ConversationIn>>,
     receiver: JoinHandle<()>,
     /// What the receive task counted (written there, read at close).
     counts: Arc<RtpCounts>,
@@ -90,6 +109,7 @@ pub fn spawn(
     rtp_timeout: Duration,
     prompts: PromptSet,
     recordings: PathBuf,
+    conversations: PathBuf,
     metrics: Arc<crate::metrics::Metrics>,
     to_switch: mpsc::UnboundedSender<Input>,
 ) -> (mpsc::UnboundedSender<MediaIn>, JoinHandle<()>) {
@@ -99,6 +119,7 @@ pub fn spawn(
         rtp_timeout,
         prompts,
         recordings,
+        conversations,
         metrics,
     };
     let handle = tokio::spawn(pace(edge, rx, tx.clone(), to_switch));
@@ -112,6 +133,8 @@ struct Edge {
     rtp_timeout: Duration,
     prompts: PromptSet,
     recordings: PathBuf,
+    /// Where conversations are recorded.
+    conversations: PathBuf,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -227,6 +250,7 @@ fn handle(
                             queue: VecDeque::new(),
                             record,
                             bridged_with: None,
+                            conversation: None,
                             receiver,
                             counts,
                             heard: (0, Instant::now()),
@@ -318,7 +342,44 @@ fn handle(
                 let _ = s.record.send(RecordCtl::Stop);
             }
         }
+        MediaIn::Command(MediaCommand::RecordConversation {
+            caller,
+            agent,
+            sip_call_id,
+            name,
+        }) => {
+            let (Some(c), Some(a)) = (sessions.get(&caller), sessions.get(&agent)) else {
+                warn!(%caller, %agent, "recording: a leg has no media");
+                return;
+            };
+            let (tx, rx) = mpsc::unbounded_channel();
+            let _ = c
+                .record
+                .send(RecordCtl::Conversation(Some((Side::Left, tx.clone()))));
+            let _ = a
+                .record
+                .send(RecordCtl::Conversation(Some((Side::Right, tx.clone()))));
+            let path = edge.conversations.join(format!("{name}.wav"));
+            tokio::spawn(write_conversation(
+                caller,
+                sip_call_id,
+                path,
+                c.stream.law(),
+                rx,
+                to_switch.clone(),
+            ));
+            sessions.get_mut(&caller).expect("checked").conversation = Some(tx);
+        }
+        MediaIn::Command(MediaCommand::PauseConversation { caller, paused }) => {
+            if let Some(tx) = sessions.get(&caller).and_then(|s| s.conversation.as_ref()) {
+                let _ = tx.send(ConversationIn::Pause(paused));
+            }
+        }
+        MediaIn::Command(MediaCommand::StopConversation { caller }) => {
+            stop_conversation(sessions, caller);
+        }
         MediaIn::Command(MediaCommand::Close { call }) => {
+            stop_conversation(sessions, call);
             if let Some(s) = sessions.remove(&call) {
                 info!(
                     %call,
@@ -377,6 +438,7 @@ async fn receive(
     // side.
     let mut last_event: Option<u32> = None;
     let mut held_back: Option<u32> = None;
+    let mut conversation: Option<(Side, mpsc::UnboundedSender<ConversationIn>)> = None;
     loop {
         let datagram = tokio::select! {
             r = socket.recv_from(&mut buf) => r,
@@ -397,6 +459,7 @@ async fn receive(
                         relay = Some((socket, to));
                     }
                     RecordCtl::RelayOff => relay = None,
+                    RecordCtl::Conversation(c) => conversation = c,
                 }
                 continue;
             }
@@ -449,6 +512,17 @@ async fn receive(
                 let _ = to_switch.send(Input::Media(call, MediaEvent::Digit(d)));
             }
             Received::Audio => {
+                if let Some((side, tx)) = &conversation
+                    && let Ok(rtp) = rtp_rs::RtpReader::new(&buf[..n])
+                    && rtp.payload_type() == codec_pt
+                {
+                    let _ = tx.send(ConversationIn::Audio {
+                        side: *side,
+                        ts: rtp.timestamp(),
+                        at: Instant::now(),
+                        payload: rtp.payload().to_vec(),
+                    });
+                }
                 if let Some((r, _, last)) = recording.as_mut()
                     && let Ok(rtp) = rtp_rs::RtpReader::new(&buf[..n])
                     && rtp.payload_type() == codec_pt
@@ -463,6 +537,157 @@ async fn receive(
             Received::Ignored => {}
         }
     }
+}
+
+/// Deletes conversation recordings older than `keep`, at start and then
+/// every hour, saying which.
+pub async fn retention(dir: PathBuf, keep: Duration) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+            continue; // nothing recorded yet
+        };
+        let now = std::time::SystemTime::now();
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.ends_with("-conv.wav") {
+                continue;
+            }
+            let Ok(age) = entry
+                .metadata()
+                .await
+                .and_then(|m| m.modified())
+                .map(|m| now.duration_since(m).unwrap_or_default())
+            else {
+                continue;
+            };
+            if age > keep {
+                match tokio::fs::remove_file(entry.path()).await {
+                    Ok(()) => {
+                        info!(file = %name, age_days = age.as_secs() / 86_400, "recording deleted (retention)")
+                    }
+                    Err(e) => warn!(file = %name, error = %e, "recording not deleted"),
+                }
+            }
+        }
+    }
+}
+
+/// Ends `caller`'s conversation recording, if any: both legs stop feeding
+/// it and the writer finishes the file.
+fn stop_conversation(sessions: &mut HashMap<CallId, Session>, caller: CallId) {
+    let Some(tx) = sessions
+        .get_mut(&caller)
+        .and_then(|s| s.conversation.take())
+    else {
+        return;
+    };
+    let _ = tx.send(ConversationIn::Stop);
+    let other = sessions.get(&caller).and_then(|s| s.bridged_with);
+    for call in std::iter::once(caller).chain(other) {
+        if let Some(s) = sessions.get(&call) {
+            let _ = s.record.send(RecordCtl::Conversation(None));
+        }
+    }
+}
+
+/// How often the conversation's samples go to the file, and its header is
+/// brought up to date (a crash loses at most this much and the latency).
+const CONVERSATION_FLUSH: Duration = Duration::from_millis(250);
+const CONVERSATION_HEADER: Duration = Duration::from_secs(1);
+
+/// Writes one conversation as it goes: samples every quarter second, the
+/// header each second, the whole at the end; then tells the switch.
+async fn write_conversation(
+    caller: CallId,
+    sip_call_id: String,
+    path: PathBuf,
+    law: Law,
+    mut rx: mpsc::UnboundedReceiver<ConversationIn>,
+    to_switch: mpsc::UnboundedSender<Input>,
+) {
+    use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+    let started = Instant::now();
+    let mut conv = Conversation::new(law, started);
+    let file = async {
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let mut f = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await?;
+        f.write_all(&crate::media::conversation::wav_header(0))
+            .await?;
+        Ok::<_, std::io::Error>(f)
+    }
+    .await;
+    let mut file = match file {
+        Ok(f) => f,
+        Err(e) => {
+            error!(%caller, file = %path.display(), error = %e, "conversation not recorded");
+            return;
+        }
+    };
+    info!(%caller, file = %path.display(), "recording the conversation");
+    let mut flush = tokio::time::interval(CONVERSATION_FLUSH);
+    let mut header_at = Instant::now() + CONVERSATION_HEADER;
+    let mut failed = None;
+    loop {
+        let end = tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(ConversationIn::Audio { side, ts, at, payload }) => {
+                    conv.push(side, ts, at, &payload);
+                    false
+                }
+                Some(ConversationIn::Pause(paused)) => {
+                    conv.set_paused(paused);
+                    false
+                }
+                Some(ConversationIn::Stop) | None => true,
+            },
+            _ = flush.tick() => false,
+        };
+        let bytes = conv.drain(if end { None } else { Some(Instant::now()) });
+        let step = async {
+            if !bytes.is_empty() {
+                file.write_all(&bytes).await?;
+            }
+            if end || Instant::now() >= header_at {
+                header_at = Instant::now() + CONVERSATION_HEADER;
+                file.flush().await?;
+                file.seek(std::io::SeekFrom::Start(0)).await?;
+                file.write_all(&crate::media::conversation::wav_header(conv.frames()))
+                    .await?;
+                file.seek(std::io::SeekFrom::End(0)).await?;
+                file.flush().await?;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        if let Err(e) = step.await {
+            failed = Some(e);
+            break;
+        }
+        if end {
+            break;
+        }
+    }
+    let duration = Duration::from_millis(conv.frames() * 1000 / crate::media::record::RATE as u64);
+    if let Some(e) = failed {
+        error!(%caller, file = %path.display(), error = %e, "conversation recording cut short");
+    }
+    info!(%caller, file = %path.display(), ms = duration.as_millis() as u64, pauses = conv.pauses(), "conversation recorded");
+    let _ = to_switch.send(Input::Media(
+        caller,
+        MediaEvent::ConversationRecorded {
+            sip_call_id,
+            file: path.display().to_string(),
+            duration,
+            pauses: conv.pauses(),
+        },
+    ));
 }
 
 /// Writes the WAV (on the blocking pool) and tells the switch.

@@ -226,6 +226,12 @@ impl Hotline {
             }),
             _ => None,
         };
+        if config.recording.retention_days > 0 {
+            tokio::spawn(media::retention(
+                config.recording.dir.clone(),
+                Duration::from_secs(config.recording.retention_days * 86_400),
+            ));
+        }
         let watcher = tokio::spawn(tickets::watch(
             store.clone(),
             visits,
@@ -286,6 +292,7 @@ impl Hotline {
                 asa_seconds: config.service_level.asa_target_seconds,
                 threshold_seconds: config.service_level.threshold_seconds,
             },
+            recordings: config.recording.dir.clone(),
         };
         // RTP sockets come first: connections get the descriptors calls do
         // not need (the caps lowered, and said so, when the limit is tight).
@@ -322,6 +329,7 @@ impl Hotline {
             Duration::from_secs(config.media.rtp_timeout_seconds),
             prompts,
             config.ivr.recordings.clone(),
+            config.recording.dir.clone(),
             metrics.clone(),
             to_switch.clone(),
         );
@@ -408,6 +416,9 @@ impl Hotline {
                         }
                         Input::Edge(crate::http::api::EdgeRequest::Lift(ip, reply)) => {
                             let _ = reply.send(switch.lift_ban(now, ip));
+                        }
+                        Input::Edge(crate::http::api::EdgeRequest::PauseRecording { call, paused, by, reply }) => {
+                            let _ = reply.send(switch.pause_recording(now, call, paused, &by));
                         }
                     }
                 }

@@ -154,6 +154,22 @@ pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
             actor = Actor::Caller(number.clone());
             EventKind::SurveyAnswered { score: *score }
         }
+        K::Recorded {
+            file,
+            duration,
+            pauses,
+        } => EventKind::CallRecorded {
+            file: std::path::Path::new(file)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            duration_ms: ms(*duration),
+            pauses: *pauses,
+        },
+        K::RecordingPaused { paused, by } => EventKind::RecordingPaused {
+            paused: *paused,
+            by: by.clone(),
+        },
         K::Ended { reason, .. } => EventKind::CallEnded {
             reason: reason.label().to_string(),
             code: reason.code(),

@@ -167,6 +167,17 @@ pub enum EventKind {
     CallTransferred {
         to: String,
     },
+    /// The conversation's recording (a stereo WAV: caller left, agent right).
+    CallRecorded {
+        file: String,
+        duration_ms: u64,
+        pauses: u32,
+    },
+    /// Recording paused or resumed, and at whose word.
+    RecordingPaused {
+        paused: bool,
+        by: String,
+    },
     /// The conversation with the agent is over.
     ConversationEnded {
         agent: String,
@@ -289,6 +300,8 @@ impl EventKind {
             EventKind::CallAbandoned { .. } => "call_abandoned",
             EventKind::CallOverflowed { .. } => "call_overflowed",
             EventKind::CallTransferred { .. } => "call_transferred",
+            EventKind::CallRecorded { .. } => "call_recorded",
+            EventKind::RecordingPaused { .. } => "recording_paused",
             EventKind::ConversationEnded { .. } => "conversation_ended",
             EventKind::CallEnded { .. } => "call_ended",
             EventKind::AgentStateChanged { .. } => "agent_state_changed",

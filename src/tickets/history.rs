@@ -95,6 +95,8 @@ pub struct CallRecord {
     /// How it ended (`caller_hung_up` ...).
     pub end: Option<String>,
     pub tickets: Vec<u64>,
+    /// The conversation's recording (`GET /api/recordings/{file}`).
+    pub recording: Option<String>,
     pub timeline: Vec<Entry>,
 }
 
@@ -189,6 +191,7 @@ pub fn calls(events: &[Event], local: LocalTime) -> Vec<CallRecord> {
                     talked_ms: None,
                     end: None,
                     tickets: Vec::new(),
+                    recording: None,
                     timeline: vec![Entry {
                         at_ms: e.at_ms,
                         time: local.format_time(e.at_ms),
@@ -315,6 +318,26 @@ pub fn calls(events: &[Event], local: LocalTime) -> Vec<CallRecord> {
                 format!("{who} ended the conversation after {}", seconds(*talked_ms))
             }
             EventKind::CallTransferred { to } => format!("transferred to {to}"),
+            EventKind::CallRecorded {
+                file,
+                duration_ms,
+                pauses,
+            } => {
+                r.recording = Some(file.clone());
+                let pauses = match pauses {
+                    0 => String::new(),
+                    1 => ", paused once".into(),
+                    n => format!(", paused {n} times"),
+                };
+                format!("conversation recorded: {}{pauses}", seconds(*duration_ms))
+            }
+            EventKind::RecordingPaused { paused, by } => {
+                if *paused {
+                    format!("recording paused by {by}")
+                } else {
+                    format!("recording resumed by {by}")
+                }
+            }
             EventKind::WrapUpCoded { code, notes } => {
                 let who = match &e.actor {
                     Actor::Agent(a) => format!("agent {a}"),

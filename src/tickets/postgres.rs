@@ -144,6 +144,18 @@ impl PostgresStore {
         self.query(&sql, &[&call]).await
     }
 
+    pub async fn call_of_recording(&self, file: &str) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .reader()
+            .await?
+            .query(
+                "SELECT call FROM events WHERE kind = 'call_recorded' AND body->>'file' = $1 LIMIT 1",
+                &[&file],
+            )
+            .await?;
+        Ok(rows.first().and_then(|r| r.try_get(0).ok()))
+    }
+
     pub async fn events_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Event>, StoreError> {
         let sql = format!("{SELECT} WHERE at_ms >= $1 AND at_ms < $2 ORDER BY id");
         self.query(&sql, &[&from_ms, &to_ms]).await

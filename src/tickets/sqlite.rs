@@ -96,6 +96,22 @@ impl SqliteStore {
         rows.map(|r| decode(r?)).collect()
     }
 
+    /// The call (SIP Call-ID) whose recording is `file`.
+    pub fn call_of_recording(&self, file: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.reader()?;
+        // `file` is the hotline's own name (checked by the caller): no LIKE
+        // wildcards in it.
+        let pattern = format!("%\"file\":\"{file}\"%");
+        Ok(conn
+            .query_row(
+                "SELECT call FROM events WHERE kind = 'call_recorded' AND body LIKE ?1 LIMIT 1",
+                params![pattern],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
     /// Every event that happened in `[from_ms, to_ms)`, in log order.
     pub fn events_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Event>, StoreError> {
         let conn = self.reader()?;

@@ -92,6 +92,14 @@ impl Store {
         }
     }
 
+    /// The call (SIP Call-ID) whose conversation was recorded to `file`.
+    pub async fn call_of_recording(&self, file: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.call_of_recording(file),
+            Store::Postgres(s) => s.call_of_recording(file).await,
+        }
+    }
+
     /// Every event of one call (its SIP Call-ID), in order.
     pub async fn call_events(&self, call: &str) -> Result<Vec<Event>, StoreError> {
         match self {

@@ -164,6 +164,13 @@ impl Hotline {
                 dir.path().join("owners.db").display()
             ));
         }
+        // Conversations are recorded into the test's own folder.
+        if !extra.contains("[recording]") {
+            text.push_str(&format!(
+                "[recording]\ndir = \"{}\"\n",
+                dir.path().join("calls").display()
+            ));
+        }
         // Without a menu of its own a test gets the line test (SIP tests).
         if !extra.contains("[ivr]") {
             text.push_str(&format!(
@@ -487,7 +494,12 @@ pub fn held_key_pcap(dir: &Path, digit: char, pt: u8, held_ms: u64) -> PathBuf {
 /// A pcap of `ms` milliseconds of a 440 Hz tone as PCMU RTP (payload type
 /// 0, 20 ms packets): a caller speaking, for SIPp to replay.
 pub fn tone_pcap(dir: &Path, ms: u64) -> PathBuf {
-    let path = dir.join("voice.pcap");
+    tone_pcap_hz(dir, ms, 440.0)
+}
+
+/// The same at `hz`.
+pub fn tone_pcap_hz(dir: &Path, ms: u64, hz: f64) -> PathBuf {
+    let path = dir.join(format!("voice-{hz}.pcap"));
     let mut f = std::fs::File::create(&path).unwrap();
     let mut header = Vec::new();
     header.extend(0xa1b2c3d4u32.to_le_bytes());
@@ -505,7 +517,7 @@ pub fn tone_pcap(dir: &Path, ms: u64) -> PathBuf {
         rtp.extend(0x0bad_cafeu32.to_be_bytes());
         for i in 0..160 {
             let t = (p * 160 + i) as f64 / 8000.0;
-            rtp.push(law.encode((9000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16));
+            rtp.push(law.encode((9000.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16));
         }
         write_udp_packet(&mut f, p * 20, &rtp);
     }
@@ -571,6 +583,19 @@ pub fn menu_hotline(base: u16, acd: &str) -> (Hotline, tempfile::TempDir) {
         ),
     );
     (h, data)
+}
+
+/// The energy of `samples` (8 kHz) at `hz` (Goertzel), per sample.
+pub fn goertzel(samples: &[i16], hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = x as f64 + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2) / samples.len().max(1) as f64
 }
 
 /// The value of one sample line, `name{labels} value`.
