@@ -352,7 +352,7 @@ fn the_key_a_caller_pressed_for_an_agent_is_not_played_to_the_agents_phone() {
     assert_eq!(connected.len(), 1, "the key reached the queue: {}", h.log());
     std::thread::sleep(Duration::from_millis(500));
     let phone_log =
-        std::fs::read_to_string(h.dir.path().join(format!("baresip-{}.log", PHONE - 100)))
+        std::fs::read_to_string(h.dir.path().join(format!("baresip-{}.log", PHONE + 200)))
             .unwrap_or_default();
     assert!(
         phone_log.contains("Call established") || phone_log.contains("call established"),
