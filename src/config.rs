@@ -78,6 +78,9 @@ pub struct RecordingConfig {
     /// Per site id and per queue: true or false, over `enabled`.
     pub sites: BTreeMap<String, bool>,
     pub queues: BTreeMap<String, bool>,
+    /// The prompt a caller hears when queued for a recorded conversation,
+    /// before any agent answers ("" for none).
+    pub notice: String,
 }
 
 impl Default for RecordingConfig {
@@ -88,6 +91,7 @@ impl Default for RecordingConfig {
             retention_days: 90,
             sites: BTreeMap::new(),
             queues: BTreeMap::new(),
+            notice: "recording_notice".into(),
         }
     }
 }
@@ -98,6 +102,7 @@ impl RecordingConfig {
             enabled: self.enabled,
             sites: self.sites.clone(),
             queues: self.queues.clone(),
+            notice: (!self.notice.is_empty()).then(|| self.notice.clone()),
         }
     }
 }
@@ -1035,8 +1040,11 @@ impl Config {
 
     /// Loads every prompt the call flow needs, in both languages.
     pub fn load_prompts(&self, path: &Path) -> Result<PromptSet, ConfigError> {
+        let notice = (!self.recording.notice.is_empty()).then_some(self.recording.notice.as_str());
         let names: Vec<String> = FLOW_PROMPTS
             .iter()
+            .copied()
+            .chain(notice)
             .flat_map(|p| ["en", "zh"].map(|l| format!("{p}_{l}")))
             .collect();
         PromptSet::load_dir(&self.prompts.dir, &names).map_err(|source| ConfigError::Prompt {

@@ -484,6 +484,14 @@ fn a_conversation_is_recorded_in_stereo_with_its_pause_and_old_recordings_go() {
     });
     h.wait_for("conversation recorded", 1, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(500));
+    // Queued, the caller was told first that the call may be recorded.
+    let played = h.lines("playing");
+    assert!(
+        played
+            .iter()
+            .any(|l| l.contains("recording_notice_zh hold_zh")),
+        "{played:#?}"
+    );
 
     // The history names the file and tells the pause.
     let history = get(&h, "/api/calls");

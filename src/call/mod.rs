@@ -95,6 +95,9 @@ pub struct RecordingPolicy {
     pub enabled: bool,
     pub sites: std::collections::BTreeMap<String, bool>,
     pub queues: std::collections::BTreeMap<String, bool>,
+    /// Said to a caller queued for a recorded conversation (a prompt name,
+    /// the language added), before the hold music.
+    pub notice: Option<String>,
 }
 
 impl RecordingPolicy {
@@ -114,6 +117,7 @@ fn a_queues_word_on_recording_goes_over_its_sites_and_the_sites_over_the_default
         enabled: true,
         sites: [("lakeside".to_string(), false)].into(),
         queues: [("vip".to_string(), true)].into(),
+        notice: None,
     };
     assert!(p.records(Some("garden"), Some("general")));
     assert!(!p.records(Some("lakeside"), Some("general")));
@@ -446,6 +450,8 @@ struct Call {
     recording: bool,
     /// The queue the caller last waited in.
     last_queue: Option<String>,
+    /// Say that the conversation may be recorded before the next prompts.
+    notice_due: bool,
     /// Inbound, not yet ACKed: counted against the admission caps.
     unconfirmed: bool,
 }
@@ -1320,6 +1326,7 @@ impl Switch {
             talking_since: None,
             recording: false,
             last_queue: None,
+            notice_due: false,
             unconfirmed: true,
         };
         *self.unconfirmed.entry(peer.addr.ip()).or_default() += 1;
@@ -1683,7 +1690,13 @@ impl Switch {
             };
             let sip_call_id = c.sip_call_id.clone();
             let out = match action {
-                ivr::Action::Play(prompts) => {
+                ivr::Action::Play(mut prompts) => {
+                    if std::mem::take(&mut c.notice_due)
+                        && let Some(notice) = &self.cfg.recording.notice
+                    {
+                        let lang = c.ivr.as_ref().map(|s| s.language()).unwrap_or("zh");
+                        prompts.insert(0, format!("{notice}_{lang}"));
+                    }
                     info!(call = %id, prompts = %prompts.join(" "), "playing");
                     Output::Media(MediaCommand::Play { call: id, prompts })
                 }
@@ -1745,6 +1758,11 @@ impl Switch {
                         None => (queue, priority),
                     };
                     c.queued = Some((now, queue.clone()));
+                    // Told once, before the first agent answers.
+                    if c.last_queue.is_none() {
+                        let site = c.ivr.as_ref().map(|s| s.site_id());
+                        c.notice_due = self.cfg.recording.records(site, Some(&queue));
+                    }
                     c.last_queue = Some(queue.clone());
                     let kind = CallEventKind::Queued {
                         queue,

@@ -747,6 +747,7 @@ impl Switch {
             talking_since: None,
             recording: false,
             last_queue: None,
+            notice_due: false,
             out: Some(OutLeg {
                 request_uri: d.request_uri.clone(),
                 invite_branch: branch,
