@@ -441,7 +441,14 @@ fn report(
     let events = rt
         .block_on(store.events_between(from, to))
         .map_err(|e| e.to_string())?;
-    let report = hotline::report::build(title, &events, from, to, &settings);
+    let report = hotline::report::build(
+        title,
+        &events,
+        from,
+        to,
+        &settings,
+        std::time::Instant::now(),
+    );
     if let Some(path) = &html {
         std::fs::write(path, hotline::report::html::render(&report, local))
             .map_err(|e| format!("{}: {e}", path.display()))?;

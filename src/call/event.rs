@@ -115,7 +115,6 @@ pub enum CallEventKind {
     /// this priority.
     Queued {
         queue: String,
-        skills: Vec<String>,
         priority: u8,
         language: String,
         owner: Option<String>,

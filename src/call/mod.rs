@@ -1740,7 +1740,7 @@ impl Switch {
                 }
                 ivr::Action::Queue {
                     queue,
-                    skills,
+                    skills: _, // the queue's own skill routes (`[acd.queues]`)
                     priority,
                     language,
                     owner,
@@ -1766,7 +1766,6 @@ impl Switch {
                     c.last_queue = Some(queue.clone());
                     let kind = CallEventKind::Queued {
                         queue,
-                        skills,
                         priority,
                         language,
                         owner,

@@ -111,17 +111,7 @@ impl Switch {
         info!(call = %id, sip_call_id, ticket = %req.ticket, attempt = req.attempt, number = %req.number, "return visit: calling");
         let Some(port) = self.ports.allocate() else {
             tracing::warn!(call = %id, "no RTP port free for a return visit");
-            self.emit_for(
-                now,
-                id,
-                &sip_call_id,
-                CallEventKind::ReturnVisit {
-                    ticket: req.ticket,
-                    attempt: req.attempt,
-                    number: req.number,
-                    outcome: VisitOutcome::Unanswered(503),
-                },
-            );
+            self.visit_not_placed(now, id, &sip_call_id, req, 503);
             return id;
         };
         let body = sdp::offer(
@@ -149,17 +139,7 @@ impl Switch {
             // Our own INVITE does not parse: the number has characters a
             // SIP URI cannot carry.
             tracing::warn!(call = %id, number = %req.number, "return visit: number not dialable");
-            self.emit_for(
-                now,
-                id,
-                &sip_call_id,
-                CallEventKind::ReturnVisit {
-                    ticket: req.ticket,
-                    attempt: req.attempt,
-                    number: req.number,
-                    outcome: VisitOutcome::Unanswered(484),
-                },
-            );
+            self.visit_not_placed(now, id, &sip_call_id, req, 484);
             return id;
         }
         let to = self.calls[&id].remote_target.clone();
@@ -178,6 +158,25 @@ impl Switch {
         self.arm(now, id, Timer::RingTimeout);
         self.pump(now);
         id
+    }
+
+    /// The return visit could not even be placed: an unanswered attempt
+    /// with this status.
+    fn visit_not_placed(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        sip_call_id: &str,
+        req: PlaceCall,
+        code: u16,
+    ) {
+        let kind = CallEventKind::ReturnVisit {
+            ticket: req.ticket,
+            attempt: req.attempt,
+            number: req.number,
+            outcome: VisitOutcome::Unanswered(code),
+        };
+        self.emit_for(now, id, sip_call_id, kind);
     }
 
     /// A response to our INVITE (retransmitted 2xx included).

@@ -548,8 +548,10 @@ struct CallFilter {
     outcome: Option<String>,
 }
 
-/// The longest span one history request may cover.
+/// The longest span one history request may cover, and the most calls one
+/// answer holds (narrow the window or filter for the rest).
 const MAX_HISTORY_DAYS: i64 = 31;
+const MAX_HISTORY_CALLS: usize = 2000;
 
 /// Calls that started in a window, each with its story in words and local
 /// time (supervisors; an agent sees only calls they were rung with).
@@ -613,16 +615,20 @@ async fn call_history(
             format!("the log cannot be read: {e}"),
         )
     })?;
-    let calls: Vec<_> = history::calls(&events, api.local)
+    let mut calls: Vec<_> = history::calls(&events, api.local)
         .into_iter()
         .filter(|c| filter.keeps(c))
         .collect();
+    // A busy month is too much for one answer: the first ones, and say so.
+    let truncated = calls.len() > MAX_HISTORY_CALLS;
+    calls.truncate(MAX_HISTORY_CALLS);
     ok(
         StatusCode::OK,
         json!({
             "from": api.local.format(from),
             "to": api.local.format(to),
             "calls": calls,
+            "truncated": truncated,
         }),
     )
 }
@@ -840,7 +846,14 @@ async fn report(
             format!("the log cannot be read: {e}"),
         )
     })?;
-    let report = crate::report::build(title, &events, from, to, &api.report);
+    let report = crate::report::build(
+        title,
+        &events,
+        from,
+        to,
+        &api.report,
+        std::time::Instant::now(),
+    );
     match q.format.as_deref().unwrap_or("json") {
         "json" => ok(StatusCode::OK, json!(report)),
         "html" => Ok((
@@ -1176,67 +1189,86 @@ async fn recording(
         }
     }
     let path = api.recordings.join(&file);
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|_| err(StatusCode::NOT_FOUND, format!("{file} is gone (retention)")))?;
+    let gone = |_| err(StatusCode::NOT_FOUND, format!("{file} is gone (retention)"));
+    let mut f = tokio::fs::File::open(&path).await.map_err(gone)?;
+    let len = f.metadata().await.map_err(gone)?.len();
     let range = headers
         .get(axum::http::header::RANGE)
         .and_then(|v| v.to_str().ok());
-    Ok(ranged(bytes, range, "audio/wav"))
-}
-
-/// The whole body (200), one byte range of it (206), or 416.
-fn ranged(bytes: Vec<u8>, range: Option<&str>, content_type: &'static str) -> Response {
     use axum::http::header;
-    let len = bytes.len() as u64;
-    let Some(spec) = range.and_then(|r| r.strip_prefix("bytes=")) else {
-        return (
-            [
-                (header::CONTENT_TYPE, content_type.to_string()),
-                (header::ACCEPT_RANGES, "bytes".to_string()),
-            ],
-            bytes,
-        )
-            .into_response();
-    };
-    let parsed = spec.split_once('-').and_then(|(a, b)| {
-        let (a, b) = (a.trim(), b.trim());
-        match (a.is_empty(), b.is_empty()) {
-            // The last b bytes.
-            (true, false) => {
-                let n: u64 = b.parse().ok()?;
-                let last = len.checked_sub(1)?;
-                (n > 0).then_some((len.saturating_sub(n), last))
-            }
-            (false, _) => {
-                let start: u64 = a.parse().ok()?;
-                let end = if b.is_empty() {
-                    len.checked_sub(1)?
-                } else {
-                    b.parse::<u64>().ok()?.min(len.checked_sub(1)?)
-                };
-                (start <= end).then_some((start, end))
-            }
-            _ => None,
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let read_err = |e: std::io::Error| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    // Only the bytes asked for are read (a browser seeking asks often).
+    match byte_range(range, len) {
+        Ok(None) => {
+            let mut bytes = Vec::with_capacity(len as usize);
+            f.read_to_end(&mut bytes).await.map_err(read_err)?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "audio/wav".to_string()),
+                    (header::ACCEPT_RANGES, "bytes".to_string()),
+                ],
+                bytes,
+            )
+                .into_response())
         }
-    });
-    match parsed {
-        Some((start, end)) if start < len && !spec.contains(',') => (
-            StatusCode::PARTIAL_CONTENT,
-            [
-                (header::CONTENT_TYPE, content_type.to_string()),
-                (header::ACCEPT_RANGES, "bytes".to_string()),
-                (header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}")),
-            ],
-            bytes[start as usize..=end as usize].to_vec(),
-        )
-            .into_response(),
-        _ => (
+        Ok(Some((start, end))) => {
+            f.seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(read_err)?;
+            let mut bytes = vec![0u8; (end - start + 1) as usize];
+            f.read_exact(&mut bytes).await.map_err(read_err)?;
+            Ok((
+                StatusCode::PARTIAL_CONTENT,
+                [
+                    (header::CONTENT_TYPE, "audio/wav".to_string()),
+                    (header::ACCEPT_RANGES, "bytes".to_string()),
+                    (header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}")),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        Err(()) => Ok((
             StatusCode::RANGE_NOT_SATISFIABLE,
             [(header::CONTENT_RANGE, format!("bytes */{len}"))],
         )
-            .into_response(),
+            .into_response()),
     }
+}
+
+/// The one byte range a `Range` header asks of `len` bytes: none (the
+/// whole), first and last byte, or Err (416: not satisfiable, or several).
+fn byte_range(range: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = range.and_then(|r| r.strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Err(());
+    }
+    let last = len.checked_sub(1).ok_or(())?;
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = if a.is_empty() {
+        // The last b bytes.
+        let n: u64 = b.parse().map_err(|_| ())?;
+        if n == 0 {
+            return Err(());
+        }
+        (len.saturating_sub(n), last)
+    } else {
+        let start: u64 = a.parse().map_err(|_| ())?;
+        let end = if b.is_empty() {
+            last
+        } else {
+            b.parse::<u64>().map_err(|_| ())?.min(last)
+        };
+        (start, end)
+    };
+    if start > end {
+        return Err(());
+    }
+    Ok(Some((start, end)))
 }
 
 fn parse_call(call: &str) -> Result<u64, ApiError> {
@@ -1517,13 +1549,11 @@ mod tests {
 
     #[test]
     fn byte_ranges_as_browsers_ask_for_them() {
-        let body: Vec<u8> = (0..100u8).collect();
-        let status = |r: Option<&str>| ranged(body.clone(), r, "audio/wav").status();
-        assert_eq!(status(None), StatusCode::OK);
-        assert_eq!(status(Some("bytes=0-")), StatusCode::PARTIAL_CONTENT);
-        assert_eq!(status(Some("bytes=10-19")), StatusCode::PARTIAL_CONTENT);
-        assert_eq!(status(Some("bytes=-10")), StatusCode::PARTIAL_CONTENT);
-        assert_eq!(status(Some("bytes=90-500")), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(byte_range(None, 100), Ok(None));
+        assert_eq!(byte_range(Some("bytes=0-"), 100), Ok(Some((0, 99))));
+        assert_eq!(byte_range(Some("bytes=10-19"), 100), Ok(Some((10, 19))));
+        assert_eq!(byte_range(Some("bytes=-10"), 100), Ok(Some((90, 99))));
+        assert_eq!(byte_range(Some("bytes=90-500"), 100), Ok(Some((90, 99))));
         for bad in [
             "bytes=100-",
             "bytes=20-10",
@@ -1531,16 +1561,8 @@ mod tests {
             "bytes=0-1,5-6",
             "bytes=-0",
         ] {
-            assert_eq!(
-                status(Some(bad)),
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "{bad}"
-            );
+            assert_eq!(byte_range(Some(bad), 100), Err(()), "{bad}");
         }
-        let r = ranged(body.clone(), Some("bytes=-10"), "audio/wav");
-        assert_eq!(
-            r.headers()[axum::http::header::CONTENT_RANGE],
-            "bytes 90-99/100"
-        );
+        assert_eq!(byte_range(Some("bytes=0-"), 0), Err(()), "nothing to give");
     }
 }

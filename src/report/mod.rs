@@ -101,6 +101,9 @@ pub struct Report {
 struct FactReader<'a> {
     plan: &'a QueuePlan,
     calls: HashMap<String, CallId>,
+    /// The log's milliseconds laid out as instants: `origin` is `origin_ms`.
+    origin: Instant,
+    origin_ms: i64,
 }
 
 impl<'a> FactReader<'a> {
@@ -109,7 +112,18 @@ impl<'a> FactReader<'a> {
         *self.calls.entry(key.to_string()).or_insert(CallId(n))
     }
 
-    fn fact(&mut self, e: &Event) -> Option<Fact> {
+    /// When `ms` happened, as the statistics core counts time.
+    fn at(&self, ms: i64) -> Instant {
+        self.origin + Duration::from_millis((ms - self.origin_ms).max(0) as u64)
+    }
+
+    /// The fact an event stands for, and when.
+    fn timed(&mut self, e: &Event) -> Option<(Instant, Fact)> {
+        let at = self.at(e.at_ms);
+        Some((at, self.fact(e, at)?))
+    }
+
+    fn fact(&mut self, e: &Event, at: Instant) -> Option<Fact> {
         let agent = |a: &str| a.parse::<AgentId>().ok();
         let call = || e.call.as_deref();
         Some(match &e.kind {
@@ -137,7 +151,7 @@ impl<'a> FactReader<'a> {
                 reason,
             } => Fact::AgentChanged {
                 agent: agent(a)?,
-                state: state_of(state, reason)?,
+                state: state_of(state, reason, at)?,
             },
             _ => return None,
         })
@@ -145,8 +159,7 @@ impl<'a> FactReader<'a> {
 }
 
 /// An agent state from its log label (the figures look at its kind only).
-fn state_of(label: &str, reason: &str) -> Option<AgentState> {
-    let at = Instant::now();
+fn state_of(label: &str, reason: &str, at: Instant) -> Option<AgentState> {
     Some(match label {
         "logged_out" => AgentState::LoggedOut,
         "available" => AgentState::Available { since: at },
@@ -165,27 +178,28 @@ fn state_of(label: &str, reason: &str) -> Option<AgentState> {
 
 /// The queue figures of `[from_ms, to_ms)` recomputed from the log's
 /// `events` (in log order): what the live statistics showed at `to_ms`
-/// when their window covered the same stretch.
+/// when their window covered the same stretch. `origin` is any instant
+/// (the statistics count time in instants; the log in milliseconds).
 pub fn replay(
     events: &[Event],
     plan: &QueuePlan,
     cfg: &StatsConfig,
     to_ms: i64,
+    origin: Instant,
 ) -> crate::acd::stats::Report {
     let mut stats = Stats::new(cfg.clone(), plan.names().len());
-    let base = Instant::now();
-    let first = events.first().map(|e| e.at_ms).unwrap_or(to_ms);
-    let at = |ms: i64| base + Duration::from_millis((ms - first).max(0) as u64);
     let mut reader = FactReader {
         plan,
         calls: HashMap::new(),
+        origin,
+        origin_ms: events.first().map(|e| e.at_ms).unwrap_or(to_ms),
     };
     for e in events {
-        if let Some(f) = reader.fact(e) {
-            stats.handle(at(e.at_ms), &f);
+        if let Some((at, f)) = reader.timed(e) {
+            stats.handle(at, &f);
         }
     }
-    stats.report(at(to_ms))
+    stats.report(reader.at(to_ms))
 }
 
 fn figures(plan: &QueuePlan, report: &crate::acd::stats::Report) -> Vec<QueueFigures> {
@@ -223,13 +237,15 @@ pub fn period(local: LocalTime, date: &str, days: i64) -> Result<(String, i64, i
     Ok((title, from, to))
 }
 
-/// The report for `[from_ms, to_ms)` from that window's events.
+/// The report for `[from_ms, to_ms)` from that window's events (`origin`:
+/// any instant, see [`replay`]).
 pub fn build(
     title: String,
     events: &[Event],
     from_ms: i64,
     to_ms: i64,
     settings: &Settings,
+    origin: Instant,
 ) -> Report {
     let Settings {
         plan,
@@ -244,8 +260,6 @@ pub fn build(
         short_abandons,
         window: Duration::from_millis((to_ms - from_ms).max(0) as u64 + 1),
     };
-    let base = Instant::now();
-    let at = |ms: i64| base + Duration::from_millis((ms - from_ms).max(0) as u64);
     let queues = plan.names().len();
     let mut day = Stats::new(cfg.clone(), queues);
     let mut hours: Vec<Stats> = (0..24).map(|_| Stats::new(cfg.clone(), queues)).collect();
@@ -254,12 +268,13 @@ pub fn build(
     let mut reader = FactReader {
         plan,
         calls: HashMap::new(),
+        origin,
+        origin_ms: from_ms,
     };
     for e in events {
-        let Some(fact) = reader.fact(e) else {
+        let Some((now, fact)) = reader.timed(e) else {
             continue;
         };
-        let now = at(e.at_ms);
         day.handle(now, &fact);
         match &fact {
             Fact::Queued { call, .. } => {
@@ -307,7 +322,7 @@ pub fn build(
             while h.poll_observed().is_some() {}
         }
     }
-    let end = at(to_ms);
+    let end = reader.at(to_ms);
     let report = day.report(end);
     let hours = hours
         .iter_mut()

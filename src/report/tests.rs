@@ -228,7 +228,14 @@ fn a_scripted_days_report_has_the_exact_figures() {
         short_abandons: crate::acd::stats::ShortAbandons::Ignore,
         local,
     };
-    let r = build("2026-12-01".into(), &log.events, from, to, &settings);
+    let r = build(
+        "2026-12-01".into(),
+        &log.events,
+        from,
+        to,
+        &settings,
+        Instant::now(),
+    );
     let general = &r.queues[0];
     assert_eq!(general.queue, "general");
     let g = &general.figures;
@@ -308,7 +315,7 @@ fn a_scripted_days_report_has_the_exact_figures() {
     };
     let mut sorted = log.events.clone();
     sorted.sort_by_key(|e| (e.at_ms, e.id));
-    let replayed = replay(&sorted, &plan, &cfg, to);
+    let replayed = replay(&sorted, &plan, &cfg, to, Instant::now());
     assert_eq!(replayed.queues[0], r.queues[0].figures);
     // The page and the CSV files carry them.
     let page = html::render(&r, local);

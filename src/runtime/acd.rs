@@ -283,8 +283,14 @@ fn run(
     snapshot
         .since_ms
         .extend(router.agent_states().map(|(id, _)| (id, started)));
+    let phones: Vec<(AgentId, bool)> = router
+        .agent_states()
+        .map(|(id, _)| (id, router.has_phone(id)))
+        .collect();
+    snapshot.phones.extend(phones);
     metrics.set_acd(&snapshot);
     publish.send_replace(snapshot.clone());
+    let mut phones_changed = false;
     loop {
         let wait = [router.poll_timeout(), announcer.poll_timeout()]
             .into_iter()
@@ -299,7 +305,18 @@ fn run(
                 let now = clock.now();
                 // Everything else already queued goes in the same pass.
                 for msg in std::iter::once(first).chain(rx.try_iter()) {
+                    let phone = match msg {
+                        AcdIn::Phone(agent, _) => Some(agent),
+                        _ => None,
+                    };
                     handle(&mut router, &mut announcer, &mut stats.stats, now, msg);
+                    // Readers see whose phone is registered, as the router has it.
+                    if let Some(agent) = phone.filter(|a| snapshot.phones.contains_key(a)) {
+                        let has = router.has_phone(agent);
+                        if snapshot.phones.insert(agent, has) != Some(has) {
+                            phones_changed = true;
+                        }
+                    }
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -307,7 +324,7 @@ fn run(
         }
         let now = clock.now();
         router.handle_timeout(now);
-        let mut changed = false;
+        let mut changed = std::mem::take(&mut phones_changed);
         while let Some(out) = router.poll_output() {
             // The figures take the agents' side from here; the calls' side
             // comes with the call events (`AcdHandle::hear`).
@@ -363,13 +380,6 @@ fn run(
         // What the figures saw, from the call events and the agents' states.
         while let Some(o) = stats.stats.poll_observed() {
             metrics.acd_observed(o, queues.names(), stats.threshold);
-        }
-        for (id, _) in router.agent_states() {
-            let phone = router.has_phone(id);
-            if snapshot.phones.get(&id) != Some(&phone) {
-                snapshot.phones.insert(id, phone);
-                changed = true;
-            }
         }
         for (i, name) in queues.names().iter().enumerate() {
             let n = router.waiting(QueueId(i as u16));

@@ -417,17 +417,7 @@ pub fn sipp_errors(hotline: &Hotline) -> String {
 /// 100 ms apart, as a real phone sends them. Returns the file.
 pub fn dtmf_pcap(dir: &Path, digits: &str, pt: u8) -> PathBuf {
     let path = dir.join("dtmf.pcap");
-    let mut f = std::fs::File::create(&path).unwrap();
-    // pcap global header: magic, v2.4, tz 0, sigfigs 0, snaplen, Ethernet.
-    let mut header = Vec::new();
-    header.extend(0xa1b2c3d4u32.to_le_bytes());
-    header.extend(2u16.to_le_bytes());
-    header.extend(4u16.to_le_bytes());
-    header.extend(0u32.to_le_bytes());
-    header.extend(0u32.to_le_bytes());
-    header.extend(65535u32.to_le_bytes());
-    header.extend(1u32.to_le_bytes());
-    f.write_all(&header).unwrap();
+    let mut f = pcap_file(&path);
     let mut seq: u16 = 1000;
     let mut t_ms: u64 = 0;
     let mut rtp_ts: u32 = 8000;
@@ -462,16 +452,7 @@ pub fn dtmf_pcap(dir: &Path, digits: &str, pt: u8) -> PathBuf {
 /// then the end packet three times), as a phone sends a long press.
 pub fn held_key_pcap(dir: &Path, digit: char, pt: u8, held_ms: u64) -> PathBuf {
     let path = dir.join(format!("held_{digit}.pcap"));
-    let mut f = std::fs::File::create(&path).unwrap();
-    let mut header = Vec::new();
-    header.extend(0xa1b2c3d4u32.to_le_bytes());
-    header.extend(2u16.to_le_bytes());
-    header.extend(4u16.to_le_bytes());
-    header.extend(0u32.to_le_bytes());
-    header.extend(0u32.to_le_bytes());
-    header.extend(65535u32.to_le_bytes());
-    header.extend(1u32.to_le_bytes());
-    f.write_all(&header).unwrap();
+    let mut f = pcap_file(&path);
     let event = digit.to_digit(10).expect("a digit key") as u8;
     let updates = held_ms / 20;
     let mut packets: Vec<(bool, bool, u16)> = (1..=updates)
@@ -500,15 +481,7 @@ pub fn tone_pcap(dir: &Path, ms: u64) -> PathBuf {
 /// The same at `hz`.
 pub fn tone_pcap_hz(dir: &Path, ms: u64, hz: f64) -> PathBuf {
     let path = dir.join(format!("voice-{hz}.pcap"));
-    let mut f = std::fs::File::create(&path).unwrap();
-    let mut header = Vec::new();
-    header.extend(0xa1b2c3d4u32.to_le_bytes());
-    header.extend(2u16.to_le_bytes());
-    header.extend(4u16.to_le_bytes());
-    header.extend([0u8; 8]);
-    header.extend(65535u32.to_le_bytes());
-    header.extend(1u32.to_le_bytes());
-    f.write_all(&header).unwrap();
+    let mut f = pcap_file(&path);
     let law = hotline::media::g711::Law::Mu;
     for p in 0..ms / 20 {
         let mut rtp = vec![0x80, if p == 0 { 0x80 } else { 0 }];
@@ -522,6 +495,21 @@ pub fn tone_pcap_hz(dir: &Path, ms: u64, hz: f64) -> PathBuf {
         write_udp_packet(&mut f, p * 20, &rtp);
     }
     path
+}
+
+/// A new pcap file with its global header: magic, v2.4, tz 0, sigfigs 0,
+/// snaplen, Ethernet.
+fn pcap_file(path: &Path) -> std::fs::File {
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut header = Vec::new();
+    header.extend(0xa1b2c3d4u32.to_le_bytes());
+    header.extend(2u16.to_le_bytes());
+    header.extend(4u16.to_le_bytes());
+    header.extend([0u8; 8]);
+    header.extend(65535u32.to_le_bytes());
+    header.extend(1u32.to_le_bytes());
+    f.write_all(&header).unwrap();
+    f
 }
 
 fn write_udp_packet(f: &mut std::fs::File, t_ms: u64, payload: &[u8]) {
