@@ -35,6 +35,8 @@ use crate::sip::transaction::{
     Output as TxOutput, Peer, TimerValues, TransactionLayer, Transmit, Transport, TxEvent, TxId,
 };
 
+mod agent_leg;
+mod dialog;
 pub mod event;
 mod outbound;
 mod registrar;
@@ -1153,6 +1155,7 @@ impl Switch {
                                         now,
                                         other,
                                         "INFO",
+                                        &[],
                                         Some((&ct, request.body())),
                                     );
                                 }
@@ -1816,49 +1819,42 @@ impl Switch {
 
     fn send_bye(&mut self, now: Instant, id: CallId) {
         self.calls.get_mut(&id).expect("live call").phase = Phase::HangingUp;
-        if let Some(tx) = self.send_in_dialog(now, id, "BYE", None) {
+        if let Some(tx) = self.send_in_dialog(now, id, "BYE", &[], None) {
             self.calls.get_mut(&id).expect("live call").bye_tx = Some(tx);
         }
     }
 
-    /// Sends a request inside the call's dialog (BYE, INFO), with an
-    /// optional body (content type, bytes); its response comes back to
-    /// the call through `by_tx`.
+    /// Sends a request inside the call's dialog (BYE, INFO, NOTIFY) with
+    /// extra headers and an optional body (content type, bytes); its
+    /// response comes back to the call through `by_tx`.
     fn send_in_dialog(
         &mut self,
         now: Instant,
         id: CallId,
         method: &str,
+        headers: &[(&str, &str)],
         body: Option<(&str, &[u8])>,
     ) -> Option<TxId> {
         self.next_id += 1;
         let branch = format!("z9hG4bK{:x}b{:x}", self.cfg.seed & 0xffff, self.next_id);
         let c = self.calls.get_mut(&id).expect("live call");
         c.local_cseq += 1;
-        let mut routes = String::new();
-        for r in &c.route_set {
-            routes.push_str(&format!("Route: {r}\r\n"));
-        }
-        let (content_type, body) = match body {
-            Some((ct, b)) => (format!("Content-Type: {ct}\r\n"), b),
-            None => (String::new(), &b""[..]),
-        };
-        let mut text = format!(
-            "{method} {target} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\n{routes}From: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nUser-Agent: hotline\r\n{content_type}Content-Length: {len}\r\n\r\n",
-            target = c.remote_target,
-            via = self.cfg.via_for(c.peer.transport),
-            local = c.local,
-            remote = c.remote,
-            call_id = c.sip_call_id,
-            cseq = c.local_cseq,
-            len = body.len(),
-        )
-        .into_bytes();
-        text.extend_from_slice(body);
+        let c = &self.calls[&id];
+        let bytes = c.request(
+            &self.cfg,
+            dialog::Req {
+                method,
+                uri: &c.remote_target,
+                branch: &branch,
+                cseq: c.local_cseq,
+                headers,
+                body,
+            },
+        );
         // In-dialog requests go back where the INVITE came from: with NAT the
         // Contact address may not be reachable, the source address is.
         let peer = c.peer;
-        let tx = self.tx.send_request(now, peer, Bytes::from(text))?;
+        let tx = self.tx.send_request(now, peer, bytes)?;
         self.by_tx.insert(tx, id);
         Some(tx)
     }

@@ -12,9 +12,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::info;
 
-use super::event::{CallEventKind, Missed};
+use super::dialog::{self, DialogIds, Req};
+use super::event::CallEventKind;
 use super::{
-    ALLOW, AgentId, Call, CallId, EndReason, MediaCommand, Output, Phase, Purpose, Switch, Timer,
+    ALLOW, Call, CallId, EndReason, MediaCommand, Output, Phase, Purpose, Switch, Timer,
 };
 use crate::sip::message::{self, Response};
 use crate::sip::sdp;
@@ -254,21 +255,21 @@ impl Switch {
         }
     }
 
+    /// The ACK for the 2xx to our INVITE (in the dialog the 2xx set up).
     fn build_ack(&self, id: CallId) -> Bytes {
         let c = &self.calls[&id];
-        let mut routes = String::new();
-        for r in &c.route_set {
-            routes.push_str(&format!("Route: {r}\r\n"));
-        }
         let branch = format!("z9hG4bK{:x}a{:x}", self.cfg.seed & 0xffff, id.0);
-        Bytes::from(format!(
-            "ACK {target} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\n{routes}From: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-            target = c.remote_target,
-            via = self.cfg.via_for(c.peer.transport),
-            local = c.local,
-            remote = c.remote,
-            call_id = c.sip_call_id,
-        ))
+        c.request(
+            &self.cfg,
+            Req {
+                method: "ACK",
+                uri: &c.remote_target,
+                branch: &branch,
+                cseq: c.invite.cseq,
+                headers: &[],
+                body: None,
+            },
+        )
     }
 
     fn send_raw(&mut self, peer: Peer, bytes: Bytes) {
@@ -293,18 +294,23 @@ impl Switch {
             return;
         }
         c.phase = Phase::Cancelling;
-        let text = format!(
-            "CANCEL {uri} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
-            uri = leg.request_uri,
-            via = self.cfg.via_for(c.peer.transport),
-            branch = leg.invite_branch,
-            local = c.local,
-            remote = c.remote,
-            call_id = c.sip_call_id,
+        // The INVITE's branch and CSeq number (RFC 3261 §9.1).
+        let c = &self.calls[&id];
+        let leg = c.out.as_ref().expect("checked");
+        let text = c.request(
+            &self.cfg,
+            Req {
+                method: "CANCEL",
+                uri: &leg.request_uri,
+                branch: &leg.invite_branch,
+                cseq: c.invite.cseq,
+                headers: &[],
+                body: None,
+            },
         );
         let peer = c.peer;
         // The 200 to the CANCEL needs no action; the INVITE's 487 ends the call.
-        let _ = self.tx.send_request(now, peer, Bytes::from(text));
+        let _ = self.tx.send_request(now, peer, text);
     }
 
     pub(super) fn ring_timeout(&mut self, now: Instant, id: CallId) {
@@ -405,218 +411,25 @@ impl Switch {
     }
 }
 
-impl Switch {
-    /// Rings `agent`'s registered phone for `caller`, offering the caller's
-    /// own codec and telephone-event so RTP is relayed as it comes. The
-    /// call's story says which: offered, or missed at once (no registered
-    /// phone, no port); a caller who is gone or already has a leg is left
-    /// alone (the ACD hears of the caller's end anyway).
-    pub fn offer_to_agent(&mut self, now: Instant, caller: CallId, agent: AgentId) {
-        self.last_now = Some(now);
-        let Some(c) = self.calls.get(&caller) else {
-            return;
-        };
-        let Some(offer) = c.offer.clone() else {
-            return;
-        };
-        if c.bridge.is_some() || matches!(c.phase, Phase::HangingUp) {
-            return;
-        }
-        let missed = |why| CallEventKind::OfferMissed { agent, why };
-        let Some(binding) = self.bindings.get(&agent.to_string()).cloned() else {
-            info!(%caller, %agent, "not offered: the agent has no registered phone");
-            self.emit(now, caller, CallEventKind::Offered { agent });
-            self.emit(now, caller, missed(Missed::NotRegistered));
-            return;
-        };
-        let (id, sip_call_id) = self.new_outbound("ag");
-        let Some(port) = self.ports.allocate() else {
-            tracing::warn!(%caller, %agent, "no RTP port free for an agent leg");
-            self.emit(now, caller, CallEventKind::Offered { agent });
-            self.emit(now, caller, missed(Missed::Refused(503)));
-            return;
-        };
-        let body = sdp::offer_one(
-            std::net::SocketAddr::new(self.cfg.media_ip, port),
-            self.cfg.seed ^ id.0,
-            offer.codec_pt,
-            offer.law,
-            offer.dtmf_pt,
-        );
-        let dialled = Dial {
-            id,
-            sip_call_id,
-            request_uri: binding.contact.clone(),
-            peer: binding.peer,
-            port,
-            body,
-            purpose: Purpose::AgentLeg { caller, agent },
-            number: agent.to_string(),
-            bridge: Some(caller),
-        };
-        self.emit(now, caller, CallEventKind::Offered { agent });
-        if !self.dial(now, dialled) {
-            self.emit(now, caller, missed(Missed::Unreachable));
-            return;
-        }
-        self.stats.calls_started += 1;
-        info!(%caller, leg = %id, %agent, contact = %binding.contact, "ringing agent");
-        self.calls.get_mut(&caller).expect("checked").bridge = Some(id);
-        self.set_ringing(now, caller, true);
-        self.pump(now);
-    }
-
-    /// The waiting caller hears ringback while an agent's phone rings,
-    /// the hold prompt again when it stops without an answer.
-    pub(super) fn set_ringing(&mut self, now: Instant, caller: CallId, ringing: bool) {
-        if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
-            s.set_ringing(ringing);
-            self.pump_ivr(now, caller);
-        }
-    }
-
-    /// Stops ringing the agent for `caller` (the ACD withdrew the offer).
-    pub fn withdraw_agent(&mut self, now: Instant, caller: CallId) {
-        self.last_now = Some(now);
-        let Some(leg) = self.calls.get_mut(&caller).and_then(|c| c.bridge.take()) else {
-            return;
-        };
-        self.set_ringing(now, caller, false);
-        if self
-            .calls
-            .get(&leg)
-            .is_some_and(|l| l.phase == Phase::Dialing)
-        {
-            self.send_cancel(now, leg);
-        }
-        self.pump(now);
-    }
-
-    /// The ACD's periodic word to a waiting caller.
-    pub fn announce(
-        &mut self,
-        now: Instant,
-        caller: CallId,
-        position: usize,
-        minutes: Option<u64>,
-    ) {
-        self.last_now = Some(now);
-        if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
-            s.announce(now, position, minutes);
-            self.pump_ivr(now, caller);
-        }
-        self.pump(now);
-    }
-
-    /// The ACD gave up on `caller` (no agent in time): the menu apologises
-    /// and says goodbye.
-    pub fn queue_left(&mut self, now: Instant, caller: CallId, no_agents: bool) {
-        self.last_now = Some(now);
-        if let Some((since, queue)) = self.calls.get_mut(&caller).and_then(|c| c.queued.take()) {
-            let waited = now.saturating_duration_since(since);
-            let kind = CallEventKind::Overflowed {
-                queue,
-                waited,
-                no_agents,
-            };
-            self.emit(now, caller, kind);
-        }
-        if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
-            s.handle_queue_left(now, no_agents);
-            self.pump_ivr(now, caller);
-        }
-        self.pump(now);
-    }
-
-    /// An agent leg's media is open: bridge it with the caller.
-    pub(super) fn bridge(&mut self, now: Instant, leg: CallId) {
-        let Some(Purpose::AgentLeg { caller, agent }) = self.calls.get(&leg).map(|l| &l.purpose)
-        else {
-            return;
-        };
-        let (caller, agent) = (*caller, *agent);
-        let caller_here = self
-            .calls
-            .get(&caller)
-            .is_some_and(|c| c.bridge == Some(leg) && c.phase != Phase::HangingUp);
-        if !caller_here {
-            // The caller left (or the offer was withdrawn) as the agent answered.
-            self.send_bye(now, leg);
-            return;
-        }
-        let c = self.calls.get_mut(&caller).expect("checked");
-        c.phase = Phase::Bridged;
-        c.timer = None;
-        c.generation += 1;
-        // The menu waits (nothing reaches it while bridged): the survey
-        // comes from it when the agent hangs up first.
-        let owner = c
-            .ivr
-            .as_ref()
-            .and_then(|s| s.owner())
-            .or(c.owner.as_ref())
-            .map(|o| o.id.clone());
-        let waited = c
-            .queued
-            .take()
-            .map(|(since, _)| now.saturating_duration_since(since))
-            .unwrap_or_default();
-        c.talking_since = Some(now);
-        self.set_phase(leg, Phase::Bridged);
-        info!(%caller, %leg, %agent, "caller connected to agent");
-        self.emit(
-            now,
-            caller,
-            CallEventKind::Answered {
-                agent,
-                owner,
-                waited,
-            },
-        );
-        self.out
-            .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
-        // The conversation is recorded unless the site or queue says not.
-        let c = self.calls.get_mut(&caller).expect("checked");
-        let site = c.ivr.as_ref().map(|s| s.site_id().to_string());
-        let queue = c.last_queue.clone();
-        if self
-            .cfg
-            .recording
-            .records(site.as_deref(), queue.as_deref())
-        {
-            c.recording = true;
-            let name = format!("{:08x}-{}-conv", self.cfg.seed & 0xffff_ffff, caller.0);
-            let sip_call_id = c.sip_call_id.clone();
-            self.out
-                .push_back(Output::Media(MediaCommand::RecordConversation {
-                    caller,
-                    agent: leg,
-                    sip_call_id,
-                    name,
-                }));
-        }
-    }
-}
-
 /// A call the hotline places, before its INVITE goes out.
-struct Dial {
-    id: CallId,
-    sip_call_id: String,
-    request_uri: String,
-    peer: Peer,
-    port: u16,
+pub(super) struct Dial {
+    pub id: CallId,
+    pub sip_call_id: String,
+    pub request_uri: String,
+    pub peer: Peer,
+    pub port: u16,
     /// Our SDP offer.
-    body: String,
-    purpose: Purpose,
+    pub body: String,
+    pub purpose: Purpose,
     /// The number or agent called (for logs and events).
-    number: String,
-    bridge: Option<CallId>,
+    pub number: String,
+    pub bridge: Option<CallId>,
 }
 
 impl Switch {
     /// A new call id and its SIP Call-ID (`kind` tells return visits from
     /// agent legs in logs; the seed keeps it unique across restarts).
-    fn new_outbound(&mut self, kind: &str) -> (CallId, String) {
+    pub(super) fn new_outbound(&mut self, kind: &str) -> (CallId, String) {
         self.next_id += 1;
         let id = CallId(self.next_id);
         let sip_call_id = format!(
@@ -629,26 +442,33 @@ impl Switch {
     }
 
     /// Our INVITE for a call we place (the first, or again with
-    /// credentials: `auth` is the header line).
+    /// credentials: `auth` the header's name and value).
     #[allow(clippy::too_many_arguments)] // the INVITE's own fields
-    fn invite_text(
+    fn invite_bytes(
         &self,
-        transport: Transport,
+        d: &DialogIds<'_>,
         uri: &str,
         branch: &str,
-        local: &str,
-        remote: &str,
-        call_id: &str,
         cseq: u32,
-        auth: &str,
-        body: &str,
+        auth: Option<(&str, &str)>,
+        sdp: &str,
     ) -> Bytes {
-        Bytes::from(format!(
-            "INVITE {uri} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: {contact}\r\n{auth}Allow: {ALLOW}\r\nUser-Agent: hotline\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{body}",
-            via = self.cfg.via_for(transport),
-            contact = self.cfg.contact_for(transport),
-            len = body.len(),
-        ))
+        let contact = self.cfg.contact_for(d.transport);
+        let mut headers = vec![("Contact", contact.as_str())];
+        headers.extend(auth);
+        headers.push(("Allow", ALLOW));
+        dialog::request(
+            &self.cfg,
+            d,
+            Req {
+                method: "INVITE",
+                uri,
+                branch,
+                cseq,
+                headers: &headers,
+                body: Some(("application/sdp", sdp.as_bytes())),
+            },
+        )
     }
 
     /// The gateway challenged our INVITE (401/407): the same INVITE again,
@@ -681,15 +501,12 @@ impl Switch {
         );
         let branch = format!("z9hG4bK{:x}a{:x}", self.cfg.seed & 0xffff, self.next_id);
         let cseq = c.local_cseq + 1;
-        let bytes = self.invite_text(
-            c.peer.transport,
+        let bytes = self.invite_bytes(
+            &c.dialog(),
             &uri,
             &branch,
-            &c.local,
-            &c.remote,
-            &c.sip_call_id,
             cseq,
-            &format!("{answer_header}: {value}\r\n"),
+            Some((answer_header, &value)),
             &c.answer_sdp,
         );
         let peer = c.peer;
@@ -716,22 +533,19 @@ impl Switch {
 
     /// Sends the INVITE of `d` (client transaction) and keeps the call;
     /// false (and the port released) when it cannot be sent.
-    fn dial(&mut self, now: Instant, d: Dial) -> bool {
+    pub(super) fn dial(&mut self, now: Instant, d: Dial) -> bool {
         let local_tag = self.tag_for(d.id.0);
         let local = format!("<sip:hotline@{}>;tag={local_tag}", self.cfg.sip_addr);
         let remote = format!("<{}>", d.request_uri);
         let branch = format!("z9hG4bK{:x}i{:x}", self.cfg.seed & 0xffff, d.id.0);
-        let bytes = self.invite_text(
-            d.peer.transport,
-            &d.request_uri,
-            &branch,
-            &local,
-            &remote,
-            &d.sip_call_id,
-            1,
-            "",
-            &d.body,
-        );
+        let ids = DialogIds {
+            transport: d.peer.transport,
+            routes: &[],
+            local: &local,
+            remote: &remote,
+            call_id: &d.sip_call_id,
+        };
+        let bytes = self.invite_bytes(&ids, &d.request_uri, &branch, 1, None, &d.body);
         let parsed = message::parse_datagram(&bytes);
         let (Ok(message::Message::Request(invite)), Some(tx)) =
             (parsed, self.tx.send_request(now, d.peer, bytes))

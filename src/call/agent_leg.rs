@@ -1,0 +1,207 @@
+//! The leg to an agent: the hotline rings an agent's registered phone for
+//! a waiting caller (the ACD's offer), the caller hears ringback, and on
+//! answer the two legs are bridged (and the conversation recorded when the
+//! site or queue says so). The ACD's other words to a waiting caller (its
+//! place in line, giving up) come through here too.
+
+use std::time::Instant;
+
+use tracing::info;
+
+use super::event::{CallEventKind, Missed};
+use super::outbound::Dial;
+use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch};
+use crate::sip::sdp;
+
+impl Switch {
+    /// Rings `agent`'s registered phone for `caller`, offering the caller's
+    /// own codec and telephone-event so RTP is relayed as it comes. The
+    /// call's story says which: offered, or missed at once (no registered
+    /// phone, no port); a caller who is gone or already has a leg is left
+    /// alone (the ACD hears of the caller's end anyway).
+    pub fn offer_to_agent(&mut self, now: Instant, caller: CallId, agent: AgentId) {
+        self.last_now = Some(now);
+        let Some(c) = self.calls.get(&caller) else {
+            return;
+        };
+        let Some(offer) = c.offer.clone() else {
+            return;
+        };
+        if c.bridge.is_some() || matches!(c.phase, Phase::HangingUp) {
+            return;
+        }
+        let missed = |why| CallEventKind::OfferMissed { agent, why };
+        let Some(binding) = self.bindings.get(&agent.to_string()).cloned() else {
+            info!(%caller, %agent, "not offered: the agent has no registered phone");
+            self.emit(now, caller, CallEventKind::Offered { agent });
+            self.emit(now, caller, missed(Missed::NotRegistered));
+            return;
+        };
+        let (id, sip_call_id) = self.new_outbound("ag");
+        let Some(port) = self.ports.allocate() else {
+            tracing::warn!(%caller, %agent, "no RTP port free for an agent leg");
+            self.emit(now, caller, CallEventKind::Offered { agent });
+            self.emit(now, caller, missed(Missed::Refused(503)));
+            return;
+        };
+        let body = sdp::offer_one(
+            std::net::SocketAddr::new(self.cfg.media_ip, port),
+            self.cfg.seed ^ id.0,
+            offer.codec_pt,
+            offer.law,
+            offer.dtmf_pt,
+        );
+        let dialled = Dial {
+            id,
+            sip_call_id,
+            request_uri: binding.contact.clone(),
+            peer: binding.peer,
+            port,
+            body,
+            purpose: Purpose::AgentLeg { caller, agent },
+            number: agent.to_string(),
+            bridge: Some(caller),
+        };
+        self.emit(now, caller, CallEventKind::Offered { agent });
+        if !self.dial(now, dialled) {
+            self.emit(now, caller, missed(Missed::Unreachable));
+            return;
+        }
+        self.stats.calls_started += 1;
+        info!(%caller, leg = %id, %agent, contact = %binding.contact, "ringing agent");
+        self.calls.get_mut(&caller).expect("checked").bridge = Some(id);
+        self.set_ringing(now, caller, true);
+        self.pump(now);
+    }
+
+    /// The waiting caller hears ringback while an agent's phone rings,
+    /// the hold prompt again when it stops without an answer.
+    pub(super) fn set_ringing(&mut self, now: Instant, caller: CallId, ringing: bool) {
+        if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
+            s.set_ringing(ringing);
+            self.pump_ivr(now, caller);
+        }
+    }
+
+    /// Stops ringing the agent for `caller` (the ACD withdrew the offer).
+    pub fn withdraw_agent(&mut self, now: Instant, caller: CallId) {
+        self.last_now = Some(now);
+        let Some(leg) = self.calls.get_mut(&caller).and_then(|c| c.bridge.take()) else {
+            return;
+        };
+        self.set_ringing(now, caller, false);
+        if self
+            .calls
+            .get(&leg)
+            .is_some_and(|l| l.phase == Phase::Dialing)
+        {
+            self.send_cancel(now, leg);
+        }
+        self.pump(now);
+    }
+
+    /// The ACD's periodic word to a waiting caller.
+    pub fn announce(
+        &mut self,
+        now: Instant,
+        caller: CallId,
+        position: usize,
+        minutes: Option<u64>,
+    ) {
+        self.last_now = Some(now);
+        if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
+            s.announce(now, position, minutes);
+            self.pump_ivr(now, caller);
+        }
+        self.pump(now);
+    }
+
+    /// The ACD gave up on `caller` (no agent in time): the menu apologises
+    /// and says goodbye.
+    pub fn queue_left(&mut self, now: Instant, caller: CallId, no_agents: bool) {
+        self.last_now = Some(now);
+        if let Some((since, queue)) = self.calls.get_mut(&caller).and_then(|c| c.queued.take()) {
+            let waited = now.saturating_duration_since(since);
+            let kind = CallEventKind::Overflowed {
+                queue,
+                waited,
+                no_agents,
+            };
+            self.emit(now, caller, kind);
+        }
+        if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
+            s.handle_queue_left(now, no_agents);
+            self.pump_ivr(now, caller);
+        }
+        self.pump(now);
+    }
+
+    /// An agent leg's media is open: bridge it with the caller.
+    pub(super) fn bridge(&mut self, now: Instant, leg: CallId) {
+        let Some(Purpose::AgentLeg { caller, agent }) = self.calls.get(&leg).map(|l| &l.purpose)
+        else {
+            return;
+        };
+        let (caller, agent) = (*caller, *agent);
+        let caller_here = self
+            .calls
+            .get(&caller)
+            .is_some_and(|c| c.bridge == Some(leg) && c.phase != Phase::HangingUp);
+        if !caller_here {
+            // The caller left (or the offer was withdrawn) as the agent answered.
+            self.send_bye(now, leg);
+            return;
+        }
+        let c = self.calls.get_mut(&caller).expect("checked");
+        c.phase = Phase::Bridged;
+        c.timer = None;
+        c.generation += 1;
+        // The menu waits (nothing reaches it while bridged): the survey
+        // comes from it when the agent hangs up first.
+        let owner = c
+            .ivr
+            .as_ref()
+            .and_then(|s| s.owner())
+            .or(c.owner.as_ref())
+            .map(|o| o.id.clone());
+        let waited = c
+            .queued
+            .take()
+            .map(|(since, _)| now.saturating_duration_since(since))
+            .unwrap_or_default();
+        c.talking_since = Some(now);
+        self.set_phase(leg, Phase::Bridged);
+        info!(%caller, %leg, %agent, "caller connected to agent");
+        self.emit(
+            now,
+            caller,
+            CallEventKind::Answered {
+                agent,
+                owner,
+                waited,
+            },
+        );
+        self.out
+            .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
+        // The conversation is recorded unless the site or queue says not.
+        let c = self.calls.get_mut(&caller).expect("checked");
+        let site = c.ivr.as_ref().map(|s| s.site_id().to_string());
+        let queue = c.last_queue.clone();
+        if self
+            .cfg
+            .recording
+            .records(site.as_deref(), queue.as_deref())
+        {
+            c.recording = true;
+            let name = format!("{:08x}-{}-conv", self.cfg.seed & 0xffff_ffff, caller.0);
+            let sip_call_id = c.sip_call_id.clone();
+            self.out
+                .push_back(Output::Media(MediaCommand::RecordConversation {
+                    caller,
+                    agent: leg,
+                    sip_call_id,
+                    name,
+                }));
+        }
+    }
+}
