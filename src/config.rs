@@ -323,7 +323,44 @@ impl AcdSettings {
                 return bad(format!("vip_queue {v:?} is not a queue"));
             }
         }
+        let mut codes = std::collections::BTreeSet::new();
+        for (code, queue) in self.transfer_queues() {
+            let usable = !code.is_empty()
+                && code.len() <= 32
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                && !code.bytes().all(|b| b.is_ascii_digit());
+            if !usable {
+                return Err((
+                    "acd.queues",
+                    format!(
+                        "queue {queue:?}: transfer_code {code:?} must be 1-32 letters, digits, '-', '_' or '.', not digits alone (those are agents)"
+                    ),
+                ));
+            }
+            if !codes.insert(code.clone()) {
+                return Err((
+                    "acd.queues",
+                    format!("queue {queue:?}: transfer_code {code:?} is another queue's"),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Transfer codes and the queue each sends a caller to.
+    pub fn transfer_queues(&self) -> Vec<(String, String)> {
+        self.queues
+            .iter()
+            .map(|(name, q)| {
+                let code = q
+                    .transfer_code
+                    .clone()
+                    .unwrap_or_else(|| format!("q-{name}"));
+                (code, name.clone())
+            })
+            .collect()
     }
 
     /// The skill a queue needs.
@@ -358,6 +395,9 @@ pub struct QueueSettings {
     pub vip_queue: Option<String>,
     /// This queue's `[acd] when_empty`, when it differs.
     pub when_empty: Option<crate::acd::WhenEmpty>,
+    /// What an agent transfers a caller to this queue with (a phone's
+    /// Refer-To `sip:<code>@...`, or the desk): `q-<name>` when left out.
+    pub transfer_code: Option<String>,
 }
 
 impl Default for QueueSettings {
@@ -372,6 +412,7 @@ impl Default for QueueSettings {
             max_wait_seconds: 300,
             vip_queue: None,
             when_empty: None,
+            transfer_code: None,
         }
     }
 }
@@ -1173,6 +1214,7 @@ impl Config {
             agents,
             queues: None,
             recording: self.recording.policy(),
+            transfer_queues: self.acd.transfer_queues().into_iter().collect(),
             edge: crate::edge::EdgeConfig {
                 guard: crate::edge::GuardConfig {
                     trunks: crate::edge::Networks::parse(&self.sip.trunks).unwrap_or_default(),

@@ -162,6 +162,11 @@ pub enum AcdOutput {
         call: CallId,
         agent: AgentId,
     },
+    /// The agent a call is transferred to cannot take it now.
+    TransferRefused {
+        call: CallId,
+        agent: AgentId,
+    },
     /// Stop ringing `agent` (caller gone, agent logged out or timed out).
     Withdraw {
         call: CallId,
@@ -263,6 +268,9 @@ pub struct Router {
     neighbour_queues_of_skill: Vec<Vec<QueueId>>,
     /// Calls held for a particular agent, oldest first.
     sticky: IdMap<AgentId, VecDeque<CallId>>,
+    /// Calls an agent transfers to another, ringing that agent: not
+    /// waiting in any queue (a miss does not route them again).
+    transfers: IdMap<CallId, AgentId>,
     timers: BinaryHeap<Reverse<(Instant, TimerKind, u32)>>,
     out: VecDeque<AcdOutput>,
 }
@@ -348,6 +356,7 @@ impl Router {
             queues_of_skill,
             neighbour_queues_of_skill,
             sticky: IdMap::default(),
+            transfers: IdMap::default(),
             timers: BinaryHeap::new(),
             out: VecDeque::new(),
         }
@@ -408,6 +417,33 @@ impl Router {
         priority: u8,
         sticky: Option<AgentId>,
     ) {
+        self.queue_call(now, call, queue, language, priority, sticky, false);
+    }
+
+    /// A caller whose transfer found nobody (their first agent gone) is
+    /// back in `queue`, ahead of every caller of the same priority.
+    pub fn handle_call_requeued(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        queue: QueueId,
+        language: Language,
+        priority: u8,
+    ) {
+        self.queue_call(now, call, queue, language, priority, None, true);
+    }
+
+    #[allow(clippy::too_many_arguments)] // one caller's whole entry
+    fn queue_call(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        queue: QueueId,
+        language: Language,
+        priority: u8,
+        sticky: Option<AgentId>,
+        ahead: bool,
+    ) {
         let queue = queue_in(queue, language);
         if self.calls.contains_key(&call) || queue.0 as usize >= self.queues.len() {
             return;
@@ -421,12 +457,20 @@ impl Router {
             return;
         }
         let max_wait = cfg.max_wait;
+        let since = match ahead {
+            true => self
+                .head_of(queue, priority)
+                .and_then(|head| head.checked_sub(Duration::from_millis(1)))
+                .unwrap_or(now)
+                .min(now),
+            false => now,
+        };
         self.calls.insert(
             call,
             Waiting {
                 queue,
                 priority,
-                since: now,
+                since,
                 at: Where::Queued,
             },
         );
@@ -458,6 +502,14 @@ impl Router {
 
     /// The caller hung up (while waiting or while an agent's phone rang).
     pub fn handle_call_abandoned(&mut self, now: Instant, call: CallId) {
+        if let Some(agent) = self.transfers.remove(&call) {
+            if matches!(self.agents.get(&agent).map(|a| &a.state), Some(AgentState::Reserved { call: c, .. }) if *c == call)
+            {
+                self.out.push_back(AcdOutput::Withdraw { call, agent });
+                self.set_available(now, agent, None);
+            }
+            return;
+        }
         let Some(w) = self.calls.remove(&call) else {
             return;
         };
@@ -565,9 +617,36 @@ impl Router {
         a.misses = 0;
         a.generation += 1;
         self.calls.remove(&call);
+        self.transfers.remove(&call);
         self.set_state(agent, AgentState::OnCall { call });
         self.out.push_back(AcdOutput::Connected { call, agent });
         let _ = now;
+    }
+
+    /// An agent on `call` transfers it to `agent`: rung at once when free
+    /// (reserved as for any offer), else `TransferRefused`. The call waits
+    /// in no queue meanwhile; whatever becomes of the ring, the switch
+    /// decides where the caller goes next.
+    pub fn handle_transfer(&mut self, now: Instant, call: CallId, agent: AgentId) {
+        let free = self
+            .agents
+            .get(&agent)
+            .is_some_and(|a| matches!(a.state, AgentState::Available { .. }) && a.offerable());
+        if !free || self.calls.contains_key(&call) || self.transfers.contains_key(&call) {
+            self.out
+                .push_back(AcdOutput::TransferRefused { call, agent });
+            return;
+        }
+        self.transfers.insert(call, agent);
+        self.unavailable(agent);
+        let until = now + self.cfg.offer_timeout;
+        let a = self.agents.get_mut(&agent).expect("checked");
+        a.generation += 1;
+        let generation = a.generation;
+        self.set_state(agent, AgentState::Reserved { call, until });
+        self.timers
+            .push(Reverse((until, TimerKind::OfferTimeout(agent), generation)));
+        self.out.push_back(AcdOutput::Offer { call, agent });
     }
 
     /// The agent's phone refused (486, 603) or failed: a miss, and the call
@@ -869,6 +948,7 @@ impl Router {
     /// routed again (keeping its place).
     fn miss(&mut self, now: Instant, agent: AgentId, call: CallId) {
         self.out.push_back(AcdOutput::Missed { call, agent });
+        self.transfers.remove(&call);
         let a = self.agents.get_mut(&agent).expect("known agent");
         a.misses += 1;
         a.generation += 1;
@@ -895,6 +975,15 @@ impl Router {
         if !paused {
             self.route_agent_if_available(now, agent);
         }
+    }
+
+    /// The arrival of the first caller of `priority` waiting in `queue`.
+    fn head_of(&self, queue: QueueId, priority: u8) -> Option<Instant> {
+        self.queues[queue.0 as usize]
+            .waiting
+            .iter()
+            .find(|(p, _, _)| p.0 == priority)
+            .map(|&(_, since, _)| since)
     }
 
     fn requeue(&mut self, now: Instant, call: CallId) {
@@ -943,6 +1032,7 @@ impl Router {
                 a.generation += 1;
                 self.out.push_back(AcdOutput::Withdraw { call, agent });
                 self.set_state(agent, to);
+                self.transfers.remove(&call);
                 self.requeue(now, call);
             }
             AgentState::Available { .. } => {
@@ -1105,11 +1195,13 @@ impl Router {
                         holders.insert(*call, *id).is_none(),
                         "{call:?} offered to two agents"
                     );
-                    assert_eq!(
-                        self.calls.get(call).map(|w| w.at),
-                        Some(Where::Offered { agent: *id }),
-                        "{call:?}"
-                    );
+                    if self.transfers.get(call) != Some(id) {
+                        assert_eq!(
+                            self.calls.get(call).map(|w| w.at),
+                            Some(Where::Offered { agent: *id }),
+                            "{call:?}"
+                        );
+                    }
                 }
                 AgentState::Available { since } if a.offerable() => {
                     for &(skill, level) in &a.cfg.skills {

@@ -121,6 +121,10 @@ pub enum Fact {
         call: CallId,
         agent: AgentId,
     },
+    /// The call is over (no more agents will take it).
+    Over {
+        call: CallId,
+    },
     /// Left the queue without an agent: abandoned, or (overflow) sent to
     /// the queue's fallback after its longest wait.
     Left {
@@ -152,7 +156,7 @@ impl Fact {
                 agent: *agent,
                 state: state.clone(),
             },
-            AcdOutput::Withdraw { .. } => return None,
+            AcdOutput::Withdraw { .. } | AcdOutput::TransferRefused { .. } => return None,
         })
     }
 }
@@ -163,6 +167,10 @@ pub struct Stats {
     waiting: HashMap<CallId, (usize, Instant)>,
     /// Agents on a call (or wrapping one up): queue, connected at.
     handling: HashMap<AgentId, (usize, Instant)>,
+    /// Calls answered and not over: the queue that answered them. A call
+    /// counts once as answered; an agent it is transferred to handles it
+    /// in that queue.
+    answered: HashMap<CallId, usize>,
     activity: HashMap<AgentId, (Activity, Instant)>,
     recent: VecDeque<(Instant, Observed)>,
     /// Finished stretches of agent time: (start, end, busy).
@@ -177,6 +185,7 @@ impl Stats {
             queues,
             waiting: HashMap::new(),
             handling: HashMap::new(),
+            answered: HashMap::new(),
             activity: HashMap::new(),
             recent: VecDeque::new(),
             stretches: VecDeque::new(),
@@ -190,7 +199,8 @@ impl Stats {
     pub fn handle(&mut self, now: Instant, fact: &Fact) {
         match fact {
             Fact::Queued { call, queue } => {
-                if *queue < self.queues {
+                // Back in a queue after a transfer: answered already.
+                if *queue < self.queues && !self.answered.contains_key(call) {
                     self.waiting.entry(*call).or_insert((*queue, now));
                 }
             }
@@ -201,7 +211,15 @@ impl Stats {
                     let wait = now.saturating_duration_since(since);
                     self.observe(now, Observed::Answered { queue, wait });
                     self.handling.insert(*agent, (queue, now));
+                    self.answered.insert(*call, queue);
+                } else if let Some(&queue) = self.answered.get(call) {
+                    // Transferred: the new agent's handle time begins.
+                    self.handling.insert(*agent, (queue, now));
                 }
+            }
+            Fact::Over { call } => {
+                self.answered.remove(call);
+                self.waiting.remove(call);
             }
             Fact::Left { call, overflow } => {
                 if let Some((queue, since)) = self.waiting.remove(call) {

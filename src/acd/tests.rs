@@ -609,6 +609,7 @@ impl Ledger {
                     "{agent:?} got a second call"
                 );
             }
+            AcdOutput::TransferRefused { .. } => {}
             AcdOutput::Withdraw { call, agent } => {
                 assert_eq!(self.ringing.remove(&call), Some(agent));
                 assert_eq!(self.holding.remove(&agent), Some(call));

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use tracing::info;
 
-use super::event::{CallEventKind, Missed};
+use super::event::{CallEventKind, Missed, TransferTarget};
 use super::outbound::Dial;
 use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch};
 use crate::sip::sdp;
@@ -27,22 +27,33 @@ impl Switch {
         let Some(offer) = c.offer.clone() else {
             return;
         };
-        if c.bridge.is_some() || matches!(c.phase, Phase::HangingUp) {
+        // A transfer's target rings while the first agent may still be on
+        // the line; any other offer is for a caller without an agent.
+        let transfer = match &c.transfer {
+            Some(t) if t.leg.is_none() && t.to == TransferTarget::Agent(agent) => true,
+            Some(_) => return,
+            None => false,
+        };
+        if (c.bridge.is_some() && !transfer) || matches!(c.phase, Phase::HangingUp) {
             return;
         }
         let missed = |why| CallEventKind::OfferMissed { agent, why };
+        let failed = |switch: &mut Switch, why| {
+            switch.emit(now, caller, CallEventKind::Offered { agent });
+            switch.emit(now, caller, missed(why));
+            if transfer {
+                switch.transfer_failed(now, caller, why);
+                switch.pump(now);
+            }
+        };
         let Some(binding) = self.bindings.get(&agent.to_string()).cloned() else {
             info!(%caller, %agent, "not offered: the agent has no registered phone");
-            self.emit(now, caller, CallEventKind::Offered { agent });
-            self.emit(now, caller, missed(Missed::NotRegistered));
-            return;
+            return failed(self, Missed::NotRegistered);
         };
         let (id, sip_call_id) = self.new_outbound("ag");
         let Some(port) = self.ports.allocate() else {
             tracing::warn!(%caller, %agent, "no RTP port free for an agent leg");
-            self.emit(now, caller, CallEventKind::Offered { agent });
-            self.emit(now, caller, missed(Missed::Refused(503)));
-            return;
+            return failed(self, Missed::Refused(503));
         };
         let body = sdp::offer_one(
             std::net::SocketAddr::new(self.cfg.media_ip, port),
@@ -62,15 +73,21 @@ impl Switch {
             number: agent.to_string(),
             bridge: Some(caller),
         };
-        self.emit(now, caller, CallEventKind::Offered { agent });
         if !self.dial(now, dialled) {
-            self.emit(now, caller, missed(Missed::Unreachable));
-            return;
+            return failed(self, Missed::Unreachable);
         }
+        self.emit(now, caller, CallEventKind::Offered { agent });
         self.stats.calls_started += 1;
-        info!(%caller, leg = %id, %agent, contact = %binding.contact, "ringing agent");
-        self.calls.get_mut(&caller).expect("checked").bridge = Some(id);
-        self.set_ringing(now, caller, true);
+        info!(%caller, leg = %id, %agent, contact = %binding.contact, transfer, "ringing agent");
+        let c = self.calls.get_mut(&caller).expect("checked");
+        match c.transfer.as_mut() {
+            // The caller keeps hearing hold music.
+            Some(t) => t.leg = Some(id),
+            None => {
+                c.bridge = Some(id);
+                self.set_ringing(now, caller, true);
+            }
+        }
         self.pump(now);
     }
 
@@ -86,10 +103,20 @@ impl Switch {
     /// Stops ringing the agent for `caller` (the ACD withdrew the offer).
     pub fn withdraw_agent(&mut self, now: Instant, caller: CallId) {
         self.last_now = Some(now);
-        let Some(leg) = self.calls.get_mut(&caller).and_then(|c| c.bridge.take()) else {
+        let Some(c) = self.calls.get_mut(&caller) else {
             return;
         };
-        self.set_ringing(now, caller, false);
+        let leg = match c.transfer.as_ref() {
+            // The transfer's target rang out: its leg's end says so.
+            Some(t) => t.leg,
+            None => c.bridge.take(),
+        };
+        let Some(leg) = leg else {
+            return;
+        };
+        if c.transfer.is_none() {
+            self.set_ringing(now, caller, false);
+        }
         if self
             .calls
             .get(&leg)
@@ -143,6 +170,14 @@ impl Switch {
             return;
         };
         let (caller, agent) = (*caller, *agent);
+        if self
+            .calls
+            .get(&caller)
+            .and_then(|c| c.transfer.as_ref())
+            .is_some_and(|t| t.leg == Some(leg))
+        {
+            return self.complete_transfer(now, caller, leg);
+        }
         let caller_here = self
             .calls
             .get(&caller)
@@ -187,10 +222,14 @@ impl Switch {
         let c = self.calls.get_mut(&caller).expect("checked");
         let site = c.ivr.as_ref().map(|s| s.site_id().to_string());
         let queue = c.last_queue.clone();
-        if self
-            .cfg
-            .recording
-            .records(site.as_deref(), queue.as_deref())
+        // Recorded unless the site or queue says not; a caller back from a
+        // transfer to a queue is being recorded already (the new agent's
+        // side joins with the bridge).
+        if !c.recording
+            && self
+                .cfg
+                .recording
+                .records(site.as_deref(), queue.as_deref())
         {
             c.recording = true;
             let name = format!("{:08x}-{}-conv", self.cfg.seed & 0xffff_ffff, caller.0);

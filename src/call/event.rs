@@ -68,6 +68,22 @@ impl Missed {
     }
 }
 
+/// Where an agent transfers a caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferTarget {
+    Agent(AgentId),
+    Queue(String),
+}
+
+impl std::fmt::Display for TransferTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransferTarget::Agent(a) => write!(f, "agent {a}"),
+            TransferTarget::Queue(q) => write!(f, "queue {q}"),
+        }
+    }
+}
+
 /// Why a caller left the queue without an agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Abandon {
@@ -119,6 +135,9 @@ pub enum CallEventKind {
         language: String,
         owner: Option<String>,
         class: Option<OwnerClass>,
+        /// Back in line ahead of everyone of its priority (a transfer that
+        /// found nobody, its first agent gone).
+        ahead: bool,
     },
     /// An agent's phone rings with the call.
     Offered {
@@ -135,6 +154,24 @@ pub enum CallEventKind {
         owner: Option<String>,
         /// How long the caller waited in the queue.
         waited: Duration,
+    },
+    /// The agent asked to hand the caller on (REFER from the phone, or the
+    /// desk); the caller hears hold music meanwhile.
+    TransferRequested {
+        from: AgentId,
+        to: TransferTarget,
+    },
+    /// The agent handed the caller on: to another agent (who answered) or
+    /// to a queue.
+    Transferred {
+        from: AgentId,
+        to: TransferTarget,
+    },
+    /// The transfer did not happen: the target could not take the call.
+    TransferFailed {
+        from: AgentId,
+        to: TransferTarget,
+        why: Missed,
     },
     /// One side put the conversation on hold, or took it off.
     Held {

@@ -40,13 +40,15 @@ mod dialog;
 pub mod event;
 mod outbound;
 mod registrar;
+mod transfer;
 use event::{Abandon, IdentifiedBy, Missed};
 pub use event::{CallEvent, CallEventKind};
 pub use outbound::{PlaceCall, VisitOutcome};
 pub use registrar::{Binding, FeatureCode};
+pub use transfer::TransferError;
 
 /// Methods we accept; everything else is 405 (known) or 501 (unknown).
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER";
 
 pub use crate::ids::{AgentId, CallId};
 
@@ -86,6 +88,8 @@ pub struct SwitchConfig {
     pub queues: Option<std::sync::Arc<crate::acd::QueuePlan>>,
     /// Which conversations with agents are recorded.
     pub recording: RecordingPolicy,
+    /// Transfer codes that send a caller to a queue (`q-repair` → `repair`).
+    pub transfer_queues: std::collections::BTreeMap<String, String>,
     /// Seed for tags and branches (random in production, fixed in tests).
     pub seed: u64,
 }
@@ -456,6 +460,10 @@ struct Call {
     notice_due: bool,
     /// Inbound, not yet ACKed: counted against the admission caps.
     unconfirmed: bool,
+    /// The priority the caller last queued at.
+    priority: u8,
+    /// The agent is handing the caller on.
+    transfer: Option<transfer::Transfer>,
 }
 
 pub struct Switch {
@@ -920,7 +928,8 @@ impl Switch {
                     self.handle_invite_response(now, call, response);
                 } else if response.code() >= 200 {
                     self.by_tx.remove(&tx);
-                    if c.phase == Phase::HangingUp {
+                    // Our BYE's answer (not a NOTIFY's or an INFO's).
+                    if c.phase == Phase::HangingUp && c.bye_tx == Some(tx) {
                         self.end(call, EndReason::HotlineHungUp);
                     }
                 }
@@ -1116,6 +1125,10 @@ impl Switch {
                     None => self.respond(now, tx, &core, 481, "Call/Transaction Does Not Exist"),
                 }
             }
+            "REFER" => match call {
+                Some(id) => self.handle_refer(now, tx, id, &request),
+                None => self.respond(now, tx, &core, 481, "Call/Transaction Does Not Exist"),
+            },
             "REGISTER" => self.handle_register(now, tx, peer, &request),
             "OPTIONS" => {
                 let contact = self.cfg.contact_for(peer.transport);
@@ -1331,6 +1344,8 @@ impl Switch {
             last_queue: None,
             notice_due: false,
             unconfirmed: true,
+            priority: 0,
+            transfer: None,
         };
         *self.unconfirmed.entry(peer.addr.ip()).or_default() += 1;
         self.unconfirmed_total += 1;
@@ -1600,6 +1615,14 @@ impl Switch {
         if let Some(now) = self.last_now {
             self.emit(now, caller, CallEventKind::Held { by_agent, hold });
         }
+        if self
+            .calls
+            .get(&caller)
+            .is_some_and(|c| c.transfer.is_some())
+        {
+            // The transfer keeps both sides apart; its end decides.
+            return;
+        }
         self.out.push_back(Output::Media(MediaCommand::Relay {
             from: id,
             on: !hold,
@@ -1767,12 +1790,14 @@ impl Switch {
                         c.notice_due = self.cfg.recording.records(site, Some(&queue));
                     }
                     c.last_queue = Some(queue.clone());
+                    c.priority = priority;
                     let kind = CallEventKind::Queued {
                         queue,
                         priority,
                         language,
                         owner,
                         class,
+                        ahead: false,
                     };
                     self.emit_for(now, id, &sip_call_id, kind);
                     continue;
@@ -1913,6 +1938,16 @@ impl Switch {
             return;
         };
         let now = self.last_now.unwrap_or(c.started);
+        // The ringing target of a transfer goes with the caller too.
+        if let Some(leg) = c.transfer.take().and_then(|t| t.leg)
+            && let Some(phase) = self.calls.get(&leg).map(|l| l.phase)
+        {
+            match phase {
+                Phase::Dialing => self.send_cancel_now(leg),
+                Phase::Cancelling | Phase::HangingUp => {}
+                _ => self.send_bye_now(leg),
+            }
+        }
         // A caller's leg to an agent goes with the caller.
         if let Some(leg) = c.bridge.take()
             && let Some(l) = self.calls.get(&leg)
@@ -1954,7 +1989,26 @@ impl Switch {
         }
         if let Purpose::AgentLeg { caller, agent } = &c.purpose {
             let (caller, agent) = (*caller, *agent);
-            if let Some(cl) = self.calls.get_mut(&caller)
+            let transfer = self
+                .calls
+                .get(&caller)
+                .and_then(|cl| cl.transfer.as_ref())
+                .map(|t| (t.from_leg, t.leg));
+            if transfer.is_some_and(|(_, target)| target == Some(id)) {
+                // The transfer's target did not answer.
+                let why = match reason {
+                    EndReason::Declined(code) | EndReason::Rejected(code) => Missed::Refused(code),
+                    EndReason::Cancelled | EndReason::NoAnswer => Missed::Withdrawn,
+                    _ => Missed::Unreachable,
+                };
+                self.emit(now, caller, CallEventKind::OfferMissed { agent, why });
+                self.transfer_failed(now, caller, why);
+            } else if transfer.is_some_and(|(from, _)| from == id)
+                && self.calls[&caller].bridge == Some(id)
+            {
+                // The first agent hung up while the target rings.
+                self.first_agent_left(now, caller, agent);
+            } else if let Some(cl) = self.calls.get_mut(&caller)
                 && cl.bridge == Some(id)
             {
                 cl.bridge = None;

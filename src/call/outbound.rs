@@ -14,9 +14,7 @@ use tracing::info;
 
 use super::dialog::{self, DialogIds, Req};
 use super::event::CallEventKind;
-use super::{
-    ALLOW, Call, CallId, EndReason, MediaCommand, Output, Phase, Purpose, Switch, Timer,
-};
+use super::{ALLOW, Call, CallId, EndReason, MediaCommand, Output, Phase, Purpose, Switch, Timer};
 use crate::sip::message::{self, Response};
 use crate::sip::sdp;
 use crate::sip::transaction::{Peer, Transport};
@@ -601,6 +599,8 @@ impl Switch {
             feature: None,
             bridge: d.bridge,
             unconfirmed: false,
+            priority: 0,
+            transfer: None,
         };
         self.by_sip.insert(d.sip_call_id, d.id);
         self.by_tx.insert(tx, d.id);

@@ -1,6 +1,6 @@
 //! Whole calls simulated with a fake clock: no sockets, no sleeping.
 
-use super::event::Missed;
+use super::event::{Missed, TransferTarget};
 use super::*;
 use crate::tickets::TicketId;
 
@@ -16,6 +16,7 @@ const CALLER: &str = "127.0.0.1:5061";
 fn config() -> SwitchConfig {
     SwitchConfig {
         recording: RecordingPolicy::default(),
+        transfer_queues: [("q-repair".to_string(), "repair".to_string())].into(),
         queues: None,
         sip_addr: "127.0.0.1:5060".parse().unwrap(),
         tls_addr: None,
@@ -805,11 +806,15 @@ fn agent_sim() -> Sim {
 }
 
 fn register(cseq: u32, auth: Option<&str>, expires: u32) -> String {
+    register_as("2001", cseq, auth, expires)
+}
+
+fn register_as(agent: &str, cseq: u32, auth: Option<&str>, expires: u32) -> String {
     let auth = auth
         .map(|a| format!("Authorization: {a}\r\n"))
         .unwrap_or_default();
     format!(
-        "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKr{cseq}\r\nFrom: <sip:2001@127.0.0.1>;tag=ph\r\nTo: <sip:2001@127.0.0.1>\r\nCall-ID: reg-2001\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:2001@{CALLER}>;expires={expires}\r\n{auth}Content-Length: 0\r\n\r\n"
+        "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKr{agent}{cseq}\r\nFrom: <sip:{agent}@127.0.0.1>;tag=ph\r\nTo: <sip:{agent}@127.0.0.1>\r\nCall-ID: reg-{agent}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{agent}@{CALLER}>;expires={expires}\r\n{auth}Content-Length: 0\r\n\r\n"
     )
 }
 
@@ -851,8 +856,10 @@ fn digest_answer(
     } else {
         Algorithm::Sha256
     };
+    // The demo agents' passwords are "agent<id>".
+    let user = password.strip_prefix("agent").unwrap_or("2001");
     let mut c = Credentials {
-        username: "2001".into(),
+        username: user.into(),
         realm: "hotline".into(),
         nonce: nonce.into(),
         uri: uri.into(),
@@ -862,9 +869,9 @@ fn digest_answer(
         cnonce: Some("0a4f113b".into()),
         ..Default::default()
     };
-    c.response = expected_response(alg, &ha1(alg, "2001", "hotline", password), method, &c);
+    c.response = expected_response(alg, &ha1(alg, user, "hotline", password), method, &c);
     format!(
-        "Digest username=\"2001\", realm=\"hotline\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm={algorithm}, qop=auth, nc=00000001, cnonce=\"0a4f113b\"",
+        "Digest username=\"{user}\", realm=\"hotline\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm={algorithm}, qop=auth, nc=00000001, cnonce=\"0a4f113b\"",
         c.response
     )
 }
@@ -1661,4 +1668,263 @@ fn stray_responses_count_against_the_sources_rate_too() {
     assert_eq!(sim.sw.edge_stats().refused[other], 1);
     assert_eq!(sim.sw.edge_stats().dropped[other], 99);
     assert!(sim.take_sent().is_empty());
+}
+
+/// Caller bridged with agent 2001, agent 2002 registered too: the caller,
+/// 2001's leg and the INVITE that rang 2001.
+fn caller_talking_with_2001(sim: &mut Sim) -> (CallId, CallId, String) {
+    let (caller, _) = caller_and_registered_agent(sim);
+    sim.recv(&register_as("2002", 1, None, 600));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_challenge(&challenge, "SHA-256", "agent2002");
+    sim.recv(&register_as("2002", 2, Some(&auth), 600));
+    sim.take_sent();
+    sim.sw.offer_to_agent(sim.now, caller, AgentId(2001));
+    sim.drain();
+    let invite = agent_leg_invite(sim);
+    let agent_sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
+    sim.recv(&reply_to(&invite, 200, "OK", &agent_sdp));
+    sim.take_sent();
+    let leg = sim.sw.calls[&caller].bridge.unwrap();
+    sim.media.clear();
+    sim.events.clear();
+    (caller, leg, invite)
+}
+
+fn refer(invite: &str, cseq: u32, to: &str) -> String {
+    let headers =
+        format!("Refer-To: <sip:{to}@127.0.0.1:5060>\r\nContact: <sip:2001@{CALLER}>\r\n");
+    from_callee(invite, CALLER, "2001", "REFER", cseq, &headers, "")
+}
+
+/// The NOTIFYs sent: (Event, Subscription-State, sipfrag status line).
+fn notifies(sent: &[String]) -> Vec<(String, String, String)> {
+    let header = |m: &str, name: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    sent.iter()
+        .filter(|m| m.starts_with("NOTIFY "))
+        .map(|m| {
+            assert!(m.contains("Content-Type: message/sipfrag"), "{m}");
+            let frag = m.split("\r\n\r\n").nth(1).unwrap().trim_end().to_string();
+            (
+                header(m, "Event: "),
+                header(m, "Subscription-State: "),
+                frag,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_agent_transfers_the_caller_by_refer_and_the_target_answers() {
+    let mut sim = agent_sim();
+    let (caller, leg, invite) = caller_talking_with_2001(&mut sim);
+    sim.recv(&refer(&invite, 5, "2002"));
+    let sent = sim.take_sent();
+    assert!(
+        sent.iter().any(|m| m.starts_with("SIP/2.0 202 Accepted")),
+        "{sent:?}"
+    );
+    assert_eq!(
+        notifies(&sent),
+        [(
+            "refer;id=5".into(),
+            "active;expires=60".into(),
+            "SIP/2.0 100 Trying".into()
+        )]
+    );
+    // Apart, and the caller on hold music while the ACD rings the target.
+    for from in [caller, leg] {
+        assert!(sim.media.contains(&MediaCommand::Relay { from, on: false }));
+    }
+    assert_eq!(sim.played(), ["hold_en"]);
+    assert!(sim.kinds().any(|k| matches!(k,
+        CallEventKind::TransferRequested { from, to: TransferTarget::Agent(to) }
+            if *from == AgentId(2001) && *to == AgentId(2002))));
+    // A second REFER while this one runs is refused.
+    sim.recv(&refer(&invite, 6, "2003"));
+    assert_eq!(sim.status_lines(), ["SIP/2.0 491 Request Pending"]);
+
+    sim.sw.offer_to_agent(sim.now, caller, AgentId(2002));
+    sim.drain();
+    let invite2 = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("INVITE sip:2002@"))
+        .expect("the target's phone rings");
+    let agent_sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
+    sim.recv(&reply_to(&invite2, 200, "OK", &agent_sdp));
+    let leg2 = sim.sw.calls[&caller].bridge.unwrap();
+    assert_ne!(leg2, leg);
+    assert!(
+        sim.media
+            .contains(&MediaCommand::Bridge { a: caller, b: leg2 })
+    );
+    // The first agent hears it went through, and is hung up.
+    let sent = sim.take_sent();
+    assert_eq!(
+        notifies(&sent),
+        [(
+            "refer;id=5".into(),
+            "terminated;reason=noresource".into(),
+            "SIP/2.0 200 OK".into()
+        )]
+    );
+    let bye = sent
+        .iter()
+        .find(|m| m.starts_with("BYE "))
+        .expect("BYE to 2001");
+    assert!(bye.contains("sip:2001@"), "{bye}");
+    let told: Vec<_> = sim
+        .kinds()
+        .filter(|k| !matches!(k, CallEventKind::Offered { .. }))
+        .cloned()
+        .collect();
+    assert!(
+        matches!(&told[..], [
+        CallEventKind::TransferRequested { .. },
+        CallEventKind::ConversationEnded { agent: a, by_agent: true, .. },
+        CallEventKind::Transferred { from, to: TransferTarget::Agent(to) },
+        CallEventKind::Answered { agent: b, .. },
+    ] if *a == AgentId(2001) && *from == AgentId(2001) && *to == AgentId(2002) && *b == AgentId(2002)),
+        "{told:?}"
+    );
+    // The first leg's BYE done, the caller talks on with 2002.
+    sim.recv(&reply_to(bye, 200, "OK", ""));
+    assert!(!sim.sw.calls.contains_key(&leg));
+    assert_eq!(sim.sw.calls[&caller].phase, Phase::Bridged);
+    assert_eq!(sim.sw.agent_on(caller), Some(AgentId(2002)));
+}
+
+#[test]
+fn a_target_who_refuses_brings_the_caller_back_to_the_first_agent() {
+    let mut sim = agent_sim();
+    let (caller, leg, invite) = caller_talking_with_2001(&mut sim);
+    sim.recv(&refer(&invite, 5, "2002"));
+    sim.take_sent();
+    sim.sw.offer_to_agent(sim.now, caller, AgentId(2002));
+    sim.drain();
+    let invite2 = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("INVITE sip:2002@"))
+        .unwrap();
+    sim.media.clear();
+    sim.recv(&reply_to(&invite2, 486, "Busy Here", ""));
+    let sent = sim.take_sent();
+    assert_eq!(
+        notifies(&sent),
+        [(
+            "refer;id=5".into(),
+            "terminated;reason=noresource".into(),
+            "SIP/2.0 486 Busy Here".into()
+        )]
+    );
+    assert!(!sent.iter().any(|m| m.starts_with("BYE ")), "{sent:?}");
+    // Talking again: the hold music stops, both relays on.
+    assert!(sim.media.contains(&MediaCommand::Stop { call: caller }));
+    for from in [caller, leg] {
+        assert!(sim.media.contains(&MediaCommand::Relay { from, on: true }));
+    }
+    assert!(sim.kinds().any(|k| matches!(
+        k,
+        CallEventKind::TransferFailed {
+            why: Missed::Refused(486),
+            ..
+        }
+    )));
+    assert_eq!(sim.sw.agent_on(caller), Some(AgentId(2001)));
+    // The ACD's word that the target is busy changes nothing more.
+    sim.sw.transfer_refused(sim.now, caller, AgentId(2002));
+    assert_eq!(sim.sw.agent_on(caller), Some(AgentId(2001)));
+}
+
+#[test]
+fn a_busy_target_the_acd_refuses_is_told_to_the_phone() {
+    let mut sim = agent_sim();
+    let (caller, _, invite) = caller_talking_with_2001(&mut sim);
+    sim.recv(&refer(&invite, 5, "2002"));
+    sim.take_sent();
+    sim.sw.transfer_refused(sim.now, caller, AgentId(2002));
+    sim.drain();
+    let sent = sim.take_sent();
+    assert_eq!(notifies(&sent)[0].2, "SIP/2.0 486 Busy Here");
+    assert_eq!(sim.sw.agent_on(caller), Some(AgentId(2001)));
+}
+
+#[test]
+fn refer_is_refused_from_a_caller_to_an_unknown_target_and_with_replaces() {
+    let mut sim = agent_sim();
+    let (caller, _, invite) = caller_talking_with_2001(&mut sim);
+    // Unknown extension, the agent themselves, an attended transfer.
+    sim.recv(&refer(&invite, 5, "2999"));
+    assert_eq!(sim.status_lines(), ["SIP/2.0 404 Not Found"]);
+    sim.recv(&refer(&invite, 6, "2001"));
+    assert_eq!(sim.status_lines(), ["SIP/2.0 482 Loop Detected"]);
+    let replaces = "Refer-To: <sip:2002@127.0.0.1?Replaces=abc%3Bto-tag%3Dx%3Bfrom-tag%3Dy>\r\n";
+    sim.recv(&from_callee(
+        &invite, CALLER, "2001", "REFER", 7, replaces, "",
+    ));
+    assert_eq!(sim.status_lines(), ["SIP/2.0 501 Not Implemented"]);
+    // The caller's own REFER: never (no toll fraud through a transfer).
+    let tag = sim.sw.calls[&caller].local_tag.clone();
+    let caller_refer = in_dialog("REFER", "cust-1", "z9hG4bK-r", 3, &tag).replace(
+        "Content-Length: 0",
+        "Refer-To: <sip:2002@127.0.0.1>\r\nContent-Length: 0",
+    );
+    sim.recv(&caller_refer);
+    assert_eq!(sim.status_lines(), ["SIP/2.0 403 Forbidden"]);
+    assert!(
+        !sim.kinds()
+            .any(|k| matches!(k, CallEventKind::TransferRequested { .. }))
+    );
+}
+
+#[test]
+fn a_transfer_to_a_queue_code_releases_the_agent_at_once() {
+    let mut sim = agent_sim();
+    let (caller, leg, invite) = caller_talking_with_2001(&mut sim);
+    sim.recv(&refer(&invite, 5, "q-repair"));
+    let sent = sim.take_sent();
+    let told = notifies(&sent);
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert_eq!(told[1].2, "SIP/2.0 200 OK");
+    assert!(
+        sent.iter()
+            .any(|m| m.starts_with("BYE ") && m.contains("sip:2001@"))
+    );
+    assert!(sim.kinds().any(|k| matches!(k,
+        CallEventKind::Transferred { to: TransferTarget::Queue(q), .. } if q == "repair")));
+    // Without a menu there is no queue to wait in: the caller is let go.
+    let _ = (caller, leg);
+    assert!(
+        sent.iter()
+            .any(|m| m.starts_with("BYE ") && m.contains("Call-ID: cust-1"))
+    );
+}
+
+#[test]
+fn the_desk_transfers_the_call_of_the_agent_on_it() {
+    let mut sim = agent_sim();
+    let (caller, _, _) = caller_talking_with_2001(&mut sim);
+    assert_eq!(
+        sim.sw.transfer(sim.now, CallId(999), "2002"),
+        Err(TransferError::NotOnCall)
+    );
+    assert_eq!(
+        sim.sw.transfer(sim.now, caller, "nobody"),
+        Err(TransferError::UnknownTarget)
+    );
+    assert_eq!(sim.sw.transfer(sim.now, caller, "2002"), Ok(()));
+    sim.drain();
+    // No REFER, so no NOTIFY.
+    assert!(notifies(&sim.take_sent()).is_empty());
+    assert_eq!(
+        sim.sw.transfer(sim.now, caller, "2003"),
+        Err(TransferError::InProgress)
+    );
 }

@@ -78,6 +78,14 @@ pub enum EdgeRequest {
         by: String,
         reply: tokio::sync::oneshot::Sender<bool>,
     },
+    /// Transfer a call to an agent's extension or a queue's code; `agent`:
+    /// only if that agent is the one on the call (an agent's own request).
+    Transfer {
+        call: crate::ids::CallId,
+        to: String,
+        agent: Option<crate::ids::AgentId>,
+        reply: tokio::sync::oneshot::Sender<Result<(), crate::call::TransferError>>,
+    },
 }
 
 pub struct ApiError(StatusCode, String);
@@ -165,6 +173,7 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route("/api/calls/{call}", get(call))
         .route("/api/calls/{call}/wrap-up", post(wrap_up))
         .route("/api/calls/{call}/recording", post(pause_recording))
+        .route("/api/calls/{call}/transfer", post(transfer))
         .route("/api/recordings/{file}", get(recording))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such route") })
         .with_state(api)
@@ -1134,6 +1143,71 @@ async fn pause_recording(
     ok(StatusCode::OK, json!({ "call": id, "paused": body.paused }))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    to: String,
+}
+
+/// Hands a call on (blind transfer): to another agent's extension or a
+/// queue's transfer code. The agent on the call, or a supervisor; the
+/// caller hears hold music until the target answers.
+async fn transfer(
+    State(api): State<Arc<Api>>,
+    Caller(user): Caller,
+    Path(call): Path<String>,
+    body: Result<Json<TransferBody>, JsonRejection>,
+) -> Reply {
+    let id = parse_call(&call)?;
+    let body = json_body(body, r#"{"to": "2003"}"#)?;
+    let to = body.to.trim().to_string();
+    if to.is_empty() || to.len() > 64 {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "to: an agent's extension or a queue's transfer code",
+        ));
+    }
+    let agent = match (&user.role, &user.agent) {
+        (Role::Supervisor, _) => None,
+        (Role::Agent, Some(a)) => Some(a.parse::<crate::ids::AgentId>().map_err(|_| {
+            err(
+                StatusCode::FORBIDDEN,
+                format!("{} is not an agent", user.name),
+            )
+        })?),
+        _ => {
+            return Err(err(
+                StatusCode::FORBIDDEN,
+                format!("{} may not transfer calls", user.name),
+            ));
+        }
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let _ = api
+        .switch
+        .send(crate::runtime::Input::Edge(EdgeRequest::Transfer {
+            call: crate::ids::CallId(id),
+            to: to.clone(),
+            agent,
+            reply: tx,
+        }));
+    let done = rx
+        .await
+        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping"))?;
+    use crate::call::TransferError as E;
+    match done {
+        Ok(()) => ok(StatusCode::ACCEPTED, json!({ "call": id, "to": to })),
+        Err(e @ (E::UnknownTarget | E::SameAgent)) => {
+            Err(err(StatusCode::BAD_REQUEST, e.to_string()))
+        }
+        Err(E::NotOnCall) if agent.is_some() => Err(err(
+            StatusCode::FORBIDDEN,
+            format!("{} is not on call {call}", user.name),
+        )),
+        Err(e) => Err(err(StatusCode::CONFLICT, e.to_string())),
+    }
+}
+
 /// A recording's name as the hotline makes them: `<8 hex>-<call>-conv.wav`
 /// (nothing a path could be made of).
 fn recording_name(file: &str) -> bool {
@@ -1392,7 +1466,7 @@ async fn wrap_up(
         .call(id)
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no call {call}")))?;
     let agent = match (&user.role, &user.agent) {
-        (Role::Agent, Some(a)) if card.agent.as_ref() == Some(a) => a.clone(),
+        (Role::Agent, Some(a)) if card.answered_by.contains(a) => a.clone(),
         _ => {
             return Err(err(
                 StatusCode::FORBIDDEN,

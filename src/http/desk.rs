@@ -24,8 +24,11 @@ pub struct CallCard {
     pub path: Vec<String>,
     /// Agents whose phones were rung with it.
     pub offered: Vec<String>,
-    /// The agent who answered.
+    /// The agent who answered (the last, after a transfer).
     pub agent: Option<String>,
+    /// Every agent who talked with the caller (each wraps up their part).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answered_by: Vec<String>,
     pub ended: bool,
     /// The agent whose phone rings with it now.
     #[serde(skip)]
@@ -266,6 +269,7 @@ impl Desk {
                 path: Vec::new(),
                 offered: Vec::new(),
                 agent: None,
+                answered_by: Vec::new(),
                 ended: false,
                 ringing: None,
                 class: None,
@@ -313,6 +317,9 @@ impl Desk {
     pub fn answered(&self, call: u64, agent: &str) {
         if let Some(mut c) = self.calls.get_mut(&call) {
             c.agent = Some(agent.to_string());
+            if !c.answered_by.iter().any(|a| a == agent) {
+                c.answered_by.push(agent.to_string());
+            }
         }
     }
 

@@ -303,6 +303,20 @@ impl Session {
         self.play(self.hold_prompt());
     }
 
+    /// Waiting again at the queue node the caller was answered from (an
+    /// agent transferred them to a queue, or their transfer found nobody):
+    /// the hold prompt, looped, until an agent or the queue's end.
+    pub fn requeue(&mut self, _now: Instant) {
+        if !matches!(self.graph.nodes[self.node.0], NodeConfig::Queue { .. }) {
+            return self.hang_up();
+        }
+        self.ringing = false;
+        self.wait = Wait::Queued;
+        self.timer = None;
+        self.out.push_back(Action::StopPlayback);
+        self.play(self.hold_prompt());
+    }
+
     /// Tells a waiting caller their place in line and the estimated wait,
     /// then the hold prompt goes on.
     /// The caller's place, and the estimated wait when there is an honest

@@ -145,6 +145,9 @@ impl<'a> FactReader<'a> {
                 call: self.call(call()?),
                 overflow: true,
             },
+            EventKind::CallEnded { .. } => Fact::Over {
+                call: self.call(call()?),
+            },
             EventKind::AgentStateChanged {
                 agent: a,
                 state,
@@ -278,9 +281,15 @@ pub fn build(
         day.handle(now, &fact);
         match &fact {
             Fact::Queued { call, .. } => {
-                let h = local.hour(e.at_ms) as usize;
-                hour_of.insert(*call, h);
+                // Counted in the hour it first queued (again after a
+                // transfer: the same call).
+                let h = *hour_of.entry(*call).or_insert(local.hour(e.at_ms) as usize);
                 hours[h].handle(now, &fact);
+            }
+            Fact::Over { call } => {
+                if let Some(h) = hour_of.remove(call) {
+                    hours[h].handle(now, &fact);
+                }
             }
             Fact::Answered { call, .. } | Fact::Left { call, .. } => {
                 if let Some(h) = hour_of.get(call) {

@@ -59,6 +59,7 @@ impl Log {
                 queue: queue.into(),
                 priority: 0,
                 class: None,
+                ahead: false,
             },
         );
     }

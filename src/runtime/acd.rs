@@ -21,7 +21,7 @@ use crate::acd::{
     AcdConfig, AcdOutput, AgentConfig, AgentId, AgentState, CallId, Language, QueueConfig, QueueId,
     QueuePlan, Router, SkillId,
 };
-use crate::call::event::{CallEvent, CallEventKind};
+use crate::call::event::{CallEvent, CallEventKind, TransferTarget};
 use crate::config::AcdSettings;
 
 /// What the switch and the runtime tell the ACD.
@@ -38,7 +38,11 @@ pub enum AcdIn {
         priority: u8,
         /// The agent who handled the caller's open ticket.
         sticky: Option<AgentId>,
+        /// Ahead of everyone of its priority.
+        ahead: bool,
     },
+    /// An agent transfers the call to this agent.
+    Transfer(CallId, AgentId),
     /// The agent's phone registered, or its registration is gone.
     Phone(AgentId, bool),
     /// The caller left the queue (or the call is over): no agent for it.
@@ -90,6 +94,7 @@ impl AcdHandle {
                 language,
                 priority,
                 owner,
+                ahead,
                 ..
             } => {
                 let Some(q) = self.plan.id(queue) else {
@@ -108,6 +113,7 @@ impl AcdHandle {
                     language: Language::parse(language).unwrap_or(Language::Zh),
                     priority: *priority,
                     sticky: owner.as_deref().and_then(sticky),
+                    ahead: *ahead,
                 });
             }
             CallEventKind::Offered { agent } => {
@@ -133,8 +139,15 @@ impl AcdHandle {
                 send(AcdIn::Gone(call));
             }
             CallEventKind::ConversationEnded { agent, .. } => send(AcdIn::Ended(*agent)),
+            CallEventKind::TransferRequested {
+                to: TransferTarget::Agent(agent),
+                ..
+            } => send(AcdIn::Transfer(call, *agent)),
             // Whatever else: a caller still known to the ACD is gone.
-            CallEventKind::Ended { .. } => send(AcdIn::Gone(call)),
+            CallEventKind::Ended { .. } => {
+                send(AcdIn::Fact(at, Fact::Over { call }));
+                send(AcdIn::Gone(call));
+            }
             _ => {}
         }
     }
@@ -445,8 +458,12 @@ fn handle(
             language,
             priority,
             sticky,
+            ahead,
         } => {
-            router.handle_call_queued(now, call, queue, language, priority, sticky);
+            match ahead {
+                true => router.handle_call_requeued(now, call, queue, language, priority),
+                false => router.handle_call_queued(now, call, queue, language, priority, sticky),
+            }
             announcer.handle_queued(now, call);
         }
         AcdIn::Phone(agent, registered) => router.handle_phone(now, agent, registered),
@@ -454,6 +471,7 @@ fn handle(
             announcer.handle_left(call);
             router.handle_call_abandoned(now, call);
         }
+        AcdIn::Transfer(call, agent) => router.handle_transfer(now, call, agent),
         AcdIn::Answered(call, agent) => router.handle_answered(now, call, agent),
         AcdIn::Refused(call, agent) => router.handle_refused(now, call, agent),
         AcdIn::Ended(agent) => {

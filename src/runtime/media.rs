@@ -313,6 +313,18 @@ fn handle(
             };
             let (socket_a, to_a) = (sa.socket.clone(), sa.stream.remote());
             let (socket_b, to_b) = (sb.socket.clone(), sb.stream.remote());
+            // A caller being recorded, bridged to a new agent (a transfer):
+            // the new agent's side goes to the file, the last one's no more.
+            if let Some(tx) = sa.conversation.clone() {
+                if let Some(old) = sa.bridged_with.filter(|o| *o != b)
+                    && let Some(o) = sessions.get(&old)
+                {
+                    let _ = o.record.send(RecordCtl::Conversation(None));
+                }
+                let _ = sb
+                    .record
+                    .send(RecordCtl::Conversation(Some((Side::Right, tx))));
+            }
             for (call, other, socket, to) in [(a, b, socket_b, to_b), (b, a, socket_a, to_a)] {
                 let s = sessions.get_mut(&call).expect("checked");
                 s.stream.stop();
@@ -407,7 +419,9 @@ fn handle(
             s.stream.set_remote(addr);
             // The other leg relays to where this peer really is.
             let socket = s.socket.clone();
-            if let Some(other) = s.bridged_with.and_then(|o| sessions.get(&o)) {
+            if let Some(other) = s.bridged_with.and_then(|o| sessions.get(&o))
+                && other.bridged_with == Some(call)
+            {
                 let _ = other.record.send(RecordCtl::RelayTo(socket, addr));
             }
         }

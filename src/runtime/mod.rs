@@ -420,6 +420,14 @@ impl Hotline {
                         Input::Edge(crate::http::api::EdgeRequest::PauseRecording { call, paused, by, reply }) => {
                             let _ = reply.send(switch.pause_recording(now, call, paused, &by));
                         }
+                        Input::Edge(crate::http::api::EdgeRequest::Transfer { call, to, agent, reply }) => {
+                            // An agent transfers only the call they are on.
+                            let result = match agent {
+                                Some(a) if switch.agent_on(call) != Some(a) => Err(crate::call::TransferError::NotOnCall),
+                                _ => switch.transfer(now, call, &to),
+                            };
+                            let _ = reply.send(result);
+                        }
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => switch.handle_timeout(Instant::now()),
@@ -611,6 +619,7 @@ fn handle_acd(
     match out {
         AcdOutput::Offer { call, agent } => switch.offer_to_agent(now, call, agent),
         AcdOutput::Withdraw { call, .. } => switch.withdraw_agent(now, call),
+        AcdOutput::TransferRefused { call, agent } => switch.transfer_refused(now, call, agent),
         AcdOutput::AgentChanged { agent, state } => {
             let until_ms = match state {
                 crate::acd::AgentState::WrapUp { until } => Some(clock.ms(until)),

@@ -63,6 +63,7 @@ pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
             queue,
             priority,
             class,
+            ahead,
             ..
         } => EventKind::CallQueued {
             queue: queue.clone(),
@@ -70,6 +71,23 @@ pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
             class: class
                 .filter(|c| *c != crate::owners::OwnerClass::Ordinary)
                 .map(|c| c.as_str().to_string()),
+            ahead: *ahead,
+        },
+        K::TransferRequested { from, to } => {
+            actor = Actor::Agent(from.to_string());
+            EventKind::CallTransferRequested {
+                from: from.to_string(),
+                to: to.to_string(),
+            }
+        }
+        K::Transferred { from, to } => EventKind::CallTransferred {
+            from: from.to_string(),
+            to: to.to_string(),
+        },
+        K::TransferFailed { from, to, why } => EventKind::CallTransferFailed {
+            from: from.to_string(),
+            to: to.to_string(),
+            why: why.describe(),
         },
         K::Offered { agent } => EventKind::CallOffered {
             agent: agent.to_string(),

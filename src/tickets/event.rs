@@ -121,6 +121,9 @@ pub enum EventKind {
         /// `vip` or `key`: served first.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         class: Option<String>,
+        /// Back in line ahead of its priority (a transfer found nobody).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        ahead: bool,
     },
     CallOffered {
         agent: String,
@@ -164,8 +167,24 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         reason: String,
     },
-    CallTransferred {
+    /// An agent asked to hand the caller on: `to` is `agent 2003` or
+    /// `queue repair`.
+    CallTransferRequested {
+        from: String,
         to: String,
+    },
+    /// Handed on: the target agent answered, or the caller waits in the
+    /// target queue.
+    CallTransferred {
+        #[serde(default)]
+        from: String,
+        to: String,
+    },
+    /// The target could not take the call (in words, as for a missed offer).
+    CallTransferFailed {
+        from: String,
+        to: String,
+        why: String,
     },
     /// The conversation's recording (a stereo WAV: caller left, agent right).
     CallRecorded {
@@ -299,7 +318,9 @@ impl EventKind {
             EventKind::CallHeld { .. } => "call_held",
             EventKind::CallAbandoned { .. } => "call_abandoned",
             EventKind::CallOverflowed { .. } => "call_overflowed",
+            EventKind::CallTransferRequested { .. } => "call_transfer_requested",
             EventKind::CallTransferred { .. } => "call_transferred",
+            EventKind::CallTransferFailed { .. } => "call_transfer_failed",
             EventKind::CallRecorded { .. } => "call_recorded",
             EventKind::RecordingPaused { .. } => "recording_paused",
             EventKind::ConversationEnded { .. } => "conversation_ended",

@@ -234,8 +234,12 @@ pub fn calls(events: &[Event], local: LocalTime) -> Vec<CallRecord> {
                 queue,
                 priority,
                 class,
+                ahead,
             } => {
-                r.queue = Some(queue.clone());
+                // The queue that first took the call (not one it was
+                // transferred to).
+                r.queue.get_or_insert_with(|| queue.clone());
+                let again = if *ahead { ", ahead of the line" } else { "" };
                 let class = class
                     .as_deref()
                     .map(|c| format!(", {c} customer"))
@@ -245,7 +249,7 @@ pub fn calls(events: &[Event], local: LocalTime) -> Vec<CallRecord> {
                 } else {
                     String::new()
                 };
-                format!("waiting in queue {queue}{class}{priority}")
+                format!("waiting in queue {queue}{class}{priority}{again}")
             }
             EventKind::CallOffered { agent } => {
                 r.offered.push(agent.clone());
@@ -256,9 +260,14 @@ pub fn calls(events: &[Event], local: LocalTime) -> Vec<CallRecord> {
                 agent, waited_ms, ..
             } => {
                 r.agent = Some(agent.clone());
-                r.waited_ms = Some(*waited_ms);
-                r.outcome = Outcome::Answered;
-                format!("agent {agent} answered after {}", seconds(*waited_ms))
+                if r.outcome == Outcome::Answered {
+                    // A transfer's target: the caller's wait was before.
+                    format!("agent {agent} answered")
+                } else {
+                    r.waited_ms = Some(*waited_ms);
+                    r.outcome = Outcome::Answered;
+                    format!("agent {agent} answered after {}", seconds(*waited_ms))
+                }
             }
             EventKind::CallHeld { by_agent, hold } => {
                 let who = if *by_agent { "the agent" } else { "the caller" };
@@ -267,6 +276,17 @@ pub fn calls(events: &[Event], local: LocalTime) -> Vec<CallRecord> {
                 } else {
                     format!("{who} took the call off hold")
                 }
+            }
+            EventKind::CallAbandoned {
+                waited_ms, reason, ..
+            } if r.outcome == Outcome::Answered => {
+                // Back in a queue after a transfer: answered all the same.
+                let how = if reason == "voice_message" {
+                    "left a voice message"
+                } else {
+                    "hung up"
+                };
+                format!("{how} after waiting {} again", seconds(*waited_ms))
             }
             EventKind::CallAbandoned {
                 waited_ms, reason, ..
@@ -309,7 +329,8 @@ pub fn calls(events: &[Event], local: LocalTime) -> Vec<CallRecord> {
                 talked_ms,
                 by_agent,
             } => {
-                r.talked_ms = Some(*talked_ms);
+                // Every agent's part (a transferred call has several).
+                r.talked_ms = Some(r.talked_ms.unwrap_or(0) + *talked_ms);
                 let who = if *by_agent {
                     format!("agent {agent}")
                 } else {
@@ -317,7 +338,18 @@ pub fn calls(events: &[Event], local: LocalTime) -> Vec<CallRecord> {
                 };
                 format!("{who} ended the conversation after {}", seconds(*talked_ms))
             }
-            EventKind::CallTransferred { to } => format!("transferred to {to}"),
+            EventKind::CallTransferRequested { from, to } => {
+                format!("agent {from} asked to transfer the call to {to}")
+            }
+            EventKind::CallTransferred { from, to } if from.is_empty() => {
+                format!("transferred to {to}")
+            }
+            EventKind::CallTransferred { from, to } => {
+                format!("agent {from} transferred the call to {to}")
+            }
+            EventKind::CallTransferFailed { to, why, .. } => {
+                format!("the transfer to {to} failed: {why}")
+            }
             EventKind::CallRecorded {
                 file,
                 duration_ms,
@@ -448,6 +480,7 @@ mod tests {
                     queue: "vip".into(),
                     priority: 100,
                     class: Some("vip".into()),
+                    ahead: false,
                 },
             ),
             ev(

@@ -1,0 +1,451 @@
+//! Blind transfer: an agent hands the caller on, to another agent or to a
+//! queue. From the phone it is REFER (RFC 3515) in the agent's leg,
+//! accepted with 202 and followed by NOTIFYs (`message/sipfrag`) in the
+//! same dialog telling how it goes; from the desk it is the same without
+//! the NOTIFYs. Only an agent's leg may transfer: a caller's REFER is
+//! refused (no toll fraud through a transfer).
+//!
+//! While the target rings, the caller hears hold music. On the target's
+//! answer the caller is bridged to them and the first agent is released
+//! (the final NOTIFY, then our BYE: their wrap-up starts). A target that
+//! does not answer brings the caller back to the first agent while they
+//! are still on the line, else into the queue they waited in, ahead of
+//! everyone of their priority. Whether the target agent is free is the
+//! ACD's word (it reserves them as for any offer); a transfer to a queue
+//! is done at once.
+
+use std::time::Instant;
+
+use tracing::info;
+
+use super::event::{CallEventKind, Missed, TransferTarget};
+use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch};
+use crate::sip::message::Request;
+use crate::sip::transaction::TxId;
+
+/// A caller's transfer under way.
+#[derive(Debug)]
+pub(super) struct Transfer {
+    /// The first agent and their leg.
+    pub from: AgentId,
+    pub from_leg: CallId,
+    pub to: TransferTarget,
+    /// The REFER's CSeq, when the phone asked: NOTIFYs go to its dialog.
+    pub refer: Option<u32>,
+    /// The target agent's leg, once it rings.
+    pub leg: Option<CallId>,
+}
+
+/// Why a transfer cannot start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    #[error("the call is not in a conversation with an agent")]
+    NotOnCall,
+    #[error("a transfer of this call is under way")]
+    InProgress,
+    #[error("no agent or queue answers to that number")]
+    UnknownTarget,
+    #[error("the agent is already on the call")]
+    SameAgent,
+}
+
+impl TransferError {
+    /// The answer to a REFER that asked for it.
+    fn sip(self) -> (u16, &'static str) {
+        match self {
+            TransferError::NotOnCall => (403, "Forbidden"),
+            TransferError::InProgress => (491, "Request Pending"),
+            TransferError::UnknownTarget => (404, "Not Found"),
+            TransferError::SameAgent => (482, "Loop Detected"),
+        }
+    }
+}
+
+/// The sipfrag status told for a failed transfer.
+fn failure_status(why: Missed) -> (u16, &'static str) {
+    match why {
+        Missed::Refused(486) => (486, "Busy Here"),
+        Missed::Refused(603) => (603, "Decline"),
+        Missed::Refused(_) | Missed::NotRegistered => (480, "Temporarily Unavailable"),
+        Missed::Withdrawn => (408, "Request Timeout"),
+        Missed::Unreachable => (503, "Service Unavailable"),
+    }
+}
+
+impl Switch {
+    /// Where a Refer-To (or the desk's word) points: a queue's transfer
+    /// code or another agent's extension.
+    fn transfer_target(&self, to: &str, from: AgentId) -> Result<TransferTarget, TransferError> {
+        let user = crate::owners::phone::uri_user(to).unwrap_or(to).trim();
+        if let Some(queue) = self.cfg.transfer_queues.get(user) {
+            return Ok(TransferTarget::Queue(queue.clone()));
+        }
+        let agent: AgentId = user.parse().map_err(|_| TransferError::UnknownTarget)?;
+        let known = self
+            .cfg
+            .agents
+            .as_ref()
+            .is_some_and(|f| f.agents.iter().any(|a| a.id == user));
+        match (known, agent == from) {
+            (false, _) => Err(TransferError::UnknownTarget),
+            (true, true) => Err(TransferError::SameAgent),
+            (true, false) => Ok(TransferTarget::Agent(agent)),
+        }
+    }
+
+    /// The agent on `caller`'s call and their leg, when the two talk and
+    /// no transfer is under way.
+    fn transferable(&self, caller: CallId) -> Result<(CallId, AgentId), TransferError> {
+        let c = self.calls.get(&caller).ok_or(TransferError::NotOnCall)?;
+        if c.transfer.is_some() {
+            return Err(TransferError::InProgress);
+        }
+        let leg = self.bridged_to(caller).ok_or(TransferError::NotOnCall)?;
+        match self.calls[&leg].purpose {
+            Purpose::AgentLeg { agent, .. } => Ok((leg, agent)),
+            _ => Err(TransferError::NotOnCall),
+        }
+    }
+
+    /// REFER in a dialog of ours: only an agent's leg in a conversation
+    /// may transfer its caller.
+    pub(super) fn handle_refer(&mut self, now: Instant, tx: TxId, leg: CallId, request: &Request) {
+        let core = &request.core;
+        let caller = match self.calls.get(&leg).map(|c| &c.purpose) {
+            Some(Purpose::AgentLeg { caller, .. }) => *caller,
+            _ => return self.respond(now, tx, core, 403, "Forbidden"),
+        };
+        let Some(refer_to) = request.header("Refer-To") else {
+            return self.respond(now, tx, core, 400, "Missing Refer-To");
+        };
+        if refer_to.to_ascii_lowercase().contains("replaces") {
+            // Attended transfer (RFC 3891) is not taken yet.
+            return self.respond(now, tx, core, 501, "Not Implemented");
+        }
+        let target = self.transferable(caller).and_then(|(on, agent)| {
+            if on != leg {
+                return Err(TransferError::NotOnCall);
+            }
+            self.transfer_target(refer_to, agent)
+        });
+        let target = match target {
+            Ok(t) => t,
+            Err(e) => {
+                info!(%caller, %leg, error = %e, "transfer refused");
+                let (code, reason) = e.sip();
+                return self.respond(now, tx, core, code, reason);
+            }
+        };
+        let contact = self.cfg.contact_for(self.calls[&leg].peer.transport);
+        self.respond_with(
+            now,
+            tx,
+            core,
+            202,
+            "Accepted",
+            None,
+            &[("Contact", &contact)],
+            b"",
+        );
+        self.notify_refer(now, leg, core.cseq, 100, "Trying", false);
+        self.start_transfer(now, caller, target, Some(core.cseq));
+    }
+
+    /// The desk's transfer of `caller`'s call to `to` (an agent's
+    /// extension or a queue's code).
+    pub fn transfer(
+        &mut self,
+        now: Instant,
+        caller: CallId,
+        to: &str,
+    ) -> Result<(), TransferError> {
+        self.last_now = Some(now);
+        let (_, agent) = self.transferable(caller)?;
+        let target = self.transfer_target(to, agent)?;
+        self.start_transfer(now, caller, target, None);
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Which agent is on `caller`'s call now (the desk checks who may
+    /// transfer it).
+    pub fn agent_on(&self, caller: CallId) -> Option<AgentId> {
+        let leg = self.bridged_to(caller)?;
+        match self.calls.get(&leg)?.purpose {
+            Purpose::AgentLeg { agent, .. } => Some(agent),
+            _ => None,
+        }
+    }
+
+    fn start_transfer(
+        &mut self,
+        now: Instant,
+        caller: CallId,
+        to: TransferTarget,
+        refer: Option<u32>,
+    ) {
+        let Ok((leg, from)) = self.transferable(caller) else {
+            return;
+        };
+        info!(%caller, %from, %to, "transfer");
+        // Neither side hears the other; the caller hears hold music.
+        for from in [caller, leg] {
+            self.out
+                .push_back(Output::Media(MediaCommand::Relay { from, on: false }));
+        }
+        self.out
+            .push_back(Output::Media(MediaCommand::Stop { call: caller }));
+        self.play_hold(caller);
+        self.calls.get_mut(&caller).expect("checked").transfer = Some(Transfer {
+            from,
+            from_leg: leg,
+            to: to.clone(),
+            refer,
+            leg: None,
+        });
+        self.emit(
+            now,
+            caller,
+            CallEventKind::TransferRequested {
+                from,
+                to: to.clone(),
+            },
+        );
+        // An agent target: the ACD rings them (`offer_to_agent`) or says
+        // they cannot (`transfer_refused`).
+        if let TransferTarget::Queue(queue) = to {
+            self.release_first_agent(now, caller);
+            let c = self.calls.get_mut(&caller).expect("checked");
+            let t = c.transfer.take().expect("set above");
+            self.emit(
+                now,
+                caller,
+                CallEventKind::Transferred {
+                    from: t.from,
+                    to: t.to,
+                },
+            );
+            self.requeue(now, caller, queue, false);
+        }
+    }
+
+    /// The ACD cannot give the call to the target agent (busy, away).
+    pub fn transfer_refused(&mut self, now: Instant, caller: CallId, agent: AgentId) {
+        self.last_now = Some(now);
+        let waiting = self
+            .calls
+            .get(&caller)
+            .and_then(|c| c.transfer.as_ref())
+            .is_some_and(|t| t.leg.is_none() && t.to == TransferTarget::Agent(agent));
+        if waiting {
+            self.transfer_failed(now, caller, Missed::Refused(486));
+        }
+        self.pump(now);
+    }
+
+    /// The target did not take the call: back to the first agent if they
+    /// are still on the line, else to the head of the queue.
+    pub(super) fn transfer_failed(&mut self, now: Instant, caller: CallId, why: Missed) {
+        let Some(t) = self.calls.get_mut(&caller).and_then(|c| c.transfer.take()) else {
+            return;
+        };
+        info!(%caller, from = %t.from, to = %t.to, ?why, "transfer failed");
+        self.emit(
+            now,
+            caller,
+            CallEventKind::TransferFailed {
+                from: t.from,
+                to: t.to.clone(),
+                why,
+            },
+        );
+        let first_here = self.calls[&caller].bridge == Some(t.from_leg)
+            && self
+                .calls
+                .get(&t.from_leg)
+                .is_some_and(|l| l.phase == Phase::Bridged);
+        if let Some(cseq) = t.refer
+            && first_here
+        {
+            let (code, reason) = failure_status(why);
+            self.notify_refer(now, t.from_leg, cseq, code, reason, true);
+        }
+        if first_here {
+            // Talking again, unless a side holds.
+            let (caller_holds, agent_holds) =
+                (self.calls[&caller].on_hold, self.calls[&t.from_leg].on_hold);
+            if !agent_holds {
+                self.out
+                    .push_back(Output::Media(MediaCommand::Stop { call: caller }));
+            }
+            for (from, holds) in [(caller, caller_holds), (t.from_leg, agent_holds)] {
+                self.out
+                    .push_back(Output::Media(MediaCommand::Relay { from, on: !holds }));
+            }
+            return;
+        }
+        let queue = self.calls[&caller].last_queue.clone();
+        match queue {
+            Some(queue) => self.requeue(now, caller, queue, true),
+            None => self.send_bye(now, caller),
+        }
+    }
+
+    /// The target agent answered: the caller talks with them now.
+    pub(super) fn complete_transfer(&mut self, now: Instant, caller: CallId, leg: CallId) {
+        let Some(Purpose::AgentLeg { agent, .. }) = self.calls.get(&leg).map(|l| &l.purpose) else {
+            return;
+        };
+        let agent = *agent;
+        self.release_first_agent(now, caller);
+        let c = self.calls.get_mut(&caller).expect("live caller");
+        let Some(t) = c.transfer.take() else {
+            return;
+        };
+        c.bridge = Some(leg);
+        c.phase = Phase::Bridged;
+        c.talking_since = Some(now);
+        let owner = c
+            .ivr
+            .as_ref()
+            .and_then(|s| s.owner())
+            .or(c.owner.as_ref())
+            .map(|o| o.id.clone());
+        self.set_phase(leg, Phase::Bridged);
+        info!(%caller, %leg, from = %t.from, %agent, "transferred");
+        self.emit(
+            now,
+            caller,
+            CallEventKind::Transferred {
+                from: t.from,
+                to: t.to,
+            },
+        );
+        self.emit(
+            now,
+            caller,
+            CallEventKind::Answered {
+                agent,
+                owner,
+                waited: std::time::Duration::ZERO,
+            },
+        );
+        // The recording (when there is one) goes on with this agent.
+        self.out
+            .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
+    }
+
+    /// The first agent's part is over: their conversation ends, the
+    /// phone that asked hears the transfer went through, and their leg
+    /// is hung up (their wrap-up starts).
+    fn release_first_agent(&mut self, now: Instant, caller: CallId) {
+        let c = self.calls.get_mut(&caller).expect("live caller");
+        let Some(t) = c.transfer.as_ref() else {
+            return;
+        };
+        let (from, from_leg, refer) = (t.from, t.from_leg, t.refer);
+        if c.bridge != Some(from_leg) {
+            return; // they hung up already (their conversation was told then)
+        }
+        c.bridge = None;
+        let talked = c
+            .talking_since
+            .take()
+            .map(|since| now.saturating_duration_since(since))
+            .unwrap_or_default();
+        self.emit(
+            now,
+            caller,
+            CallEventKind::ConversationEnded {
+                agent: from,
+                talked,
+                by_agent: true,
+            },
+        );
+        if self
+            .calls
+            .get(&from_leg)
+            .is_some_and(|l| l.phase == Phase::Bridged)
+        {
+            if let Some(cseq) = refer {
+                self.notify_refer(now, from_leg, cseq, 200, "OK", true);
+            }
+            self.send_bye(now, from_leg);
+        }
+    }
+
+    /// The first agent hung up while their caller's transfer rings: their
+    /// conversation is over; the caller stays for the target.
+    pub(super) fn first_agent_left(&mut self, now: Instant, caller: CallId, agent: AgentId) {
+        let c = self.calls.get_mut(&caller).expect("live caller");
+        c.bridge = None;
+        let talked = c
+            .talking_since
+            .take()
+            .map(|since| now.saturating_duration_since(since))
+            .unwrap_or_default();
+        self.emit(
+            now,
+            caller,
+            CallEventKind::ConversationEnded {
+                agent,
+                talked,
+                by_agent: true,
+            },
+        );
+    }
+
+    /// Back in `queue` to wait for an agent (after a transfer to it, or
+    /// `ahead` of everyone of the same priority after a failed one).
+    fn requeue(&mut self, now: Instant, caller: CallId, queue: String, ahead: bool) {
+        let c = self.calls.get_mut(&caller).expect("live caller");
+        let Some(s) = c.ivr.as_mut() else {
+            // Without a menu there is no queue to wait in.
+            return self.send_bye(now, caller);
+        };
+        s.requeue(now);
+        let kind = CallEventKind::Queued {
+            queue: queue.clone(),
+            priority: c.priority,
+            language: s.language().to_string(),
+            owner: s.owner().map(|o| o.id.clone()),
+            class: s.owner().map(|o| o.class),
+            ahead,
+        };
+        c.phase = Phase::Ivr;
+        c.queued = Some((now, queue.clone()));
+        c.last_queue = Some(queue);
+        self.emit(now, caller, kind);
+        self.pump_ivr(now, caller);
+    }
+
+    /// Tells the phone that sent REFER (`cseq`) how its transfer goes.
+    fn notify_refer(
+        &mut self,
+        now: Instant,
+        leg: CallId,
+        cseq: u32,
+        code: u16,
+        reason: &str,
+        done: bool,
+    ) {
+        let event = format!("refer;id={cseq}");
+        let state = match done {
+            true => "terminated;reason=noresource",
+            false => "active;expires=60",
+        };
+        let contact = self.cfg.contact_for(self.calls[&leg].peer.transport);
+        let body = format!("SIP/2.0 {code} {reason}\r\n");
+        self.send_in_dialog(
+            now,
+            leg,
+            "NOTIFY",
+            &[
+                ("Event", &event),
+                ("Subscription-State", state),
+                ("Contact", &contact),
+            ],
+            Some(("message/sipfrag;version=2.0", body.as_bytes())),
+        );
+    }
+}
