@@ -464,6 +464,8 @@ struct Call {
     priority: u8,
     /// The agent is handing the caller on.
     transfer: Option<transfer::Transfer>,
+    /// Back with the first agent after a transfer failed, since then.
+    transfer_returned: Option<Instant>,
 }
 
 pub struct Switch {
@@ -1346,6 +1348,7 @@ impl Switch {
             unconfirmed: true,
             priority: 0,
             transfer: None,
+            transfer_returned: None,
         };
         *self.unconfirmed.entry(peer.addr.ip()).or_default() += 1;
         self.unconfirmed_total += 1;
@@ -2032,6 +2035,19 @@ impl Switch {
                         CallEventKind::OfferMissed { agent, why },
                     );
                     self.pump_ivr(now, caller);
+                } else if cl
+                    .transfer_returned
+                    .is_some_and(|at| now.saturating_duration_since(at) < transfer::GRACE)
+                {
+                    // A phone that hangs up as its transfer fails (baresip
+                    // does) gave up on the transfer, not on the caller: the
+                    // caller goes to the head of the queue.
+                    self.first_agent_left(now, caller, agent);
+                    let queue = self.calls[&caller].last_queue.clone();
+                    match queue {
+                        Some(queue) => self.requeue(now, caller, queue, true),
+                        None => self.send_bye_now(caller),
+                    }
                 } else {
                     // The agent hung up first: the caller, still on the
                     // line, gets the menu's 1-5 survey (or a BYE without one).

@@ -601,6 +601,7 @@ impl Switch {
             unconfirmed: false,
             priority: 0,
             transfer: None,
+            transfer_returned: None,
         };
         self.by_sip.insert(d.sip_call_id, d.id);
         self.by_tx.insert(tx, d.id);

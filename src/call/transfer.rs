@@ -23,6 +23,11 @@ use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch};
 use crate::sip::message::Request;
 use crate::sip::transaction::TxId;
 
+/// An agent whose phone hangs up this soon after their transfer failed
+/// gave up on the transfer, not on the caller (some phones end the call
+/// when told it failed): the caller goes to the head of the queue.
+pub(super) const GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A caller's transfer under way.
 #[derive(Debug)]
 pub(super) struct Transfer {
@@ -187,7 +192,7 @@ impl Switch {
         let Ok((leg, from)) = self.transferable(caller) else {
             return;
         };
-        info!(%caller, %from, %to, "transfer");
+        info!(%caller, %from, %to, "transfer asked");
         // Neither side hears the other; the caller hears hold music.
         for from in [caller, leg] {
             self.out
@@ -271,6 +276,10 @@ impl Switch {
             self.notify_refer(now, t.from_leg, cseq, code, reason, true);
         }
         if first_here {
+            self.calls
+                .get_mut(&caller)
+                .expect("checked")
+                .transfer_returned = Some(now);
             // Talking again, unless a side holds.
             let (caller_holds, agent_holds) =
                 (self.calls[&caller].on_hold, self.calls[&t.from_leg].on_hold);
@@ -312,7 +321,7 @@ impl Switch {
             .or(c.owner.as_ref())
             .map(|o| o.id.clone());
         self.set_phase(leg, Phase::Bridged);
-        info!(%caller, %leg, from = %t.from, %agent, "transferred");
+        info!(%caller, %leg, from = %t.from, %agent, "call transferred");
         self.emit(
             now,
             caller,
@@ -379,6 +388,7 @@ impl Switch {
     pub(super) fn first_agent_left(&mut self, now: Instant, caller: CallId, agent: AgentId) {
         let c = self.calls.get_mut(&caller).expect("live caller");
         c.bridge = None;
+        c.transfer_returned = None;
         let talked = c
             .talking_since
             .take()
@@ -397,7 +407,7 @@ impl Switch {
 
     /// Back in `queue` to wait for an agent (after a transfer to it, or
     /// `ahead` of everyone of the same priority after a failed one).
-    fn requeue(&mut self, now: Instant, caller: CallId, queue: String, ahead: bool) {
+    pub(super) fn requeue(&mut self, now: Instant, caller: CallId, queue: String, ahead: bool) {
         let c = self.calls.get_mut(&caller).expect("live caller");
         let Some(s) = c.ivr.as_mut() else {
             // Without a menu there is no queue to wait in.

@@ -42,6 +42,19 @@ impl Baresip {
         commands: &[&str],
         extra_config: &str,
     ) -> Self {
+        Self::start_tone(dir, account, sip_port, rtp, commands, extra_config, 440)
+    }
+
+    /// The same, speaking a `tone_hz` tone.
+    pub fn start_tone(
+        dir: &Path,
+        account: &str,
+        sip_port: u16,
+        rtp: (u16, u16),
+        commands: &[&str],
+        extra_config: &str,
+        tone_hz: u32,
+    ) -> Self {
         let conf = dir.join(format!("baresip-{sip_port}"));
         std::fs::create_dir_all(&conf).unwrap();
         let ctrl = sip_port + 5; // SIP over TLS takes sip_port + 1
@@ -49,7 +62,7 @@ impl Baresip {
             conf.join("config"),
             format!(
                 "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
-                 dns_server 127.0.0.1:53\naudio_player aubridge,agent\naudio_source ausine,440\n\
+                 dns_server 127.0.0.1:53\naudio_player aubridge,agent\naudio_source ausine,{tone_hz}\n\
                  ausrc_srate 48000\nausrc_channels 2\nauplay_srate 8000\nauplay_channels 1\n\
                  rtp_ports {}-{}\nrtcp_mux no\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
                  module ausine.so\nmodule aubridge.so\nmodule_tmp account.so\nmodule_app menu.so\n\
@@ -132,4 +145,52 @@ pub fn agent_phone(hotline: &super::Hotline, id: &str, port: u16, answermode: &s
         (port + 10, port + 60),
         &[&format!("/dial sip:*1@{}", hotline.target())],
     )
+}
+
+/// Agent `id`'s phone as [`agent_phone`], speaking a `tone_hz` tone and
+/// keeping what it hears in WAV files under `heard` (baresip's sndfile
+/// module: `*-dec.wav`, one per call).
+pub fn agent_phone_hearing(
+    hotline: &super::Hotline,
+    id: &str,
+    port: u16,
+    answermode: &str,
+    tone_hz: u32,
+    heard: &Path,
+) -> Baresip {
+    std::fs::create_dir_all(heard).unwrap();
+    Baresip::start_tone(
+        hotline.dir.path(),
+        &format!(
+            "<sip:{id}@{}>;auth_user={id};auth_pass=agent{id};regint=60;answermode={answermode};audio_codecs=PCMU/8000",
+            hotline.target()
+        ),
+        port,
+        (port + 10, port + 60),
+        &[&format!("/dial sip:*1@{}", hotline.target())],
+        &format!("module sndfile.so\nsnd_path {}\n", heard.display()),
+        tone_hz,
+    )
+}
+
+/// What a phone of [`agent_phone_hearing`] heard: the samples (8 kHz
+/// mono) of each call's received audio, in file order.
+pub fn heard(dir: &Path) -> Vec<Vec<i16>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| {
+            let mut r = hound::WavReader::open(p).unwrap();
+            let spec = r.spec();
+            let samples: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
+            // Down to one channel at 8 kHz, whatever baresip wrote.
+            let step = (spec.sample_rate / 8000).max(1) as usize * spec.channels as usize;
+            samples.iter().step_by(step).copied().collect()
+        })
+        .collect()
 }
