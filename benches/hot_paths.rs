@@ -78,5 +78,35 @@ fn rtp(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, sip, rtp);
+/// The mixer's cost per 20 ms frame for `n` participants (each pushes a
+/// packet, each gets their mix): divide by `n` for the cost per participant.
+fn mixer(c: &mut Criterion) {
+    use hotline::ids::CallId;
+    use hotline::media::mixer::{Audience, Mixer, Role};
+    for n in [3u64, 5] {
+        let mut m = Mixer::new();
+        for i in 0..n {
+            let role = if i == 0 { Role::Caller } else { Role::Agent };
+            m.join(CallId(i), Law::Mu, role, Audience::All);
+        }
+        let payload: Vec<u8> = (0..160)
+            .map(|i| Law::Mu.encode((i * 97 % 4000) as i16))
+            .collect();
+        let mut sent = 0u64;
+        c.bench_function(&format!("mixer: one 20 ms frame, {n} participants"), |b| {
+            b.iter(|| {
+                for i in 0..n {
+                    m.push(CallId(i), black_box(&payload));
+                }
+                m.mix(|call, p| {
+                    sent += 1;
+                    black_box((call, p));
+                })
+            })
+        });
+        assert!(sent > 0 && m.overflows == 0);
+    }
+}
+
+criterion_group!(benches, sip, rtp, mixer);
 criterion_main!(benches);

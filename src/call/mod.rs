@@ -210,6 +210,19 @@ pub enum MediaCommand {
     StopConversation {
         caller: CallId,
     },
+    /// Joins `call` to the mixed conversation `room` (or changes who hears
+    /// it): what it receives goes to the room's mixer and it hears its mix,
+    /// no longer a relay.
+    Mix {
+        room: CallId,
+        call: CallId,
+        role: crate::media::mixer::Role,
+        audience: crate::media::mixer::Audience,
+    },
+    /// Out of its mixed conversation.
+    Unmix {
+        call: CallId,
+    },
 }
 
 /// What the media edge reports about a call.

@@ -21,6 +21,9 @@ pub struct User {
     pub role: Role,
     /// The agent an agent user is (their extension).
     pub agent: Option<String>,
+    /// A supervisor's phone: an extension of the agents file, rung to
+    /// listen in, whisper or barge.
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,8 @@ struct UserToml {
     name: String,
     role: Role,
     agent: Option<String>,
+    /// A supervisor's phone (an extension in the agents file).
+    phone: Option<String>,
     token_sha256: String,
 }
 
@@ -129,10 +134,26 @@ impl Users {
                 }
                 (Role::Supervisor, None) => {}
             }
+            match (u.role, &u.phone) {
+                (Role::Agent, Some(_)) => {
+                    return Err(bad(
+                        "an agent's phone is their `agent` extension: no `phone`".into(),
+                    ));
+                }
+                (Role::Supervisor, Some(p)) => {
+                    if let Some(known) = agents
+                        && !known.contains(p)
+                    {
+                        return Err(bad(format!("phone {p:?} is not in the agents file")));
+                    }
+                }
+                _ => {}
+            }
             let user = User {
                 name: u.name.clone(),
                 role: u.role,
                 agent: u.agent.clone(),
+                phone: u.phone.clone(),
             };
             if users.by_hash.insert(hash, user).is_some() {
                 return Err(bad("has the same token as another user".into()));

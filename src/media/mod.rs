@@ -4,6 +4,7 @@
 pub mod conversation;
 pub mod dtmf;
 pub mod g711;
+pub mod mixer;
 pub mod ports;
 pub mod prompt;
 pub mod record;

@@ -61,6 +61,8 @@ pub struct RtpStream {
     ts_base: u32,
     epoch: Instant,
     playout: Option<Playout>,
+    /// Live audio (a mix): when the last packet went and its timestamp.
+    live: Option<(Instant, u32)>,
     pub packets_sent: u64,
 }
 
@@ -73,8 +75,45 @@ impl RtpStream {
             ts_base,
             epoch: now,
             playout: None,
+            live: None,
             packets_sent: 0,
         }
+    }
+
+    /// Sends 20 ms of live audio (a mixer's output) now. Sequence numbers
+    /// go on from the prompts'; timestamps advance 160 a packet, taken
+    /// from the clock again (with the marker bit) after a pause.
+    pub fn send_live(
+        &mut self,
+        now: Instant,
+        payload: &[u8],
+        buf: &mut [u8; MAX_PACKET],
+        mut send: impl FnMut(&[u8], SocketAddr),
+    ) {
+        self.playout = None;
+        let (ts, marked) = match self.live {
+            Some((at, ts)) if now.saturating_duration_since(at) < Duration::from_millis(100) => {
+                (ts.wrapping_add(SAMPLES_PER_PACKET as u32), false)
+            }
+            _ => {
+                let elapsed = now.saturating_duration_since(self.epoch).as_micros() as u64;
+                (self.ts_base.wrapping_add((elapsed * 8 / 1000) as u32), true)
+            }
+        };
+        let n = payload.len().min(SAMPLES_PER_PACKET);
+        let len = RtpPacketBuilder::new()
+            .payload_type(self.params.codec_pt)
+            .marked(marked)
+            .ssrc(self.ssrc)
+            .sequence(self.seq)
+            .timestamp(ts)
+            .payload(&payload[..n])
+            .build_into(buf)
+            .expect("buffer fits header and 20 ms");
+        send(&buf[..len], self.params.remote);
+        self.seq = self.seq.next();
+        self.packets_sent += 1;
+        self.live = Some((now, ts));
     }
 
     /// The stream's G.711 law.

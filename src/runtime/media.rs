@@ -20,9 +20,10 @@ use super::Input;
 use crate::call::{CallId, MediaCommand, MediaEvent};
 use crate::media::conversation::{Conversation, Side};
 use crate::media::g711::Law;
+use crate::media::mixer::Mixer;
 use crate::media::prompt::{Prompt, PromptSet};
 use crate::media::record::Recorder;
-use crate::media::rtp::{MAX_PACKET, Received, RtpReceiver, RtpStream};
+use crate::media::rtp::{MAX_PACKET, Received, RtpReceiver, RtpStream, SAMPLES_PER_PACKET};
 
 const TICK: Duration = Duration::from_millis(10);
 
@@ -32,6 +33,9 @@ pub enum MediaIn {
     Command(MediaCommand),
     /// The caller's RTP comes from a new address (symmetric RTP).
     Source(CallId, SocketAddr),
+    /// What a leg in a mixed conversation said: one packet's payload
+    /// (its length, the bytes), inline so nothing is allocated per packet.
+    Heard(CallId, u8, [u8; SAMPLES_PER_PACKET]),
 }
 
 /// Orders for a call's receive task: recording, and relaying to the
@@ -50,6 +54,8 @@ enum RecordCtl {
     /// The conversation's recording takes this leg's audio on that side
     /// (none: no more).
     Conversation(Option<(Side, mpsc::UnboundedSender<ConversationIn>)>),
+    /// What comes in goes to the pacer's mixer (or no longer).
+    Mix(bool),
 }
 
 /// What a conversation's writer task is told.
@@ -73,6 +79,8 @@ struct Session {
     record: mpsc::UnboundedSender<RecordCtl>,
     /// The other leg, once bridged.
     bridged_with: Option<CallId>,
+    /// The mixed conversation it is in.
+    room: Option<CallId>,
     /// The conversation's recording (on the caller's session).
     conversation: Option<mpsc::UnboundedSender<ConversationIn>>,
     receiver: JoinHandle<()>,
@@ -145,6 +153,7 @@ async fn pace(
     to_switch: mpsc::UnboundedSender<Input>,
 ) {
     let mut sessions: HashMap<CallId, Session> = HashMap::new();
+    let mut rooms: HashMap<CallId, Mixer> = HashMap::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf = [0u8; MAX_PACKET];
@@ -154,7 +163,7 @@ async fn pace(
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
-                handle(msg, &edge, &mut sessions, &me, &to_switch);
+                handle(msg, &edge, &mut sessions, &mut rooms, &me, &to_switch);
             }
             _ = tick.tick(), if !sessions.is_empty() => {
                 let now = Instant::now();
@@ -174,6 +183,17 @@ async fn pace(
                 }
                 for call in finished.drain(..) {
                     let _ = to_switch.send(Input::Media(call, MediaEvent::PromptFinished));
+                }
+                // Each mixed conversation: everyone's 20 ms, mixed for each.
+                for mixer in rooms.values_mut() {
+                    mixer.mix(|call, payload| {
+                        if let Some(s) = sessions.get_mut(&call) {
+                            let socket = &s.socket;
+                            s.stream.send_live(now, payload, &mut buf, |pkt, to| {
+                                let _ = socket.try_send_to(pkt, to);
+                            });
+                        }
+                    });
                 }
                 if now >= next_silence_check {
                     next_silence_check = now + SILENCE_CHECK;
@@ -212,6 +232,7 @@ fn handle(
     msg: MediaIn,
     edge: &Edge,
     sessions: &mut HashMap<CallId, Session>,
+    rooms: &mut HashMap<CallId, Mixer>,
     me: &mpsc::UnboundedSender<MediaIn>,
     to_switch: &mpsc::UnboundedSender<Input>,
 ) {
@@ -250,6 +271,7 @@ fn handle(
                             queue: VecDeque::new(),
                             record,
                             bridged_with: None,
+                            room: None,
                             conversation: None,
                             receiver,
                             counts,
@@ -335,6 +357,9 @@ fn handle(
             info!(%a, %b, "media bridged");
         }
         MediaIn::Command(MediaCommand::Relay { from, on }) => {
+            if sessions.get(&from).is_some_and(|s| s.room.is_some()) {
+                return; // mixed: nothing is relayed
+            }
             let Some(other) = sessions.get(&from).and_then(|s| s.bridged_with) else {
                 return;
             };
@@ -390,7 +415,45 @@ fn handle(
         MediaIn::Command(MediaCommand::StopConversation { caller }) => {
             stop_conversation(sessions, caller);
         }
+        MediaIn::Command(MediaCommand::Mix {
+            room,
+            call,
+            role,
+            audience,
+        }) => {
+            let Some(s) = sessions.get_mut(&call) else {
+                warn!(%call, %room, "mix: the leg has no media");
+                return;
+            };
+            if s.room.is_some_and(|r| r != room) {
+                leave_room(sessions, rooms, call);
+            }
+            let s = sessions.get_mut(&call).expect("checked");
+            if s.room.is_none() {
+                // No relay and no prompt: its mix from now on.
+                s.stream.stop();
+                s.queue.clear();
+                let _ = s.record.send(RecordCtl::RelayOff);
+                let _ = s.record.send(RecordCtl::Mix(true));
+                s.room = Some(room);
+            }
+            let law = s.stream.law();
+            rooms
+                .entry(room)
+                .or_default()
+                .join(call, law, role, audience);
+            info!(%room, %call, ?role, ?audience, "mixed");
+        }
+        MediaIn::Command(MediaCommand::Unmix { call }) => leave_room(sessions, rooms, call),
+        MediaIn::Heard(call, len, payload) => {
+            if let Some(room) = sessions.get(&call).and_then(|s| s.room)
+                && let Some(mixer) = rooms.get_mut(&room)
+            {
+                mixer.push(call, &payload[..len as usize]);
+            }
+        }
         MediaIn::Command(MediaCommand::Close { call }) => {
+            leave_room(sessions, rooms, call);
             stop_conversation(sessions, call);
             if let Some(s) = sessions.remove(&call) {
                 info!(
@@ -453,6 +516,7 @@ async fn receive(
     let mut last_event: Option<u32> = None;
     let mut held_back: Option<u32> = None;
     let mut conversation: Option<(Side, mpsc::UnboundedSender<ConversationIn>)> = None;
+    let mut mixing = false;
     loop {
         let datagram = tokio::select! {
             r = socket.recv_from(&mut buf) => r,
@@ -474,6 +538,7 @@ async fn receive(
                     }
                     RecordCtl::RelayOff => relay = None,
                     RecordCtl::Conversation(c) => conversation = c,
+                    RecordCtl::Mix(on) => mixing = on,
                 }
                 continue;
             }
@@ -526,6 +591,15 @@ async fn receive(
                 let _ = to_switch.send(Input::Media(call, MediaEvent::Digit(d)));
             }
             Received::Audio => {
+                if mixing
+                    && let Ok(rtp) = rtp_rs::RtpReader::new(&buf[..n])
+                    && rtp.payload_type() == codec_pt
+                {
+                    let mut frame = [0u8; SAMPLES_PER_PACKET];
+                    let len = rtp.payload().len().min(SAMPLES_PER_PACKET);
+                    frame[..len].copy_from_slice(&rtp.payload()[..len]);
+                    let _ = media.send(MediaIn::Heard(call, len as u8, frame));
+                }
                 if let Some((side, tx)) = &conversation
                     && let Ok(rtp) = rtp_rs::RtpReader::new(&buf[..n])
                     && rtp.payload_type() == codec_pt
@@ -586,6 +660,28 @@ pub async fn retention(dir: PathBuf, keep: Duration) {
             }
         }
     }
+}
+
+/// Takes `call` out of its mixed conversation; the room goes with its
+/// last participant.
+fn leave_room(
+    sessions: &mut HashMap<CallId, Session>,
+    rooms: &mut HashMap<CallId, Mixer>,
+    call: CallId,
+) {
+    let Some(room) = sessions.get_mut(&call).and_then(|s| s.room.take()) else {
+        return;
+    };
+    if let Some(s) = sessions.get(&call) {
+        let _ = s.record.send(RecordCtl::Mix(false));
+    }
+    if let Some(mixer) = rooms.get_mut(&room) {
+        mixer.leave(call);
+        if mixer.is_empty() {
+            rooms.remove(&room);
+        }
+    }
+    info!(%room, %call, "unmixed");
 }
 
 /// Ends `caller`'s conversation recording, if any: both legs stop feeding
