@@ -1120,8 +1120,15 @@ impl Config {
         if self.http.users.as_os_str().is_empty() {
             return Ok(None);
         }
+        // Agents' extensions, and supervisors' phones.
         let ids: Vec<String> = agents
-            .map(|a| a.agents.iter().map(|x| x.id.clone()).collect())
+            .map(|a| {
+                a.agents
+                    .iter()
+                    .chain(&a.supervisors)
+                    .map(|x| x.id.clone())
+                    .collect()
+            })
             .unwrap_or_default();
         crate::http::users::Users::load(&self.http.users, Some(&ids))
             .map(Some)

@@ -54,6 +54,11 @@ pub struct AgentsFile {
     pub digest: Vec<String>,
     #[serde(rename = "agent", default)]
     pub agents: Vec<AgentEntry>,
+    /// Supervisors' phones: they register like agents' (their skills are
+    /// ignored and the ACD never offers them calls); the hotline rings one
+    /// to listen in, whisper or barge.
+    #[serde(rename = "supervisor", default)]
+    pub supervisors: Vec<AgentEntry>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +109,7 @@ impl AgentsFile {
             });
         }
         let mut seen = std::collections::HashSet::new();
-        for a in &parsed.agents {
+        for a in parsed.agents.iter().chain(&parsed.supervisors) {
             if a.id.parse::<crate::ids::AgentId>().is_err() {
                 return Err(err(
                     &a.id,
@@ -155,8 +160,12 @@ impl AgentsFile {
             .collect()
     }
 
+    /// An agent's or a supervisor's phone entry.
     pub fn get(&self, id: &str) -> Option<&AgentEntry> {
-        self.agents.iter().find(|a| a.id == id)
+        self.agents
+            .iter()
+            .chain(&self.supervisors)
+            .find(|a| a.id == id)
     }
 
     /// The stored HA1 of `id` for `algorithm`.

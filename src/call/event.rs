@@ -84,6 +84,46 @@ impl std::fmt::Display for TransferTarget {
     }
 }
 
+/// How a supervisor joins a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorMode {
+    /// Hears both sides, heard by no one.
+    Listen,
+    /// Heard by the agent only.
+    Whisper,
+    /// Heard by both.
+    Barge,
+}
+
+impl MonitorMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MonitorMode::Listen => "listen",
+            MonitorMode::Whisper => "whisper",
+            MonitorMode::Barge => "barge",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "listen" => Some(MonitorMode::Listen),
+            "whisper" => Some(MonitorMode::Whisper),
+            "barge" => Some(MonitorMode::Barge),
+            _ => None,
+        }
+    }
+
+    /// Who hears the supervisor.
+    pub fn audience(self) -> crate::media::mixer::Audience {
+        use crate::media::mixer::Audience;
+        match self {
+            MonitorMode::Listen => Audience::Nobody,
+            MonitorMode::Whisper => Audience::Agents,
+            MonitorMode::Barge => Audience::All,
+        }
+    }
+}
+
 /// Why a caller left the queue without an agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Abandon {
@@ -172,6 +212,20 @@ pub enum CallEventKind {
         from: AgentId,
         to: TransferTarget,
         why: Missed,
+    },
+    /// A supervisor joined the conversation from their phone (`supervisor`
+    /// is their user name), or changed how.
+    MonitorStarted {
+        supervisor: String,
+        mode: MonitorMode,
+    },
+    MonitorChanged {
+        supervisor: String,
+        mode: MonitorMode,
+    },
+    /// The supervisor's phone left the conversation.
+    MonitorEnded {
+        supervisor: String,
     },
     /// One side put the conversation on hold, or took it off.
     Held {

@@ -38,11 +38,13 @@ use crate::sip::transaction::{
 mod agent_leg;
 mod dialog;
 pub mod event;
+mod monitor;
 mod outbound;
 mod registrar;
 mod transfer;
 use event::{Abandon, IdentifiedBy, Missed};
 pub use event::{CallEvent, CallEventKind};
+pub use monitor::MonitorError;
 pub use outbound::{PlaceCall, VisitOutcome};
 pub use registrar::{Binding, FeatureCode};
 pub use transfer::TransferError;
@@ -408,6 +410,8 @@ enum Purpose {
     ReturnVisit(outbound::Visit),
     /// The hotline rings an agent's phone for a waiting caller.
     AgentLeg { caller: CallId, agent: AgentId },
+    /// The hotline rings a supervisor's phone to join a conversation.
+    Monitor(monitor::Monitor),
 }
 
 #[derive(Debug)]
@@ -479,6 +483,8 @@ struct Call {
     transfer: Option<transfer::Transfer>,
     /// Back with the first agent after a transfer failed, since then.
     transfer_returned: Option<Instant>,
+    /// A supervisor's leg on this conversation.
+    monitor: Option<CallId>,
 }
 
 pub struct Switch {
@@ -765,10 +771,10 @@ impl Switch {
                 let c = self.calls.get_mut(&call).expect("checked");
                 c.media_ready = true;
                 if c.phase == Phase::Connected {
-                    if matches!(c.purpose, Purpose::AgentLeg { .. }) {
-                        self.bridge(now, call);
-                    } else {
-                        self.ask(call);
+                    match c.purpose {
+                        Purpose::AgentLeg { .. } => self.bridge(now, call),
+                        Purpose::Monitor(_) => self.monitor_joined(now, call),
+                        _ => self.ask(call),
                     }
                 }
                 let c = self.calls.get_mut(&call).expect("checked");
@@ -1362,6 +1368,7 @@ impl Switch {
             priority: 0,
             transfer: None,
             transfer_returned: None,
+            monitor: None,
         };
         *self.unconfirmed.entry(peer.addr.ip()).or_default() += 1;
         self.unconfirmed_total += 1;
@@ -1954,6 +1961,28 @@ impl Switch {
             return;
         };
         let now = self.last_now.unwrap_or(c.started);
+        // A supervisor on the call leaves with it.
+        if let Some(leg) = c.monitor.take()
+            && let Some(l) = self.calls.get(&leg)
+        {
+            let phase = l.phase;
+            if let Purpose::Monitor(m) = &l.purpose
+                && m.joined
+            {
+                let kind = CallEventKind::MonitorEnded {
+                    supervisor: m.supervisor.clone(),
+                };
+                self.emit_for(now, id, &c.sip_call_id, kind);
+            }
+            match phase {
+                Phase::Dialing => self.send_cancel_now(leg),
+                Phase::Cancelling | Phase::HangingUp => {}
+                _ => self.send_bye_now(leg),
+            }
+        }
+        if let Purpose::Monitor(m) = &c.purpose {
+            self.monitor_left(now, id, m);
+        }
         // The ringing target of a transfer goes with the caller too.
         if let Some(leg) = c.transfer.take().and_then(|t| t.leg)
             && let Some(phase) = self.calls.get(&leg).map(|l| l.phase)
@@ -2062,6 +2091,10 @@ impl Switch {
                         None => self.send_bye_now(caller),
                     }
                 } else {
+                    self.end_monitor(now, caller);
+                    let Some(cl) = self.calls.get_mut(&caller) else {
+                        return;
+                    };
                     // The agent hung up first: the caller, still on the
                     // line, gets the menu's 1-5 survey (or a BYE without one).
                     let talked = cl

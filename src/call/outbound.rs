@@ -602,6 +602,7 @@ impl Switch {
             priority: 0,
             transfer: None,
             transfer_returned: None,
+            monitor: None,
         };
         self.by_sip.insert(d.sip_call_id, d.id);
         self.by_tx.insert(tx, d.id);

@@ -1928,3 +1928,98 @@ fn the_desk_transfers_the_call_of_the_agent_on_it() {
         Err(TransferError::InProgress)
     );
 }
+
+#[test]
+fn a_supervisor_whispers_then_barges_and_the_two_are_relayed_again_after() {
+    use crate::media::mixer::{Audience, Role};
+    let mut sim = agent_sim();
+    let (caller, leg, _) = caller_talking_with_2001(&mut sim);
+    let whisper = super::event::MonitorMode::Whisper;
+    assert_eq!(
+        sim.sw
+            .monitor(sim.now, caller, AgentId(2009), whisper, "supervisor"),
+        Err(MonitorError::NoPhone)
+    );
+    sim.recv(&register_as("2009", 1, None, 600));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_challenge(&challenge, "SHA-256", "agent2009");
+    sim.recv(&register_as("2009", 2, Some(&auth), 600));
+    sim.take_sent();
+    assert_eq!(
+        sim.sw
+            .monitor(sim.now, caller, AgentId(2009), whisper, "supervisor"),
+        Ok(())
+    );
+    sim.drain();
+    let invite = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("INVITE sip:2009@"))
+        .expect("the supervisor's phone rings");
+    sim.media.clear();
+    let sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
+    sim.recv(&reply_to(&invite, 200, "OK", &sdp));
+    let sv = sim.sw.calls[&caller].monitor.unwrap();
+    let mixed: Vec<_> = sim
+        .media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::Mix {
+                room,
+                call,
+                role,
+                audience,
+            } => Some((*room, *call, *role, *audience)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        mixed,
+        [
+            (caller, caller, Role::Caller, Audience::All),
+            (caller, leg, Role::Agent, Audience::All),
+            (caller, sv, Role::Supervisor, Audience::Agents),
+        ]
+    );
+    assert!(sim.kinds().any(|k| matches!(k,
+        CallEventKind::MonitorStarted { supervisor, mode } if supervisor == "supervisor" && *mode == whisper)));
+    // Barge: the supervisor is heard by both now.
+    sim.media.clear();
+    let barge = super::event::MonitorMode::Barge;
+    assert_eq!(
+        sim.sw
+            .monitor(sim.now, caller, AgentId(2009), barge, "supervisor"),
+        Ok(())
+    );
+    sim.drain();
+    assert_eq!(
+        sim.media,
+        [MediaCommand::Mix {
+            room: caller,
+            call: sv,
+            role: Role::Supervisor,
+            audience: Audience::All
+        }]
+    );
+    // Another supervisor's phone cannot join the same call.
+    assert_eq!(
+        sim.sw
+            .monitor(sim.now, caller, AgentId(2004), barge, "someone"),
+        Err(MonitorError::Taken)
+    );
+    // The supervisor hangs up: the caller and the agent are relayed again.
+    sim.media.clear();
+    sim.recv(&from_callee(&invite, CALLER, "2009", "BYE", 2, "", ""));
+    assert!(sim.media.contains(&MediaCommand::Unmix { call: sv }));
+    assert!(sim.media.contains(&MediaCommand::Unmix { call: caller }));
+    assert!(
+        sim.media
+            .contains(&MediaCommand::Bridge { a: caller, b: leg })
+    );
+    assert!(
+        sim.kinds()
+            .any(|k| matches!(k, CallEventKind::MonitorEnded { .. }))
+    );
+    assert_eq!(sim.sw.calls[&caller].monitor, None);
+    assert_eq!(sim.sw.agent_on(caller), Some(AgentId(2001)));
+}

@@ -193,6 +193,8 @@ impl Switch {
             return;
         };
         info!(%caller, %from, %to, "transfer asked");
+        // A supervisor on the conversation leaves it to its new hands.
+        self.end_monitor(now, caller);
         // Neither side hears the other; the caller hears hold music.
         for from in [caller, leg] {
             self.out

@@ -78,6 +78,14 @@ pub enum EdgeRequest {
         by: String,
         reply: tokio::sync::oneshot::Sender<bool>,
     },
+    /// Ring a supervisor's phone to join a call (or change how).
+    Monitor {
+        call: crate::ids::CallId,
+        mode: crate::call::event::MonitorMode,
+        phone: crate::ids::AgentId,
+        by: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), crate::call::MonitorError>>,
+    },
     /// Transfer a call to an agent's extension or a queue's code; `agent`:
     /// only if that agent is the one on the call (an agent's own request).
     Transfer {
@@ -174,6 +182,7 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route("/api/calls/{call}/wrap-up", post(wrap_up))
         .route("/api/calls/{call}/recording", post(pause_recording))
         .route("/api/calls/{call}/transfer", post(transfer))
+        .route("/api/calls/{call}/monitor", post(monitor))
         .route("/api/recordings/{file}", get(recording))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such route") })
         .with_state(api)
@@ -1203,6 +1212,71 @@ async fn transfer(
         Err(E::NotOnCall) if agent.is_some() => Err(err(
             StatusCode::FORBIDDEN,
             format!("{} is not on call {call}", user.name),
+        )),
+        Err(e) => Err(err(StatusCode::CONFLICT, e.to_string())),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MonitorBody {
+    mode: String,
+}
+
+/// A supervisor listens in (`listen`), whispers to the agent (`whisper`)
+/// or joins the conversation (`barge`) from their phone (the users file's
+/// `phone`): the hotline rings it; posted again, the mode changes.
+async fn monitor(
+    State(api): State<Arc<Api>>,
+    Caller(user): Caller,
+    Path(call): Path<String>,
+    body: Result<Json<MonitorBody>, JsonRejection>,
+) -> Reply {
+    let id = parse_call(&call)?;
+    let body = json_body(body, r#"{"mode": "listen"}"#)?;
+    if user.role != Role::Supervisor {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            format!("{} is not a supervisor", user.name),
+        ));
+    }
+    let mode = crate::call::event::MonitorMode::parse(&body.mode).ok_or_else(|| {
+        err(
+            StatusCode::BAD_REQUEST,
+            "mode: \"listen\", \"whisper\" or \"barge\"",
+        )
+    })?;
+    let phone = user
+        .phone
+        .as_deref()
+        .and_then(|p| p.parse::<crate::ids::AgentId>().ok())
+        .ok_or_else(|| {
+            err(
+                StatusCode::CONFLICT,
+                format!("{} has no phone in the users file", user.name),
+            )
+        })?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let _ = api
+        .switch
+        .send(crate::runtime::Input::Edge(EdgeRequest::Monitor {
+            call: crate::ids::CallId(id),
+            mode,
+            phone,
+            by: user.name.clone(),
+            reply: tx,
+        }));
+    let done = rx
+        .await
+        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping"))?;
+    match done {
+        Ok(()) => ok(
+            StatusCode::ACCEPTED,
+            json!({ "call": id, "mode": mode.as_str(), "phone": phone.to_string() }),
+        ),
+        Err(crate::call::MonitorError::NotOnCall) => Err(err(
+            StatusCode::NOT_FOUND,
+            format!("call {call} is not a conversation with an agent"),
         )),
         Err(e) => Err(err(StatusCode::CONFLICT, e.to_string())),
     }

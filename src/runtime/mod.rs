@@ -420,6 +420,9 @@ impl Hotline {
                         Input::Edge(crate::http::api::EdgeRequest::PauseRecording { call, paused, by, reply }) => {
                             let _ = reply.send(switch.pause_recording(now, call, paused, &by));
                         }
+                        Input::Edge(crate::http::api::EdgeRequest::Monitor { call, mode, phone, by, reply }) => {
+                            let _ = reply.send(switch.monitor(now, call, phone, mode, &by));
+                        }
                         Input::Edge(crate::http::api::EdgeRequest::Transfer { call, to, agent, reply }) => {
                             // An agent transfers only the call they are on.
                             let result = match agent {

@@ -73,6 +73,23 @@ pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
                 .map(|c| c.as_str().to_string()),
             ahead: *ahead,
         },
+        K::MonitorStarted { supervisor, mode } => {
+            actor = Actor::Supervisor(supervisor.clone());
+            EventKind::MonitorStarted {
+                supervisor: supervisor.clone(),
+                mode: mode.as_str().to_string(),
+            }
+        }
+        K::MonitorChanged { supervisor, mode } => {
+            actor = Actor::Supervisor(supervisor.clone());
+            EventKind::MonitorChanged {
+                supervisor: supervisor.clone(),
+                mode: mode.as_str().to_string(),
+            }
+        }
+        K::MonitorEnded { supervisor } => EventKind::MonitorEnded {
+            supervisor: supervisor.clone(),
+        },
         K::TransferRequested { from, to } => {
             actor = Actor::Agent(from.to_string());
             EventKind::CallTransferRequested {

@@ -180,6 +180,19 @@ pub enum EventKind {
         from: String,
         to: String,
     },
+    /// A supervisor joined the conversation from their phone: `listen`,
+    /// `whisper` or `barge`.
+    MonitorStarted {
+        supervisor: String,
+        mode: String,
+    },
+    MonitorChanged {
+        supervisor: String,
+        mode: String,
+    },
+    MonitorEnded {
+        supervisor: String,
+    },
     /// The target could not take the call (in words, as for a missed offer).
     CallTransferFailed {
         from: String,
@@ -321,6 +334,9 @@ impl EventKind {
             EventKind::CallTransferRequested { .. } => "call_transfer_requested",
             EventKind::CallTransferred { .. } => "call_transferred",
             EventKind::CallTransferFailed { .. } => "call_transfer_failed",
+            EventKind::MonitorStarted { .. } => "monitor_started",
+            EventKind::MonitorChanged { .. } => "monitor_changed",
+            EventKind::MonitorEnded { .. } => "monitor_ended",
             EventKind::CallRecorded { .. } => "call_recorded",
             EventKind::RecordingPaused { .. } => "recording_paused",
             EventKind::ConversationEnded { .. } => "conversation_ended",

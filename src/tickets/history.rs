@@ -338,6 +338,15 @@ pub fn calls(events: &[Event], local: LocalTime) -> Vec<CallRecord> {
                 };
                 format!("{who} ended the conversation after {}", seconds(*talked_ms))
             }
+            EventKind::MonitorStarted { supervisor, mode }
+            | EventKind::MonitorChanged { supervisor, mode } => match mode.as_str() {
+                "listen" => format!("supervisor {supervisor} listened in"),
+                "whisper" => format!("supervisor {supervisor} whispered to the agent"),
+                _ => format!("supervisor {supervisor} joined the conversation"),
+            },
+            EventKind::MonitorEnded { supervisor } => {
+                format!("supervisor {supervisor} left the call")
+            }
             EventKind::CallTransferRequested { from, to } => {
                 format!("agent {from} asked to transfer the call to {to}")
             }

@@ -1,0 +1,213 @@
+//! A supervisor listens in, whispers to the agent, or barges in: the
+//! hotline rings the supervisor's registered phone (a `[[supervisor]]` of
+//! the agents file) and, on answer, the conversation becomes a mixed room
+//! of three: the caller and the agent hear each other as before; the
+//! supervisor hears both and is heard by no one (listen), by the agent
+//! only (whisper) or by both (barge). The mode changes while the call goes
+//! on. When the supervisor hangs up the two legs are relayed again.
+
+use std::time::Instant;
+
+use tracing::info;
+
+use super::event::{CallEventKind, MonitorMode};
+use super::outbound::Dial;
+use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch, Timer};
+use crate::media::mixer::{Audience, Role};
+use crate::sip::sdp;
+
+/// Why monitoring cannot start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MonitorError {
+    #[error("the call is not in a conversation with an agent")]
+    NotOnCall,
+    #[error("another supervisor is on this call")]
+    Taken,
+    #[error("the supervisor's phone is not registered")]
+    NoPhone,
+    #[error("no RTP port free")]
+    NoPort,
+}
+
+/// A supervisor's leg: who, and how they are heard.
+#[derive(Debug)]
+pub(super) struct Monitor {
+    pub caller: CallId,
+    pub phone: AgentId,
+    pub supervisor: String,
+    pub mode: MonitorMode,
+    /// In the mixed conversation (answered, media open).
+    pub joined: bool,
+}
+
+impl Switch {
+    /// Rings `phone` (the supervisor `by`'s) to join `caller`'s
+    /// conversation in `mode`; when that supervisor is on it already, only
+    /// the mode changes.
+    pub fn monitor(
+        &mut self,
+        now: Instant,
+        caller: CallId,
+        phone: AgentId,
+        mode: MonitorMode,
+        by: &str,
+    ) -> Result<(), MonitorError> {
+        self.last_now = Some(now);
+        let agent_leg = self.agent_on_leg(caller).ok_or(MonitorError::NotOnCall)?;
+        let c = &self.calls[&caller];
+        if let Some(leg) = c.monitor {
+            let Some(Purpose::Monitor(m)) = self.calls.get_mut(&leg).map(|l| &mut l.purpose) else {
+                return Err(MonitorError::Taken);
+            };
+            if m.phone != phone {
+                return Err(MonitorError::Taken);
+            }
+            m.mode = mode;
+            let supervisor = m.supervisor.clone();
+            if self.calls[&leg].phase == Phase::Bridged {
+                self.mix(caller, leg, Role::Supervisor, mode.audience());
+            }
+            info!(%caller, %supervisor, mode = mode.as_str(), "monitor mode changed");
+            self.emit(
+                now,
+                caller,
+                CallEventKind::MonitorChanged { supervisor, mode },
+            );
+            return Ok(());
+        }
+        let _ = agent_leg;
+        let Some(offer) = c.offer.clone() else {
+            return Err(MonitorError::NotOnCall);
+        };
+        let binding = self
+            .bindings
+            .get(&phone.to_string())
+            .cloned()
+            .ok_or(MonitorError::NoPhone)?;
+        let port = self.ports.allocate().ok_or(MonitorError::NoPort)?;
+        let (id, sip_call_id) = self.new_outbound("sv");
+        let body = sdp::offer_one(
+            std::net::SocketAddr::new(self.cfg.media_ip, port),
+            self.cfg.seed ^ id.0,
+            offer.codec_pt,
+            offer.law,
+            offer.dtmf_pt,
+        );
+        let dialled = Dial {
+            id,
+            sip_call_id,
+            request_uri: binding.contact.clone(),
+            peer: binding.peer,
+            port,
+            body,
+            purpose: Purpose::Monitor(Monitor {
+                caller,
+                phone,
+                supervisor: by.to_string(),
+                mode,
+                joined: false,
+            }),
+            number: phone.to_string(),
+            bridge: None,
+        };
+        if !self.dial(now, dialled) {
+            return Err(MonitorError::NoPhone);
+        }
+        self.stats.calls_started += 1;
+        self.arm(now, id, Timer::RingTimeout);
+        self.calls.get_mut(&caller).expect("checked").monitor = Some(id);
+        info!(%caller, leg = %id, %phone, supervisor = by, mode = mode.as_str(), "ringing supervisor");
+        self.pump(now);
+        Ok(())
+    }
+
+    /// The agent's leg of `caller`'s conversation, when they talk.
+    fn agent_on_leg(&self, caller: CallId) -> Option<CallId> {
+        let leg = self.bridged_to(caller)?;
+        matches!(self.calls.get(&leg)?.purpose, Purpose::AgentLeg { .. }).then_some(leg)
+    }
+
+    fn mix(&mut self, room: CallId, call: CallId, role: Role, audience: Audience) {
+        self.out.push_back(Output::Media(MediaCommand::Mix {
+            room,
+            call,
+            role,
+            audience,
+        }));
+    }
+
+    /// The supervisor answered and their media is open: the three are
+    /// mixed.
+    pub(super) fn monitor_joined(&mut self, now: Instant, leg: CallId) {
+        let Some(Purpose::Monitor(m)) = self.calls.get(&leg).map(|l| &l.purpose) else {
+            return;
+        };
+        let (caller, mode, supervisor) = (m.caller, m.mode, m.supervisor.clone());
+        let agent_leg = self
+            .agent_on_leg(caller)
+            .filter(|_| self.calls[&caller].monitor == Some(leg));
+        let Some(agent_leg) = agent_leg else {
+            // The conversation ended as the supervisor answered.
+            return self.send_bye(now, leg);
+        };
+        self.set_phase(leg, Phase::Bridged);
+        if let Some(Purpose::Monitor(m)) = self.calls.get_mut(&leg).map(|l| &mut l.purpose) {
+            m.joined = true;
+        }
+        self.mix(caller, caller, Role::Caller, Audience::All);
+        self.mix(caller, agent_leg, Role::Agent, Audience::All);
+        self.mix(caller, leg, Role::Supervisor, mode.audience());
+        info!(%caller, %leg, %supervisor, mode = mode.as_str(), "supervisor joined");
+        self.emit(
+            now,
+            caller,
+            CallEventKind::MonitorStarted { supervisor, mode },
+        );
+    }
+
+    /// The supervisor's leg is over: the two talk on, relayed again.
+    pub(super) fn monitor_left(&mut self, now: Instant, leg: CallId, m: &Monitor) {
+        let caller = m.caller;
+        if let Some(c) = self.calls.get_mut(&caller)
+            && c.monitor == Some(leg)
+        {
+            c.monitor = None;
+        }
+        if !m.joined {
+            return;
+        }
+        self.out
+            .push_back(Output::Media(MediaCommand::Unmix { call: leg }));
+        if let Some(agent_leg) = self.agent_on_leg(caller) {
+            for call in [caller, agent_leg] {
+                self.out
+                    .push_back(Output::Media(MediaCommand::Unmix { call }));
+            }
+            self.out.push_back(Output::Media(MediaCommand::Bridge {
+                a: caller,
+                b: agent_leg,
+            }));
+        }
+        info!(%caller, %leg, supervisor = %m.supervisor, "supervisor left");
+        self.emit(
+            now,
+            caller,
+            CallEventKind::MonitorEnded {
+                supervisor: m.supervisor.clone(),
+            },
+        );
+    }
+
+    /// Ends the supervisor's leg of `caller`'s conversation, if any (the
+    /// conversation is over or changes hands).
+    pub(super) fn end_monitor(&mut self, now: Instant, caller: CallId) {
+        let Some(leg) = self.calls.get(&caller).and_then(|c| c.monitor) else {
+            return;
+        };
+        match self.calls.get(&leg).map(|l| l.phase) {
+            Some(Phase::Dialing) => self.send_cancel(now, leg),
+            Some(Phase::Cancelling | Phase::HangingUp) | None => {}
+            Some(_) => self.send_bye(now, leg),
+        }
+    }
+}
