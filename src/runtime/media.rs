@@ -23,7 +23,9 @@ use crate::media::g711::Law;
 use crate::media::mixer::Mixer;
 use crate::media::prompt::{Prompt, PromptSet};
 use crate::media::record::Recorder;
-use crate::media::rtp::{MAX_PACKET, Received, RtpReceiver, RtpStream, SAMPLES_PER_PACKET};
+use crate::media::rtp::{
+    MAX_PACKET, PACKET_INTERVAL, Received, RtpReceiver, RtpStream, SAMPLES_PER_PACKET,
+};
 
 const TICK: Duration = Duration::from_millis(10);
 
@@ -153,7 +155,7 @@ async fn pace(
     to_switch: mpsc::UnboundedSender<Input>,
 ) {
     let mut sessions: HashMap<CallId, Session> = HashMap::new();
-    let mut rooms: HashMap<CallId, Mixer> = HashMap::new();
+    let mut rooms: HashMap<CallId, Room> = HashMap::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf = [0u8; MAX_PACKET];
@@ -184,9 +186,16 @@ async fn pace(
                 for call in finished.drain(..) {
                     let _ = to_switch.send(Input::Media(call, MediaEvent::PromptFinished));
                 }
-                // Each mixed conversation: everyone's 20 ms, mixed for each.
-                for mixer in rooms.values_mut() {
-                    mixer.mix(|call, payload| {
+                // Each mixed conversation: everyone's 20 ms, mixed for
+                // each, every 20 ms (the tick is shorter).
+                for room in rooms.values_mut() {
+                    if now < room.next {
+                        continue;
+                    }
+                    // Behind by more than a packet (a stall): start again from now.
+                    let floor = now.checked_sub(PACKET_INTERVAL).unwrap_or(now);
+                    room.next = (room.next + PACKET_INTERVAL).max(floor);
+                    room.mixer.mix(|call, payload| {
                         if let Some(s) = sessions.get_mut(&call) {
                             let socket = &s.socket;
                             s.stream.send_live(now, payload, &mut buf, |pkt, to| {
@@ -232,7 +241,7 @@ fn handle(
     msg: MediaIn,
     edge: &Edge,
     sessions: &mut HashMap<CallId, Session>,
-    rooms: &mut HashMap<CallId, Mixer>,
+    rooms: &mut HashMap<CallId, Room>,
     me: &mpsc::UnboundedSender<MediaIn>,
     to_switch: &mpsc::UnboundedSender<Input>,
 ) {
@@ -440,16 +449,20 @@ fn handle(
             let law = s.stream.law();
             rooms
                 .entry(room)
-                .or_default()
+                .or_insert_with(|| Room {
+                    mixer: Mixer::new(),
+                    next: Instant::now(),
+                })
+                .mixer
                 .join(call, law, role, audience);
             info!(%room, %call, ?role, ?audience, "mixed");
         }
         MediaIn::Command(MediaCommand::Unmix { call }) => leave_room(sessions, rooms, call),
         MediaIn::Heard(call, len, payload) => {
             if let Some(room) = sessions.get(&call).and_then(|s| s.room)
-                && let Some(mixer) = rooms.get_mut(&room)
+                && let Some(r) = rooms.get_mut(&room)
             {
-                mixer.push(call, &payload[..len as usize]);
+                r.mixer.push(call, &payload[..len as usize]);
             }
         }
         MediaIn::Command(MediaCommand::Close { call }) => {
@@ -662,11 +675,17 @@ pub async fn retention(dir: PathBuf, keep: Duration) {
     }
 }
 
+/// A mixed conversation: its mixer and when it next mixes.
+struct Room {
+    mixer: Mixer,
+    next: Instant,
+}
+
 /// Takes `call` out of its mixed conversation; the room goes with its
 /// last participant.
 fn leave_room(
     sessions: &mut HashMap<CallId, Session>,
-    rooms: &mut HashMap<CallId, Mixer>,
+    rooms: &mut HashMap<CallId, Room>,
     call: CallId,
 ) {
     let Some(room) = sessions.get_mut(&call).and_then(|s| s.room.take()) else {
@@ -675,9 +694,9 @@ fn leave_room(
     if let Some(s) = sessions.get(&call) {
         let _ = s.record.send(RecordCtl::Mix(false));
     }
-    if let Some(mixer) = rooms.get_mut(&room) {
-        mixer.leave(call);
-        if mixer.is_empty() {
+    if let Some(r) = rooms.get_mut(&room) {
+        r.mixer.leave(call);
+        if r.mixer.is_empty() {
             rooms.remove(&room);
         }
     }
