@@ -213,6 +213,18 @@ pub enum CallEventKind {
         to: TransferTarget,
         why: Missed,
     },
+    /// The agent asked another agent to join the conversation (three-way).
+    ConferenceRequested {
+        from: AgentId,
+        to: AgentId,
+    },
+    /// An agent joined the three-way conversation, or left it.
+    ConferenceJoined {
+        agent: AgentId,
+    },
+    ConferenceLeft {
+        agent: AgentId,
+    },
     /// A supervisor joined the conversation from their phone (`supervisor`
     /// is their user name), or changed how.
     MonitorStarted {

@@ -485,6 +485,9 @@ struct Call {
     transfer_returned: Option<Instant>,
     /// A supervisor's leg on this conversation.
     monitor: Option<CallId>,
+    /// A second agent's leg in a three-way conversation, and since when.
+    party: Option<CallId>,
+    party_since: Option<Instant>,
 }
 
 pub struct Switch {
@@ -1369,6 +1372,8 @@ impl Switch {
             transfer: None,
             transfer_returned: None,
             monitor: None,
+            party: None,
+            party_since: None,
         };
         *self.unconfirmed.entry(peer.addr.ip()).or_default() += 1;
         self.unconfirmed_total += 1;
@@ -1983,6 +1988,27 @@ impl Switch {
         if let Purpose::Monitor(m) = &c.purpose {
             self.monitor_left(now, id, m);
         }
+        // A second agent of a three-way call goes with the caller too.
+        if let Some(leg) = c.party.take()
+            && let Some(phase) = self.calls.get(&leg).map(|l| l.phase)
+        {
+            if let Some(Purpose::AgentLeg { agent, .. }) = self.calls.get(&leg).map(|l| &l.purpose)
+            {
+                let talked = c
+                    .party_since
+                    .map(|since| now.saturating_duration_since(since))
+                    .unwrap_or_default();
+                let kind = CallEventKind::ConversationEnded {
+                    agent: *agent,
+                    talked,
+                    by_agent: false,
+                };
+                self.emit_for(now, id, &c.sip_call_id, kind);
+            }
+            if !matches!(phase, Phase::HangingUp | Phase::Cancelling) {
+                self.send_bye_now(leg);
+            }
+        }
         // The ringing target of a transfer goes with the caller too.
         if let Some(leg) = c.transfer.take().and_then(|t| t.leg)
             && let Some(phase) = self.calls.get(&leg).map(|l| l.phase)
@@ -2039,7 +2065,12 @@ impl Switch {
                 .get(&caller)
                 .and_then(|cl| cl.transfer.as_ref())
                 .map(|t| (t.from_leg, t.leg));
-            if transfer.is_some_and(|(_, target)| target == Some(id)) {
+            let in_conference = self.calls.get(&caller).is_some_and(|cl| {
+                cl.party.is_some() && (cl.party == Some(id) || cl.bridge == Some(id))
+            });
+            if in_conference {
+                self.conference_left(now, caller, id, agent);
+            } else if transfer.is_some_and(|(_, target)| target == Some(id)) {
                 // The transfer's target did not answer.
                 let why = match reason {
                     EndReason::Declined(code) | EndReason::Rejected(code) => Missed::Refused(code),

@@ -603,6 +603,8 @@ impl Switch {
             transfer: None,
             transfer_returned: None,
             monitor: None,
+            party: None,
+            party_since: None,
         };
         self.by_sip.insert(d.sip_call_id, d.id);
         self.by_tx.insert(tx, d.id);

@@ -2023,3 +2023,70 @@ fn a_supervisor_whispers_then_barges_and_the_two_are_relayed_again_after() {
     assert_eq!(sim.sw.calls[&caller].monitor, None);
     assert_eq!(sim.sw.agent_on(caller), Some(AgentId(2001)));
 }
+
+#[test]
+fn a_three_way_call_mixes_all_and_the_two_left_talk_on() {
+    let mut sim = agent_sim();
+    let (caller, leg, invite) = caller_talking_with_2001(&mut sim);
+    assert_eq!(
+        sim.sw.conference(sim.now, caller, "q-repair"),
+        Err(TransferError::UnknownTarget),
+        "a queue cannot join a call"
+    );
+    assert_eq!(sim.sw.conference(sim.now, caller, "2002"), Ok(()));
+    sim.drain();
+    assert!(sim.kinds().any(|k| matches!(k,
+        CallEventKind::ConferenceRequested { from, to } if *from == AgentId(2001) && *to == AgentId(2002))));
+    // The two talk on while 2002 rings: nothing changes in the media.
+    assert!(sim.media.is_empty(), "{:?}", sim.media);
+    sim.sw.offer_to_agent(sim.now, caller, AgentId(2002));
+    sim.drain();
+    let invite2 = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("INVITE sip:2002@"))
+        .expect("2002 rings");
+    let sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
+    sim.recv(&reply_to(&invite2, 200, "OK", &sdp));
+    let leg2 = sim.sw.calls[&caller].party.expect("2002 is in");
+    let mixed: Vec<CallId> = sim
+        .media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::Mix { room, call, .. } if *room == caller => Some(*call),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(mixed, [caller, leg, leg2]);
+    assert!(sim.kinds().any(
+        |k| matches!(k, CallEventKind::ConferenceJoined { agent } if *agent == AgentId(2002))
+    ));
+    assert_eq!(
+        sim.sw.transfer(sim.now, caller, "2003"),
+        Err(TransferError::InProgress)
+    );
+    // 2001 leaves: the caller and 2002 talk on, relayed.
+    sim.media.clear();
+    sim.recv(&from_callee(&invite, CALLER, "2001", "BYE", 9, "", ""));
+    assert!(
+        sim.media
+            .contains(&MediaCommand::Bridge { a: caller, b: leg2 }),
+        "{:?}",
+        sim.media
+    );
+    assert!(
+        sim.kinds().any(|k| matches!(k,
+        CallEventKind::ConversationEnded { agent, by_agent: true, .. } if *agent == AgentId(2001)))
+    );
+    assert_eq!(sim.sw.agent_on(caller), Some(AgentId(2002)));
+    assert_eq!(sim.sw.calls[&caller].party, None);
+    // The caller hangs up: 2002's leg goes too.
+    let tag = sim.sw.calls[&caller].local_tag.clone();
+    sim.recv(&in_dialog("BYE", "cust-1", "z9hG4bK-b", 3, &tag));
+    let sent = sim.take_sent();
+    let call_id = invite2.lines().find(|l| l.starts_with("Call-ID:")).unwrap();
+    assert!(
+        sent.iter().any(|m| m.starts_with("BYE ") && m.contains(call_id)),
+        "{sent:?}"
+    );
+}

@@ -28,9 +28,19 @@ use crate::sip::transaction::TxId;
 /// when told it failed): the caller goes to the head of the queue.
 pub(super) const GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// A caller's transfer under way.
+/// What the target's answer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// The caller goes to the target; the first agent is released.
+    Blind,
+    /// The target joins the caller and the first agent (three-way).
+    Conference,
+}
+
+/// A caller's transfer (or conference call) under way.
 #[derive(Debug)]
 pub(super) struct Transfer {
+    pub kind: Kind,
     /// The first agent and their leg.
     pub from: AgentId,
     pub from_leg: CallId,
@@ -102,7 +112,7 @@ impl Switch {
     /// no transfer is under way.
     fn transferable(&self, caller: CallId) -> Result<(CallId, AgentId), TransferError> {
         let c = self.calls.get(&caller).ok_or(TransferError::NotOnCall)?;
-        if c.transfer.is_some() {
+        if c.transfer.is_some() || c.party.is_some() {
             return Err(TransferError::InProgress);
         }
         let leg = self.bridged_to(caller).ok_or(TransferError::NotOnCall)?;
@@ -153,7 +163,7 @@ impl Switch {
             b"",
         );
         self.notify_refer(now, leg, core.cseq, 100, "Trying", false);
-        self.start_transfer(now, caller, target, Some(core.cseq));
+        self.start_transfer(now, caller, target, Some(core.cseq), Kind::Blind);
     }
 
     /// The desk's transfer of `caller`'s call to `to` (an agent's
@@ -167,7 +177,30 @@ impl Switch {
         self.last_now = Some(now);
         let (_, agent) = self.transferable(caller)?;
         let target = self.transfer_target(to, agent)?;
-        self.start_transfer(now, caller, target, None);
+        self.start_transfer(now, caller, target, None, Kind::Blind);
+        self.pump(now);
+        Ok(())
+    }
+
+    /// The desk's three-way call: another agent (`to`, their extension)
+    /// is rung to join `caller` and the agent on the call; the two go on
+    /// talking meanwhile.
+    pub fn conference(
+        &mut self,
+        now: Instant,
+        caller: CallId,
+        to: &str,
+    ) -> Result<(), TransferError> {
+        self.last_now = Some(now);
+        if self.calls.get(&caller).is_some_and(|c| c.party.is_some()) {
+            return Err(TransferError::InProgress);
+        }
+        let (_, agent) = self.transferable(caller)?;
+        let target = match self.transfer_target(to, agent)? {
+            TransferTarget::Agent(a) => TransferTarget::Agent(a),
+            TransferTarget::Queue(_) => return Err(TransferError::UnknownTarget),
+        };
+        self.start_transfer(now, caller, target, None, Kind::Conference);
         self.pump(now);
         Ok(())
     }
@@ -188,10 +221,28 @@ impl Switch {
         caller: CallId,
         to: TransferTarget,
         refer: Option<u32>,
+        kind: Kind,
     ) {
         let Ok((leg, from)) = self.transferable(caller) else {
             return;
         };
+        if kind == Kind::Conference {
+            let TransferTarget::Agent(agent) = to else {
+                return;
+            };
+            info!(%caller, %from, %agent, "conference asked");
+            self.calls.get_mut(&caller).expect("checked").transfer = Some(Transfer {
+                kind,
+                from,
+                from_leg: leg,
+                to,
+                refer: None,
+                leg: None,
+            });
+            // The ACD rings them as for a transfer.
+            let kind = CallEventKind::ConferenceRequested { from, to: agent };
+            return self.emit(now, caller, kind);
+        }
         info!(%caller, %from, %to, "transfer asked");
         // A supervisor on the conversation leaves it to its new hands.
         self.end_monitor(now, caller);
@@ -204,6 +255,7 @@ impl Switch {
             .push_back(Output::Media(MediaCommand::Stop { call: caller }));
         self.play_hold(caller);
         self.calls.get_mut(&caller).expect("checked").transfer = Some(Transfer {
+            kind,
             from,
             from_leg: leg,
             to: to.clone(),
@@ -256,6 +308,11 @@ impl Switch {
         let Some(t) = self.calls.get_mut(&caller).and_then(|c| c.transfer.take()) else {
             return;
         };
+        if t.kind == Kind::Conference {
+            // The two talk on as they were.
+            info!(%caller, to = %t.to, ?why, "conference call not answered");
+            return;
+        }
         info!(%caller, from = %t.from, to = %t.to, ?why, "transfer failed");
         self.emit(
             now,
@@ -308,6 +365,14 @@ impl Switch {
             return;
         };
         let agent = *agent;
+        if self
+            .calls
+            .get(&caller)
+            .and_then(|c| c.transfer.as_ref())
+            .is_some_and(|t| t.kind == Kind::Conference)
+        {
+            return self.conference_joined(now, caller, leg, agent);
+        }
         self.release_first_agent(now, caller);
         let c = self.calls.get_mut(&caller).expect("live caller");
         let Some(t) = c.transfer.take() else {
@@ -459,5 +524,110 @@ impl Switch {
             ],
             Some(("message/sipfrag;version=2.0", body.as_bytes())),
         );
+    }
+
+    /// The agent rung for a three-way call answered: the three are mixed.
+    fn conference_joined(&mut self, now: Instant, caller: CallId, leg: CallId, agent: AgentId) {
+        use crate::media::mixer::{Audience, Role};
+        let c = self.calls.get_mut(&caller).expect("live caller");
+        c.transfer = None;
+        let Some(first) = c.bridge.filter(|_| c.phase == Phase::Bridged) else {
+            // The first agent left as this one answered: a plain
+            // conversation with the new agent.
+            c.bridge = Some(leg);
+            c.talking_since = Some(now);
+            self.set_phase(leg, Phase::Bridged);
+            let owner = None;
+            self.emit(
+                now,
+                caller,
+                CallEventKind::Answered {
+                    agent,
+                    owner,
+                    waited: std::time::Duration::ZERO,
+                },
+            );
+            self.out
+                .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
+            return;
+        };
+        c.party = Some(leg);
+        c.party_since = Some(now);
+        self.set_phase(leg, Phase::Bridged);
+        for (call, role) in [
+            (caller, Role::Caller),
+            (first, Role::Agent),
+            (leg, Role::Agent),
+        ] {
+            self.out.push_back(Output::Media(MediaCommand::Mix {
+                room: caller,
+                call,
+                role,
+                audience: Audience::All,
+            }));
+        }
+        info!(%caller, %leg, %agent, "conference joined");
+        let owner = None;
+        self.emit(
+            now,
+            caller,
+            CallEventKind::Answered {
+                agent,
+                owner,
+                waited: std::time::Duration::ZERO,
+            },
+        );
+        self.emit(now, caller, CallEventKind::ConferenceJoined { agent });
+    }
+
+    /// One agent of a three-way call hung up: the other two talk on,
+    /// relayed again. `leg` was the first agent's or the joined one's.
+    pub(super) fn conference_left(
+        &mut self,
+        now: Instant,
+        caller: CallId,
+        leg: CallId,
+        agent: AgentId,
+    ) {
+        let c = self.calls.get_mut(&caller).expect("live caller");
+        let Some(party) = c.party.take() else {
+            return;
+        };
+        // Who stays with the caller: the other agent.
+        let stays = if party == leg { c.bridge } else { Some(party) };
+        let since = if party == leg {
+            c.party_since.take()
+        } else {
+            c.talking_since
+        };
+        let talked = since
+            .map(|since| now.saturating_duration_since(since))
+            .unwrap_or_default();
+        if party != leg {
+            // The first agent left: the joined one is the caller's agent now.
+            c.bridge = Some(party);
+            c.talking_since = c.party_since.take();
+        }
+        info!(%caller, %leg, %agent, "conference left");
+        self.emit(now, caller, CallEventKind::ConferenceLeft { agent });
+        self.emit(
+            now,
+            caller,
+            CallEventKind::ConversationEnded {
+                agent,
+                talked,
+                by_agent: true,
+            },
+        );
+        for call in [caller, leg].into_iter().chain(stays) {
+            self.out
+                .push_back(Output::Media(MediaCommand::Unmix { call }));
+        }
+        if let Some(stays) = stays {
+            self.out.push_back(Output::Media(MediaCommand::Bridge {
+                a: caller,
+                b: stays,
+            }));
+        }
     }
 }

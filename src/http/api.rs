@@ -78,6 +78,14 @@ pub enum EdgeRequest {
         by: String,
         reply: tokio::sync::oneshot::Sender<bool>,
     },
+    /// Ring another agent to join a call (three-way); `agent` as for
+    /// `Transfer`.
+    Conference {
+        call: crate::ids::CallId,
+        add: String,
+        agent: Option<crate::ids::AgentId>,
+        reply: tokio::sync::oneshot::Sender<Result<(), crate::call::TransferError>>,
+    },
     /// Ring a supervisor's phone to join a call (or change how).
     Monitor {
         call: crate::ids::CallId,
@@ -183,6 +191,7 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route("/api/calls/{call}/recording", post(pause_recording))
         .route("/api/calls/{call}/transfer", post(transfer))
         .route("/api/calls/{call}/monitor", post(monitor))
+        .route("/api/calls/{call}/conference", post(conference))
         .route("/api/recordings/{file}", get(recording))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such route") })
         .with_state(api)
@@ -1176,21 +1185,7 @@ async fn transfer(
             "to: an agent's extension or a queue's transfer code",
         ));
     }
-    let agent = match (&user.role, &user.agent) {
-        (Role::Supervisor, _) => None,
-        (Role::Agent, Some(a)) => Some(a.parse::<crate::ids::AgentId>().map_err(|_| {
-            err(
-                StatusCode::FORBIDDEN,
-                format!("{} is not an agent", user.name),
-            )
-        })?),
-        _ => {
-            return Err(err(
-                StatusCode::FORBIDDEN,
-                format!("{} may not transfer calls", user.name),
-            ));
-        }
-    };
+    let agent = hand_off_by(&user)?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let _ = api
         .switch
@@ -1203,9 +1198,38 @@ async fn transfer(
     let done = rx
         .await
         .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping"))?;
+    hand_off_reply(done, &user, &call, agent)?;
+    ok(StatusCode::ACCEPTED, json!({ "call": id, "to": to }))
+}
+
+/// Who hands a call on: a supervisor (any call), or an agent (their own:
+/// the switch checks); anyone else is refused.
+fn hand_off_by(user: &User) -> Result<Option<crate::ids::AgentId>, ApiError> {
+    match (&user.role, &user.agent) {
+        (Role::Supervisor, _) => Ok(None),
+        (Role::Agent, Some(a)) => Ok(Some(a.parse::<crate::ids::AgentId>().map_err(|_| {
+            err(
+                StatusCode::FORBIDDEN,
+                format!("{} is not an agent", user.name),
+            )
+        })?)),
+        _ => Err(err(
+            StatusCode::FORBIDDEN,
+            format!("{} may not hand calls on", user.name),
+        )),
+    }
+}
+
+/// The switch's word on a transfer or conference, as an HTTP answer.
+fn hand_off_reply(
+    done: Result<(), crate::call::TransferError>,
+    user: &User,
+    call: &str,
+    agent: Option<crate::ids::AgentId>,
+) -> Result<(), ApiError> {
     use crate::call::TransferError as E;
     match done {
-        Ok(()) => ok(StatusCode::ACCEPTED, json!({ "call": id, "to": to })),
+        Ok(()) => Ok(()),
         Err(e @ (E::UnknownTarget | E::SameAgent)) => {
             Err(err(StatusCode::BAD_REQUEST, e.to_string()))
         }
@@ -1215,6 +1239,43 @@ async fn transfer(
         )),
         Err(e) => Err(err(StatusCode::CONFLICT, e.to_string())),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConferenceBody {
+    add: String,
+}
+
+/// Three-way call: another agent (`add`: their extension) is rung to join
+/// the caller and the agent on the call. The agent on it, or a supervisor.
+async fn conference(
+    State(api): State<Arc<Api>>,
+    Caller(user): Caller,
+    Path(call): Path<String>,
+    body: Result<Json<ConferenceBody>, JsonRejection>,
+) -> Reply {
+    let id = parse_call(&call)?;
+    let body = json_body(body, r#"{"add": "2003"}"#)?;
+    let add = body.add.trim().to_string();
+    if add.is_empty() || add.len() > 16 {
+        return Err(err(StatusCode::BAD_REQUEST, "add: an agent's extension"));
+    }
+    let agent = hand_off_by(&user)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let _ = api
+        .switch
+        .send(crate::runtime::Input::Edge(EdgeRequest::Conference {
+            call: crate::ids::CallId(id),
+            add: add.clone(),
+            agent,
+            reply: tx,
+        }));
+    let done = rx
+        .await
+        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping"))?;
+    hand_off_reply(done, &user, &call, agent)?;
+    ok(StatusCode::ACCEPTED, json!({ "call": id, "add": add }))
 }
 
 #[derive(Deserialize)]

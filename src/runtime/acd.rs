@@ -142,7 +142,10 @@ impl AcdHandle {
             CallEventKind::TransferRequested {
                 to: TransferTarget::Agent(agent),
                 ..
-            } => send(AcdIn::Transfer(call, *agent)),
+            }
+            | CallEventKind::ConferenceRequested { to: agent, .. } => {
+                send(AcdIn::Transfer(call, *agent))
+            }
             // Whatever else: a caller still known to the ACD is gone.
             CallEventKind::Ended { .. } => {
                 send(AcdIn::Fact(at, Fact::Over { call }));

@@ -420,6 +420,13 @@ impl Hotline {
                         Input::Edge(crate::http::api::EdgeRequest::PauseRecording { call, paused, by, reply }) => {
                             let _ = reply.send(switch.pause_recording(now, call, paused, &by));
                         }
+                        Input::Edge(crate::http::api::EdgeRequest::Conference { call, add, agent, reply }) => {
+                            let result = match agent {
+                                Some(a) if switch.agent_on(call) != Some(a) => Err(crate::call::TransferError::NotOnCall),
+                                _ => switch.conference(now, call, &add),
+                            };
+                            let _ = reply.send(result);
+                        }
                         Input::Edge(crate::http::api::EdgeRequest::Monitor { call, mode, phone, by, reply }) => {
                             let _ = reply.send(switch.monitor(now, call, phone, mode, &by));
                         }

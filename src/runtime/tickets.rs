@@ -73,6 +73,19 @@ pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
                 .map(|c| c.as_str().to_string()),
             ahead: *ahead,
         },
+        K::ConferenceRequested { from, to } => {
+            actor = Actor::Agent(from.to_string());
+            EventKind::ConferenceRequested {
+                from: from.to_string(),
+                to: to.to_string(),
+            }
+        }
+        K::ConferenceJoined { agent } => EventKind::ConferenceJoined {
+            agent: agent.to_string(),
+        },
+        K::ConferenceLeft { agent } => EventKind::ConferenceLeft {
+            agent: agent.to_string(),
+        },
         K::MonitorStarted { supervisor, mode } => {
             actor = Actor::Supervisor(supervisor.clone());
             EventKind::MonitorStarted {

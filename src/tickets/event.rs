@@ -180,6 +180,17 @@ pub enum EventKind {
         from: String,
         to: String,
     },
+    /// An agent asked another to join the conversation (three-way).
+    ConferenceRequested {
+        from: String,
+        to: String,
+    },
+    ConferenceJoined {
+        agent: String,
+    },
+    ConferenceLeft {
+        agent: String,
+    },
     /// A supervisor joined the conversation from their phone: `listen`,
     /// `whisper` or `barge`.
     MonitorStarted {
@@ -334,6 +345,9 @@ impl EventKind {
             EventKind::CallTransferRequested { .. } => "call_transfer_requested",
             EventKind::CallTransferred { .. } => "call_transferred",
             EventKind::CallTransferFailed { .. } => "call_transfer_failed",
+            EventKind::ConferenceRequested { .. } => "conference_requested",
+            EventKind::ConferenceJoined { .. } => "conference_joined",
+            EventKind::ConferenceLeft { .. } => "conference_left",
             EventKind::MonitorStarted { .. } => "monitor_started",
             EventKind::MonitorChanged { .. } => "monitor_changed",
             EventKind::MonitorEnded { .. } => "monitor_ended",

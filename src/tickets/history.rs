@@ -338,6 +338,11 @@ pub fn calls(events: &[Event], local: LocalTime) -> Vec<CallRecord> {
                 };
                 format!("{who} ended the conversation after {}", seconds(*talked_ms))
             }
+            EventKind::ConferenceRequested { from, to } => {
+                format!("agent {from} asked agent {to} to join the call")
+            }
+            EventKind::ConferenceJoined { agent } => format!("agent {agent} joined the call"),
+            EventKind::ConferenceLeft { agent } => format!("agent {agent} left the three-way call"),
             EventKind::MonitorStarted { supervisor, mode }
             | EventKind::MonitorChanged { supervisor, mode } => match mode.as_str() {
                 "listen" => format!("supervisor {supervisor} listened in"),
