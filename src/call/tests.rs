@@ -2086,7 +2086,8 @@ fn a_three_way_call_mixes_all_and_the_two_left_talk_on() {
     let sent = sim.take_sent();
     let call_id = invite2.lines().find(|l| l.starts_with("Call-ID:")).unwrap();
     assert!(
-        sent.iter().any(|m| m.starts_with("BYE ") && m.contains(call_id)),
+        sent.iter()
+            .any(|m| m.starts_with("BYE ") && m.contains(call_id)),
         "{sent:?}"
     );
 }

@@ -1,8 +1,8 @@
-//! A supervisor listens in and whispers, with real phones and tones: an
-//! owner on baresip (500 Hz) talks with agent 2001 on baresip (1,000 Hz);
-//! the supervisor's baresip (1,500 Hz) is rung to whisper, then to listen.
-//! Each phone keeps what it heard: the owner never hears the supervisor,
-//! the agent does while whispered to, the supervisor hears both.
+//! Mixed conversations with real phones and tones: an owner on baresip
+//! (500 Hz) talks with agent 2001 on baresip (1,000 Hz); a third phone
+//! (1,500 Hz) joins: a supervisor who whispers then listens, or agent 2003
+//! in a three-way call. Each phone keeps what it heard (baresip's sndfile),
+//! checked with Goertzel filters.
 
 mod common;
 
@@ -76,6 +76,22 @@ fn call_heard(dir: &std::path::Path) -> Vec<i16> {
         .into_iter()
         .max_by_key(Vec::len)
         .expect("the phone heard a call")
+}
+
+/// The owner's softphone (500 Hz, not registered) calls the direct line.
+fn owner_calls(h: &Hotline, heard: &std::path::Path, port: u16) -> common::baresip::Baresip {
+    std::fs::create_dir_all(heard).unwrap();
+    let owner = common::baresip::Baresip::start_tone(
+        h.dir.path(),
+        "<sip:owner@127.0.0.1>;regint=0;audio_codecs=PCMU/8000",
+        port,
+        (port + 10, port + 60),
+        &[],
+        &format!("module sndfile.so\nsnd_path {}\n", heard.display()),
+        500,
+    );
+    owner.command("dial", &format!("sip:300@{}", h.target()));
+    owner
 }
 
 #[test]
@@ -189,5 +205,93 @@ fn a_supervisor_whispers_to_the_agent_then_listens_and_the_owner_never_hears_the
             words.iter().any(|w| w == expected),
             "{expected:?} in {words:#?}"
         );
+    }
+}
+
+#[test]
+fn in_a_three_way_call_each_hears_the_other_two_and_the_two_left_talk_on() {
+    let (h, data) = hotline();
+    let dir = |who: &str| data.path().join(format!("heard-{who}"));
+    let first =
+        common::baresip::agent_phone_hearing(&h, "2001", PHONE + 300, "auto", 1000, &dir("2001"));
+    h.wait_for("agent state", 1, Duration::from_secs(10));
+    let owner = owner_calls(&h, &dir("owner"), PHONE + 400);
+    let connected = h.wait_for("caller connected to agent", 1, Duration::from_secs(15));
+    assert_eq!(connected.len(), 1, "{}", h.log());
+    let call = field(&connected[0], "caller").unwrap()[1..].to_string();
+    // 2003 logs in while 2001 talks, then is asked to join.
+    let third =
+        common::baresip::agent_phone_hearing(&h, "2003", PHONE + 500, "auto", 1500, &dir("2003"));
+    let end = Instant::now() + Duration::from_secs(10);
+    while !h
+        .lines("agent state")
+        .iter()
+        .any(|l| field(l, "agent") == Some("2003") && field(l, "state") == Some("available"))
+    {
+        assert!(Instant::now() < end, "{}", h.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let add = |token: &str| {
+        common::http(
+            h.http_port(),
+            "POST",
+            &format!("/api/calls/{call}/conference"),
+            Some(token),
+            Some(r#"{"add": "2003"}"#),
+        )
+    };
+    assert_eq!(add("demo-2002").0, 403, "only the agent on the call");
+    let (status, body) = add("demo-2001");
+    assert_eq!(status, 202, "{body}");
+    let joined = h.wait_for("conference joined", 1, Duration::from_secs(10));
+    assert_eq!(joined.len(), 1, "{}", h.log());
+    std::thread::sleep(Duration::from_millis(3000));
+    // 2003 leaves; the owner and 2001 talk on.
+    third.command("hangup", "");
+    h.wait_for("conference left", 1, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(2500));
+    owner.command("hangup", "");
+    h.wait_for("call ended", 1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1500));
+    drop((owner, first, third));
+
+    let owner_heard = call_heard(&dir("owner"));
+    let first_heard = call_heard(&dir("2001"));
+    let third_heard = call_heard(&dir("2003"));
+    let both = |heard: &[i16], a: f64, b: f64, own: f64| {
+        heard
+            .chunks(4000)
+            .filter(|w| holds(w, a) && holds(w, b) && !holds(w, own))
+            .count()
+    };
+    assert!(
+        both(&owner_heard, 1000.0, 1500.0, 500.0) >= 4,
+        "the owner heard both agents"
+    );
+    assert!(
+        both(&first_heard, 500.0, 1500.0, 1000.0) >= 4,
+        "2001 heard the owner and 2003"
+    );
+    assert!(
+        both(&third_heard, 500.0, 1000.0, 1500.0) >= 4,
+        "2003 heard the owner and 2001"
+    );
+    // After 2003 left: the owner hears 2001 alone.
+    let tail = &owner_heard[owner_heard.len().saturating_sub(8000 * 2)..];
+    assert!(windows_with(tail, 1000.0, &[500.0, 1500.0]) >= 2);
+    let (status, body) = common::http(
+        h.http_port(),
+        "GET",
+        "/api/calls",
+        Some("demo-supervisor"),
+        None,
+    );
+    assert_eq!(status, 200);
+    for expected in [
+        "agent 2001 asked agent 2003 to join the call",
+        "agent 2003 joined the call",
+        "agent 2003 left the three-way call",
+    ] {
+        assert!(body.contains(expected), "{expected:?} in {body}");
     }
 }
