@@ -14,12 +14,16 @@
 //!               ▼
 //!        sip::transaction (sans-IO RFC 3261 §17, timers as data)
 //!               ▼
-//!        call::Switch (sans-IO: dialogs, SDP, one ivr::Session per call,
-//!               │       outbound return-visit calls)
-//!               │ Open/Play/Record/Stop/Close     ▲ Opened, Digit, PromptFinished, RecordingFinished
+//!        call::Switch (sans-IO: dialogs, SDP, one ivr::Session per call;
+//!               │       call::{dialog (every request we send), agent_leg,
+//!               │       transfer (REFER, three-way), monitor (supervisors),
+//!               │       outbound (return visits), registrar})
+//!               │ Open/Play/Bridge/Mix/Close      ▲ Opened, Digit, PromptFinished, RecordingFinished
 //!               ▼                                 │
-//!        runtime::media (one RTP socket per call, one pacing task for all)
-//!               └── media::{rtp, g711, dtmf, prompt, record, ports} (sans-IO)
+//!        runtime::media (one RTP socket per call, one pacing task for all:
+//!               │        two legs relayed packet by packet, more mixed)
+//!               └── media::{rtp, g711, dtmf, prompt, record, conversation,
+//!                           mixer, ports} (sans-IO)
 //!
 //!        ivr::Session (sans-IO menu from config/ivr.toml) ── requests ──► runtime::ivr
 //!               └── owners::OwnerDb (SQLite) and tickets::Store answer them
@@ -59,10 +63,14 @@
 //! A caller who asks for an agent: the menu's queue node hands the call to
 //! the ACD thread (`runtime::acd`), whose `acd::Router` offers it to the
 //! best agent; the switch rings the agent's registered phone
-//! (`call::outbound`) while the caller hears ringback, bridges the two legs
+//! (`call::agent_leg`) while the caller hears ringback, bridges the two legs
 //! on the 200 (each leg's receive task relays RTP to the other), and the
 //! agent's page (`http`) pops the caller's card and, after the call, takes
-//! the wrap-up into the ticket log.
+//! the wrap-up into the ticket log. The agent may hand the caller on
+//! (`call::transfer`: REFER from the phone or the desk, to an agent or a
+//! queue), bring a colleague in, or a supervisor may listen, whisper or
+//! barge (`call::monitor`): then the legs meet in a mixed room
+//! (`media::mixer`) the media edge runs every 20 ms.
 
 pub mod acd;
 pub mod call;
