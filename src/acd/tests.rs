@@ -594,12 +594,17 @@ struct Ledger {
     /// Agent -> call ringing or on call.
     holding: HashMap<AgentId, CallId>,
     ended: HashMap<CallId, u32>,
+    /// Calls an agent answered (a transfer's answer is not a second end).
+    connected: std::collections::HashSet<CallId>,
+    transfers_offered: u64,
+    transfers_answered: u64,
 }
 
 impl Ledger {
     fn apply(&mut self, o: &AcdOutput) {
         match *o {
             AcdOutput::Offer { call, agent } => {
+                self.transfers_offered += self.connected.contains(&call) as u64;
                 assert!(
                     self.ringing.insert(call, agent).is_none(),
                     "{call:?} offered twice at once"
@@ -616,7 +621,11 @@ impl Ledger {
             }
             AcdOutput::Connected { call, agent } => {
                 assert_eq!(self.ringing.remove(&call), Some(agent));
-                *self.ended.entry(call).or_default() += 1;
+                if self.connected.insert(call) {
+                    *self.ended.entry(call).or_default() += 1;
+                } else {
+                    self.transfers_answered += 1;
+                }
             }
             AcdOutput::Left { call, .. } => {
                 assert!(
@@ -630,7 +639,8 @@ impl Ledger {
     }
 }
 
-fn randomized(seed: u64, events: usize) {
+/// Runs `events` random events; returns the transfers rung and answered.
+fn randomized(seed: u64, events: usize) -> (u64, u64) {
     let mut rng = Rng(seed);
     let queues: Vec<QueueConfig> = (0..4)
         .map(|q| QueueConfig {
@@ -735,6 +745,39 @@ fn randomized(seed: u64, events: usize) {
                 r.handle_call_ended(now, a);
             }
             90..=91 => r.handle_phone(now, agent, rng.below(3) != 0),
+            // The agent on a call transfers it (or rings a colleague into
+            // it) to another agent.
+            92..=93 if !on_call.is_empty() => {
+                let from = on_call[rng.below(on_call.len() as u64) as usize];
+                // Mostly to someone free; now and then to whoever (refused).
+                let free: Vec<AgentId> = r
+                    .agent_states()
+                    .filter(|(_, s)| matches!(s, AgentState::Available { .. }))
+                    .map(|(a, _)| a)
+                    .collect();
+                let to = match free.len() {
+                    0 => agent,
+                    n if rng.below(4) != 0 => free[rng.below(n as u64) as usize],
+                    _ => agent,
+                };
+                if let Some(AgentState::OnCall { call }) = r.agent_state(from).cloned()
+                    && !ledger.ringing.contains_key(&call)
+                {
+                    r.handle_transfer(now, call, to);
+                }
+            }
+            // A caller hangs up while their transfer rings.
+            94 => {
+                let ringing: Vec<CallId> = ledger
+                    .ringing
+                    .keys()
+                    .filter(|c| ledger.connected.contains(c))
+                    .copied()
+                    .collect();
+                if let Some(&call) = ringing.first() {
+                    r.handle_call_abandoned(now, call);
+                }
+            }
             _ => {
                 now += Duration::from_secs_f64(rng.exp(3.0));
                 r.handle_timeout(now);
@@ -778,13 +821,19 @@ fn randomized(seed: u64, events: usize) {
         let ends = ledger.ended.get(&CallId(id)).copied().unwrap_or(0);
         assert_eq!(ends, 1, "call {id} ended {ends} times (seed {seed})");
     }
+    (ledger.transfers_offered, ledger.transfers_answered)
 }
 
 #[test]
 fn a_million_random_events_keep_every_invariant() {
+    let (mut offered, mut answered) = (0, 0);
     for seed in [1u64, 2, 3, 4] {
-        randomized(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 250_000);
+        let (o, a) = randomized(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 250_000);
+        offered += o;
+        answered += a;
     }
+    // Transfers were exercised: rung, and some answered.
+    assert!(offered > 100 && answered > 10, "{offered} {answered}");
 }
 
 // ---- Erlang C ----------------------------------------------------------------
