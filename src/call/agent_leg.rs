@@ -178,6 +178,13 @@ impl Switch {
         {
             return self.complete_transfer(now, caller, leg);
         }
+        if self
+            .calls
+            .get(&caller)
+            .is_some_and(|c| matches!(c.purpose, Purpose::Consult { .. }) && c.bridge == Some(leg))
+        {
+            return self.consult_answered(now, caller, leg);
+        }
         let caller_here = self
             .calls
             .get(&caller)

@@ -213,6 +213,12 @@ pub enum CallEventKind {
         to: TransferTarget,
         why: Missed,
     },
+    /// An agent's phone called another agent (an internal consult call,
+    /// the caller usually on hold meanwhile).
+    ConsultStarted {
+        from: AgentId,
+        to: AgentId,
+    },
     /// The agent asked another agent to join the conversation (three-way).
     ConferenceRequested {
         from: AgentId,

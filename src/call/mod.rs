@@ -36,6 +36,7 @@ use crate::sip::transaction::{
 };
 
 mod agent_leg;
+mod consult;
 mod dialog;
 pub mod event;
 mod monitor;
@@ -412,6 +413,8 @@ enum Purpose {
     AgentLeg { caller: CallId, agent: AgentId },
     /// The hotline rings a supervisor's phone to join a conversation.
     Monitor(monitor::Monitor),
+    /// An agent's phone called another agent (a consult call).
+    Consult { from: AgentId, to: AgentId },
 }
 
 #[derive(Debug)]
@@ -918,6 +921,11 @@ impl Switch {
                     && self.calls[&call].phase == Phase::Answered
                 {
                     self.confirmed(call);
+                    if matches!(self.calls[&call].purpose, Purpose::Consult { .. }) {
+                        // The consulted agent answered before we did.
+                        self.set_phase(call, Phase::Bridged);
+                        return;
+                    }
                     if let Some(prompt) = self.calls[&call].feature {
                         // The confirmation, then goodbye.
                         self.set_phase(call, Phase::Goodbye);
@@ -1248,9 +1256,19 @@ impl Switch {
         } else {
             None
         };
+        // An agent's phone dialling another agent: a consult call.
+        let consult = if feature.is_none() && self.is_extension(&dialled) {
+            match self.authorize_consult(now, tx, peer, &request, &dialled) {
+                Some(pair) => Some(pair),
+                None => return, // answered: 401, 403 or 482
+            }
+        } else {
+            None
+        };
         let trusted = self.guard.is_trunk(peer.addr.ip());
         if !trusted
             && feature.is_none()
+            && consult.is_none()
             && self.cfg.edge.untrusted_calls == crate::edge::UntrustedCalls::Reject
         {
             info!(sip_call_id = %core.call_id, from = %peer.addr, "call from outside the trunks refused: 403");
@@ -1328,7 +1346,10 @@ impl Switch {
         );
         let call = Call {
             sip_call_id: core.call_id.clone(),
-            purpose: Purpose::Inbound,
+            purpose: match consult {
+                Some((from, to)) => Purpose::Consult { from, to },
+                None => Purpose::Inbound,
+            },
             phase: Phase::Ringing,
             peer,
             invite_tx: tx,
@@ -1354,7 +1375,7 @@ impl Switch {
             started: now,
             called: called.clone(),
             number: number.clone(),
-            identified: self.cfg.ivr.is_none() || feature.is_some(),
+            identified: self.cfg.ivr.is_none() || feature.is_some() || consult.is_some(),
             identify_waited: false,
             owner: None,
             ivr: None,
@@ -1377,7 +1398,7 @@ impl Switch {
         };
         *self.unconfirmed.entry(peer.addr.ip()).or_default() += 1;
         self.unconfirmed_total += 1;
-        if self.cfg.ivr.is_some() && feature.is_none() {
+        if self.cfg.ivr.is_some() && feature.is_none() && consult.is_none() {
             self.out
                 .push_back(Output::IdentifyCaller { call: id, number });
         }
@@ -1404,7 +1425,11 @@ impl Switch {
             &[("Contact", &contact)],
             b"",
         );
-        self.arm(now, id, Timer::Answer);
+        match consult {
+            // Answered when the consulted agent answers.
+            Some((from, to)) => self.emit(now, id, CallEventKind::ConsultStarted { from, to }),
+            None => self.arm(now, id, Timer::Answer),
+        }
     }
 
     /// How often calls are checked against `max_call`: often enough that
@@ -2089,7 +2114,31 @@ impl Switch {
             {
                 cl.bridge = None;
                 let caller_sip = cl.sip_call_id.clone();
-                if cl.phase != Phase::Bridged {
+                if let Purpose::Consult { .. } = cl.purpose
+                    && cl.phase == Phase::Ringing
+                {
+                    // The consulted agent did not answer: nor do we.
+                    let code = match reason {
+                        EndReason::Declined(code) | EndReason::Rejected(code) => code,
+                        _ => 480,
+                    };
+                    let why = match reason {
+                        EndReason::Declined(code) | EndReason::Rejected(code) => {
+                            Missed::Refused(code)
+                        }
+                        EndReason::Cancelled | EndReason::NoAnswer => Missed::Withdrawn,
+                        _ => Missed::Unreachable,
+                    };
+                    cl.bridge = None;
+                    self.emit_for(
+                        now,
+                        caller,
+                        &caller_sip,
+                        CallEventKind::OfferMissed { agent, why },
+                    );
+                    self.reject_invite(now, caller, code, "Not Answered");
+                    self.end(caller, EndReason::Rejected(code));
+                } else if cl.phase != Phase::Bridged {
                     // Not answered: back to the hold prompt.
                     let why = match reason {
                         EndReason::Declined(code) | EndReason::Rejected(code) => {

@@ -208,7 +208,7 @@ impl Switch {
     /// `nc` once. An unknown user is challenged and refused exactly like a
     /// known one. Returns the agent, or None when the request was answered
     /// (401, 403); failures count towards the source's ban.
-    fn authenticate(
+    pub(super) fn authenticate(
         &mut self,
         now: Instant,
         tx: TxId,

@@ -1857,10 +1857,10 @@ fn a_busy_target_the_acd_refuses_is_told_to_the_phone() {
 }
 
 #[test]
-fn refer_is_refused_from_a_caller_to_an_unknown_target_and_with_replaces() {
+fn refer_is_refused_from_a_caller_to_an_unknown_target_and_replacing_an_unknown_call() {
     let mut sim = agent_sim();
     let (caller, _, invite) = caller_talking_with_2001(&mut sim);
-    // Unknown extension, the agent themselves, an attended transfer.
+    // Unknown extension, the agent themselves, a consult that is not theirs.
     sim.recv(&refer(&invite, 5, "2999"));
     assert_eq!(sim.status_lines(), ["SIP/2.0 404 Not Found"]);
     sim.recv(&refer(&invite, 6, "2001"));
@@ -1869,7 +1869,7 @@ fn refer_is_refused_from_a_caller_to_an_unknown_target_and_with_replaces() {
     sim.recv(&from_callee(
         &invite, CALLER, "2001", "REFER", 7, replaces, "",
     ));
-    assert_eq!(sim.status_lines(), ["SIP/2.0 501 Not Implemented"]);
+    assert_eq!(sim.status_lines(), ["SIP/2.0 404 Not Found"]);
     // The caller's own REFER: never (no toll fraud through a transfer).
     let tag = sim.sw.calls[&caller].local_tag.clone();
     let caller_refer = in_dialog("REFER", "cust-1", "z9hG4bK-r", 3, &tag).replace(
@@ -2090,4 +2090,106 @@ fn a_three_way_call_mixes_all_and_the_two_left_talk_on() {
             .any(|m| m.starts_with("BYE ") && m.contains(call_id)),
         "{sent:?}"
     );
+}
+
+#[test]
+fn an_agent_consults_another_and_completes_an_attended_transfer() {
+    let mut sim = agent_sim();
+    let (caller, leg, invite) = caller_talking_with_2001(&mut sim);
+    // 2001's phone dials 2002: challenged, then an internal call (no menu).
+    sim.recv(&feature_invite("2002", 11, None));
+    let challenge = sim.take_sent().pop().unwrap();
+    assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+    let auth = answer_invite_challenge(&challenge, "2002", "agent2001");
+    sim.recv(&feature_invite("2002", 12, Some(&auth)));
+    let consult = sim.sw.by_sip["feat-12"];
+    assert!(sim.kinds().any(|k| matches!(k,
+        CallEventKind::ConsultStarted { from, to } if *from == AgentId(2001) && *to == AgentId(2002))));
+    // Not looked up as an owner: no menu for it.
+    assert!(
+        !sim.menu
+            .iter()
+            .any(|o| matches!(o, Output::IdentifyCaller { call, .. } if *call == consult))
+    );
+    // Not answered before 2002 answers.
+    sim.advance(Duration::from_millis(600));
+    assert!(!sim.take_sent().iter().any(|m| m.starts_with("SIP/2.0 200")));
+    // The ACD rings 2002, who answers: then the consult is answered.
+    sim.sw.offer_to_agent(sim.now, consult, AgentId(2002));
+    sim.drain();
+    let invite2 = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("INVITE sip:2002@"))
+        .expect("2002 rings");
+    let sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
+    sim.recv(&reply_to(&invite2, 200, "OK", &sdp));
+    let ok = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200") && m.contains("Call-ID: feat-12"))
+        .expect("the consult answered");
+    let tag = to_tag(&ok);
+    sim.recv(&in_dialog("ACK", "feat-12", "z9hG4bKfa", 12, &tag).replace("tag=caller", "tag=ag"));
+    let leg2 = sim.sw.calls[&consult].bridge.unwrap();
+    assert!(sim.media.contains(&MediaCommand::Bridge {
+        a: consult,
+        b: leg2
+    }));
+    assert_eq!(sim.sw.calls[&consult].phase, Phase::Bridged);
+    // A Replaces naming no consult of this agent is refused.
+    let bad =
+        "Refer-To: <sip:2002@127.0.0.1:5060?Replaces=nothing%3Bto-tag%3Dx%3Bfrom-tag%3Dy>\r\n";
+    sim.recv(&from_callee(&invite, CALLER, "2001", "REFER", 19, bad, ""));
+    assert_eq!(sim.status_lines(), ["SIP/2.0 404 Not Found"]);
+    // Attended: REFER in the caller's leg, Replaces the consult.
+    let refer_to = format!(
+        "Refer-To: <sip:2002@127.0.0.1:5060?Replaces=feat-12%3Bto-tag%3D{tag}%3Bfrom-tag%3Dag>\r\nContact: <sip:2001@{CALLER}>\r\n"
+    );
+    sim.media.clear();
+    sim.recv(&from_callee(
+        &invite, CALLER, "2001", "REFER", 20, &refer_to, "",
+    ));
+    let sent = sim.take_sent();
+    assert!(
+        sent.iter().any(|m| m.starts_with("SIP/2.0 202")),
+        "{sent:?}"
+    );
+    let told: Vec<String> = notifies(&sent).into_iter().map(|n| n.2).collect();
+    assert_eq!(told, ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]);
+    let byes: Vec<&String> = sent.iter().filter(|m| m.starts_with("BYE ")).collect();
+    assert_eq!(byes.len(), 2, "both of 2001's calls end: {byes:?}");
+    assert!(byes.iter().any(|m| m.contains("Call-ID: feat-12")));
+    assert!(
+        sim.media
+            .contains(&MediaCommand::Bridge { a: caller, b: leg2 })
+    );
+    assert_eq!(sim.sw.agent_on(caller), Some(AgentId(2002)));
+    assert!(sim.kinds().any(|k| matches!(k,
+        CallEventKind::Transferred { from, to: TransferTarget::Agent(to) } if *from == AgentId(2001) && *to == AgentId(2002))));
+    // 2001's legs go; the caller and 2002 talk on.
+    for bye in byes {
+        sim.recv(&reply_to(bye, 200, "OK", ""));
+    }
+    assert!(!sim.sw.calls.contains_key(&leg) && !sim.sw.calls.contains_key(&consult));
+    assert_eq!(sim.sw.agent_on(caller), Some(AgentId(2002)));
+}
+
+#[test]
+fn a_consult_the_agent_does_not_answer_is_not_answered_either() {
+    let mut sim = agent_sim();
+    let (_caller, _, _) = caller_talking_with_2001(&mut sim);
+    sim.recv(&feature_invite("2002", 11, None));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_invite_challenge(&challenge, "2002", "agent2001");
+    sim.recv(&feature_invite("2002", 12, Some(&auth)));
+    let consult = sim.sw.by_sip["feat-12"];
+    // Busy, says the ACD: 486 to the consulting phone.
+    sim.sw.transfer_refused(sim.now, consult, AgentId(2002));
+    sim.drain();
+    assert!(
+        sim.status_lines()
+            .contains(&"SIP/2.0 486 Busy Here".to_string())
+    );
+    assert!(!sim.sw.calls.contains_key(&consult));
 }

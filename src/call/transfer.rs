@@ -134,8 +134,27 @@ impl Switch {
             return self.respond(now, tx, core, 400, "Missing Refer-To");
         };
         if refer_to.to_ascii_lowercase().contains("replaces") {
-            // Attended transfer (RFC 3891) is not taken yet.
-            return self.respond(now, tx, core, 501, "Not Implemented");
+            // Attended: the caller joins the agent this agent consulted.
+            let consult = super::consult::replaces_call_id(refer_to).and_then(|sip| {
+                let (on, agent) = self.transferable(caller).ok()?;
+                (on == leg).then(|| self.consult_of(agent, Some(&sip)))?
+            });
+            let Some((consult, _, _)) = consult else {
+                return self.respond(now, tx, core, 404, "Not Found");
+            };
+            let contact = self.cfg.contact_for(self.calls[&leg].peer.transport);
+            self.respond_with(
+                now,
+                tx,
+                core,
+                202,
+                "Accepted",
+                None,
+                &[("Contact", &contact)],
+                b"",
+            );
+            self.notify_refer(now, leg, core.cseq, 100, "Trying", false);
+            return self.complete_attended(now, caller, leg, consult, Some(core.cseq));
         }
         let target = self.transferable(caller).and_then(|(on, agent)| {
             if on != leg {
@@ -175,8 +194,17 @@ impl Switch {
         to: &str,
     ) -> Result<(), TransferError> {
         self.last_now = Some(now);
-        let (_, agent) = self.transferable(caller)?;
+        let (leg, agent) = self.transferable(caller)?;
         let target = self.transfer_target(to, agent)?;
+        // To the agent this agent is consulting: attended.
+        if let TransferTarget::Agent(b) = target
+            && let Some((consult, _, to)) = self.consult_of(agent, None)
+            && to == b
+        {
+            self.complete_attended(now, caller, leg, consult, None);
+            self.pump(now);
+            return Ok(());
+        }
         self.start_transfer(now, caller, target, None, Kind::Blind);
         self.pump(now);
         Ok(())
@@ -291,6 +319,25 @@ impl Switch {
     /// The ACD cannot give the call to the target agent (busy, away).
     pub fn transfer_refused(&mut self, now: Instant, caller: CallId, agent: AgentId) {
         self.last_now = Some(now);
+        if let Some(c) = self.calls.get(&caller)
+            && matches!(c.purpose, Purpose::Consult { to, .. } if to == agent)
+            && c.phase == Phase::Ringing
+            && c.bridge.is_none()
+        {
+            // The consulted agent is busy or away.
+            info!(%caller, %agent, "consult: the agent cannot take it");
+            self.emit(
+                now,
+                caller,
+                CallEventKind::OfferMissed {
+                    agent,
+                    why: Missed::Refused(486),
+                },
+            );
+            self.reject_invite(now, caller, 486, "Busy Here");
+            self.end(caller, super::EndReason::Rejected(486));
+            return self.pump(now);
+        }
         let waiting = self
             .calls
             .get(&caller)
@@ -497,7 +544,7 @@ impl Switch {
     }
 
     /// Tells the phone that sent REFER (`cseq`) how its transfer goes.
-    fn notify_refer(
+    pub(super) fn notify_refer(
         &mut self,
         now: Instant,
         leg: CallId,

@@ -143,7 +143,8 @@ impl AcdHandle {
                 to: TransferTarget::Agent(agent),
                 ..
             }
-            | CallEventKind::ConferenceRequested { to: agent, .. } => {
+            | CallEventKind::ConferenceRequested { to: agent, .. }
+            | CallEventKind::ConsultStarted { to: agent, .. } => {
                 send(AcdIn::Transfer(call, *agent))
             }
             // Whatever else: a caller still known to the ACD is gone.

@@ -73,6 +73,13 @@ pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
                 .map(|c| c.as_str().to_string()),
             ahead: *ahead,
         },
+        K::ConsultStarted { from, to } => {
+            actor = Actor::Agent(from.to_string());
+            EventKind::ConsultStarted {
+                from: from.to_string(),
+                to: to.to_string(),
+            }
+        }
         K::ConferenceRequested { from, to } => {
             actor = Actor::Agent(from.to_string());
             EventKind::ConferenceRequested {

@@ -180,6 +180,11 @@ pub enum EventKind {
         from: String,
         to: String,
     },
+    /// An agent's phone called another agent (internal, a consult).
+    ConsultStarted {
+        from: String,
+        to: String,
+    },
     /// An agent asked another to join the conversation (three-way).
     ConferenceRequested {
         from: String,
@@ -345,6 +350,7 @@ impl EventKind {
             EventKind::CallTransferRequested { .. } => "call_transfer_requested",
             EventKind::CallTransferred { .. } => "call_transferred",
             EventKind::CallTransferFailed { .. } => "call_transfer_failed",
+            EventKind::ConsultStarted { .. } => "consult_started",
             EventKind::ConferenceRequested { .. } => "conference_requested",
             EventKind::ConferenceJoined { .. } => "conference_joined",
             EventKind::ConferenceLeft { .. } => "conference_left",

@@ -338,6 +338,9 @@ pub fn calls(events: &[Event], local: LocalTime) -> Vec<CallRecord> {
                 };
                 format!("{who} ended the conversation after {}", seconds(*talked_ms))
             }
+            EventKind::ConsultStarted { from, to } => {
+                format!("agent {from} called agent {to} to consult")
+            }
             EventKind::ConferenceRequested { from, to } => {
                 format!("agent {from} asked agent {to} to join the call")
             }

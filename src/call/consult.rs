@@ -1,0 +1,208 @@
+//! Consult calls and attended transfer. An agent, the caller on hold, dials
+//! another agent's extension from the phone: an internal call (digest
+//! authenticated like feature codes), never the owners' menu. The ACD
+//! reserves the consulted agent as for any offer; the consult is answered
+//! when they answer, and the two legs are relayed. Either side hanging up
+//! ends it; the first agent takes the held caller back from the phone.
+//!
+//! Completing it (RFC 5589 §7): the first agent's phone sends REFER in the
+//! caller's dialog with a Refer-To naming the consulted agent and
+//! `Replaces` the consult call (RFC 3891), or the desk transfers the call
+//! to the agent consulted: the caller is joined to the consulted agent's
+//! leg, and both of the first agent's calls are hung up.
+
+use std::time::{Duration, Instant};
+
+use tracing::info;
+
+use super::event::{CallEventKind, TransferTarget};
+use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch};
+use crate::sip::message::Request;
+use crate::sip::transaction::{Peer, TxId};
+
+/// The Call-ID a Refer-To's `Replaces` names (`?Replaces=<call-id>%3B...`).
+pub(super) fn replaces_call_id(refer_to: &str) -> Option<String> {
+    let lower = refer_to.to_ascii_lowercase();
+    let at = lower.find("replaces=")? + "replaces=".len();
+    let value = &refer_to[at..];
+    let end = value.find(['&', '>', ' ']).unwrap_or(value.len());
+    let decoded = percent_decode(&value[..end])?;
+    let call_id = decoded.split(';').next()?.trim();
+    (!call_id.is_empty()).then(|| call_id.to_string())
+}
+
+/// `%XX` escapes of a URI header value; None when one is broken.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl Switch {
+    /// Whether `dialled` is an agent's (or a supervisor's) extension.
+    pub(super) fn is_extension(&self, dialled: &str) -> bool {
+        self.cfg
+            .agents
+            .as_ref()
+            .is_some_and(|f| f.get(dialled).is_some())
+    }
+
+    /// A consult call must come from an agent's phone: authenticated as
+    /// for feature codes (401 first, 403 when wrong). The caller and the
+    /// called agent, or None when the request was answered.
+    pub(super) fn authorize_consult(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        peer: Peer,
+        request: &Request,
+        dialled: &str,
+    ) -> Option<(AgentId, AgentId)> {
+        let tag = self.tag_for(0);
+        let from = self.authenticate(now, tx, peer, request, Some(&tag))?;
+        let core = request.core.clone();
+        let (Ok(from), Ok(to)) = (from.parse::<AgentId>(), dialled.parse::<AgentId>()) else {
+            self.respond_with(now, tx, &core, 404, "Not Found", Some(&tag), &[], b"");
+            return None;
+        };
+        if from == to {
+            self.respond_with(now, tx, &core, 482, "Loop Detected", Some(&tag), &[], b"");
+            return None;
+        }
+        info!(%from, %to, sip_call_id = %core.call_id, "consult call");
+        Some((from, to))
+    }
+
+    /// The consulted agent answered: we answer the consulting agent's
+    /// INVITE and relay the two.
+    pub(super) fn consult_answered(&mut self, now: Instant, consult: CallId, leg: CallId) {
+        let Some(Purpose::AgentLeg { agent, .. }) = self.calls.get(&leg).map(|l| &l.purpose) else {
+            return;
+        };
+        let agent = *agent;
+        self.answer(now, consult);
+        let c = self.calls.get_mut(&consult).expect("live consult");
+        if c.phase != Phase::Answered {
+            // It was cancelled as the agent answered.
+            return self.send_bye(now, leg);
+        }
+        c.talking_since = Some(now);
+        self.set_phase(leg, Phase::Bridged);
+        info!(%consult, %leg, %agent, "consult connected");
+        let kind = CallEventKind::Answered {
+            agent,
+            owner: None,
+            waited: Duration::ZERO,
+        };
+        self.emit(now, consult, kind);
+        self.out
+            .push_back(Output::Media(MediaCommand::Bridge { a: consult, b: leg }));
+    }
+
+    /// The consult call `agent` has with another agent, answered: the
+    /// consult call and the consulted agent's leg.
+    pub(super) fn consult_of(
+        &self,
+        agent: AgentId,
+        sip_call_id: Option<&str>,
+    ) -> Option<(CallId, CallId, AgentId)> {
+        let found = |id: CallId| {
+            let c = self.calls.get(&id)?;
+            let Purpose::Consult { from, to } = c.purpose else {
+                return None;
+            };
+            let leg = c.bridge?;
+            (from == agent && self.calls.get(&leg)?.phase == Phase::Bridged)
+                .then_some((id, leg, to))
+        };
+        match sip_call_id {
+            Some(sip) => found(*self.by_sip.get(sip)?),
+            None => self.calls.keys().copied().find_map(found),
+        }
+    }
+
+    /// Attended transfer: `caller` (talking with the agent on `first_leg`)
+    /// joins the agent that agent consulted; the first agent's two calls
+    /// are hung up (`refer`: the REFER's CSeq, told how it went).
+    pub(super) fn complete_attended(
+        &mut self,
+        now: Instant,
+        caller: CallId,
+        first_leg: CallId,
+        consult: CallId,
+        refer: Option<u32>,
+    ) {
+        let Some(Purpose::AgentLeg { agent: from, .. }) =
+            self.calls.get(&first_leg).map(|l| &l.purpose)
+        else {
+            return;
+        };
+        let from = *from;
+        let Some(leg) = self.calls.get_mut(&consult).and_then(|c| c.bridge.take()) else {
+            return;
+        };
+        let Some(Purpose::AgentLeg { agent: to, .. }) = self.calls.get(&leg).map(|l| &l.purpose)
+        else {
+            return;
+        };
+        let to = *to;
+        info!(%caller, %from, %to, %consult, "attended transfer");
+        // The consulted agent's leg is the caller's now.
+        self.calls.get_mut(&leg).expect("checked").purpose =
+            Purpose::AgentLeg { caller, agent: to };
+        let c = self.calls.get_mut(&caller).expect("live caller");
+        c.bridge = Some(leg);
+        let talked = c
+            .talking_since
+            .replace(now)
+            .map(|since| now.saturating_duration_since(since))
+            .unwrap_or_default();
+        self.emit(
+            now,
+            caller,
+            CallEventKind::ConversationEnded {
+                agent: from,
+                talked,
+                by_agent: true,
+            },
+        );
+        self.emit(
+            now,
+            caller,
+            CallEventKind::Transferred {
+                from,
+                to: TransferTarget::Agent(to),
+            },
+        );
+        let kind = CallEventKind::Answered {
+            agent: to,
+            owner: None,
+            waited: Duration::ZERO,
+        };
+        self.emit(now, caller, kind);
+        self.out
+            .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
+        // The first agent's calls end: the consult quietly (its agent
+        // talks on with the caller), the leg with the caller after the
+        // phone heard how its REFER went.
+        if let Some(c) = self.calls.get_mut(&consult) {
+            c.talking_since = None;
+        }
+        self.send_bye(now, consult);
+        if let Some(cseq) = refer {
+            self.notify_refer(now, first_leg, cseq, 200, "OK", true);
+        }
+        self.send_bye(now, first_leg);
+    }
+}
