@@ -1,7 +1,8 @@
-//! Blind transfer with real softphones: a SIPp owner (a 500 Hz tone) is
-//! answered by agent 2001 on baresip (440 Hz), who transfers the call from
-//! the phone (REFER) to agent 2003 on baresip (1,500 Hz). Checked on the
-//! audio: what 2003's phone hears, what the hotline recorded, and what the
+//! Transfers with real softphones: a SIPp owner (a 500 Hz tone) is
+//! answered by agent 2001 on baresip (440 Hz), who hands the call to agent
+//! 2003 on baresip (1,500 Hz): blind from the phone (REFER), blind from the
+//! desk when 2003 refuses, or after consulting 2003 (attended). Checked on
+//! the audio: what the phones hear, what the hotline recorded, and what the
 //! log tells.
 
 mod common;
@@ -49,14 +50,14 @@ fn get(h: &Hotline, path: &str) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
-/// The timeline of the one answered call, in words.
+/// The timeline of the owner's call, in words.
 fn timeline(h: &Hotline) -> Vec<String> {
     let history = get(h, "/api/calls");
     let call = history["calls"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["outcome"] == "answered")
+        .find(|c| c["number"] == "19790228645")
         .unwrap_or_else(|| panic!("{history:#}"))
         .clone();
     call["timeline"]
@@ -326,5 +327,92 @@ fn a_phone_that_hangs_up_when_its_transfer_fails_sends_the_owner_to_the_head_of_
     assert!(
         !words.iter().any(|w| w.starts_with("menu survey")),
         "{words:#?}"
+    );
+}
+
+#[test]
+fn an_agent_consults_another_from_the_softphone_and_hands_the_owner_over() {
+    let (h, data) = hotline();
+    let heard_2003 = data.path().join("heard-2003-consulted");
+    let phone_2001 = common::baresip::agent_phone(&h, "2001", PHONE + 600, "auto");
+    h.wait_for("agent state", 1, Duration::from_secs(10));
+    let xml = owner(&h, "consulted", 10000);
+    let mut phone_2003 = None;
+    std::thread::scope(|s| {
+        let call = s.spawn(|| sipp(&h, xml.to_str().unwrap(), &["-m", "1"]));
+        let connected = h.wait_for("caller connected to agent", 1, Duration::from_secs(10));
+        let id = field(&connected[0], "caller").unwrap()[1..].to_string();
+        phone_2003 = Some(common::baresip::agent_phone_hearing(
+            &h,
+            "2003",
+            PHONE + 700,
+            "auto",
+            1500,
+            &heard_2003,
+        ));
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while !agent_state(&h, "2003").contains(&"available".to_string()) {
+            assert!(std::time::Instant::now() < end, "{}", h.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // 2001 dials 2003 from the phone: an internal call.
+        let answer = phone_2001.command("dial", &format!("sip:2003@{}", h.target()));
+        assert!(answer.contains("\"ok\":true"), "{answer}");
+        let consult = h.wait_for("consult connected", 1, Duration::from_secs(10));
+        assert_eq!(consult.len(), 1, "{}", h.log());
+        std::thread::sleep(Duration::from_millis(2000));
+        // Handed over from the desk (baresip 1.0 has no attended transfer).
+        let (status, body) = common::http(
+            h.http_port(),
+            "POST",
+            &format!("/api/calls/{id}/transfer"),
+            Some("demo-2001"),
+            Some(r#"{"to": "2003"}"#),
+        );
+        assert_eq!(status, 202, "{body}");
+        let done = h.wait_for("attended transfer", 1, Duration::from_secs(5));
+        assert_eq!(done.len(), 1, "{}", h.log());
+        common::assert_sipp_ok(&h, &call.join().unwrap());
+    });
+    h.wait_for("call ended", 2, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1000));
+    drop(phone_2003);
+    // 2003 heard 2001 (the consult), then the owner, on one call.
+    let heard = common::baresip::heard(&heard_2003);
+    let call = heard.iter().max_by_key(|h| h.len()).expect("2003's calls");
+    let windows: Vec<(bool, bool)> = call
+        .chunks(4000)
+        .map(|w| {
+            (
+                windows_with(w, 440.0, &[500.0, 1500.0]) > 0,
+                windows_with(w, 500.0, &[440.0, 1500.0]) > 0,
+            )
+        })
+        .collect();
+    let last_2001 = windows.iter().rposition(|w| w.0);
+    let first_owner = windows.iter().position(|w| w.1);
+    assert!(
+        matches!((last_2001, first_owner), (Some(a), Some(b)) if a < b)
+            && windows.iter().filter(|w| w.1).count() >= 4,
+        "2001 then the owner: {windows:?}"
+    );
+    let words = timeline(&h);
+    assert!(
+        words
+            .iter()
+            .any(|w| w == "agent 2001 transferred the call to agent 2003"),
+        "{words:#?}"
+    );
+    let (status, body) = common::http(
+        h.http_port(),
+        "GET",
+        "/api/calls",
+        Some("demo-supervisor"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("agent 2001 called agent 2003 to consult"),
+        "{body}"
     );
 }
