@@ -1,6 +1,6 @@
 #!/bin/sh
 # The whole test suite on a fresh Debian machine: installs what the tests
-# drive (SIPp, baresip, PostgreSQL, promtool from prometheus, Chromium and
+# drive (SIPp, baresip and Linphone, PostgreSQL, promtool from prometheus, Chromium and
 # ChromeDriver for the agent page, SIPVicious, fail2ban and openssl for
 # the edge), starts PostgreSQL with a test role that may
 # create databases (each store test makes its own), then runs `cargo test`.
@@ -12,8 +12,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 export DEBIAN_FRONTEND=noninteractive
 as_root apt-get update
-as_root apt-get install -y sip-tester baresip postgresql prometheus chromium chromium-driver \
-    sipvicious fail2ban openssl
+as_root apt-get install -y sip-tester baresip linphone-cli postgresql prometheus chromium \
+    chromium-driver sipvicious fail2ban openssl
 
 # Debian's package creates one cluster; start it (containers have no init).
 cluster=$(pg_lsclusters -h | awk 'NR == 1 { print $1, $2, $3 }')

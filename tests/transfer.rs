@@ -416,3 +416,64 @@ fn an_agent_consults_another_from_the_softphone_and_hands_the_owner_over() {
         "{body}"
     );
 }
+
+#[test]
+fn linphone_transfers_the_owner_the_same_way() {
+    let (h, data) = hotline();
+    let heard_2003 = data.path().join("heard-2003-linphone");
+    let mut linphone =
+        common::linphone::Linphone::agent(h.dir.path(), &h.target(), "2001", PHONE + 800);
+    let end = std::time::Instant::now() + Duration::from_secs(15);
+    while !agent_state(&h, "2001").contains(&"available".to_string()) {
+        assert!(std::time::Instant::now() < end, "{}", h.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Linphone takes one call at a time: its *1 call first ends.
+    h.wait_for("call ended", 1, Duration::from_secs(10));
+    let xml = owner(&h, "linphone", 9000);
+    let mut phone_2003 = None;
+    std::thread::scope(|s| {
+        let call = s.spawn(|| sipp(&h, xml.to_str().unwrap(), &["-m", "1"]));
+        let connected = h.wait_for("caller connected to agent", 1, Duration::from_secs(10));
+        assert_eq!(connected.len(), 1, "{}", h.log());
+        phone_2003 = Some(common::baresip::agent_phone_hearing(
+            &h,
+            "2003",
+            PHONE + 900,
+            "auto",
+            1500,
+            &heard_2003,
+        ));
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while !agent_state(&h, "2003").contains(&"available".to_string()) {
+            assert!(std::time::Instant::now() < end, "{}", h.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+        linphone.type_line(&format!("transfer sip:2003@{}", h.target()));
+        let done = h.wait_for("call transferred", 1, Duration::from_secs(10));
+        assert_eq!(done.len(), 1, "{}", h.log());
+        common::assert_sipp_ok(&h, &call.join().unwrap());
+    });
+    h.wait_for("call ended", 1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1000));
+    drop(phone_2003);
+    let states = agent_state(&h, "2001");
+    assert!(
+        states.ends_with(&["on_call".into(), "wrap_up".into()]),
+        "{states:?}"
+    );
+    let heard = common::baresip::heard(&heard_2003);
+    let call = heard.iter().max_by_key(|h| h.len()).expect("2003's calls");
+    assert!(
+        windows_with(call, 500.0, &[440.0, 1500.0]) >= 3,
+        "2003 heard the owner"
+    );
+    let words = timeline(&h);
+    assert!(
+        words
+            .iter()
+            .any(|w| w == "agent 2001 transferred the call to agent 2003"),
+        "{words:#?}"
+    );
+}

@@ -6,6 +6,7 @@
 pub mod baresip;
 pub mod browser;
 pub mod caller;
+pub mod linphone;
 pub mod stores;
 
 use std::io::{BufRead, BufReader, Write};
