@@ -52,6 +52,7 @@ pub enum ConfigError {
 pub struct Config {
     pub site: SiteConfig,
     pub recording: RecordingConfig,
+    pub transfer: TransferConfig,
     pub sip: SipConfig,
     pub media: MediaConfig,
     pub prompts: PromptsConfig,
@@ -63,6 +64,20 @@ pub struct Config {
     pub acd: AcdSettings,
     pub service_level: ServiceLevelSettings,
     pub http: HttpSettings,
+}
+
+/// Agents handing callers to numbers outside the centre.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransferConfig {
+    /// The outside numbers an agent may transfer a caller to (E.164
+    /// patterns as `return_visit.allowed_numbers`, e.g. the duty
+    /// engineer's mobile "+8613800138000"); none by default: no call
+    /// leaves the centre through a transfer.
+    pub allowed_numbers: Vec<String>,
+    /// The gateway those calls go through (`return_visit.gateway` when
+    /// left out).
+    pub gateway: Option<SocketAddr>,
 }
 
 /// Recording the conversations between callers and agents.
@@ -1025,6 +1040,20 @@ impl Config {
         if let Err(e) = r.allowed_numbers() {
             return Err(invalid("return_visit.allowed_numbers", e));
         }
+        let t = &self.transfer;
+        if let Some(bad) = t
+            .allowed_numbers
+            .iter()
+            .find_map(|p| crate::owners::phone::DialPattern::parse(p).err())
+        {
+            return Err(invalid("transfer.allowed_numbers", bad));
+        }
+        if !t.allowed_numbers.is_empty() && t.gateway.or(r.gateway).is_none() {
+            return Err(invalid(
+                "transfer.gateway",
+                "outside numbers need a gateway (here or return_visit.gateway)".into(),
+            ));
+        }
         if r.attempts == 0 {
             return Err(invalid("return_visit.attempts", "must be above 0".into()));
         }
@@ -1222,6 +1251,21 @@ impl Config {
             queues: None,
             recording: self.recording.policy(),
             transfer_queues: self.acd.transfer_queues().into_iter().collect(),
+            transfer_out: self
+                .transfer
+                .gateway
+                .or(self.return_visit.gateway)
+                .filter(|_| !self.transfer.allowed_numbers.is_empty())
+                .map(|gateway| crate::call::TransferOut {
+                    gateway,
+                    allowed: self
+                        .transfer
+                        .allowed_numbers
+                        .iter()
+                        .filter_map(|p| crate::owners::phone::DialPattern::parse(p).ok())
+                        .collect(),
+                    plan: self.owners.number_plan(),
+                }),
             edge: crate::edge::EdgeConfig {
                 guard: crate::edge::GuardConfig {
                     trunks: crate::edge::Networks::parse(&self.sip.trunks).unwrap_or_default(),

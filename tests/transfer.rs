@@ -477,3 +477,57 @@ fn linphone_transfers_the_owner_the_same_way() {
         "{words:#?}"
     );
 }
+
+#[test]
+fn an_agent_transfers_the_owner_to_an_allowed_outside_number_through_the_gateway() {
+    let (h, _data) = common::menu_hotline(
+        BASE,
+        &format!(
+            "[transfer]\nallowed_numbers = [\"+86138XXXXXXXX\"]\ngateway = \"127.0.0.1:PEER_PORT\"\n\
+             [http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nusers = \"{}\"\n",
+            common::manifest("config/users.toml")
+        ),
+    );
+    let mut party = common::SippUas::start(&h, "outside_party.xml", &["-m", "1"]);
+    let phone_2001 = common::baresip::agent_phone(&h, "2001", PHONE + 1000, "auto");
+    h.wait_for("agent state", 1, Duration::from_secs(10));
+    let xml = owner(&h, "outside", 6000);
+    std::thread::scope(|s| {
+        let call = s.spawn(|| sipp(&h, xml.to_str().unwrap(), &["-m", "1"]));
+        let connected = h.wait_for("caller connected to agent", 1, Duration::from_secs(10));
+        let id = field(&connected[0], "caller").unwrap()[1..].to_string();
+        std::thread::sleep(Duration::from_millis(1000));
+        // Abroad: refused, whoever asks.
+        let (status, body) = common::http(
+            h.http_port(),
+            "POST",
+            &format!("/api/calls/{id}/transfer"),
+            Some("demo-2001"),
+            Some(r#"{"to": "+12125551234"}"#),
+        );
+        assert_eq!(status, 403, "{body}");
+        // The duty engineer's mobile, from the phone.
+        let answer = phone_2001.command("transfer", &format!("sip:13800138000@{}", h.target()));
+        assert!(answer.contains("\"ok\":true"), "{answer}");
+        let done = h.wait_for("call transferred", 1, Duration::from_secs(10));
+        assert_eq!(done.len(), 1, "{}", h.log());
+        common::assert_sipp_ok(&h, &call.join().unwrap());
+    });
+    assert_eq!(
+        party.wait(Duration::from_secs(10)),
+        Some(0),
+        "the outside party's SIPp"
+    );
+    let words = timeline(&h);
+    assert!(
+        words
+            .iter()
+            .any(|w| w == "agent 2001 transferred the call to number +8613800138000"),
+        "{words:#?}"
+    );
+    let states = agent_state(&h, "2001");
+    assert!(
+        states.ends_with(&["on_call".into(), "wrap_up".into()]),
+        "{states:?}"
+    );
+}

@@ -73,6 +73,8 @@ impl Missed {
 pub enum TransferTarget {
     Agent(AgentId),
     Queue(String),
+    /// An outside number (E.164), through the gateway.
+    Number(String),
 }
 
 impl std::fmt::Display for TransferTarget {
@@ -80,6 +82,7 @@ impl std::fmt::Display for TransferTarget {
         match self {
             TransferTarget::Agent(a) => write!(f, "agent {a}"),
             TransferTarget::Queue(q) => write!(f, "queue {q}"),
+            TransferTarget::Number(n) => write!(f, "number {n}"),
         }
     }
 }

@@ -93,8 +93,21 @@ pub struct SwitchConfig {
     pub recording: RecordingPolicy,
     /// Transfer codes that send a caller to a queue (`q-repair` → `repair`).
     pub transfer_queues: std::collections::BTreeMap<String, String>,
+    /// Transfers to outside numbers: through which gateway, to which
+    /// numbers (none: no outside transfers).
+    pub transfer_out: Option<TransferOut>,
     /// Seed for tags and branches (random in production, fixed in tests).
     pub seed: u64,
+}
+
+/// Where agents may transfer callers outside the centre.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferOut {
+    pub gateway: SocketAddr,
+    /// The numbers allowed (E.164 patterns): nothing else is dialled.
+    pub allowed: Vec<crate::owners::phone::DialPattern>,
+    /// How a number the agent dials is read (national, local, E.164).
+    pub plan: crate::owners::phone::NumberPlan,
 }
 
 /// Which conversations are recorded: all when `enabled`, unless the
@@ -413,6 +426,8 @@ enum Purpose {
     AgentLeg { caller: CallId, agent: AgentId },
     /// The hotline rings a supervisor's phone to join a conversation.
     Monitor(monitor::Monitor),
+    /// An outside number a caller is transferred to, through the gateway.
+    Party { caller: CallId },
     /// An agent's phone called another agent (a consult call).
     Consult { from: AgentId, to: AgentId },
 }
@@ -780,6 +795,7 @@ impl Switch {
                     match c.purpose {
                         Purpose::AgentLeg { .. } => self.bridge(now, call),
                         Purpose::Monitor(_) => self.monitor_joined(now, call),
+                        Purpose::Party { caller } => self.complete_transfer(now, caller, call),
                         _ => self.ask(call),
                     }
                 }
@@ -2042,6 +2058,39 @@ impl Switch {
                 Phase::Dialing => self.send_cancel_now(leg),
                 Phase::Cancelling | Phase::HangingUp => {}
                 _ => self.send_bye_now(leg),
+            }
+        }
+        // An outside party the caller was transferred to goes with them.
+        if let Some(leg) = c.bridge
+            && let Some(l) = self.calls.get(&leg)
+            && matches!(l.purpose, Purpose::Party { .. })
+        {
+            c.bridge = None;
+            match l.phase {
+                Phase::Dialing => self.send_cancel_now(leg),
+                Phase::Cancelling | Phase::HangingUp => {}
+                _ => self.send_bye_now(leg),
+            }
+        }
+        if let Purpose::Party { caller } = c.purpose {
+            let transferring = self
+                .calls
+                .get(&caller)
+                .and_then(|cl| cl.transfer.as_ref())
+                .is_some_and(|t| t.leg == Some(id));
+            if transferring {
+                let why = match reason {
+                    EndReason::Declined(code) | EndReason::Rejected(code) => Missed::Refused(code),
+                    EndReason::Cancelled | EndReason::NoAnswer => Missed::Withdrawn,
+                    _ => Missed::Unreachable,
+                };
+                self.transfer_failed(now, caller, why);
+            } else if let Some(cl) = self.calls.get_mut(&caller)
+                && cl.bridge == Some(id)
+            {
+                // The outside party hung up: the call is over.
+                cl.bridge = None;
+                self.send_bye_now(caller);
             }
         }
         // A caller's leg to an agent goes with the caller.

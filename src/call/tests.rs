@@ -16,6 +16,7 @@ const CALLER: &str = "127.0.0.1:5061";
 fn config() -> SwitchConfig {
     SwitchConfig {
         recording: RecordingPolicy::default(),
+        transfer_out: None,
         transfer_queues: [("q-repair".to_string(), "repair".to_string())].into(),
         queues: None,
         sip_addr: "127.0.0.1:5060".parse().unwrap(),
@@ -1860,9 +1861,13 @@ fn a_busy_target_the_acd_refuses_is_told_to_the_phone() {
 fn refer_is_refused_from_a_caller_to_an_unknown_target_and_replacing_an_unknown_call() {
     let mut sim = agent_sim();
     let (caller, _, invite) = caller_talking_with_2001(&mut sim);
-    // Unknown extension, the agent themselves, a consult that is not theirs.
-    sim.recv(&refer(&invite, 5, "2999"));
+    // No one by that name; a number no rule allows (an unknown extension
+    // is one: it may be dialled out only if allowed); the agent
+    // themselves; a consult that is not theirs.
+    sim.recv(&refer(&invite, 4, "q-nowhere"));
     assert_eq!(sim.status_lines(), ["SIP/2.0 404 Not Found"]);
+    sim.recv(&refer(&invite, 5, "2999"));
+    assert_eq!(sim.status_lines(), ["SIP/2.0 403 Forbidden"]);
     sim.recv(&refer(&invite, 6, "2001"));
     assert_eq!(sim.status_lines(), ["SIP/2.0 482 Loop Detected"]);
     let replaces = "Refer-To: <sip:2002@127.0.0.1?Replaces=abc%3Bto-tag%3Dx%3Bfrom-tag%3Dy>\r\n";
@@ -2192,4 +2197,69 @@ fn a_consult_the_agent_does_not_answer_is_not_answered_either() {
             .contains(&"SIP/2.0 486 Busy Here".to_string())
     );
     assert!(!sim.sw.calls.contains_key(&consult));
+}
+
+#[test]
+fn an_agent_transfers_to_an_allowed_outside_number_and_no_other() {
+    let mut sim = agent_sim();
+    let mut cfg = config();
+    cfg.agents = sim.sw.cfg.agents.clone();
+    cfg.transfer_out = Some(TransferOut {
+        gateway: "127.0.0.1:5080".parse().unwrap(),
+        allowed: vec![crate::owners::phone::DialPattern::parse("+86138XXXXXXXX").unwrap()],
+        plan: crate::owners::phone::NumberPlan::default(),
+    });
+    sim.sw = Switch::new(cfg);
+    let (caller, leg, invite) = caller_talking_with_2001(&mut sim);
+    // Abroad, or a premium number: never through a transfer.
+    sim.recv(&refer(&invite, 5, "+12125551234"));
+    assert_eq!(sim.status_lines(), ["SIP/2.0 403 Forbidden"]);
+    sim.recv(&refer(&invite, 6, "16800000000"));
+    assert_eq!(sim.status_lines(), ["SIP/2.0 403 Forbidden"]);
+    // The duty engineer's mobile, dialled as a national number.
+    sim.recv(&refer(&invite, 7, "13800138000"));
+    let sent = sim.take_sent();
+    assert!(
+        sent.iter().any(|m| m.starts_with("SIP/2.0 202")),
+        "{sent:?}"
+    );
+    let out = sent
+        .iter()
+        .find(|m| m.starts_with("INVITE sip:+8613800138000@127.0.0.1:5080 "))
+        .unwrap_or_else(|| panic!("through the gateway: {sent:?}"))
+        .clone();
+    let sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
+    sim.recv(&reply_to(&out, 200, "OK", &sdp));
+    let party = sim.sw.calls[&caller].bridge.unwrap();
+    assert_ne!(party, leg);
+    assert!(sim.media.contains(&MediaCommand::Bridge {
+        a: caller,
+        b: party
+    }));
+    let sent = sim.take_sent();
+    assert_eq!(notifies(&sent).last().unwrap().2, "SIP/2.0 200 OK");
+    assert!(
+        sent.iter()
+            .any(|m| m.starts_with("BYE ") && m.contains("sip:2001@"))
+    );
+    assert!(
+        sim.kinds().any(|k| matches!(k,
+        CallEventKind::Transferred { to: TransferTarget::Number(n), .. } if n == "+8613800138000"))
+    );
+    // The outside party hangs up: so does the hotline, to the caller.
+    sim.recv(&from_callee(
+        &out,
+        "127.0.0.1:5080",
+        "+8613800138000",
+        "BYE",
+        2,
+        "",
+        "",
+    ));
+    let sent = sim.take_sent();
+    assert!(
+        sent.iter()
+            .any(|m| m.starts_with("BYE ") && m.contains("Call-ID: cust-1")),
+        "{sent:?}"
+    );
 }

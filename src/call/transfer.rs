@@ -62,6 +62,8 @@ pub enum TransferError {
     UnknownTarget,
     #[error("the agent is already on the call")]
     SameAgent,
+    #[error("that number may not be called from here")]
+    NotAllowed,
 }
 
 impl TransferError {
@@ -72,6 +74,7 @@ impl TransferError {
             TransferError::InProgress => (491, "Request Pending"),
             TransferError::UnknownTarget => (404, "Not Found"),
             TransferError::SameAgent => (482, "Loop Detected"),
+            TransferError::NotAllowed => (403, "Forbidden"),
         }
     }
 }
@@ -95,6 +98,9 @@ impl Switch {
         if let Some(queue) = self.cfg.transfer_queues.get(user) {
             return Ok(TransferTarget::Queue(queue.clone()));
         }
+        if !self.is_extension(user) {
+            return self.outside_number(user);
+        }
         let agent: AgentId = user.parse().map_err(|_| TransferError::UnknownTarget)?;
         let known = self
             .cfg
@@ -106,6 +112,81 @@ impl Switch {
             (true, true) => Err(TransferError::SameAgent),
             (true, false) => Ok(TransferTarget::Agent(agent)),
         }
+    }
+
+    /// An outside number an agent asked for: the gateway's, when the rules
+    /// allow it (no toll fraud through a transfer).
+    fn outside_number(&self, dialled: &str) -> Result<TransferTarget, TransferError> {
+        let looks_like_a_number = !dialled.is_empty()
+            && dialled.len() <= 20
+            && dialled
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| b.is_ascii_digit() || (i == 0 && b == b'+'));
+        if !looks_like_a_number {
+            return Err(TransferError::UnknownTarget);
+        }
+        let out = self
+            .cfg
+            .transfer_out
+            .as_ref()
+            .ok_or(TransferError::NotAllowed)?;
+        let number =
+            crate::owners::phone::normalize(dialled, &out.plan).ok_or(TransferError::NotAllowed)?;
+        if !out.allowed.iter().any(|p| p.matches(&number)) {
+            return Err(TransferError::NotAllowed);
+        }
+        Ok(TransferTarget::Number(number))
+    }
+
+    /// Calls `number` through the gateway for `caller`'s transfer; false
+    /// when it cannot be placed.
+    fn dial_outside(&mut self, now: Instant, caller: CallId, number: &str) -> bool {
+        let Some(out) = self.cfg.transfer_out.clone() else {
+            return false;
+        };
+        let Some(offer) = self.calls.get(&caller).and_then(|c| c.offer.clone()) else {
+            return false;
+        };
+        let Some(port) = self.ports.allocate() else {
+            return false;
+        };
+        let (id, sip_call_id) = self.new_outbound("tr");
+        let body = crate::sip::sdp::offer_one(
+            std::net::SocketAddr::new(self.cfg.media_ip, port),
+            self.cfg.seed ^ id.0,
+            offer.codec_pt,
+            offer.law,
+            offer.dtmf_pt,
+        );
+        let dialled = super::outbound::Dial {
+            id,
+            sip_call_id,
+            request_uri: format!("sip:{number}@{}", out.gateway),
+            peer: crate::sip::transaction::Peer {
+                transport: crate::sip::transaction::Transport::Udp,
+                addr: out.gateway,
+            },
+            port,
+            body,
+            purpose: Purpose::Party { caller },
+            number: number.to_string(),
+            bridge: Some(caller),
+        };
+        if !self.dial(now, dialled) {
+            return false;
+        }
+        self.stats.calls_started += 1;
+        self.arm(now, id, super::Timer::RingTimeout);
+        if let Some(t) = self
+            .calls
+            .get_mut(&caller)
+            .and_then(|c| c.transfer.as_mut())
+        {
+            t.leg = Some(id);
+        }
+        info!(%caller, leg = %id, %number, "calling outside for a transfer");
+        true
     }
 
     /// The agent on `caller`'s call and their leg, when the two talk and
@@ -226,7 +307,9 @@ impl Switch {
         let (_, agent) = self.transferable(caller)?;
         let target = match self.transfer_target(to, agent)? {
             TransferTarget::Agent(a) => TransferTarget::Agent(a),
-            TransferTarget::Queue(_) => return Err(TransferError::UnknownTarget),
+            TransferTarget::Queue(_) | TransferTarget::Number(_) => {
+                return Err(TransferError::UnknownTarget);
+            }
         };
         self.start_transfer(now, caller, target, None, Kind::Conference);
         self.pump(now);
@@ -298,6 +381,11 @@ impl Switch {
                 to: to.clone(),
             },
         );
+        if let TransferTarget::Number(number) = &to
+            && !self.dial_outside(now, caller, number)
+        {
+            return self.transfer_failed(now, caller, Missed::Unreachable);
+        }
         // An agent target: the ACD rings them (`offer_to_agent`) or says
         // they cannot (`transfer_refused`).
         if let TransferTarget::Queue(queue) = to {
@@ -408,6 +496,12 @@ impl Switch {
 
     /// The target agent answered: the caller talks with them now.
     pub(super) fn complete_transfer(&mut self, now: Instant, caller: CallId, leg: CallId) {
+        if matches!(
+            self.calls.get(&leg).map(|l| &l.purpose),
+            Some(Purpose::Party { .. })
+        ) {
+            return self.complete_outside(now, caller, leg);
+        }
         let Some(Purpose::AgentLeg { agent, .. }) = self.calls.get(&leg).map(|l| &l.purpose) else {
             return;
         };
@@ -454,6 +548,36 @@ impl Switch {
             },
         );
         // The recording (when there is one) goes on with this agent.
+        self.out
+            .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
+    }
+
+    /// The outside party answered: the caller talks with them, the first
+    /// agent is released.
+    fn complete_outside(&mut self, now: Instant, caller: CallId, leg: CallId) {
+        let here = self
+            .calls
+            .get(&caller)
+            .and_then(|c| c.transfer.as_ref())
+            .is_some_and(|t| t.leg == Some(leg));
+        if !here {
+            return self.send_bye(now, leg);
+        }
+        self.release_first_agent(now, caller);
+        let c = self.calls.get_mut(&caller).expect("checked");
+        let t = c.transfer.take().expect("checked");
+        c.bridge = Some(leg);
+        c.phase = Phase::Bridged;
+        self.set_phase(leg, Phase::Bridged);
+        info!(%caller, %leg, from = %t.from, to = %t.to, "call transferred");
+        self.emit(
+            now,
+            caller,
+            CallEventKind::Transferred {
+                from: t.from,
+                to: t.to,
+            },
+        );
         self.out
             .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
     }

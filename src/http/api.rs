@@ -1233,6 +1233,7 @@ fn hand_off_reply(
         Err(e @ (E::UnknownTarget | E::SameAgent)) => {
             Err(err(StatusCode::BAD_REQUEST, e.to_string()))
         }
+        Err(e @ E::NotAllowed) => Err(err(StatusCode::FORBIDDEN, e.to_string())),
         Err(E::NotOnCall) if agent.is_some() => Err(err(
             StatusCode::FORBIDDEN,
             format!("{} is not on call {call}", user.name),
