@@ -36,20 +36,6 @@ fn hotline() -> (Hotline, tempfile::TempDir) {
     (h, data)
 }
 
-/// Half-second windows of `samples` that carry `hz` (loud, and well above
-/// each of `others`).
-fn windows_with(samples: &[i16], hz: f64, others: &[f64]) -> usize {
-    samples
-        .chunks(4000)
-        .filter(|w| {
-            let loud =
-                w.iter().map(|s| s.unsigned_abs() as u64).sum::<u64>() / w.len() as u64 > 300;
-            let own = common::goertzel(w, hz);
-            loud && others.iter().all(|o| own > 10.0 * common::goertzel(w, *o))
-        })
-        .count()
-}
-
 /// Whether a window holds `hz` at a tenth of its loudest tone or more.
 fn holds(w: &[i16], hz: f64) -> bool {
     let e = |f: f64| common::goertzel(w, f);
@@ -145,7 +131,7 @@ fn a_supervisor_whispers_to_the_agent_then_listens_and_the_owner_never_hears_the
     let agent_heard = call_heard(&dir("2001"));
     let supervisor_heard = call_heard(&dir("2009"));
     // The owner: the agent throughout, the supervisor never.
-    assert!(windows_with(&owner_heard, 1000.0, &[500.0]) >= 8);
+    assert!(common::windows_with(&owner_heard, 1000.0, &[500.0]) >= 8);
     let owner_heard_supervisor = owner_heard
         .chunks(4000)
         .filter(|w| holds(w, 1500.0))
@@ -153,7 +139,7 @@ fn a_supervisor_whispers_to_the_agent_then_listens_and_the_owner_never_hears_the
     assert_eq!(owner_heard_supervisor, 0, "the owner heard the supervisor");
     // The agent: the owner throughout; the supervisor while whispered to
     // (about 3 s), not while they listened (the last seconds).
-    assert!(windows_with(&agent_heard, 500.0, &[1000.0]) >= 4);
+    assert!(common::windows_with(&agent_heard, 500.0, &[1000.0]) >= 4);
     let whispered = agent_heard
         .chunks(4000)
         .filter(|w| holds(w, 1500.0))
@@ -222,15 +208,7 @@ fn in_a_three_way_call_each_hears_the_other_two_and_the_two_left_talk_on() {
     // 2003 logs in while 2001 talks, then is asked to join.
     let third =
         common::baresip::agent_phone_hearing(&h, "2003", PHONE + 500, "auto", 1500, &dir("2003"));
-    let end = Instant::now() + Duration::from_secs(10);
-    while !h
-        .lines("agent state")
-        .iter()
-        .any(|l| field(l, "agent") == Some("2003") && field(l, "state") == Some("available"))
-    {
-        assert!(Instant::now() < end, "{}", h.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait_agent_state(&h, "2003", "available");
     let add = |token: &str| {
         common::http(
             h.http_port(),
@@ -278,7 +256,7 @@ fn in_a_three_way_call_each_hears_the_other_two_and_the_two_left_talk_on() {
     );
     // After 2003 left: the owner hears 2001 alone.
     let tail = &owner_heard[owner_heard.len().saturating_sub(8000 * 2)..];
-    assert!(windows_with(tail, 1000.0, &[500.0, 1500.0]) >= 2);
+    assert!(common::windows_with(tail, 1000.0, &[500.0, 1500.0]) >= 2);
     let (status, body) = common::http(
         h.http_port(),
         "GET",

@@ -68,27 +68,6 @@ fn timeline(h: &Hotline) -> Vec<String> {
         .collect()
 }
 
-/// Whether half-second windows of `samples` carry `hz` above the others.
-fn windows_with(samples: &[i16], hz: f64, others: &[f64]) -> usize {
-    samples
-        .chunks(4000)
-        .filter(|w| {
-            let loud =
-                w.iter().map(|s| s.unsigned_abs() as u64).sum::<u64>() / w.len() as u64 > 300;
-            let own = common::goertzel(w, hz);
-            loud && others.iter().all(|o| own > 10.0 * common::goertzel(w, *o))
-        })
-        .count()
-}
-
-fn agent_state(h: &Hotline, agent: &str) -> Vec<String> {
-    h.lines("agent state")
-        .iter()
-        .filter(|l| field(l, "agent") == Some(agent))
-        .filter_map(|l| field(l, "state").map(str::to_string))
-        .collect()
-}
-
 #[test]
 fn an_agent_transfers_the_owner_from_the_softphone_and_the_target_talks_with_them() {
     let (h, data) = hotline();
@@ -111,11 +90,7 @@ fn an_agent_transfers_the_owner_from_the_softphone_and_the_target_talks_with_the
             1500,
             &heard_2003,
         ));
-        let end = std::time::Instant::now() + Duration::from_secs(10);
-        while !agent_state(&h, "2003").contains(&"available".to_string()) {
-            assert!(std::time::Instant::now() < end, "{}", h.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        common::wait_agent_state(&h, "2003", "available");
         std::thread::sleep(Duration::from_millis(1500));
         let answer = phone_2001.command("transfer", &format!("sip:2003@{}", h.target()));
         assert!(answer.contains("\"ok\":true"), "{answer}");
@@ -131,12 +106,12 @@ fn an_agent_transfers_the_owner_from_the_softphone_and_the_target_talks_with_the
     drop(phone_2003);
 
     // 2001 was released at the transfer and wraps up; 2003 took over.
-    let states_2001 = agent_state(&h, "2001");
+    let states_2001 = common::agent_states(&h, "2001");
     assert!(
         states_2001.ends_with(&["on_call".into(), "wrap_up".into()]),
         "{states_2001:?}"
     );
-    assert!(agent_state(&h, "2003").contains(&"on_call".to_string()));
+    assert!(common::agent_states(&h, "2003").contains(&"on_call".to_string()));
     let words = timeline(&h);
     for expected in [
         "agent 2001 asked to transfer the call to agent 2003",
@@ -160,7 +135,7 @@ fn an_agent_transfers_the_owner_from_the_softphone_and_the_target_talks_with_the
     // (Its other call was the *1 login.)
     let heard = common::baresip::heard(&heard_2003);
     let call = heard.iter().max_by_key(|h| h.len()).expect("2003's calls");
-    let owner_windows = windows_with(call, 500.0, &[440.0, 1500.0]);
+    let owner_windows = common::windows_with(call, 500.0, &[440.0, 1500.0]);
     assert!(
         owner_windows >= 3,
         "2003 heard the owner in {owner_windows} half seconds: {:?}",
@@ -190,15 +165,15 @@ fn an_agent_transfers_the_owner_from_the_softphone_and_the_target_talks_with_the
     let samples: Vec<i16> = wav.samples::<i16>().map(|s| s.unwrap()).collect();
     let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
     let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
-    assert!(windows_with(&left, 500.0, &[440.0, 1500.0]) >= 8);
+    assert!(common::windows_with(&left, 500.0, &[440.0, 1500.0]) >= 8);
     let agents: Vec<(usize, bool, bool)> = right
         .chunks(4000)
         .enumerate()
         .map(|(i, w)| {
             (
                 i,
-                windows_with(w, 440.0, &[500.0, 1500.0]) > 0,
-                windows_with(w, 1500.0, &[500.0, 440.0]) > 0,
+                common::windows_with(w, 440.0, &[500.0, 1500.0]) > 0,
+                common::windows_with(w, 1500.0, &[500.0, 440.0]) > 0,
             )
         })
         .collect();
@@ -244,19 +219,11 @@ fn refused_transfer(
         let connected = h.wait_for("caller connected to agent", 1, Duration::from_secs(10));
         let id = field(&connected[0], "caller").unwrap()[1..].to_string();
         let phone_2003 = common::baresip::agent_phone(&h, "2003", port + 100, "manual");
-        let end = std::time::Instant::now() + Duration::from_secs(10);
-        while !agent_state(&h, "2003").contains(&"available".to_string()) {
-            assert!(std::time::Instant::now() < end, "{}", h.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        common::wait_agent_state(&h, "2003", "available");
         std::thread::sleep(Duration::from_millis(500));
         transfer(&h, &phone_2001, &id);
         // 2003 rings, and says no.
-        let end = std::time::Instant::now() + Duration::from_secs(10);
-        while !agent_state(&h, "2003").contains(&"reserved".to_string()) {
-            assert!(std::time::Instant::now() < end, "{}", h.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        common::wait_agent_state(&h, "2003", "reserved");
         std::thread::sleep(Duration::from_millis(500));
         phone_2003.command("hangup", "");
         let failed = h.wait_for("transfer failed", 1, Duration::from_secs(10));
@@ -301,7 +268,7 @@ fn a_transfer_from_the_desk_the_target_refuses_brings_the_owner_back_to_the_firs
     let call = heard.iter().max_by_key(|h| h.len()).unwrap();
     let tail = &call[call.len().saturating_sub(8000 * 3)..];
     assert!(
-        windows_with(tail, 500.0, &[440.0]) >= 2,
+        common::windows_with(tail, 500.0, &[440.0]) >= 2,
         "2001 hears the owner again"
     );
 }
@@ -350,11 +317,7 @@ fn an_agent_consults_another_from_the_softphone_and_hands_the_owner_over() {
             1500,
             &heard_2003,
         ));
-        let end = std::time::Instant::now() + Duration::from_secs(10);
-        while !agent_state(&h, "2003").contains(&"available".to_string()) {
-            assert!(std::time::Instant::now() < end, "{}", h.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        common::wait_agent_state(&h, "2003", "available");
         // 2001 dials 2003 from the phone: an internal call.
         let answer = phone_2001.command("dial", &format!("sip:2003@{}", h.target()));
         assert!(answer.contains("\"ok\":true"), "{answer}");
@@ -384,8 +347,8 @@ fn an_agent_consults_another_from_the_softphone_and_hands_the_owner_over() {
         .chunks(4000)
         .map(|w| {
             (
-                windows_with(w, 440.0, &[500.0, 1500.0]) > 0,
-                windows_with(w, 500.0, &[440.0, 1500.0]) > 0,
+                common::windows_with(w, 440.0, &[500.0, 1500.0]) > 0,
+                common::windows_with(w, 500.0, &[440.0, 1500.0]) > 0,
             )
         })
         .collect();
@@ -423,11 +386,7 @@ fn linphone_transfers_the_owner_the_same_way() {
     let heard_2003 = data.path().join("heard-2003-linphone");
     let mut linphone =
         common::linphone::Linphone::agent(h.dir.path(), &h.target(), "2001", PHONE + 800);
-    let end = std::time::Instant::now() + Duration::from_secs(15);
-    while !agent_state(&h, "2001").contains(&"available".to_string()) {
-        assert!(std::time::Instant::now() < end, "{}", h.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait_agent_state(&h, "2001", "available");
     // Linphone takes one call at a time: its *1 call first ends.
     h.wait_for("call ended", 1, Duration::from_secs(10));
     let xml = owner(&h, "linphone", 9000);
@@ -444,11 +403,7 @@ fn linphone_transfers_the_owner_the_same_way() {
             1500,
             &heard_2003,
         ));
-        let end = std::time::Instant::now() + Duration::from_secs(10);
-        while !agent_state(&h, "2003").contains(&"available".to_string()) {
-            assert!(std::time::Instant::now() < end, "{}", h.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        common::wait_agent_state(&h, "2003", "available");
         std::thread::sleep(Duration::from_millis(1000));
         linphone.type_line(&format!("transfer sip:2003@{}", h.target()));
         let done = h.wait_for("call transferred", 1, Duration::from_secs(10));
@@ -458,7 +413,7 @@ fn linphone_transfers_the_owner_the_same_way() {
     h.wait_for("call ended", 1, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(1000));
     drop(phone_2003);
-    let states = agent_state(&h, "2001");
+    let states = common::agent_states(&h, "2001");
     assert!(
         states.ends_with(&["on_call".into(), "wrap_up".into()]),
         "{states:?}"
@@ -466,7 +421,7 @@ fn linphone_transfers_the_owner_the_same_way() {
     let heard = common::baresip::heard(&heard_2003);
     let call = heard.iter().max_by_key(|h| h.len()).expect("2003's calls");
     assert!(
-        windows_with(call, 500.0, &[440.0, 1500.0]) >= 3,
+        common::windows_with(call, 500.0, &[440.0, 1500.0]) >= 3,
         "2003 heard the owner"
     );
     let words = timeline(&h);
@@ -483,12 +438,15 @@ fn an_agent_transfers_the_owner_to_an_allowed_outside_number_through_the_gateway
     let (h, _data) = common::menu_hotline(
         BASE,
         &format!(
-            "[transfer]\nallowed_numbers = [\"+86138XXXXXXXX\"]\ngateway = \"127.0.0.1:PEER_PORT\"\n\
+            "[transfer]\nallowed_numbers = [\"+86138XXXXXXXX\"]\ngateway = \"127.0.0.1:{}\"\n\
              [http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nusers = \"{}\"\n",
+            PHONE + 1100,
             common::manifest("config/users.toml")
         ),
     );
-    let mut party = common::SippUas::start(&h, "outside_party.xml", &["-m", "1"]);
+    // The gateway (and the number behind it): SIPp on a port of its own.
+    let port = PHONE + 1100;
+    let mut party = common::SippUas::start_on(&h, "outside_party.xml", port, &["-m", "1"]);
     let phone_2001 = common::baresip::agent_phone(&h, "2001", PHONE + 1000, "auto");
     h.wait_for("agent state", 1, Duration::from_secs(10));
     let xml = owner(&h, "outside", 6000);
@@ -525,7 +483,7 @@ fn an_agent_transfers_the_owner_to_an_allowed_outside_number_through_the_gateway
             .any(|w| w == "agent 2001 transferred the call to number +8613800138000"),
         "{words:#?}"
     );
-    let states = agent_state(&h, "2001");
+    let states = common::agent_states(&h, "2001");
     assert!(
         states.ends_with(&["on_call".into(), "wrap_up".into()]),
         "{states:?}"

@@ -9,9 +9,8 @@ use std::time::Instant;
 use tracing::info;
 
 use super::event::{CallEventKind, Missed, TransferTarget};
-use super::outbound::Dial;
+use super::outbound::LegError;
 use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch};
-use crate::sip::sdp;
 
 impl Switch {
     /// Rings `agent`'s registered phone for `caller`, offering the caller's
@@ -24,9 +23,9 @@ impl Switch {
         let Some(c) = self.calls.get(&caller) else {
             return;
         };
-        let Some(offer) = c.offer.clone() else {
+        if c.offer.is_none() {
             return;
-        };
+        }
         // A transfer's target rings while the first agent may still be on
         // the line; any other offer is for a caller without an agent.
         let transfer = match &c.transfer {
@@ -50,34 +49,24 @@ impl Switch {
             info!(%caller, %agent, "not offered: the agent has no registered phone");
             return failed(self, Missed::NotRegistered);
         };
-        let (id, sip_call_id) = self.new_outbound("ag");
-        let Some(port) = self.ports.allocate() else {
-            tracing::warn!(%caller, %agent, "no RTP port free for an agent leg");
-            return failed(self, Missed::Refused(503));
-        };
-        let body = sdp::offer_one(
-            std::net::SocketAddr::new(self.cfg.media_ip, port),
-            self.cfg.seed ^ id.0,
-            offer.codec_pt,
-            offer.law,
-            offer.dtmf_pt,
+        let placed = self.dial_leg(
+            now,
+            caller,
+            "ag",
+            (binding.contact.clone(), binding.peer),
+            Purpose::AgentLeg { caller, agent },
+            agent.to_string(),
+            Some(caller),
         );
-        let dialled = Dial {
-            id,
-            sip_call_id,
-            request_uri: binding.contact.clone(),
-            peer: binding.peer,
-            port,
-            body,
-            purpose: Purpose::AgentLeg { caller, agent },
-            number: agent.to_string(),
-            bridge: Some(caller),
+        let id = match placed {
+            Ok(id) => id,
+            Err(LegError::NoPort) => {
+                tracing::warn!(%caller, %agent, "no RTP port free for an agent leg");
+                return failed(self, Missed::Refused(503));
+            }
+            Err(LegError::Undialable) => return failed(self, Missed::Unreachable),
         };
-        if !self.dial(now, dialled) {
-            return failed(self, Missed::Unreachable);
-        }
         self.emit(now, caller, CallEventKind::Offered { agent });
-        self.stats.calls_started += 1;
         info!(%caller, leg = %id, %agent, contact = %binding.contact, transfer, "ringing agent");
         let c = self.calls.get_mut(&caller).expect("checked");
         match c.transfer.as_mut() {

@@ -58,6 +58,15 @@ pub enum Missed {
 }
 
 impl Missed {
+    /// Why a leg the hotline rang ended unanswered.
+    pub fn from_end(reason: EndReason) -> Self {
+        match reason {
+            EndReason::Declined(code) | EndReason::Rejected(code) => Missed::Refused(code),
+            EndReason::Cancelled | EndReason::NoAnswer => Missed::Withdrawn,
+            _ => Missed::Unreachable,
+        }
+    }
+
     pub fn describe(self) -> String {
         match self {
             Missed::NotRegistered => "no registered phone".into(),

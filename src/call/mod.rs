@@ -2079,11 +2079,7 @@ impl Switch {
                 .and_then(|cl| cl.transfer.as_ref())
                 .is_some_and(|t| t.leg == Some(id));
             if transferring {
-                let why = match reason {
-                    EndReason::Declined(code) | EndReason::Rejected(code) => Missed::Refused(code),
-                    EndReason::Cancelled | EndReason::NoAnswer => Missed::Withdrawn,
-                    _ => Missed::Unreachable,
-                };
+                let why = Missed::from_end(reason);
                 self.transfer_failed(now, caller, why);
             } else if let Some(cl) = self.calls.get_mut(&caller)
                 && cl.bridge == Some(id)
@@ -2146,11 +2142,7 @@ impl Switch {
                 self.conference_left(now, caller, id, agent);
             } else if transfer.is_some_and(|(_, target)| target == Some(id)) {
                 // The transfer's target did not answer.
-                let why = match reason {
-                    EndReason::Declined(code) | EndReason::Rejected(code) => Missed::Refused(code),
-                    EndReason::Cancelled | EndReason::NoAnswer => Missed::Withdrawn,
-                    _ => Missed::Unreachable,
-                };
+                let why = Missed::from_end(reason);
                 self.emit(now, caller, CallEventKind::OfferMissed { agent, why });
                 self.transfer_failed(now, caller, why);
             } else if transfer.is_some_and(|(from, _)| from == id)
@@ -2171,13 +2163,7 @@ impl Switch {
                         EndReason::Declined(code) | EndReason::Rejected(code) => code,
                         _ => 480,
                     };
-                    let why = match reason {
-                        EndReason::Declined(code) | EndReason::Rejected(code) => {
-                            Missed::Refused(code)
-                        }
-                        EndReason::Cancelled | EndReason::NoAnswer => Missed::Withdrawn,
-                        _ => Missed::Unreachable,
-                    };
+                    let why = Missed::from_end(reason);
                     cl.bridge = None;
                     self.emit_for(
                         now,
@@ -2189,13 +2175,7 @@ impl Switch {
                     self.end(caller, EndReason::Rejected(code));
                 } else if cl.phase != Phase::Bridged {
                     // Not answered: back to the hold prompt.
-                    let why = match reason {
-                        EndReason::Declined(code) | EndReason::Rejected(code) => {
-                            Missed::Refused(code)
-                        }
-                        EndReason::Cancelled | EndReason::NoAnswer => Missed::Withdrawn,
-                        _ => Missed::Unreachable,
-                    };
+                    let why = Missed::from_end(reason);
                     if let Some(s) = cl.ivr.as_mut() {
                         s.set_ringing(false);
                     }

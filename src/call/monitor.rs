@@ -11,10 +11,9 @@ use std::time::Instant;
 use tracing::info;
 
 use super::event::{CallEventKind, MonitorMode};
-use super::outbound::Dial;
+use super::outbound::LegError;
 use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch, Timer};
 use crate::media::mixer::{Audience, Role};
-use crate::sip::sdp;
 
 /// Why monitoring cannot start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -53,7 +52,7 @@ impl Switch {
         by: &str,
     ) -> Result<(), MonitorError> {
         self.last_now = Some(now);
-        let agent_leg = self.agent_on_leg(caller).ok_or(MonitorError::NotOnCall)?;
+        self.agent_on_leg(caller).ok_or(MonitorError::NotOnCall)?;
         let c = &self.calls[&caller];
         if let Some(leg) = c.monitor {
             let Some(Purpose::Monitor(m)) = self.calls.get_mut(&leg).map(|l| &mut l.purpose) else {
@@ -75,45 +74,25 @@ impl Switch {
             );
             return Ok(());
         }
-        let _ = agent_leg;
-        let Some(offer) = c.offer.clone() else {
-            return Err(MonitorError::NotOnCall);
-        };
         let binding = self
             .bindings
             .get(&phone.to_string())
             .cloned()
             .ok_or(MonitorError::NoPhone)?;
-        let port = self.ports.allocate().ok_or(MonitorError::NoPort)?;
-        let (id, sip_call_id) = self.new_outbound("sv");
-        let body = sdp::offer_one(
-            std::net::SocketAddr::new(self.cfg.media_ip, port),
-            self.cfg.seed ^ id.0,
-            offer.codec_pt,
-            offer.law,
-            offer.dtmf_pt,
-        );
-        let dialled = Dial {
-            id,
-            sip_call_id,
-            request_uri: binding.contact.clone(),
-            peer: binding.peer,
-            port,
-            body,
-            purpose: Purpose::Monitor(Monitor {
-                caller,
-                phone,
-                supervisor: by.to_string(),
-                mode,
-                joined: false,
-            }),
-            number: phone.to_string(),
-            bridge: None,
-        };
-        if !self.dial(now, dialled) {
-            return Err(MonitorError::NoPhone);
-        }
-        self.stats.calls_started += 1;
+        let purpose = Purpose::Monitor(Monitor {
+            caller,
+            phone,
+            supervisor: by.to_string(),
+            mode,
+            joined: false,
+        });
+        let leg = (binding.contact.clone(), binding.peer);
+        let id = self
+            .dial_leg(now, caller, "sv", leg, purpose, phone.to_string(), None)
+            .map_err(|e| match e {
+                LegError::NoPort => MonitorError::NoPort,
+                LegError::Undialable => MonitorError::NoPhone,
+            })?;
         self.arm(now, id, Timer::RingTimeout);
         self.calls.get_mut(&caller).expect("checked").monitor = Some(id);
         info!(%caller, leg = %id, %phone, supervisor = by, mode = mode.as_str(), "ringing supervisor");

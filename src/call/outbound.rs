@@ -424,7 +424,62 @@ pub(super) struct Dial {
     pub bridge: Option<CallId>,
 }
 
+/// Why a leg could not be placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LegError {
+    NoPort,
+    /// Our own INVITE would not parse (the URI has characters SIP cannot
+    /// carry) or could not be sent.
+    Undialable,
+}
+
 impl Switch {
+    /// Places a leg for `caller` to `uri` at `peer` (an agent's or a
+    /// supervisor's phone, an outside number), offering the caller's own
+    /// codec and telephone-event so RTP can be relayed as it comes.
+    #[allow(clippy::too_many_arguments)] // the leg's own fields
+    pub(super) fn dial_leg(
+        &mut self,
+        now: Instant,
+        caller: CallId,
+        kind: &str,
+        (uri, peer): (String, Peer),
+        purpose: Purpose,
+        number: String,
+        bridge: Option<CallId>,
+    ) -> Result<CallId, LegError> {
+        let offer = self
+            .calls
+            .get(&caller)
+            .and_then(|c| c.offer.clone())
+            .ok_or(LegError::Undialable)?;
+        let port = self.ports.allocate().ok_or(LegError::NoPort)?;
+        let (id, sip_call_id) = self.new_outbound(kind);
+        let body = sdp::offer_one(
+            std::net::SocketAddr::new(self.cfg.media_ip, port),
+            self.cfg.seed ^ id.0,
+            offer.codec_pt,
+            offer.law,
+            offer.dtmf_pt,
+        );
+        let dialled = Dial {
+            id,
+            sip_call_id,
+            request_uri: uri,
+            peer,
+            port,
+            body,
+            purpose,
+            number,
+            bridge,
+        };
+        if !self.dial(now, dialled) {
+            return Err(LegError::Undialable);
+        }
+        self.stats.calls_started += 1;
+        Ok(id)
+    }
+
     /// A new call id and its SIP Call-ID (`kind` tells return visits from
     /// agent legs in logs; the seed keeps it unique across restarts).
     pub(super) fn new_outbound(&mut self, kind: &str) -> (CallId, String) {

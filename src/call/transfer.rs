@@ -20,7 +20,7 @@ use tracing::info;
 
 use super::event::{CallEventKind, Missed, TransferTarget};
 use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch};
-use crate::sip::message::Request;
+use crate::sip::message::{CoreHeaders, Request};
 use crate::sip::transaction::TxId;
 
 /// An agent whose phone hangs up this soon after their transfer failed
@@ -145,38 +145,24 @@ impl Switch {
         let Some(out) = self.cfg.transfer_out.clone() else {
             return false;
         };
-        let Some(offer) = self.calls.get(&caller).and_then(|c| c.offer.clone()) else {
-            return false;
+        let gateway = crate::sip::transaction::Peer {
+            transport: crate::sip::transaction::Transport::Udp,
+            addr: out.gateway,
         };
-        let Some(port) = self.ports.allocate() else {
-            return false;
-        };
-        let (id, sip_call_id) = self.new_outbound("tr");
-        let body = crate::sip::sdp::offer_one(
-            std::net::SocketAddr::new(self.cfg.media_ip, port),
-            self.cfg.seed ^ id.0,
-            offer.codec_pt,
-            offer.law,
-            offer.dtmf_pt,
+        let uri = format!("sip:{number}@{}", out.gateway);
+        let purpose = Purpose::Party { caller };
+        let placed = self.dial_leg(
+            now,
+            caller,
+            "tr",
+            (uri, gateway),
+            purpose,
+            number.into(),
+            Some(caller),
         );
-        let dialled = super::outbound::Dial {
-            id,
-            sip_call_id,
-            request_uri: format!("sip:{number}@{}", out.gateway),
-            peer: crate::sip::transaction::Peer {
-                transport: crate::sip::transaction::Transport::Udp,
-                addr: out.gateway,
-            },
-            port,
-            body,
-            purpose: Purpose::Party { caller },
-            number: number.to_string(),
-            bridge: Some(caller),
-        };
-        if !self.dial(now, dialled) {
+        let Ok(id) = placed else {
             return false;
-        }
-        self.stats.calls_started += 1;
+        };
         self.arm(now, id, super::Timer::RingTimeout);
         if let Some(t) = self
             .calls
@@ -223,18 +209,7 @@ impl Switch {
             let Some((consult, _, _)) = consult else {
                 return self.respond(now, tx, core, 404, "Not Found");
             };
-            let contact = self.cfg.contact_for(self.calls[&leg].peer.transport);
-            self.respond_with(
-                now,
-                tx,
-                core,
-                202,
-                "Accepted",
-                None,
-                &[("Contact", &contact)],
-                b"",
-            );
-            self.notify_refer(now, leg, core.cseq, 100, "Trying", false);
+            self.refer_accepted(now, tx, leg, core);
             return self.complete_attended(now, caller, leg, consult, Some(core.cseq));
         }
         let target = self.transferable(caller).and_then(|(on, agent)| {
@@ -251,6 +226,12 @@ impl Switch {
                 return self.respond(now, tx, core, code, reason);
             }
         };
+        self.refer_accepted(now, tx, leg, core);
+        self.start_transfer(now, caller, target, Some(core.cseq), Kind::Blind);
+    }
+
+    /// 202 to the REFER, and the first NOTIFY: trying.
+    fn refer_accepted(&mut self, now: Instant, tx: TxId, leg: CallId, core: &CoreHeaders) {
         let contact = self.cfg.contact_for(self.calls[&leg].peer.transport);
         self.respond_with(
             now,
@@ -263,7 +244,6 @@ impl Switch {
             b"",
         );
         self.notify_refer(now, leg, core.cseq, 100, "Trying", false);
-        self.start_transfer(now, caller, target, Some(core.cseq), Kind::Blind);
     }
 
     /// The desk's transfer of `caller`'s call to `to` (an agent's

@@ -356,9 +356,17 @@ pub struct SippUas(Child);
 
 impl SippUas {
     pub fn start(hotline: &Hotline, scenario_file: &str, args: &[&str]) -> Self {
-        let port = hotline.peer_port.to_string();
-        let control_port = (hotline.peer_port + 1).to_string();
-        let media_port = (hotline.peer_port + 4).to_string();
+        Self::start_on(hotline, scenario_file, hotline.peer_port, args)
+    }
+
+    /// The same on `port` (control `port + 1`, media `port + 4`): a second
+    /// peer beside a SIPp caller on the peer port.
+    pub fn start_on(hotline: &Hotline, scenario_file: &str, port: u16, args: &[&str]) -> Self {
+        let (port, control_port, media_port) = (
+            port.to_string(),
+            (port + 1).to_string(),
+            (port + 4).to_string(),
+        );
         let child = Command::new("sipp")
             .arg("-sf")
             .arg(scenario(scenario_file))
@@ -572,6 +580,38 @@ pub fn menu_hotline(base: u16, acd: &str) -> (Hotline, tempfile::TempDir) {
         ),
     );
     (h, data)
+}
+
+/// Half-second windows of `samples` (8 kHz) that carry `hz`: loud, and
+/// well above each of `others`.
+pub fn windows_with(samples: &[i16], hz: f64, others: &[f64]) -> usize {
+    samples
+        .chunks(4000)
+        .filter(|w| {
+            let loud =
+                w.iter().map(|s| s.unsigned_abs() as u64).sum::<u64>() / w.len() as u64 > 300;
+            let own = goertzel(w, hz);
+            loud && others.iter().all(|o| own > 10.0 * goertzel(w, *o))
+        })
+        .count()
+}
+
+/// The states the ACD gave `agent`, in order.
+pub fn agent_states(h: &Hotline, agent: &str) -> Vec<String> {
+    h.lines("agent state")
+        .iter()
+        .filter(|l| field(l, "agent") == Some(agent))
+        .filter_map(|l| field(l, "state").map(str::to_string))
+        .collect()
+}
+
+/// Waits (10 s at most) until the ACD has put `agent` in `state`.
+pub fn wait_agent_state(h: &Hotline, agent: &str, state: &str) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !agent_states(h, agent).iter().any(|s| s == state) {
+        assert!(Instant::now() < end, "{agent} never {state}: {}", h.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The energy of `samples` (8 kHz) at `hz` (Goertzel), per sample.
