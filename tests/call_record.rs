@@ -329,7 +329,8 @@ fn with_nobody_logged_in_a_caller_is_told_why_and_goes_to_the_fallback_at_once()
 fn the_key_a_caller_pressed_for_an_agent_is_not_played_to_the_agents_phone() {
     // The caller holds 0 (RFC 4733) for two seconds; agent 2001 answers
     // by itself meanwhile. The rest of that key must not reach the agent.
-    let (h, _data) = common::menu_hotline(BASE, "");
+    // Not recorded: no notice delays the agent's answer past the key.
+    let (h, _data) = common::menu_hotline(BASE, "[recording]\nenabled = false\n");
     let _phone = common::baresip::agent_phone(&h, "2001", PHONE + 200, "auto");
     let ready = h.wait_for("agent state", 1, Duration::from_secs(10));
     assert_eq!(field(&ready[0], "state"), Some("available"), "{}", h.log());
@@ -447,7 +448,7 @@ fn a_conversation_is_recorded_in_stereo_with_its_pause_and_old_recordings_go() {
     // Agent 2001's phone speaks a 440 Hz tone; the caller 1,000 Hz.
     let _phone = common::baresip::agent_phone(&h, "2001", PHONE + 300, "auto");
     h.wait_for("agent state", 1, Duration::from_secs(10));
-    let tone = common::tone_pcap_hz(h.dir.path(), 7000, 1000.0);
+    let tone = common::tone_pcap_hz(h.dir.path(), 10000, 1000.0);
     let xml = scenario(
         h.dir.path(),
         "recorded",
@@ -457,7 +458,7 @@ fn a_conversation_is_recorded_in_stereo_with_its_pause_and_old_recordings_go() {
             Step::Pause(500),
             Step::Key('0'),
             Step::Pause(300),
-            Step::Audio(tone, 7000),
+            Step::Audio(tone, 10000),
             Step::Pause(300),
         ],
     );
@@ -484,14 +485,21 @@ fn a_conversation_is_recorded_in_stereo_with_its_pause_and_old_recordings_go() {
     });
     h.wait_for("conversation recorded", 1, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(500));
-    // Queued, the caller was told first that the call may be recorded.
+    // Queued, the caller was told first that the call may be recorded, and
+    // heard it whole before talking with the agent (who answers at once).
     let played = h.lines("playing");
     assert!(
         played
             .iter()
-            .any(|l| l.contains("recording_notice_zh hold_zh")),
+            .any(|l| l.ends_with("prompts=recording_notice_zh")),
         "{played:#?}"
     );
+    let log = h.log();
+    let told = log
+        .find("recording notice played")
+        .expect("the notice was heard out");
+    let joined = log.find("caller connected to agent").unwrap();
+    assert!(told < joined, "the notice before the conversation");
 
     // The history names the file and tells the pause.
     let history = get(&h, "/api/calls");

@@ -145,6 +145,15 @@ impl Switch {
             };
             self.emit(now, caller, kind);
         }
+        if let Some(c) = self.calls.get_mut(&caller)
+            && std::mem::take(&mut c.notice_playing)
+        {
+            // No agent will take the call: the notice gives way to why.
+            c.after_notice = None;
+            c.bridge_after_notice = None;
+            self.out
+                .push_back(Output::Media(MediaCommand::Stop { call: caller }));
+        }
         if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
             s.handle_queue_left(now, no_agents);
             self.pump_ivr(now, caller);
@@ -181,6 +190,14 @@ impl Switch {
         if !caller_here {
             // The caller left (or the offer was withdrawn) as the agent answered.
             self.send_bye(now, leg);
+            return;
+        }
+        if let Some(c) = self.calls.get_mut(&caller)
+            && c.notice_playing
+        {
+            // The caller first hears the recording notice out (seconds).
+            info!(%caller, %leg, %agent, "agent answered: joined after the recording notice");
+            c.bridge_after_notice = Some(leg);
             return;
         }
         let c = self.calls.get_mut(&caller).expect("checked");

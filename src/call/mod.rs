@@ -493,6 +493,12 @@ struct Call {
     last_queue: Option<String>,
     /// Say that the conversation may be recorded before the next prompts.
     notice_due: bool,
+    /// The recording notice is being said: it is not cut short. What the
+    /// menu asked to play meanwhile comes after it, and an agent who
+    /// answers meanwhile is joined after it.
+    notice_playing: bool,
+    after_notice: Option<Vec<String>>,
+    bridge_after_notice: Option<CallId>,
     /// Inbound, not yet ACKed: counted against the admission caps.
     unconfirmed: bool,
     /// The priority the caller last queued at.
@@ -822,6 +828,21 @@ impl Switch {
                 if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.ivr.as_mut()) {
                     s.handle_recording_finished(now, file, duration);
                     self.pump_ivr(now, call);
+                }
+            }
+            MediaEvent::PromptFinished if self.calls[&call].notice_playing => {
+                // The recording notice is over: the agent who answered
+                // meanwhile joins, or what the menu asked to play goes on.
+                info!(%call, "recording notice played");
+                let c = self.calls.get_mut(&call).expect("checked");
+                c.notice_playing = false;
+                let then = c.after_notice.take();
+                if let Some(leg) = c.bridge_after_notice.take() {
+                    self.bridge(now, leg);
+                } else if let Some(prompts) = then {
+                    info!(%call, prompts = %prompts.join(" "), "playing");
+                    self.out
+                        .push_back(Output::Media(MediaCommand::Play { call, prompts }));
                 }
             }
             MediaEvent::PromptFinished => {
@@ -1404,6 +1425,9 @@ impl Switch {
             recording: false,
             last_queue: None,
             notice_due: false,
+            notice_playing: false,
+            after_notice: None,
+            bridge_after_notice: None,
             unconfirmed: true,
             priority: 0,
             transfer: None,
@@ -1785,15 +1809,28 @@ impl Switch {
             };
             let sip_call_id = c.sip_call_id.clone();
             let out = match action {
-                ivr::Action::Play(mut prompts) => {
-                    if std::mem::take(&mut c.notice_due)
-                        && let Some(notice) = &self.cfg.recording.notice
-                    {
-                        let lang = c.ivr.as_ref().map(|s| s.language()).unwrap_or("zh");
-                        prompts.insert(0, format!("{notice}_{lang}"));
+                ivr::Action::Play(prompts) => {
+                    if c.notice_playing {
+                        // After the notice (ringback, the hold prompt ...).
+                        c.after_notice = Some(prompts);
+                        continue;
                     }
+                    let prompts = match &self.cfg.recording.notice {
+                        Some(notice) if std::mem::take(&mut c.notice_due) => {
+                            // The notice alone first, whole; then these.
+                            let lang = c.ivr.as_ref().map(|s| s.language()).unwrap_or("zh");
+                            c.notice_playing = true;
+                            c.after_notice = Some(prompts);
+                            vec![format!("{notice}_{lang}")]
+                        }
+                        _ => prompts,
+                    };
                     info!(call = %id, prompts = %prompts.join(" "), "playing");
                     Output::Media(MediaCommand::Play { call: id, prompts })
+                }
+                ivr::Action::StopPlayback if c.notice_playing => {
+                    c.after_notice = None;
+                    continue;
                 }
                 ivr::Action::StopPlayback => Output::Media(MediaCommand::Stop { call: id }),
                 ivr::Action::Record { max, silence } => {
@@ -1882,6 +1919,24 @@ impl Switch {
                 }
                 ivr::Action::Hangup => {
                     self.send_bye(now, id);
+                    continue;
+                }
+                ivr::Action::LeaveQueue if c.notice_playing => {
+                    // No conversation to record after all: the notice
+                    // gives way to what the menu says next.
+                    c.notice_playing = false;
+                    c.after_notice = None;
+                    self.out
+                        .push_back(Output::Media(MediaCommand::Stop { call: id }));
+                    let c = self.calls.get_mut(&id).expect("live call");
+                    if let Some((since, queue)) = c.queued.take() {
+                        let kind = CallEventKind::Abandoned {
+                            queue,
+                            waited: now.saturating_duration_since(since),
+                            why: Abandon::VoiceMessage,
+                        };
+                        self.emit_for(now, id, &sip_call_id, kind);
+                    }
                     continue;
                 }
                 ivr::Action::LeaveQueue => {

@@ -614,6 +614,9 @@ impl Switch {
             recording: false,
             last_queue: None,
             notice_due: false,
+            notice_playing: false,
+            after_notice: None,
+            bridge_after_notice: None,
             out: Some(OutLeg {
                 request_uri: d.request_uri.clone(),
                 invite_branch: branch,

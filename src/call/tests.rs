@@ -2263,3 +2263,69 @@ fn an_agent_transfers_to_an_allowed_outside_number_and_no_other() {
         "{sent:?}"
     );
 }
+
+#[test]
+fn the_recording_notice_is_heard_whole_even_when_an_agent_answers_at_once() {
+    let mut sim = menu_sim();
+    let mut agents = crate::acd::agents::AgentsFile::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/agents.toml"),
+    )
+    .unwrap();
+    agents.digest = vec!["SHA-256".into()];
+    sim.sw = Switch::new(SwitchConfig {
+        agents: Some(std::sync::Arc::new(agents)),
+        recording: RecordingPolicy {
+            enabled: true,
+            notice: Some("recording_notice".into()),
+            ..RecordingPolicy::default()
+        },
+        ..sim.sw.cfg.clone()
+    });
+    sim.recv(&register(1, None, 600));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_challenge(&challenge, "SHA-256", "agent2001");
+    sim.recv(&register(2, Some(&auth), 600));
+    sim.recv(&invite("menu-7", "z9hG4bKm7", SDP));
+    let caller = sim.sw.by_sip["menu-7"];
+    sim.sw.handle_owner(sim.now, caller, None);
+    sim.advance(Duration::from_millis(600));
+    let ok = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200 OK") && m.contains("menu-7"))
+        .unwrap();
+    sim.recv(&in_dialog("ACK", "menu-7", "z9hG4bKm7a", 1, &to_tag(&ok)));
+    sim.media.clear();
+    sim.media_event(caller, MediaEvent::Digit('0'));
+    // The notice alone.
+    assert_eq!(sim.played(), ["recording_notice_zh"]);
+    sim.media.clear();
+    // An agent is rung and answers at once: neither the ringback nor the
+    // bridge cut the notice short.
+    sim.sw.offer_to_agent(sim.now, caller, AgentId(2001));
+    sim.drain();
+    let invite = agent_leg_invite(&mut sim);
+    sim.recv(&reply_to(
+        &invite,
+        200,
+        "OK",
+        OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101").as_str(),
+    ));
+    assert!(sim.played().is_empty(), "{:?}", sim.media);
+    assert!(
+        !sim.media
+            .iter()
+            .any(|m| matches!(m, MediaCommand::Bridge { .. } | MediaCommand::Stop { .. }))
+    );
+    // The notice over: the two are joined.
+    sim.media_event(caller, MediaEvent::PromptFinished);
+    let leg = sim.sw.calls[&caller].bridge.unwrap();
+    assert!(
+        sim.media
+            .contains(&MediaCommand::Bridge { a: caller, b: leg })
+    );
+    assert!(
+        sim.kinds()
+            .any(|k| matches!(k, CallEventKind::Answered { .. }))
+    );
+}
