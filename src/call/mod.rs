@@ -963,6 +963,10 @@ impl Switch {
                         self.set_phase(call, Phase::Bridged);
                         return;
                     }
+                    if matches!(self.calls[&call].purpose, Purpose::Monitor(_)) {
+                        // A supervisor who dialled in: into the conversation.
+                        return self.monitor_joined(now, call);
+                    }
                     if let Some(prompt) = self.calls[&call].feature {
                         // The confirmation, then goodbye.
                         self.set_phase(call, Phase::Goodbye);
@@ -1285,16 +1289,27 @@ impl Switch {
         let dialled = crate::owners::phone::uri_user(&request.inner.uri.to_string())
             .unwrap_or_default()
             .to_string();
-        let feature = if dialled.starts_with('*') && self.cfg.agents.is_some() {
-            match self.authorize_feature(now, tx, peer, &request, &dialled) {
-                Some(prompt) => Some(prompt),
-                None => return, // answered: 401, 403 or 404
+        // A supervisor's phone joining an agent's call: *5/*6/*7 + agent.
+        let monitoring = match monitor::parse_code(&dialled) {
+            Some(code) if self.cfg.agents.is_some() => {
+                match self.authorize_monitor(now, tx, peer, &request, code) {
+                    Some(m) => Some(m),
+                    None => return, // answered: 401, 403, 404 or 486
+                }
             }
-        } else {
-            None
+            _ => None,
         };
+        let feature =
+            if monitoring.is_none() && dialled.starts_with('*') && self.cfg.agents.is_some() {
+                match self.authorize_feature(now, tx, peer, &request, &dialled) {
+                    Some(prompt) => Some(prompt),
+                    None => return, // answered: 401, 403 or 404
+                }
+            } else {
+                None
+            };
         // An agent's phone dialling another agent: a consult call.
-        let consult = if feature.is_none() && self.is_extension(&dialled) {
+        let consult = if feature.is_none() && monitoring.is_none() && self.is_extension(&dialled) {
             match self.authorize_consult(now, tx, peer, &request, &dialled) {
                 Some(pair) => Some(pair),
                 None => return, // answered: 401, 403 or 482
@@ -1303,9 +1318,9 @@ impl Switch {
             None
         };
         let trusted = self.guard.is_trunk(peer.addr.ip());
+        let staff = feature.is_some() || consult.is_some() || monitoring.is_some();
         if !trusted
-            && feature.is_none()
-            && consult.is_none()
+            && !staff
             && self.cfg.edge.untrusted_calls == crate::edge::UntrustedCalls::Reject
         {
             info!(sip_call_id = %core.call_id, from = %peer.addr, "call from outside the trunks refused: 403");
@@ -1383,9 +1398,10 @@ impl Switch {
         );
         let call = Call {
             sip_call_id: core.call_id.clone(),
-            purpose: match consult {
-                Some((from, to)) => Purpose::Consult { from, to },
-                None => Purpose::Inbound,
+            purpose: match (consult, monitoring) {
+                (Some((from, to)), _) => Purpose::Consult { from, to },
+                (None, Some(m)) => Purpose::Monitor(m),
+                (None, None) => Purpose::Inbound,
             },
             phase: Phase::Ringing,
             peer,
@@ -1412,7 +1428,7 @@ impl Switch {
             started: now,
             called: called.clone(),
             number: number.clone(),
-            identified: self.cfg.ivr.is_none() || feature.is_some() || consult.is_some(),
+            identified: self.cfg.ivr.is_none() || staff,
             identify_waited: false,
             owner: None,
             ivr: None,
@@ -1438,13 +1454,20 @@ impl Switch {
         };
         *self.unconfirmed.entry(peer.addr.ip()).or_default() += 1;
         self.unconfirmed_total += 1;
-        if self.cfg.ivr.is_some() && feature.is_none() && consult.is_none() {
+        if self.cfg.ivr.is_some() && !staff {
             self.out
                 .push_back(Output::IdentifyCaller { call: id, number });
         }
+        let monitors = match &call.purpose {
+            Purpose::Monitor(m) => Some(m.caller),
+            _ => None,
+        };
         self.by_sip.insert(call.sip_call_id.clone(), id);
         self.by_tx.insert(tx, id);
         self.calls.insert(id, call);
+        if let Some(c) = monitors.and_then(|caller| self.calls.get_mut(&caller)) {
+            c.monitor = Some(id);
+        }
         if self.next_age_check.is_none() {
             self.next_age_check = Some(now + self.age_check_interval());
         }

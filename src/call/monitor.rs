@@ -5,6 +5,10 @@
 //! supervisor hears both and is heard by no one (listen), by the agent
 //! only (whisper) or by both (barge). The mode changes while the call goes
 //! on. When the supervisor hangs up the two legs are relayed again.
+//!
+//! From the supervisor's own phone: `*5` (listen), `*6` (whisper) or `*7`
+//! (barge) followed by the agent's extension joins the call that agent is
+//! on (digest-authenticated; only a `[[supervisor]]` phone may).
 
 use std::time::Instant;
 
@@ -14,6 +18,8 @@ use super::event::{CallEventKind, MonitorMode};
 use super::outbound::LegError;
 use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch, Timer};
 use crate::media::mixer::{Audience, Role};
+use crate::sip::message::Request;
+use crate::sip::transaction::{Peer, TxId};
 
 /// Why monitoring cannot start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +45,67 @@ pub(super) struct Monitor {
     pub joined: bool,
 }
 
+/// `*5<agent>`, `*6<agent>`, `*7<agent>`: the mode and the agent.
+pub(super) fn parse_code(dialled: &str) -> Option<(MonitorMode, AgentId)> {
+    let rest = dialled.strip_prefix('*')?;
+    let mode = match rest.get(..1)? {
+        "5" => MonitorMode::Listen,
+        "6" => MonitorMode::Whisper,
+        "7" => MonitorMode::Barge,
+        _ => return None,
+    };
+    Some((mode, rest[1..].parse().ok()?))
+}
+
 impl Switch {
+    /// A supervisor's phone dialled a monitoring code: who they are, and
+    /// which call they join (the one `agent` is on). None when the request
+    /// was answered (401, 403 not a supervisor's phone, 404 the agent is on
+    /// no call, 486 someone monitors it already).
+    pub(super) fn authorize_monitor(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        peer: Peer,
+        request: &Request,
+        (mode, agent): (MonitorMode, AgentId),
+    ) -> Option<Monitor> {
+        let tag = self.tag_for(0);
+        let phone = self.authenticate(now, tx, peer, request, Some(&tag))?;
+        let core = request.core.clone();
+        let supervisor = self.cfg.agents.as_ref().and_then(|f| {
+            f.supervisors
+                .iter()
+                .find(|s| s.id == phone)
+                .map(|s| s.name.clone())
+        });
+        let (Some(supervisor), Ok(phone)) = (supervisor, phone.parse::<AgentId>()) else {
+            self.respond_with(now, tx, &core, 403, "Forbidden", Some(&tag), &[], b"");
+            return None;
+        };
+        let caller = self
+            .calls
+            .keys()
+            .copied()
+            .find(|c| self.agent_on(*c) == Some(agent));
+        let Some(caller) = caller else {
+            self.respond_with(now, tx, &core, 404, "Not Found", Some(&tag), &[], b"");
+            return None;
+        };
+        if self.calls[&caller].monitor.is_some() {
+            self.respond_with(now, tx, &core, 486, "Busy Here", Some(&tag), &[], b"");
+            return None;
+        }
+        info!(%caller, %agent, %phone, %supervisor, mode = mode.as_str(), "supervisor dialled in");
+        Some(Monitor {
+            caller,
+            phone,
+            supervisor,
+            mode,
+            joined: false,
+        })
+    }
+
     /// Rings `phone` (the supervisor `by`'s) to join `caller`'s
     /// conversation in `mode`; when that supervisor is on it already, only
     /// the mode changes.

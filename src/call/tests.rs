@@ -2329,3 +2329,70 @@ fn the_recording_notice_is_heard_whole_even_when_an_agent_answers_at_once() {
             .any(|k| matches!(k, CallEventKind::Answered { .. }))
     );
 }
+
+#[test]
+fn a_supervisor_dials_in_to_listen_and_only_a_supervisors_phone_may() {
+    use crate::media::mixer::{Audience, Role};
+    let mut sim = agent_sim();
+    let (caller, leg, _) = caller_talking_with_2001(&mut sim);
+    // An agent's phone may not listen in.
+    sim.recv(&feature_invite("*52001", 21, None));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_invite_challenge(&challenge, "*52001", "agent2001");
+    sim.recv(&feature_invite("*52001", 22, Some(&auth)));
+    assert!(
+        sim.status_lines()
+            .contains(&"SIP/2.0 403 Forbidden".to_string())
+    );
+    // The supervisor's phone (2009) may: listen to the call 2001 is on.
+    let supervisor = |code: &str, cseq: u32, auth: Option<&str>| {
+        feature_invite(code, cseq, auth).replace("sip:2001@", "sip:2009@")
+    };
+    // Nobody on 2004: 404.
+    sim.recv(&supervisor("*52004", 23, None));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_invite_challenge(&challenge, "*52004", "agent2009");
+    sim.recv(&supervisor("*52004", 24, Some(&auth)));
+    assert!(
+        sim.status_lines()
+            .contains(&"SIP/2.0 404 Not Found".to_string())
+    );
+    sim.recv(&supervisor("*52001", 26, None));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_invite_challenge(&challenge, "*52001", "agent2009");
+    sim.recv(&supervisor("*52001", 25, Some(&auth)));
+    let sv = sim.sw.by_sip["feat-25"];
+    sim.advance(Duration::from_millis(600));
+    let ok = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200") && m.contains("feat-25"))
+        .expect("answered");
+    sim.media.clear();
+    sim.recv(
+        &in_dialog("ACK", "feat-25", "z9hG4bKsa", 25, &to_tag(&ok)).replace("tag=caller", "tag=ag"),
+    );
+    let mixed: Vec<_> = sim
+        .media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::Mix {
+                call,
+                role,
+                audience,
+                ..
+            } => Some((*call, *role, *audience)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        mixed,
+        [
+            (caller, Role::Caller, Audience::All),
+            (leg, Role::Agent, Audience::All),
+            (sv, Role::Supervisor, Audience::Nobody),
+        ]
+    );
+    assert!(sim.kinds().any(|k| matches!(k,
+        CallEventKind::MonitorStarted { supervisor, .. } if supervisor == "Chen Jing")));
+}
