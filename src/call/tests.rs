@@ -2097,10 +2097,11 @@ fn a_three_way_call_mixes_all_and_the_two_left_talk_on() {
     );
 }
 
-#[test]
-fn an_agent_consults_another_and_completes_an_attended_transfer() {
-    let mut sim = agent_sim();
-    let (caller, leg, invite) = caller_talking_with_2001(&mut sim);
+/// Caller and 2001 talking; 2001's phone has dialled 2002 (an internal
+/// consult, Call-ID `feat-12`), who answered: the caller, 2001's leg, the
+/// INVITE that rang 2001, the consult, 2002's leg and the consult's tag.
+fn consulting_2002(sim: &mut Sim) -> (CallId, CallId, String, CallId, CallId, String) {
+    let (caller, leg, invite) = caller_talking_with_2001(sim);
     // 2001's phone dials 2002: challenged, then an internal call (no menu).
     sim.recv(&feature_invite("2002", 11, None));
     let challenge = sim.take_sent().pop().unwrap();
@@ -2142,6 +2143,13 @@ fn an_agent_consults_another_and_completes_an_attended_transfer() {
         b: leg2
     }));
     assert_eq!(sim.sw.calls[&consult].phase, Phase::Bridged);
+    (caller, leg, invite, consult, leg2, tag)
+}
+
+#[test]
+fn an_agent_consults_another_and_completes_an_attended_transfer() {
+    let mut sim = agent_sim();
+    let (caller, leg, invite, consult, leg2, tag) = consulting_2002(&mut sim);
     // A Replaces naming no consult of this agent is refused.
     let bad =
         "Refer-To: <sip:2002@127.0.0.1:5060?Replaces=nothing%3Bto-tag%3Dx%3Bfrom-tag%3Dy>\r\n";
@@ -2395,4 +2403,43 @@ fn a_supervisor_dials_in_to_listen_and_only_a_supervisors_phone_may() {
     );
     assert!(sim.kinds().any(|k| matches!(k,
         CallEventKind::MonitorStarted { supervisor, .. } if supervisor == "Chen Jing")));
+}
+
+#[test]
+fn an_agent_brings_the_colleague_they_consult_into_the_call() {
+    use crate::media::mixer::Role;
+    let mut sim = agent_sim();
+    let (caller, leg, _, consult, leg2, _) = consulting_2002(&mut sim);
+    sim.media.clear();
+    assert_eq!(sim.sw.conference(sim.now, caller, "2002"), Ok(()));
+    sim.drain();
+    let mixed: Vec<(CallId, Role)> = sim
+        .media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::Mix {
+                room, call, role, ..
+            } if *room == caller => Some((*call, *role)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        mixed,
+        [
+            (caller, Role::Caller),
+            (leg, Role::Agent),
+            (leg2, Role::Agent)
+        ]
+    );
+    assert!(
+        sim.take_sent()
+            .iter()
+            .any(|m| m.starts_with("BYE ") && m.contains("Call-ID: feat-12"))
+    );
+    assert!(sim.kinds().any(
+        |k| matches!(k, CallEventKind::ConferenceJoined { agent } if *agent == AgentId(2002))
+    ));
+    assert_eq!(sim.sw.calls[&caller].party, Some(leg2));
+    // The consult call no longer holds 2002's leg.
+    assert_eq!(sim.sw.calls[&consult].bridge, None);
 }

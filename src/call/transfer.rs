@@ -291,6 +291,15 @@ impl Switch {
                 return Err(TransferError::UnknownTarget);
             }
         };
+        // The agent consulting them already: that call joins this one.
+        if let TransferTarget::Agent(b) = target
+            && let Some((consult, _, to)) = self.consult_of(agent, None)
+            && to == b
+        {
+            self.merge_consult(now, caller, consult);
+            self.pump(now);
+            return Ok(());
+        }
         self.start_transfer(now, caller, target, None, Kind::Conference);
         self.pump(now);
         Ok(())
@@ -780,5 +789,56 @@ impl Switch {
                 b: stays,
             }));
         }
+    }
+
+    /// The agent consulting a colleague brings them into the caller's
+    /// call: the colleague's leg joins the mixed room and the agent's
+    /// consult call is hung up.
+    fn merge_consult(&mut self, now: Instant, caller: CallId, consult: CallId) {
+        use crate::media::mixer::{Audience, Role};
+        let Some(leg) = self.calls.get_mut(&consult).and_then(|c| c.bridge.take()) else {
+            return;
+        };
+        let Some(Purpose::AgentLeg { agent: to, .. }) = self.calls.get(&leg).map(|l| &l.purpose)
+        else {
+            return;
+        };
+        let to = *to;
+        let Some(first) = self.bridged_to(caller) else {
+            return;
+        };
+        self.calls.get_mut(&leg).expect("checked").purpose =
+            Purpose::AgentLeg { caller, agent: to };
+        let c = self.calls.get_mut(&caller).expect("live caller");
+        c.party = Some(leg);
+        c.party_since = Some(now);
+        if let Some(k) = self.calls.get_mut(&consult) {
+            k.talking_since = None;
+        }
+        self.send_bye(now, consult);
+        for (call, role) in [
+            (caller, Role::Caller),
+            (first, Role::Agent),
+            (leg, Role::Agent),
+        ] {
+            self.out.push_back(Output::Media(MediaCommand::Mix {
+                room: caller,
+                call,
+                role,
+                audience: Audience::All,
+            }));
+        }
+        info!(%caller, %leg, agent = %to, "consulted agent joined the call");
+        let owner = None;
+        self.emit(
+            now,
+            caller,
+            CallEventKind::Answered {
+                agent: to,
+                owner,
+                waited: std::time::Duration::ZERO,
+            },
+        );
+        self.emit(now, caller, CallEventKind::ConferenceJoined { agent: to });
     }
 }
