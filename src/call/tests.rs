@@ -1861,12 +1861,13 @@ fn a_busy_target_the_acd_refuses_is_told_to_the_phone() {
 fn refer_is_refused_from_a_caller_to_an_unknown_target_and_replacing_an_unknown_call() {
     let mut sim = agent_sim();
     let (caller, _, invite) = caller_talking_with_2001(&mut sim);
-    // No one by that name; a number no rule allows (an unknown extension
-    // is one: it may be dialled out only if allowed); the agent
-    // themselves; a consult that is not theirs.
+    // No queue or extension by that name; a number no rule allows; the
+    // agent themselves; a consult that is not theirs.
     sim.recv(&refer(&invite, 4, "q-nowhere"));
     assert_eq!(sim.status_lines(), ["SIP/2.0 404 Not Found"]);
     sim.recv(&refer(&invite, 5, "2999"));
+    assert_eq!(sim.status_lines(), ["SIP/2.0 404 Not Found"]);
+    sim.recv(&refer(&invite, 9, "13800138000"));
     assert_eq!(sim.status_lines(), ["SIP/2.0 403 Forbidden"]);
     sim.recv(&refer(&invite, 6, "2001"));
     assert_eq!(sim.status_lines(), ["SIP/2.0 482 Loop Detected"]);

@@ -123,7 +123,15 @@ impl Switch {
                 .bytes()
                 .enumerate()
                 .all(|(i, b)| b.is_ascii_digit() || (i == 0 && b == b'+'));
-        if !looks_like_a_number {
+        // As long as an extension: one that does not exist (outside
+        // numbers are longer).
+        let extension_like = self.cfg.agents.as_ref().is_some_and(|f| {
+            f.agents
+                .iter()
+                .chain(&f.supervisors)
+                .any(|a| a.id.len() == dialled.len())
+        });
+        if !looks_like_a_number || extension_like {
             return Err(TransferError::UnknownTarget);
         }
         let out = self
