@@ -364,6 +364,8 @@ fn the_page_speaks_plainly_offers_only_what_applies_and_starts_each_wrap_up_afre
         });
         browser.wait_text("#state", Duration::from_secs(5), |t| t == "On a call");
         assert_eq!(buttons(&browser), [false, false, false, true], "on a call");
+        // On the line: the agent may hand the caller on (transfer, or add).
+        assert_eq!(browser.attr("#handoff", "hidden"), "false");
         browser.wait_text("#call-clock", Duration::from_secs(3), |t| {
             t.starts_with("0:0") && t != "0:00"
         });
@@ -380,6 +382,11 @@ fn the_page_speaks_plainly_offers_only_what_applies_and_starts_each_wrap_up_afre
         assert_sipp_ok(&h, &call.join().unwrap());
     });
     browser.wait_text("#state", Duration::from_secs(5), |t| t == "Wrapping up");
+    assert_eq!(
+        browser.attr("#handoff", "hidden"),
+        "true",
+        "nothing to hand on"
+    );
     browser.wait_text("#countdown", Duration::from_secs(3), |t| {
         t.contains("of wrap-up left")
     });

@@ -165,10 +165,12 @@ impl Hotline {
                 dir.path().join("owners.db").display()
             ));
         }
-        // Conversations are recorded into the test's own folder.
+        // Conversations are recorded into the test's own folder, without
+        // the recording notice before them (seconds every call would wait;
+        // the tests of recording say their own `[recording]`).
         if !extra.contains("[recording]") {
             text.push_str(&format!(
-                "[recording]\ndir = \"{}\"\n",
+                "[recording]\ndir = \"{}\"\nnotice = \"\"\n",
                 dir.path().join("calls").display()
             ));
         }
