@@ -11,12 +11,12 @@
 //! to the agent consulted: the caller is joined to the consulted agent's
 //! leg, and both of the first agent's calls are hung up.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::info;
 
 use super::event::{CallEventKind, TransferTarget};
-use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch};
+use super::{AgentId, CallId, Phase, Purpose, Switch};
 use crate::sip::message::Request;
 use crate::sip::transaction::{Peer, TxId};
 
@@ -100,14 +100,7 @@ impl Switch {
         c.talking_since = Some(now);
         self.set_phase(leg, Phase::Bridged);
         info!(%consult, %leg, %agent, "consult connected");
-        let kind = CallEventKind::Answered {
-            agent,
-            owner: None,
-            waited: Duration::ZERO,
-        };
-        self.emit(now, consult, kind);
-        self.out
-            .push_back(Output::Media(MediaCommand::Bridge { a: consult, b: leg }));
+        self.hand_over(now, consult, leg, agent, None);
     }
 
     /// The consult call `agent` has with another agent, answered: the
@@ -185,14 +178,7 @@ impl Switch {
                 to: TransferTarget::Agent(to),
             },
         );
-        let kind = CallEventKind::Answered {
-            agent: to,
-            owner: None,
-            waited: Duration::ZERO,
-        };
-        self.emit(now, caller, kind);
-        self.out
-            .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
+        self.hand_over(now, caller, leg, to, None);
         // The first agent's calls end: the consult quietly (its agent
         // talks on with the caller), the leg with the caller after the
         // phone heard how its REFER went.

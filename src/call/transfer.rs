@@ -535,16 +535,30 @@ impl Switch {
                 to: t.to,
             },
         );
+        self.hand_over(now, caller, leg, agent, owner);
+    }
+
+    /// `agent` (on `leg`) has the caller now: told as an answer (the wait
+    /// was before), and the two legs relayed (a recording goes on with
+    /// them, the new agent on its right).
+    pub(super) fn hand_over(
+        &mut self,
+        now: Instant,
+        caller: CallId,
+        leg: CallId,
+        agent: AgentId,
+        owner: Option<String>,
+    ) {
+        let waited = std::time::Duration::ZERO;
         self.emit(
             now,
             caller,
             CallEventKind::Answered {
                 agent,
                 owner,
-                waited: std::time::Duration::ZERO,
+                waited,
             },
         );
-        // The recording (when there is one) goes on with this agent.
         self.out
             .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
     }
@@ -705,19 +719,7 @@ impl Switch {
             c.bridge = Some(leg);
             c.talking_since = Some(now);
             self.set_phase(leg, Phase::Bridged);
-            let owner = None;
-            self.emit(
-                now,
-                caller,
-                CallEventKind::Answered {
-                    agent,
-                    owner,
-                    waited: std::time::Duration::ZERO,
-                },
-            );
-            self.out
-                .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
-            return;
+            return self.hand_over(now, caller, leg, agent, None);
         };
         c.party = Some(leg);
         c.party_since = Some(now);
