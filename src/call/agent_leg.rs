@@ -220,18 +220,7 @@ impl Switch {
         c.talking_since = Some(now);
         self.set_phase(leg, Phase::Bridged);
         info!(%caller, %leg, %agent, "caller connected to agent");
-        self.emit(
-            now,
-            caller,
-            CallEventKind::Answered {
-                agent,
-                owner,
-                waited,
-            },
-        );
-        self.out
-            .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
-        // The conversation is recorded unless the site or queue says not.
+        self.hand_over(now, caller, leg, agent, owner, waited);
         let c = self.calls.get_mut(&caller).expect("checked");
         let site = c.ivr.as_ref().map(|s| s.site_id().to_string());
         let queue = c.last_queue.clone();

@@ -11,7 +11,7 @@
 //! to the agent consulted: the caller is joined to the consulted agent's
 //! leg, and both of the first agent's calls are hung up.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::info;
 
@@ -100,7 +100,7 @@ impl Switch {
         c.talking_since = Some(now);
         self.set_phase(leg, Phase::Bridged);
         info!(%consult, %leg, %agent, "consult connected");
-        self.hand_over(now, consult, leg, agent, None);
+        self.hand_over(now, consult, leg, agent, None, Duration::ZERO);
     }
 
     /// The consult call `agent` has with another agent, answered: the
@@ -154,22 +154,10 @@ impl Switch {
         // The consulted agent's leg is the caller's now.
         self.calls.get_mut(&leg).expect("checked").purpose =
             Purpose::AgentLeg { caller, agent: to };
+        self.first_agent_left(now, caller, from);
         let c = self.calls.get_mut(&caller).expect("live caller");
         c.bridge = Some(leg);
-        let talked = c
-            .talking_since
-            .replace(now)
-            .map(|since| now.saturating_duration_since(since))
-            .unwrap_or_default();
-        self.emit(
-            now,
-            caller,
-            CallEventKind::ConversationEnded {
-                agent: from,
-                talked,
-                by_agent: true,
-            },
-        );
+        c.talking_since = Some(now);
         self.emit(
             now,
             caller,
@@ -178,7 +166,7 @@ impl Switch {
                 to: TransferTarget::Agent(to),
             },
         );
-        self.hand_over(now, caller, leg, to, None);
+        self.hand_over(now, caller, leg, to, None, Duration::ZERO);
         // The first agent's calls end: the consult quietly (its agent
         // talks on with the caller), the leg with the caller after the
         // phone heard how its REFER went.

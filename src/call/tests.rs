@@ -1918,19 +1918,29 @@ fn the_desk_transfers_the_call_of_the_agent_on_it() {
     let mut sim = agent_sim();
     let (caller, _, _) = caller_talking_with_2001(&mut sim);
     assert_eq!(
-        sim.sw.transfer(sim.now, CallId(999), "2002"),
+        sim.sw.transfer(sim.now, CallId(999), "2002", None),
         Err(TransferError::NotOnCall)
     );
     assert_eq!(
-        sim.sw.transfer(sim.now, caller, "nobody"),
+        sim.sw.transfer(sim.now, caller, "nobody", None),
         Err(TransferError::UnknownTarget)
     );
-    assert_eq!(sim.sw.transfer(sim.now, caller, "2002"), Ok(()));
+    assert_eq!(
+        sim.sw
+            .transfer(sim.now, caller, "2002", Some(AgentId(2003))),
+        Err(TransferError::NotOnCall),
+        "an agent hands on only the call they are on"
+    );
+    assert_eq!(
+        sim.sw
+            .transfer(sim.now, caller, "2002", Some(AgentId(2001))),
+        Ok(())
+    );
     sim.drain();
     // No REFER, so no NOTIFY.
     assert!(notifies(&sim.take_sent()).is_empty());
     assert_eq!(
-        sim.sw.transfer(sim.now, caller, "2003"),
+        sim.sw.transfer(sim.now, caller, "2003", None),
         Err(TransferError::InProgress)
     );
 }
@@ -2035,11 +2045,11 @@ fn a_three_way_call_mixes_all_and_the_two_left_talk_on() {
     let mut sim = agent_sim();
     let (caller, leg, invite) = caller_talking_with_2001(&mut sim);
     assert_eq!(
-        sim.sw.conference(sim.now, caller, "q-repair"),
+        sim.sw.conference(sim.now, caller, "q-repair", None),
         Err(TransferError::UnknownTarget),
         "a queue cannot join a call"
     );
-    assert_eq!(sim.sw.conference(sim.now, caller, "2002"), Ok(()));
+    assert_eq!(sim.sw.conference(sim.now, caller, "2002", None), Ok(()));
     sim.drain();
     assert!(sim.kinds().any(|k| matches!(k,
         CallEventKind::ConferenceRequested { from, to } if *from == AgentId(2001) && *to == AgentId(2002))));
@@ -2068,7 +2078,7 @@ fn a_three_way_call_mixes_all_and_the_two_left_talk_on() {
         |k| matches!(k, CallEventKind::ConferenceJoined { agent } if *agent == AgentId(2002))
     ));
     assert_eq!(
-        sim.sw.transfer(sim.now, caller, "2003"),
+        sim.sw.transfer(sim.now, caller, "2003", None),
         Err(TransferError::InProgress)
     );
     // 2001 leaves: the caller and 2002 talk on, relayed.
@@ -2412,7 +2422,7 @@ fn an_agent_brings_the_colleague_they_consult_into_the_call() {
     let mut sim = agent_sim();
     let (caller, leg, _, consult, leg2, _) = consulting_2002(&mut sim);
     sim.media.clear();
-    assert_eq!(sim.sw.conference(sim.now, caller, "2002"), Ok(()));
+    assert_eq!(sim.sw.conference(sim.now, caller, "2002", None), Ok(()));
     sim.drain();
     let mixed: Vec<(CallId, Role)> = sim
         .media

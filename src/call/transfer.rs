@@ -14,7 +14,7 @@
 //! ACD's word (it reserves them as for any offer); a transfer to a queue
 //! is done at once.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::info;
 
@@ -261,8 +261,10 @@ impl Switch {
         now: Instant,
         caller: CallId,
         to: &str,
+        by: Option<AgentId>,
     ) -> Result<(), TransferError> {
         self.last_now = Some(now);
+        self.check_asker(caller, by)?;
         let (leg, agent) = self.transferable(caller)?;
         let target = self.transfer_target(to, agent)?;
         // To the agent this agent is consulting: attended.
@@ -287,8 +289,10 @@ impl Switch {
         now: Instant,
         caller: CallId,
         to: &str,
+        by: Option<AgentId>,
     ) -> Result<(), TransferError> {
         self.last_now = Some(now);
+        self.check_asker(caller, by)?;
         if self.calls.get(&caller).is_some_and(|c| c.party.is_some()) {
             return Err(TransferError::InProgress);
         }
@@ -313,8 +317,16 @@ impl Switch {
         Ok(())
     }
 
-    /// Which agent is on `caller`'s call now (the desk checks who may
-    /// transfer it).
+    /// An agent (`by`) hands on only the call they are on; a supervisor
+    /// (none) any.
+    fn check_asker(&self, caller: CallId, by: Option<AgentId>) -> Result<(), TransferError> {
+        match by {
+            Some(agent) if self.agent_on(caller) != Some(agent) => Err(TransferError::NotOnCall),
+            _ => Ok(()),
+        }
+    }
+
+    /// Which agent is on `caller`'s call now.
     pub fn agent_on(&self, caller: CallId) -> Option<AgentId> {
         let leg = self.bridged_to(caller)?;
         match self.calls.get(&leg)?.purpose {
@@ -535,11 +547,12 @@ impl Switch {
                 to: t.to,
             },
         );
-        self.hand_over(now, caller, leg, agent, owner);
+        self.hand_over(now, caller, leg, agent, owner, Duration::ZERO);
     }
 
-    /// `agent` (on `leg`) has the caller now: told as an answer (the wait
-    /// was before), and the two legs relayed (a recording goes on with
+    /// `agent` (on `leg`) has the caller now: told as an answer after
+    /// `waited` (zero when the wait was before, e.g. a transfer), and the
+    /// two legs relayed (a recording goes on with
     /// them, the new agent on its right).
     pub(super) fn hand_over(
         &mut self,
@@ -548,8 +561,8 @@ impl Switch {
         leg: CallId,
         agent: AgentId,
         owner: Option<String>,
+        waited: std::time::Duration,
     ) {
-        let waited = std::time::Duration::ZERO;
         self.emit(
             now,
             caller,
@@ -605,21 +618,7 @@ impl Switch {
         if c.bridge != Some(from_leg) {
             return; // they hung up already (their conversation was told then)
         }
-        c.bridge = None;
-        let talked = c
-            .talking_since
-            .take()
-            .map(|since| now.saturating_duration_since(since))
-            .unwrap_or_default();
-        self.emit(
-            now,
-            caller,
-            CallEventKind::ConversationEnded {
-                agent: from,
-                talked,
-                by_agent: true,
-            },
-        );
+        self.first_agent_left(now, caller, from);
         if self
             .calls
             .get(&from_leg)
@@ -632,8 +631,8 @@ impl Switch {
         }
     }
 
-    /// The first agent hung up while their caller's transfer rings: their
-    /// conversation is over; the caller stays for the target.
+    /// The first agent's conversation with the caller is over (they hung
+    /// up while the transfer rings, or were released); the caller stays.
     pub(super) fn first_agent_left(&mut self, now: Instant, caller: CallId, agent: AgentId) {
         let c = self.calls.get_mut(&caller).expect("live caller");
         c.bridge = None;
@@ -719,7 +718,7 @@ impl Switch {
             c.bridge = Some(leg);
             c.talking_since = Some(now);
             self.set_phase(leg, Phase::Bridged);
-            return self.hand_over(now, caller, leg, agent, None);
+            return self.hand_over(now, caller, leg, agent, None, Duration::ZERO);
         };
         c.party = Some(leg);
         c.party_since = Some(now);

@@ -421,22 +421,13 @@ impl Hotline {
                             let _ = reply.send(switch.pause_recording(now, call, paused, &by));
                         }
                         Input::Edge(crate::http::api::EdgeRequest::Conference { call, add, agent, reply }) => {
-                            let result = match agent {
-                                Some(a) if switch.agent_on(call) != Some(a) => Err(crate::call::TransferError::NotOnCall),
-                                _ => switch.conference(now, call, &add),
-                            };
-                            let _ = reply.send(result);
+                            let _ = reply.send(switch.conference(now, call, &add, agent));
                         }
                         Input::Edge(crate::http::api::EdgeRequest::Monitor { call, mode, phone, by, reply }) => {
                             let _ = reply.send(switch.monitor(now, call, phone, mode, &by));
                         }
                         Input::Edge(crate::http::api::EdgeRequest::Transfer { call, to, agent, reply }) => {
-                            // An agent transfers only the call they are on.
-                            let result = match agent {
-                                Some(a) if switch.agent_on(call) != Some(a) => Err(crate::call::TransferError::NotOnCall),
-                                _ => switch.transfer(now, call, &to),
-                            };
-                            let _ = reply.send(result);
+                            let _ = reply.send(switch.transfer(now, call, &to, agent));
                         }
                     }
                 }
