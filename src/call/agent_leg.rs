@@ -42,8 +42,10 @@ impl Switch {
             switch.emit(now, caller, missed(why));
             if transfer {
                 switch.transfer_failed(now, caller, why);
-                switch.pump(now);
+            } else if switch.is_ringing_consult(caller) {
+                switch.refuse_consult(now, caller, why);
             }
+            switch.pump(now);
         };
         let Some(binding) = self.bindings.get(&agent.to_string()).cloned() else {
             info!(%caller, %agent, "not offered: the agent has no registered phone");
@@ -103,6 +105,7 @@ impl Switch {
         let Some(leg) = leg else {
             return;
         };
+        let consult = matches!(c.purpose, Purpose::Consult { .. }) && c.phase == Phase::Ringing;
         if c.transfer.is_none() {
             self.set_ringing(now, caller, false);
         }
@@ -112,6 +115,10 @@ impl Switch {
             .is_some_and(|l| l.phase == Phase::Dialing)
         {
             self.send_cancel(now, leg);
+        }
+        if consult {
+            // Nobody else is offered a consult: it ends unanswered.
+            self.refuse_consult(now, caller, Missed::Withdrawn);
         }
         self.pump(now);
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use super::event::{CallEventKind, TransferTarget};
+use super::event::{CallEventKind, Missed, TransferTarget};
 use super::{AgentId, CallId, Phase, Purpose, Switch};
 use crate::sip::message::Request;
 use crate::sip::transaction::{Peer, TxId};
@@ -82,6 +82,27 @@ impl Switch {
         }
         info!(%from, %to, sip_call_id = %core.call_id, "consult call");
         Some((from, to))
+    }
+
+    /// A consult call still waiting for the consulted agent's answer.
+    pub(super) fn is_ringing_consult(&self, call: CallId) -> bool {
+        self.calls.get(&call).is_some_and(|c| {
+            matches!(c.purpose, Purpose::Consult { .. })
+                && c.phase == Phase::Ringing
+                && c.bridge.is_none()
+        })
+    }
+
+    /// The consulted agent cannot take the call (busy, refused, away, no
+    /// answer): nor do we; the consulting phone hears why.
+    pub(super) fn refuse_consult(&mut self, now: Instant, consult: CallId, why: Missed) {
+        let (code, reason) = match why {
+            Missed::Refused(486) => (486, "Busy Here"),
+            Missed::Refused(code @ 400..=699) => (code, "Not Answered"),
+            _ => (480, "Temporarily Unavailable"),
+        };
+        self.reject_invite(now, consult, code, reason);
+        self.end(consult, super::EndReason::Rejected(code));
     }
 
     /// The consulted agent answered: we answer the consulting agent's

@@ -2233,25 +2233,19 @@ impl Switch {
             {
                 cl.bridge = None;
                 let caller_sip = cl.sip_call_id.clone();
-                if let Purpose::Consult { .. } = cl.purpose
-                    && cl.phase == Phase::Ringing
-                {
+                let consult =
+                    matches!(cl.purpose, Purpose::Consult { .. }) && cl.phase == Phase::Ringing;
+                if consult {
                     // The consulted agent did not answer: nor do we.
-                    let code = match reason {
-                        EndReason::Declined(code) | EndReason::Rejected(code) => code,
-                        _ => 480,
-                    };
                     let why = Missed::from_end(reason);
-                    cl.bridge = None;
                     self.emit_for(
                         now,
                         caller,
                         &caller_sip,
                         CallEventKind::OfferMissed { agent, why },
                     );
-                    self.reject_invite(now, caller, code, "Not Answered");
-                    self.end(caller, EndReason::Rejected(code));
-                } else if cl.phase != Phase::Bridged {
+                    self.refuse_consult(now, caller, why);
+                } else if cl.talking_since.is_none() {
                     // Not answered: back to the hold prompt.
                     let why = Missed::from_end(reason);
                     if let Some(s) = cl.ivr.as_mut() {

@@ -120,6 +120,10 @@ impl Switch {
         self.last_now = Some(now);
         self.agent_on_leg(caller).ok_or(MonitorError::NotOnCall)?;
         let c = &self.calls[&caller];
+        if !matches!(c.purpose, Purpose::Inbound) {
+            // Owners' conversations only, not agents consulting each other.
+            return Err(MonitorError::NotOnCall);
+        }
         if let Some(leg) = c.monitor {
             let Some(Purpose::Monitor(m)) = self.calls.get_mut(&leg).map(|l| &mut l.purpose) else {
                 return Err(MonitorError::Taken);

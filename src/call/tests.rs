@@ -2454,3 +2454,5 @@ fn an_agent_brings_the_colleague_they_consult_into_the_call() {
     // The consult call no longer holds 2002's leg.
     assert_eq!(sim.sw.calls[&consult].bridge, None);
 }
+
+mod random;

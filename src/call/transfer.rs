@@ -187,6 +187,11 @@ impl Switch {
     /// no transfer is under way.
     fn transferable(&self, caller: CallId) -> Result<(CallId, AgentId), TransferError> {
         let c = self.calls.get(&caller).ok_or(TransferError::NotOnCall)?;
+        if !matches!(c.purpose, Purpose::Inbound) {
+            // Only an owner's call is handed on (not a consult between
+            // two agents, which either may simply hang up).
+            return Err(TransferError::NotAllowed);
+        }
         if c.transfer.is_some() || c.party.is_some() {
             return Err(TransferError::InProgress);
         }
@@ -416,23 +421,14 @@ impl Switch {
     /// The ACD cannot give the call to the target agent (busy, away).
     pub fn transfer_refused(&mut self, now: Instant, caller: CallId, agent: AgentId) {
         self.last_now = Some(now);
-        if let Some(c) = self.calls.get(&caller)
-            && matches!(c.purpose, Purpose::Consult { to, .. } if to == agent)
-            && c.phase == Phase::Ringing
-            && c.bridge.is_none()
+        if self.is_ringing_consult(caller)
+            && matches!(self.calls[&caller].purpose, Purpose::Consult { to, .. } if to == agent)
         {
             // The consulted agent is busy or away.
             info!(%caller, %agent, "consult: the agent cannot take it");
-            self.emit(
-                now,
-                caller,
-                CallEventKind::OfferMissed {
-                    agent,
-                    why: Missed::Refused(486),
-                },
-            );
-            self.reject_invite(now, caller, 486, "Busy Here");
-            self.end(caller, super::EndReason::Rejected(486));
+            let why = Missed::Refused(486);
+            self.emit(now, caller, CallEventKind::OfferMissed { agent, why });
+            self.refuse_consult(now, caller, why);
             return self.pump(now);
         }
         let waiting = self
