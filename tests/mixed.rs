@@ -273,3 +273,73 @@ fn in_a_three_way_call_each_hears_the_other_two_and_the_two_left_talk_on() {
         assert!(body.contains(expected), "{expected:?} in {body}");
     }
 }
+
+#[test]
+fn an_agent_consulting_a_colleague_presses_star_3_and_the_three_talk() {
+    let (h, data) = hotline();
+    let dir = |who: &str| data.path().join(format!("heard-{who}"));
+    let first =
+        common::baresip::agent_phone_hearing(&h, "2001", PHONE + 600, "auto", 1000, &dir("2001"));
+    h.wait_for("agent state", 1, Duration::from_secs(10));
+    let owner = owner_calls(&h, &dir("owner"), PHONE + 700);
+    let connected = h.wait_for("caller connected to agent", 1, Duration::from_secs(15));
+    assert_eq!(connected.len(), 1, "{}", h.log());
+    let third =
+        common::baresip::agent_phone_hearing(&h, "2003", PHONE + 800, "auto", 1500, &dir("2003"));
+    common::wait_agent_state(&h, "2003", "available");
+    // 2001 dials 2003 from the phone (a consult), then presses *3.
+    let answer = first.command("dial", &format!("sip:2003@{}", h.target()));
+    assert!(answer.contains("\"ok\":true"), "{answer}");
+    h.wait_for("consult connected", 1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1000));
+    let sent = first.command("sndcode", "*");
+    assert!(sent.contains("\"ok\":true"), "{sent}");
+    std::thread::sleep(Duration::from_millis(300));
+    first.command("sndcode", "3");
+    let joined = h.wait_for(
+        "consulted agent joined the call",
+        1,
+        Duration::from_secs(10),
+    );
+    assert_eq!(joined.len(), 1, "{}", h.log());
+    // The consult call is hung up; 2001's phone takes the owner's call
+    // back (off hold, if it held it).
+    std::thread::sleep(Duration::from_millis(1000));
+    first.command("resume", "");
+    std::thread::sleep(Duration::from_millis(4000));
+    owner.command("hangup", "");
+    h.wait_for("call ended", 2, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1500));
+    drop((owner, first, third));
+
+    let both = |heard: &[i16], a: f64, b: f64, own: f64| {
+        heard
+            .chunks(4000)
+            .filter(|w| holds(w, a) && holds(w, b) && !holds(w, own))
+            .count()
+    };
+    let owner_heard = call_heard(&dir("owner"));
+    let third_heard = call_heard(&dir("2003"));
+    assert!(
+        both(&owner_heard, 1000.0, 1500.0, 500.0) >= 4,
+        "the owner heard both agents"
+    );
+    assert!(
+        both(&third_heard, 500.0, 1000.0, 1500.0) >= 4,
+        "2003 heard the owner and 2001"
+    );
+    let (status, body) = common::http(
+        h.http_port(),
+        "GET",
+        "/api/calls",
+        Some("demo-supervisor"),
+        None,
+    );
+    assert_eq!(status, 200);
+    for expected in [
+        "agent 2001 called agent 2003 to consult",
+        "agent 2003 joined the call",
+    ] {
+        assert!(body.contains(expected), "{expected:?} in {body}");
+    }
+}

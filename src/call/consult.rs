@@ -10,6 +10,10 @@
 //! `Replaces` the consult call (RFC 3891), or the desk transfers the call
 //! to the agent consulted: the caller is joined to the consulted agent's
 //! leg, and both of the first agent's calls are hung up.
+//!
+//! Phones that cannot send Replaces (baresip 1.0) use keys during the
+//! consult instead: `*4` hands the caller over, `*3` brings the consulted
+//! agent into the caller's call (three-way).
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +23,11 @@ use super::event::{CallEventKind, Missed, TransferTarget};
 use super::{AgentId, CallId, Phase, Purpose, Switch};
 use crate::sip::message::Request;
 use crate::sip::transaction::{Peer, TxId};
+
+/// Keys pressed during a consult: hand the caller over to the agent
+/// consulted, or bring them into the caller's call.
+pub const HAND_OVER_KEYS: &str = "*4";
+pub const CONFERENCE_KEYS: &str = "*3";
 
 /// The Call-ID a Refer-To's `Replaces` names (`?Replaces=<call-id>%3B...`).
 pub(super) fn replaces_call_id(refer_to: &str) -> Option<String> {
@@ -103,6 +112,37 @@ impl Switch {
         };
         self.reject_invite(now, consult, code, reason);
         self.end(consult, super::EndReason::Rejected(code));
+    }
+
+    /// A key the consulting agent pressed during the consult (RFC 4733 or
+    /// INFO): `*4` and `*3` (see the module's doc); other keys are ignored.
+    pub(super) fn consult_key(&mut self, now: Instant, consult: CallId, key: char) {
+        let Some(c) = self.calls.get_mut(&consult) else {
+            return;
+        };
+        let Purpose::Consult { from, to } = c.purpose else {
+            return;
+        };
+        if key == '*' {
+            c.digits = "*".into();
+            return;
+        }
+        c.digits.push(key);
+        let keys = std::mem::take(&mut c.digits);
+        if keys != HAND_OVER_KEYS && keys != CONFERENCE_KEYS {
+            return;
+        }
+        let Some(caller) = self.owner_call_of(from) else {
+            info!(%consult, %from, keys, "consult keys: the agent is on no owner's call");
+            return;
+        };
+        let target = to.to_string();
+        let done = if keys == HAND_OVER_KEYS {
+            self.transfer(now, caller, &target, Some(from))
+        } else {
+            self.conference(now, caller, &target, Some(from))
+        };
+        info!(%consult, %caller, %from, %to, keys, ?done, "consult keys");
     }
 
     /// The consulted agent answered: we answer the consulting agent's

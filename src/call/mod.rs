@@ -1244,6 +1244,10 @@ impl Switch {
                                         &[],
                                         Some((&ct, request.body())),
                                     );
+                                    // The consulting agent's keys may ask for more.
+                                    if matches!(self.calls[&id].purpose, Purpose::Consult { .. }) {
+                                        self.consult_key(now, id, d);
+                                    }
                                 }
                                 None => self.handle_digit(now, id, d),
                             }
@@ -1662,6 +1666,9 @@ impl Switch {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
+        if matches!(c.purpose, Purpose::Consult { .. }) {
+            return self.consult_key(now, id, digit);
+        }
         match c.phase {
             Phase::Answered | Phase::Welcome | Phase::Collecting => {}
             Phase::Asking | Phase::Surveying => {

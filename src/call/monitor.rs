@@ -83,12 +83,7 @@ impl Switch {
             self.respond_with(now, tx, &core, 403, "Forbidden", Some(&tag), &[], b"");
             return None;
         };
-        let caller = self
-            .calls
-            .keys()
-            .copied()
-            .find(|c| self.agent_on(*c) == Some(agent));
-        let Some(caller) = caller else {
+        let Some(caller) = self.owner_call_of(agent) else {
             self.respond_with(now, tx, &core, 404, "Not Found", Some(&tag), &[], b"");
             return None;
         };

@@ -2455,4 +2455,66 @@ fn an_agent_brings_the_colleague_they_consult_into_the_call() {
     assert_eq!(sim.sw.calls[&consult].bridge, None);
 }
 
+#[test]
+fn keys_during_a_consult_bring_the_colleague_in_or_hand_the_caller_over() {
+    use crate::media::mixer::Role;
+    // *3: three-way (any other keys first change nothing).
+    let mut sim = agent_sim();
+    let (caller, leg, _, consult, leg2, _) = consulting_2002(&mut sim);
+    sim.media.clear();
+    for key in ['1', '*', '9', '3'] {
+        sim.media_event(consult, MediaEvent::Digit(key));
+    }
+    assert_eq!(sim.sw.calls[&caller].party, None, "*9 then 3 is no code");
+    for key in ['*', '3'] {
+        sim.media_event(consult, MediaEvent::Digit(key));
+    }
+    let mixed: Vec<(CallId, Role)> = sim
+        .media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::Mix {
+                room, call, role, ..
+            } if *room == caller => Some((*call, *role)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        mixed,
+        [
+            (caller, Role::Caller),
+            (leg, Role::Agent),
+            (leg2, Role::Agent)
+        ]
+    );
+    assert_eq!(sim.sw.calls[&caller].party, Some(leg2));
+
+    // *4 (as SIP INFO from a phone that sends keys so): attended transfer.
+    let mut sim = agent_sim();
+    let (caller, _, _, consult, leg2, tag) = consulting_2002(&mut sim);
+    for (cseq, key) in [(13, "*"), (14, "4")] {
+        let info = in_dialog("INFO", "feat-12", &format!("z9hG4bKk{cseq}"), cseq, &tag)
+            .replace("tag=caller", "tag=ag")
+            .replace(
+                "Content-Length: 0\r\n\r\n",
+                &format!(
+                    "Content-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\nSignal={key}\r\nDuration=160\r\n",
+                    format!("Signal={key}\r\nDuration=160\r\n").len()
+                ),
+            );
+        sim.recv(&info);
+    }
+    assert_eq!(sim.sw.agent_on(caller), Some(AgentId(2002)));
+    assert_eq!(sim.sw.calls[&caller].bridge, Some(leg2));
+    assert!(sim.kinds().any(|k| matches!(k,
+        CallEventKind::Transferred { from, to: TransferTarget::Agent(to) } if *from == AgentId(2001) && *to == AgentId(2002))));
+    let sent = sim.take_sent();
+    assert!(
+        sent.iter()
+            .any(|m| m.starts_with("BYE ") && m.contains("Call-ID: feat-12")),
+        "the consult is hung up: {sent:?}"
+    );
+    assert!(sim.sw.calls[&consult].bridge.is_none());
+}
+
 mod random;

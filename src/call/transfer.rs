@@ -331,6 +331,15 @@ impl Switch {
         }
     }
 
+    /// The owner's call `agent` is on (not a consult), if any.
+    pub(super) fn owner_call_of(&self, agent: AgentId) -> Option<CallId> {
+        self.calls
+            .iter()
+            .filter(|(_, c)| matches!(c.purpose, Purpose::Inbound))
+            .map(|(id, _)| *id)
+            .find(|id| self.agent_on(*id) == Some(agent))
+    }
+
     /// Which agent is on `caller`'s call now.
     pub fn agent_on(&self, caller: CallId) -> Option<AgentId> {
         let leg = self.bridged_to(caller)?;

@@ -553,6 +553,27 @@ impl World {
         self.answer_hotline();
     }
 
+    /// The consulting agent presses `*3` (three-way) or `*4` (hand over).
+    fn consult_keys(&mut self) {
+        let consults: Vec<String> = self
+            .inbound
+            .iter()
+            .filter(|d| d.consult.is_some())
+            .map(|d| d.call_id.clone())
+            .collect();
+        let Some(id) = self
+            .rng
+            .pick(&consults)
+            .and_then(|c| self.sim.sw.by_sip.get(&c).copied())
+        else {
+            return;
+        };
+        let key = ['3', '4'][self.rng.below(2)];
+        for key in ['*', key] {
+            self.sim.media_event(id, MediaEvent::Digit(key));
+        }
+    }
+
     /// Someone hangs up: a caller, a phone on a leg, a consulting phone.
     fn hang_up(&mut self) {
         let n = self.inbound.len() + self.legs.len();
@@ -583,6 +604,7 @@ impl World {
             11 | 12 => self.desk(),
             13 => self.consult(),
             14 => self.hang_up(),
+            16 => self.consult_keys(),
             15 if self.rng.below(4) == 0 => {
                 let callers: Vec<CallId> = self.offered.keys().copied().collect();
                 if let Some(c) = self.rng.pick(&callers) {
