@@ -1,0 +1,635 @@
+//! The owner's call: admitted, answered once the caller is known, then the
+//! voice menu (or the line test) runs its prompts, keys and requests.
+
+use std::cmp::Reverse;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use tracing::{debug, info, warn};
+
+use super::event::{Abandon, CallEventKind, IdentifiedBy};
+use super::{
+    ALLOW, Call, CallId, EndReason, MediaCommand, Output, Phase, Purpose, Switch, Timer, monitor,
+};
+use crate::ivr;
+use crate::media::rtp::StreamParams;
+use crate::sip::message::{self, Request};
+use crate::sip::sdp;
+use crate::sip::transaction::{Peer, TxId};
+
+impl Switch {
+    /// A To tag of ours: the seed's low bits and a number.
+    pub(super) fn tag_for(&self, n: u64) -> String {
+        format!("{:x}{:x}", self.cfg.seed & 0xffff_ffff, n)
+    }
+
+    pub(super) fn new_call(&mut self, now: Instant, tx: TxId, peer: Peer, request: Request) {
+        let core = request.core.clone();
+        let dialled = crate::owners::phone::uri_user(&request.inner.uri.to_string())
+            .unwrap_or_default()
+            .to_string();
+        // A supervisor's phone joining an agent's call: *5/*6/*7 + agent.
+        let monitoring = match monitor::parse_code(&dialled) {
+            Some(code) if self.cfg.agents.is_some() => {
+                match self.authorize_monitor(now, tx, peer, &request, code) {
+                    Some(m) => Some(m),
+                    None => return, // answered: 401, 403, 404 or 486
+                }
+            }
+            _ => None,
+        };
+        let feature =
+            if monitoring.is_none() && dialled.starts_with('*') && self.cfg.agents.is_some() {
+                match self.authorize_feature(now, tx, peer, &request, &dialled) {
+                    Some(prompt) => Some(prompt),
+                    None => return, // answered: 401, 403 or 404
+                }
+            } else {
+                None
+            };
+        // An agent's phone dialling another agent: a consult call.
+        let consult = if feature.is_none() && monitoring.is_none() && self.is_extension(&dialled) {
+            match self.authorize_consult(now, tx, peer, &request, &dialled) {
+                Some(pair) => Some(pair),
+                None => return, // answered: 401, 403 or 482
+            }
+        } else {
+            None
+        };
+        let trusted = self.guard.is_trunk(peer.addr.ip());
+        let staff = feature.is_some() || consult.is_some() || monitoring.is_some();
+        if !trusted
+            && !staff
+            && self.cfg.edge.untrusted_calls == crate::edge::UntrustedCalls::Reject
+        {
+            info!(sip_call_id = %core.call_id, from = %peer.addr, "call from outside the trunks refused: 403");
+            let tag = self.tag_for(0);
+            self.respond_with(now, tx, &core, 403, "Forbidden", Some(&tag), &[], b"");
+            return;
+        }
+        if let Some(why) = self.over_capacity(peer.addr.ip()) {
+            info!(sip_call_id = %core.call_id, from = %peer.addr, why, "call refused: 503");
+            let bytes = self.response_bytes(
+                &core,
+                503,
+                "Service Unavailable",
+                None,
+                &[("Retry-After", "5")],
+                b"",
+            );
+            self.tx.respond_once(now, tx, 503, bytes, &core);
+            return;
+        }
+        let offer = match sdp::negotiate(request.body()) {
+            Ok(o) => o,
+            Err(e) => {
+                info!(sip_call_id = %core.call_id, error = %e, "call refused: 488");
+                let tag = self.tag_for(0);
+                self.respond_with(
+                    now,
+                    tx,
+                    &core,
+                    488,
+                    "Not Acceptable Here",
+                    Some(&tag),
+                    &[("Warning", &format!("304 hotline \"{e}\""))],
+                    b"",
+                );
+                return;
+            }
+        };
+        self.next_id += 1;
+        let id = CallId(self.next_id);
+        let local_tag = self.tag_for(id.0);
+        let remote_target = request
+            .header("Contact")
+            .map(|c| message::addr_uri(c).to_string())
+            .unwrap_or_else(|| message::addr_uri(&core.from).to_string());
+        let route_set = message::record_routes(&request.inner.headers);
+        // The caller's number: the network's assertion when there is one,
+        // and only from a trunk; anyone else is an unknown caller until
+        // they prove who they are (the menu asks).
+        let number = if trusted {
+            request
+                .header("P-Asserted-Identity")
+                .and_then(crate::owners::phone::uri_user)
+                .or_else(|| crate::owners::phone::uri_user(&core.from))
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            String::new()
+        };
+        let called = crate::owners::phone::uri_user(&request.inner.uri.to_string())
+            .unwrap_or_default()
+            .to_string();
+        self.stats.calls_started += 1;
+        info!(call = %id, sip_call_id = %core.call_id, from = %message::addr_uri(&core.from), %number, %called, "call started");
+        self.emit_for(
+            now,
+            id,
+            &core.call_id,
+            CallEventKind::Started {
+                from: message::addr_uri(&core.from).to_string(),
+                to: message::addr_uri(&core.to).to_string(),
+                number: number.clone(),
+                outbound: false,
+            },
+        );
+        let call = Call {
+            sip_call_id: core.call_id.clone(),
+            purpose: match (consult, monitoring) {
+                (Some((from, to)), _) => Purpose::Consult { from, to },
+                (None, Some(m)) => Purpose::Monitor(m),
+                (None, None) => Purpose::Inbound,
+            },
+            phase: Phase::Ringing,
+            peer,
+            invite_tx: tx,
+            local: format!("{};tag={local_tag}", core.to),
+            remote: core.from.clone(),
+            invite: core,
+            local_tag,
+            remote_target,
+            route_set,
+            local_cseq: 0,
+            bye_tx: None,
+            offer: Some(offer),
+            port: None,
+            open_attempts: 0,
+            media_ready: false,
+            answer_due: false,
+            answer_sdp: String::new(),
+            on_hold: false,
+            sdp_changes: 0,
+            digits: String::new(),
+            timer: None,
+            generation: 0,
+            started: now,
+            called: called.clone(),
+            number: number.clone(),
+            identified: self.cfg.ivr.is_none() || staff,
+            identify_waited: false,
+            owner: None,
+            ivr: None,
+            recordings: 0,
+            feature,
+            out: None,
+            bridge: None,
+            queued: None,
+            talking_since: None,
+            recording: false,
+            last_queue: None,
+            notice_due: false,
+            notice_playing: false,
+            after_notice: None,
+            bridge_after_notice: None,
+            unconfirmed: true,
+            priority: 0,
+            transfer: None,
+            transfer_returned: None,
+            monitor: None,
+            party: None,
+            party_since: None,
+        };
+        *self.unconfirmed.entry(peer.addr.ip()).or_default() += 1;
+        self.unconfirmed_total += 1;
+        if self.cfg.ivr.is_some() && !staff {
+            self.out
+                .push_back(Output::IdentifyCaller { call: id, number });
+        }
+        let monitors = match &call.purpose {
+            Purpose::Monitor(m) => Some(m.caller),
+            _ => None,
+        };
+        self.by_sip.insert(call.sip_call_id.clone(), id);
+        self.by_tx.insert(tx, id);
+        self.calls.insert(id, call);
+        if let Some(c) = monitors.and_then(|caller| self.calls.get_mut(&caller)) {
+            c.monitor = Some(id);
+        }
+        if self.next_age_check.is_none() {
+            self.next_age_check = Some(now + self.age_check_interval());
+        }
+        self.open_media(now, id);
+        if !self.calls.contains_key(&id) {
+            return; // no port: already refused
+        }
+        let c = &self.calls[&id];
+        let (tag, invite) = (c.local_tag.clone(), c.invite.clone());
+        let contact = self.cfg.contact_for(c.peer.transport);
+        self.respond_with(
+            now,
+            tx,
+            &invite,
+            180,
+            "Ringing",
+            Some(&tag),
+            &[("Contact", &contact)],
+            b"",
+        );
+        match consult {
+            // Answered when the consulted agent answers.
+            Some((from, to)) => self.emit(now, id, CallEventKind::ConsultStarted { from, to }),
+            None => self.arm(now, id, Timer::Answer),
+        }
+    }
+
+    /// Why a new call from `ip` cannot be taken now, if it cannot.
+    pub(super) fn over_capacity(&self, ip: IpAddr) -> Option<&'static str> {
+        let a = &self.cfg.edge.admission;
+        if self.calls.len() >= a.max_calls {
+            Some("max_calls")
+        } else if self.ports.in_use() >= self.ports.capacity() {
+            Some("no_rtp_port")
+        } else if self.unconfirmed_total >= a.max_unconfirmed {
+            Some("max_unconfirmed")
+        } else if self.unconfirmed.get(&ip).copied().unwrap_or(0) >= a.max_unconfirmed_per_source {
+            Some("max_unconfirmed_per_source")
+        } else {
+            None
+        }
+    }
+
+    /// The caller's ACK came (or the call ended first): no longer counted
+    /// against the admission caps.
+    pub(super) fn confirmed(&mut self, id: CallId) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if !std::mem::take(&mut c.unconfirmed) {
+            return;
+        }
+        let ip = c.peer.addr.ip();
+        self.unconfirmed_total -= 1;
+        if let Some(n) = self.unconfirmed.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.unconfirmed.remove(&ip);
+            }
+        }
+    }
+
+    /// Takes a port and asks the edge to open it (again, after a failed bind).
+    pub(super) fn open_media(&mut self, now: Instant, id: CallId) {
+        let c = self.calls.get_mut(&id).expect("live call");
+        if c.out.is_some() {
+            // Our offer named this port: another one cannot be taken now.
+            warn!(call = %id, "RTP port unavailable for an answered outbound call");
+            self.send_bye(now, id);
+            self.end(id, EndReason::MediaFailed);
+            return;
+        }
+        if let Some(old) = c.port.take() {
+            // The edge could not bind it (another program holds it). Released
+            // to the back of the pool: it is retried only after every other port.
+            warn!(port = old, "RTP port unavailable");
+            self.ports.release(old);
+        }
+        c.open_attempts += 1;
+        let port = if c.open_attempts <= 8 {
+            self.ports.allocate()
+        } else {
+            None
+        };
+        let Some(port) = port else {
+            warn!(call = %id, "no RTP port free: 503");
+            self.reject_invite(now, id, 503, "Service Unavailable");
+            self.end(id, EndReason::Rejected(503));
+            return;
+        };
+        self.calls.get_mut(&id).expect("live call").port = Some(port);
+        self.send_open(id);
+    }
+
+    /// Asks the edge to open the call's port toward the negotiated peer.
+    pub(super) fn send_open(&mut self, id: CallId) {
+        let c = &self.calls[&id];
+        let (Some(port), Some(offer)) = (c.port, c.offer.as_ref()) else {
+            return;
+        };
+        let params = StreamParams {
+            remote: offer.remote,
+            codec_pt: offer.codec_pt,
+            law: offer.law,
+            dtmf_pt: offer.dtmf_pt,
+        };
+        self.out.push_back(Output::Media(MediaCommand::Open {
+            call: id,
+            port,
+            params,
+        }));
+    }
+
+    pub(super) fn answer(&mut self, now: Instant, id: CallId) {
+        let c = self.calls.get_mut(&id).expect("live call");
+        if c.phase != Phase::Ringing || !self.tx.is_proceeding(c.invite_tx) {
+            return;
+        }
+        let (Some(port), Some(offer)) = (c.port, c.offer.as_ref()) else {
+            return;
+        };
+        let local = SocketAddr::new(self.cfg.media_ip, port);
+        c.answer_sdp = sdp::answer(offer, local, self.cfg.seed ^ id.0);
+        c.phase = Phase::Answered;
+        let (tx, invite, tag, body) = (
+            c.invite_tx,
+            c.invite.clone(),
+            c.local_tag.clone(),
+            c.answer_sdp.clone(),
+        );
+        let contact = self.cfg.contact_for(c.peer.transport);
+        info!(call = %id, rtp_port = port, "call answered");
+        self.respond_with(
+            now,
+            tx,
+            &invite,
+            200,
+            "OK",
+            Some(&tag),
+            &[
+                ("Contact", &contact),
+                ("Allow", ALLOW),
+                ("Content-Type", "application/sdp"),
+            ],
+            body.as_bytes(),
+        );
+    }
+
+    pub(super) fn reject_invite(&mut self, now: Instant, id: CallId, code: u16, reason: &str) {
+        let c = &self.calls[&id];
+        let (tx, invite, tag) = (c.invite_tx, c.invite.clone(), c.local_tag.clone());
+        self.respond_with(now, tx, &invite, code, reason, Some(&tag), &[], b"");
+    }
+
+    pub(super) fn handle_digit(&mut self, now: Instant, id: CallId, digit: char) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if matches!(c.purpose, Purpose::Consult { .. }) {
+            return self.consult_key(now, id, digit);
+        }
+        match c.phase {
+            Phase::Answered | Phase::Welcome | Phase::Collecting => {}
+            Phase::Asking | Phase::Surveying => {
+                c.digits.push(digit);
+                return self.handle_answer_digit(now, id, digit);
+            }
+            Phase::Ivr => {
+                // The menu records its own steps (a PIN masked); the keys
+                // themselves are not kept or logged here.
+                debug!(call = %id, "key");
+                if let Some(s) = c.ivr.as_mut() {
+                    s.handle_digit(now, digit);
+                }
+                return self.pump_ivr(now, id);
+            }
+            _ => return,
+        }
+        debug!(call = %id, digit = %digit, "digit");
+        if c.phase != Phase::Collecting {
+            // Barge-in: a key stops the welcome prompt.
+            c.phase = Phase::Collecting;
+            self.out
+                .push_back(Output::Media(MediaCommand::Stop { call: id }));
+        }
+        let c = self.calls.get_mut(&id).expect("live call");
+        if digit != '#' {
+            c.digits.push(digit);
+        }
+        if digit == '#' || c.digits.len() >= self.cfg.max_digits {
+            self.finish_collecting(now, id);
+        } else {
+            self.arm(now, id, Timer::DigitTimeout);
+        }
+    }
+
+    pub(super) fn finish_collecting(&mut self, now: Instant, id: CallId) {
+        let c = self.calls.get_mut(&id).expect("live call");
+        c.timer = None;
+        c.generation += 1;
+        info!(call = %id, sip_call_id = %c.sip_call_id, digits = %c.digits, "digits collected");
+        let detail = format!("digits {}", c.digits);
+        c.phase = Phase::Goodbye;
+        self.emit(
+            now,
+            id,
+            CallEventKind::MenuStep {
+                node: "collect".into(),
+                detail,
+            },
+        );
+        self.play(id, "goodbye");
+    }
+
+    /// The owner lookup for an incoming call came back.
+    pub fn handle_owner(&mut self, now: Instant, call: CallId, owner: Option<ivr::OwnerInfo>) {
+        self.last_now = Some(now);
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.identified {
+            return;
+        }
+        c.identified = true;
+        let answer = c.answer_due && c.media_ready;
+        if let Some(o) = &owner {
+            let kind = CallEventKind::CallerIdentified {
+                owner: o.id.clone(),
+                by: IdentifiedBy::Number,
+            };
+            c.owner = owner;
+            self.emit(now, call, kind);
+        }
+        if answer {
+            self.answer(now, call);
+        }
+        self.pump(now);
+    }
+
+    /// The runtime's answer to a menu request.
+    pub fn handle_ivr_reply(&mut self, now: Instant, call: CallId, reply: ivr::Reply) {
+        self.last_now = Some(now);
+        if let ivr::Reply::Owner(Some(o)) = &reply {
+            // Only a unit-and-PIN lookup asks the menu's way.
+            let kind = CallEventKind::CallerIdentified {
+                owner: o.id.clone(),
+                by: IdentifiedBy::Pin,
+            };
+            self.emit(now, call, kind);
+        }
+        if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.ivr.as_mut()) {
+            s.handle_reply(now, reply);
+            self.pump_ivr(now, call);
+        }
+        self.pump(now);
+    }
+
+    /// Turns what the menu asks for into media commands and outputs, and
+    /// keeps the call's timer on the menu's deadline.
+    pub(super) fn pump_ivr(&mut self, now: Instant, id: CallId) {
+        loop {
+            let Some(c) = self.calls.get_mut(&id) else {
+                return;
+            };
+            let Some(action) = c.ivr.as_mut().and_then(ivr::Session::poll_action) else {
+                break;
+            };
+            let sip_call_id = c.sip_call_id.clone();
+            let out = match action {
+                ivr::Action::Play(prompts) => {
+                    if c.notice_playing {
+                        // After the notice (ringback, the hold prompt ...).
+                        c.after_notice = Some(prompts);
+                        continue;
+                    }
+                    let prompts = match &self.cfg.recording.notice {
+                        Some(notice) if std::mem::take(&mut c.notice_due) => {
+                            // The notice alone first, whole; then these.
+                            let lang = c.ivr.as_ref().map(|s| s.language()).unwrap_or("zh");
+                            c.notice_playing = true;
+                            c.after_notice = Some(prompts);
+                            vec![format!("{notice}_{lang}")]
+                        }
+                        _ => prompts,
+                    };
+                    info!(call = %id, prompts = %prompts.join(" "), "playing");
+                    Output::Media(MediaCommand::Play { call: id, prompts })
+                }
+                ivr::Action::StopPlayback if c.notice_playing => {
+                    c.after_notice = None;
+                    continue;
+                }
+                ivr::Action::StopPlayback => Output::Media(MediaCommand::Stop { call: id }),
+                ivr::Action::Record { max, silence } => {
+                    c.recordings += 1;
+                    // Named by the hotline alone (this process's seed, the
+                    // call, the recording's number), never by anything the
+                    // caller sent; the writer never replaces a file.
+                    let name = format!(
+                        "{:08x}-{}-{}",
+                        self.cfg.seed & 0xffff_ffff,
+                        id.0,
+                        c.recordings
+                    );
+                    Output::Media(MediaCommand::Record {
+                        call: id,
+                        name,
+                        max,
+                        silence,
+                    })
+                }
+                ivr::Action::StopRecording => {
+                    Output::Media(MediaCommand::StopRecording { call: id })
+                }
+                ivr::Action::Request(request) => Output::IvrRequest {
+                    call: id,
+                    sip_call_id,
+                    number: c.number.clone(),
+                    request,
+                },
+                ivr::Action::Step { node, detail } => {
+                    info!(call = %id, %node, %detail, "ivr step");
+                    self.emit_for(
+                        now,
+                        id,
+                        &sip_call_id,
+                        CallEventKind::MenuStep { node, detail },
+                    );
+                    continue;
+                }
+                ivr::Action::Queue {
+                    queue,
+                    skills: _, // the queue's own skill routes (`[acd.queues]`)
+                    priority,
+                    language,
+                    owner,
+                    class,
+                } => {
+                    // The queue and priority the ACD will use (a VIP's own
+                    // queue), so every listener names the same one.
+                    let (queue, priority) = match self
+                        .cfg
+                        .queues
+                        .as_deref()
+                        .and_then(|plan| plan.place(&queue, class, priority))
+                    {
+                        Some(p) => (p.name.to_string(), p.priority),
+                        None => (queue, priority),
+                    };
+                    c.queued = Some((now, queue.clone()));
+                    // Told once, before the first agent answers.
+                    if c.last_queue.is_none() {
+                        let site = c.ivr.as_ref().map(|s| s.site_id());
+                        c.notice_due = self.cfg.recording.records(site, Some(&queue));
+                    }
+                    c.last_queue = Some(queue.clone());
+                    c.priority = priority;
+                    let kind = CallEventKind::Queued {
+                        queue,
+                        priority,
+                        language,
+                        owner,
+                        class,
+                        ahead: false,
+                    };
+                    self.emit_for(now, id, &sip_call_id, kind);
+                    continue;
+                }
+                ivr::Action::SurveyAnswered(score) => {
+                    let kind = CallEventKind::SurveyAnswered {
+                        ticket: None,
+                        number: c.number.clone(),
+                        score,
+                    };
+                    self.emit_for(now, id, &sip_call_id, kind);
+                    continue;
+                }
+                ivr::Action::Hangup => {
+                    self.send_bye(now, id);
+                    continue;
+                }
+                ivr::Action::LeaveQueue if c.notice_playing => {
+                    // No conversation to record after all: the notice
+                    // gives way to what the menu says next.
+                    c.notice_playing = false;
+                    c.after_notice = None;
+                    self.out
+                        .push_back(Output::Media(MediaCommand::Stop { call: id }));
+                    let c = self.calls.get_mut(&id).expect("live call");
+                    if let Some((since, queue)) = c.queued.take() {
+                        let kind = CallEventKind::Abandoned {
+                            queue,
+                            waited: now.saturating_duration_since(since),
+                            why: Abandon::VoiceMessage,
+                        };
+                        self.emit_for(now, id, &sip_call_id, kind);
+                    }
+                    continue;
+                }
+                ivr::Action::LeaveQueue => {
+                    if let Some((since, queue)) = c.queued.take() {
+                        let kind = CallEventKind::Abandoned {
+                            queue,
+                            waited: now.saturating_duration_since(since),
+                            why: Abandon::VoiceMessage,
+                        };
+                        self.emit_for(now, id, &sip_call_id, kind);
+                    }
+                    continue;
+                }
+            };
+            self.out.push_back(out);
+        }
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let due = c.ivr.as_ref().and_then(ivr::Session::poll_timeout);
+        if c.phase == Phase::Ivr && due != c.timer.map(|(at, _)| at) {
+            c.generation += 1;
+            c.timer = due.map(|at| (at, Timer::Ivr));
+            if let Some(at) = due {
+                self.timers.push(Reverse((at, id, c.generation)));
+            }
+        }
+    }
+}
