@@ -489,3 +489,62 @@ fn an_agent_transfers_the_owner_to_an_allowed_outside_number_through_the_gateway
         "{states:?}"
     );
 }
+
+#[test]
+fn an_agent_consults_the_duty_engineer_outside_and_hands_the_owner_over_with_star_4() {
+    let (h, _data) = common::menu_hotline(
+        BASE,
+        &format!(
+            "[transfer]\nallowed_numbers = [\"+86138XXXXXXXX\"]\ngateway = \"127.0.0.1:{}\"\n\
+             [http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nusers = \"{}\"\n",
+            PHONE + 1300,
+            common::manifest("config/users.toml")
+        ),
+    );
+    let mut party = common::SippUas::start_on(&h, "outside_party.xml", PHONE + 1300, &["-m", "1"]);
+    let phone_2001 = common::baresip::agent_phone(&h, "2001", PHONE + 1200, "auto");
+    h.wait_for("agent state", 1, Duration::from_secs(10));
+    let xml = owner(&h, "outside-consult", 9000);
+    std::thread::scope(|s| {
+        let call = s.spawn(|| sipp(&h, xml.to_str().unwrap(), &["-m", "1"]));
+        h.wait_for("caller connected to agent", 1, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(500));
+        // 2001 dials the engineer's mobile from the phone: a consult
+        // through the gateway, answered when the engineer answers.
+        let answer = phone_2001.command("dial", &format!("sip:13800138000@{}", h.target()));
+        assert!(answer.contains("\"ok\":true"), "{answer}");
+        let consult = h.wait_for("consult connected", 1, Duration::from_secs(10));
+        assert_eq!(consult.len(), 1, "{}", h.log());
+        std::thread::sleep(Duration::from_millis(1000));
+        // *4: the owner is handed to the engineer.
+        phone_2001.command("sndcode", "*");
+        std::thread::sleep(Duration::from_millis(300));
+        phone_2001.command("sndcode", "4");
+        let done = h.wait_for("attended transfer", 1, Duration::from_secs(10));
+        assert_eq!(done.len(), 1, "{}", h.log());
+        common::assert_sipp_ok(&h, &call.join().unwrap());
+    });
+    assert_eq!(
+        party.wait(Duration::from_secs(10)),
+        Some(0),
+        "the engineer's SIPp: answered once, hung up by the hotline after the owner left"
+    );
+    // The owner's call tells the hand-over; the consult is a call of its own.
+    let words = timeline(&h);
+    assert!(
+        words
+            .iter()
+            .any(|w| w == "agent 2001 transferred the call to number +8613800138000"),
+        "{words:#?}"
+    );
+    let calls = get(&h, "/api/calls").to_string();
+    assert!(
+        calls.contains("agent 2001 called number +8613800138000 to consult"),
+        "{calls}"
+    );
+    let states = common::agent_states(&h, "2001");
+    assert!(
+        states.ends_with(&["on_call".into(), "wrap_up".into()]),
+        "{states:?}"
+    );
+}

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tracing::info;
 
 use super::event::{CallEventKind, Missed, TransferTarget};
-use super::{AgentId, CallId, Phase, Purpose, Switch};
+use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch};
 use crate::sip::message::Request;
 use crate::sip::transaction::{Peer, TxId};
 
@@ -67,30 +67,89 @@ impl Switch {
             .is_some_and(|f| f.get(dialled).is_some())
     }
 
+    /// Whom a new call consults, if it is a consult: another agent's
+    /// extension, or (from an agent's extension) an outside number the
+    /// transfer rules allow. Owners' calls are neither.
+    pub(super) fn consult_target(
+        &self,
+        request: &Request,
+        dialled: &str,
+    ) -> Option<TransferTarget> {
+        if self.is_extension(dialled) {
+            return dialled.parse().ok().map(TransferTarget::Agent);
+        }
+        let from = crate::owners::phone::uri_user(&request.core.from)?;
+        if !self.is_extension(from) {
+            return None;
+        }
+        match self.outside_number(dialled) {
+            Ok(number @ TransferTarget::Number(_)) => Some(number),
+            _ => None,
+        }
+    }
+
     /// A consult call must come from an agent's phone: authenticated as
-    /// for feature codes (401 first, 403 when wrong). The caller and the
-    /// called agent, or None when the request was answered.
+    /// for feature codes (401 first, 403 when wrong). An outside number
+    /// only while that agent is on an owner's call (the hotline is no
+    /// free line out). The consulting agent, or None when the request was
+    /// answered.
     pub(super) fn authorize_consult(
         &mut self,
         now: Instant,
         tx: TxId,
         peer: Peer,
         request: &Request,
-        dialled: &str,
-    ) -> Option<(AgentId, AgentId)> {
+        to: &TransferTarget,
+    ) -> Option<AgentId> {
         let tag = self.tag_for(0);
         let from = self.authenticate(now, tx, peer, request, Some(&tag))?;
         let core = request.core.clone();
-        let (Ok(from), Ok(to)) = (from.parse::<AgentId>(), dialled.parse::<AgentId>()) else {
+        let Ok(from) = from.parse::<AgentId>() else {
             self.respond_with(now, tx, &core, 404, "Not Found", Some(&tag), &[], b"");
             return None;
         };
-        if from == to {
+        if *to == TransferTarget::Agent(from) {
             self.respond_with(now, tx, &core, 482, "Loop Detected", Some(&tag), &[], b"");
             return None;
         }
+        if matches!(to, TransferTarget::Number(_)) && self.owner_call_of(from).is_none() {
+            info!(%from, %to, "outside consult refused: the agent is on no owner's call");
+            self.respond_with(now, tx, &core, 403, "Forbidden", Some(&tag), &[], b"");
+            return None;
+        }
         info!(%from, %to, sip_call_id = %core.call_id, "consult call");
-        Some((from, to))
+        Some(from)
+    }
+
+    /// A consult of an outside number: the gateway is called; we answer
+    /// the agent's phone when the number answers.
+    pub(super) fn consult_outside(&mut self, now: Instant, consult: CallId, number: &str) {
+        match self.dial_party(now, consult, number) {
+            Some(leg) => {
+                if let Some(c) = self.calls.get_mut(&consult) {
+                    c.bridge = Some(leg);
+                }
+            }
+            None => self.refuse_consult(now, consult, Missed::Unreachable),
+        }
+    }
+
+    /// The outside number an agent consults answered: relayed with the
+    /// agent's phone, answered now.
+    pub(super) fn consult_outside_answered(&mut self, now: Instant, consult: CallId, leg: CallId) {
+        self.answer(now, consult);
+        let Some(c) = self.calls.get_mut(&consult) else {
+            return self.send_bye(now, leg);
+        };
+        if c.phase != Phase::Answered || c.bridge != Some(leg) {
+            // The agent gave up as the number answered.
+            return self.send_bye(now, leg);
+        }
+        c.talking_since = Some(now);
+        self.set_phase(leg, Phase::Bridged);
+        info!(%consult, %leg, "consult connected");
+        self.out
+            .push_back(Output::Media(MediaCommand::Bridge { a: consult, b: leg }));
     }
 
     /// A consult call still waiting for the consulted agent's answer.
@@ -120,8 +179,13 @@ impl Switch {
         let Some(c) = self.calls.get_mut(&consult) else {
             return;
         };
-        let Purpose::Consult { from, to } = c.purpose else {
+        let Purpose::Consult { from, ref to } = c.purpose else {
             return;
+        };
+        let target = match to {
+            TransferTarget::Agent(agent) => agent.to_string(),
+            TransferTarget::Number(number) => number.clone(),
+            TransferTarget::Queue(_) => return,
         };
         if key == '*' {
             c.digits = "*".into();
@@ -136,13 +200,12 @@ impl Switch {
             info!(%consult, %from, keys, "consult keys: the agent is on no owner's call");
             return;
         };
-        let target = to.to_string();
         let done = if keys == HAND_OVER_KEYS {
             self.transfer(now, caller, &target, Some(from))
         } else {
             self.conference(now, caller, &target, Some(from))
         };
-        info!(%consult, %caller, %from, %to, keys, ?done, "consult keys");
+        info!(%consult, %caller, %from, to = %target, keys, ?done, "consult keys");
     }
 
     /// The consulted agent answered: we answer the consulting agent's
@@ -170,20 +233,56 @@ impl Switch {
         &self,
         agent: AgentId,
         sip_call_id: Option<&str>,
-    ) -> Option<(CallId, CallId, AgentId)> {
+    ) -> Option<(CallId, CallId, TransferTarget)> {
         let found = |id: CallId| {
             let c = self.calls.get(&id)?;
-            let Purpose::Consult { from, to } = c.purpose else {
+            let Purpose::Consult { from, to } = &c.purpose else {
                 return None;
             };
             let leg = c.bridge?;
-            (from == agent && self.calls.get(&leg)?.phase == Phase::Bridged)
-                .then_some((id, leg, to))
+            (*from == agent && self.calls.get(&leg)?.phase == Phase::Bridged)
+                .then(|| (id, leg, to.clone()))
         };
         match sip_call_id {
             Some(sip) => found(*self.by_sip.get(sip)?),
             None => self.calls.keys().copied().find_map(found),
         }
+    }
+
+    /// Attended transfer to the outside number the agent consulted: the
+    /// caller and that party are relayed; the agent's two calls end.
+    #[allow(clippy::too_many_arguments)]
+    fn hand_to_party(
+        &mut self,
+        now: Instant,
+        caller: CallId,
+        first_leg: CallId,
+        from: AgentId,
+        consult: CallId,
+        leg: CallId,
+        refer: Option<u32>,
+    ) {
+        let Some(Purpose::Consult { to, .. }) = self.calls.get(&consult).map(|c| &c.purpose) else {
+            return;
+        };
+        let to = to.clone();
+        info!(%caller, %from, %to, %consult, "attended transfer");
+        self.calls.get_mut(&leg).expect("checked").purpose = Purpose::Party { caller };
+        self.first_agent_left(now, caller, from);
+        let c = self.calls.get_mut(&caller).expect("live caller");
+        c.bridge = Some(leg);
+        c.phase = Phase::Bridged;
+        self.emit(now, caller, CallEventKind::Transferred { from, to });
+        self.out
+            .push_back(Output::Media(MediaCommand::Bridge { a: caller, b: leg }));
+        if let Some(k) = self.calls.get_mut(&consult) {
+            k.talking_since = None;
+        }
+        self.send_bye(now, consult);
+        if let Some(cseq) = refer {
+            self.notify_refer(now, first_leg, cseq, 200, "OK", true);
+        }
+        self.send_bye(now, first_leg);
     }
 
     /// Attended transfer: `caller` (talking with the agent on `first_leg`)
@@ -206,11 +305,13 @@ impl Switch {
         let Some(leg) = self.calls.get_mut(&consult).and_then(|c| c.bridge.take()) else {
             return;
         };
-        let Some(Purpose::AgentLeg { agent: to, .. }) = self.calls.get(&leg).map(|l| &l.purpose)
-        else {
-            return;
+        let to = match self.calls.get(&leg).map(|l| &l.purpose) {
+            Some(Purpose::AgentLeg { agent, .. }) => *agent,
+            Some(Purpose::Party { .. }) => {
+                return self.hand_to_party(now, caller, first_leg, from, consult, leg, refer);
+            }
+            _ => return,
         };
-        let to = *to;
         info!(%caller, %from, %to, %consult, "attended transfer");
         // The consulted agent's leg is the caller's now.
         self.calls.get_mut(&leg).expect("checked").purpose =

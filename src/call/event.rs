@@ -225,11 +225,12 @@ pub enum CallEventKind {
         to: TransferTarget,
         why: Missed,
     },
-    /// An agent's phone called another agent (an internal consult call,
-    /// the caller usually on hold meanwhile).
+    /// An agent's phone called another agent, or an outside number the
+    /// transfer rules allow (a consult call, the caller usually on hold
+    /// meanwhile).
     ConsultStarted {
         from: AgentId,
-        to: AgentId,
+        to: TransferTarget,
     },
     /// The agent asked another agent to join the conversation (three-way).
     ConferenceRequested {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tracing::{debug, info, warn};
 
-use super::event::{Abandon, CallEventKind, IdentifiedBy};
+use super::event::{Abandon, CallEventKind, IdentifiedBy, TransferTarget};
 use super::{
     ALLOW, Call, CallId, EndReason, MediaCommand, Output, Phase, Purpose, Switch, Timer, monitor,
 };
@@ -47,14 +47,17 @@ impl Switch {
             } else {
                 None
             };
-        // An agent's phone dialling another agent: a consult call.
-        let consult = if feature.is_none() && monitoring.is_none() && self.is_extension(&dialled) {
-            match self.authorize_consult(now, tx, peer, &request, &dialled) {
-                Some(pair) => Some(pair),
-                None => return, // answered: 401, 403 or 482
-            }
-        } else {
-            None
+        // An agent's phone dialling another agent (or an allowed outside
+        // number): a consult call.
+        let consulted = (feature.is_none() && monitoring.is_none())
+            .then(|| self.consult_target(&request, &dialled))
+            .flatten();
+        let consult = match consulted {
+            Some(to) => match self.authorize_consult(now, tx, peer, &request, &to) {
+                Some(from) => Some((from, to)),
+                None => return, // answered: 401, 403, 404 or 482
+            },
+            None => None,
         };
         let trusted = self.guard.is_trunk(peer.addr.ip());
         let staff = feature.is_some() || consult.is_some() || monitoring.is_some();
@@ -137,7 +140,7 @@ impl Switch {
         );
         let call = Call {
             sip_call_id: core.call_id.clone(),
-            purpose: match (consult, monitoring) {
+            purpose: match (consult.clone(), monitoring) {
                 (Some((from, to)), _) => Purpose::Consult { from, to },
                 (None, Some(m)) => Purpose::Monitor(m),
                 (None, None) => Purpose::Inbound,
@@ -229,7 +232,19 @@ impl Switch {
         );
         match consult {
             // Answered when the consulted agent answers.
-            Some((from, to)) => self.emit(now, id, CallEventKind::ConsultStarted { from, to }),
+            Some((from, to)) => {
+                self.emit(
+                    now,
+                    id,
+                    CallEventKind::ConsultStarted {
+                        from,
+                        to: to.clone(),
+                    },
+                );
+                if let TransferTarget::Number(number) = to {
+                    self.consult_outside(now, id, &number);
+                }
+            }
             None => self.arm(now, id, Timer::Answer),
         }
     }

@@ -442,8 +442,12 @@ enum Purpose {
     Monitor(monitor::Monitor),
     /// An outside number a caller is transferred to, through the gateway.
     Party { caller: CallId },
-    /// An agent's phone called another agent (a consult call).
-    Consult { from: AgentId, to: AgentId },
+    /// An agent's phone called another agent or an outside number (a
+    /// consult call).
+    Consult {
+        from: AgentId,
+        to: event::TransferTarget,
+    },
 }
 
 #[derive(Debug)]

@@ -142,9 +142,14 @@ impl Switch {
             } else if let Some(cl) = self.calls.get_mut(&caller)
                 && cl.bridge == Some(id)
             {
-                // The outside party hung up: the call is over.
                 cl.bridge = None;
-                self.send_bye_now(caller);
+                if matches!(cl.purpose, Purpose::Consult { .. }) && cl.phase == Phase::Ringing {
+                    // The number an agent consults did not answer.
+                    self.refuse_consult(now, caller, Missed::from_end(reason));
+                } else {
+                    // The outside party hung up: the call is over.
+                    self.send_bye_now(caller);
+                }
             }
         }
         // A caller's leg to an agent goes with the caller.

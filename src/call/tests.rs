@@ -2121,7 +2121,7 @@ fn consulting_2002(sim: &mut Sim) -> (CallId, CallId, String, CallId, CallId, St
     sim.recv(&feature_invite("2002", 12, Some(&auth)));
     let consult = sim.sw.by_sip["feat-12"];
     assert!(sim.kinds().any(|k| matches!(k,
-        CallEventKind::ConsultStarted { from, to } if *from == AgentId(2001) && *to == AgentId(2002))));
+        CallEventKind::ConsultStarted { from, to: TransferTarget::Agent(to) } if *from == AgentId(2001) && *to == AgentId(2002))));
     // Not looked up as an owner: no menu for it.
     assert!(
         !sim.menu
@@ -2515,6 +2515,138 @@ fn keys_during_a_consult_bring_the_colleague_in_or_hand_the_caller_over() {
         "the consult is hung up: {sent:?}"
     );
     assert!(sim.sw.calls[&consult].bridge.is_none());
+}
+
+/// The switch with agents and outside transfers to +86138... allowed.
+fn outside_sim() -> Sim {
+    let mut sim = agent_sim();
+    let mut cfg = config();
+    cfg.agents = sim.sw.cfg.agents.clone();
+    cfg.transfer_out = Some(TransferOut {
+        gateway: "127.0.0.1:5080".parse().unwrap(),
+        allowed: vec![crate::owners::phone::DialPattern::parse("+86138XXXXXXXX").unwrap()],
+        plan: crate::owners::phone::NumberPlan::default(),
+    });
+    sim.sw = Switch::new(cfg);
+    sim
+}
+
+#[test]
+fn an_agent_consults_an_allowed_outside_number_then_hands_the_caller_over() {
+    let mut sim = outside_sim();
+    // Not on an owner's call: 2001's phone is no free line out.
+    sim.recv(&register(1, None, 600));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_challenge(&challenge, "SHA-256", "agent2001");
+    sim.recv(&register(2, Some(&auth), 600));
+    sim.take_sent();
+    sim.recv(&feature_invite("13800138000", 11, None));
+    let challenge = sim.take_sent().pop().unwrap();
+    assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+    let auth = answer_invite_challenge(&challenge, "13800138000", "agent2001");
+    sim.recv(&feature_invite("13800138000", 12, Some(&auth)));
+    assert!(
+        sim.status_lines()
+            .contains(&"SIP/2.0 403 Forbidden".to_string())
+    );
+
+    let mut sim = outside_sim();
+    let (caller, leg, _) = caller_talking_with_2001(&mut sim);
+    // A number no rule allows is no consult (an owner's call, the menu).
+    sim.recv(&feature_invite("+12125551234", 9, None));
+    assert!(!sim.take_sent().iter().any(|m| m.starts_with("SIP/2.0 401")));
+    // The duty engineer's mobile: challenged, then called through the
+    // gateway; the agent's phone is answered when the engineer answers.
+    sim.recv(&feature_invite("13800138000", 11, None));
+    let challenge = sim.take_sent().pop().unwrap();
+    assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+    let auth = answer_invite_challenge(&challenge, "13800138000", "agent2001");
+    sim.recv(&feature_invite("13800138000", 12, Some(&auth)));
+    let consult = sim.sw.by_sip["feat-12"];
+    assert!(sim.kinds().any(|k| matches!(k,
+        CallEventKind::ConsultStarted { from, to: TransferTarget::Number(n) } if *from == AgentId(2001) && n == "+8613800138000")));
+    let sent = sim.take_sent();
+    let out = sent
+        .iter()
+        .find(|m| m.starts_with("INVITE sip:+8613800138000@127.0.0.1:5080 "))
+        .unwrap_or_else(|| panic!("through the gateway: {sent:?}"))
+        .clone();
+    assert!(!sent.iter().any(|m| m.starts_with("SIP/2.0 200")));
+    let sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
+    sim.recv(&reply_to(&out, 200, "OK", &sdp));
+    let ok = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200") && m.contains("Call-ID: feat-12"))
+        .expect("the consult answered");
+    let tag = to_tag(&ok);
+    sim.recv(&in_dialog("ACK", "feat-12", "z9hG4bKfa", 12, &tag).replace("tag=caller", "tag=ag"));
+    let party = sim.sw.calls[&consult].bridge.unwrap();
+    assert!(sim.media.contains(&MediaCommand::Bridge {
+        a: consult,
+        b: party
+    }));
+    // *4: the caller is handed to the engineer; 2001's calls end.
+    for key in ['*', '4'] {
+        sim.media_event(consult, MediaEvent::Digit(key));
+    }
+    assert_eq!(sim.sw.calls[&caller].bridge, Some(party));
+    assert!(sim.media.contains(&MediaCommand::Bridge {
+        a: caller,
+        b: party
+    }));
+    assert!(sim.kinds().any(|k| matches!(k,
+        CallEventKind::Transferred { from, to: TransferTarget::Number(n) } if *from == AgentId(2001) && n == "+8613800138000")));
+    let byes: Vec<String> = sim
+        .take_sent()
+        .into_iter()
+        .filter(|m| m.starts_with("BYE "))
+        .collect();
+    assert_eq!(byes.len(), 2, "the consult and 2001's leg: {byes:?}");
+    assert!(byes.iter().any(|m| m.contains("Call-ID: feat-12")));
+    for bye in &byes {
+        sim.recv(&reply_to(bye, 200, "OK", ""));
+    }
+    assert!(!sim.sw.calls.contains_key(&leg) && !sim.sw.calls.contains_key(&consult));
+    // The engineer hangs up: so does the hotline, to the caller.
+    sim.recv(&from_callee(
+        &out,
+        "127.0.0.1:5080",
+        "+8613800138000",
+        "BYE",
+        2,
+        "",
+        "",
+    ));
+    assert!(
+        sim.take_sent()
+            .iter()
+            .any(|m| m.starts_with("BYE ") && m.contains("Call-ID: cust-1"))
+    );
+}
+
+#[test]
+fn an_outside_number_that_does_not_answer_a_consult_is_told_to_the_agents_phone() {
+    let mut sim = outside_sim();
+    let (caller, leg, _) = caller_talking_with_2001(&mut sim);
+    sim.recv(&feature_invite("13800138000", 11, None));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_invite_challenge(&challenge, "13800138000", "agent2001");
+    sim.recv(&feature_invite("13800138000", 12, Some(&auth)));
+    let consult = sim.sw.by_sip["feat-12"];
+    let out = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("INVITE sip:+8613800138000@"))
+        .unwrap();
+    sim.recv(&reply_to(&out, 486, "Busy Here", ""));
+    assert!(
+        sim.status_lines()
+            .contains(&"SIP/2.0 486 Busy Here".to_string())
+    );
+    assert!(!sim.sw.calls.contains_key(&consult));
+    // The owner's call goes on with 2001.
+    assert_eq!(sim.sw.calls[&caller].bridge, Some(leg));
 }
 
 mod random;

@@ -116,7 +116,7 @@ impl Switch {
 
     /// An outside number an agent asked for: the gateway's, when the rules
     /// allow it (no toll fraud through a transfer).
-    fn outside_number(&self, dialled: &str) -> Result<TransferTarget, TransferError> {
+    pub(super) fn outside_number(&self, dialled: &str) -> Result<TransferTarget, TransferError> {
         let looks_like_a_number = !dialled.is_empty()
             && dialled.len() <= 20
             && dialled
@@ -147,12 +147,16 @@ impl Switch {
         Ok(TransferTarget::Number(number))
     }
 
-    /// Calls `number` through the gateway for `caller`'s transfer; false
-    /// when it cannot be placed.
-    fn dial_outside(&mut self, now: Instant, caller: CallId, number: &str) -> bool {
-        let Some(out) = self.cfg.transfer_out.clone() else {
-            return false;
-        };
+    /// Calls `number` through the gateway for `caller` (a transfer's
+    /// target, or the party an agent consults); None when it cannot be
+    /// placed.
+    pub(super) fn dial_party(
+        &mut self,
+        now: Instant,
+        caller: CallId,
+        number: &str,
+    ) -> Option<CallId> {
+        let out = self.cfg.transfer_out.clone()?;
         let gateway = crate::sip::transaction::Peer {
             transport: crate::sip::transaction::Transport::Udp,
             addr: out.gateway,
@@ -168,19 +172,10 @@ impl Switch {
             number.into(),
             Some(caller),
         );
-        let Ok(id) = placed else {
-            return false;
-        };
+        let id = placed.ok()?;
         self.arm(now, id, super::Timer::RingTimeout);
-        if let Some(t) = self
-            .calls
-            .get_mut(&caller)
-            .and_then(|c| c.transfer.as_mut())
-        {
-            t.leg = Some(id);
-        }
-        info!(%caller, leg = %id, %number, "calling outside for a transfer");
-        true
+        info!(%caller, leg = %id, %number, "calling outside");
+        Some(id)
     }
 
     /// The agent on `caller`'s call and their leg, when the two talk and
@@ -272,10 +267,9 @@ impl Switch {
         self.check_asker(caller, by)?;
         let (leg, agent) = self.transferable(caller)?;
         let target = self.transfer_target(to, agent)?;
-        // To the agent this agent is consulting: attended.
-        if let TransferTarget::Agent(b) = target
-            && let Some((consult, _, to)) = self.consult_of(agent, None)
-            && to == b
+        // To the agent (or number) this agent is consulting: attended.
+        if let Some((consult, _, consulted)) = self.consult_of(agent, None)
+            && consulted == target
         {
             self.complete_attended(now, caller, leg, consult, None);
             self.pump(now);
@@ -309,9 +303,8 @@ impl Switch {
             }
         };
         // The agent consulting them already: that call joins this one.
-        if let TransferTarget::Agent(b) = target
-            && let Some((consult, _, to)) = self.consult_of(agent, None)
-            && to == b
+        if let Some((consult, _, consulted)) = self.consult_of(agent, None)
+            && consulted == target
         {
             self.merge_consult(now, caller, consult);
             self.pump(now);
@@ -404,10 +397,17 @@ impl Switch {
                 to: to.clone(),
             },
         );
-        if let TransferTarget::Number(number) = &to
-            && !self.dial_outside(now, caller, number)
-        {
-            return self.transfer_failed(now, caller, Missed::Unreachable);
+        if let TransferTarget::Number(number) = &to {
+            let Some(leg) = self.dial_party(now, caller, number) else {
+                return self.transfer_failed(now, caller, Missed::Unreachable);
+            };
+            if let Some(t) = self
+                .calls
+                .get_mut(&caller)
+                .and_then(|c| c.transfer.as_mut())
+            {
+                t.leg = Some(leg);
+            }
         }
         // An agent target: the ACD rings them (`offer_to_agent`) or says
         // they cannot (`transfer_refused`).
@@ -431,7 +431,7 @@ impl Switch {
     pub fn transfer_refused(&mut self, now: Instant, caller: CallId, agent: AgentId) {
         self.last_now = Some(now);
         if self.is_ringing_consult(caller)
-            && matches!(self.calls[&caller].purpose, Purpose::Consult { to, .. } if to == agent)
+            && matches!(&self.calls[&caller].purpose, Purpose::Consult { to: TransferTarget::Agent(to), .. } if *to == agent)
         {
             // The consulted agent is busy or away.
             info!(%caller, %agent, "consult: the agent cannot take it");
@@ -510,6 +510,13 @@ impl Switch {
 
     /// The target agent answered: the caller talks with them now.
     pub(super) fn complete_transfer(&mut self, now: Instant, caller: CallId, leg: CallId) {
+        if matches!(
+            self.calls.get(&caller).map(|c| &c.purpose),
+            Some(Purpose::Consult { .. })
+        ) {
+            // Not a transfer: the outside number an agent consults.
+            return self.consult_outside_answered(now, caller, leg);
+        }
         if matches!(
             self.calls.get(&leg).map(|l| &l.purpose),
             Some(Purpose::Party { .. })

@@ -144,9 +144,10 @@ impl AcdHandle {
                 ..
             }
             | CallEventKind::ConferenceRequested { to: agent, .. }
-            | CallEventKind::ConsultStarted { to: agent, .. } => {
-                send(AcdIn::Transfer(call, *agent))
-            }
+            | CallEventKind::ConsultStarted {
+                to: TransferTarget::Agent(agent),
+                ..
+            } => send(AcdIn::Transfer(call, *agent)),
             // Whatever else: a caller still known to the ACD is gone.
             CallEventKind::Ended { .. } => {
                 send(AcdIn::Fact(at, Fact::Over { call }));

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tracing::{error, info, warn};
 
 use super::clock::WallClock;
-use crate::call::event::CallEvent;
+use crate::call::event::{CallEvent, TransferTarget};
 use crate::call::{PlaceCall, VisitOutcome};
 use crate::tickets::dispatch::AutoDispatch;
 use crate::tickets::group::{GroupComplaints, GroupRule};
@@ -77,7 +77,12 @@ pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
             actor = Actor::Agent(from.to_string());
             EventKind::ConsultStarted {
                 from: from.to_string(),
-                to: to.to_string(),
+                // An agent's extension as it always was; an outside
+                // number says so.
+                to: match to {
+                    TransferTarget::Agent(agent) => agent.to_string(),
+                    other => other.to_string(),
+                },
             }
         }
         K::ConferenceRequested { from, to } => {

@@ -338,6 +338,9 @@ pub fn calls(events: &[Event], local: LocalTime) -> Vec<CallRecord> {
                 };
                 format!("{who} ended the conversation after {}", seconds(*talked_ms))
             }
+            EventKind::ConsultStarted { from, to } if to.contains(' ') => {
+                format!("agent {from} called {to} to consult")
+            }
             EventKind::ConsultStarted { from, to } => {
                 format!("agent {from} called agent {to} to consult")
             }

@@ -34,6 +34,8 @@ impl Rng {
 
 const AGENTS: [u32; 3] = [2001, 2002, 2003];
 const SUPERVISOR: u32 = 2009;
+/// An outside number agents may transfer to and consult.
+const OUTSIDE: &str = "13800138000";
 
 /// What the ACD knows of an agent, from the switch's events alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +59,8 @@ struct Leg {
 #[derive(Clone)]
 struct Inbound {
     call_id: String,
-    /// A consult: from which agent to which.
-    consult: Option<(u32, u32)>,
+    /// A consult: from which agent to whom.
+    consult: Option<(u32, String)>,
     from_tag: String,
     to_tag: String,
     cseq: u32,
@@ -81,7 +83,7 @@ struct World {
     /// Call-ID and From tag.
     dialling: Vec<(String, String)>,
     /// Consults asked: Call-ID, from, to.
-    consulting: Vec<(String, u32, u32)>,
+    consulting: Vec<(String, u32, String)>,
     seen: usize,
     step: usize,
     seed: u64,
@@ -99,6 +101,11 @@ impl World {
         let mut sim = agent_sim();
         let mut cfg = sim.sw.cfg.clone();
         cfg.rtp_ports = (20000, 20100);
+        cfg.transfer_out = Some(TransferOut {
+            gateway: "127.0.0.1:5080".parse().unwrap(),
+            allowed: vec![crate::owners::phone::DialPattern::parse("+86138XXXXXXXX").unwrap()],
+            plan: crate::owners::phone::NumberPlan::default(),
+        });
         sim.sw = Switch::new(cfg);
         for agent in AGENTS.iter().chain([&SUPERVISOR]) {
             let user = agent.to_string();
@@ -259,7 +266,7 @@ impl World {
                 .consulting
                 .iter()
                 .find(|(c, _, _)| *c == call_id)
-                .map(|(_, from, to)| (*from, *to));
+                .map(|(_, from, to)| (*from, to.clone()));
             let cseq = if consult.is_some() { 12 } else { 1 };
             self.inbound.push(Inbound {
                 consult,
@@ -334,7 +341,10 @@ impl World {
                     ..
                 }
                 | CallEventKind::ConferenceRequested { to, .. }
-                | CallEventKind::ConsultStarted { to, .. } => self.asks.push((ev.call, to)),
+                | CallEventKind::ConsultStarted {
+                    to: TransferTarget::Agent(to),
+                    ..
+                } => self.asks.push((ev.call, to)),
                 CallEventKind::Ended { .. } => {
                     // Gone: whoever was reserved for it is free again.
                     for desk in self.desks.values_mut() {
@@ -445,18 +455,19 @@ impl World {
         let consult = self
             .inbound
             .iter()
-            .find(|d| d.consult.is_some_and(|(from, _)| from == user))
+            .find(|d| d.consult.as_ref().is_some_and(|(from, _)| *from == user))
             .cloned();
         if let Some(d) = consult.filter(|_| self.rng.below(2) == 0) {
-            let to = d.consult.expect("found").1;
+            let to = d.consult.clone().expect("found").1;
             let extra = format!(
                 "Refer-To: <sip:{to}@127.0.0.1:5060?Replaces={}%3Bto-tag%3D{}%3Bfrom-tag%3D{}>\r\nContact: <sip:phone@{CALLER}>\r\n",
                 d.call_id, d.to_tag, d.from_tag
             );
             return self.phone_sends(leg, "REFER", &extra);
         }
-        let to = match self.rng.below(4) {
+        let to = match self.rng.below(5) {
             0 => "q-repair".to_string(),
+            1 => OUTSIDE.to_string(),
             _ => AGENTS[self.rng.below(AGENTS.len())].to_string(),
         };
         let extra =
@@ -503,7 +514,11 @@ impl World {
     /// An agent's phone dials a colleague: a consult call.
     fn consult(&mut self) {
         let from = AGENTS[self.rng.below(AGENTS.len())];
-        let to = AGENTS[self.rng.below(AGENTS.len())];
+        // Another agent, or the duty engineer's mobile.
+        let to = match self.rng.below(4) {
+            0 => OUTSIDE.to_string(),
+            n => AGENTS[n - 1].to_string(),
+        };
         self.branch += 1;
         let call_id = format!("cons-{}", self.branch);
         let tag = format!("ag{}", self.branch);
@@ -548,7 +563,7 @@ impl World {
         );
         let b2 = self.branch();
         self.dialling.push((call_id.clone(), tag.clone()));
-        self.consulting.push((call_id.clone(), from, to));
+        self.consulting.push((call_id.clone(), from, to.clone()));
         self.sim.recv(&invite(Some(&auth), 12, &b2));
         self.answer_hotline();
     }
@@ -702,6 +717,10 @@ fn random_calls_with_transfers_consults_and_monitoring_leave_nothing_behind() {
             .count();
         for k in w.sim.kinds() {
             let name = match k {
+                CallEventKind::ConsultStarted {
+                    to: TransferTarget::Number(_),
+                    ..
+                } => "outside consult",
                 CallEventKind::ConsultStarted { .. } => "consult",
                 CallEventKind::ConferenceJoined { .. } => "three-way",
                 CallEventKind::MonitorStarted { .. } => "monitor",
