@@ -2108,6 +2108,53 @@ fn a_three_way_call_mixes_all_and_the_two_left_talk_on() {
     );
 }
 
+#[test]
+fn the_caller_leaving_a_three_way_call_ends_both_agents_conversations() {
+    let mut sim = agent_sim();
+    let (caller, _, invite) = caller_talking_with_2001(&mut sim);
+    assert_eq!(sim.sw.conference(sim.now, caller, "2002", None), Ok(()));
+    sim.drain();
+    sim.sw.offer_to_agent(sim.now, caller, AgentId(2002));
+    sim.drain();
+    let invite2 = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("INVITE sip:2002@"))
+        .expect("2002 rings");
+    let sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
+    sim.recv(&reply_to(&invite2, 200, "OK", &sdp));
+    sim.take_sent();
+    sim.events.clear();
+    let tag = sim.sw.calls[&caller].local_tag.clone();
+    sim.recv(&in_dialog("BYE", "cust-1", "z9hG4bK-b", 3, &tag));
+    let sent = sim.take_sent();
+    for invite in [&invite, &invite2] {
+        let call_id = invite.lines().find(|l| l.starts_with("Call-ID:")).unwrap();
+        assert!(
+            sent.iter()
+                .any(|m| m.starts_with("BYE ") && m.contains(call_id)),
+            "{call_id}: {sent:?}"
+        );
+    }
+    let ended: Vec<AgentId> = sim
+        .kinds()
+        .filter_map(|k| match k {
+            CallEventKind::ConversationEnded {
+                agent,
+                by_agent: false,
+                ..
+            } => Some(*agent),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended.len(), 2, "{ended:?}");
+    assert!(ended.contains(&AgentId(2001)) && ended.contains(&AgentId(2002)));
+    for bye in sent.iter().filter(|m| m.starts_with("BYE ")) {
+        sim.recv(&reply_to(bye, 200, "OK", ""));
+    }
+    assert_eq!(sim.sw.active_calls(), 0);
+}
+
 /// Caller and 2001 talking; 2001's phone has dialled 2002 (an internal
 /// consult, Call-ID `feat-12`), who answered: the caller, 2001's leg, the
 /// INVITE that rang 2001, the consult, 2002's leg and the consult's tag.
