@@ -10,7 +10,7 @@ use tracing::info;
 
 use super::event::{CallEventKind, Missed, TransferTarget};
 use super::outbound::LegError;
-use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch};
+use super::{AgentId, Call, CallId, MediaCommand, Output, Phase, Purpose, Switch};
 
 impl Switch {
     /// Rings `agent`'s registered phone for `caller`, offering the caller's
@@ -28,7 +28,7 @@ impl Switch {
         }
         // A transfer's target rings while the first agent may still be on
         // the line; any other offer is for a caller without an agent.
-        let transfer = match &c.transfer {
+        let transfer = match &c.side().transfer {
             Some(t) if t.leg.is_none() && t.to == TransferTarget::Agent(agent) => true,
             Some(_) => return,
             None => false,
@@ -71,7 +71,7 @@ impl Switch {
         self.emit(now, caller, CallEventKind::Offered { agent });
         info!(%caller, leg = %id, %agent, contact = %binding.contact, transfer, "ringing agent");
         let c = self.calls.get_mut(&caller).expect("checked");
-        match c.transfer.as_mut() {
+        match c.side_mut().and_then(|o| o.transfer.as_mut()) {
             // The caller keeps hearing hold music.
             Some(t) => t.leg = Some(id),
             None => {
@@ -85,7 +85,11 @@ impl Switch {
     /// The waiting caller hears ringback while an agent's phone rings,
     /// the hold prompt again when it stops without an answer.
     pub(super) fn set_ringing(&mut self, now: Instant, caller: CallId, ringing: bool) {
-        if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
+        if let Some(s) = self
+            .calls
+            .get_mut(&caller)
+            .and_then(|c| c.side_mut().and_then(|o| o.ivr.as_mut()))
+        {
             s.set_ringing(ringing);
             self.pump_ivr(now, caller);
         }
@@ -97,7 +101,7 @@ impl Switch {
         let Some(c) = self.calls.get_mut(&caller) else {
             return;
         };
-        let leg = match c.transfer.as_ref() {
+        let leg = match c.side().transfer.as_ref() {
             // The transfer's target rang out: its leg's end says so.
             Some(t) => t.leg,
             None => c.bridge.take(),
@@ -106,7 +110,7 @@ impl Switch {
             return;
         };
         let consult = matches!(c.purpose, Purpose::Consult { .. }) && c.phase == Phase::Ringing;
-        if c.transfer.is_none() {
+        if c.side().transfer.is_none() {
             self.set_ringing(now, caller, false);
         }
         if self
@@ -132,7 +136,11 @@ impl Switch {
         minutes: Option<u64>,
     ) {
         self.last_now = Some(now);
-        if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
+        if let Some(s) = self
+            .calls
+            .get_mut(&caller)
+            .and_then(|c| c.side_mut().and_then(|o| o.ivr.as_mut()))
+        {
             s.announce(now, position, minutes);
             self.pump_ivr(now, caller);
         }
@@ -143,7 +151,11 @@ impl Switch {
     /// and says goodbye.
     pub fn queue_left(&mut self, now: Instant, caller: CallId, no_agents: bool) {
         self.last_now = Some(now);
-        if let Some((since, queue)) = self.calls.get_mut(&caller).and_then(|c| c.queued.take()) {
+        if let Some((since, queue)) = self
+            .calls
+            .get_mut(&caller)
+            .and_then(|c| c.side_mut().and_then(|o| o.queued.take()))
+        {
             let waited = now.saturating_duration_since(since);
             let kind = CallEventKind::Overflowed {
                 queue,
@@ -152,16 +164,20 @@ impl Switch {
             };
             self.emit(now, caller, kind);
         }
-        if let Some(c) = self.calls.get_mut(&caller)
-            && std::mem::take(&mut c.notice_playing)
+        if let Some(o) = self.calls.get_mut(&caller).and_then(Call::side_mut)
+            && std::mem::take(&mut o.notice_playing)
         {
             // No agent will take the call: the notice gives way to why.
-            c.after_notice = None;
-            c.bridge_after_notice = None;
+            o.after_notice = None;
+            o.bridge_after_notice = None;
             self.out
                 .push_back(Output::Media(MediaCommand::Stop { call: caller }));
         }
-        if let Some(s) = self.calls.get_mut(&caller).and_then(|c| c.ivr.as_mut()) {
+        if let Some(s) = self
+            .calls
+            .get_mut(&caller)
+            .and_then(|c| c.side_mut().and_then(|o| o.ivr.as_mut()))
+        {
             s.handle_queue_left(now, no_agents);
             self.pump_ivr(now, caller);
         }
@@ -178,7 +194,7 @@ impl Switch {
         if self
             .calls
             .get(&caller)
-            .and_then(|c| c.transfer.as_ref())
+            .and_then(|c| c.side().transfer.as_ref())
             .is_some_and(|t| t.leg == Some(leg))
         {
             return self.complete_transfer(now, caller, leg);
@@ -200,11 +216,13 @@ impl Switch {
             return;
         }
         if let Some(c) = self.calls.get_mut(&caller)
-            && c.notice_playing
+            && c.side().notice_playing
         {
             // The caller first hears the recording notice out (seconds).
             info!(%caller, %leg, %agent, "agent answered: joined after the recording notice");
-            c.bridge_after_notice = Some(leg);
+            if let Some(o) = c.side_mut() {
+                o.bridge_after_notice = Some(leg);
+            }
             return;
         }
         let c = self.calls.get_mut(&caller).expect("checked");
@@ -213,15 +231,10 @@ impl Switch {
         c.generation += 1;
         // The menu waits (nothing reaches it while bridged): the survey
         // comes from it when the agent hangs up first.
-        let owner = c
-            .ivr
-            .as_ref()
-            .and_then(|s| s.owner())
-            .or(c.owner.as_ref())
-            .map(|o| o.id.clone());
+        let owner = c.side().owner_id();
         let waited = c
-            .queued
-            .take()
+            .side_mut()
+            .and_then(|o| o.queued.take())
             .map(|(since, _)| now.saturating_duration_since(since))
             .unwrap_or_default();
         c.talking_since = Some(now);
@@ -229,18 +242,20 @@ impl Switch {
         info!(%caller, %leg, %agent, "caller connected to agent");
         self.hand_over(now, caller, leg, agent, owner, waited);
         let c = self.calls.get_mut(&caller).expect("checked");
-        let site = c.ivr.as_ref().map(|s| s.site_id().to_string());
-        let queue = c.last_queue.clone();
+        let site = c.side().ivr.as_ref().map(|s| s.site_id().to_string());
+        let queue = c.side().last_queue.clone();
         // Recorded unless the site or queue says not; a caller back from a
         // transfer to a queue is being recorded already (the new agent's
         // side joins with the bridge).
-        if !c.recording
+        if !c.side().recording
             && self
                 .cfg
                 .recording
                 .records(site.as_deref(), queue.as_deref())
         {
-            c.recording = true;
+            if let Some(o) = c.side_mut() {
+                o.recording = true;
+            }
             let name = format!("{:08x}-{}-conv", self.cfg.seed & 0xffff_ffff, caller.0);
             let sip_call_id = c.sip_call_id.clone();
             self.out

@@ -26,7 +26,7 @@ impl Switch {
         if self
             .calls
             .get(&caller)
-            .is_some_and(|c| c.transfer.is_some())
+            .is_some_and(|c| c.side().transfer.is_some())
         {
             // The transfer keeps both sides apart; its end decides.
             return;
@@ -54,7 +54,7 @@ impl Switch {
         let lang = self
             .calls
             .get(&id)
-            .and_then(|c| c.ivr.as_ref())
+            .and_then(|c| c.side().ivr.as_ref())
             .map(|s| s.language().to_string())
             .unwrap_or_else(|| self.cfg.language.clone());
         self.out.push_back(Output::Media(MediaCommand::Play {

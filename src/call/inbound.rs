@@ -17,6 +17,96 @@ use crate::sip::message::{self, Request};
 use crate::sip::sdp;
 use crate::sip::transaction::{Peer, TxId};
 
+/// What only an owner's call has: who the owner is, the menu, the place
+/// in line, the recording of the conversation, and whoever else joins it
+/// (a transfer's target, a colleague, a supervisor). Other calls read it
+/// as empty ([`Call::side`]).
+#[derive(Debug)]
+pub(super) struct OwnerCall {
+    pub owner: Option<ivr::OwnerInfo>,
+    /// The answer waited once already for the owner lookup.
+    pub identify_waited: bool,
+    pub ivr: Option<ivr::Session>,
+    /// Voice messages left.
+    pub recordings: u32,
+    /// Waiting in this queue since then (from the hand-off to the ACD to
+    /// an agent's answer, the fallback or the caller leaving).
+    pub queued: Option<(Instant, String)>,
+    /// The queue the caller last waited in, at which priority.
+    pub last_queue: Option<String>,
+    pub priority: u8,
+    /// The conversation is being recorded.
+    pub recording: bool,
+    /// The recording notice: due before the next prompts; being said (not
+    /// cut short: what the menu asked to play meanwhile comes after it,
+    /// and an agent who answers meanwhile is joined after it).
+    pub notice_due: bool,
+    pub notice_playing: bool,
+    pub after_notice: Option<Vec<String>>,
+    pub bridge_after_notice: Option<CallId>,
+    /// The agent is handing the caller on.
+    pub transfer: Option<super::transfer::Transfer>,
+    /// Back with the first agent after a transfer failed, since then.
+    pub transfer_returned: Option<Instant>,
+    /// A supervisor's leg on this conversation.
+    pub monitor: Option<CallId>,
+    /// A second agent's leg in a three-way conversation, and since when.
+    pub party: Option<CallId>,
+    pub party_since: Option<Instant>,
+}
+
+impl OwnerCall {
+    /// The owner's id, as the menu identified them or the lookup found.
+    pub(super) fn owner_id(&self) -> Option<String> {
+        self.ivr
+            .as_ref()
+            .and_then(|s| s.owner())
+            .or(self.owner.as_ref())
+            .map(|o| o.id.clone())
+    }
+
+    pub(super) const EMPTY: OwnerCall = OwnerCall {
+        owner: None,
+        identify_waited: false,
+        ivr: None,
+        recordings: 0,
+        queued: None,
+        last_queue: None,
+        priority: 0,
+        recording: false,
+        notice_due: false,
+        notice_playing: false,
+        after_notice: None,
+        bridge_after_notice: None,
+        transfer: None,
+        transfer_returned: None,
+        monitor: None,
+        party: None,
+        party_since: None,
+    };
+}
+
+/// What other calls read as their owner's side: nothing.
+static NO_OWNER: OwnerCall = OwnerCall::EMPTY;
+
+impl Call {
+    /// The owner's side of this call (empty for any other call).
+    pub(super) fn side(&self) -> &OwnerCall {
+        match &self.purpose {
+            Purpose::Inbound(o) => o,
+            _ => &NO_OWNER,
+        }
+    }
+
+    /// The owner's side to change, when this is an owner's call.
+    pub(super) fn side_mut(&mut self) -> Option<&mut OwnerCall> {
+        match &mut self.purpose {
+            Purpose::Inbound(o) => Some(o),
+            _ => None,
+        }
+    }
+}
+
 impl Switch {
     /// A To tag of ours: the seed's low bits and a number.
     pub(super) fn tag_for(&self, n: u64) -> String {
@@ -143,7 +233,7 @@ impl Switch {
             purpose: match (consult.clone(), monitoring) {
                 (Some((from, to)), _) => Purpose::Consult { from, to },
                 (None, Some(m)) => Purpose::Monitor(m),
-                (None, None) => Purpose::Inbound,
+                (None, None) => Purpose::Inbound(Box::new(OwnerCall::EMPTY)),
             },
             phase: Phase::Ringing,
             peer,
@@ -171,28 +261,11 @@ impl Switch {
             called: called.clone(),
             number: number.clone(),
             identified: self.cfg.ivr.is_none() || staff,
-            identify_waited: false,
-            owner: None,
-            ivr: None,
-            recordings: 0,
             feature,
             out: None,
             bridge: None,
-            queued: None,
             talking_since: None,
-            recording: false,
-            last_queue: None,
-            notice_due: false,
-            notice_playing: false,
-            after_notice: None,
-            bridge_after_notice: None,
             unconfirmed: true,
-            priority: 0,
-            transfer: None,
-            transfer_returned: None,
-            monitor: None,
-            party: None,
-            party_since: None,
         };
         *self.unconfirmed.entry(peer.addr.ip()).or_default() += 1;
         self.unconfirmed_total += 1;
@@ -207,8 +280,11 @@ impl Switch {
         self.by_sip.insert(call.sip_call_id.clone(), id);
         self.by_tx.insert(tx, id);
         self.calls.insert(id, call);
-        if let Some(c) = monitors.and_then(|caller| self.calls.get_mut(&caller)) {
-            c.monitor = Some(id);
+        if let Some(o) = monitors
+            .and_then(|caller| self.calls.get_mut(&caller))
+            .and_then(Call::side_mut)
+        {
+            o.monitor = Some(id);
         }
         if self.next_age_check.is_none() {
             self.next_age_check = Some(now + self.age_check_interval());
@@ -393,7 +469,7 @@ impl Switch {
                 // The menu records its own steps (a PIN masked); the keys
                 // themselves are not kept or logged here.
                 debug!(call = %id, "key");
-                if let Some(s) = c.ivr.as_mut() {
+                if let Some(s) = c.side_mut().and_then(|o| o.ivr.as_mut()) {
                     s.handle_digit(now, digit);
                 }
                 return self.pump_ivr(now, id);
@@ -452,7 +528,9 @@ impl Switch {
                 owner: o.id.clone(),
                 by: IdentifiedBy::Number,
             };
-            c.owner = owner;
+            if let Some(o) = c.side_mut() {
+                o.owner = owner;
+            }
             self.emit(now, call, kind);
         }
         if answer {
@@ -472,7 +550,11 @@ impl Switch {
             };
             self.emit(now, call, kind);
         }
-        if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.ivr.as_mut()) {
+        if let Some(s) = self
+            .calls
+            .get_mut(&call)
+            .and_then(|c| c.side_mut().and_then(|o| o.ivr.as_mut()))
+        {
             s.handle_reply(now, reply);
             self.pump_ivr(now, call);
         }
@@ -486,23 +568,26 @@ impl Switch {
             let Some(c) = self.calls.get_mut(&id) else {
                 return;
             };
-            let Some(action) = c.ivr.as_mut().and_then(ivr::Session::poll_action) else {
+            let sip_call_id = c.sip_call_id.clone();
+            let Some(o) = c.side_mut() else {
                 break;
             };
-            let sip_call_id = c.sip_call_id.clone();
+            let Some(action) = o.ivr.as_mut().and_then(ivr::Session::poll_action) else {
+                break;
+            };
             let out = match action {
                 ivr::Action::Play(prompts) => {
-                    if c.notice_playing {
+                    if o.notice_playing {
                         // After the notice (ringback, the hold prompt ...).
-                        c.after_notice = Some(prompts);
+                        o.after_notice = Some(prompts);
                         continue;
                     }
                     let prompts = match &self.cfg.recording.notice {
-                        Some(notice) if std::mem::take(&mut c.notice_due) => {
+                        Some(notice) if std::mem::take(&mut o.notice_due) => {
                             // The notice alone first, whole; then these.
-                            let lang = c.ivr.as_ref().map(|s| s.language()).unwrap_or("zh");
-                            c.notice_playing = true;
-                            c.after_notice = Some(prompts);
+                            let lang = o.ivr.as_ref().map(|s| s.language()).unwrap_or("zh");
+                            o.notice_playing = true;
+                            o.after_notice = Some(prompts);
                             vec![format!("{notice}_{lang}")]
                         }
                         _ => prompts,
@@ -510,13 +595,13 @@ impl Switch {
                     info!(call = %id, prompts = %prompts.join(" "), "playing");
                     Output::Media(MediaCommand::Play { call: id, prompts })
                 }
-                ivr::Action::StopPlayback if c.notice_playing => {
-                    c.after_notice = None;
+                ivr::Action::StopPlayback if o.notice_playing => {
+                    o.after_notice = None;
                     continue;
                 }
                 ivr::Action::StopPlayback => Output::Media(MediaCommand::Stop { call: id }),
                 ivr::Action::Record { max, silence } => {
-                    c.recordings += 1;
+                    o.recordings += 1;
                     // Named by the hotline alone (this process's seed, the
                     // call, the recording's number), never by anything the
                     // caller sent; the writer never replaces a file.
@@ -524,7 +609,7 @@ impl Switch {
                         "{:08x}-{}-{}",
                         self.cfg.seed & 0xffff_ffff,
                         id.0,
-                        c.recordings
+                        o.recordings
                     );
                     Output::Media(MediaCommand::Record {
                         call: id,
@@ -571,14 +656,14 @@ impl Switch {
                         Some(p) => (p.name.to_string(), p.priority),
                         None => (queue, priority),
                     };
-                    c.queued = Some((now, queue.clone()));
+                    o.queued = Some((now, queue.clone()));
                     // Told once, before the first agent answers.
-                    if c.last_queue.is_none() {
-                        let site = c.ivr.as_ref().map(|s| s.site_id());
-                        c.notice_due = self.cfg.recording.records(site, Some(&queue));
+                    if o.last_queue.is_none() {
+                        let site = o.ivr.as_ref().map(|s| s.site_id());
+                        o.notice_due = self.cfg.recording.records(site, Some(&queue));
+                        o.last_queue = Some(queue.clone());
+                        o.priority = priority;
                     }
-                    c.last_queue = Some(queue.clone());
-                    c.priority = priority;
                     let kind = CallEventKind::Queued {
                         queue,
                         priority,
@@ -603,15 +688,15 @@ impl Switch {
                     self.send_bye(now, id);
                     continue;
                 }
-                ivr::Action::LeaveQueue if c.notice_playing => {
+                ivr::Action::LeaveQueue if o.notice_playing => {
                     // No conversation to record after all: the notice
                     // gives way to what the menu says next.
-                    c.notice_playing = false;
-                    c.after_notice = None;
+                    o.notice_playing = false;
+                    o.after_notice = None;
                     self.out
                         .push_back(Output::Media(MediaCommand::Stop { call: id }));
                     let c = self.calls.get_mut(&id).expect("live call");
-                    if let Some((since, queue)) = c.queued.take() {
+                    if let Some((since, queue)) = c.side_mut().and_then(|o| o.queued.take()) {
                         let kind = CallEventKind::Abandoned {
                             queue,
                             waited: now.saturating_duration_since(since),
@@ -622,7 +707,7 @@ impl Switch {
                     continue;
                 }
                 ivr::Action::LeaveQueue => {
-                    if let Some((since, queue)) = c.queued.take() {
+                    if let Some((since, queue)) = c.side_mut().and_then(|o| o.queued.take()) {
                         let kind = CallEventKind::Abandoned {
                             queue,
                             waited: now.saturating_duration_since(since),
@@ -638,7 +723,7 @@ impl Switch {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
-        let due = c.ivr.as_ref().and_then(ivr::Session::poll_timeout);
+        let due = c.side().ivr.as_ref().and_then(ivr::Session::poll_timeout);
         if c.phase == Phase::Ivr && due != c.timer.map(|(at, _)| at) {
             c.generation += 1;
             c.timer = due.map(|at| (at, Timer::Ivr));

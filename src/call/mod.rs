@@ -432,8 +432,9 @@ enum Timer {
 /// Why a call exists.
 #[derive(Debug)]
 enum Purpose {
-    /// An owner called the hotline.
-    Inbound,
+    /// An owner called the hotline (or an agent's phone a feature code):
+    /// the owner's side of the conversation.
+    Inbound(Box<inbound::OwnerCall>),
     /// The hotline calls an owner back about a resolved work order.
     ReturnVisit(outbound::Visit),
     /// The hotline rings an agent's phone for a waiting caller.
@@ -489,47 +490,16 @@ struct Call {
     number: String,
     /// The owner lookup came back (always true without a menu).
     identified: bool,
-    /// The answer waited once already for the lookup.
-    identify_waited: bool,
-    owner: Option<ivr::OwnerInfo>,
-    ivr: Option<ivr::Session>,
-    recordings: u32,
     /// An agent's feature-code call: the confirmation prompt to play.
     feature: Option<&'static str>,
     /// A call the hotline placed: its INVITE's state.
     out: Option<outbound::OutLeg>,
     /// A caller's leg to an agent (ringing or bridged).
     bridge: Option<CallId>,
-    /// Waiting in this queue since then (from the hand-off to the ACD to
-    /// an agent's answer, the fallback or the caller leaving).
-    queued: Option<(Instant, String)>,
     /// Talking with an agent since then.
     talking_since: Option<Instant>,
-    /// The conversation is being recorded.
-    recording: bool,
-    /// The queue the caller last waited in.
-    last_queue: Option<String>,
-    /// Say that the conversation may be recorded before the next prompts.
-    notice_due: bool,
-    /// The recording notice is being said: it is not cut short. What the
-    /// menu asked to play meanwhile comes after it, and an agent who
-    /// answers meanwhile is joined after it.
-    notice_playing: bool,
-    after_notice: Option<Vec<String>>,
-    bridge_after_notice: Option<CallId>,
     /// Inbound, not yet ACKed: counted against the admission caps.
     unconfirmed: bool,
-    /// The priority the caller last queued at.
-    priority: u8,
-    /// The agent is handing the caller on.
-    transfer: Option<transfer::Transfer>,
-    /// Back with the first agent after a transfer failed, since then.
-    transfer_returned: Option<Instant>,
-    /// A supervisor's leg on this conversation.
-    monitor: Option<CallId>,
-    /// A second agent's leg in a three-way conversation, and since when.
-    party: Option<CallId>,
-    party_since: Option<Instant>,
 }
 
 pub struct Switch {
@@ -843,19 +813,25 @@ impl Switch {
             }
             MediaEvent::Digit(d) => self.handle_digit(now, call, d),
             MediaEvent::RecordingFinished { file, duration } => {
-                if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.ivr.as_mut()) {
+                if let Some(s) = self
+                    .calls
+                    .get_mut(&call)
+                    .and_then(|c| c.side_mut().and_then(|o| o.ivr.as_mut()))
+                {
                     s.handle_recording_finished(now, file, duration);
                     self.pump_ivr(now, call);
                 }
             }
-            MediaEvent::PromptFinished if self.calls[&call].notice_playing => {
+            MediaEvent::PromptFinished if self.calls[&call].side().notice_playing => {
                 // The recording notice is over: the agent who answered
                 // meanwhile joins, or what the menu asked to play goes on.
                 info!(%call, "recording notice played");
-                let c = self.calls.get_mut(&call).expect("checked");
-                c.notice_playing = false;
-                let then = c.after_notice.take();
-                if let Some(leg) = c.bridge_after_notice.take() {
+                let Some(o) = self.calls.get_mut(&call).and_then(Call::side_mut) else {
+                    return;
+                };
+                o.notice_playing = false;
+                let then = o.after_notice.take();
+                if let Some(leg) = o.bridge_after_notice.take() {
                     self.bridge(now, leg);
                 } else if let Some(prompts) = then {
                     info!(%call, prompts = %prompts.join(" "), "playing");
@@ -867,7 +843,11 @@ impl Switch {
                 let phase = self.calls[&call].phase;
                 match phase {
                     Phase::Ivr => {
-                        if let Some(s) = self.calls.get_mut(&call).and_then(|c| c.ivr.as_mut()) {
+                        if let Some(s) = self
+                            .calls
+                            .get_mut(&call)
+                            .and_then(|c| c.side_mut().and_then(|o| o.ivr.as_mut()))
+                        {
                             s.handle_prompt_finished(now);
                         }
                         self.pump_ivr(now, call);
@@ -913,10 +893,12 @@ impl Switch {
             match timer {
                 Timer::Answer => {
                     c.answer_due = true;
-                    if !c.identified && !c.identify_waited {
+                    if !c.identified && !c.side().identify_waited {
                         // The owner lookup is late: wait once more, then
                         // answer as an unknown caller rather than ring on.
-                        c.identify_waited = true;
+                        if let Some(o) = c.side_mut() {
+                            o.identify_waited = true;
+                        }
                         self.arm(now, call, Timer::Answer);
                         continue;
                     }
@@ -926,7 +908,7 @@ impl Switch {
                     }
                 }
                 Timer::Ivr => {
-                    if let Some(s) = c.ivr.as_mut() {
+                    if let Some(s) = c.side_mut().and_then(|o| o.ivr.as_mut()) {
                         s.handle_timeout(now);
                     }
                     self.pump_ivr(now, call);
@@ -994,10 +976,13 @@ impl Switch {
                     match self.cfg.ivr.clone() {
                         Some(graph) => {
                             let c = self.calls.get_mut(&call).expect("live call");
-                            let mut session = ivr::Session::new(graph, &c.called, c.owner.clone());
+                            let mut session =
+                                ivr::Session::new(graph, &c.called, c.side().owner.clone());
                             session.set_queue_waits(self.cfg.agents.is_some());
                             session.start(now);
-                            c.ivr = Some(session);
+                            if let Some(o) = c.side_mut() {
+                                o.ivr = Some(session);
+                            }
                             c.phase = Phase::Ivr;
                             self.pump_ivr(now, call);
                         }
@@ -1184,7 +1169,7 @@ impl Switch {
         by: &str,
     ) -> bool {
         self.last_now = Some(now);
-        if !self.calls.get(&caller).is_some_and(|c| c.recording) {
+        if !self.calls.get(&caller).is_some_and(|c| c.side().recording) {
             return false;
         }
         self.out

@@ -16,7 +16,7 @@ use tracing::info;
 
 use super::event::{CallEventKind, MonitorMode};
 use super::outbound::LegError;
-use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch, Timer};
+use super::{AgentId, Call, CallId, MediaCommand, Output, Phase, Purpose, Switch, Timer};
 use crate::media::mixer::{Audience, Role};
 use crate::sip::message::Request;
 use crate::sip::transaction::{Peer, TxId};
@@ -87,7 +87,7 @@ impl Switch {
             self.respond_with(now, tx, &core, 404, "Not Found", Some(&tag), &[], b"");
             return None;
         };
-        if self.calls[&caller].monitor.is_some() {
+        if self.calls[&caller].side().monitor.is_some() {
             self.respond_with(now, tx, &core, 486, "Busy Here", Some(&tag), &[], b"");
             return None;
         }
@@ -115,11 +115,11 @@ impl Switch {
         self.last_now = Some(now);
         self.agent_on_leg(caller).ok_or(MonitorError::NotOnCall)?;
         let c = &self.calls[&caller];
-        if !matches!(c.purpose, Purpose::Inbound) {
+        if !matches!(c.purpose, Purpose::Inbound(_)) {
             // Owners' conversations only, not agents consulting each other.
             return Err(MonitorError::NotOnCall);
         }
-        if let Some(leg) = c.monitor {
+        if let Some(leg) = c.side().monitor {
             let Some(Purpose::Monitor(m)) = self.calls.get_mut(&leg).map(|l| &mut l.purpose) else {
                 return Err(MonitorError::Taken);
             };
@@ -159,7 +159,9 @@ impl Switch {
                 LegError::Undialable => MonitorError::NoPhone,
             })?;
         self.arm(now, id, Timer::RingTimeout);
-        self.calls.get_mut(&caller).expect("checked").monitor = Some(id);
+        if let Some(o) = self.calls.get_mut(&caller).expect("checked").side_mut() {
+            o.monitor = Some(id);
+        }
         info!(%caller, leg = %id, %phone, supervisor = by, mode = mode.as_str(), "ringing supervisor");
         self.pump(now);
         Ok(())
@@ -189,7 +191,7 @@ impl Switch {
         let (caller, mode, supervisor) = (m.caller, m.mode, m.supervisor.clone());
         let agent_leg = self
             .agent_on_leg(caller)
-            .filter(|_| self.calls[&caller].monitor == Some(leg));
+            .filter(|_| self.calls[&caller].side().monitor == Some(leg));
         let Some(agent_leg) = agent_leg else {
             // The conversation ended as the supervisor answered.
             return self.send_bye(now, leg);
@@ -212,10 +214,10 @@ impl Switch {
     /// The supervisor's leg is over: the two talk on, relayed again.
     pub(super) fn monitor_left(&mut self, now: Instant, leg: CallId, m: &Monitor) {
         let caller = m.caller;
-        if let Some(c) = self.calls.get_mut(&caller)
-            && c.monitor == Some(leg)
+        if let Some(o) = self.calls.get_mut(&caller).and_then(Call::side_mut)
+            && o.monitor == Some(leg)
         {
-            c.monitor = None;
+            o.monitor = None;
         }
         if !m.joined {
             return;
@@ -245,7 +247,7 @@ impl Switch {
     /// Ends the supervisor's leg of `caller`'s conversation, if any (the
     /// conversation is over or changes hands).
     pub(super) fn end_monitor(&mut self, now: Instant, caller: CallId) {
-        let Some(leg) = self.calls.get(&caller).and_then(|c| c.monitor) else {
+        let Some(leg) = self.calls.get(&caller).and_then(|c| c.side().monitor) else {
             return;
         };
         match self.calls.get(&leg).map(|l| l.phase) {

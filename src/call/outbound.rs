@@ -609,14 +609,7 @@ impl Switch {
         let call = Call {
             sip_call_id: d.sip_call_id.clone(),
             purpose: d.purpose,
-            queued: None,
             talking_since: None,
-            recording: false,
-            last_queue: None,
-            notice_due: false,
-            notice_playing: false,
-            after_notice: None,
-            bridge_after_notice: None,
             out: Some(OutLeg {
                 request_uri: d.request_uri.clone(),
                 invite_branch: branch,
@@ -650,19 +643,9 @@ impl Switch {
             called: d.number.clone(),
             number: d.number,
             identified: true,
-            identify_waited: false,
-            owner: None,
-            ivr: None,
-            recordings: 0,
             feature: None,
             bridge: d.bridge,
             unconfirmed: false,
-            priority: 0,
-            transfer: None,
-            transfer_returned: None,
-            monitor: None,
-            party: None,
-            party_since: None,
         };
         self.by_sip.insert(d.sip_call_id, d.id);
         self.by_tx.insert(tx, d.id);

@@ -66,7 +66,7 @@ impl Switch {
         };
         let now = self.last_now.unwrap_or(c.started);
         // A supervisor on the call leaves with it.
-        if let Some(leg) = c.monitor.take()
+        if let Some(leg) = c.side_mut().and_then(|o| o.monitor.take())
             && let Some(l) = self.calls.get(&leg)
         {
             let phase = l.phase;
@@ -88,12 +88,13 @@ impl Switch {
             self.monitor_left(now, id, m);
         }
         // A second agent of a three-way call goes with the caller too.
-        if let Some(leg) = c.party.take()
+        if let Some(leg) = c.side_mut().and_then(|o| o.party.take())
             && let Some(phase) = self.calls.get(&leg).map(|l| l.phase)
         {
             if let Some(Purpose::AgentLeg { agent, .. }) = self.calls.get(&leg).map(|l| &l.purpose)
             {
                 let talked = c
+                    .side()
                     .party_since
                     .map(|since| now.saturating_duration_since(since))
                     .unwrap_or_default();
@@ -109,7 +110,10 @@ impl Switch {
             }
         }
         // The ringing target of a transfer goes with the caller too.
-        if let Some(leg) = c.transfer.take().and_then(|t| t.leg)
+        if let Some(leg) = c
+            .side_mut()
+            .and_then(|o| o.transfer.take())
+            .and_then(|t| t.leg)
             && let Some(phase) = self.calls.get(&leg).map(|l| l.phase)
         {
             match phase {
@@ -134,7 +138,7 @@ impl Switch {
             let transferring = self
                 .calls
                 .get(&caller)
-                .and_then(|cl| cl.transfer.as_ref())
+                .and_then(|cl| cl.side().transfer.as_ref())
                 .is_some_and(|t| t.leg == Some(id));
             if transferring {
                 let why = Missed::from_end(reason);
@@ -167,7 +171,7 @@ impl Switch {
                 };
                 self.emit_for(now, id, &c.sip_call_id, kind);
             }
-            if c.recording {
+            if c.side().recording {
                 self.out
                     .push_back(Output::Media(MediaCommand::StopConversation { caller: id }));
             }
@@ -177,7 +181,7 @@ impl Switch {
                 _ => self.send_bye_now(leg),
             }
         }
-        if let Some((since, queue)) = c.queued.take() {
+        if let Some((since, queue)) = c.side_mut().and_then(|o| o.queued.take()) {
             let why = match reason {
                 EndReason::CallerHungUp | EndReason::Cancelled | EndReason::RtpTimeout => {
                     Abandon::HungUp
@@ -196,10 +200,10 @@ impl Switch {
             let transfer = self
                 .calls
                 .get(&caller)
-                .and_then(|cl| cl.transfer.as_ref())
+                .and_then(|cl| cl.side().transfer.as_ref())
                 .map(|t| (t.from_leg, t.leg));
             let in_conference = self.calls.get(&caller).is_some_and(|cl| {
-                cl.party.is_some() && (cl.party == Some(id) || cl.bridge == Some(id))
+                cl.side().party.is_some() && (cl.side().party == Some(id) || cl.bridge == Some(id))
             });
             if in_conference {
                 self.conference_left(now, caller, id, agent);
@@ -233,7 +237,7 @@ impl Switch {
                 } else if cl.talking_since.is_none() {
                     // Not answered: back to the hold prompt.
                     let why = Missed::from_end(reason);
-                    if let Some(s) = cl.ivr.as_mut() {
+                    if let Some(s) = cl.side_mut().and_then(|o| o.ivr.as_mut()) {
                         s.set_ringing(false);
                     }
                     self.emit_for(
@@ -244,6 +248,7 @@ impl Switch {
                     );
                     self.pump_ivr(now, caller);
                 } else if cl
+                    .side()
                     .transfer_returned
                     .is_some_and(|at| now.saturating_duration_since(at) < transfer::GRACE)
                 {
@@ -251,7 +256,7 @@ impl Switch {
                     // does) gave up on the transfer, not on the caller: the
                     // caller goes to the head of the queue.
                     self.first_agent_left(now, caller, agent);
-                    let queue = self.calls[&caller].last_queue.clone();
+                    let queue = self.calls[&caller].side().last_queue.clone();
                     match queue {
                         Some(queue) => self.requeue(now, caller, queue, true),
                         None => self.send_bye_now(caller),
@@ -268,17 +273,20 @@ impl Switch {
                         .take()
                         .map(|since| now.saturating_duration_since(since))
                         .unwrap_or_default();
-                    if std::mem::take(&mut cl.recording) {
+                    let side = cl.side_mut();
+                    if side.as_ref().is_some_and(|o| o.recording) {
                         self.out
                             .push_back(Output::Media(MediaCommand::StopConversation { caller }));
                     }
-                    let surveyed = match cl.ivr.as_mut() {
-                        Some(s) => {
-                            cl.phase = Phase::Ivr;
-                            s.continue_at(now, "survey")
-                        }
-                        None => false,
-                    };
+                    // With a menu: back to it (for the survey, if it has one).
+                    let survey = side.and_then(|o| {
+                        o.recording = false;
+                        o.ivr.as_mut().map(|s| s.continue_at(now, "survey"))
+                    });
+                    if survey.is_some() {
+                        cl.phase = Phase::Ivr;
+                    }
+                    let surveyed = survey == Some(true);
                     self.emit_for(
                         now,
                         caller,
@@ -297,7 +305,7 @@ impl Switch {
                 }
             }
         }
-        if let Some(mut s) = c.ivr.take() {
+        if let Some(mut s) = c.side_mut().and_then(|o| o.ivr.take()) {
             s.handle_hangup();
             while let Some(a) = s.poll_action() {
                 if let ivr::Action::Step { node, detail } = a {

@@ -1975,7 +1975,7 @@ fn a_supervisor_whispers_then_barges_and_the_two_are_relayed_again_after() {
     sim.media.clear();
     let sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
     sim.recv(&reply_to(&invite, 200, "OK", &sdp));
-    let sv = sim.sw.calls[&caller].monitor.unwrap();
+    let sv = sim.sw.calls[&caller].side().monitor.unwrap();
     let mixed: Vec<_> = sim
         .media
         .iter()
@@ -2036,7 +2036,7 @@ fn a_supervisor_whispers_then_barges_and_the_two_are_relayed_again_after() {
         sim.kinds()
             .any(|k| matches!(k, CallEventKind::MonitorEnded { .. }))
     );
-    assert_eq!(sim.sw.calls[&caller].monitor, None);
+    assert_eq!(sim.sw.calls[&caller].side().monitor, None);
     assert_eq!(sim.sw.agent_on(caller), Some(AgentId(2001)));
 }
 
@@ -2064,7 +2064,7 @@ fn a_three_way_call_mixes_all_and_the_two_left_talk_on() {
         .expect("2002 rings");
     let sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
     sim.recv(&reply_to(&invite2, 200, "OK", &sdp));
-    let leg2 = sim.sw.calls[&caller].party.expect("2002 is in");
+    let leg2 = sim.sw.calls[&caller].side().party.expect("2002 is in");
     let mixed: Vec<CallId> = sim
         .media
         .iter()
@@ -2095,7 +2095,7 @@ fn a_three_way_call_mixes_all_and_the_two_left_talk_on() {
         CallEventKind::ConversationEnded { agent, by_agent: true, .. } if *agent == AgentId(2001)))
     );
     assert_eq!(sim.sw.agent_on(caller), Some(AgentId(2002)));
-    assert_eq!(sim.sw.calls[&caller].party, None);
+    assert_eq!(sim.sw.calls[&caller].side().party, None);
     // The caller hangs up: 2002's leg goes too.
     let tag = sim.sw.calls[&caller].local_tag.clone();
     sim.recv(&in_dialog("BYE", "cust-1", "z9hG4bK-b", 3, &tag));
@@ -2497,7 +2497,7 @@ fn an_agent_brings_the_colleague_they_consult_into_the_call() {
     assert!(sim.kinds().any(
         |k| matches!(k, CallEventKind::ConferenceJoined { agent } if *agent == AgentId(2002))
     ));
-    assert_eq!(sim.sw.calls[&caller].party, Some(leg2));
+    assert_eq!(sim.sw.calls[&caller].side().party, Some(leg2));
     // The consult call no longer holds 2002's leg.
     assert_eq!(sim.sw.calls[&consult].bridge, None);
 }
@@ -2512,7 +2512,11 @@ fn keys_during_a_consult_bring_the_colleague_in_or_hand_the_caller_over() {
     for key in ['1', '*', '9', '3'] {
         sim.media_event(consult, MediaEvent::Digit(key));
     }
-    assert_eq!(sim.sw.calls[&caller].party, None, "*9 then 3 is no code");
+    assert_eq!(
+        sim.sw.calls[&caller].side().party,
+        None,
+        "*9 then 3 is no code"
+    );
     for key in ['*', '3'] {
         sim.media_event(consult, MediaEvent::Digit(key));
     }
@@ -2534,7 +2538,7 @@ fn keys_during_a_consult_bring_the_colleague_in_or_hand_the_caller_over() {
             (leg2, Role::Agent)
         ]
     );
-    assert_eq!(sim.sw.calls[&caller].party, Some(leg2));
+    assert_eq!(sim.sw.calls[&caller].side().party, Some(leg2));
 
     // *4 (as SIP INFO from a phone that sends keys so): attended transfer.
     let mut sim = agent_sim();

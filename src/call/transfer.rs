@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tracing::info;
 
 use super::event::{CallEventKind, Missed, TransferTarget};
-use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch};
+use super::{AgentId, Call, CallId, MediaCommand, Output, Phase, Purpose, Switch};
 use crate::sip::message::{CoreHeaders, Request};
 use crate::sip::transaction::TxId;
 
@@ -182,12 +182,12 @@ impl Switch {
     /// no transfer is under way.
     fn transferable(&self, caller: CallId) -> Result<(CallId, AgentId), TransferError> {
         let c = self.calls.get(&caller).ok_or(TransferError::NotOnCall)?;
-        if !matches!(c.purpose, Purpose::Inbound) {
+        if !matches!(c.purpose, Purpose::Inbound(_)) {
             // Only an owner's call is handed on (not a consult between
             // two agents, which either may simply hang up).
             return Err(TransferError::NotAllowed);
         }
-        if c.transfer.is_some() || c.party.is_some() {
+        if c.side().transfer.is_some() || c.side().party.is_some() {
             return Err(TransferError::InProgress);
         }
         let leg = self.bridged_to(caller).ok_or(TransferError::NotOnCall)?;
@@ -292,7 +292,11 @@ impl Switch {
     ) -> Result<(), TransferError> {
         self.last_now = Some(now);
         self.check_asker(caller, by)?;
-        if self.calls.get(&caller).is_some_and(|c| c.party.is_some()) {
+        if self
+            .calls
+            .get(&caller)
+            .is_some_and(|c| c.side().party.is_some())
+        {
             return Err(TransferError::InProgress);
         }
         let (_, agent) = self.transferable(caller)?;
@@ -328,7 +332,7 @@ impl Switch {
     pub(super) fn owner_call_of(&self, agent: AgentId) -> Option<CallId> {
         self.calls
             .iter()
-            .filter(|(_, c)| matches!(c.purpose, Purpose::Inbound))
+            .filter(|(_, c)| matches!(c.purpose, Purpose::Inbound(_)))
             .map(|(id, _)| *id)
             .find(|id| self.agent_on(*id) == Some(agent))
     }
@@ -358,14 +362,16 @@ impl Switch {
                 return;
             };
             info!(%caller, %from, %agent, "conference asked");
-            self.calls.get_mut(&caller).expect("checked").transfer = Some(Transfer {
-                kind,
-                from,
-                from_leg: leg,
-                to,
-                refer: None,
-                leg: None,
-            });
+            if let Some(o) = self.calls.get_mut(&caller).expect("checked").side_mut() {
+                o.transfer = Some(Transfer {
+                    kind,
+                    from,
+                    from_leg: leg,
+                    to,
+                    refer: None,
+                    leg: None,
+                });
+            }
             // The ACD rings them as for a transfer.
             let kind = CallEventKind::ConferenceRequested { from, to: agent };
             return self.emit(now, caller, kind);
@@ -381,14 +387,16 @@ impl Switch {
         self.out
             .push_back(Output::Media(MediaCommand::Stop { call: caller }));
         self.play_hold(caller);
-        self.calls.get_mut(&caller).expect("checked").transfer = Some(Transfer {
-            kind,
-            from,
-            from_leg: leg,
-            to: to.clone(),
-            refer,
-            leg: None,
-        });
+        if let Some(o) = self.calls.get_mut(&caller).expect("checked").side_mut() {
+            o.transfer = Some(Transfer {
+                kind,
+                from,
+                from_leg: leg,
+                to: to.clone(),
+                refer,
+                leg: None,
+            });
+        }
         self.emit(
             now,
             caller,
@@ -404,7 +412,7 @@ impl Switch {
             if let Some(t) = self
                 .calls
                 .get_mut(&caller)
-                .and_then(|c| c.transfer.as_mut())
+                .and_then(|c| c.side_mut().and_then(|o| o.transfer.as_mut()))
             {
                 t.leg = Some(leg);
             }
@@ -414,7 +422,10 @@ impl Switch {
         if let TransferTarget::Queue(queue) = to {
             self.release_first_agent(now, caller);
             let c = self.calls.get_mut(&caller).expect("checked");
-            let t = c.transfer.take().expect("set above");
+            let t = c
+                .side_mut()
+                .and_then(|o| o.transfer.take())
+                .expect("set above");
             self.emit(
                 now,
                 caller,
@@ -443,7 +454,7 @@ impl Switch {
         let waiting = self
             .calls
             .get(&caller)
-            .and_then(|c| c.transfer.as_ref())
+            .and_then(|c| c.side().transfer.as_ref())
             .is_some_and(|t| t.leg.is_none() && t.to == TransferTarget::Agent(agent));
         if waiting {
             self.transfer_failed(now, caller, Missed::Refused(486));
@@ -454,7 +465,11 @@ impl Switch {
     /// The target did not take the call: back to the first agent if they
     /// are still on the line, else to the head of the queue.
     pub(super) fn transfer_failed(&mut self, now: Instant, caller: CallId, why: Missed) {
-        let Some(t) = self.calls.get_mut(&caller).and_then(|c| c.transfer.take()) else {
+        let Some(t) = self
+            .calls
+            .get_mut(&caller)
+            .and_then(|c| c.side_mut().and_then(|o| o.transfer.take()))
+        else {
             return;
         };
         if t.kind == Kind::Conference {
@@ -484,10 +499,9 @@ impl Switch {
             self.notify_refer(now, t.from_leg, cseq, code, reason, true);
         }
         if first_here {
-            self.calls
-                .get_mut(&caller)
-                .expect("checked")
-                .transfer_returned = Some(now);
+            if let Some(o) = self.calls.get_mut(&caller).and_then(Call::side_mut) {
+                o.transfer_returned = Some(now);
+            }
             // Talking again, unless a side holds.
             let (caller_holds, agent_holds) =
                 (self.calls[&caller].on_hold, self.calls[&t.from_leg].on_hold);
@@ -501,7 +515,7 @@ impl Switch {
             }
             return;
         }
-        let queue = self.calls[&caller].last_queue.clone();
+        let queue = self.calls[&caller].side().last_queue.clone();
         match queue {
             Some(queue) => self.requeue(now, caller, queue, true),
             None => self.send_bye(now, caller),
@@ -530,25 +544,20 @@ impl Switch {
         if self
             .calls
             .get(&caller)
-            .and_then(|c| c.transfer.as_ref())
+            .and_then(|c| c.side().transfer.as_ref())
             .is_some_and(|t| t.kind == Kind::Conference)
         {
             return self.conference_joined(now, caller, leg, agent);
         }
         self.release_first_agent(now, caller);
         let c = self.calls.get_mut(&caller).expect("live caller");
-        let Some(t) = c.transfer.take() else {
+        let Some(t) = c.side_mut().and_then(|o| o.transfer.take()) else {
             return;
         };
         c.bridge = Some(leg);
         c.phase = Phase::Bridged;
         c.talking_since = Some(now);
-        let owner = c
-            .ivr
-            .as_ref()
-            .and_then(|s| s.owner())
-            .or(c.owner.as_ref())
-            .map(|o| o.id.clone());
+        let owner = c.side().owner_id();
         self.set_phase(leg, Phase::Bridged);
         info!(%caller, %leg, from = %t.from, %agent, "call transferred");
         self.emit(
@@ -594,14 +603,17 @@ impl Switch {
         let here = self
             .calls
             .get(&caller)
-            .and_then(|c| c.transfer.as_ref())
+            .and_then(|c| c.side().transfer.as_ref())
             .is_some_and(|t| t.leg == Some(leg));
         if !here {
             return self.send_bye(now, leg);
         }
         self.release_first_agent(now, caller);
         let c = self.calls.get_mut(&caller).expect("checked");
-        let t = c.transfer.take().expect("checked");
+        let t = c
+            .side_mut()
+            .and_then(|o| o.transfer.take())
+            .expect("checked");
         c.bridge = Some(leg);
         c.phase = Phase::Bridged;
         self.set_phase(leg, Phase::Bridged);
@@ -623,7 +635,7 @@ impl Switch {
     /// is hung up (their wrap-up starts).
     fn release_first_agent(&mut self, now: Instant, caller: CallId) {
         let c = self.calls.get_mut(&caller).expect("live caller");
-        let Some(t) = c.transfer.as_ref() else {
+        let Some(t) = c.side().transfer.as_ref() else {
             return;
         };
         let (from, from_leg, refer) = (t.from, t.from_leg, t.refer);
@@ -648,7 +660,9 @@ impl Switch {
     pub(super) fn first_agent_left(&mut self, now: Instant, caller: CallId, agent: AgentId) {
         let c = self.calls.get_mut(&caller).expect("live caller");
         c.bridge = None;
-        c.transfer_returned = None;
+        if let Some(o) = c.side_mut() {
+            o.transfer_returned = None;
+        }
         let talked = c
             .talking_since
             .take()
@@ -669,22 +683,26 @@ impl Switch {
     /// `ahead` of everyone of the same priority after a failed one).
     pub(super) fn requeue(&mut self, now: Instant, caller: CallId, queue: String, ahead: bool) {
         let c = self.calls.get_mut(&caller).expect("live caller");
-        let Some(s) = c.ivr.as_mut() else {
+        let Some(o) = c.side_mut() else {
+            return self.send_bye(now, caller);
+        };
+        let priority = o.priority;
+        let Some(s) = o.ivr.as_mut() else {
             // Without a menu there is no queue to wait in.
             return self.send_bye(now, caller);
         };
         s.requeue(now);
         let kind = CallEventKind::Queued {
             queue: queue.clone(),
-            priority: c.priority,
+            priority,
             language: s.language().to_string(),
             owner: s.owner().map(|o| o.id.clone()),
             class: s.owner().map(|o| o.class),
             ahead,
         };
+        o.queued = Some((now, queue.clone()));
+        o.last_queue = Some(queue);
         c.phase = Phase::Ivr;
-        c.queued = Some((now, queue.clone()));
-        c.last_queue = Some(queue);
         self.emit(now, caller, kind);
         self.pump_ivr(now, caller);
     }
@@ -723,7 +741,9 @@ impl Switch {
     fn conference_joined(&mut self, now: Instant, caller: CallId, leg: CallId, agent: AgentId) {
         use crate::media::mixer::{Audience, Role};
         let c = self.calls.get_mut(&caller).expect("live caller");
-        c.transfer = None;
+        if let Some(o) = c.side_mut() {
+            o.transfer = None;
+        }
         let Some(first) = c.bridge.filter(|_| c.phase == Phase::Bridged) else {
             // The first agent left as this one answered: a plain
             // conversation with the new agent.
@@ -732,8 +752,10 @@ impl Switch {
             self.set_phase(leg, Phase::Bridged);
             return self.hand_over(now, caller, leg, agent, None, Duration::ZERO);
         };
-        c.party = Some(leg);
-        c.party_since = Some(now);
+        if let Some(o) = c.side_mut() {
+            o.party = Some(leg);
+            o.party_since = Some(now);
+        }
         self.set_phase(leg, Phase::Bridged);
         for (call, role) in [
             (caller, Role::Caller),
@@ -771,13 +793,13 @@ impl Switch {
         agent: AgentId,
     ) {
         let c = self.calls.get_mut(&caller).expect("live caller");
-        let Some(party) = c.party.take() else {
+        let Some(party) = c.side_mut().and_then(|o| o.party.take()) else {
             return;
         };
         // Who stays with the caller: the other agent.
         let stays = if party == leg { c.bridge } else { Some(party) };
         let since = if party == leg {
-            c.party_since.take()
+            c.side_mut().and_then(|o| o.party_since.take())
         } else {
             c.talking_since
         };
@@ -787,7 +809,7 @@ impl Switch {
         if party != leg {
             // The first agent left: the joined one is the caller's agent now.
             c.bridge = Some(party);
-            c.talking_since = c.party_since.take();
+            c.talking_since = c.side_mut().and_then(|o| o.party_since.take());
         }
         info!(%caller, %leg, %agent, "conference left");
         self.emit(now, caller, CallEventKind::ConferenceLeft { agent });
@@ -831,8 +853,10 @@ impl Switch {
         self.calls.get_mut(&leg).expect("checked").purpose =
             Purpose::AgentLeg { caller, agent: to };
         let c = self.calls.get_mut(&caller).expect("live caller");
-        c.party = Some(leg);
-        c.party_since = Some(now);
+        if let Some(o) = c.side_mut() {
+            o.party = Some(leg);
+            o.party_since = Some(now);
+        }
         if let Some(k) = self.calls.get_mut(&consult) {
             k.talking_since = None;
         }

@@ -392,7 +392,7 @@ impl World {
             .calls
             .iter()
             .filter(|(id, c)| {
-                matches!(c.purpose, Purpose::Inbound)
+                matches!(c.purpose, Purpose::Inbound(_))
                     && c.phase == Phase::Collecting
                     && c.bridge.is_none()
                     && !self.offered.contains_key(id)
@@ -482,7 +482,7 @@ impl World {
             .sw
             .calls
             .iter()
-            .filter(|(_, c)| matches!(c.purpose, Purpose::Inbound))
+            .filter(|(_, c)| matches!(c.purpose, Purpose::Inbound(_)))
             .map(|(id, _)| *id)
             .collect();
         callers.sort();
