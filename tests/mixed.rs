@@ -276,7 +276,8 @@ fn in_a_three_way_call_each_hears_the_other_two_and_the_two_left_talk_on() {
 }
 
 #[test]
-fn an_agent_consulting_a_colleague_presses_star_3_and_the_three_talk() {
+fn an_agent_consulting_a_colleague_presses_star_3_the_three_talk_and_the_two_after_the_owner_leaves()
+ {
     let (h, data) = hotline();
     let dir = |who: &str| data.path().join(format!("heard-{who}"));
     let first =
@@ -308,9 +309,15 @@ fn an_agent_consulting_a_colleague_presses_star_3_and_the_three_talk() {
     std::thread::sleep(Duration::from_millis(1000));
     first.command("resume", "");
     std::thread::sleep(Duration::from_millis(4000));
+    // The owner hangs up: the two agents talk on, then 2001 hangs up.
     owner.command("hangup", "");
-    h.wait_for("call ended", 2, Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(1500));
+    h.wait_for("agents talk on", 1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(2500));
+    first.command("hangup", "");
+    // Each one's conversation ends with their own leg: both wrap up.
+    common::wait_agent_state(&h, "2001", "wrap_up");
+    common::wait_agent_state(&h, "2003", "wrap_up");
+    std::thread::sleep(Duration::from_millis(500));
     drop((owner, first, third));
 
     let both = |heard: &[i16], a: f64, b: f64, own: f64| {
@@ -329,6 +336,9 @@ fn an_agent_consulting_a_colleague_presses_star_3_and_the_three_talk() {
         both(&third_heard, 500.0, 1000.0, 1500.0) >= 4,
         "2003 heard the owner and 2001"
     );
+    // After the owner left: 2003 hears 2001 alone.
+    let tail = &third_heard[third_heard.len().saturating_sub(8000 * 2)..];
+    assert!(common::windows_with(tail, 1000.0, &[500.0, 1500.0]) >= 2);
     let (status, body) = common::http(
         h.http_port(),
         "GET",

@@ -443,6 +443,15 @@ enum Purpose {
     Monitor(monitor::Monitor),
     /// An outside number a caller is transferred to, through the gateway.
     Party { caller: CallId },
+    /// An agent's leg of a three-way call the caller left: the two agents
+    /// talk on (`other` is the colleague's leg); told on the caller's
+    /// record when it ends.
+    Colleague {
+        agent: AgentId,
+        other: CallId,
+        caller: CallId,
+        caller_sip: String,
+    },
     /// An agent's phone called another agent or an outside number (a
     /// consult call).
     Consult {
@@ -1133,6 +1142,7 @@ impl Switch {
         }
         let other = match &c.purpose {
             Purpose::AgentLeg { caller, .. } => *caller,
+            Purpose::Colleague { other, .. } => *other,
             _ => c.bridge?,
         };
         (self.calls.get(&other)?.phase == Phase::Bridged).then_some(other)

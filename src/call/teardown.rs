@@ -59,6 +59,38 @@ impl Switch {
     }
 
     /// Releases everything the call holds; every path out of a call ends here.
+    /// The caller of a three-way call hung up: the two agents' legs are
+    /// relayed to each other; each one's conversation ends with its leg.
+    fn colleagues_talk_on(
+        &mut self,
+        caller: CallId,
+        caller_sip: &str,
+        (a, since_a): (CallId, Option<Instant>),
+        (b, since_b): (CallId, Option<Instant>),
+    ) {
+        for (leg, other, since) in [(a, b, since_a), (b, a, since_b)] {
+            let Some(l) = self.calls.get_mut(&leg) else {
+                continue;
+            };
+            if let Purpose::AgentLeg { agent, .. } = l.purpose {
+                l.purpose = Purpose::Colleague {
+                    agent,
+                    other,
+                    caller,
+                    caller_sip: caller_sip.to_string(),
+                };
+                l.talking_since = since;
+            }
+        }
+        info!(%caller, %a, %b, "the caller left the three-way call: the agents talk on");
+        for call in [caller, a, b] {
+            self.out
+                .push_back(Output::Media(MediaCommand::Unmix { call }));
+        }
+        self.out
+            .push_back(Output::Media(MediaCommand::Bridge { a, b }));
+    }
+
     pub(super) fn end(&mut self, id: CallId, reason: EndReason) {
         self.confirmed(id);
         let Some(mut c) = self.calls.remove(&id) else {
@@ -86,6 +118,53 @@ impl Switch {
         }
         if let Purpose::Monitor(m) = &c.purpose {
             self.monitor_left(now, id, m);
+        }
+        // The caller left a three-way call: the two agents talk on.
+        if reason == EndReason::CallerHungUp
+            && let Some(party) = c.side().party
+            && let Some(first) = c.bridge
+            && [party, first].iter().all(|leg| {
+                self.calls
+                    .get(leg)
+                    .is_some_and(|l| l.phase == Phase::Bridged)
+            })
+        {
+            if c.side().recording {
+                self.out
+                    .push_back(Output::Media(MediaCommand::StopConversation { caller: id }));
+            }
+            let since = (c.talking_since.take(), c.side().party_since);
+            self.colleagues_talk_on(id, &c.sip_call_id, (first, since.0), (party, since.1));
+            c.bridge = None;
+            if let Some(o) = c.side_mut() {
+                o.party = None;
+                o.recording = false;
+            }
+        }
+        if let Purpose::Colleague {
+            agent,
+            other,
+            caller,
+            caller_sip,
+        } = &c.purpose
+        {
+            let talked = c
+                .talking_since
+                .map(|since| now.saturating_duration_since(since))
+                .unwrap_or_default();
+            let kind = CallEventKind::ConversationEnded {
+                agent: *agent,
+                talked,
+                by_agent: true,
+            };
+            self.emit_for(now, *caller, caller_sip, kind);
+            if self
+                .calls
+                .get(other)
+                .is_some_and(|l| !matches!(l.phase, Phase::HangingUp | Phase::Cancelling))
+            {
+                self.send_bye_now(*other);
+            }
         }
         // A second agent of a three-way call goes with the caller too.
         if let Some(leg) = c.side_mut().and_then(|o| o.party.take())

@@ -2109,9 +2109,9 @@ fn a_three_way_call_mixes_all_and_the_two_left_talk_on() {
 }
 
 #[test]
-fn the_caller_leaving_a_three_way_call_ends_both_agents_conversations() {
+fn the_caller_leaving_a_three_way_call_leaves_the_two_agents_talking() {
     let mut sim = agent_sim();
-    let (caller, _, invite) = caller_talking_with_2001(&mut sim);
+    let (caller, leg, invite) = caller_talking_with_2001(&mut sim);
     assert_eq!(sim.sw.conference(sim.now, caller, "2002", None), Ok(()));
     sim.drain();
     sim.sw.offer_to_agent(sim.now, caller, AgentId(2002));
@@ -2123,35 +2123,48 @@ fn the_caller_leaving_a_three_way_call_ends_both_agents_conversations() {
         .expect("2002 rings");
     let sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
     sim.recv(&reply_to(&invite2, 200, "OK", &sdp));
+    let leg2 = sim.sw.calls[&caller].side().party.unwrap();
     sim.take_sent();
     sim.events.clear();
+    sim.media.clear();
+    // The owner hangs up: 2001 and 2002 talk on, relayed to each other.
     let tag = sim.sw.calls[&caller].local_tag.clone();
     sim.recv(&in_dialog("BYE", "cust-1", "z9hG4bK-b", 3, &tag));
+    assert!(!sim.take_sent().iter().any(|m| m.starts_with("BYE ")));
+    assert!(
+        sim.media
+            .contains(&MediaCommand::Bridge { a: leg, b: leg2 })
+    );
+    let conversations_ended = |sim: &Sim| {
+        sim.kinds()
+            .filter_map(|k| match k {
+                CallEventKind::ConversationEnded { agent, .. } => Some(*agent),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(conversations_ended(&sim).is_empty(), "both still talk");
+    assert!(
+        sim.kinds()
+            .any(|k| matches!(k, CallEventKind::Ended { .. }))
+    );
+    // 2001 hangs up: 2002 is hung up too; each one's conversation ends.
+    sim.recv(&from_callee(&invite, CALLER, "2001", "BYE", 9, "", ""));
     let sent = sim.take_sent();
-    for invite in [&invite, &invite2] {
-        let call_id = invite.lines().find(|l| l.starts_with("Call-ID:")).unwrap();
-        assert!(
-            sent.iter()
-                .any(|m| m.starts_with("BYE ") && m.contains(call_id)),
-            "{call_id}: {sent:?}"
-        );
-    }
-    let ended: Vec<AgentId> = sim
-        .kinds()
-        .filter_map(|k| match k {
-            CallEventKind::ConversationEnded {
-                agent,
-                by_agent: false,
-                ..
-            } => Some(*agent),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(ended.len(), 2, "{ended:?}");
-    assert!(ended.contains(&AgentId(2001)) && ended.contains(&AgentId(2002)));
-    for bye in sent.iter().filter(|m| m.starts_with("BYE ")) {
-        sim.recv(&reply_to(bye, 200, "OK", ""));
-    }
+    let call_id = invite2.lines().find(|l| l.starts_with("Call-ID:")).unwrap();
+    let bye = sent
+        .iter()
+        .find(|m| m.starts_with("BYE ") && m.contains(call_id))
+        .unwrap_or_else(|| panic!("BYE to 2002: {sent:?}"));
+    sim.recv(&reply_to(bye, 200, "OK", ""));
+    assert_eq!(conversations_ended(&sim), [AgentId(2001), AgentId(2002)]);
+    assert!(
+        sim.events
+            .iter()
+            .filter(|e| matches!(e.kind, CallEventKind::ConversationEnded { .. }))
+            .all(|e| e.call == caller),
+        "told on the owner's call"
+    );
     assert_eq!(sim.sw.active_calls(), 0);
 }
 
