@@ -356,6 +356,57 @@ fn every_route_answers_each_user_as_their_role_allows() {
         &[(AGENT, 400)],
     );
 
+    // Handing a call on, three-way, monitoring, pausing the recording:
+    // the agent on the call or a supervisor (monitoring: supervisors
+    // only). Call 77 does not exist: who may ask hears 404, the others
+    // 401/403 first.
+    let to = Some(r#"{"to": "2003"}"#);
+    expect(
+        &h,
+        "POST",
+        "/api/calls/77/transfer",
+        to,
+        &[(NONE, 401), (WRONG, 401), (AGENT, 404), (SUPERVISOR, 404)],
+    );
+    expect(
+        &h,
+        "POST",
+        "/api/calls/77/transfer",
+        Some(r#"{"to": ""}"#),
+        &[(SUPERVISOR, 400)],
+    );
+    let add = Some(r#"{"add": "2003"}"#);
+    expect(
+        &h,
+        "POST",
+        "/api/calls/77/conference",
+        add,
+        &[(NONE, 401), (AGENT, 404), (SUPERVISOR, 404)],
+    );
+    let listen = Some(r#"{"mode": "listen"}"#);
+    expect(
+        &h,
+        "POST",
+        "/api/calls/77/monitor",
+        listen,
+        &[(NONE, 401), (AGENT, 403), (OTHER, 403), (SUPERVISOR, 404)],
+    );
+    expect(
+        &h,
+        "POST",
+        "/api/calls/77/monitor",
+        Some(r#"{"mode": "shout"}"#),
+        &[(SUPERVISOR, 400)],
+    );
+    let pause = Some(r#"{"paused": true}"#);
+    expect(
+        &h,
+        "POST",
+        "/api/calls/77/recording",
+        pause,
+        &[(NONE, 401), (AGENT, 404), (SUPERVISOR, 404)],
+    );
+
     // Unknown routes are JSON too.
     expect(&h, "GET", "/api/nothing", None, &[(SUPERVISOR, 404)]);
 }

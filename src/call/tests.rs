@@ -1919,7 +1919,7 @@ fn the_desk_transfers_the_call_of_the_agent_on_it() {
     let (caller, _, _) = caller_talking_with_2001(&mut sim);
     assert_eq!(
         sim.sw.transfer(sim.now, CallId(999), "2002", None),
-        Err(TransferError::NotOnCall)
+        Err(TransferError::NoSuchCall)
     );
     assert_eq!(
         sim.sw.transfer(sim.now, caller, "nobody", None),

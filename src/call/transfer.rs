@@ -54,6 +54,8 @@ pub(super) struct Transfer {
 /// Why a transfer cannot start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TransferError {
+    #[error("no such call")]
+    NoSuchCall,
     #[error("the call is not in a conversation with an agent")]
     NotOnCall,
     #[error("a transfer of this call is under way")]
@@ -70,6 +72,7 @@ impl TransferError {
     /// The answer to a REFER that asked for it.
     fn sip(self) -> (u16, &'static str) {
         match self {
+            TransferError::NoSuchCall => (481, "Call/Transaction Does Not Exist"),
             TransferError::NotOnCall => (403, "Forbidden"),
             TransferError::InProgress => (491, "Request Pending"),
             TransferError::UnknownTarget => (404, "Not Found"),
@@ -181,7 +184,7 @@ impl Switch {
     /// The agent on `caller`'s call and their leg, when the two talk and
     /// no transfer is under way.
     fn transferable(&self, caller: CallId) -> Result<(CallId, AgentId), TransferError> {
-        let c = self.calls.get(&caller).ok_or(TransferError::NotOnCall)?;
+        let c = self.calls.get(&caller).ok_or(TransferError::NoSuchCall)?;
         if !matches!(c.purpose, Purpose::Inbound(_)) {
             // Only an owner's call is handed on (not a consult between
             // two agents, which either may simply hang up).
@@ -322,6 +325,9 @@ impl Switch {
     /// An agent (`by`) hands on only the call they are on; a supervisor
     /// (none) any.
     fn check_asker(&self, caller: CallId, by: Option<AgentId>) -> Result<(), TransferError> {
+        if !self.calls.contains_key(&caller) {
+            return Err(TransferError::NoSuchCall);
+        }
         match by {
             Some(agent) if self.agent_on(caller) != Some(agent) => Err(TransferError::NotOnCall),
             _ => Ok(()),

@@ -1234,6 +1234,7 @@ fn hand_off_reply(
             Err(err(StatusCode::BAD_REQUEST, e.to_string()))
         }
         Err(e @ E::NotAllowed) => Err(err(StatusCode::FORBIDDEN, e.to_string())),
+        Err(E::NoSuchCall) => Err(err(StatusCode::NOT_FOUND, format!("no call {call}"))),
         Err(E::NotOnCall) if agent.is_some() => Err(err(
             StatusCode::FORBIDDEN,
             format!("{} is not on call {call}", user.name),
