@@ -10,21 +10,10 @@ use std::time::{Duration, Instant};
 use hotline::ivr::graph::Graph;
 use hotline::ivr::{Action, GiftInfo, OwnerInfo, Reply, Request, Session, TicketInfo};
 use hotline::owners::OwnerClass;
+use hotline::rng::XorShift;
 
 const SESSIONS: usize = 10_000;
 const EVENTS: usize = 2_000_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*: plenty for picking keys.
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 fn owner(n: usize) -> Option<OwnerInfo> {
     (!n.is_multiple_of(3)).then(|| OwnerInfo {
@@ -84,21 +73,22 @@ fn main() {
             (s, None)
         })
         .collect();
-    let mut rng = Rng(0x5eed);
+    let mut rng = XorShift::new(0x5eed);
     let mut actions = 0usize;
     let mut restarted = 0usize;
     let keys = b"0123456789*#11122234";
     let t = Instant::now();
     for i in 0..EVENTS {
-        let n = (rng.next() % SESSIONS as u64) as usize;
+        let n = (rng.next_u64() % SESSIONS as u64) as usize;
         let (s, pending) = &mut sessions[n];
         if let Some(r) = pending.take() {
             s.handle_reply(now, reply(&r));
         } else {
-            match rng.next() % 10 {
-                0..=4 => {
-                    s.handle_digit(now, keys[(rng.next() % keys.len() as u64) as usize] as char)
-                }
+            match rng.next_u64() % 10 {
+                0..=4 => s.handle_digit(
+                    now,
+                    keys[(rng.next_u64() % keys.len() as u64) as usize] as char,
+                ),
                 5..=8 => s.handle_prompt_finished(now),
                 _ => {
                     now += Duration::from_millis(700);

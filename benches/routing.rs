@@ -17,19 +17,10 @@ use hotline::acd::{
     AcdConfig, AcdOutput, AgentConfig, AgentId, AgentState, CallId, Language, QueueConfig, QueueId,
     Router, SkillId,
 };
+use hotline::rng::XorShift;
 
 const AGENTS: u32 = 10_000;
 const SKILLS: u16 = 200;
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
 
 struct World {
     router: Router,
@@ -37,12 +28,12 @@ struct World {
     next_call: u64,
     /// Agents on a call, in the order they will end it.
     busy: std::collections::VecDeque<AgentId>,
-    rng: Rng,
+    rng: XorShift,
 }
 
 impl World {
     fn new(waiting: usize) -> Self {
-        let mut rng = Rng(0xacd);
+        let mut rng = XorShift::new(0xacd);
         let queues = (0..SKILLS)
             .map(|s| QueueConfig {
                 id: QueueId(s),

@@ -83,6 +83,7 @@ pub mod media;
 pub mod metrics;
 pub mod owners;
 pub mod report;
+pub mod rng;
 pub mod runtime;
 pub mod sip;
 pub mod site;

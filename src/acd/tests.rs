@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::rng::XorShift;
 
 const S: Duration = Duration::from_secs(1);
 
@@ -568,24 +569,6 @@ fn an_agent_serves_the_best_call_of_all_their_queues() {
 
 // ---- a million random events ---------------------------------------------
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn exp(&mut self, mean: f64) -> f64 {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        -mean * (1.0 - u).ln()
-    }
-}
-
 /// What the randomized driver knows from the outputs alone.
 #[derive(Default)]
 struct Ledger {
@@ -641,7 +624,7 @@ impl Ledger {
 
 /// Runs `events` random events; returns the transfers rung and answered.
 fn randomized(seed: u64, events: usize) -> (u64, u64) {
-    let mut rng = Rng(seed);
+    let mut rng = XorShift::new(seed);
     let queues: Vec<QueueConfig> = (0..4)
         .map(|q| QueueConfig {
             widen_after: Duration::from_secs(rng.below(40) + 5),
@@ -877,7 +860,7 @@ fn a_simulated_day_matches_erlang_c_within_two_points() {
         r.handle_login(start, AgentId(a));
     }
     while r.poll_output().is_some() {}
-    let mut rng = Rng(0x00e4_1a9c);
+    let mut rng = XorShift::new(0x00e4_1a9c);
     let at = |s: f64| start + Duration::from_secs_f64(s);
     let mut next_arrival = rng.exp(1.0 / rate);
     // Agent -> when their call ends.

@@ -688,26 +688,15 @@ impl Switch {
                     self.send_bye(now, id);
                     continue;
                 }
-                ivr::Action::LeaveQueue if o.notice_playing => {
-                    // No conversation to record after all: the notice
-                    // gives way to what the menu says next.
-                    o.notice_playing = false;
-                    o.after_notice = None;
-                    self.out
-                        .push_back(Output::Media(MediaCommand::Stop { call: id }));
-                    let c = self.calls.get_mut(&id).expect("live call");
-                    if let Some((since, queue)) = c.side_mut().and_then(|o| o.queued.take()) {
-                        let kind = CallEventKind::Abandoned {
-                            queue,
-                            waited: now.saturating_duration_since(since),
-                            why: Abandon::VoiceMessage,
-                        };
-                        self.emit_for(now, id, &sip_call_id, kind);
-                    }
-                    continue;
-                }
                 ivr::Action::LeaveQueue => {
-                    if let Some((since, queue)) = c.side_mut().and_then(|o| o.queued.take()) {
+                    if std::mem::take(&mut o.notice_playing) {
+                        // No conversation to record after all: the notice
+                        // gives way to what the menu says next.
+                        o.after_notice = None;
+                        self.out
+                            .push_back(Output::Media(MediaCommand::Stop { call: id }));
+                    }
+                    if let Some((since, queue)) = o.queued.take() {
                         let kind = CallEventKind::Abandoned {
                             queue,
                             waited: now.saturating_duration_since(since),

@@ -1945,6 +1945,22 @@ fn the_desk_transfers_the_call_of_the_agent_on_it() {
     );
 }
 
+/// Who was mixed into `room`, as what (in the order told).
+fn mixed_into(sim: &Sim, room: CallId) -> Vec<(CallId, crate::media::mixer::Role)> {
+    sim.media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::Mix {
+                room: r,
+                call,
+                role,
+                ..
+            } if *r == room => Some((*call, *role)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn a_supervisor_whispers_then_barges_and_the_two_are_relayed_again_after() {
     use crate::media::mixer::{Audience, Role};
@@ -2168,6 +2184,19 @@ fn the_caller_leaving_a_three_way_call_leaves_the_two_agents_talking() {
     assert_eq!(sim.sw.active_calls(), 0);
 }
 
+/// The consulting phone ACKs our answer to its consult (`feat-12`);
+/// returns our tag.
+fn ack_consult(sim: &mut Sim) -> String {
+    let ok = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200") && m.contains("Call-ID: feat-12"))
+        .expect("the consult answered");
+    let tag = to_tag(&ok);
+    sim.recv(&in_dialog("ACK", "feat-12", "z9hG4bKfa", 12, &tag).replace("tag=caller", "tag=ag"));
+    tag
+}
+
 /// Caller and 2001 talking; 2001's phone has dialled 2002 (an internal
 /// consult, Call-ID `feat-12`), who answered: the caller, 2001's leg, the
 /// INVITE that rang 2001, the consult, 2002's leg and the consult's tag.
@@ -2201,13 +2230,7 @@ fn consulting_2002(sim: &mut Sim) -> (CallId, CallId, String, CallId, CallId, St
         .expect("2002 rings");
     let sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
     sim.recv(&reply_to(&invite2, 200, "OK", &sdp));
-    let ok = sim
-        .take_sent()
-        .into_iter()
-        .find(|m| m.starts_with("SIP/2.0 200") && m.contains("Call-ID: feat-12"))
-        .expect("the consult answered");
-    let tag = to_tag(&ok);
-    sim.recv(&in_dialog("ACK", "feat-12", "z9hG4bKfa", 12, &tag).replace("tag=caller", "tag=ag"));
+    let tag = ack_consult(sim);
     let leg2 = sim.sw.calls[&consult].bridge.unwrap();
     assert!(sim.media.contains(&MediaCommand::Bridge {
         a: consult,
@@ -2484,16 +2507,7 @@ fn an_agent_brings_the_colleague_they_consult_into_the_call() {
     sim.media.clear();
     assert_eq!(sim.sw.conference(sim.now, caller, "2002", None), Ok(()));
     sim.drain();
-    let mixed: Vec<(CallId, Role)> = sim
-        .media
-        .iter()
-        .filter_map(|m| match m {
-            MediaCommand::Mix {
-                room, call, role, ..
-            } if *room == caller => Some((*call, *role)),
-            _ => None,
-        })
-        .collect();
+    let mixed = mixed_into(&sim, caller);
     assert_eq!(
         mixed,
         [
@@ -2533,16 +2547,7 @@ fn keys_during_a_consult_bring_the_colleague_in_or_hand_the_caller_over() {
     for key in ['*', '3'] {
         sim.media_event(consult, MediaEvent::Digit(key));
     }
-    let mixed: Vec<(CallId, Role)> = sim
-        .media
-        .iter()
-        .filter_map(|m| match m {
-            MediaCommand::Mix {
-                room, call, role, ..
-            } if *room == caller => Some((*call, *role)),
-            _ => None,
-        })
-        .collect();
+    let mixed = mixed_into(&sim, caller);
     assert_eq!(
         mixed,
         [
@@ -2638,13 +2643,7 @@ fn an_agent_consults_an_allowed_outside_number_then_hands_the_caller_over() {
     assert!(!sent.iter().any(|m| m.starts_with("SIP/2.0 200")));
     let sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
     sim.recv(&reply_to(&out, 200, "OK", &sdp));
-    let ok = sim
-        .take_sent()
-        .into_iter()
-        .find(|m| m.starts_with("SIP/2.0 200") && m.contains("Call-ID: feat-12"))
-        .expect("the consult answered");
-    let tag = to_tag(&ok);
-    sim.recv(&in_dialog("ACK", "feat-12", "z9hG4bKfa", 12, &tag).replace("tag=caller", "tag=ag"));
+    ack_consult(&mut sim);
     let party = sim.sw.calls[&consult].bridge.unwrap();
     assert!(sim.media.contains(&MediaCommand::Bridge {
         a: consult,

@@ -11,26 +11,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::call::event::MonitorMode;
-
-/// xorshift64*: enough randomness, and the same run for the same seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn pick<T: Clone>(&mut self, items: &[T]) -> Option<T> {
-        (!items.is_empty()).then(|| items[self.below(items.len())].clone())
-    }
-}
+use crate::rng::XorShift;
 
 const AGENTS: [u32; 3] = [2001, 2002, 2003];
 const SUPERVISOR: u32 = 2009;
@@ -68,7 +49,7 @@ struct Inbound {
 
 struct World {
     sim: Sim,
-    rng: Rng,
+    rng: XorShift,
     branch: u64,
     desks: BTreeMap<AgentId, Desk>,
     /// Agents on each caller's call, as the ACD was told.
@@ -118,7 +99,7 @@ impl World {
         sim.events.clear();
         Self {
             sim,
-            rng: Rng(seed | 1),
+            rng: XorShift::new(seed),
             branch: 0,
             desks: AGENTS.iter().map(|a| (AgentId(*a), Desk::Free)).collect(),
             offered: BTreeMap::new(),
@@ -366,7 +347,7 @@ impl World {
         if self.asks.is_empty() {
             return;
         }
-        let (call, agent) = self.asks.remove(self.rng.below(self.asks.len()));
+        let (call, agent) = self.asks.remove(self.rng.index(self.asks.len()));
         let now = self.sim.now;
         if self.desks.get(&agent) == Some(&Desk::Free) {
             self.desks.insert(agent, Desk::Reserved(call));
@@ -424,13 +405,13 @@ impl World {
         if self.ringing.is_empty() {
             return;
         }
-        let invite = self.ringing.remove(self.rng.below(self.ringing.len()));
+        let invite = self.ringing.remove(self.rng.index(self.ringing.len()));
         let user: u32 = invite
             .strip_prefix("INVITE sip:")
             .and_then(|r| r.split('@').next())
             .and_then(|u| u.parse().ok())
             .unwrap_or(0);
-        match self.rng.below(4) {
+        match self.rng.index(4) {
             0 => self.respond(&invite, 486, "Busy Here", ""),
             _ => {
                 let sdp = OWNER_SDP.replace("RTP/AVP 8 101", "RTP/AVP 0 101");
@@ -449,7 +430,7 @@ impl World {
         if self.legs.is_empty() {
             return;
         }
-        let leg = self.rng.below(self.legs.len());
+        let leg = self.rng.index(self.legs.len());
         let user = self.legs[leg].user;
         // Attended: the consult this agent's phone has, replaced.
         let consult = self
@@ -457,7 +438,7 @@ impl World {
             .iter()
             .find(|d| d.consult.as_ref().is_some_and(|(from, _)| *from == user))
             .cloned();
-        if let Some(d) = consult.filter(|_| self.rng.below(2) == 0) {
+        if let Some(d) = consult.filter(|_| self.rng.index(2) == 0) {
             let to = d.consult.clone().expect("found").1;
             let extra = format!(
                 "Refer-To: <sip:{to}@127.0.0.1:5060?Replaces={}%3Bto-tag%3D{}%3Bfrom-tag%3D{}>\r\nContact: <sip:phone@{CALLER}>\r\n",
@@ -465,10 +446,10 @@ impl World {
             );
             return self.phone_sends(leg, "REFER", &extra);
         }
-        let to = match self.rng.below(5) {
+        let to = match self.rng.index(5) {
             0 => "q-repair".to_string(),
             1 => OUTSIDE.to_string(),
-            _ => AGENTS[self.rng.below(AGENTS.len())].to_string(),
+            _ => AGENTS[self.rng.index(AGENTS.len())].to_string(),
         };
         let extra =
             format!("Refer-To: <sip:{to}@127.0.0.1:5060>\r\nContact: <sip:phone@{CALLER}>\r\n");
@@ -490,9 +471,9 @@ impl World {
             return;
         };
         let by = self.sim.sw.agent_on(caller);
-        let to = AGENTS[self.rng.below(AGENTS.len())].to_string();
+        let to = AGENTS[self.rng.index(AGENTS.len())].to_string();
         let now = self.sim.now;
-        let _ = match self.rng.below(4) {
+        let _ = match self.rng.index(4) {
             0 => self.sim.sw.transfer(now, caller, &to, by).is_ok(),
             1 => self.sim.sw.transfer(now, caller, "q-repair", None).is_ok(),
             2 => self.sim.sw.conference(now, caller, &to, by).is_ok(),
@@ -501,7 +482,7 @@ impl World {
                     MonitorMode::Listen,
                     MonitorMode::Whisper,
                     MonitorMode::Barge,
-                ][self.rng.below(3)];
+                ][self.rng.index(3)];
                 self.sim
                     .sw
                     .monitor(now, caller, AgentId(SUPERVISOR), mode, "supervisor")
@@ -513,9 +494,9 @@ impl World {
 
     /// An agent's phone dials a colleague: a consult call.
     fn consult(&mut self) {
-        let from = AGENTS[self.rng.below(AGENTS.len())];
+        let from = AGENTS[self.rng.index(AGENTS.len())];
         // Another agent, or the duty engineer's mobile.
-        let to = match self.rng.below(4) {
+        let to = match self.rng.index(4) {
             0 => OUTSIDE.to_string(),
             n => AGENTS[n - 1].to_string(),
         };
@@ -583,7 +564,7 @@ impl World {
         else {
             return;
         };
-        let key = ['3', '4'][self.rng.below(2)];
+        let key = ['3', '4'][self.rng.index(2)];
         for key in ['*', key] {
             self.sim.media_event(id, MediaEvent::Digit(key));
         }
@@ -595,7 +576,7 @@ impl World {
         if n == 0 {
             return;
         }
-        let i = self.rng.below(n);
+        let i = self.rng.index(n);
         if i < self.inbound.len() {
             let call_id = self.inbound[i].call_id.clone();
             self.caller_sends(i, "BYE");
@@ -610,7 +591,7 @@ impl World {
 
     fn step(&mut self) {
         self.step += 1;
-        match self.rng.below(20) {
+        match self.rng.index(20) {
             0..=2 if self.inbound.len() < 5 => self.new_caller(),
             0..=4 => self.offer(),
             5..=7 => self.phone_answers(),
@@ -620,7 +601,7 @@ impl World {
             13 => self.consult(),
             14 => self.hang_up(),
             16 => self.consult_keys(),
-            15 if self.rng.below(4) == 0 => {
+            15 if self.rng.index(4) == 0 => {
                 let callers: Vec<CallId> = self.offered.keys().copied().collect();
                 if let Some(c) = self.rng.pick(&callers) {
                     // The router frees the agent as it withdraws.
@@ -631,7 +612,7 @@ impl World {
                 }
             }
             _ => {
-                let ms = [20, 200, 1_000, 3_000, 31_000][self.rng.below(5)];
+                let ms = [20, 200, 1_000, 3_000, 31_000][self.rng.index(5)];
                 self.sim.advance(Duration::from_millis(ms));
             }
         }
