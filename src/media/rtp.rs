@@ -41,7 +41,14 @@ struct Playout {
     next: u64,
     /// RTP timestamp of packet 0.
     first_ts: u32,
+    /// Packet 0 begins a talkspurt (the marker bit): not when this prompt
+    /// follows the last one without a gap.
+    marked: bool,
 }
+
+/// Prompts closer than this to the end of the last one go on from it: the
+/// same 20 ms cadence, timestamps on from its last packet, no marker.
+const GAPLESS: Duration = Duration::from_millis(60);
 
 /// What the receive side learned from one datagram.
 #[derive(Debug, PartialEq, Eq)]
@@ -63,6 +70,9 @@ pub struct RtpStream {
     playout: Option<Playout>,
     /// Live audio (a mix): when the last packet went and its timestamp.
     live: Option<(Instant, u32)>,
+    /// Where the last prompt ended: when its next packet would have been
+    /// due, and that packet's timestamp.
+    ended: Option<(Instant, u32)>,
     pub packets_sent: u64,
 }
 
@@ -76,6 +86,7 @@ impl RtpStream {
             epoch: now,
             playout: None,
             live: None,
+            ended: None,
             packets_sent: 0,
         }
     }
@@ -91,6 +102,7 @@ impl RtpStream {
         mut send: impl FnMut(&[u8], SocketAddr),
     ) {
         self.playout = None;
+        self.ended = None;
         let (ts, marked) = match self.live {
             Some((at, ts)) if now.saturating_duration_since(at) < Duration::from_millis(100) => {
                 (ts.wrapping_add(SAMPLES_PER_PACKET as u32), false)
@@ -135,20 +147,47 @@ impl RtpStream {
         self.playout.is_some()
     }
 
-    /// Starts `prompt` now, replacing any prompt playing.
+    /// Starts `prompt` now, replacing any prompt playing. Right after the
+    /// last one ended (a list of prompts, the hold music looping) it goes
+    /// on from it: same cadence, timestamps on, no new talkspurt.
     pub fn play(&mut self, now: Instant, prompt: Arc<Prompt>) {
-        let elapsed = now.saturating_duration_since(self.epoch).as_micros() as u64;
-        let samples = elapsed * 8 / 1000;
-        self.playout = Some(Playout {
-            prompt,
-            start: now,
-            next: 0,
-            first_ts: self.ts_base.wrapping_add(samples as u32),
-        });
+        let playout = match self.ended.take() {
+            Some((at, ts))
+                if self.playout.is_none() && now.saturating_duration_since(at) < GAPLESS =>
+            {
+                Playout {
+                    prompt,
+                    start: at,
+                    next: 0,
+                    first_ts: ts,
+                    marked: false,
+                }
+            }
+            _ => {
+                let elapsed = now.saturating_duration_since(self.epoch).as_micros() as u64;
+                let samples = elapsed * 8 / 1000;
+                Playout {
+                    prompt,
+                    start: now,
+                    next: 0,
+                    first_ts: self.ts_base.wrapping_add(samples as u32),
+                    marked: true,
+                }
+            }
+        };
+        self.playout = Some(playout);
     }
 
     pub fn stop(&mut self) {
         self.playout = None;
+        self.ended = None;
+    }
+
+    /// When the next packet of the prompt playing is due (none: nothing
+    /// plays). Packet `i` of a prompt is due `i` × 20 ms after its start.
+    pub fn next_due(&self) -> Option<Instant> {
+        let p = self.playout.as_ref()?;
+        Some(p.start + PACKET_INTERVAL * p.next as u32)
     }
 
     /// Writes every packet due at `now` into `buf` and hands it to `send`.
@@ -178,7 +217,7 @@ impl RtpStream {
             let ts = p.first_ts.wrapping_add((i * SAMPLES_PER_PACKET) as u32);
             let len = RtpPacketBuilder::new()
                 .payload_type(self.params.codec_pt)
-                .marked(i == 0)
+                .marked(i == 0 && p.marked)
                 .ssrc(self.ssrc)
                 .sequence(self.seq)
                 .timestamp(ts)
@@ -191,7 +230,13 @@ impl RtpStream {
             p.next += 1;
         }
         if p.next >= total {
+            let end = (
+                p.start + PACKET_INTERVAL * total as u32,
+                p.first_ts
+                    .wrapping_add((total as usize * SAMPLES_PER_PACKET) as u32),
+            );
             self.playout = None;
+            self.ended = Some(end);
             return true;
         }
         false
@@ -328,6 +373,50 @@ mod tests {
             assert_eq!(r.ssrc(), 0xabcd);
             assert_eq!(r.payload().len(), 160);
         }
+    }
+
+    #[test]
+    fn a_prompt_right_after_another_goes_on_in_the_same_talkspurt() {
+        let t0 = Instant::now();
+        let mut s = RtpStream::new(t0, params(), 7, 100, 5000);
+        let prompt = || Arc::new(Prompt::from_samples("p", &[100; 480])); // 60 ms
+        s.play(t0, prompt());
+        assert_eq!(s.next_due(), Some(t0));
+        let mut buf = [0u8; MAX_PACKET];
+        let mut sent = Vec::new();
+        let mut at = t0;
+        // The driver wakes at each deadline; the next prompt starts 3 ms
+        // after the first ended (the list's next, or the switch's answer).
+        while let Some(due) = s.next_due() {
+            at = due;
+            s.poll_packets(at, &mut buf, |p, _| sent.push((at, p.to_vec())));
+        }
+        s.play(at + Duration::from_millis(3), prompt());
+        assert_eq!(
+            s.next_due(),
+            Some(t0 + Duration::from_millis(60)),
+            "on the same cadence"
+        );
+        while let Some(due) = s.next_due() {
+            s.poll_packets(due, &mut buf, |p, _| sent.push((due, p.to_vec())));
+        }
+        assert_eq!(sent.len(), 6);
+        for (i, (at, p)) in sent.iter().enumerate() {
+            let r = RtpReader::new(p).unwrap();
+            assert_eq!(*at, t0 + Duration::from_millis(20 * i as u64));
+            assert_eq!(u16::from(r.sequence_number()), 100 + i as u16);
+            assert_eq!(r.timestamp(), 5000 + 160 * i as u32);
+            assert_eq!(r.mark(), i == 0, "one talkspurt");
+        }
+        // After a pause, a new talkspurt: marked, timestamps from the clock.
+        let later = t0 + Duration::from_secs(2);
+        s.play(later, prompt());
+        let mut first = None;
+        s.poll_packets(later, &mut buf, |p, _| {
+            let r = RtpReader::new(p).unwrap();
+            first = Some((r.mark(), r.timestamp()));
+        });
+        assert_eq!(first, Some((true, 5000 + 16000)));
     }
 
     #[test]

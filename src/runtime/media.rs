@@ -1,8 +1,11 @@
 //! The media edge: one RTP socket per call, one receive task per socket, and
-//! one pacing task for all calls that sends whatever packets are due every
-//! 10 ms (a 20 ms packet is then never more than 10 ms late), instead of a
-//! sleeping task per call. A call's prompts play one after the other; the
-//! receive task also records the caller when the menu asks (voice messages).
+//! one pacing task for all calls, instead of a sleeping task per call. The
+//! pacer sleeps until the earliest packet due (each stream keeps its own
+//! 20 ms cadence, streams spread over the phase as their calls came) and
+//! sends what is due then: a packet leaves within the timer's resolution
+//! (1 ms) of its time. A call's prompts play one after the other on one
+//! cadence; the receive task also records the caller when the menu asks
+//! (voice messages).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -26,8 +29,6 @@ use crate::media::record::Recorder;
 use crate::media::rtp::{
     MAX_PACKET, PACKET_INTERVAL, Received, RtpReceiver, RtpStream, SAMPLES_PER_PACKET,
 };
-
-const TICK: Duration = Duration::from_millis(10);
 
 /// Messages to the pacing task.
 #[derive(Debug)]
@@ -156,18 +157,23 @@ async fn pace(
 ) {
     let mut sessions: HashMap<CallId, Session> = HashMap::new();
     let mut rooms: HashMap<CallId, Room> = HashMap::new();
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf = [0u8; MAX_PACKET];
     let mut finished = Vec::new();
     let mut next_silence_check = Instant::now() + SILENCE_CHECK;
+    let mut wake = next_silence_check;
     loop {
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
+                // A command may start a prompt or a mix: due sooner. (What
+                // a mixed leg said changes no deadline.)
+                let sooner = matches!(msg, MediaIn::Command(_));
                 handle(msg, &edge, &mut sessions, &mut rooms, &me, &to_switch);
+                if sooner {
+                    wake = next_wake(&sessions, &rooms, next_silence_check);
+                }
             }
-            _ = tick.tick(), if !sessions.is_empty() => {
+            _ = tokio::time::sleep_until(wake.into()), if !sessions.is_empty() => {
                 let now = Instant::now();
                 for (call, s) in sessions.iter_mut() {
                     let socket = &s.socket;
@@ -187,7 +193,7 @@ async fn pace(
                     let _ = to_switch.send(Input::Media(call, MediaEvent::PromptFinished));
                 }
                 // Each mixed conversation: everyone's 20 ms, mixed for
-                // each, every 20 ms (the tick is shorter).
+                // each, every 20 ms.
                 for room in rooms.values_mut() {
                     if now < room.next {
                         continue;
@@ -208,9 +214,24 @@ async fn pace(
                     next_silence_check = now + SILENCE_CHECK;
                     report_silence(now, edge.rtp_timeout, &mut sessions, &to_switch);
                 }
+                wake = next_wake(&sessions, &rooms, next_silence_check);
             }
         }
     }
+}
+
+/// The earliest of: a packet due on any stream, a room's next mix, the
+/// next silence check.
+fn next_wake(
+    sessions: &HashMap<CallId, Session>,
+    rooms: &HashMap<CallId, Room>,
+    silence_check: Instant,
+) -> Instant {
+    sessions
+        .values()
+        .filter_map(|s| s.stream.next_due())
+        .chain(rooms.values().map(|r| r.next))
+        .fold(silence_check, Instant::min)
 }
 
 /// How often sessions are checked for a caller who stopped sending RTP.
