@@ -57,7 +57,8 @@ impl Switch {
             .and_then(|c| c.side().ivr.as_ref())
             .map(|s| s.language().to_string())
             .unwrap_or_else(|| self.cfg.language.clone());
-        self.out.push_back(Output::Media(MediaCommand::Play {
+        // Looped by the media edge until the call is resumed.
+        self.out.push_back(Output::Media(MediaCommand::Loop {
             call: id,
             prompts: vec![format!("hold_{lang}")],
         }));

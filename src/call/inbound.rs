@@ -575,25 +575,35 @@ impl Switch {
             let Some(action) = o.ivr.as_mut().and_then(ivr::Session::poll_action) else {
                 break;
             };
+            let looped = matches!(action, ivr::Action::Loop(_));
             let out = match action {
-                ivr::Action::Play(prompts) => {
+                ivr::Action::Play(prompts) | ivr::Action::Loop(prompts) => {
+                    // (After the notice, a loop plays once: the menu loops
+                    // it again when it ends.)
                     if o.notice_playing {
                         // After the notice (ringback, the hold prompt ...).
                         o.after_notice = Some(prompts);
                         continue;
                     }
-                    let prompts = match &self.cfg.recording.notice {
+                    match &self.cfg.recording.notice {
                         Some(notice) if std::mem::take(&mut o.notice_due) => {
                             // The notice alone first, whole; then these.
                             let lang = o.ivr.as_ref().map(|s| s.language()).unwrap_or("zh");
                             o.notice_playing = true;
                             o.after_notice = Some(prompts);
-                            vec![format!("{notice}_{lang}")]
+                            let prompts = vec![format!("{notice}_{lang}")];
+                            info!(call = %id, prompts = %prompts.join(" "), "playing");
+                            Output::Media(MediaCommand::Play { call: id, prompts })
                         }
-                        _ => prompts,
-                    };
-                    info!(call = %id, prompts = %prompts.join(" "), "playing");
-                    Output::Media(MediaCommand::Play { call: id, prompts })
+                        _ if looped => {
+                            info!(call = %id, prompts = %prompts.join(" "), "looping");
+                            Output::Media(MediaCommand::Loop { call: id, prompts })
+                        }
+                        _ => {
+                            info!(call = %id, prompts = %prompts.join(" "), "playing");
+                            Output::Media(MediaCommand::Play { call: id, prompts })
+                        }
+                    }
                 }
                 ivr::Action::StopPlayback if o.notice_playing => {
                     o.after_notice = None;

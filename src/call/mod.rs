@@ -194,6 +194,12 @@ pub enum MediaCommand {
         call: CallId,
         prompts: Vec<String>,
     },
+    /// Prompt files played over and over (the hold music), on one cadence,
+    /// until the next `Play`, `Loop` or `Stop`; never finished.
+    Loop {
+        call: CallId,
+        prompts: Vec<String>,
+    },
     /// Record the caller to `<recordings>/<name>.wav` until `StopRecording`,
     /// `max`, or `silence`; `RecordingFinished` tells the file.
     Record {

@@ -159,11 +159,14 @@ impl Sim {
             .collect()
     }
 
+    /// What was played or looped, in order.
     fn played(&self) -> Vec<String> {
         self.media
             .iter()
             .filter_map(|m| match m {
-                MediaCommand::Play { prompts, .. } => Some(prompts.join(" ")),
+                MediaCommand::Play { prompts, .. } | MediaCommand::Loop { prompts, .. } => {
+                    Some(prompts.join(" "))
+                }
                 _ => None,
             })
             .collect()

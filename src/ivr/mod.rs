@@ -104,6 +104,9 @@ pub enum Reply {
 pub enum Action {
     /// Prompt files (language suffix included), played in order.
     Play(Vec<String>),
+    /// The same, again and again until something else is played (the
+    /// hold music): no round trip at the end of each pass.
+    Loop(Vec<String>),
     StopPlayback,
     Record {
         max: Duration,
@@ -300,7 +303,7 @@ impl Session {
         }
         self.ringing = ringing;
         self.out.push_back(Action::StopPlayback);
-        self.play(self.hold_prompt());
+        self.play_looped(self.hold_prompt());
     }
 
     /// Waiting again at the queue node the caller was answered from (an
@@ -314,7 +317,7 @@ impl Session {
         self.wait = Wait::Queued;
         self.timer = None;
         self.out.push_back(Action::StopPlayback);
-        self.play(self.hold_prompt());
+        self.play_looped(self.hold_prompt());
     }
 
     /// Tells a waiting caller their place in line and the estimated wait,
@@ -489,7 +492,7 @@ impl Session {
                     NodeConfig::Queue { .. } => {
                         // Waiting for an agent: the hold prompt again.
                         self.wait = Wait::Queued;
-                        self.play(self.hold_prompt());
+                        self.play_looped(self.hold_prompt());
                     }
                     _ => {
                         self.wait = Wait::Keys;
@@ -498,7 +501,7 @@ impl Session {
                 }
             }
             Wait::Ending => self.hang_up(),
-            Wait::Queued => self.play(self.hold_prompt()),
+            Wait::Queued => self.play_looped(self.hold_prompt()),
             _ => {}
         }
     }
@@ -802,6 +805,15 @@ impl Session {
         let node = self.graph.names[self.node.0].clone();
         self.step(&node, format!("played {}", files.join(" ")));
         self.out.push_back(Action::Play(files));
+    }
+
+    /// `names` looped by the media edge (the hold music), told once.
+    fn play_looped(&mut self, names: Vec<String>) {
+        let lang = self.language.clone();
+        let files: Vec<String> = names.into_iter().map(|n| format!("{n}_{lang}")).collect();
+        let node = self.graph.names[self.node.0].clone();
+        self.step(&node, format!("looped {}", files.join(" ")));
+        self.out.push_back(Action::Loop(files));
     }
 
     fn hang_up(&mut self) {

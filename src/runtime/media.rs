@@ -79,6 +79,9 @@ struct Session {
     stream: RtpStream,
     /// Prompts still to play after the current one.
     queue: VecDeque<Arc<Prompt>>,
+    /// Played again whenever the queue runs out (the hold music); none:
+    /// the switch hears `PromptFinished` then.
+    looped: Option<Vec<Arc<Prompt>>>,
     record: mpsc::UnboundedSender<RecordCtl>,
     /// The other leg, once bridged.
     bridged_with: Option<CallId>,
@@ -183,6 +186,11 @@ async fn pace(
                         let _ = socket.try_send_to(pkt, to);
                     });
                     if done {
+                        if s.queue.is_empty()
+                            && let Some(list) = &s.looped
+                        {
+                            s.queue.extend(list.iter().cloned());
+                        }
                         match s.queue.pop_front() {
                             Some(next) => s.stream.play(now, next),
                             None => finished.push(*call),
@@ -299,6 +307,7 @@ fn handle(
                             socket,
                             stream,
                             queue: VecDeque::new(),
+                            looped: None,
                             record,
                             bridged_with: None,
                             room: None,
@@ -317,18 +326,22 @@ fn handle(
             };
             let _ = to_switch.send(Input::Media(call, event));
         }
-        MediaIn::Command(MediaCommand::Play { call, prompts }) => {
+        MediaIn::Command(
+            MediaCommand::Play { call, ref prompts } | MediaCommand::Loop { call, ref prompts },
+        ) => {
+            let looped = matches!(msg, MediaIn::Command(MediaCommand::Loop { .. }));
             let Some(s) = sessions.get_mut(&call) else {
                 return;
             };
             let mut queue: VecDeque<Arc<Prompt>> = VecDeque::new();
-            for name in &prompts {
+            for name in prompts {
                 match edge.prompts.get(name) {
                     Some(p) => queue.push_back(p),
                     // Prompts are checked at start-up; keep the call moving anyway.
                     None => error!(%call, prompt = %name, "prompt not loaded"),
                 }
             }
+            s.looped = (looped && !queue.is_empty()).then(|| queue.iter().cloned().collect());
             match queue.pop_front() {
                 Some(first) => {
                     s.stream.play(Instant::now(), first);
@@ -345,6 +358,7 @@ fn handle(
             if let Some(s) = sessions.get_mut(&call) {
                 s.stream.stop();
                 s.queue.clear();
+                s.looped = None;
             }
         }
         MediaIn::Command(MediaCommand::Record {
@@ -381,6 +395,7 @@ fn handle(
                 let s = sessions.get_mut(&call).expect("checked");
                 s.stream.stop();
                 s.queue.clear();
+                s.looped = None;
                 s.bridged_with = Some(other);
                 let _ = s.record.send(RecordCtl::RelayTo(socket, to));
             }
@@ -463,6 +478,7 @@ fn handle(
                 // No relay and no prompt: its mix from now on.
                 s.stream.stop();
                 s.queue.clear();
+                s.looped = None;
                 let _ = s.record.send(RecordCtl::RelayOff);
                 let _ = s.record.send(RecordCtl::Mix(true));
                 s.room = Some(room);
