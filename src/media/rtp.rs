@@ -203,7 +203,11 @@ impl RtpStream {
         };
         let audio = p.prompt.encoded(self.params.law);
         let total = audio.len().div_ceil(SAMPLES_PER_PACKET) as u64;
-        let elapsed = now.saturating_duration_since(p.start);
+        // Nothing before the prompt's start (a prompt chained to the last
+        // one starts when that one's next packet would have gone).
+        let Some(elapsed) = now.checked_duration_since(p.start) else {
+            return false;
+        };
         let due = (elapsed.as_millis() as u64 / 20 + 1).min(total);
         if due > p.next + MAX_BURST {
             p.next = due - MAX_BURST;
@@ -397,6 +401,11 @@ mod tests {
             Some(t0 + Duration::from_millis(60)),
             "on the same cadence"
         );
+        // Woken early (for another stream): nothing goes before its time.
+        s.poll_packets(at + Duration::from_millis(5), &mut buf, |p, _| {
+            sent.push((at, p.to_vec()))
+        });
+        assert_eq!(sent.len(), 3);
         while let Some(due) = s.next_due() {
             s.poll_packets(due, &mut buf, |p, _| sent.push((due, p.to_vec())));
         }
