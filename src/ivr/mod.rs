@@ -812,7 +812,7 @@ impl Session {
         let lang = self.language.clone();
         let files: Vec<String> = names.into_iter().map(|n| format!("{n}_{lang}")).collect();
         let node = self.graph.names[self.node.0].clone();
-        self.step(&node, format!("looped {}", files.join(" ")));
+        self.step(&node, format!("played {} in a loop", files.join(" ")));
         self.out.push_back(Action::Loop(files));
     }
 
@@ -1195,6 +1195,10 @@ mod words {
             Some("fee balance: pressed 0: agent")
         );
         assert_eq!(super::step_words("main", "played main_menu_zh"), None);
+        assert_eq!(
+            super::step_words("agent", "played ringback_zh in a loop"),
+            None
+        );
         assert_eq!(super::step_words("start", "site garden"), None);
         assert_eq!(super::step_words("agent", "queue general priority 0"), None);
     }
