@@ -47,6 +47,28 @@ fn holds(w: &[i16], hz: f64) -> bool {
     loudest > 1e5 && e(hz) > loudest / 10.0
 }
 
+/// Half-second windows of `heard` that hold tones `a` and `b` but not the
+/// phone's `own`.
+fn both(heard: &[i16], a: f64, b: f64, own: f64) -> usize {
+    heard
+        .chunks(4000)
+        .filter(|w| holds(w, a) && holds(w, b) && !holds(w, own))
+        .count()
+}
+
+/// The calls' history in words, as a supervisor reads it.
+fn history(h: &Hotline) -> String {
+    let (status, body) = common::http(
+        h.http_port(),
+        "GET",
+        "/api/calls",
+        Some("demo-supervisor"),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
 fn monitor(h: &Hotline, call: &str, token: &str, mode: &str) -> (u16, String) {
     common::http(
         h.http_port(),
@@ -237,12 +259,6 @@ fn in_a_three_way_call_each_hears_the_other_two_and_the_two_left_talk_on() {
     let owner_heard = call_heard(&dir("owner"));
     let first_heard = call_heard(&dir("2001"));
     let third_heard = call_heard(&dir("2003"));
-    let both = |heard: &[i16], a: f64, b: f64, own: f64| {
-        heard
-            .chunks(4000)
-            .filter(|w| holds(w, a) && holds(w, b) && !holds(w, own))
-            .count()
-    };
     assert!(
         both(&owner_heard, 1000.0, 1500.0, 500.0) >= 4,
         "the owner heard both agents"
@@ -258,14 +274,7 @@ fn in_a_three_way_call_each_hears_the_other_two_and_the_two_left_talk_on() {
     // After 2003 left: the owner hears 2001 alone.
     let tail = &owner_heard[owner_heard.len().saturating_sub(8000 * 2)..];
     assert!(common::windows_with(tail, 1000.0, &[500.0, 1500.0]) >= 2);
-    let (status, body) = common::http(
-        h.http_port(),
-        "GET",
-        "/api/calls",
-        Some("demo-supervisor"),
-        None,
-    );
-    assert_eq!(status, 200);
+    let body = history(&h);
     for expected in [
         "agent 2001 asked agent 2003 to join the call",
         "agent 2003 joined the call",
@@ -320,12 +329,6 @@ fn an_agent_consulting_a_colleague_presses_star_3_the_three_talk_and_the_two_aft
     std::thread::sleep(Duration::from_millis(500));
     drop((owner, first, third));
 
-    let both = |heard: &[i16], a: f64, b: f64, own: f64| {
-        heard
-            .chunks(4000)
-            .filter(|w| holds(w, a) && holds(w, b) && !holds(w, own))
-            .count()
-    };
     let owner_heard = call_heard(&dir("owner"));
     let third_heard = call_heard(&dir("2003"));
     assert!(
@@ -339,14 +342,7 @@ fn an_agent_consulting_a_colleague_presses_star_3_the_three_talk_and_the_two_aft
     // After the owner left: 2003 hears 2001 alone.
     let tail = &third_heard[third_heard.len().saturating_sub(8000 * 2)..];
     assert!(common::windows_with(tail, 1000.0, &[500.0, 1500.0]) >= 2);
-    let (status, body) = common::http(
-        h.http_port(),
-        "GET",
-        "/api/calls",
-        Some("demo-supervisor"),
-        None,
-    );
-    assert_eq!(status, 200);
+    let body = history(&h);
     for expected in [
         "agent 2001 called agent 2003 to consult",
         "agent 2003 joined the call",

@@ -745,7 +745,6 @@ impl Switch {
 
     /// The agent rung for a three-way call answered: the three are mixed.
     fn conference_joined(&mut self, now: Instant, caller: CallId, leg: CallId, agent: AgentId) {
-        use crate::media::mixer::{Audience, Role};
         let c = self.calls.get_mut(&caller).expect("live caller");
         if let Some(o) = c.side_mut() {
             o.transfer = None;
@@ -758,11 +757,26 @@ impl Switch {
             self.set_phase(leg, Phase::Bridged);
             return self.hand_over(now, caller, leg, agent, None, Duration::ZERO);
         };
-        if let Some(o) = c.side_mut() {
+        self.set_phase(leg, Phase::Bridged);
+        info!(%caller, %leg, %agent, "conference joined");
+        self.join_three_way(now, caller, first, leg, agent);
+    }
+
+    /// `agent`'s `leg` joins `caller` and the first agent (on `first`):
+    /// the three are mixed, the new agent's conversation begins.
+    fn join_three_way(
+        &mut self,
+        now: Instant,
+        caller: CallId,
+        first: CallId,
+        leg: CallId,
+        agent: AgentId,
+    ) {
+        use crate::media::mixer::{Audience, Role};
+        if let Some(o) = self.calls.get_mut(&caller).and_then(Call::side_mut) {
             o.party = Some(leg);
             o.party_since = Some(now);
         }
-        self.set_phase(leg, Phase::Bridged);
         for (call, role) in [
             (caller, Role::Caller),
             (first, Role::Agent),
@@ -775,17 +789,12 @@ impl Switch {
                 audience: Audience::All,
             }));
         }
-        info!(%caller, %leg, %agent, "conference joined");
-        let owner = None;
-        self.emit(
-            now,
-            caller,
-            CallEventKind::Answered {
-                agent,
-                owner,
-                waited: std::time::Duration::ZERO,
-            },
-        );
+        let kind = CallEventKind::Answered {
+            agent,
+            owner: None,
+            waited: Duration::ZERO,
+        };
+        self.emit(now, caller, kind);
         self.emit(now, caller, CallEventKind::ConferenceJoined { agent });
     }
 
@@ -844,7 +853,6 @@ impl Switch {
     /// call: the colleague's leg joins the mixed room and the agent's
     /// consult call is hung up.
     fn merge_consult(&mut self, now: Instant, caller: CallId, consult: CallId) {
-        use crate::media::mixer::{Audience, Role};
         let Some(leg) = self.calls.get_mut(&consult).and_then(|c| c.bridge.take()) else {
             return;
         };
@@ -858,38 +866,11 @@ impl Switch {
         };
         self.calls.get_mut(&leg).expect("checked").purpose =
             Purpose::AgentLeg { caller, agent: to };
-        let c = self.calls.get_mut(&caller).expect("live caller");
-        if let Some(o) = c.side_mut() {
-            o.party = Some(leg);
-            o.party_since = Some(now);
-        }
         if let Some(k) = self.calls.get_mut(&consult) {
             k.talking_since = None;
         }
         self.send_bye(now, consult);
-        for (call, role) in [
-            (caller, Role::Caller),
-            (first, Role::Agent),
-            (leg, Role::Agent),
-        ] {
-            self.out.push_back(Output::Media(MediaCommand::Mix {
-                room: caller,
-                call,
-                role,
-                audience: Audience::All,
-            }));
-        }
         info!(%caller, %leg, agent = %to, "consulted agent joined the call");
-        let owner = None;
-        self.emit(
-            now,
-            caller,
-            CallEventKind::Answered {
-                agent: to,
-                owner,
-                waited: std::time::Duration::ZERO,
-            },
-        );
-        self.emit(now, caller, CallEventKind::ConferenceJoined { agent: to });
+        self.join_three_way(now, caller, first, leg, to);
     }
 }

@@ -509,13 +509,7 @@ async fn queues(State(api): State<Arc<Api>>, Caller(user): Caller) -> Reply {
 /// Sources the edge banned (failed authentications), longest left first.
 async fn list_bans(State(api): State<Arc<Api>>, Caller(user): Caller) -> Reply {
     Api::supervisor(&user)?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let _ = api
-        .switch
-        .send(crate::runtime::Input::Edge(EdgeRequest::Bans(tx)));
-    let bans = rx
-        .await
-        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping"))?;
+    let bans = ask_switch(&api, EdgeRequest::Bans).await?;
     let bans: Vec<Value> = bans
         .iter()
         .map(|b| {
@@ -542,13 +536,7 @@ async fn lift_ban(
             format!("{source:?} is not an IP address"),
         )
     })?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let _ = api
-        .switch
-        .send(crate::runtime::Input::Edge(EdgeRequest::Lift(ip, tx)));
-    let lifted = rx
-        .await
-        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping"))?;
+    let lifted = ask_switch(&api, |tx| EdgeRequest::Lift(ip, tx)).await?;
     if lifted {
         tracing::warn!(supervisor = %user.name, "ban on {ip} lifted");
         ok(
@@ -1140,18 +1128,13 @@ async fn pause_recording(
             ));
         }
     };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let _ = api
-        .switch
-        .send(crate::runtime::Input::Edge(EdgeRequest::PauseRecording {
-            call: crate::ids::CallId(id),
-            paused: body.paused,
-            by,
-            reply: tx,
-        }));
-    let done = rx
-        .await
-        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping"))?;
+    let done = ask_switch(&api, |tx| EdgeRequest::PauseRecording {
+        call: crate::ids::CallId(id),
+        paused: body.paused,
+        by,
+        reply: tx,
+    })
+    .await?;
     if !done {
         return Err(err(
             StatusCode::CONFLICT,
@@ -1159,6 +1142,18 @@ async fn pause_recording(
         ));
     }
     ok(StatusCode::OK, json!({ "call": id, "paused": body.paused }))
+}
+
+/// Asks the switch (`make` wraps the reply channel into the request) and
+/// waits for its answer; 503 when the switch is stopping.
+async fn ask_switch<T>(
+    api: &Api,
+    make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> EdgeRequest,
+) -> Result<T, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let _ = api.switch.send(crate::runtime::Input::Edge(make(tx)));
+    rx.await
+        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping"))
 }
 
 #[derive(Deserialize)]
@@ -1186,18 +1181,13 @@ async fn transfer(
         ));
     }
     let agent = hand_off_by(&user)?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let _ = api
-        .switch
-        .send(crate::runtime::Input::Edge(EdgeRequest::Transfer {
-            call: crate::ids::CallId(id),
-            to: to.clone(),
-            agent,
-            reply: tx,
-        }));
-    let done = rx
-        .await
-        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping"))?;
+    let done = ask_switch(&api, |tx| EdgeRequest::Transfer {
+        call: crate::ids::CallId(id),
+        to: to.clone(),
+        agent,
+        reply: tx,
+    })
+    .await?;
     hand_off_reply(done, &user, &call, agent)?;
     ok(StatusCode::ACCEPTED, json!({ "call": id, "to": to }))
 }
@@ -1264,18 +1254,13 @@ async fn conference(
         return Err(err(StatusCode::BAD_REQUEST, "add: an agent's extension"));
     }
     let agent = hand_off_by(&user)?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let _ = api
-        .switch
-        .send(crate::runtime::Input::Edge(EdgeRequest::Conference {
-            call: crate::ids::CallId(id),
-            add: add.clone(),
-            agent,
-            reply: tx,
-        }));
-    let done = rx
-        .await
-        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping"))?;
+    let done = ask_switch(&api, |tx| EdgeRequest::Conference {
+        call: crate::ids::CallId(id),
+        add: add.clone(),
+        agent,
+        reply: tx,
+    })
+    .await?;
     hand_off_reply(done, &user, &call, agent)?;
     ok(StatusCode::ACCEPTED, json!({ "call": id, "add": add }))
 }
@@ -1319,19 +1304,14 @@ async fn monitor(
                 format!("{} has no phone in the users file", user.name),
             )
         })?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let _ = api
-        .switch
-        .send(crate::runtime::Input::Edge(EdgeRequest::Monitor {
-            call: crate::ids::CallId(id),
-            mode,
-            phone,
-            by: user.name.clone(),
-            reply: tx,
-        }));
-    let done = rx
-        .await
-        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the switch is stopping"))?;
+    let done = ask_switch(&api, |tx| EdgeRequest::Monitor {
+        call: crate::ids::CallId(id),
+        mode,
+        phone,
+        by: user.name.clone(),
+        reply: tx,
+    })
+    .await?;
     match done {
         Ok(()) => ok(
             StatusCode::ACCEPTED,
