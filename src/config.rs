@@ -760,6 +760,25 @@ pub struct MediaConfig {
     pub rtp_port_max: u16,
     /// A caller who sends no RTP this long (and is not holding) is hung up.
     pub rtp_timeout_seconds: u64,
+    /// Threads sending RTP (see runtime::playout); 0: one per core.
+    pub workers: usize,
+    /// Their real-time priority (SCHED_FIFO, 1-99; 0: ordinary threads).
+    pub realtime_priority: u8,
+}
+
+/// At most this many media workers: more threads than cores only add
+/// switches between them.
+pub const MAX_MEDIA_WORKERS: usize = 64;
+
+impl MediaConfig {
+    /// The media workers to start: as configured, else one per core.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+        .min(MAX_MEDIA_WORKERS)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -818,6 +837,8 @@ impl Default for MediaConfig {
             rtp_port_min: 20000,
             rtp_port_max: 29999,
             rtp_timeout_seconds: 60,
+            workers: 0,
+            realtime_priority: 10,
         }
     }
 }
@@ -979,6 +1000,18 @@ impl Config {
             return Err(invalid(
                 "media.rtp_timeout_seconds",
                 "must be above 0".into(),
+            ));
+        }
+        if self.media.realtime_priority > 99 {
+            return Err(invalid(
+                "media.realtime_priority",
+                "1 to 99, or 0 for none".into(),
+            ));
+        }
+        if self.media.workers > MAX_MEDIA_WORKERS {
+            return Err(invalid(
+                "media.workers",
+                format!("at most {MAX_MEDIA_WORKERS} (0: one per core)"),
             ));
         }
         if self.acd.nonce_seconds == 0 {
@@ -1356,6 +1389,11 @@ mod tests {
             (
                 "[media]\nrtp_timeout_seconds = 0\n",
                 "media.rtp_timeout_seconds",
+            ),
+            ("[media]\nworkers = 1000\n", "media.workers"),
+            (
+                "[media]\nrealtime_priority = 100\n",
+                "media.realtime_priority",
             ),
             ("[http]\nmax_event_streams = 0\n", "http.max_connections"),
             ("[sip]\nuntrusted_calls = \"maybe\"\n", "untrusted_calls"),

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub sip_banned_sources: IntGauge,
     pub auth_failures: IntCounter,
     pub sip_rate_limited: IntCounterVec,
+    pub calls_shed: IntCounterVec,
+    pub media_late: Gauge,
     pub connections_refused: IntCounterVec,
     pub sla_warnings: IntCounter,
     pub sla_breaches: IntCounter,
@@ -327,6 +329,20 @@ impl Metrics {
                 &r,
                 "hotline_agents_registered",
                 "Agents' softphones registered now.",
+            ),
+            calls_shed: counter_vec(
+                &r,
+                "hotline_calls_shed_total",
+                "New calls refused with 503 because the hotline was at capacity, by the cap reached (max_calls, no_rtp_port, max_unconfirmed, max_unconfirmed_per_source, media_behind).",
+                &["reason"],
+            ),
+            media_late: register(
+                &r,
+                Gauge::new(
+                    "hotline_media_late_seconds",
+                    "The latest a media worker sent a packet in the last second, after its 20 ms schedule.",
+                )
+                .expect("valid metric"),
             ),
             sip_banned_sources: gauge(
                 &r,

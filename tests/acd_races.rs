@@ -212,14 +212,17 @@ fn a_waiting_caller_hears_place_and_wait_then_leaves_a_voice_message_with_0() {
         told[0].contains("no estimate"),
         "no minutes while nobody is at work: {told:?}"
     );
-    let played = h.lines("playing");
+    // The place, then the hold music looping on: one order to the edge.
     assert!(
-        played
+        h.lines("looping")
             .iter()
-            .any(|l| l.contains("position_is") && l.contains("in_line")),
+            .any(|l| l.contains("first=position_is")
+                && l.contains("in_line")
+                && l.contains("prompts=hold_")),
         "{}",
         h.log()
     );
+    let played = h.lines("playing");
     // 0 while waiting: the voice-message recorder (the complaint node).
     assert!(
         played.iter().any(|l| l.contains("record_complaint")),

@@ -60,6 +60,7 @@ impl Switch {
         // Looped by the media edge until the call is resumed.
         self.out.push_back(Output::Media(MediaCommand::Loop {
             call: id,
+            first: Vec::new(),
             prompts: vec![format!("hold_{lang}")],
         }));
     }

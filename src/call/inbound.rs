@@ -162,6 +162,7 @@ impl Switch {
         }
         if let Some(why) = self.over_capacity(peer.addr.ip()) {
             info!(sip_call_id = %core.call_id, from = %peer.addr, why, "call refused: 503");
+            self.out.push_back(Output::Shed { why });
             let bytes = self.response_bytes(
                 &core,
                 503,
@@ -336,6 +337,8 @@ impl Switch {
             Some("max_unconfirmed")
         } else if self.unconfirmed.get(&ip).copied().unwrap_or(0) >= a.max_unconfirmed_per_source {
             Some("max_unconfirmed_per_source")
+        } else if self.media_behind {
+            Some("media_behind")
         } else {
             None
         }
@@ -572,17 +575,24 @@ impl Switch {
             let Some(o) = c.side_mut() else {
                 break;
             };
-            let Some(action) = o.ivr.as_mut().and_then(ivr::Session::poll_action) else {
+            let Some(mut action) = o.ivr.as_mut().and_then(ivr::Session::poll_action) else {
                 break;
             };
-            let looped = matches!(action, ivr::Action::Loop(_));
+            // What a loop plays once first (the caller's place in line).
+            let first = match &mut action {
+                ivr::Action::Loop { first, .. } => Some(std::mem::take(first)),
+                _ => None,
+            };
             let out = match action {
-                ivr::Action::Play(prompts) | ivr::Action::Loop(prompts) => {
+                ivr::Action::Play(prompts)
+                | ivr::Action::Loop {
+                    looped: prompts, ..
+                } => {
                     // (After the notice, a loop plays once: the menu loops
                     // it again when it ends.)
                     if o.notice_playing {
                         // After the notice (ringback, the hold prompt ...).
-                        o.after_notice = Some(prompts);
+                        o.after_notice = Some([first.unwrap_or_default(), prompts].concat());
                         continue;
                     }
                     match &self.cfg.recording.notice {
@@ -590,14 +600,19 @@ impl Switch {
                             // The notice alone first, whole; then these.
                             let lang = o.ivr.as_ref().map(|s| s.language()).unwrap_or("zh");
                             o.notice_playing = true;
-                            o.after_notice = Some(prompts);
+                            o.after_notice = Some([first.unwrap_or_default(), prompts].concat());
                             let prompts = vec![format!("{notice}_{lang}")];
                             info!(call = %id, prompts = %prompts.join(" "), "playing");
                             Output::Media(MediaCommand::Play { call: id, prompts })
                         }
-                        _ if looped => {
-                            info!(call = %id, prompts = %prompts.join(" "), "looping");
-                            Output::Media(MediaCommand::Loop { call: id, prompts })
+                        _ if first.is_some() => {
+                            let first = first.unwrap_or_default();
+                            info!(call = %id, first = %first.join(" "), prompts = %prompts.join(" "), "looping");
+                            Output::Media(MediaCommand::Loop {
+                                call: id,
+                                first,
+                                prompts,
+                            })
                         }
                         _ => {
                             info!(call = %id, prompts = %prompts.join(" "), "playing");

@@ -194,10 +194,12 @@ pub enum MediaCommand {
         call: CallId,
         prompts: Vec<String>,
     },
-    /// Prompt files played over and over (the hold music), on one cadence,
-    /// until the next `Play`, `Loop` or `Stop`; never finished.
+    /// `first` played once (whatever played stops), then `prompts` over
+    /// and over (the hold music), on one cadence, until the next `Play`,
+    /// `Loop` or `Stop`; never finished.
     Loop {
         call: CallId,
+        first: Vec<String>,
         prompts: Vec<String>,
     },
     /// Record the caller to `<recordings>/<name>.wav` until `StopRecording`,
@@ -376,6 +378,12 @@ pub enum Output {
     Banned {
         ip: IpAddr,
     },
+    /// A new call was refused with 503 (load shed), and why: the cap
+    /// reached (`max_calls`, `no_rtp_port`, `max_unconfirmed`,
+    /// `max_unconfirmed_per_source`, `media_behind`).
+    Shed {
+        why: &'static str,
+    },
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -536,6 +544,9 @@ pub struct Switch {
     /// Inbound calls not yet ACKed, per source and in all.
     unconfirmed: HashMap<IpAddr, usize>,
     unconfirmed_total: usize,
+    /// The media workers are running late: new calls wait (503) until
+    /// they catch up, so the calls already in keep clean audio.
+    media_behind: bool,
     /// When calls are next checked against `max_call`.
     next_age_check: Option<Instant>,
     bindings: HashMap<String, Binding>,
@@ -554,6 +565,7 @@ impl Switch {
             guard: crate::edge::Guard::new(cfg.edge.guard.clone()),
             unconfirmed: HashMap::new(),
             unconfirmed_total: 0,
+            media_behind: false,
             next_age_check: None,
             tx: TransactionLayer::new(cfg.timers),
             ports: PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1),
@@ -576,6 +588,18 @@ impl Switch {
 
     pub fn active_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Whether the media workers keep their schedule (the runtime looks
+    /// each second).
+    pub fn set_media_behind(&mut self, behind: bool) {
+        if behind != self.media_behind {
+            match behind {
+                true => warn!("media workers behind schedule: new calls refused (503)"),
+                false => info!("media workers on schedule again: new calls taken"),
+            }
+        }
+        self.media_behind = behind;
     }
 
     pub fn ports_in_use(&self) -> usize {

@@ -164,8 +164,9 @@ impl Sim {
         self.media
             .iter()
             .filter_map(|m| match m {
-                MediaCommand::Play { prompts, .. } | MediaCommand::Loop { prompts, .. } => {
-                    Some(prompts.join(" "))
+                MediaCommand::Play { prompts, .. } => Some(prompts.join(" ")),
+                MediaCommand::Loop { first, prompts, .. } => {
+                    Some([&first[..], &prompts[..]].concat().join(" "))
                 }
                 _ => None,
             })

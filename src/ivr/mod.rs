@@ -104,9 +104,13 @@ pub enum Reply {
 pub enum Action {
     /// Prompt files (language suffix included), played in order.
     Play(Vec<String>),
-    /// The same, again and again until something else is played (the
-    /// hold music): no round trip at the end of each pass.
-    Loop(Vec<String>),
+    /// `first` once, then `looped` again and again until something else is
+    /// played (the hold music, after the caller's place in line): no round
+    /// trip at the end of each pass.
+    Loop {
+        first: Vec<String>,
+        looped: Vec<String>,
+    },
     StopPlayback,
     Record {
         max: Duration,
@@ -346,9 +350,8 @@ impl Session {
             said.extend(say::number(&lang, minutes as i64));
             said.push("minutes_word".into());
         }
-        said.extend(self.hold_prompt());
-        self.out.push_back(Action::StopPlayback);
-        self.play(said);
+        // Then the hold music goes on, without a word back from the edge.
+        self.play_looped_after(said, self.hold_prompt());
     }
 
     /// The hold prompt of the queue node the caller is at: the first of its
@@ -809,11 +812,27 @@ impl Session {
 
     /// `names` looped by the media edge (the hold music), told once.
     fn play_looped(&mut self, names: Vec<String>) {
+        self.play_looped_after(Vec::new(), names);
+    }
+
+    /// `first` played now (whatever plays stops), then `names` looped.
+    fn play_looped_after(&mut self, first: Vec<String>, names: Vec<String>) {
         let lang = self.language.clone();
-        let files: Vec<String> = names.into_iter().map(|n| format!("{n}_{lang}")).collect();
+        let files = |names: Vec<String>| -> Vec<String> {
+            names.into_iter().map(|n| format!("{n}_{lang}")).collect()
+        };
+        let (first, looped) = (files(first), files(names));
         let node = self.graph.names[self.node.0].clone();
-        self.step(&node, format!("played {} in a loop", files.join(" ")));
-        self.out.push_back(Action::Loop(files));
+        let detail = match first.is_empty() {
+            true => format!("played {} in a loop", looped.join(" ")),
+            false => format!(
+                "played {} then {} in a loop",
+                first.join(" "),
+                looped.join(" ")
+            ),
+        };
+        self.step(&node, detail);
+        self.out.push_back(Action::Loop { first, looped });
     }
 
     fn hang_up(&mut self) {

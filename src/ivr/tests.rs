@@ -48,7 +48,10 @@ impl Sim {
     fn drain(&mut self) {
         while let Some(a) = self.s.poll_action() {
             match a {
-                Action::Play(files) | Action::Loop(files) => self.played.push(files.join(" ")),
+                Action::Play(files) => self.played.push(files.join(" ")),
+                Action::Loop { first, looped } => {
+                    self.played.push([first, looped].concat().join(" "))
+                }
                 Action::Step { node, detail } => self.steps.push(format!("{node}: {detail}")),
                 Action::Request(r) => self.requests.push(r),
                 Action::StopPlayback => self.stops += 1,

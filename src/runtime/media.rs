@@ -1,13 +1,13 @@
-//! The media edge: one RTP socket per call, one receive task per socket, and
-//! one pacing task for all calls, instead of a sleeping task per call. The
-//! pacer sleeps until the earliest packet due (each stream keeps its own
-//! 20 ms cadence, streams spread over the phase as their calls came) and
-//! sends what is due then: a packet leaves within the timer's resolution
-//! (1 ms) of its time. A call's prompts play one after the other on one
-//! cadence; the receive task also records the caller when the menu asks
-//! (voice messages).
+//! The media edge: one RTP socket per call, one receive task per socket, the
+//! media workers (runtime::playout) sending every call's packets on time,
+//! and one control task that takes the switch's orders: it opens and closes
+//! sessions, tells the workers what to play, bridges, mixes conversations
+//! and watches for callers gone silent. Each stream keeps its own 20 ms
+//! cadence, streams spread over the phase as their calls came. A call's
+//! prompts play one after the other on one cadence; the receive task also
+//! records the caller when the menu asks (voice messages).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,15 +20,14 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use super::Input;
+use super::playout::{Lateness, Playout, Workers};
 use crate::call::{CallId, MediaCommand, MediaEvent};
 use crate::media::conversation::{Conversation, Side};
 use crate::media::g711::Law;
 use crate::media::mixer::Mixer;
 use crate::media::prompt::{Prompt, PromptSet};
 use crate::media::record::Recorder;
-use crate::media::rtp::{
-    MAX_PACKET, PACKET_INTERVAL, Received, RtpReceiver, RtpStream, SAMPLES_PER_PACKET,
-};
+use crate::media::rtp::{PACKET_INTERVAL, Received, RtpReceiver, RtpStream, SAMPLES_PER_PACKET};
 
 /// Messages to the pacing task.
 #[derive(Debug)]
@@ -76,12 +75,11 @@ pub enum ConversationIn {
 
 struct Session {
     socket: Arc<UdpSocket>,
-    stream: RtpStream,
-    /// Prompts still to play after the current one.
-    queue: VecDeque<Arc<Prompt>>,
-    /// Played again whenever the queue runs out (the hold music); none:
-    /// the switch hears `PromptFinished` then.
-    looped: Option<Vec<Arc<Prompt>>>,
+    /// The media worker sending its packets.
+    worker: usize,
+    /// Where its packets go (the caller's real RTP source once heard).
+    remote: SocketAddr,
+    law: Law,
     record: mpsc::UnboundedSender<RecordCtl>,
     /// The other leg, once bridged.
     bridged_with: Option<CallId>,
@@ -100,13 +98,13 @@ struct Session {
 /// Packets a call's receive task accepted, found missing (by sequence
 /// number) and relayed to the other leg.
 #[derive(Debug, Default)]
-struct RtpCounts {
-    received: AtomicU64,
-    lost: AtomicU64,
-    relayed: AtomicU64,
+pub(super) struct RtpCounts {
+    pub(super) received: AtomicU64,
+    pub(super) lost: AtomicU64,
+    pub(super) relayed: AtomicU64,
     /// Telephone-event packets of a key pressed before the bridge, not
     /// relayed (the caller's 0 for an agent).
-    held_back: AtomicU64,
+    pub(super) held_back: AtomicU64,
 }
 
 impl Drop for Session {
@@ -117,27 +115,59 @@ impl Drop for Session {
     }
 }
 
-/// Starts the pacing task; returns its inbox.
+/// Starts the media workers and the control task; returns its inbox, and
+/// how late the workers run.
+#[allow(clippy::too_many_arguments)] // the edge's whole world, passed once
 pub fn spawn(
     ip: std::net::IpAddr,
+    (workers, realtime_priority): (usize, u8),
     rtp_timeout: Duration,
     prompts: PromptSet,
     recordings: PathBuf,
     conversations: PathBuf,
     metrics: Arc<crate::metrics::Metrics>,
     to_switch: mpsc::UnboundedSender<Input>,
-) -> (mpsc::UnboundedSender<MediaIn>, JoinHandle<()>) {
+) -> (
+    mpsc::UnboundedSender<MediaIn>,
+    JoinHandle<()>,
+    Arc<Lateness>,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let lateness = Arc::new(Lateness::new(workers.max(1)));
     let edge = Edge {
         ip,
         rtp_timeout,
         prompts,
         recordings,
         conversations,
-        metrics,
+        workers: Workers::start(
+            workers,
+            realtime_priority,
+            lateness.clone(),
+            metrics,
+            to_switch.clone(),
+        ),
     };
     let handle = tokio::spawn(pace(edge, rx, tx.clone(), to_switch));
-    (tx, handle)
+    (tx, handle, lateness)
+}
+
+impl Edge {
+    /// The prompts named, as loaded at start-up.
+    fn load<'a>(
+        &'a self,
+        call: CallId,
+        names: &'a [String],
+    ) -> impl Iterator<Item = Arc<Prompt>> + 'a {
+        names.iter().filter_map(move |name| {
+            let prompt = self.prompts.get(name);
+            if prompt.is_none() {
+                // Prompts are checked at start-up; keep the call moving anyway.
+                error!(%call, prompt = %name, "prompt not loaded");
+            }
+            prompt
+        })
+    }
 }
 
 /// What every session shares.
@@ -149,59 +179,35 @@ struct Edge {
     recordings: PathBuf,
     /// Where conversations are recorded.
     conversations: PathBuf,
-    metrics: Arc<crate::metrics::Metrics>,
+    workers: Workers,
 }
 
 async fn pace(
-    edge: Edge,
+    mut edge: Edge,
     mut rx: mpsc::UnboundedReceiver<MediaIn>,
     me: mpsc::UnboundedSender<MediaIn>,
     to_switch: mpsc::UnboundedSender<Input>,
 ) {
     let mut sessions: HashMap<CallId, Session> = HashMap::new();
     let mut rooms: HashMap<CallId, Room> = HashMap::new();
-    let mut buf = [0u8; MAX_PACKET];
-    let mut finished = Vec::new();
     let mut next_silence_check = Instant::now() + SILENCE_CHECK;
     let mut wake = next_silence_check;
     loop {
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
-                // A command may start a prompt or a mix: due sooner. (What
-                // a mixed leg said changes no deadline.)
+                // A command may start a mix: due sooner. (What a mixed leg
+                // said changes no deadline.)
                 let sooner = matches!(msg, MediaIn::Command(_));
-                handle(msg, &edge, &mut sessions, &mut rooms, &me, &to_switch);
+                handle(msg, &mut edge, &mut sessions, &mut rooms, &me, &to_switch);
                 if sooner {
-                    wake = next_wake(&sessions, &rooms, next_silence_check);
+                    wake = next_wake(&rooms, next_silence_check);
                 }
             }
             _ = tokio::time::sleep_until(wake.into()), if !sessions.is_empty() => {
                 let now = Instant::now();
-                for (call, s) in sessions.iter_mut() {
-                    let socket = &s.socket;
-                    let done = s.stream.poll_packets(now, &mut buf, |pkt, to| {
-                        // Never wait on a full socket buffer: a lost packet
-                        // is better than a late one for every other call.
-                        let _ = socket.try_send_to(pkt, to);
-                    });
-                    if done {
-                        if s.queue.is_empty()
-                            && let Some(list) = &s.looped
-                        {
-                            s.queue.extend(list.iter().cloned());
-                        }
-                        match s.queue.pop_front() {
-                            Some(next) => s.stream.play(now, next),
-                            None => finished.push(*call),
-                        }
-                    }
-                }
-                for call in finished.drain(..) {
-                    let _ = to_switch.send(Input::Media(call, MediaEvent::PromptFinished));
-                }
                 // Each mixed conversation: everyone's 20 ms, mixed for
-                // each, every 20 ms.
+                // each, every 20 ms, sent by each leg's worker.
                 for room in rooms.values_mut() {
                     if now < room.next {
                         continue;
@@ -209,12 +215,13 @@ async fn pace(
                     // Behind by more than a packet (a stall): start again from now.
                     let floor = now.checked_sub(PACKET_INTERVAL).unwrap_or(now);
                     room.next = (room.next + PACKET_INTERVAL).max(floor);
-                    room.mixer.mix(|call, payload| {
-                        if let Some(s) = sessions.get_mut(&call) {
-                            let socket = &s.socket;
-                            s.stream.send_live(now, payload, &mut buf, |pkt, to| {
-                                let _ = socket.try_send_to(pkt, to);
-                            });
+                    room.mixer.mix(|call, mixed| {
+                        if let Some(s) = sessions.get(&call) {
+                            let mut payload = [s.law.silence(); SAMPLES_PER_PACKET];
+                            let len = mixed.len().min(SAMPLES_PER_PACKET);
+                            payload[..len].copy_from_slice(&mixed[..len]);
+                            let live = Playout::Live { call, len: len as u8, payload };
+                            edge.workers.send(s.worker, live);
                         }
                     });
                 }
@@ -222,23 +229,17 @@ async fn pace(
                     next_silence_check = now + SILENCE_CHECK;
                     report_silence(now, edge.rtp_timeout, &mut sessions, &to_switch);
                 }
-                wake = next_wake(&sessions, &rooms, next_silence_check);
+                wake = next_wake(&rooms, next_silence_check);
             }
         }
     }
 }
 
-/// The earliest of: a packet due on any stream, a room's next mix, the
-/// next silence check.
-fn next_wake(
-    sessions: &HashMap<CallId, Session>,
-    rooms: &HashMap<CallId, Room>,
-    silence_check: Instant,
-) -> Instant {
-    sessions
+/// The earliest of: a room's next mix, the next silence check.
+fn next_wake(rooms: &HashMap<CallId, Room>, silence_check: Instant) -> Instant {
+    rooms
         .values()
-        .filter_map(|s| s.stream.next_due())
-        .chain(rooms.values().map(|r| r.next))
+        .map(|r| r.next)
         .fold(silence_check, Instant::min)
 }
 
@@ -268,7 +269,7 @@ fn report_silence(
 
 fn handle(
     msg: MediaIn,
-    edge: &Edge,
+    edge: &mut Edge,
     sessions: &mut HashMap<CallId, Session>,
     rooms: &mut HashMap<CallId, Room>,
     me: &mpsc::UnboundedSender<MediaIn>,
@@ -294,6 +295,7 @@ fn handle(
                         me.clone(),
                         to_switch.clone(),
                     ));
+                    let (remote, law) = (params.remote, params.law);
                     let stream = RtpStream::new(
                         Instant::now(),
                         params,
@@ -301,13 +303,21 @@ fn handle(
                         rand::random(),
                         rand::random(),
                     );
+                    let worker = edge.workers.assign();
+                    let stream = Box::new(stream);
+                    let open = Playout::Open {
+                        call,
+                        socket: socket.clone(),
+                        stream,
+                    };
+                    edge.workers.send(worker, open);
                     sessions.insert(
                         call,
                         Session {
                             socket,
-                            stream,
-                            queue: VecDeque::new(),
-                            looped: None,
+                            worker,
+                            remote,
+                            law,
                             record,
                             bridged_with: None,
                             room: None,
@@ -326,39 +336,34 @@ fn handle(
             };
             let _ = to_switch.send(Input::Media(call, event));
         }
-        MediaIn::Command(
-            MediaCommand::Play { call, ref prompts } | MediaCommand::Loop { call, ref prompts },
-        ) => {
-            let looped = matches!(msg, MediaIn::Command(MediaCommand::Loop { .. }));
-            let Some(s) = sessions.get_mut(&call) else {
-                return;
-            };
-            let mut queue: VecDeque<Arc<Prompt>> = VecDeque::new();
-            for name in prompts {
-                match edge.prompts.get(name) {
-                    Some(p) => queue.push_back(p),
-                    // Prompts are checked at start-up; keep the call moving anyway.
-                    None => error!(%call, prompt = %name, "prompt not loaded"),
-                }
+        MediaIn::Command(MediaCommand::Play { call, prompts }) => {
+            if let Some(s) = sessions.get(&call) {
+                let play = Playout::Play {
+                    call,
+                    prompts: edge.load(call, &prompts).collect(),
+                    looped: None,
+                };
+                edge.workers.send(s.worker, play);
             }
-            s.looped = (looped && !queue.is_empty()).then(|| queue.iter().cloned().collect());
-            match queue.pop_front() {
-                Some(first) => {
-                    s.stream.play(Instant::now(), first);
-                    s.queue = queue;
-                }
-                None => {
-                    s.stream.stop();
-                    s.queue.clear();
-                    let _ = to_switch.send(Input::Media(call, MediaEvent::PromptFinished));
-                }
+        }
+        MediaIn::Command(MediaCommand::Loop {
+            call,
+            first,
+            prompts,
+        }) => {
+            if let Some(s) = sessions.get(&call) {
+                let looped: Vec<Arc<Prompt>> = edge.load(call, &prompts).collect();
+                let play = Playout::Play {
+                    call,
+                    prompts: edge.load(call, &first).chain(looped.clone()).collect(),
+                    looped: Some(looped).filter(|l| !l.is_empty()),
+                };
+                edge.workers.send(s.worker, play);
             }
         }
         MediaIn::Command(MediaCommand::Stop { call }) => {
-            if let Some(s) = sessions.get_mut(&call) {
-                s.stream.stop();
-                s.queue.clear();
-                s.looped = None;
+            if let Some(s) = sessions.get(&call) {
+                edge.workers.send(s.worker, Playout::Stop { call });
             }
         }
         MediaIn::Command(MediaCommand::Record {
@@ -377,8 +382,8 @@ fn handle(
                 warn!(%a, %b, "bridge: a leg has no media");
                 return;
             };
-            let (socket_a, to_a) = (sa.socket.clone(), sa.stream.remote());
-            let (socket_b, to_b) = (sb.socket.clone(), sb.stream.remote());
+            let (socket_a, to_a) = (sa.socket.clone(), sa.remote);
+            let (socket_b, to_b) = (sb.socket.clone(), sb.remote);
             // A caller being recorded, bridged to a new agent (a transfer):
             // the new agent's side goes to the file, the last one's no more.
             if let Some(tx) = sa.conversation.clone() {
@@ -393,9 +398,7 @@ fn handle(
             }
             for (call, other, socket, to) in [(a, b, socket_b, to_b), (b, a, socket_a, to_a)] {
                 let s = sessions.get_mut(&call).expect("checked");
-                s.stream.stop();
-                s.queue.clear();
-                s.looped = None;
+                edge.workers.send(s.worker, Playout::Stop { call });
                 s.bridged_with = Some(other);
                 let _ = s.record.send(RecordCtl::RelayTo(socket, to));
             }
@@ -412,7 +415,7 @@ fn handle(
                 return;
             };
             let ctl = match on {
-                true => RecordCtl::RelayTo(o.socket.clone(), o.stream.remote()),
+                true => RecordCtl::RelayTo(o.socket.clone(), o.remote),
                 false => RecordCtl::RelayOff,
             };
             if let Some(s) = sessions.get(&from) {
@@ -446,7 +449,7 @@ fn handle(
                 caller,
                 sip_call_id,
                 path,
-                c.stream.law(),
+                c.law,
                 rx,
                 to_switch.clone(),
             ));
@@ -476,14 +479,12 @@ fn handle(
             let s = sessions.get_mut(&call).expect("checked");
             if s.room.is_none() {
                 // No relay and no prompt: its mix from now on.
-                s.stream.stop();
-                s.queue.clear();
-                s.looped = None;
+                edge.workers.send(s.worker, Playout::Stop { call });
                 let _ = s.record.send(RecordCtl::RelayOff);
                 let _ = s.record.send(RecordCtl::Mix(true));
                 s.room = Some(room);
             }
-            let law = s.stream.law();
+            let law = s.law;
             rooms
                 .entry(room)
                 .or_insert_with(|| Room {
@@ -506,30 +507,16 @@ fn handle(
             leave_room(sessions, rooms, call);
             stop_conversation(sessions, call);
             if let Some(s) = sessions.remove(&call) {
-                info!(
-                    %call,
-                    port = s.socket.local_addr().map(|a| a.port()).unwrap_or_default(),
-                    rtp_sent = s.stream.packets_sent,
-                    rtp_received = s.counts.received.load(Ordering::Relaxed),
-                    rtp_lost = s.counts.lost.load(Ordering::Relaxed),
-                    rtp_relayed = s.counts.relayed.load(Ordering::Relaxed),
-                    rtp_held_back = s.counts.held_back.load(Ordering::Relaxed),
-                    "media closed"
-                );
-                edge.metrics.rtp_sent.inc_by(s.stream.packets_sent);
-                edge.metrics
-                    .rtp_received
-                    .inc_by(s.counts.received.load(Ordering::Relaxed));
-                edge.metrics
-                    .rtp_lost
-                    .inc_by(s.counts.lost.load(Ordering::Relaxed));
+                // The worker logs the call's figures once it has sent its last.
+                edge.workers.close(s.worker, call, s.counts.clone());
             }
         }
         MediaIn::Source(call, addr) => {
             let Some(s) = sessions.get_mut(&call) else {
                 return;
             };
-            s.stream.set_remote(addr);
+            s.remote = addr;
+            edge.workers.send(s.worker, Playout::Remote { call, addr });
             // The other leg relays to where this peer really is.
             let socket = s.socket.clone();
             if let Some(other) = s.bridged_with.and_then(|o| sessions.get(&o))

@@ -10,6 +10,7 @@ pub mod acd;
 pub mod clock;
 pub mod ivr;
 pub mod media;
+mod playout;
 pub mod tickets;
 
 use std::collections::HashMap;
@@ -324,8 +325,9 @@ impl Hotline {
         let mut switch_config = config.switch_config(rand::random(), menu, agents);
         switch_config.queues = acd.as_ref().map(|h| h.plan.clone());
         let mut switch = Switch::new(switch_config);
-        let (media, media_task) = media::spawn(
+        let (media, media_task, lateness) = media::spawn(
             config.media.ip,
+            (config.media.worker_count(), config.media.realtime_priority),
             Duration::from_secs(config.media.rtp_timeout_seconds),
             prompts,
             config.ivr.recordings.clone(),
@@ -379,8 +381,19 @@ impl Hotline {
             tokio::select! {
                 received = udp.recv_from(&mut buf) => match received {
                     Ok((n, from)) => {
+                        let now = Instant::now();
                         let peer = Peer { transport: Transport::Udp, addr: from };
-                        switch.handle_datagram(Instant::now(), peer, &buf[..n]);
+                        switch.handle_datagram(now, peer, &buf[..n]);
+                        // Whatever else is waiting, before the answers go
+                        // out: one wake and one round of sending for a
+                        // burst, not one each.
+                        for _ in 1..UDP_BATCH {
+                            let Ok((n, from)) = udp.try_recv_from(&mut buf) else {
+                                break;
+                            };
+                            let peer = Peer { transport: Transport::Udp, addr: from };
+                            switch.handle_datagram(now, peer, &buf[..n]);
+                        }
                     }
                     // ICMP errors from earlier sends surface here on Linux.
                     Err(e) => debug!(error = %e, "UDP receive error"),
@@ -458,6 +471,9 @@ impl Hotline {
             let now = Instant::now();
             if now.duration_since(edge_synced) >= Duration::from_secs(1) {
                 edge_synced = now;
+                let late = lateness.take_worst();
+                metrics.media_late.set(late.as_secs_f64());
+                switch.set_media_behind(late > MEDIA_BEHIND);
                 metrics.sync_edge(
                     switch.edge_stats(),
                     &mut edge_seen,
@@ -581,6 +597,7 @@ async fn carry_out(
                 }
             }
             Output::Banned { ip } => banned.push(ip),
+            Output::Shed { why } => metrics.calls_shed.with_label_values(&[why]).inc(),
         }
     }
     metrics.active_calls.set(switch.active_calls() as i64);
@@ -693,6 +710,14 @@ async fn accept(
 
 /// How long a TLS client may take over its handshake.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// SIP datagrams taken at one wake of the switch task at most.
+const UDP_BATCH: usize = 32;
+
+/// A media worker this late with a packet (in the last second) is behind:
+/// new calls get 503 until it catches up. Half a packet's time; a worker
+/// on schedule is late by well under a millisecond.
+const MEDIA_BEHIND: Duration = Duration::from_millis(10);
 
 /// Completes a TLS handshake when there is one to do, tells the switch the
 /// connection is open, and serves it.

@@ -433,17 +433,8 @@ pub struct Visits {
 
 /// Queues `event` at once (log order = call order) and logs a failure later.
 pub fn record(store: &Store, event: NewEvent) {
-    match store.enqueue(vec![event]) {
-        Ok(ack) => {
-            tokio::spawn(async move {
-                match ack.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => error!(error = %e, "call event not written"),
-                    Err(_) => error!("event store stopped before writing a call event"),
-                }
-            });
-        }
-        Err(e) => error!(error = %e, "call event not written"),
+    if let Err(e) = store.record(vec![event]) {
+        error!(error = %e, "call event not written");
     }
 }
 

@@ -57,6 +57,13 @@ impl Store {
         self.writer().enqueue(events)
     }
 
+    /// Appends `events` in order; nobody waits for them (a call's events,
+    /// one after another from the switch): no reply channel and no wake-up
+    /// of the appender when they are durable. The writer logs a failure.
+    pub fn record(&self, events: Vec<NewEvent>) -> Result<(), StoreError> {
+        self.writer().send(events, None)
+    }
+
     /// Appends `events` in order and returns them as stored, once durable.
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Event>, StoreError> {
         self.enqueue(events)?
@@ -207,7 +214,8 @@ pub(super) struct Serialised {
 
 pub(super) struct Request {
     events: Vec<Serialised>,
-    reply: oneshot::Sender<Result<Vec<Event>, StoreError>>,
+    /// None: nobody waits (the writer logs a failure itself).
+    reply: Option<Reply>,
 }
 
 /// Most events written in one transaction.
@@ -239,6 +247,12 @@ impl Writer {
     }
 
     fn enqueue(&self, events: Vec<NewEvent>) -> Result<Ack, StoreError> {
+        let (reply, ack) = oneshot::channel();
+        self.send(events, Some(reply))?;
+        Ok(ack)
+    }
+
+    fn send(&self, events: Vec<NewEvent>, reply: Option<Reply>) -> Result<(), StoreError> {
         let events = events
             .into_iter()
             .map(|event| Serialised {
@@ -247,13 +261,11 @@ impl Writer {
                 event,
             })
             .collect();
-        let (reply, ack) = oneshot::channel();
         self.tx
             .as_ref()
             .ok_or(StoreError::Closed)?
             .send(Request { events, reply })
-            .map_err(|_| StoreError::Closed)?;
-        Ok(ack)
+            .map_err(|_| StoreError::Closed)
     }
 }
 
@@ -269,8 +281,9 @@ impl Drop for Writer {
 
 type Reply = oneshot::Sender<Result<Vec<Event>, StoreError>>;
 
-/// The appenders waiting on one batch, each with its number of events.
-pub(super) struct Replies(Vec<(usize, Reply)>);
+/// The appenders of one batch, each with its number of events and, when
+/// it waits, its reply.
+pub(super) struct Replies(Vec<(usize, Option<Reply>)>);
 
 impl Replies {
     /// Answers each appender with its own events, or everyone with the error.
@@ -279,12 +292,23 @@ impl Replies {
             Ok(stored) => {
                 let mut stored = stored.into_iter();
                 for (n, reply) in self.0 {
-                    let _ = reply.send(Ok(stored.by_ref().take(n).collect()));
+                    let mine = stored.by_ref().take(n);
+                    match reply {
+                        Some(reply) => {
+                            let _ = reply.send(Ok(mine.collect()));
+                        }
+                        None => mine.for_each(drop),
+                    }
                 }
             }
             Err(e) => {
-                for (_, reply) in self.0 {
-                    let _ = reply.send(Err(e.clone()));
+                for (n, reply) in self.0 {
+                    match reply {
+                        Some(reply) => {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                        None => tracing::error!(events = n, error = %e, "call events not written"),
+                    }
                 }
             }
         }

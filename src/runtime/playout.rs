@@ -1,0 +1,376 @@
+//! Media workers: the threads that send every call's RTP on time.
+//!
+//! Sending is most of the media edge's work (a few microseconds of system
+//! time a packet, 50 packets a second a call), so it is spread over
+//! `[media] workers` threads, one per core by default. Each owns the
+//! outgoing streams of the calls given to it (the least loaded worker takes
+//! a new call): the prompts queued, the hold music looping, the mixed
+//! audio handed to it. It keeps its streams in order of their next packet
+//! (a heap: a wake looks at the streams due, not at all of them), sleeps
+//! until the earliest and sends everything due by then (and whatever falls
+//! due within the next half millisecond: one wake for packets due
+//! together), so a packet leaves within a millisecond of its 20 ms
+//! schedule. Plain threads, not tasks: a wake is not queued behind the
+//! receive tasks of a thousand calls.
+//!
+//! The media edge's control task (runtime::media) tells a worker what to
+//! play; the worker tells the switch when a prompt list has finished.
+//! What comes in (the receive tasks) stays on tokio's threads.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::Input;
+use super::media::RtpCounts;
+use crate::call::{CallId, MediaEvent};
+use crate::media::prompt::Prompt;
+use crate::media::rtp::{MAX_PACKET, RtpStream, SAMPLES_PER_PACKET};
+use crate::metrics::Metrics;
+
+/// Packets due this soon after a wake go with it.
+const EARLY: Duration = Duration::from_micros(500);
+
+/// What a worker is told about one of its calls.
+#[derive(Debug)]
+pub enum Playout {
+    /// A new call: its socket and its outgoing stream.
+    Open {
+        call: CallId,
+        socket: Arc<UdpSocket>,
+        stream: Box<RtpStream>,
+    },
+    /// Prompts played one after the other from now (none: silence, and the
+    /// switch hears `PromptFinished` when they end); then `looped` over
+    /// and over, never finished.
+    Play {
+        call: CallId,
+        prompts: VecDeque<Arc<Prompt>>,
+        looped: Option<Vec<Arc<Prompt>>>,
+    },
+    Stop {
+        call: CallId,
+    },
+    /// 20 ms of live audio (a mix) to send now.
+    Live {
+        call: CallId,
+        len: u8,
+        payload: [u8; SAMPLES_PER_PACKET],
+    },
+    /// The caller's RTP comes from here now (symmetric RTP).
+    Remote {
+        call: CallId,
+        addr: SocketAddr,
+    },
+    /// The call's media is over: its figures for the log.
+    Close {
+        call: CallId,
+        counts: Arc<RtpCounts>,
+    },
+}
+
+/// The workers, and how many calls each has.
+pub struct Workers {
+    inboxes: Vec<Sender<Playout>>,
+    load: Vec<usize>,
+}
+
+impl Workers {
+    /// Starts `n` workers (at least one), at `priority` (SCHED_FIFO; 0:
+    /// ordinary threads).
+    pub fn start(
+        n: usize,
+        priority: u8,
+        lateness: Arc<Lateness>,
+        metrics: Arc<Metrics>,
+        to_switch: mpsc::UnboundedSender<Input>,
+    ) -> Self {
+        let inboxes = (0..n.max(1))
+            .map(|i| {
+                let (tx, rx) = crossbeam_channel::unbounded();
+                let metrics = metrics.clone();
+                let to_switch = to_switch.clone();
+                let lateness = lateness.clone();
+                std::thread::Builder::new()
+                    .name(format!("media-{i}"))
+                    .spawn(move || {
+                        if priority > 0 {
+                            match set_realtime(priority) {
+                                Ok(()) if i == 0 => info!(workers = n, priority, "media workers at real-time priority"),
+                                Ok(()) => {}
+                                Err(e) if i == 0 => warn!(
+                                    priority,
+                                    error = %e,
+                                    "media workers at ordinary priority (raise LimitRTPRIO, or set [media] realtime_priority = 0)"
+                                ),
+                                Err(_) => {}
+                            }
+                        }
+                        run(rx, &lateness.0[i], metrics, to_switch)
+                    })
+                    .expect("spawn a media worker");
+                tx
+            })
+            .collect::<Vec<_>>();
+        let load = vec![0; inboxes.len()];
+        Self { inboxes, load }
+    }
+
+    /// The worker a new call goes to: the one with the fewest.
+    pub fn assign(&mut self) -> usize {
+        let (i, _) = self
+            .load
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, n)| **n)
+            .expect("at least one worker");
+        self.load[i] += 1;
+        i
+    }
+
+    pub fn send(&self, worker: usize, msg: Playout) {
+        let _ = self.inboxes[worker].send(msg);
+    }
+
+    /// The call's media is over on `worker`.
+    pub fn close(&mut self, worker: usize, call: CallId, counts: Arc<RtpCounts>) {
+        self.load[worker] = self.load[worker].saturating_sub(1);
+        self.send(worker, Playout::Close { call, counts });
+    }
+}
+
+/// Makes the calling thread a real-time one (SCHED_FIFO at `priority`):
+/// it runs before ordinary threads when its packets are due. Linux keeps
+/// 5 % of each second for ordinary threads whatever real-time ones do.
+#[cfg(target_os = "linux")]
+fn set_realtime(priority: u8) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
+    // SAFETY: sched_setscheduler reads `param` and changes only the
+    // calling thread's policy (pid 0); no memory is handed over.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_realtime(_priority: u8) -> std::io::Result<()> {
+    Err(std::io::Error::other("real-time threads only on Linux"))
+}
+
+/// How late each worker ran: the latest it sent a packet after its time
+/// since the last look (microseconds).
+pub struct Lateness(Vec<AtomicU64>);
+
+impl Lateness {
+    pub fn new(workers: usize) -> Self {
+        Self((0..workers).map(|_| AtomicU64::new(0)).collect())
+    }
+
+    /// The latest of any worker since the last look.
+    pub fn take_worst(&self) -> Duration {
+        let us = self.0.iter().map(|w| w.swap(0, Ordering::Relaxed)).max();
+        Duration::from_micros(us.unwrap_or(0))
+    }
+}
+
+/// One call's outgoing side.
+struct Outgoing {
+    socket: Arc<UdpSocket>,
+    stream: Box<RtpStream>,
+    /// Prompts still to play after the current one.
+    queue: VecDeque<Arc<Prompt>>,
+    /// Played again whenever the queue runs out (the hold music).
+    looped: Option<Vec<Arc<Prompt>>>,
+    /// When its entry in the worker's heap is due (none: not in it).
+    /// Entries for other times are left over from before a change and
+    /// are passed over.
+    scheduled: Option<Instant>,
+}
+
+/// The worker's streams by when their next packet is due.
+#[derive(Default)]
+struct Schedule(BinaryHeap<Reverse<(Instant, CallId)>>);
+
+impl Schedule {
+    /// Puts `out` in the order of its next packet, if one is due at all.
+    fn insert(&mut self, call: CallId, out: &mut Outgoing) {
+        let due = out.stream.next_due();
+        if due != out.scheduled {
+            out.scheduled = due;
+            if let Some(at) = due {
+                self.0.push(Reverse((at, call)));
+            }
+        }
+    }
+
+    /// The next due stream's time.
+    fn next(&self) -> Option<Instant> {
+        self.0.peek().map(|Reverse((at, _))| *at)
+    }
+}
+
+impl Outgoing {
+    fn stop(&mut self) {
+        self.stream.stop();
+        self.queue.clear();
+        self.looped = None;
+    }
+}
+
+fn run(
+    rx: Receiver<Playout>,
+    lateness: &AtomicU64,
+    metrics: Arc<Metrics>,
+    to_switch: mpsc::UnboundedSender<Input>,
+) {
+    let mut calls: HashMap<CallId, Outgoing> = HashMap::new();
+    let mut schedule = Schedule::default();
+    let mut buf = [0u8; MAX_PACKET];
+    loop {
+        let msg = match schedule.next() {
+            Some(at) => rx.recv_deadline(at),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match msg {
+            Ok(msg) => {
+                handle(msg, &mut calls, &mut schedule, &metrics, &to_switch);
+                // A stream of orders does not hold the packets back.
+                if schedule.next().is_none_or(|at| Instant::now() < at) {
+                    continue;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let now = Instant::now();
+        let until = now + EARLY;
+        if let Some(first) = schedule.next() {
+            let late = now.saturating_duration_since(first).as_micros() as u64;
+            lateness.fetch_max(late, Ordering::Relaxed);
+        }
+        while let Some(Reverse((at, call))) = schedule.0.peek().copied() {
+            if at > until {
+                break;
+            }
+            schedule.0.pop();
+            let Some(out) = calls.get_mut(&call).filter(|o| o.scheduled == Some(at)) else {
+                continue; // left over from before a change
+            };
+            out.scheduled = None;
+            let socket = &out.socket;
+            let done = out.stream.poll_packets(until, &mut buf, |pkt, to| {
+                // Never wait on a full socket buffer: a lost packet is
+                // better than a late one for every other call.
+                let _ = socket.try_send_to(pkt, to);
+            });
+            if done {
+                if out.queue.is_empty()
+                    && let Some(list) = &out.looped
+                {
+                    out.queue.extend(list.iter().cloned());
+                }
+                match out.queue.pop_front() {
+                    Some(prompt) => out.stream.play(now, prompt),
+                    None => {
+                        let _ = to_switch.send(Input::Media(call, MediaEvent::PromptFinished));
+                    }
+                }
+            }
+            schedule.insert(call, out);
+        }
+    }
+}
+
+/// Carries out one order.
+fn handle(
+    msg: Playout,
+    calls: &mut HashMap<CallId, Outgoing>,
+    schedule: &mut Schedule,
+    metrics: &Metrics,
+    to_switch: &mpsc::UnboundedSender<Input>,
+) -> Option<()> {
+    match msg {
+        Playout::Open {
+            call,
+            socket,
+            stream,
+        } => {
+            calls.insert(
+                call,
+                Outgoing {
+                    socket,
+                    stream,
+                    queue: VecDeque::new(),
+                    looped: None,
+                    scheduled: None,
+                },
+            );
+        }
+        Playout::Play {
+            call,
+            mut prompts,
+            looped,
+        } => {
+            let out = calls.get_mut(&call)?;
+            out.looped = looped;
+            match prompts.pop_front() {
+                Some(first) => {
+                    out.stream.play(Instant::now(), first);
+                    out.queue = prompts;
+                    schedule.insert(call, out);
+                }
+                None => {
+                    out.stop();
+                    let _ = to_switch.send(Input::Media(call, MediaEvent::PromptFinished));
+                }
+            }
+        }
+        Playout::Stop { call } => calls.get_mut(&call)?.stop(),
+        Playout::Live { call, len, payload } => {
+            let out = calls.get_mut(&call)?;
+            out.stop();
+            let mut buf = [0u8; MAX_PACKET];
+            let socket = &out.socket;
+            out.stream.send_live(
+                Instant::now(),
+                &payload[..len as usize],
+                &mut buf,
+                |pkt, to| {
+                    let _ = socket.try_send_to(pkt, to);
+                },
+            );
+        }
+        Playout::Remote { call, addr } => calls.get_mut(&call)?.stream.set_remote(addr),
+        Playout::Close { call, counts } => {
+            let out = calls.remove(&call)?;
+            let received = counts.received.load(Ordering::Relaxed);
+            let lost = counts.lost.load(Ordering::Relaxed);
+            info!(
+                %call,
+                port = out.socket.local_addr().map(|a| a.port()).unwrap_or_default(),
+                rtp_sent = out.stream.packets_sent,
+                rtp_received = received,
+                rtp_lost = lost,
+                rtp_relayed = counts.relayed.load(Ordering::Relaxed),
+                rtp_held_back = counts.held_back.load(Ordering::Relaxed),
+                "media closed"
+            );
+            metrics.rtp_sent.inc_by(out.stream.packets_sent);
+            metrics.rtp_received.inc_by(received);
+            metrics.rtp_lost.inc_by(lost);
+        }
+    }
+    Some(())
+}
