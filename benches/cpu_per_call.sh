@@ -1,23 +1,66 @@
 #!/usr/bin/env bash
-# CPU per call: the hotline's own CPU time (user + system, from /proc) for
-# CALLS signalling-only calls at RATE (SIPp caller, BYE right after the ACK),
-# divided by the calls. Compares builds: run it on two binaries alternately
-# (the machine is shared, so take several pairs and quote medians).
+# CPU per call, side by side in one run: SIPp's caller at RATE calls a
+# second, CALLS calls, against
+#   1. the hotline (release build; the line test, BYE right after the ACK:
+#      tests/scenarios/caller_hangup.xml; every call's events durable in
+#      SQLite, an RTP port bound per call);
+#   2. SIPp's built-in UAS (-sn uas), the same machine's SIP ceiling;
+#   3. Kamailio as a stateless responder (200 to INVITE and BYE, ACK
+#      absorbed): what a lean SIP server costs a call.
+# Each target's own CPU time (user + system, from /proc) over the calls it
+# completed, and the hotline's ratio to each peer.
 #
-#   benches/cpu_per_call.sh [BIN] [RATE] [CALLS]
-#   BIN=/tmp/old-target/release/hotline LEGACY=1 benches/cpu_per_call.sh
+#   benches/cpu_per_call.sh [RATE] [CALLS]
+#   BIN=/tmp/old/hotline LEGACY=1 PEERS=0 benches/cpu_per_call.sh   # one build alone
 #
 # LEGACY=1 leaves out the [sip] keys a binary from before the edge guard
-# does not know (trunks, limits). Bounded in calls and time; stops by itself.
+# does not know (trunks, limits). Kamailio (Debian package kamailio) is
+# installed here when missing, never by the tests. Every run is bounded in
+# calls and time and stops by itself; only the processes started here are
+# ended. The machine is shared: take several runs and quote medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${1:-${BIN:-./target/release/hotline}}
-RATE=${2:-2000}
-CALLS=${3:-20000}
+RATE=${1:-2000}
+CALLS=${2:-20000}
+BIN=${BIN:-./target/release/hotline}
+PEERS=${PEERS:-1}
 PORT=${PORT:-29060}
-[ -x "$BIN" ] || cargo build --release --quiet
+[ "$BIN" != ./target/release/hotline ] || cargo build --release --quiet
+command -v sipp >/dev/null || { echo "sipp not found: apt-get install -y sip-tester" >&2; exit 2; }
+if [ "$PEERS" = 1 ] && ! command -v kamailio >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then apt-get install -y -qq kamailio >/dev/null; else sudo apt-get install -y -qq kamailio >/dev/null; fi
+fi
 OUT=$(mktemp -d /tmp/hotline-cpu.XXXXXX)
-SCENARIO="$PWD/tests/scenarios/caller_hangup.xml"
+HZ=$(getconf CLK_TCK)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+
+ticks() { # the CPU ticks of the processes given, in all
+    local sum=0 p
+    for p in "$@"; do
+        sum=$((sum + $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")))
+    done
+    echo $sum
+}
+
+# measure NAME TARGET_PIDS -- SIPP_ARGS: one SIPp caller run; prints
+# "NAME OK FAILED US_PER_CALL".
+measure() {
+    local name=$1 pids=$2
+    shift 3
+    local before after
+    before=$(ticks $pids)
+    (cd "$OUT" && sipp "$@" -i 127.0.0.1 -p $((PORT + 20)) -r "$RATE" -m "$CALLS" -l $((RATE * 20)) \
+        -buff_size 4194304 -timeout 60s -nostdin -trace_stat -stf "$name.csv" -fd 1 >"$name.out" 2>&1) || true
+    after=$(ticks $pids)
+    awk -F';' -v name="$name" -v cpu=$((after - before)) -v hz="$HZ" '
+        NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i }
+        END {
+            ok = $h["SuccessfulCall(C)"]; failed = $h["FailedCall(C)"]
+            printf "%s %d %d %.1f\n", name, ok, failed, (ok > 0 ? cpu / hz * 1e6 / ok : 0)
+        }' "$OUT/$name.csv"
+}
+
 {
     printf '[sip]\nlisten = "127.0.0.1:%s"\nanswer_after_ms = 0\n' "$PORT"
     if [ "${LEGACY:-0}" != 1 ]; then
@@ -33,16 +76,59 @@ SCENARIO="$PWD/tests/scenarios/caller_hangup.xml"
     printf '[ivr]\nmenu = ""\n[http]\nlisten = "127.0.0.1:0"\n'
 } >"$OUT/hotline.toml"
 "$BIN" run --config "$OUT/hotline.toml" >"$OUT/hotline.out" 2>"$OUT/hotline.log" &
-PID=$!
-trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' EXIT
+HOTLINE=$!
+PIDS+=("$HOTLINE")
 sleep 1.5
-ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$PID/stat"; }
-before=$(ticks)
-(cd "$OUT" && sipp "127.0.0.1:$PORT" -sf "$SCENARIO" -s 100 \
-    -i 127.0.0.1 -p $((PORT + 20)) -mp $((PORT + 30)) -cp $((PORT + 21)) -buff_size 4194304 \
-    -r "$RATE" -m "$CALLS" -l $((RATE * 20)) -timeout 60s -nostdin -trace_screen >sipp.out 2>&1) || true
-after=$(ticks)
-ok=$(awk -F'|' '/Successful call/ {gsub(/ /,"",$3); print $3}' "$OUT"/*_screen.log 2>/dev/null | tail -1)
-failed=$(awk -F'|' '/Failed call/ {gsub(/ /,"",$3); print $3}' "$OUT"/*_screen.log 2>/dev/null | tail -1)
-[ -n "$ok" ] || { echo "sipp did not run: see $OUT/sipp.out" >&2; exit 1; }
-echo "$BIN: $ok ok, $failed failed, $(( (after - before) * 1000000 / $(getconf CLK_TCK) / CALLS )) us of hotline CPU per call"
+kill -0 "$HOTLINE" 2>/dev/null || { echo "the hotline did not start: $OUT/hotline.log" >&2; exit 1; }
+results=$(measure hotline "$HOTLINE" -- "127.0.0.1:$PORT" -sf "$PWD/tests/scenarios/caller_hangup.xml" -s 100)
+kill "$HOTLINE"
+wait "$HOTLINE" 2>/dev/null || true
+
+if [ "$PEERS" = 1 ]; then
+    (cd "$OUT" && exec sipp -sn uas -i 127.0.0.1 -p $((PORT + 10)) -buff_size 4194304 -nostdin >uas.out 2>&1) &
+    UAS=$!
+    PIDS+=("$UAS")
+    sleep 0.5
+    results+=$'\n'$(measure sipp_uas "$UAS" -- "127.0.0.1:$((PORT + 10))" -sn uac)
+    kill "$UAS"
+
+    cat >"$OUT/kamailio.cfg" <<EOF
+#!KAMAILIO
+debug=0
+log_stderror=yes
+children=2
+disable_tcp=yes
+auto_aliases=no
+listen=udp:127.0.0.1:$((PORT + 30))
+loadmodule "sl.so"
+loadmodule "textops.so"
+request_route {
+    if (is_method("ACK")) { exit; }
+    if (is_method("INVITE")) { append_to_reply("Contact: <sip:ivr@127.0.0.1:$((PORT + 30))>\r\n"); }
+    sl_send_reply("200", "OK");
+    exit;
+}
+EOF
+    modules=$(dirname "$(find /usr/lib -name sl.so -path '*kamailio*' | head -1)")
+    kamailio -f "$OUT/kamailio.cfg" -L "$modules" -P "$OUT/kamailio.pid" -Y "$OUT" -m 64 -M 16 -DD -E \
+        >"$OUT/kamailio.log" 2>&1 &
+    KAMAILIO=$!
+    PIDS+=("$KAMAILIO")
+    sleep 1
+    # The main process and its children (the UDP receivers).
+    kpids="$KAMAILIO $(pgrep -P "$KAMAILIO" | tr '\n' ' ')"
+    results+=$'\n'$(measure kamailio_stateless "$kpids" -- "127.0.0.1:$((PORT + 30))" -sn uac)
+    kill "$KAMAILIO"
+fi
+
+echo "$results" | awk -v rate="$RATE" -v calls="$CALLS" '
+    { name[NR] = $1; ok[NR] = $2; failed[NR] = $3; us[NR] = $4 }
+    END {
+        printf "%d calls at %d/s, CPU per completed call:\n", calls, rate
+        for (i = 1; i <= NR; i++) {
+            printf "  %-20s %7d ok %6d failed %8.1f us", name[i], ok[i], failed[i], us[i]
+            if (i > 1 && us[i] > 0) printf "   hotline x%.2f", us[1] / us[i]
+            printf "\n"
+        }
+    }'
+echo "(files: $OUT)"

@@ -3,7 +3,7 @@
 #
 #   benches/held.sh N [RATE] [HOLD_SECONDS]
 #   BIN=/tmp/old/hotline benches/held.sh 1000     # another build
-#   WORKERS=1 benches/held.sh 2000                # [media] workers
+#   WORKERS=1 RTPRIO=0 benches/held.sh 2000       # [media] workers, realtime_priority
 #
 # Starts the hotline (release build) with the demo agents but nobody logged
 # in and [acd] when_empty = "wait", so every caller who presses 0 waits in
@@ -62,6 +62,7 @@ ip = "127.0.0.1"
 rtp_port_min = 30000
 rtp_port_max = 59999
 ${WORKERS:+workers = $WORKERS}
+${RTPRIO:+realtime_priority = $RTPRIO}
 [tickets]
 store = "$OUT/events.db"
 [owners]

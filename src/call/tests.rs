@@ -427,6 +427,38 @@ fn port_exhaustion_refuses_with_503_and_failed_bind_tries_next_port() {
 }
 
 #[test]
+fn media_workers_behind_schedule_shed_new_calls_until_they_catch_up() {
+    let mut sim = Sim::new();
+    answered_call(&mut sim, "in1");
+    sim.sw.set_media_behind(true);
+    sim.recv(&invite("late", "z9hG4bK-late", SDP));
+    let sent = sim.take_sent();
+    let refusal = sent
+        .iter()
+        .find(|m| m.starts_with("SIP/2.0 503"))
+        .expect("503 while behind");
+    assert!(refusal.contains("Retry-After: "), "{refusal}");
+    assert!(
+        sim.menu.iter().any(|o| matches!(
+            o,
+            Output::Shed {
+                why: "media_behind"
+            }
+        )),
+        "the shed call is counted: {:?}",
+        sim.menu
+    );
+    // The call already in goes on; no port was taken for the refused one.
+    assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (1, 1));
+    // Its retransmission is absorbed: the same 503, nothing new.
+    sim.recv(&invite("late", "z9hG4bK-late", SDP));
+    assert_eq!(sim.sw.active_calls(), 1);
+    sim.sw.set_media_behind(false);
+    sim.recv(&invite("next", "z9hG4bK-next", SDP));
+    assert_eq!(sim.sw.active_calls(), 2, "taken again once on schedule");
+}
+
+#[test]
 fn shutdown_ends_every_call() {
     let mut sim = Sim::new();
     answered_call(&mut sim, "s1");

@@ -6,12 +6,14 @@
 //! outgoing streams of the calls given to it (the least loaded worker takes
 //! a new call): the prompts queued, the hold music looping, the mixed
 //! audio handed to it. It keeps its streams in order of their next packet
-//! (a heap: a wake looks at the streams due, not at all of them), sleeps
-//! until the earliest and sends everything due by then (and whatever falls
-//! due within the next half millisecond: one wake for packets due
-//! together), so a packet leaves within a millisecond of its 20 ms
-//! schedule. Plain threads, not tasks: a wake is not queued behind the
-//! receive tasks of a thousand calls.
+//! (a heap: a wake looks at the streams due, not at all of them) and wakes
+//! on a 1 ms grid: at the first grid point after the earliest packet due,
+//! it sends everything due by then. A packet thus leaves within a
+//! millisecond of its time, and always equally late (20 ms is a whole
+//! number of grid steps), so the grid adds no jitter; a worker wakes at
+//! most a thousand times a second however many calls it has. Plain
+//! threads, not tasks: a wake is not queued behind the receive tasks of a
+//! thousand calls.
 //!
 //! The media edge's control task (runtime::media) tells a worker what to
 //! play; the worker tells the switch when a prompt list has finished.
@@ -36,8 +38,17 @@ use crate::media::prompt::Prompt;
 use crate::media::rtp::{MAX_PACKET, RtpStream, SAMPLES_PER_PACKET};
 use crate::metrics::Metrics;
 
-/// Packets due this soon after a wake go with it.
-const EARLY: Duration = Duration::from_micros(500);
+/// The wake-up grid's step.
+const TICK: Duration = Duration::from_millis(1);
+
+/// The first point of the grid (steps of [`TICK`] from `epoch`) at or
+/// after `t`.
+fn on_grid(epoch: Instant, t: Instant) -> Instant {
+    let step = TICK.as_nanos();
+    let since = t.saturating_duration_since(epoch).as_nanos();
+    let steps = since.div_ceil(step);
+    epoch + Duration::from_nanos((steps * step) as u64)
+}
 
 /// What a worker is told about one of its calls.
 #[derive(Debug)]
@@ -238,8 +249,10 @@ fn run(
     let mut calls: HashMap<CallId, Outgoing> = HashMap::new();
     let mut schedule = Schedule::default();
     let mut buf = [0u8; MAX_PACKET];
+    let epoch = Instant::now();
     loop {
-        let msg = match schedule.next() {
+        let wake = schedule.next().map(|at| on_grid(epoch, at));
+        let msg = match wake {
             Some(at) => rx.recv_deadline(at),
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
@@ -247,7 +260,8 @@ fn run(
             Ok(msg) => {
                 handle(msg, &mut calls, &mut schedule, &metrics, &to_switch);
                 // A stream of orders does not hold the packets back.
-                if schedule.next().is_none_or(|at| Instant::now() < at) {
+                let wake = schedule.next().map(|at| on_grid(epoch, at));
+                if wake.is_none_or(|at| Instant::now() < at) {
                     continue;
                 }
             }
@@ -255,7 +269,7 @@ fn run(
             Err(RecvTimeoutError::Disconnected) => return,
         }
         let now = Instant::now();
-        let until = now + EARLY;
+        let until = now;
         if let Some(first) = schedule.next() {
             let late = now.saturating_duration_since(first).as_micros() as u64;
             lateness.fetch_max(late, Ordering::Relaxed);
@@ -373,4 +387,128 @@ fn handle(
         }
     }
     Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::g711::Law;
+    use crate::media::rtp::StreamParams;
+
+    fn prompt(name: &str, packets: usize) -> Arc<Prompt> {
+        let samples = vec![1000i16; packets * SAMPLES_PER_PACKET];
+        Arc::new(Prompt::from_samples(name, &samples))
+    }
+
+    /// (sequence number, timestamp, marker) of the next packet the phone gets.
+    fn next_packet(phone: &std::net::UdpSocket) -> (u16, u32, bool) {
+        let mut buf = [0u8; 2048];
+        let n = phone.recv(&mut buf).expect("a packet within 2 s");
+        let rtp = rtp_rs::RtpReader::new(&buf[..n]).expect("RTP");
+        (rtp.sequence_number().into(), rtp.timestamp(), rtp.mark())
+    }
+
+    #[test]
+    fn a_list_then_the_hold_loop_is_one_talkspurt_and_finishes_only_without_a_loop() {
+        // A runtime drives the socket's readiness, as in the hotline.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (to_switch, mut heard) = mpsc::unbounded_channel();
+        let lateness = Arc::new(Lateness::new(1));
+        let metrics = Arc::new(Metrics::new());
+        let mut workers = Workers::start(1, 0, lateness.clone(), metrics.clone(), to_switch);
+        let phone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        phone
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let socket = rt.block_on(async { Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap()) });
+        let params = StreamParams {
+            remote: phone.local_addr().unwrap(),
+            codec_pt: 0,
+            law: Law::Mu,
+            dtmf_pt: Some(101),
+        };
+        let call = CallId(1);
+        let stream = Box::new(RtpStream::new(Instant::now(), params, 7, 100, 5000));
+        let worker = workers.assign();
+        workers.send(
+            worker,
+            Playout::Open {
+                call,
+                socket,
+                stream,
+            },
+        );
+
+        // The caller's place (3 packets), then the hold music (2) looping.
+        let started = Instant::now();
+        workers.send(
+            worker,
+            Playout::Play {
+                call,
+                prompts: [prompt("place", 3)].into(),
+                looped: Some(vec![prompt("hold", 2)]),
+            },
+        );
+        let packets: Vec<_> = (0..11).map(|_| next_packet(&phone)).collect();
+        let took = started.elapsed();
+        for pair in packets.windows(2) {
+            let ((seq, ts, _), (next_seq, next_ts, marked)) = (pair[0], pair[1]);
+            assert_eq!(next_seq, seq.wrapping_add(1), "{packets:?}");
+            assert_eq!(next_ts, ts.wrapping_add(160), "{packets:?}");
+            assert!(
+                !marked,
+                "one talkspurt across prompts and passes: {packets:?}"
+            );
+        }
+        assert!(packets[0].2, "the talkspurt starts marked");
+        assert!(
+            took >= Duration::from_millis(190),
+            "paced, not a burst: 11 packets in {took:?}"
+        );
+        assert!(heard.try_recv().is_err(), "a loop never finishes");
+
+        // A list alone: the switch hears when it ends.
+        workers.send(
+            worker,
+            Playout::Play {
+                call,
+                prompts: [prompt("goodbye", 2)].into(),
+                looped: None,
+            },
+        );
+        let finished =
+            rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), heard.recv()).await });
+        assert!(
+            matches!(finished, Ok(Some(Input::Media(c, MediaEvent::PromptFinished))) if c == call),
+            "{finished:?}"
+        );
+        workers.close(worker, call, Arc::new(RtpCounts::default()));
+        // Closed: its packets are counted once the worker has it.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while metrics.rtp_sent.get() < 13 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(metrics.rtp_sent.get() >= 13, "{}", metrics.rtp_sent.get());
+        assert_eq!(workers.load, [0]);
+    }
+
+    #[test]
+    fn the_grid_rounds_up_to_whole_milliseconds_from_its_start() {
+        let epoch = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(on_grid(epoch, epoch), epoch);
+        assert_eq!(
+            on_grid(epoch, epoch + Duration::from_micros(1)),
+            epoch + ms(1)
+        );
+        assert_eq!(on_grid(epoch, epoch + ms(20)), epoch + ms(20));
+        assert_eq!(
+            on_grid(epoch, epoch + Duration::from_micros(20_300)),
+            epoch + ms(21)
+        );
+    }
 }
