@@ -99,6 +99,8 @@ struct Session {
 /// number) and relayed to the other leg.
 #[derive(Debug, Default)]
 pub(super) struct RtpCounts {
+    /// Sent by its media worker.
+    pub(super) sent: AtomicU64,
     pub(super) received: AtomicU64,
     pub(super) lost: AtomicU64,
     pub(super) relayed: AtomicU64,
@@ -144,9 +146,9 @@ pub fn spawn(
             workers,
             realtime_priority,
             lateness.clone(),
-            metrics,
             to_switch.clone(),
         ),
+        metrics,
     };
     let handle = tokio::spawn(pace(edge, rx, tx.clone(), to_switch));
     (tx, handle, lateness)
@@ -180,6 +182,7 @@ struct Edge {
     /// Where conversations are recorded.
     conversations: PathBuf,
     workers: Workers,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 async fn pace(
@@ -309,6 +312,7 @@ fn handle(
                         call,
                         socket: socket.clone(),
                         stream,
+                        counts: counts.clone(),
                     };
                     edge.workers.send(worker, open);
                     sessions.insert(
@@ -507,8 +511,23 @@ fn handle(
             leave_room(sessions, rooms, call);
             stop_conversation(sessions, call);
             if let Some(s) = sessions.remove(&call) {
-                // The worker logs the call's figures once it has sent its last.
-                edge.workers.close(s.worker, call, s.counts.clone());
+                edge.workers.close(s.worker, call);
+                let sent = s.counts.sent.load(Ordering::Relaxed);
+                let received = s.counts.received.load(Ordering::Relaxed);
+                let lost = s.counts.lost.load(Ordering::Relaxed);
+                info!(
+                    %call,
+                    port = s.socket.local_addr().map(|a| a.port()).unwrap_or_default(),
+                    rtp_sent = sent,
+                    rtp_received = received,
+                    rtp_lost = lost,
+                    rtp_relayed = s.counts.relayed.load(Ordering::Relaxed),
+                    rtp_held_back = s.counts.held_back.load(Ordering::Relaxed),
+                    "media closed"
+                );
+                edge.metrics.rtp_sent.inc_by(sent);
+                edge.metrics.rtp_received.inc_by(received);
+                edge.metrics.rtp_lost.inc_by(lost);
             }
         }
         MediaIn::Source(call, addr) => {
