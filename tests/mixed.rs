@@ -56,19 +56,6 @@ fn both(heard: &[i16], a: f64, b: f64, own: f64) -> usize {
         .count()
 }
 
-/// The calls' history in words, as a supervisor reads it.
-fn history(h: &Hotline) -> String {
-    let (status, body) = common::http(
-        h.http_port(),
-        "GET",
-        "/api/calls",
-        Some("demo-supervisor"),
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
 fn monitor(h: &Hotline, call: &str, token: &str, mode: &str) -> (u16, String) {
     common::http(
         h.http_port(),
@@ -189,14 +176,7 @@ fn a_supervisor_whispers_to_the_agent_then_listens_and_the_owner_never_hears_the
     );
 
     // The record: who, how, when.
-    let (status, body) = common::http(
-        h.http_port(),
-        "GET",
-        "/api/calls",
-        Some("demo-supervisor"),
-        None,
-    );
-    assert_eq!(status, 200);
+    let body = common::call_history(&h);
     let history: serde_json::Value = serde_json::from_str(&body).unwrap();
     let words: Vec<String> = history["calls"]
         .as_array()
@@ -274,7 +254,7 @@ fn in_a_three_way_call_each_hears_the_other_two_and_the_two_left_talk_on() {
     // After 2003 left: the owner hears 2001 alone.
     let tail = &owner_heard[owner_heard.len().saturating_sub(8000 * 2)..];
     assert!(common::windows_with(tail, 1000.0, &[500.0, 1500.0]) >= 2);
-    let body = history(&h);
+    let body = common::call_history(&h);
     for expected in [
         "agent 2001 asked agent 2003 to join the call",
         "agent 2003 joined the call",
@@ -342,7 +322,7 @@ fn an_agent_consulting_a_colleague_presses_star_3_the_three_talk_and_the_two_aft
     // After the owner left: 2003 hears 2001 alone.
     let tail = &third_heard[third_heard.len().saturating_sub(8000 * 2)..];
     assert!(common::windows_with(tail, 1000.0, &[500.0, 1500.0]) >= 2);
-    let body = history(&h);
+    let body = common::call_history(&h);
     for expected in [
         "agent 2001 called agent 2003 to consult",
         "agent 2003 joined the call",

@@ -367,14 +367,7 @@ fn an_agent_consults_another_from_the_softphone_and_hands_the_owner_over() {
             .any(|w| w == "agent 2001 transferred the call to agent 2003"),
         "{words:#?}"
     );
-    let (status, body) = common::http(
-        h.http_port(),
-        "GET",
-        "/api/calls",
-        Some("demo-supervisor"),
-        None,
-    );
-    assert_eq!(status, 200);
+    let body = common::call_history(&h);
     assert!(
         body.contains("agent 2001 called agent 2003 to consult"),
         "{body}"

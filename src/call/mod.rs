@@ -386,6 +386,14 @@ pub enum Output {
     },
 }
 
+/// A media worker this late with a packet, second after second for
+/// [`MEDIA_BEHIND_SECONDS`], is behind: new calls get 503 until a second
+/// passes on schedule. Half a packet's time; a worker on schedule is late
+/// by well under a millisecond. (One late second alone is a hiccup: a
+/// burst of new calls, the machine busy elsewhere for a moment.)
+const MEDIA_BEHIND: Duration = Duration::from_millis(10);
+const MEDIA_BEHIND_SECONDS: u32 = 2;
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
     pub calls_started: u64,
@@ -544,9 +552,10 @@ pub struct Switch {
     /// Inbound calls not yet ACKed, per source and in all.
     unconfirmed: HashMap<IpAddr, usize>,
     unconfirmed_total: usize,
-    /// The media workers are running late: new calls wait (503) until
-    /// they catch up, so the calls already in keep clean audio.
-    media_behind: bool,
+    /// Seconds in a row the media workers ran late; from
+    /// [`MEDIA_BEHIND_SECONDS`] on, new calls wait (503) until they catch
+    /// up, so the calls already in keep clean audio.
+    late_seconds: u32,
     /// When calls are next checked against `max_call`.
     next_age_check: Option<Instant>,
     bindings: HashMap<String, Binding>,
@@ -565,7 +574,7 @@ impl Switch {
             guard: crate::edge::Guard::new(cfg.edge.guard.clone()),
             unconfirmed: HashMap::new(),
             unconfirmed_total: 0,
-            media_behind: false,
+            late_seconds: 0,
             next_age_check: None,
             tx: TransactionLayer::new(cfg.timers),
             ports: PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1),
@@ -590,16 +599,24 @@ impl Switch {
         self.calls.len()
     }
 
-    /// Whether the media workers keep their schedule (the runtime looks
-    /// each second).
-    pub fn set_media_behind(&mut self, behind: bool) {
-        if behind != self.media_behind {
-            match behind {
-                true => warn!("media workers behind schedule: new calls refused (503)"),
-                false => info!("media workers on schedule again: new calls taken"),
-            }
+    /// How late the media workers sent a packet in the last second (the
+    /// runtime tells each second).
+    pub fn media_lateness(&mut self, late: Duration) {
+        let was = self.media_behind();
+        self.late_seconds = match late > MEDIA_BEHIND {
+            true => self.late_seconds.saturating_add(1),
+            false => 0,
+        };
+        match (was, self.media_behind()) {
+            (false, true) => warn!("media workers behind schedule: new calls refused (503)"),
+            (true, false) => info!("media workers on schedule again: new calls taken"),
+            _ => {}
         }
-        self.media_behind = behind;
+    }
+
+    /// New calls are refused until the media workers catch up.
+    pub(super) fn media_behind(&self) -> bool {
+        self.late_seconds >= MEDIA_BEHIND_SECONDS
     }
 
     pub fn ports_in_use(&self) -> usize {

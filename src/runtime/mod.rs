@@ -372,8 +372,6 @@ impl Hotline {
         let mut tcp_tasks: HashMap<SocketAddr, tokio::task::AbortHandle> = HashMap::new();
         let mut edge_seen = crate::edge::GuardStats::default();
         let mut edge_synced = Instant::now();
-        // Seconds in a row the media workers ran late.
-        let mut late_seconds = 0u32;
         let mut buf = vec![0u8; 65536];
         tokio::pin!(shutdown);
         loop {
@@ -475,11 +473,7 @@ impl Hotline {
                 edge_synced = now;
                 let late = lateness.take_worst();
                 metrics.media_late.set(late.as_secs_f64());
-                late_seconds = match late > MEDIA_BEHIND {
-                    true => late_seconds + 1,
-                    false => 0,
-                };
-                switch.set_media_behind(late_seconds >= MEDIA_BEHIND_SECONDS);
+                switch.media_lateness(late);
                 metrics.sync_edge(
                     switch.edge_stats(),
                     &mut edge_seen,
@@ -719,14 +713,6 @@ const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// SIP datagrams taken at one wake of the switch task at most.
 const UDP_BATCH: usize = 32;
-
-/// A media worker this late with a packet, second after second for
-/// [`MEDIA_BEHIND_SECONDS`], is behind: new calls get 503 until a second
-/// passes on schedule. Half a packet's time; a worker on schedule is late
-/// by well under a millisecond. (One late second alone is a hiccup: a
-/// burst of new calls, the machine busy elsewhere for a moment.)
-const MEDIA_BEHIND: Duration = Duration::from_millis(10);
-const MEDIA_BEHIND_SECONDS: u32 = 2;
 
 /// Completes a TLS handshake when there is one to do, tells the switch the
 /// connection is open, and serves it.

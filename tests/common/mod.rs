@@ -53,6 +53,19 @@ pub fn http_get(port: u16, path: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The calls' history as a supervisor reads it (`GET /api/calls`).
+pub fn call_history(h: &Hotline) -> String {
+    let (status, body) = http(
+        h.http_port(),
+        "GET",
+        "/api/calls",
+        Some("demo-supervisor"),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
 /// One HTTP/1.1 request on loopback with an optional bearer token and JSON
 /// body; the status and the body (tests only, no TLS, no chunking beyond
 /// what axum sends for small replies).
