@@ -80,7 +80,16 @@ HOTLINE=$!
 PIDS+=("$HOTLINE")
 sleep 1.5
 kill -0 "$HOTLINE" 2>/dev/null || { echo "the hotline did not start: $OUT/hotline.log" >&2; exit 1; }
+# threads PID: "name ticks" per thread, summed over threads of one name.
+threads() {
+    for t in /proc/"$1"/task/*; do
+        awk '{ match($0, /\(.*\)/); name = substr($0, RSTART + 1, RLENGTH - 2); sub(/.*\) /, "");
+               print name, $12 + $13 }' "$t/stat" 2>/dev/null
+    done | awk '{ t[$1] += $2 } END { for (n in t) print n, t[n] }' | sort
+}
+threads "$HOTLINE" >"$OUT/threads.before"
 results=$(measure hotline "$HOTLINE" -- "127.0.0.1:$PORT" -sf "$PWD/tests/scenarios/caller_hangup.xml" -s 100)
+threads "$HOTLINE" >"$OUT/threads.after"
 kill "$HOTLINE"
 wait "$HOTLINE" 2>/dev/null || true
 
@@ -131,4 +140,9 @@ echo "$results" | awk -v rate="$RATE" -v calls="$CALLS" '
             printf "\n"
         }
     }'
+# Where the hotline's share went, thread by thread (the switch runs on the
+# main thread, named after the binary).
+ok=$(echo "$results" | awk '$1 == "hotline" { print $2 }')
+join -a 2 -e 0 -o 2.1,1.2,2.2 "$OUT/threads.before" "$OUT/threads.after" |
+    awk -v ok="$ok" -v hz="$HZ" '$3 > $2 && ok > 0 { printf "    %-18s %8.1f us\n", $1, ($3 - $2) / hz * 1e6 / ok }'
 echo "(files: $OUT)"

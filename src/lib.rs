@@ -50,8 +50,8 @@
 //! ```
 //! One call: an INVITE datagram from a source that is not banned and within
 //! its rate (`edge`) is parsed by `sip::message`, matched (or
-//! found new) by `sip::transaction`, which sends 100 Trying and hands it to
-//! `call::Switch`. The switch negotiates SDP (`sip::sdp`), takes an RTP port
+//! found new) by `sip::transaction`, which hands it to `call::Switch` (and
+//! sends 100 Trying if the switch did not answer it at once). The switch negotiates SDP (`sip::sdp`), takes an RTP port
 //! (`media::ports`), asks the runtime who is calling (`owners`), rings,
 //! answers, and on the ACK starts the menu of the called site
 //! (`ivr::Session`): its prompts go to the media edge, its lookups, tickets

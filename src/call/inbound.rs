@@ -115,7 +115,7 @@ impl Switch {
 
     pub(super) fn new_call(&mut self, now: Instant, tx: TxId, peer: Peer, request: Request) {
         let core = request.core.clone();
-        let dialled = crate::owners::phone::uri_user(&request.inner.uri.to_string())
+        let dialled = crate::owners::phone::uri_user(&request.uri.clone())
             .unwrap_or_default()
             .to_string();
         // A supervisor's phone joining an agent's call: *5/*6/*7 + agent.
@@ -199,7 +199,7 @@ impl Switch {
             .header("Contact")
             .map(|c| message::addr_uri(c).to_string())
             .unwrap_or_else(|| message::addr_uri(&core.from).to_string());
-        let route_set = message::record_routes(&request.inner.headers);
+        let route_set = request.record_routes();
         // The caller's number: the network's assertion when there is one,
         // and only from a trunk; anyone else is an unknown caller until
         // they prove who they are (the menu asks).
@@ -213,7 +213,7 @@ impl Switch {
         } else {
             String::new()
         };
-        let called = crate::owners::phone::uri_user(&request.inner.uri.to_string())
+        let called = crate::owners::phone::uri_user(&request.uri.clone())
             .unwrap_or_default()
             .to_string();
         self.stats.calls_started += 1;

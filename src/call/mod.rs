@@ -709,6 +709,8 @@ impl Switch {
             Err(e) => self.handle_bad_message(peer, raw, &e),
         }
         self.pump(now);
+        self.tx.send_trying();
+        self.pump(now);
     }
 
     /// A request within its source's rate (`verdict`, already checked) and

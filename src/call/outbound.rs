@@ -221,7 +221,7 @@ impl Switch {
             c.remote_target = message::addr_uri(contact).to_string();
         }
         // A UAC's route set is the Record-Route list reversed.
-        let mut routes = message::record_routes(&response.inner.headers);
+        let mut routes = response.record_routes();
         routes.reverse();
         c.route_set = routes;
         let ack = self.build_ack(id);

@@ -231,7 +231,7 @@ impl Switch {
             .header("Authorization")
             .and_then(digest::parse_authorization);
         let verdict = creds.as_ref().map(|c| {
-            let request_uri = request.inner.uri.to_string();
+            let request_uri = request.uri.clone();
             let check = Check {
                 now_ms: clock,
                 source: ip,

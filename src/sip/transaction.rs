@@ -84,8 +84,8 @@ pub struct TxId(u64);
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum TxEvent {
-    /// A new request (never a retransmission). A server INVITE transaction
-    /// has already sent 100 Trying.
+    /// A new request (never a retransmission). For an INVITE, the TU calls
+    /// [`TransactionLayer::send_trying`] once it has seen it.
     Request {
         tx: TxId,
         peer: Peer,
@@ -185,6 +185,9 @@ pub struct TransactionLayer {
     heap: BinaryHeap<Reverse<(Instant, TxId)>>,
     out: VecDeque<Output>,
     next_id: u64,
+    /// New INVITE server transactions and their 100 Trying, sent by
+    /// [`Self::send_trying`] unless the TU answered first.
+    trying: Vec<(TxId, Bytes)>,
 }
 
 impl TransactionLayer {
@@ -206,6 +209,24 @@ impl TransactionLayer {
 
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
+    }
+
+    /// Sends 100 Trying for each new INVITE the TU has not answered yet.
+    /// The TU calls it once it has handled the requests just taken: a TU
+    /// that rings or refuses at once has already stopped the caller's
+    /// retransmissions, and one that may take longer than 200 ms gets its
+    /// 100 now (RFC 3261 §17.2.1). One message less per call answered at once.
+    pub fn send_trying(&mut self) {
+        for (id, trying) in std::mem::take(&mut self.trying) {
+            let Some(tx) = self.txs.get_mut(&id) else {
+                continue;
+            };
+            if tx.last.is_none() {
+                tx.last = Some(trying.clone());
+                let peer = tx.peer;
+                self.send(peer, trying);
+            }
+        }
     }
 
     /// Earliest deadline of any transaction (may be a stale, harmless wake-up).
@@ -306,10 +327,8 @@ impl TransactionLayer {
             self.by_key.insert(key, id);
         }
         if kind == Kind::ServerInvite {
-            // Sent at once: the TU may take longer than 200 ms (RFC 3261 §17.2.1).
             let trying = message::response(&request.core, 100, "Trying", None, &[], b"");
-            self.txs.get_mut(&id).expect("just inserted").last = Some(trying.clone());
-            self.send(peer, trying);
+            self.trying.push((id, trying));
         }
         self.out.push_back(Output::Event(TxEvent::Request {
             tx: id,
@@ -477,7 +496,7 @@ impl TransactionLayer {
             peer,
             last: Some(bytes.clone()),
             ack: None,
-            request_uri: request.inner.uri.to_string(),
+            request_uri: request.uri.clone(),
             request_core: Some(request.core),
             interval: t.t1,
             slots: [None; 3],
@@ -709,6 +728,7 @@ mod tests {
         let r = req("INVITE", "z9hG4bK-inv", 1);
         let core = r.core.clone();
         layer.handle_request(now, peer(), r);
+        layer.send_trying();
         let (sent, events) = drain(layer);
         assert_eq!(first_line(&sent[0]), "SIP/2.0 100 Trying");
         let TxEvent::Request { tx, .. } = events[0] else {
@@ -718,6 +738,37 @@ mod tests {
         layer.respond(now, tx, code, bytes, &core);
         assert_eq!(drain(layer).0.len(), 1);
         tx
+    }
+
+    #[test]
+    fn an_invite_rung_at_once_gets_no_100_and_its_copy_hears_the_180() {
+        let mut layer = TransactionLayer::new(TimerValues::default());
+        let now = Instant::now();
+        let r = req("INVITE", "z9hG4bK-rung", 1);
+        let core = r.core.clone();
+        layer.handle_request(now, peer(), r);
+        let (sent, events) = drain(&mut layer);
+        assert!(sent.is_empty(), "nothing before the TU has seen it");
+        let TxEvent::Request { tx, .. } = events[0] else {
+            panic!()
+        };
+        let ringing = message::response(&core, 180, "Ringing", Some("t"), &[], b"");
+        layer.respond(now, tx, 180, ringing, &core);
+        layer.send_trying();
+        let (sent, _) = drain(&mut layer);
+        assert_eq!(
+            sent.iter().map(|b| first_line(b)).collect::<Vec<_>>(),
+            ["SIP/2.0 180 Ringing"]
+        );
+        // The caller's retransmission is answered with the 180, not a 100.
+        layer.handle_request(now, peer(), req("INVITE", "z9hG4bK-rung", 1));
+        layer.send_trying();
+        let (sent, events) = drain(&mut layer);
+        assert!(events.is_empty(), "a copy is not a new request");
+        assert_eq!(
+            sent.iter().map(|b| first_line(b)).collect::<Vec<_>>(),
+            ["SIP/2.0 180 Ringing"]
+        );
     }
 
     #[test]

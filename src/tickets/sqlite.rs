@@ -13,6 +13,7 @@
 //! (SQLite's write lock orders them); ids are read under that lock.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
@@ -163,9 +164,22 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Under load, batches start at most this often: an event arriving within
+/// this time of the last batch's start waits for the rest of it, so that
+/// the events of many calls share one fsync (at 2,000 calls a second, a
+/// commit per 4 ms instead of one per event or two). An event arriving when
+/// the writer has been idle that long is written at once: an idle hotline
+/// answers an appender without delay.
+const BATCH_SPACING: Duration = Duration::from_millis(4);
+
 fn write_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Request>) {
     let mut cache: Option<(i64, Sequences)> = None;
+    let mut last_batch: Option<Instant> = None;
     while let Some(first) = rx.blocking_recv() {
+        if let Some(wait) = last_batch.and_then(|at| BATCH_SPACING.checked_sub(at.elapsed())) {
+            std::thread::sleep(wait);
+        }
+        last_batch = Some(Instant::now());
         let (events, replies) = gather(first, &mut rx);
         replies.answer(write_batch(&mut conn, events, &mut cache));
     }
