@@ -32,6 +32,7 @@ pub struct Metrics {
     pub sip_rate_limited: IntCounterVec,
     pub calls_shed: IntCounterVec,
     pub media_late: Gauge,
+    pub media_late_share: Gauge,
     pub connections_refused: IntCounterVec,
     pub sla_warnings: IntCounter,
     pub sla_breaches: IntCounter,
@@ -341,6 +342,14 @@ impl Metrics {
                 Gauge::new(
                     "hotline_media_late_seconds",
                     "The latest a media worker sent a packet in the last second, after its 20 ms schedule.",
+                )
+                .expect("valid metric"),
+            ),
+            media_late_share: register(
+                &r,
+                Gauge::new(
+                    "hotline_media_late_wakes_ratio",
+                    "The largest share of one media worker's wakes in the last second that were more than 10 ms late (from 0.05 two seconds running, new calls are refused).",
                 )
                 .expect("valid metric"),
             ),

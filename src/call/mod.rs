@@ -386,13 +386,24 @@ pub enum Output {
     },
 }
 
-/// A media worker this late with a packet, second after second for
-/// [`MEDIA_BEHIND_SECONDS`], is behind: new calls get 503 until a second
-/// passes on schedule. Half a packet's time; a worker on schedule is late
-/// by well under a millisecond. (One late second alone is a hiccup: a
-/// burst of new calls, the machine busy elsewhere for a moment.)
-const MEDIA_BEHIND: Duration = Duration::from_millis(10);
+/// A media worker with this share of its wakes late (by more than half a
+/// packet's time), second after second for [`MEDIA_BEHIND_SECONDS`], is
+/// behind: new calls get 503 until a second passes on schedule. A worker
+/// that cannot keep up is late at nearly every wake; one on schedule is
+/// late at a few, when the machine hiccups (a burst of orders, a moment's
+/// preemption), and those few say nothing about its load. (One late
+/// second alone is a hiccup too.)
+const MEDIA_BEHIND_SHARE: f64 = 0.05;
 const MEDIA_BEHIND_SECONDS: u32 = 2;
+
+/// How late the media workers ran in one second.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MediaLate {
+    /// The latest any packet left after its time.
+    pub worst: Duration,
+    /// The largest share of one worker's wakes that were late.
+    pub late_share: f64,
+}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
@@ -601,9 +612,9 @@ impl Switch {
 
     /// How late the media workers sent a packet in the last second (the
     /// runtime tells each second).
-    pub fn media_lateness(&mut self, late: Duration) {
+    pub fn media_lateness(&mut self, late: MediaLate) {
         let was = self.media_behind();
-        self.late_seconds = match late > MEDIA_BEHIND {
+        self.late_seconds = match late.late_share >= MEDIA_BEHIND_SHARE {
             true => self.late_seconds.saturating_add(1),
             false => 0,
         };

@@ -181,13 +181,11 @@ impl OwnerDb {
 
     /// The owner one of whose numbers is `e164`.
     pub fn by_phone(&self, e164: &str) -> Result<Option<Owner>, OwnersError> {
+        // Asked once per call: the statement is kept prepared.
         let id: Option<String> = self.with(|c| {
-            c.query_row(
-                "SELECT owner FROM owner_phones WHERE phone = ?1",
-                [e164],
-                |r| r.get(0),
-            )
-            .optional()
+            c.prepare_cached("SELECT owner FROM owner_phones WHERE phone = ?1")?
+                .query_row([e164], |r| r.get(0))
+                .optional()
         })?;
         match id {
             Some(id) => self.by_id(&id),
@@ -243,9 +241,11 @@ impl OwnerDb {
     pub fn by_id(&self, id: &str) -> Result<Option<Owner>, OwnersError> {
         self.with(|c| {
             let owner = c
-                .query_row(
+                .prepare_cached(
                     "SELECT id, name, site, building, unit, language, class, points, fee_balance_cents \
                      FROM owners WHERE id = ?1",
+                )?
+                .query_row(
                     [id],
                     |r| {
                         let class: String = r.get(6)?;

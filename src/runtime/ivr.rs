@@ -48,25 +48,18 @@ impl Services {
     /// Looks the caller's number up; always answers (None when unknown or
     /// when the database fails), so the call is never held up.
     pub fn identify(&self, call: CallId, number: String) {
-        let svc = self.clone();
-        tokio::spawn(async move {
-            let owners = svc.owners.clone();
-            let plan = svc.plan.clone();
-            let found = tokio::task::spawn_blocking(move || {
-                let e164 = normalize(&number, &plan)?;
-                match owners.by_phone(&e164) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        warn!(error = %e, "owner lookup failed");
-                        None
-                    }
+        let (owners, plan) = (self.owners.clone(), self.plan.clone());
+        let to_switch = self.to_switch.clone();
+        // One blocking task, answering the switch itself: no task around it.
+        tokio::task::spawn_blocking(move || {
+            let found = normalize(&number, &plan).and_then(|e164| match owners.by_phone(&e164) {
+                Ok(o) => o,
+                Err(e) => {
+                    warn!(error = %e, "owner lookup failed");
+                    None
                 }
-            })
-            .await
-            .ok()
-            .flatten()
-            .map(owner_info);
-            let _ = svc.to_switch.send(Input::Owner(call, found));
+            });
+            let _ = to_switch.send(Input::Owner(call, found.map(owner_info)));
         });
     }
 

@@ -33,6 +33,12 @@ use crate::media::rtp::{PACKET_INTERVAL, Received, RtpReceiver, RtpStream, SAMPL
 #[derive(Debug)]
 pub enum MediaIn {
     Command(MediaCommand),
+    /// A call's port, bound by [`Link::open`], and where its peer is.
+    Open {
+        call: CallId,
+        socket: std::net::UdpSocket,
+        params: crate::media::rtp::StreamParams,
+    },
     /// The caller's RTP comes from a new address (symmetric RTP).
     Source(CallId, SocketAddr),
     /// What a leg in a mixed conversation said: one packet's payload
@@ -117,7 +123,48 @@ impl Drop for Session {
     }
 }
 
-/// Starts the media workers and the control task; returns its inbox, and
+/// The switch's way to the media edge.
+pub struct Link {
+    pub tx: mpsc::UnboundedSender<MediaIn>,
+    /// Where the calls' ports are bound.
+    pub ip: std::net::IpAddr,
+}
+
+impl Link {
+    /// Opens a call's RTP port. It is bound here, on the switch's own turn
+    /// (one system call): the switch learns at once whether it has it, and
+    /// answers in the same turn, without a round trip through the control
+    /// task. What is bound goes to the control task to be watched and played to.
+    pub fn open(
+        &self,
+        call: CallId,
+        port: u16,
+        params: crate::media::rtp::StreamParams,
+    ) -> MediaEvent {
+        let bound = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port))
+            .and_then(|s| s.set_nonblocking(true).map(|_| s));
+        match bound {
+            Ok(socket) => {
+                let _ = self.tx.send(MediaIn::Open {
+                    call,
+                    socket,
+                    params,
+                });
+                MediaEvent::Opened
+            }
+            Err(e) => {
+                warn!(%call, port, error = %e, "cannot bind RTP port");
+                MediaEvent::OpenFailed
+            }
+        }
+    }
+
+    pub fn send(&self, cmd: MediaCommand) {
+        let _ = self.tx.send(MediaIn::Command(cmd));
+    }
+}
+
+/// Starts the media workers and the control task; returns its link, and
 /// how late the workers run.
 #[allow(clippy::too_many_arguments)] // the edge's whole world, passed once
 pub fn spawn(
@@ -129,15 +176,10 @@ pub fn spawn(
     conversations: PathBuf,
     metrics: Arc<crate::metrics::Metrics>,
     to_switch: mpsc::UnboundedSender<Input>,
-) -> (
-    mpsc::UnboundedSender<MediaIn>,
-    JoinHandle<()>,
-    Arc<Lateness>,
-) {
+) -> (Link, JoinHandle<()>, Arc<Lateness>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let lateness = Arc::new(Lateness::new(workers.max(1)));
     let edge = Edge {
-        ip,
         rtp_timeout,
         prompts,
         recordings,
@@ -151,7 +193,7 @@ pub fn spawn(
         metrics,
     };
     let handle = tokio::spawn(pace(edge, rx, tx.clone(), to_switch));
-    (tx, handle, lateness)
+    (Link { tx, ip }, handle, lateness)
 }
 
 impl Edge {
@@ -174,7 +216,6 @@ impl Edge {
 
 /// What every session shares.
 struct Edge {
-    ip: std::net::IpAddr,
     /// A session that received nothing this long is reported silent.
     rtp_timeout: Duration,
     prompts: PromptSet,
@@ -279,11 +320,16 @@ fn handle(
     to_switch: &mpsc::UnboundedSender<Input>,
 ) {
     match msg {
-        MediaIn::Command(MediaCommand::Open { call, port, params }) => {
-            let bound = std::net::UdpSocket::bind(SocketAddr::new(edge.ip, port))
-                .and_then(|s| s.set_nonblocking(true).map(|_| s))
-                .and_then(UdpSocket::from_std);
-            let event = match bound {
+        MediaIn::Command(MediaCommand::Open { call, port, .. }) => {
+            // Bound by Link::open on the switch's turn; never sent here.
+            error!(%call, port, "an Open order reached the media task");
+        }
+        MediaIn::Open {
+            call,
+            socket,
+            params,
+        } => {
+            match UdpSocket::from_std(socket) {
                 Ok(socket) => {
                     let socket = Arc::new(socket);
                     let counts = Arc::new(RtpCounts::default());
@@ -331,14 +377,13 @@ fn handle(
                             heard: (0, Instant::now()),
                         },
                     );
-                    MediaEvent::Opened
                 }
                 Err(e) => {
-                    warn!(%call, port, error = %e, "cannot bind RTP port");
-                    MediaEvent::OpenFailed
+                    // The port was bound: only the reactor can refuse it. The
+                    // switch hears it as the silence it will be.
+                    error!(%call, error = %e, "cannot watch the RTP port");
                 }
-            };
-            let _ = to_switch.send(Input::Media(call, event));
+            }
         }
         MediaIn::Command(MediaCommand::Play { call, prompts }) => {
             if let Some(s) = sessions.get(&call) {

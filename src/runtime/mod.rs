@@ -471,8 +471,9 @@ impl Hotline {
             let now = Instant::now();
             if now.duration_since(edge_synced) >= Duration::from_secs(1) {
                 edge_synced = now;
-                let late = lateness.take_worst();
-                metrics.media_late.set(late.as_secs_f64());
+                let late = lateness.take();
+                metrics.media_late.set(late.worst.as_secs_f64());
+                metrics.media_late_share.set(late.late_share);
                 switch.media_lateness(late);
                 metrics.sync_edge(
                     switch.edge_stats(),
@@ -535,7 +536,7 @@ async fn carry_out(
     switch: &mut Switch,
     udp: &UdpSocket,
     tcp: &HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
-    media: &mpsc::UnboundedSender<media::MediaIn>,
+    media: &media::Link,
     services: &ivr::Services,
     acd: Option<&acd::AcdHandle>,
     clock: &clock::WallClock,
@@ -560,9 +561,11 @@ async fn carry_out(
                     },
                 }
             }
-            Output::Media(cmd) => {
-                let _ = media.send(media::MediaIn::Command(cmd));
+            Output::Media(crate::call::MediaCommand::Open { call, port, params }) => {
+                let opened = media.open(call, port, params);
+                switch.handle_media(Instant::now(), call, opened);
             }
+            Output::Media(cmd) => media.send(cmd),
             Output::Event(ev) => hear(&ev, services, acd, clock),
             Output::IdentifyCaller { call, number } => services.identify(call, number),
             Output::IvrRequest {

@@ -178,19 +178,54 @@ fn set_realtime(_priority: u8) -> std::io::Result<()> {
     Err(std::io::Error::other("real-time threads only on Linux"))
 }
 
-/// How late each worker ran: the latest it sent a packet after its time
-/// since the last look (microseconds).
-pub struct Lateness(Vec<AtomicU64>);
+/// A wake this late is a late one: half a packet's time. A worker on
+/// schedule is late by well under a millisecond; the machine's hiccups (a
+/// burst of orders, a moment's preemption) make a few wakes a second late
+/// by several milliseconds.
+pub const LATE_WAKE: Duration = Duration::from_millis(10);
+
+/// How late each worker ran since the last look.
+pub struct Lateness(Vec<WorkerLateness>);
+
+#[derive(Default)]
+pub struct WorkerLateness {
+    /// The latest it sent a packet after its time (microseconds).
+    worst_us: AtomicU64,
+    /// Wakes with packets due, and how many of them were [`LATE_WAKE`].
+    wakes: AtomicU64,
+    late_wakes: AtomicU64,
+}
+
+impl WorkerLateness {
+    fn woke(&self, late: Duration) {
+        self.worst_us
+            .fetch_max(late.as_micros() as u64, Ordering::Relaxed);
+        self.wakes.fetch_add(1, Ordering::Relaxed);
+        if late > LATE_WAKE {
+            self.late_wakes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 impl Lateness {
     pub fn new(workers: usize) -> Self {
-        Self((0..workers).map(|_| AtomicU64::new(0)).collect())
+        Self((0..workers).map(|_| WorkerLateness::default()).collect())
     }
 
-    /// The latest of any worker since the last look.
-    pub fn take_worst(&self) -> Duration {
-        let us = self.0.iter().map(|w| w.swap(0, Ordering::Relaxed)).max();
-        Duration::from_micros(us.unwrap_or(0))
+    /// Since the last look: the latest any worker was, and the largest
+    /// share of one worker's wakes that were late.
+    pub fn take(&self) -> crate::call::MediaLate {
+        let mut seen = crate::call::MediaLate::default();
+        for w in &self.0 {
+            let worst = Duration::from_micros(w.worst_us.swap(0, Ordering::Relaxed));
+            let wakes = w.wakes.swap(0, Ordering::Relaxed);
+            let late = w.late_wakes.swap(0, Ordering::Relaxed);
+            seen.worst = seen.worst.max(worst);
+            if wakes > 0 {
+                seen.late_share = seen.late_share.max(late as f64 / wakes as f64);
+            }
+        }
+        seen
     }
 }
 
@@ -239,7 +274,7 @@ impl Outgoing {
     }
 }
 
-fn run(rx: Receiver<Playout>, lateness: &AtomicU64, to_switch: mpsc::UnboundedSender<Input>) {
+fn run(rx: Receiver<Playout>, lateness: &WorkerLateness, to_switch: mpsc::UnboundedSender<Input>) {
     let mut calls: HashMap<CallId, Outgoing> = HashMap::new();
     let mut schedule = Schedule::default();
     let mut buf = [0u8; MAX_PACKET];
@@ -269,8 +304,7 @@ fn run(rx: Receiver<Playout>, lateness: &AtomicU64, to_switch: mpsc::UnboundedSe
         let now = Instant::now();
         let until = now;
         if let Some(planned) = planned {
-            let late = now.saturating_duration_since(planned).as_micros() as u64;
-            lateness.fetch_max(late, Ordering::Relaxed);
+            lateness.woke(now.saturating_duration_since(planned));
         }
         while let Some(Reverse((at, call))) = schedule.0.peek().copied() {
             if at > until {
@@ -386,6 +420,24 @@ mod tests {
     use super::*;
     use crate::media::g711::Law;
     use crate::media::rtp::StreamParams;
+
+    #[test]
+    fn a_second_tells_the_worst_wake_and_the_busiest_workers_late_share() {
+        let lateness = Lateness::new(2);
+        for ms in [1, 2, 12, 3] {
+            lateness.0[0].woke(Duration::from_millis(ms));
+        }
+        lateness.0[1].woke(Duration::from_millis(30));
+        lateness.0[1].woke(Duration::from_millis(5));
+        let second = lateness.take();
+        assert_eq!(second.worst, Duration::from_millis(30));
+        assert_eq!(second.late_share, 0.5, "worker 1: one of two wakes late");
+        assert_eq!(
+            lateness.take(),
+            crate::call::MediaLate::default(),
+            "counted afresh"
+        );
+    }
 
     fn prompt(name: &str, packets: usize) -> Arc<Prompt> {
         let samples = vec![1000i16; packets * SAMPLES_PER_PACKET];

@@ -37,6 +37,15 @@ pub fn now_ms() -> i64 {
 pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
     use crate::call::event::CallEventKind as K;
     let ms = |d: Duration| d.as_millis() as u64;
+    // A span ending now, on the log's millisecond grid: the difference of
+    // the two events' at_ms, as the ACD (which works on that grid) counted
+    // it. Truncating the duration instead could say 3,999 ms for a caller
+    // the ACD kept the whole 4 s.
+    let span_ms = |d: Duration| {
+        ev.at
+            .checked_sub(d)
+            .map_or(ms(d), |since| (clock.ms(ev.at) - clock.ms(since)) as u64)
+    };
     let mut ticket = None;
     let mut actor = Actor::System;
     let kind = match &ev.kind {
@@ -147,7 +156,7 @@ pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
             EventKind::CallAnswered {
                 agent: agent.to_string(),
                 owner: owner.clone(),
-                waited_ms: ms(*waited),
+                waited_ms: span_ms(*waited),
             }
         }
         K::Held { by_agent, hold } => EventKind::CallHeld {
@@ -156,7 +165,7 @@ pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
         },
         K::Abandoned { queue, waited, why } => EventKind::CallAbandoned {
             queue: queue.clone(),
-            waited_ms: ms(*waited),
+            waited_ms: span_ms(*waited),
             reason: why.as_str().to_string(),
         },
         K::Overflowed {
@@ -165,7 +174,7 @@ pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
             no_agents,
         } => EventKind::CallOverflowed {
             queue: queue.clone(),
-            waited_ms: ms(*waited),
+            waited_ms: span_ms(*waited),
             reason: if *no_agents { "no_agents" } else { "max_wait" }.into(),
         },
         K::ConversationEnded {
@@ -174,7 +183,7 @@ pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
             by_agent,
         } => EventKind::ConversationEnded {
             agent: agent.to_string(),
-            talked_ms: ms(*talked),
+            talked_ms: span_ms(*talked),
             by_agent: *by_agent,
         },
         K::ReturnVisit {
@@ -668,5 +677,38 @@ async fn append(store: &Store, events: Vec<NewEvent>) {
     }
     if let Err(e) = store.append(events).await {
         error!(error = %e, "ticket alert not written");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::event::CallEventKind;
+    use std::time::Instant;
+
+    #[test]
+    fn a_wait_is_written_as_the_difference_of_its_two_events_on_the_log_grid() {
+        let clock = WallClock::start();
+        // Queued 0.7 ms into a millisecond, given up 3,999.3 ms later: the
+        // ACD, counting whole milliseconds, kept the caller the whole 4 s,
+        // and the two events' at_ms are 4,000 apart.
+        let queued = clock.quantize(Instant::now()) + Duration::from_micros(700);
+        let at = queued + Duration::from_micros(3_999_300);
+        let ev = CallEvent {
+            at,
+            call: crate::call::CallId(1),
+            sip_call_id: "grid".into(),
+            kind: CallEventKind::Overflowed {
+                queue: "general".into(),
+                waited: at - queued,
+                no_agents: false,
+            },
+        };
+        let entry = log_entry(&ev, &clock);
+        assert_eq!(clock.ms(at) - clock.ms(queued), 4_000);
+        match entry.kind {
+            EventKind::CallOverflowed { waited_ms, .. } => assert_eq!(waited_ms, 4_000),
+            other => panic!("{other:?}"),
+        }
     }
 }

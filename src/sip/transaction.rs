@@ -757,7 +757,7 @@ mod tests {
         layer.send_trying();
         let (sent, _) = drain(&mut layer);
         assert_eq!(
-            sent.iter().map(|b| first_line(b)).collect::<Vec<_>>(),
+            sent.iter().map(first_line).collect::<Vec<_>>(),
             ["SIP/2.0 180 Ringing"]
         );
         // The caller's retransmission is answered with the 180, not a 100.
@@ -766,7 +766,7 @@ mod tests {
         let (sent, events) = drain(&mut layer);
         assert!(events.is_empty(), "a copy is not a new request");
         assert_eq!(
-            sent.iter().map(|b| first_line(b)).collect::<Vec<_>>(),
+            sent.iter().map(first_line).collect::<Vec<_>>(),
             ["SIP/2.0 180 Ringing"]
         );
     }

@@ -35,8 +35,12 @@ const CALLS_BETWEEN_SQLITE: &str = "WITH started AS (SELECT call FROM events \
      SELECT id, ticket, call, at_ms, actor, body FROM events \
      WHERE call IN (SELECT call FROM started) OR ticket IN (SELECT ticket FROM opened) ORDER BY id";
 
+/// Read connections kept open between reads.
+const IDLE_READERS: usize = 4;
+
 pub struct SqliteStore {
     path: PathBuf,
+    readers: std::sync::Mutex<Vec<Connection>>,
     pub(super) writer: Writer,
 }
 
@@ -52,6 +56,7 @@ impl SqliteStore {
         let writer = Writer::spawn("sqlite-writer", move |rx| write_loop(conn, rx))?;
         Ok(Self {
             path: path.to_path_buf(),
+            readers: std::sync::Mutex::new(Vec::new()),
             writer,
         })
     }
@@ -60,76 +65,98 @@ impl SqliteStore {
         &self.path
     }
 
-    fn reader(&self) -> Result<Connection, StoreError> {
-        Ok(Connection::open_with_flags(
-            &self.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )?)
+    /// Runs `f` on a read connection from the pool (one is opened when
+    /// none is free). Opening one reads the schema and maps the WAL index:
+    /// the ticket view reads after every batch the writer commits, so
+    /// connections are kept, with their prepared statements.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?
+            }
+        };
+        let out = f(&conn);
+        let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if readers.len() < IDLE_READERS {
+            readers.push(conn);
+        }
+        out
     }
 
     /// Events with an id above `after`, in order, at most `limit`.
     pub fn events_after(&self, after: EventId, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, ticket, call, at_ms, actor, body FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![after.0 as i64, limit as i64], raw_row)?;
-        rows.map(|r| decode(r?)).collect()
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, ticket, call, at_ms, actor, body FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after.0 as i64, limit as i64], raw_row)?;
+            rows.map(|r| decode(r?)).collect()
+        })
     }
 
     /// Every event of one ticket, in order.
     pub fn ticket_events(&self, ticket: TicketId) -> Result<Vec<Event>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, ticket, call, at_ms, actor, body FROM events WHERE ticket = ?1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map(params![ticket.0 as i64], raw_row)?;
-        rows.map(|r| decode(r?)).collect()
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, ticket, call, at_ms, actor, body FROM events WHERE ticket = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![ticket.0 as i64], raw_row)?;
+            rows.map(|r| decode(r?)).collect()
+        })
     }
 
     /// Every event of one call (its SIP Call-ID), in order.
     pub fn call_events(&self, call: &str) -> Result<Vec<Event>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, ticket, call, at_ms, actor, body FROM events WHERE call = ?1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map(params![call], raw_row)?;
-        rows.map(|r| decode(r?)).collect()
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, ticket, call, at_ms, actor, body FROM events WHERE call = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![call], raw_row)?;
+            rows.map(|r| decode(r?)).collect()
+        })
     }
 
     /// The call (SIP Call-ID) whose recording is `file`.
     pub fn call_of_recording(&self, file: &str) -> Result<Option<String>, StoreError> {
-        let conn = self.reader()?;
-        // `file` is the hotline's own name (checked by the caller): no LIKE
-        // wildcards in it.
-        let pattern = format!("%\"file\":\"{file}\"%");
-        Ok(conn
-            .query_row(
-                "SELECT call FROM events WHERE kind = 'call_recorded' AND body LIKE ?1 LIMIT 1",
-                params![pattern],
-                |r| r.get(0),
-            )
-            .optional()?
-            .flatten())
+        self.read(|conn| {
+            // `file` is the hotline's own name (checked by the caller): no LIKE
+            // wildcards in it.
+            let pattern = format!("%\"file\":\"{file}\"%");
+            Ok(conn
+                .query_row(
+                    "SELECT call FROM events WHERE kind = 'call_recorded' AND body LIKE ?1 LIMIT 1",
+                    params![pattern],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten())
+        })
     }
 
     /// Every event that happened in `[from_ms, to_ms)`, in log order.
     pub fn events_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Event>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, ticket, call, at_ms, actor, body FROM events WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY id",
-        )?;
-        let rows = stmt.query_map(params![from_ms, to_ms], raw_row)?;
-        rows.map(|r| decode(r?)).collect()
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, ticket, call, at_ms, actor, body FROM events WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![from_ms, to_ms], raw_row)?;
+            rows.map(|r| decode(r?)).collect()
+        })
     }
 
     /// Every event of the calls that started in `[from_ms, to_ms)`, and
     /// of the tickets they opened, in log order.
     pub fn calls_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Event>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(CALLS_BETWEEN_SQLITE)?;
-        let rows = stmt.query_map(params![from_ms, to_ms], raw_row)?;
-        rows.map(|r| decode(r?)).collect()
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(CALLS_BETWEEN_SQLITE)?;
+            let rows = stmt.query_map(params![from_ms, to_ms], raw_row)?;
+            rows.map(|r| decode(r?)).collect()
+        })
     }
 
     /// Every event, in order (replay).
@@ -138,12 +165,13 @@ impl SqliteStore {
     }
 
     pub fn last_id(&self) -> Result<Option<EventId>, StoreError> {
-        let conn = self.reader()?;
-        let id: Option<i64> = conn
-            .query_row("SELECT MAX(id) FROM events", [], |r| r.get(0))
-            .optional()?
-            .flatten();
-        Ok(id.map(|i| EventId(i as u64)))
+        self.read(|conn| {
+            let id: Option<i64> = conn
+                .query_row("SELECT MAX(id) FROM events", [], |r| r.get(0))
+                .optional()?
+                .flatten();
+            Ok(id.map(|i| EventId(i as u64)))
+        })
     }
 }
 
