@@ -140,8 +140,8 @@ echo "$results" | awk -v rate="$RATE" -v calls="$CALLS" '
             printf "\n"
         }
     }'
-# Where the hotline's share went, thread by thread (the switch runs on the
-# main thread, named after the binary).
+# Where the hotline's share went, thread by thread (the switch runs on a
+# tokio worker with the media task and the store's readers).
 ok=$(echo "$results" | awk '$1 == "hotline" { print $2 }')
 join -a 2 -e 0 -o 2.1,1.2,2.2 "$OUT/threads.before" "$OUT/threads.after" |
     awk -v ok="$ok" -v hz="$HZ" '$3 > $2 && ok > 0 { printf "    %-18s %8.1f us\n", $1, ($3 - $2) / hz * 1e6 / ok }'

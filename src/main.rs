@@ -839,8 +839,17 @@ fn run(path: Option<PathBuf>) -> ExitCode {
             config.prompts.language,
             origin.display()
         );
-        hotline.serve(shutdown_signal()).await;
-        ExitCode::SUCCESS
+        // On a worker, not this thread: what the switch wakes (the media
+        // task, the store's readers) goes to that worker's own queue and
+        // runs without a thread woken for it.
+        let serving = tokio::spawn(hotline.serve(shutdown_signal()));
+        match serving.await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: the switch stopped: {e}");
+                ExitCode::from(1)
+            }
+        }
     })
 }
 

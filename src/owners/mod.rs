@@ -117,6 +117,10 @@ pub struct OwnerDb {
     /// One connection: a plain mutex held for one short statement or
     /// transaction, never across an await (callers are on the blocking pool).
     conn: Mutex<Connection>,
+    /// Caller ID: asked on the switch's own turn for every call, so it has
+    /// a read connection of its own (WAL: it never waits for a writer, nor
+    /// behind another request's transaction on `conn`).
+    callers: Mutex<Connection>,
     /// Wrong PINs per owner: how many, since when (a plain mutex, held for
     /// one map update).
     pin_failures: Mutex<std::collections::HashMap<String, (u32, i64)>>,
@@ -125,6 +129,24 @@ pub struct OwnerDb {
 /// Wrong PINs that lock an owner's PIN, and for how long (15 minutes).
 pub const PIN_TRIES: u32 = 5;
 pub const PIN_LOCK_MS: i64 = 15 * 60 * 1000;
+
+/// An owner from a row of (id, name, site, building, unit, language,
+/// class, points, fee_balance_cents); their numbers not listed.
+fn owner_row(r: &rusqlite::Row) -> rusqlite::Result<Owner> {
+    let class: String = r.get(6)?;
+    Ok(Owner {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        site: r.get(2)?,
+        building: r.get(3)?,
+        unit: r.get(4)?,
+        phones: Vec::new(),
+        language: r.get(5)?,
+        class: class.parse().unwrap_or(OwnerClass::Ordinary),
+        points: r.get(7)?,
+        fee_balance_cents: r.get(8)?,
+    })
+}
 
 impl OwnerDb {
     pub fn open(path: &Path) -> Result<Self, OwnersError> {
@@ -157,9 +179,12 @@ impl OwnerDb {
                 .map_err(db_err)?;
             tx.commit().map_err(db_err)?;
         }
+        let callers = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(db_err)?;
         Ok(Self {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
+            callers: Mutex::new(callers),
             pin_failures: Mutex::new(std::collections::HashMap::new()),
         })
     }
@@ -191,6 +216,18 @@ impl OwnerDb {
             Some(id) => self.by_id(&id),
             None => Ok(None),
         }
+    }
+
+    /// The owner calling from `e164`, as the switch needs them (their
+    /// numbers not listed): one statement, on the callers' own connection.
+    pub fn caller(&self, e164: &str) -> Result<Option<Owner>, OwnersError> {
+        let conn = self.callers.lock().unwrap_or_else(|p| p.into_inner());
+        conn.prepare_cached(
+            "SELECT o.id, o.name, o.site, o.building, o.unit, o.language, o.class, o.points, \
+             o.fee_balance_cents FROM owner_phones p JOIN owners o ON o.id = p.owner WHERE p.phone = ?1",
+        )
+        .and_then(|mut stmt| stmt.query_row([e164], owner_row).optional())
+        .map_err(|e| self.err(e))
     }
 
     /// The owner of a unit at a site.
@@ -245,24 +282,7 @@ impl OwnerDb {
                     "SELECT id, name, site, building, unit, language, class, points, fee_balance_cents \
                      FROM owners WHERE id = ?1",
                 )?
-                .query_row(
-                    [id],
-                    |r| {
-                        let class: String = r.get(6)?;
-                        Ok(Owner {
-                            id: r.get(0)?,
-                            name: r.get(1)?,
-                            site: r.get(2)?,
-                            building: r.get(3)?,
-                            unit: r.get(4)?,
-                            phones: Vec::new(),
-                            language: r.get(5)?,
-                            class: class.parse().unwrap_or(OwnerClass::Ordinary),
-                            points: r.get(7)?,
-                            fee_balance_cents: r.get(8)?,
-                        })
-                    },
-                )
+                .query_row([id], owner_row)
                 .optional()?;
             let Some(mut owner) = owner else {
                 return Ok(None);

@@ -1,6 +1,7 @@
-//! The menu's edge: answers the switch's questions (who is calling, and each
-//! menu request) from the owner database and the ticket log, off the switch
-//! task, and sends the answers back through its inbox.
+//! The menu's edge: answers the switch's questions from the owner database
+//! and the ticket log. Who is calling is answered on the switch's turn (one
+//! indexed read); each menu request off it, its answer sent back through
+//! the switch's inbox.
 
 use std::sync::Arc;
 
@@ -47,20 +48,15 @@ fn owner_info(o: Owner) -> OwnerInfo {
 impl Services {
     /// Looks the caller's number up; always answers (None when unknown or
     /// when the database fails), so the call is never held up.
-    pub fn identify(&self, call: CallId, number: String) {
-        let (owners, plan) = (self.owners.clone(), self.plan.clone());
-        let to_switch = self.to_switch.clone();
-        // One blocking task, answering the switch itself: no task around it.
-        tokio::task::spawn_blocking(move || {
-            let found = normalize(&number, &plan).and_then(|e164| match owners.by_phone(&e164) {
-                Ok(o) => o,
-                Err(e) => {
-                    warn!(error = %e, "owner lookup failed");
-                    None
-                }
-            });
-            let _ = to_switch.send(Input::Owner(call, found.map(owner_info)));
-        });
+    pub fn identify(&self, number: &str) -> Option<OwnerInfo> {
+        let e164 = normalize(number, &self.plan)?;
+        match self.owners.caller(&e164) {
+            Ok(o) => o.map(owner_info),
+            Err(e) => {
+                warn!(error = %e, "owner lookup failed");
+                None
+            }
+        }
     }
 
     pub fn request(&self, call: CallId, sip_call_id: String, number: String, request: Request) {

@@ -55,8 +55,6 @@ pub enum Input {
     TcpClosed(SocketAddr),
     /// A return-visit call to place (from the ticket watcher).
     Place(crate::call::PlaceCall),
-    /// Who is calling, as the owner database says.
-    Owner(CallId, Option<crate::ivr::OwnerInfo>),
     /// The answer to a menu request.
     IvrReply(CallId, crate::ivr::Reply),
     /// What the ACD decided.
@@ -420,7 +418,6 @@ impl Hotline {
                             tcp_tasks.remove(&addr);
                         }
                         Input::Place(call) => { switch.place_call(now, call); }
-                        Input::Owner(call, owner) => switch.handle_owner(now, call, owner),
                         Input::IvrReply(call, reply) => switch.handle_ivr_reply(now, call, reply),
                         Input::Acd(out, at) => handle_acd(&mut switch, now, out, at, &services, &clock),
                         Input::Announce(a) => switch.announce(now, a.call, a.position, a.wait_minutes),
@@ -567,7 +564,13 @@ async fn carry_out(
             }
             Output::Media(cmd) => media.send(cmd),
             Output::Event(ev) => hear(&ev, services, acd, clock),
-            Output::IdentifyCaller { call, number } => services.identify(call, number),
+            Output::IdentifyCaller { call, number } => {
+                // On the switch's turn, like the port: one indexed read on
+                // a connection of its own (a WAL reader waits for no
+                // writer), cheaper than a hand-off to a thread and back.
+                let found = services.identify(&number);
+                switch.handle_owner(Instant::now(), call, found);
+            }
             Output::IvrRequest {
                 call,
                 sip_call_id,
