@@ -334,7 +334,7 @@ impl Metrics {
             calls_shed: counter_vec(
                 &r,
                 "hotline_calls_shed_total",
-                "New calls refused with 503 because the hotline was at capacity, by the cap reached (max_calls, no_rtp_port, max_unconfirmed, max_unconfirmed_per_source, media_behind).",
+                "New calls refused with 503 because the hotline was at capacity, by the cap reached (max_calls, no_rtp_port, max_unconfirmed, max_unconfirmed_per_source, media_behind, switch_behind).",
                 &["reason"],
             ),
             media_late: register(

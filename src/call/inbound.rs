@@ -337,10 +337,8 @@ impl Switch {
             Some("max_unconfirmed")
         } else if self.unconfirmed.get(&ip).copied().unwrap_or(0) >= a.max_unconfirmed_per_source {
             Some("max_unconfirmed_per_source")
-        } else if self.media_behind() {
-            Some("media_behind")
         } else {
-            None
+            self.behind()
         }
     }
 

@@ -396,6 +396,12 @@ pub enum Output {
 const MEDIA_BEHIND_SHARE: f64 = 0.05;
 const MEDIA_BEHIND_SECONDS: u32 = 2;
 
+/// The switch itself is behind when its timers fire this late (its own
+/// turns queue up behind more work than it can do): a fifth of the
+/// half-second after which callers retransmit their INVITEs. Counted with
+/// the media's seconds, by the same two-second rule.
+const SWITCH_BEHIND: Duration = Duration::from_millis(100);
+
 /// How late the media workers ran in one second.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct MediaLate {
@@ -563,10 +569,15 @@ pub struct Switch {
     /// Inbound calls not yet ACKed, per source and in all.
     unconfirmed: HashMap<IpAddr, usize>,
     unconfirmed_total: usize,
-    /// Seconds in a row the media workers ran late; from
-    /// [`MEDIA_BEHIND_SECONDS`] on, new calls wait (503) until they catch
-    /// up, so the calls already in keep clean audio.
+    /// Seconds in a row the media workers or the switch ran late, and
+    /// which; from [`MEDIA_BEHIND_SECONDS`] on, new calls wait (503) until
+    /// they catch up, so the calls already in keep clean audio and quick
+    /// answers.
     late_seconds: u32,
+    behind: &'static str,
+    /// The latest a timer of the switch fired after it was due, since the
+    /// last second's look.
+    timers_late: Duration,
     /// When calls are next checked against `max_call`.
     next_age_check: Option<Instant>,
     bindings: HashMap<String, Binding>,
@@ -586,6 +597,8 @@ impl Switch {
             unconfirmed: HashMap::new(),
             unconfirmed_total: 0,
             late_seconds: 0,
+            behind: "",
+            timers_late: Duration::ZERO,
             next_age_check: None,
             tx: TransactionLayer::new(cfg.timers),
             ports: PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1),
@@ -610,24 +623,36 @@ impl Switch {
         self.calls.len()
     }
 
-    /// How late the media workers sent a packet in the last second (the
-    /// runtime tells each second).
-    pub fn media_lateness(&mut self, late: MediaLate) {
-        let was = self.media_behind();
-        self.late_seconds = match late.late_share >= MEDIA_BEHIND_SHARE {
-            true => self.late_seconds.saturating_add(1),
-            false => 0,
+    /// A second has passed: how late the media workers ran in it (the
+    /// runtime tells), and how late the switch's own timers fired.
+    pub fn second_passed(&mut self, media: MediaLate) {
+        let was = self.behind();
+        let switch_late = std::mem::take(&mut self.timers_late);
+        let late = if media.late_share >= MEDIA_BEHIND_SHARE {
+            Some("media_behind")
+        } else if switch_late > SWITCH_BEHIND {
+            Some("switch_behind")
+        } else {
+            None
         };
-        match (was, self.media_behind()) {
-            (false, true) => warn!("media workers behind schedule: new calls refused (503)"),
-            (true, false) => info!("media workers on schedule again: new calls taken"),
+        self.late_seconds = match late {
+            Some(why) => {
+                self.behind = why;
+                self.late_seconds.saturating_add(1)
+            }
+            None => 0,
+        };
+        match (was, self.behind()) {
+            (None, Some(why)) => warn!(why, "behind schedule: new calls refused (503)"),
+            (Some(_), None) => info!("on schedule again: new calls taken"),
             _ => {}
         }
     }
 
-    /// New calls are refused until the media workers catch up.
-    pub(super) fn media_behind(&self) -> bool {
-        self.late_seconds >= MEDIA_BEHIND_SECONDS
+    /// Why new calls are refused until the media workers or the switch
+    /// catch up, if they are.
+    pub(super) fn behind(&self) -> Option<&'static str> {
+        (self.late_seconds >= MEDIA_BEHIND_SECONDS).then_some(self.behind)
     }
 
     pub fn ports_in_use(&self) -> usize {
@@ -938,6 +963,9 @@ impl Switch {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = Some(now);
+        if let Some(due) = self.poll_timeout().filter(|due| *due <= now) {
+            self.timers_late = self.timers_late.max(now - due);
+        }
         self.guard.handle_timeout(now);
         if self.next_age_check.is_some_and(|at| at <= now) {
             self.end_old_calls(now);

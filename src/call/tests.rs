@@ -430,15 +430,15 @@ fn media_workers_behind_schedule_shed_new_calls_until_they_catch_up() {
     };
     // A few late wakes a second are the machine's hiccups.
     for _ in 0..3 {
-        sim.sw.media_lateness(late(0.01));
+        sim.sw.second_passed(late(0.01));
     }
     sim.recv(&invite("hiccups", "z9hG4bK-hiccups", SDP));
     assert_eq!(sim.sw.active_calls(), 2, "taken through hiccups");
     // One late second is a hiccup; two in a row, behind.
-    sim.sw.media_lateness(late(0.5));
+    sim.sw.second_passed(late(0.5));
     sim.recv(&invite("hiccup", "z9hG4bK-hiccup", SDP));
     assert_eq!(sim.sw.active_calls(), 3, "taken after one late second");
-    sim.sw.media_lateness(late(0.5));
+    sim.sw.second_passed(late(0.5));
     sim.recv(&invite("late", "z9hG4bK-late", SDP));
     let sent = sim.take_sent();
     let refusal = sent
@@ -461,9 +461,50 @@ fn media_workers_behind_schedule_shed_new_calls_until_they_catch_up() {
     // Its retransmission is absorbed: the same 503, nothing new.
     sim.recv(&invite("late", "z9hG4bK-late", SDP));
     assert_eq!(sim.sw.active_calls(), 3);
-    sim.sw.media_lateness(late(0.0));
+    sim.sw.second_passed(late(0.0));
     sim.recv(&invite("next", "z9hG4bK-next", SDP));
     assert_eq!(sim.sw.active_calls(), 4, "taken again once on schedule");
+}
+
+#[test]
+fn a_switch_whose_timers_fire_late_sheds_new_calls_until_it_keeps_time() {
+    let mut sim = Sim::new();
+    answered_call(&mut sim, "in1");
+    let on_time = MediaLate::default();
+    // Its timers handled 150 ms after they were due, two seconds running:
+    // its turns queue up behind more work than it can do.
+    for _ in 0..2 {
+        let due = sim.sw.poll_timeout().expect("a call has timers");
+        sim.now = sim.now.max(due) + Duration::from_millis(150);
+        sim.sw.handle_timeout(sim.now);
+        sim.drain();
+        sim.sw.second_passed(on_time);
+    }
+    sim.take_sent();
+    sim.recv(&invite("late", "z9hG4bK-late", SDP));
+    assert!(
+        sim.take_sent().iter().any(|m| m.starts_with("SIP/2.0 503")),
+        "503 while the switch is behind"
+    );
+    assert!(
+        sim.menu.iter().any(|o| matches!(
+            o,
+            Output::Shed {
+                why: "switch_behind"
+            }
+        )),
+        "{:?}",
+        sim.menu
+    );
+    assert_eq!(sim.sw.active_calls(), 1);
+    // Timers on time for a second (a few ms late is no matter): taken again.
+    let due = sim.sw.poll_timeout().expect("a call has timers");
+    sim.now = sim.now.max(due) + Duration::from_millis(5);
+    sim.sw.handle_timeout(sim.now);
+    sim.drain();
+    sim.sw.second_passed(on_time);
+    sim.recv(&invite("next", "z9hG4bK-next", SDP));
+    assert_eq!(sim.sw.active_calls(), 2, "taken again once on time");
 }
 
 #[test]

@@ -471,7 +471,7 @@ impl Hotline {
                 let late = lateness.take();
                 metrics.media_late.set(late.worst.as_secs_f64());
                 metrics.media_late_share.set(late.late_share);
-                switch.media_lateness(late);
+                switch.second_passed(late);
                 metrics.sync_edge(
                     switch.edge_stats(),
                     &mut edge_seen,
