@@ -115,7 +115,7 @@ impl Switch {
 
     pub(super) fn new_call(&mut self, now: Instant, tx: TxId, peer: Peer, request: Request) {
         let core = request.core.clone();
-        let dialled = crate::owners::phone::uri_user(&request.uri.clone())
+        let dialled = crate::owners::phone::uri_user(&request.uri)
             .unwrap_or_default()
             .to_string();
         // A supervisor's phone joining an agent's call: *5/*6/*7 + agent.
@@ -213,7 +213,7 @@ impl Switch {
         } else {
             String::new()
         };
-        let called = crate::owners::phone::uri_user(&request.uri.clone())
+        let called = crate::owners::phone::uri_user(&request.uri)
             .unwrap_or_default()
             .to_string();
         self.stats.calls_started += 1;

@@ -569,12 +569,11 @@ pub struct Switch {
     /// Inbound calls not yet ACKed, per source and in all.
     unconfirmed: HashMap<IpAddr, usize>,
     unconfirmed_total: usize,
-    /// Seconds in a row the media workers or the switch ran late, and
-    /// which; from [`MEDIA_BEHIND_SECONDS`] on, new calls wait (503) until
-    /// they catch up, so the calls already in keep clean audio and quick
-    /// answers.
-    late_seconds: u32,
-    behind: &'static str,
+    /// Which ran late (the media workers or the switch) and for how many
+    /// seconds in a row; from [`MEDIA_BEHIND_SECONDS`] on, new calls wait
+    /// (503) until they catch up, so the calls already in keep clean audio
+    /// and quick answers.
+    late: Option<(&'static str, u32)>,
     /// The latest a timer of the switch fired after it was due, since the
     /// last second's look.
     timers_late: Duration,
@@ -596,8 +595,7 @@ impl Switch {
             guard: crate::edge::Guard::new(cfg.edge.guard.clone()),
             unconfirmed: HashMap::new(),
             unconfirmed_total: 0,
-            late_seconds: 0,
-            behind: "",
+            late: None,
             timers_late: Duration::ZERO,
             next_age_check: None,
             tx: TransactionLayer::new(cfg.timers),
@@ -635,13 +633,8 @@ impl Switch {
         } else {
             None
         };
-        self.late_seconds = match late {
-            Some(why) => {
-                self.behind = why;
-                self.late_seconds.saturating_add(1)
-            }
-            None => 0,
-        };
+        let seconds = self.late.map_or(0, |(_, n)| n);
+        self.late = late.map(|why| (why, seconds.saturating_add(1)));
         match (was, self.behind()) {
             (None, Some(why)) => warn!(why, "behind schedule: new calls refused (503)"),
             (Some(_), None) => info!("on schedule again: new calls taken"),
@@ -652,7 +645,9 @@ impl Switch {
     /// Why new calls are refused until the media workers or the switch
     /// catch up, if they are.
     pub(super) fn behind(&self) -> Option<&'static str> {
-        (self.late_seconds >= MEDIA_BEHIND_SECONDS).then_some(self.behind)
+        self.late
+            .filter(|(_, seconds)| *seconds >= MEDIA_BEHIND_SECONDS)
+            .map(|(why, _)| why)
     }
 
     pub fn ports_in_use(&self) -> usize {

@@ -148,6 +148,14 @@ impl Sim {
         self.now = end;
     }
 
+    /// Handles the switch's next timer `by` after it was due.
+    fn fire_timers_late(&mut self, by: Duration) {
+        let due = self.sw.poll_timeout().expect("a call has timers");
+        self.now = self.now.max(due) + by;
+        self.sw.handle_timeout(self.now);
+        self.drain();
+    }
+
     /// Whether a new call was refused for `why` (counted in the metrics).
     fn shed(&self, why: &str) -> bool {
         self.menu
@@ -476,10 +484,7 @@ fn a_switch_whose_timers_fire_late_sheds_new_calls_until_it_keeps_time() {
     // Its timers handled 150 ms after they were due, two seconds running:
     // its turns queue up behind more work than it can do.
     for _ in 0..2 {
-        let due = sim.sw.poll_timeout().expect("a call has timers");
-        sim.now = sim.now.max(due) + Duration::from_millis(150);
-        sim.sw.handle_timeout(sim.now);
-        sim.drain();
+        sim.fire_timers_late(Duration::from_millis(150));
         sim.sw.second_passed(on_time);
     }
     sim.take_sent();
@@ -491,10 +496,7 @@ fn a_switch_whose_timers_fire_late_sheds_new_calls_until_it_keeps_time() {
     assert!(sim.shed("switch_behind"), "{:?}", sim.menu);
     assert_eq!(sim.sw.active_calls(), 1);
     // Timers on time for a second (a few ms late is no matter): taken again.
-    let due = sim.sw.poll_timeout().expect("a call has timers");
-    sim.now = sim.now.max(due) + Duration::from_millis(5);
-    sim.sw.handle_timeout(sim.now);
-    sim.drain();
+    sim.fire_timers_late(Duration::from_millis(5));
     sim.sw.second_passed(on_time);
     sim.recv(&invite("next", "z9hG4bK-next", SDP));
     assert_eq!(sim.sw.active_calls(), 2, "taken again once on time");

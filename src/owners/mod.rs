@@ -130,8 +130,15 @@ pub struct OwnerDb {
 pub const PIN_TRIES: u32 = 5;
 pub const PIN_LOCK_MS: i64 = 15 * 60 * 1000;
 
-/// An owner from a row of (id, name, site, building, unit, language,
-/// class, points, fee_balance_cents); their numbers not listed.
+/// What [`owner_row`] reads, of the table named `o` (a macro, for
+/// `concat!`: the statements are written once, not per lookup).
+macro_rules! owner_columns {
+    () => {
+        "o.id, o.name, o.site, o.building, o.unit, o.language, o.class, o.points, o.fee_balance_cents"
+    };
+}
+
+/// An owner from a row of `owner_columns!()`; their numbers not listed.
 fn owner_row(r: &rusqlite::Row) -> rusqlite::Result<Owner> {
     let class: String = r.get(6)?;
     Ok(Owner {
@@ -206,7 +213,6 @@ impl OwnerDb {
 
     /// The owner one of whose numbers is `e164`.
     pub fn by_phone(&self, e164: &str) -> Result<Option<Owner>, OwnersError> {
-        // Asked once per call: the statement is kept prepared.
         let id: Option<String> = self.with(|c| {
             c.prepare_cached("SELECT owner FROM owner_phones WHERE phone = ?1")?
                 .query_row([e164], |r| r.get(0))
@@ -222,10 +228,11 @@ impl OwnerDb {
     /// numbers not listed): one statement, on the callers' own connection.
     pub fn caller(&self, e164: &str) -> Result<Option<Owner>, OwnersError> {
         let conn = self.callers.lock().unwrap_or_else(|p| p.into_inner());
-        conn.prepare_cached(
-            "SELECT o.id, o.name, o.site, o.building, o.unit, o.language, o.class, o.points, \
-             o.fee_balance_cents FROM owner_phones p JOIN owners o ON o.id = p.owner WHERE p.phone = ?1",
-        )
+        conn.prepare_cached(concat!(
+            "SELECT ",
+            owner_columns!(),
+            " FROM owner_phones p JOIN owners o ON o.id = p.owner WHERE p.phone = ?1"
+        ))
         .and_then(|mut stmt| stmt.query_row([e164], owner_row).optional())
         .map_err(|e| self.err(e))
     }
@@ -278,10 +285,11 @@ impl OwnerDb {
     pub fn by_id(&self, id: &str) -> Result<Option<Owner>, OwnersError> {
         self.with(|c| {
             let owner = c
-                .prepare_cached(
-                    "SELECT id, name, site, building, unit, language, class, points, fee_balance_cents \
-                     FROM owners WHERE id = ?1",
-                )?
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    owner_columns!(),
+                    " FROM owners o WHERE o.id = ?1"
+                ))?
                 .query_row([id], owner_row)
                 .optional()?;
             let Some(mut owner) = owner else {
