@@ -69,7 +69,7 @@ fn main() {
     let mut sessions: Vec<(Session, Option<Request>)> = (0..SESSIONS)
         .map(|n| {
             let mut s = Session::new(graph.clone(), "100", owner(n));
-            s.start(now);
+            s.start(now, 0);
             (s, None)
         })
         .collect();
@@ -108,7 +108,7 @@ fn main() {
                 if i.is_multiple_of(2) { "100" } else { "200" },
                 owner(i),
             );
-            fresh.start(now);
+            fresh.start(now, 0);
             *s = fresh;
             *pending = None;
             restarted += 1;

@@ -45,6 +45,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: crate::ivr::graph::GraphError,
     },
+    #[error("config {path}: ivr.hours: {source}")]
+    Hours {
+        path: PathBuf,
+        source: crate::site::hours::HoursError,
+    },
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -441,6 +446,9 @@ pub struct IvrSettings {
     pub menu: PathBuf,
     /// Where callers' voice messages are written.
     pub recordings: PathBuf,
+    /// The sites' opening hours and holidays, for the menu's `hours`
+    /// nodes; empty: every site is open around the clock.
+    pub hours: PathBuf,
 }
 
 impl Default for IvrSettings {
@@ -453,6 +461,7 @@ impl Default for IvrSettings {
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ivr.toml")
             },
             recordings: PathBuf::from("recordings"),
+            hours: PathBuf::new(),
         }
     }
 }
@@ -1214,6 +1223,22 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
+        let graph = if self.ivr.hours.as_os_str().is_empty() {
+            graph
+        } else {
+            let hours = crate::site::hours::Calendars::load(&self.ivr.hours).map_err(|source| {
+                ConfigError::Hours {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+            graph
+                .with_hours(hours, &self.ivr.hours)
+                .map_err(|source| ConfigError::Menu {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+        };
         // Every queue the menu hands callers to must exist.
         for (node, queue) in graph.queues() {
             if !self.acd.queues.contains_key(queue) {
@@ -1258,12 +1283,14 @@ impl Config {
 
     pub fn switch_config(
         &self,
+        clock: crate::clock::WallClock,
         seed: u64,
         ivr: Option<std::sync::Arc<crate::ivr::graph::Graph>>,
         agents: Option<std::sync::Arc<crate::acd::agents::AgentsFile>>,
     ) -> SwitchConfig {
         let t1 = Duration::from_millis(self.sip.t1_ms);
         SwitchConfig {
+            clock,
             sip_addr: self.sip.listen,
             tls_addr: self.sip.tls_listen,
             media_ip: self.media.ip,

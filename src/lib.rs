@@ -74,6 +74,7 @@
 
 pub mod acd;
 pub mod call;
+pub mod clock;
 pub mod config;
 pub mod edge;
 pub mod http;

@@ -19,6 +19,11 @@ fn manifest(path: &str) -> String {
 
 /// A hotline running the default menu, with the sample owners and gifts.
 fn start() -> (Hotline, tempfile::TempDir) {
+    start_with("")
+}
+
+/// The same, with more of `[ivr]`.
+fn start_with(ivr: &str) -> (Hotline, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
     let db = data.path().join("owners.db");
     let db = db.to_str().unwrap();
@@ -39,7 +44,7 @@ fn start() -> (Hotline, tempfile::TempDir) {
     let h = Hotline::start(
         BASE,
         &format!(
-            "[owners]\ndb = \"{db}\"\n[ivr]\nmenu = \"{}\"\nrecordings = \"{}\"\n",
+            "[owners]\ndb = \"{db}\"\n[ivr]\nmenu = \"{}\"\nrecordings = \"{}\"\n{ivr}",
             manifest("config/ivr.toml"),
             data.path().join("recordings").display()
         ),
@@ -203,6 +208,54 @@ fn a_complaint_is_recorded_as_a_wav_of_the_length_sent_and_opens_a_ticket() {
     assert!(opened.1.contains(&file), "{}", opened.1);
     assert_eq!(opened.2.as_deref(), Some("+8613800138000"));
     assert_eq!(opened.3.as_deref(), Some("O-0001"));
+}
+
+#[test]
+fn a_caller_when_the_centre_is_closed_leaves_a_message_that_becomes_a_ticket() {
+    // Garden Court closed every day of the week (Lakeside keeps no hours).
+    let hours = tempfile::NamedTempFile::new().unwrap();
+    let week: String = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|d| format!("{d} = \"\"\n"))
+        .collect();
+    std::fs::write(
+        hours.path(),
+        format!("[garden]\ntime_zone = \"Asia/Shanghai\"\n{week}"),
+    )
+    .unwrap();
+    let (mut h, _data) = start_with(&format!("hours = \"{}\"\n", hours.path().display()));
+    let pcap = tone_pcap(h.dir.path(), 2000);
+    call(
+        &h,
+        "night",
+        OWNER_NUMBER,
+        &[
+            Step::Pause(500),
+            Step::Key('1'),
+            Step::Pause(7500),
+            Step::Audio(pcap, 2400),
+            Step::Key('#'),
+            Step::Pause(1000),
+        ],
+    );
+    let log = h.stop();
+    let played = played(&h);
+    assert_eq!(
+        played[..2],
+        ["greeting_garden_zh closed_now_zh", "record_complaint_zh"],
+        "{log}"
+    );
+    let events = all_events(h.store_path().to_str().unwrap());
+    assert!(
+        events.iter().any(|e| matches!(&e.kind,
+            EventKind::IvrStepTaken { node, detail } if node == "hours" && detail == "closed -> night")),
+        "{log}"
+    );
+    let category = events.iter().find_map(|e| match &e.kind {
+        EventKind::TicketOpened { category, .. } => Some(category.clone()),
+        _ => None,
+    });
+    assert_eq!(category.as_deref(), Some("message"), "{log}");
 }
 
 #[test]

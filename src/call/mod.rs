@@ -71,6 +71,8 @@ pub use crate::ids::{AgentId, CallId};
 
 #[derive(Debug, Clone)]
 pub struct SwitchConfig {
+    /// Unix milliseconds of an `Instant` (the opening hours ask in them).
+    pub clock: crate::clock::WallClock,
     /// Our SIP address per transport (Via sent-by and Contact).
     pub sip_addr: SocketAddr,
     /// Our SIP over TLS address, when there is a TLS listener.
@@ -1071,7 +1073,7 @@ impl Switch {
                             let mut session =
                                 ivr::Session::new(graph, &c.called, c.side().owner.clone());
                             session.set_queue_waits(self.cfg.agents.is_some());
-                            session.start(now);
+                            session.start(now, self.cfg.clock.ms(now));
                             if let Some(o) = c.side_mut() {
                                 o.ivr = Some(session);
                             }

@@ -15,6 +15,7 @@ const CALLER: &str = "127.0.0.1:5061";
 
 fn config() -> SwitchConfig {
     SwitchConfig {
+        clock: crate::clock::WallClock::start(),
         recording: RecordingPolicy::default(),
         transfer_out: None,
         transfer_queues: [("q-repair".to_string(), "repair".to_string())].into(),

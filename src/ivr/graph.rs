@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::site::hours::{Calendars, Opening};
 use crate::tickets::Severity;
 
 /// One or several prompt names, played in order.
@@ -196,6 +197,14 @@ pub enum NodeConfig {
         #[serde(default)]
         prompt: Prompts,
     },
+    /// Branches on the site's opening hours (`[ivr] hours`) at the moment
+    /// the caller gets here; a holiday goes to `closed` when `holiday` is
+    /// left out. A site without a schedule is always open.
+    Hours {
+        open: String,
+        closed: String,
+        holiday: Option<String>,
+    },
 }
 
 fn hash() -> String {
@@ -240,6 +249,8 @@ pub struct Graph {
     index: HashMap<String, NodeId>,
     /// Called number -> site.
     by_number: HashMap<String, usize>,
+    /// Opening hours and holidays by site (none: always open).
+    hours: Calendars,
 }
 
 /// Keys a menu may offer.
@@ -514,6 +525,17 @@ impl Graph {
                     own_prompts.extend(prompt.names());
                 }
                 NodeConfig::Hangup { prompt } => own_prompts.extend(prompt.names()),
+                NodeConfig::Hours {
+                    open,
+                    closed,
+                    holiday,
+                } => {
+                    next.push(("open", open.clone()));
+                    next.push(("closed", closed.clone()));
+                    if let Some(h) = holiday {
+                        next.push(("holiday", h.clone()));
+                    }
+                }
             }
             for (what, to) in &next {
                 target(name, what, to)?;
@@ -566,7 +588,31 @@ impl Graph {
             nodes,
             index,
             by_number,
+            hours: Calendars::default(),
         })
+    }
+
+    /// The sites' opening hours, for the `hours` nodes: every site the
+    /// schedule names must be one of this menu's.
+    pub fn with_hours(mut self, hours: Calendars, file: &Path) -> Result<Self, GraphError> {
+        if let Some(unknown) = hours
+            .sites()
+            .find(|s| !self.sites.iter().any(|site| site.id == *s))
+        {
+            return Err(GraphError::Graph {
+                file: file.to_path_buf(),
+                message: format!(
+                    "opening hours for site {unknown:?}, which the menu does not have"
+                ),
+            });
+        }
+        self.hours = hours;
+        Ok(self)
+    }
+
+    /// Whether `site` (an index in `sites`) is open at `at_ms`.
+    pub fn opening(&self, site: usize, at_ms: i64) -> Opening<'_> {
+        self.hours.opening(&self.sites[site].id, at_ms)
     }
 
     /// Every queue node and the queue it names.

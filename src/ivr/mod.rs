@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use graph::{Graph, LookupWhat, NodeConfig, NodeId, SayValue};
 
 use crate::owners::OwnerClass;
+use crate::site::hours::Opening;
 use crate::tickets::Severity;
 
 /// What the machine knows of the caller's owner record.
@@ -225,6 +226,9 @@ pub struct Session {
     /// An agent's phone is ringing for this caller: ringback, not hold.
     ringing: bool,
     timer: Option<(Instant, Timer)>,
+    /// The call's start on both clocks: the opening hours are asked in
+    /// Unix ms, the machine runs on `Instant`s.
+    started: (Instant, i64),
     out: VecDeque<Action>,
 }
 
@@ -274,6 +278,7 @@ impl Session {
             queue_waits: false,
             ringing: false,
             timer: None,
+            started: (Instant::now(), 0),
             out: VecDeque::new(),
             graph,
         }
@@ -426,7 +431,9 @@ impl Session {
     }
 
     /// The call is answered and media flows: greet and enter the start node.
-    pub fn start(&mut self, now: Instant) {
+    /// Starts the menu at `now`, which is `now_ms` in Unix milliseconds.
+    pub fn start(&mut self, now: Instant, now_ms: i64) {
+        self.started = (now, now_ms);
         let site = &self.graph.sites[self.site];
         let greeting = site.greeting.clone();
         self.step(
@@ -778,6 +785,12 @@ impl Session {
     }
 
     // ---- inside ---------------------------------------------------------
+
+    /// Unix ms at `now`.
+    fn wall_ms(&self, now: Instant) -> i64 {
+        let (at, ms) = self.started;
+        ms + now.saturating_duration_since(at).as_millis() as i64
+    }
 
     fn step(&mut self, node: &str, detail: String) {
         self.out.push_back(Action::Step {
@@ -1142,6 +1155,24 @@ impl Session {
                     gift: gift.id,
                     attempt: self.redemptions,
                 }));
+            }
+            NodeConfig::Hours {
+                open,
+                closed,
+                holiday,
+            } => {
+                let opening = graph.opening(self.site, self.wall_ms(now));
+                let to = match (opening, holiday) {
+                    (Opening::Open, _) => open,
+                    (Opening::Holiday(_), Some(holiday)) => holiday,
+                    _ => closed,
+                };
+                let detail = match opening {
+                    Opening::Holiday(day) => format!("holiday ({day}) -> {to}"),
+                    other => format!("{} -> {to}", other.as_str()),
+                };
+                self.step(name, detail);
+                self.goto(now, to, before);
             }
             NodeConfig::Hangup { prompt } => {
                 before.extend(prompt.names());

@@ -1,6 +1,7 @@
 //! The default menu (`config/ivr.toml`), every branch, with a fake clock.
 
 use super::*;
+use std::path::Path;
 
 fn graph() -> Arc<Graph> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ivr.toml");
@@ -31,8 +32,13 @@ struct Sim {
 
 impl Sim {
     fn call(called: &str, owner: Option<OwnerInfo>) -> Self {
+        Self::call_at(graph(), called, owner, 0)
+    }
+
+    /// A call starting at `at_ms` (Unix ms), to a menu with opening hours.
+    fn call_at(graph: Arc<Graph>, called: &str, owner: Option<OwnerInfo>, at_ms: i64) -> Self {
         let mut sim = Sim {
-            s: Session::new(graph(), called, owner),
+            s: Session::new(graph, called, owner),
             now: Instant::now(),
             played: Vec::new(),
             steps: Vec::new(),
@@ -40,7 +46,7 @@ impl Sim {
             stops: 0,
             other: Vec::new(),
         };
-        sim.s.start(sim.now);
+        sim.s.start(sim.now, at_ms);
         sim.drain();
         sim
     }
@@ -746,5 +752,134 @@ fn a_caller_bouncing_between_queue_and_voice_message_opens_one_ticket() {
             .any(|s| s.ends_with("ticket T7 already opened in this call: no second one")),
         "{:?}",
         sim.steps
+    );
+}
+
+/// The default menu with the sample opening hours (`config/hours.toml`).
+fn graph_with_hours() -> Arc<Graph> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let hours = crate::site::hours::Calendars::load(&root.join("config/hours.toml")).unwrap();
+    let graph = Graph::load(&root.join("config/ivr.toml"), |_| true).unwrap();
+    Arc::new(
+        graph
+            .with_hours(hours, &root.join("config/hours.toml"))
+            .unwrap(),
+    )
+}
+
+fn beijing(text: &str) -> i64 {
+    crate::site::LocalTime::parse("+08:00")
+        .unwrap()
+        .parse_moment(text)
+        .unwrap()
+}
+
+#[test]
+fn a_call_in_opening_hours_goes_to_the_menu() {
+    // Tuesday morning at Garden Court.
+    let sim = Sim::call_at(graph_with_hours(), "100", None, beijing("2026-12-01T09:00"));
+    assert_eq!(sim.played, ["greeting_garden_zh choose_language_zh"]);
+    assert!(sim.steps.contains(&"hours: open -> language".to_string()));
+}
+
+#[test]
+fn a_call_at_night_hears_the_night_menu_and_an_emergency_still_jumps_the_queue() {
+    let night = beijing("2026-12-01T23:30");
+    let mut sim = Sim::call_at(graph_with_hours(), "100", Some(li()), night);
+    assert_eq!(sim.played, ["greeting_garden_zh closed_now_zh"]);
+    assert!(sim.steps.contains(&"hours: closed -> night".to_string()));
+    sim.keys("9");
+    assert!(matches!(
+        &sim.requests[..],
+        [Request::OpenTicket {
+            severity: Severity::Emergency,
+            ..
+        }]
+    ));
+    sim.reply(Reply::TicketOpened(7));
+    assert!(matches!(
+        &sim.other[..],
+        [Action::Queue { priority: 255, .. }]
+    ));
+}
+
+#[test]
+fn a_message_left_at_night_becomes_a_ticket_for_the_morning() {
+    // Lakeside is closed on Sundays.
+    let sunday = beijing("2026-12-06T12:00");
+    let mut sim = Sim::call_at(graph_with_hours(), "200", Some(li()), sunday);
+    assert_eq!(sim.played, ["greeting_lakeside_zh closed_now_zh"]);
+    sim.keys("1");
+    assert_eq!(sim.last_played(), "record_complaint_zh");
+    sim.finish();
+    sim.keys("#");
+    sim.s
+        .handle_recording_finished(sim.now, "rec/n1.wav".into(), Duration::from_secs(4));
+    sim.drain();
+    assert!(matches!(
+        &sim.requests[..],
+        [Request::OpenTicket { category, severity: Severity::Ordinary, recording: Some(r), .. }]
+            if category == "message" && r == "rec/n1.wav"
+    ));
+    sim.reply(Reply::TicketOpened(12));
+    assert!(sim.last_played().starts_with("message_recorded_zh"));
+    sim.finish();
+    assert_eq!(sim.last_played(), "goodbye_zh");
+}
+
+#[test]
+fn a_holiday_has_its_own_greeting_from_the_eve_across_midnight() {
+    let graph = graph_with_hours();
+    for at in ["2026-12-31T18:00", "2027-01-01T00:30", "2027-01-01T12:00"] {
+        let sim = Sim::call_at(graph.clone(), "100", None, beijing(at));
+        assert_eq!(sim.played, ["greeting_garden_zh closed_holiday_zh"], "{at}");
+        assert!(
+            sim.steps
+                .contains(&"hours: holiday (New Year's Eve and Day) -> holiday".to_string()),
+            "{at}: {:?}",
+            sim.steps
+        );
+    }
+    // Before the eve's evening, and on 2 January: the ordinary day.
+    for at in ["2026-12-31T17:59", "2027-01-02T09:00"] {
+        let sim = Sim::call_at(graph.clone(), "100", None, beijing(at));
+        assert_eq!(
+            sim.played,
+            ["greeting_garden_zh choose_language_zh"],
+            "{at}"
+        );
+    }
+}
+
+#[test]
+fn the_hours_are_asked_when_the_caller_reaches_the_node_not_when_the_call_began() {
+    // Rung at 19:59:50: open. The same caller sent to the hours node 20 s
+    // later, at 20:00:10, finds the centre closed.
+    let graph = graph_with_hours();
+    let start = beijing("2026-12-01T19:59") + 50_000;
+    let mut sim = Sim::call_at(graph, "100", None, start);
+    assert_eq!(sim.played, ["greeting_garden_zh choose_language_zh"]);
+    sim.now += Duration::from_secs(20);
+    assert!(sim.s.continue_at(sim.now, "hours"));
+    sim.drain();
+    assert_eq!(sim.last_played(), "closed_now_zh");
+}
+
+#[test]
+fn opening_hours_for_a_site_the_menu_does_not_have_are_refused() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("config/hours.toml"))
+        .unwrap()
+        .replace("[lakeside]", "[lakeshore]")
+        .replace("[[lakeside.holiday]]", "[[lakeshore.holiday]]");
+    let hours = crate::site::hours::Calendars::parse(&text, Path::new("hours.toml")).unwrap();
+    let error = Graph::load(&root.join("config/ivr.toml"), |_| true)
+        .unwrap()
+        .with_hours(hours, Path::new("hours.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("\"lakeshore\", which the menu does not have"),
+        "{error}"
     );
 }

@@ -13,7 +13,6 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::Input;
-use super::clock::WallClock;
 use crate::acd::agents::AgentsFile;
 use crate::acd::announce::Announcer;
 use crate::acd::stats::{Fact, Stats};
@@ -22,6 +21,7 @@ use crate::acd::{
     QueuePlan, Router, SkillId,
 };
 use crate::call::event::{CallEvent, CallEventKind, TransferTarget};
+use crate::clock::WallClock;
 use crate::config::AcdSettings;
 
 /// What the switch and the runtime tell the ACD.

@@ -7,7 +7,6 @@
 //! bounded by the calls the switch admitted).
 
 pub mod acd;
-pub mod clock;
 pub mod ivr;
 pub mod media;
 mod playout;
@@ -245,7 +244,7 @@ impl Hotline {
             metrics.clone(),
             view.clone(),
         ));
-        let clock = clock::WallClock::start();
+        let clock = crate::clock::WallClock::start();
         let acd = agents.as_ref().map(|a| {
             let (router, plan) = acd::router_for(a, &config.acd);
             let announcer = crate::acd::announce::Announcer::new(
@@ -320,7 +319,7 @@ impl Hotline {
             },
             crate::http::app(metrics.clone(), Arc::new(api)),
         ));
-        let mut switch_config = config.switch_config(rand::random(), menu, agents);
+        let mut switch_config = config.switch_config(clock, rand::random(), menu, agents);
         switch_config.queues = acd.as_ref().map(|h| h.plan.clone());
         let mut switch = Switch::new(switch_config);
         let (media, media_task, lateness) = media::spawn(
@@ -536,7 +535,7 @@ async fn carry_out(
     media: &media::Link,
     services: &ivr::Services,
     acd: Option<&acd::AcdHandle>,
-    clock: &clock::WallClock,
+    clock: &crate::clock::WallClock,
 ) -> Vec<std::net::IpAddr> {
     let metrics = &services.metrics;
     let mut banned = Vec::new();
@@ -619,7 +618,7 @@ fn hear(
     ev: &crate::call::CallEvent,
     services: &ivr::Services,
     acd: Option<&acd::AcdHandle>,
-    clock: &clock::WallClock,
+    clock: &crate::clock::WallClock,
 ) {
     services.metrics.hear(ev);
     services.desk.hear(ev);
@@ -637,7 +636,7 @@ fn handle_acd(
     out: crate::acd::AcdOutput,
     at: Instant,
     services: &ivr::Services,
-    clock: &clock::WallClock,
+    clock: &crate::clock::WallClock,
 ) {
     use crate::acd::{AcdOutput, LeftReason};
     match out {

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use tracing::{error, info, warn};
 
-use super::clock::WallClock;
 use crate::call::event::{CallEvent, TransferTarget};
 use crate::call::{PlaceCall, VisitOutcome};
+use crate::clock::WallClock;
 use crate::tickets::dispatch::AutoDispatch;
 use crate::tickets::group::{GroupComplaints, GroupRule};
 use crate::tickets::handlers::Handlers;

@@ -24,6 +24,7 @@ pub fn default_rules() -> BTreeMap<String, Department> {
         ("complaint", CustomerRelations),
         ("suggestion", CustomerRelations),
         ("gifts", CustomerRelations),
+        ("message", CustomerRelations),
     ]
     .into_iter()
     .map(|(c, d)| (c.to_string(), d))

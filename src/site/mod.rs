@@ -1,7 +1,9 @@
 //! The centre's local time: dates and times said to callers, shown on the
 //! pages and in reports are in the site's time zone, a fixed offset from
 //! UTC (`[site] utc_offset`, "+08:00" for China, which keeps no summer
-//! time).
+//! time). Each site's opening hours and holidays: [`hours`].
+
+pub mod hours;
 
 /// A fixed offset from UTC, in minutes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
