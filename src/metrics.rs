@@ -48,6 +48,8 @@ pub struct Metrics {
     pub answered_in_threshold: IntCounterVec,
     pub abandoned_in_threshold: IntCounterVec,
     pub queue_wait: HistogramVec,
+    pub wait_predicted: HistogramVec,
+    pub wait_prediction_error: HistogramVec,
     pub handle_time: HistogramVec,
     pub agent_offers: IntCounterVec,
     pub agent_no_answers: IntCounterVec,
@@ -220,6 +222,20 @@ impl Metrics {
                 "Time callers waited in a queue, by how the wait ended.",
                 &["queue", "outcome"],
                 &[5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0],
+            ),
+            wait_predicted: histogram_vec(
+                &r,
+                "hotline_queue_wait_predicted_seconds",
+                "The wait estimated for answered callers when they joined the queue (their real wait: hotline_queue_wait_seconds{outcome=\"answered\"}).",
+                &["queue"],
+                &[5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0],
+            ),
+            wait_prediction_error: histogram_vec(
+                &r,
+                "hotline_queue_wait_prediction_error_seconds",
+                "How far an answered caller's real wait was from the estimate made when they joined the queue: under (waited longer than told) or over.",
+                &["queue", "direction"],
+                &[1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0],
             ),
             handle_time: histogram_vec(
                 &r,
@@ -427,6 +443,25 @@ impl Metrics {
                 .inc(),
             _ => {}
         }
+    }
+
+    /// An answered caller's estimated and real wait.
+    pub fn wait_predicted(&self, p: &crate::acd::announce::WaitPredicted, queues: &[String]) {
+        let q = queues
+            .get(p.queue.0 as usize)
+            .map(String::as_str)
+            .unwrap_or("unknown");
+        self.wait_predicted
+            .with_label_values(&[q])
+            .observe(p.predicted.as_secs_f64());
+        let (direction, error) = if p.waited > p.predicted {
+            ("under", p.waited - p.predicted)
+        } else {
+            ("over", p.predicted - p.waited)
+        };
+        self.wait_prediction_error
+            .with_label_values(&[q, direction])
+            .observe(error.as_secs_f64());
     }
 
     /// Agents by state and calls waiting, from the ACD's snapshot.

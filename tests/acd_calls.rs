@@ -121,6 +121,32 @@ fn a_caller_pressing_0_is_bridged_to_a_logged_in_agent_and_audio_flows_both_ways
     }
     let asa = common::sample(&text, "hotline_asa_seconds{queue=\"vip\"}").unwrap();
     assert!(asa < 5.0, "answered at once: {asa}");
+    // The caller was offered to 2001 at once, so told no wait: the wait
+    // they had (the agent's ringing) is an underestimate of under 5 s.
+    for (series, value) in [
+        (
+            "hotline_queue_wait_predicted_seconds_count{queue=\"vip\"}",
+            1.0,
+        ),
+        (
+            "hotline_queue_wait_predicted_seconds_sum{queue=\"vip\"}",
+            0.0,
+        ),
+        (
+            "hotline_queue_wait_prediction_error_seconds_count{direction=\"under\",queue=\"vip\"}",
+            1.0,
+        ),
+        (
+            "hotline_queue_wait_prediction_error_seconds_bucket{direction=\"under\",queue=\"vip\",le=\"5\"}",
+            1.0,
+        ),
+    ] {
+        assert_eq!(
+            common::sample(&text, series),
+            Some(value),
+            "{series}\n{text}"
+        );
+    }
     common::assert_promtool_accepts(&text);
     // The agent is wrapping up, then ready again (30 s wrap-up in the demo file).
     let states = h.wait_for("agent state", 4, Duration::from_secs(5));

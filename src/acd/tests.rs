@@ -917,3 +917,137 @@ fn a_simulated_day_matches_erlang_c_within_two_points() {
         "service level {measured:.4} over {calls} calls, Erlang C says {expected:.4}"
     );
 }
+
+// ---- the estimated wait against the real one ---------------------------------
+
+#[test]
+fn a_simulated_day_of_estimated_waits_is_within_a_fifth_of_the_mean_wait() {
+    // 25 agents (10 s wrap-up after each call, talk times exponential with
+    // a 60 s mean), callers arriving at random through a day: quiet at
+    // night, busy by day, two peaks at 97 % occupancy where queues form.
+    // Each caller's estimate when they join (place in line, agents at
+    // work, learned handle times) against the wait they had.
+    let n = 25u32;
+    let (talk, wrap) = (60.0, 10.0);
+    let rate_at = |hour: u32| -> f64 {
+        let occupancy = match hour {
+            0..=6 => 0.15,
+            7 | 8 | 12 | 13 | 18..=20 => 0.8,
+            9..=11 | 14..=17 => 0.97,
+            _ => 0.4,
+        };
+        occupancy * n as f64 / (talk + wrap)
+    };
+    let mut r = Router::new(
+        AcdConfig::default(),
+        vec![QueueConfig {
+            max_wait: Duration::from_secs(86_400),
+            ..queue(0, 0)
+        }],
+        (1..=n)
+            .map(|a| AgentConfig {
+                wrap_up: Duration::from_secs_f64(wrap),
+                ..agent(a, &[(0, 8)])
+            })
+            .collect(),
+    );
+    let mut announcer = announce::Announcer::new(30 * S, 180 * S);
+    let start = Instant::now();
+    for a in 1..=n {
+        r.handle_login(start, AgentId(a));
+    }
+    while r.poll_output().is_some() {}
+    let mut rng = XorShift::new(0x5eed_0e57);
+    let at = |s: f64| start + Duration::from_secs_f64(s);
+    let day = 86_400.0;
+    let mut next_arrival = rng.exp(1.0 / rate_at(0));
+    let mut ends: Vec<(f64, AgentId)> = Vec::new();
+    let mut call_id = 0u64;
+    // (estimated, waited), seconds.
+    let mut checked: Vec<(f64, f64)> = Vec::new();
+    loop {
+        let next_end = ends
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.0.total_cmp(&b.1.0))
+            .map(|(i, e)| (i, e.0));
+        let next_timer = r
+            .poll_timeout()
+            .map(|t| t.duration_since(start).as_secs_f64());
+        let arrival = (next_arrival < day).then_some(next_arrival);
+        let soonest = [next_end.map(|e| e.1), next_timer, arrival]
+            .into_iter()
+            .flatten()
+            .min_by(f64::total_cmp);
+        let Some(now_s) = soonest else { break };
+        let now = at(now_s);
+        if next_end.is_some_and(|e| e.1 == now_s) {
+            let (_, agent) = ends.swap_remove(next_end.unwrap().0);
+            r.handle_call_ended(now, agent);
+        } else if next_timer == Some(now_s) {
+            r.handle_timeout(now);
+        } else {
+            call_id += 1;
+            let call = CallId(call_id);
+            r.handle_call_queued(now, call, QueueId(0), Language::Zh, 0, None);
+            let agents = r.serving(call).unwrap_or(0);
+            announcer.handle_queued(now, call, QueueId(0), r.position(call), agents);
+            let hour = (now_s / 3600.0) as u32;
+            next_arrival += rng.exp(1.0 / rate_at(hour));
+        }
+        while let Some(o) = r.poll_output() {
+            match o {
+                AcdOutput::Offer { call, agent } => r.handle_answered(now, call, agent),
+                AcdOutput::Connected { call, agent } => {
+                    if let Some(p) = announcer.handle_connected(now, call, agent) {
+                        checked.push((p.predicted.as_secs_f64(), p.waited.as_secs_f64()));
+                    }
+                    ends.push((now_s + rng.exp(talk), agent));
+                }
+                AcdOutput::AgentChanged { agent, state } => match state {
+                    AgentState::Available { .. } => announcer.handle_agent_free(now, agent, true),
+                    AgentState::Paused { .. } | AgentState::LoggedOut => {
+                        announcer.handle_agent_free(now, agent, false)
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mean_wait = checked.iter().map(|c| c.1).sum::<f64>() / checked.len() as f64;
+    let errors: Vec<f64> = checked.iter().map(|(p, w)| (w - p).abs()).collect();
+    let median_error = median(errors);
+    // Most calls are answered at once and told so, which makes the median
+    // over all calls small whatever the estimate: the callers who were
+    // told to wait or did wait are held to the same bound on their own.
+    let queued: Vec<(f64, f64)> = checked
+        .iter()
+        .copied()
+        .filter(|&(p, w)| p > 0.0 || w > 0.0)
+        .collect();
+    let mean_queued = queued.iter().map(|c| c.1).sum::<f64>() / queued.len() as f64;
+    let median_error_queued = median(queued.iter().map(|(p, w)| (w - p).abs()).collect());
+    println!(
+        "{} calls, mean wait {mean_wait:.1} s, median absolute error {median_error:.1} s; \
+         {} who were told to wait or waited: mean wait {mean_queued:.1} s, median absolute error \
+         {median_error_queued:.1} s ({:.0} %)",
+        checked.len(),
+        queued.len(),
+        100.0 * median_error_queued / mean_queued,
+    );
+    assert!(checked.len() > 15_000, "{} calls", checked.len());
+    assert!(queued.len() > 5_000, "{} callers waited", queued.len());
+    assert!(
+        median_error <= 0.2 * mean_wait,
+        "median absolute error {median_error:.1} s against a mean wait of {mean_wait:.1} s"
+    );
+    assert!(
+        median_error_queued <= 0.2 * mean_queued,
+        "callers who waited: median absolute error {median_error_queued:.1} s against a mean wait of {mean_queued:.1} s"
+    );
+}

@@ -357,9 +357,18 @@ fn run(
             }
             match &out {
                 AcdOutput::Connected { call, agent } => {
-                    announcer.handle_connected(now, *call, *agent)
+                    if let Some(p) = announcer.handle_connected(now, *call, *agent) {
+                        metrics.wait_predicted(&p, queues.names());
+                    }
                 }
                 AcdOutput::Left { call, .. } => announcer.handle_left(*call),
+                AcdOutput::AgentChanged { agent, state } => match state {
+                    AgentState::Available { .. } => announcer.handle_agent_free(now, *agent, true),
+                    AgentState::Paused { .. } | AgentState::LoggedOut => {
+                        announcer.handle_agent_free(now, *agent, false)
+                    }
+                    _ => {}
+                },
                 _ => {}
             }
             if let AcdOutput::AgentChanged { agent, state } = &out {
@@ -469,7 +478,8 @@ fn handle(
                 true => router.handle_call_requeued(now, call, queue, language, priority),
                 false => router.handle_call_queued(now, call, queue, language, priority, sticky),
             }
-            announcer.handle_queued(now, call);
+            let agents = router.serving(call).unwrap_or(0);
+            announcer.handle_queued(now, call, queue, router.position(call), agents);
         }
         AcdIn::Phone(agent, registered) => router.handle_phone(now, agent, registered),
         AcdIn::Gone(call) => {
@@ -479,10 +489,7 @@ fn handle(
         AcdIn::Transfer(call, agent) => router.handle_transfer(now, call, agent),
         AcdIn::Answered(call, agent) => router.handle_answered(now, call, agent),
         AcdIn::Refused(call, agent) => router.handle_refused(now, call, agent),
-        AcdIn::Ended(agent) => {
-            announcer.handle_call_ended(now, agent);
-            router.handle_call_ended(now, agent);
-        }
+        AcdIn::Ended(agent) => router.handle_call_ended(now, agent),
         AcdIn::Fact(at, fact) => {
             stats.handle(at, &fact);
         }
