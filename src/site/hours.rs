@@ -206,7 +206,7 @@ fn calendar(hours: &SiteHours) -> Result<Calendar, String> {
     })
 }
 
-fn time_zone(name: &str) -> Result<TimeZone, String> {
+pub(crate) fn time_zone(name: &str) -> Result<TimeZone, String> {
     if name.starts_with(['+', '-']) {
         let offset = super::LocalTime::parse(name)?;
         let seconds = offset.offset_minutes as i32 * 60;
@@ -248,7 +248,7 @@ fn day_spans(text: &str) -> Result<Vec<Minutes>, String> {
 }
 
 /// "HH:MM", 00:00 to 24:00.
-fn minute_of_day(text: &str) -> Option<u16> {
+pub(crate) fn minute_of_day(text: &str) -> Option<u16> {
     let (h, m) = text.split_once(':')?;
     if h.len() != 2 || m.len() != 2 {
         return None;

@@ -323,6 +323,48 @@ pub enum EventKind {
     ReturnVisitGivenUp {
         attempts: u32,
     },
+    /// The on-call chain of an emergency calls the next person on duty
+    /// (`step` 0 first in the round; the supervisor last).
+    OnCallCalled {
+        round: u32,
+        step: u32,
+        person: String,
+        number: String,
+    },
+    /// That person pressed 1: they go (the chain writes `Dispatched` to
+    /// them and `Committed` with the arrival it promises).
+    OnCallAccepted {
+        round: u32,
+        step: u32,
+        person: String,
+    },
+    /// That person passed (2), did not answer, was busy or hung up
+    /// without a key: the chain moves on.
+    OnCallDeclined {
+        round: u32,
+        step: u32,
+        person: String,
+        reason: String,
+    },
+    /// Everyone on the chain declined this round: the supervisor on duty
+    /// is called (none: nobody to call) and the wallboard alerts.
+    OnCallEscalated {
+        round: u32,
+        supervisor: Option<String>,
+    },
+    /// A supervisor stopped the chain (someone was sent another way).
+    OnCallStopped {
+        reason: String,
+    },
+    /// A supervisor swapped a shift: `into` is on duty instead of `out`
+    /// for `department` within `[from_ms, to_ms)`.
+    OnCallShiftSwapped {
+        department: Department,
+        out: String,
+        into: String,
+        from_ms: i64,
+        to_ms: i64,
+    },
     /// Several owners of one building reported the same thing within a
     /// short time: a group complaint in the making, for a supervisor now.
     GroupComplaintRaised {
@@ -375,6 +417,12 @@ impl EventKind {
             EventKind::SlaWarned { .. } => "sla_warned",
             EventKind::SlaBreached { .. } => "sla_breached",
             EventKind::GroupComplaintRaised { .. } => "group_complaint_raised",
+            EventKind::OnCallCalled { .. } => "on_call_called",
+            EventKind::OnCallAccepted { .. } => "on_call_accepted",
+            EventKind::OnCallDeclined { .. } => "on_call_declined",
+            EventKind::OnCallEscalated { .. } => "on_call_escalated",
+            EventKind::OnCallStopped { .. } => "on_call_stopped",
+            EventKind::OnCallShiftSwapped { .. } => "on_call_shift_swapped",
             EventKind::DispatchDelivered { .. } => "dispatch_delivered",
             EventKind::DispatchFailed { .. } => "dispatch_failed",
             EventKind::ReturnCallPlaced { .. } => "return_call_placed",

@@ -7,17 +7,21 @@
 //! * `postgres`: the same log in PostgreSQL, for sites beyond one machine;
 //! * `projection`: ticket state folded from events, replayable;
 //! * `sla`: sans-IO warning/breach timers, rebuilt from the log on restart;
-//! * `handlers`: the agent handling each owner's open tickets.
+//! * `handlers`: the agent handling each owner's open tickets;
+//! * `rota`, `oncall`: who is on duty when, and the chain that calls them
+//!   for an emergency until someone accepts.
 
 pub mod dispatch;
 pub mod event;
 pub mod group;
 pub mod handlers;
 pub mod history;
+pub mod oncall;
 pub mod postgres;
 pub mod projection;
 pub mod query;
 pub mod return_visit;
+pub mod rota;
 pub mod sla;
 pub mod sqlite;
 pub mod store;
