@@ -45,6 +45,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: crate::ivr::graph::GraphError,
     },
+    #[error("config {path}: oncall.rota: {source}")]
+    Rota {
+        path: PathBuf,
+        source: crate::tickets::rota::RotaError,
+    },
     #[error("config {path}: ivr.hours: {source}")]
     Hours {
         path: PathBuf,
@@ -64,6 +69,7 @@ pub struct Config {
     pub call: CallConfig,
     pub tickets: TicketsConfig,
     pub return_visit: ReturnVisitConfig,
+    pub oncall: OnCallConfig,
     pub owners: OwnersConfig,
     pub ivr: IvrSettings,
     pub acd: AcdSettings,
@@ -497,6 +503,44 @@ impl OwnersConfig {
         }
     }
 }
+
+/// The emergency on-call chain.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnCallConfig {
+    /// The rota (people, duties); empty: no chain, an emergency only
+    /// jumps the queue.
+    pub rota: PathBuf,
+    /// The gateway the calls go through (`return_visit.gateway` when left
+    /// out).
+    pub gateway: Option<SocketAddr>,
+    /// Accepting promises the owner someone on site within this.
+    pub arrival_minutes: u64,
+    /// After the supervisor too declined, before the chain starts over.
+    pub round_pause_seconds: u64,
+}
+
+impl Default for OnCallConfig {
+    fn default() -> Self {
+        Self {
+            rota: PathBuf::new(),
+            gateway: None,
+            arrival_minutes: 30,
+            round_pause_seconds: 60,
+        }
+    }
+}
+
+/// Prompts the on-call calls speak (with the numbers and `ticket_word`).
+pub const ONCALL_PROMPTS: [&str; 7] = [
+    "oncall_emergency",
+    "building_word",
+    "unit_word",
+    "callback_word",
+    "oncall_press",
+    "oncall_accepted",
+    "oncall_passed",
+];
 
 /// The call back to the owner after a work order is resolved.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -1096,6 +1140,19 @@ impl Config {
                 "outside numbers need a gateway (here or return_visit.gateway)".into(),
             ));
         }
+        let o = &self.oncall;
+        if !o.rota.as_os_str().is_empty() && o.gateway.or(r.gateway).is_none() {
+            return Err(invalid(
+                "oncall.gateway",
+                "the on-call chain calls through a gateway (here or return_visit.gateway)".into(),
+            ));
+        }
+        if o.arrival_minutes == 0 || o.round_pause_seconds == 0 {
+            return Err(invalid(
+                "oncall.arrival_minutes",
+                "arrival_minutes and round_pause_seconds must be above 0".into(),
+            ));
+        }
         if r.attempts == 0 {
             return Err(invalid("return_visit.attempts", "must be above 0".into()));
         }
@@ -1153,16 +1210,46 @@ impl Config {
     /// Loads every prompt the call flow needs, in both languages.
     pub fn load_prompts(&self, path: &Path) -> Result<PromptSet, ConfigError> {
         let notice = (!self.recording.notice.is_empty()).then_some(self.recording.notice.as_str());
+        let oncall = match self.oncall.rota.as_os_str().is_empty() {
+            true => &[][..],
+            false => &ONCALL_PROMPTS[..],
+        };
         let names: Vec<String> = FLOW_PROMPTS
             .iter()
             .copied()
             .chain(notice)
+            .chain(oncall.iter().copied())
             .flat_map(|p| ["en", "zh"].map(|l| format!("{p}_{l}")))
             .collect();
         PromptSet::load_dir(&self.prompts.dir, &names).map_err(|source| ConfigError::Prompt {
             path: path.to_path_buf(),
             source,
         })
+    }
+
+    /// Loads and checks the on-call rota; None without one.
+    pub fn load_rota(
+        &self,
+        path: &Path,
+    ) -> Result<Option<crate::tickets::rota::Rota>, ConfigError> {
+        if self.oncall.rota.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        crate::tickets::rota::Rota::load(&self.oncall.rota)
+            .map(Some)
+            .map_err(|source| ConfigError::Rota {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    /// What the on-call chain core runs with.
+    pub fn chain_policy(&self) -> crate::tickets::oncall::ChainPolicy {
+        crate::tickets::oncall::ChainPolicy {
+            round_pause_ms: self.oncall.round_pause_seconds as i64 * 1000,
+            arrival_ms: self.oncall.arrival_minutes as i64 * 60_000,
+            ..Default::default()
+        }
     }
 
     /// Loads and checks the agents file; None without one.

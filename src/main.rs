@@ -279,6 +279,7 @@ fn main() -> ExitCode {
                 let prompts = c.load_prompts(&path)?;
                 let agents = c.load_agents(&path)?;
                 c.load_users(&path, agents.as_deref())?;
+                c.load_rota(&path)?;
                 c.load_menu(&path, &prompts).map(|_| c)
             }) {
                 Ok(_) => {
@@ -812,12 +813,20 @@ fn run(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let rota = match config.load_rota(&origin) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     runtime.block_on(async move {
-        let hotline = match Hotline::bind(config.clone(), prompts, menu, agents, users).await {
+        let hotline = match Hotline::bind(config.clone(), prompts, menu, agents, users, rota).await
+        {
             Ok(h) => h,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub sla_warnings: IntCounter,
     pub sla_breaches: IntCounter,
     pub group_complaints: IntCounter,
+    pub oncall_calls: IntCounterVec,
+    pub oncall_escalations: IntCounter,
     pub tickets_opened: IntCounterVec,
     pub tickets_open: IntGaugeVec,
     pub survey_score: Histogram,
@@ -406,6 +408,17 @@ impl Metrics {
                 "hotline_group_complaint_alerts_total",
                 "Group-complaint early warnings raised.",
             ),
+            oncall_calls: counter_vec(
+                &r,
+                "hotline_oncall_calls_total",
+                "Calls of the emergency on-call chain by outcome: accepted, or declined (passed, not answered, busy, no key).",
+                &["outcome"],
+            ),
+            oncall_escalations: counter(
+                &r,
+                "hotline_oncall_escalations_total",
+                "Rounds of the on-call chain nobody accepted: the supervisor on duty called and the wallboard alerted.",
+            ),
             tickets_opened: counter_vec(
                 &r,
                 "hotline_tickets_opened_total",
@@ -607,6 +620,13 @@ impl Metrics {
             EventKind::SlaWarned { .. } => self.sla_warnings.inc(),
             EventKind::SlaBreached { .. } => self.sla_breaches.inc(),
             EventKind::GroupComplaintRaised { .. } => self.group_complaints.inc(),
+            EventKind::OnCallAccepted { .. } => {
+                self.oncall_calls.with_label_values(&["accepted"]).inc()
+            }
+            EventKind::OnCallDeclined { .. } => {
+                self.oncall_calls.with_label_values(&["declined"]).inc()
+            }
+            EventKind::OnCallEscalated { .. } => self.oncall_escalations.inc(),
             EventKind::SurveyAnswered { score } => self.survey_score.observe(*score as f64),
             EventKind::TicketOpened { severity, .. } => self
                 .tickets_opened

@@ -290,6 +290,14 @@ pub enum CallEventKind {
         number: String,
         outcome: super::VisitOutcome,
     },
+    /// An on-call call's answer (exactly one per on-call call).
+    OnCall {
+        ticket: crate::tickets::TicketId,
+        round: u32,
+        step: u32,
+        person: String,
+        outcome: super::DutyOutcome,
+    },
     /// The caller rated the service 1-5.
     SurveyAnswered {
         ticket: Option<crate::tickets::TicketId>,

@@ -53,6 +53,7 @@ pub mod event;
 mod hold;
 mod inbound;
 mod monitor;
+mod oncall;
 mod outbound;
 mod registrar;
 mod requests;
@@ -60,6 +61,7 @@ mod teardown;
 mod transfer;
 pub use event::{CallEvent, CallEventKind};
 pub use monitor::MonitorError;
+pub use oncall::{DutyOutcome, PlaceDutyCall};
 pub use outbound::{PlaceCall, VisitOutcome};
 pub use registrar::{Binding, FeatureCode};
 pub use transfer::TransferError;
@@ -478,6 +480,8 @@ enum Purpose {
     Inbound(Box<inbound::OwnerCall>),
     /// The hotline calls an owner back about a resolved work order.
     ReturnVisit(outbound::Visit),
+    /// The hotline calls the next person on duty about an emergency.
+    OnCall(oncall::Duty),
     /// The hotline rings an agent's phone for a waiting caller.
     AgentLeg { caller: CallId, agent: AgentId },
     /// The hotline rings a supervisor's phone to join a conversation.

@@ -102,61 +102,79 @@ impl Switch {
     pub fn place_call(&mut self, now: Instant, req: PlaceCall) -> CallId {
         self.last_now = Some(now);
         let (id, sip_call_id) = self.new_outbound("rv");
-        let request_uri = format!("sip:{}@{}", req.number, req.gateway);
-        let peer = Peer {
-            transport: Transport::Udp,
-            addr: req.gateway,
-        };
         info!(call = %id, sip_call_id, ticket = %req.ticket, attempt = req.attempt, number = %req.number, "return visit: calling");
-        let Some(port) = self.ports.allocate() else {
-            tracing::warn!(call = %id, "no RTP port free for a return visit");
-            self.visit_not_placed(now, id, &sip_call_id, req, 503);
-            return id;
-        };
-        let body = sdp::offer(
-            std::net::SocketAddr::new(self.cfg.media_ip, port),
-            self.cfg.seed ^ id.0,
-        );
         let purpose = Purpose::ReturnVisit(Visit {
             ticket: req.ticket,
             attempt: req.attempt,
             reported: false,
             repeats: 0,
         });
+        if let Err(code) =
+            self.place_outbound(now, id, &sip_call_id, &req.number, req.gateway, purpose)
+        {
+            self.visit_not_placed(now, id, &sip_call_id, req, code);
+        }
+        id
+    }
+
+    /// INVITEs `number` through `gateway` for a call the hotline places;
+    /// the status to report when it cannot even start (503 no RTP port,
+    /// 484 a number a SIP URI cannot carry).
+    pub(super) fn place_outbound(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        sip_call_id: &str,
+        number: &str,
+        gateway: std::net::SocketAddr,
+        purpose: Purpose,
+    ) -> Result<(), u16> {
+        let request_uri = format!("sip:{number}@{gateway}");
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: gateway,
+        };
+        let Some(port) = self.ports.allocate() else {
+            tracing::warn!(call = %id, "no RTP port free for an outbound call");
+            return Err(503);
+        };
+        let body = sdp::offer(
+            std::net::SocketAddr::new(self.cfg.media_ip, port),
+            self.cfg.seed ^ id.0,
+        );
         let dialled = Dial {
             id,
-            sip_call_id: sip_call_id.clone(),
+            sip_call_id: sip_call_id.to_string(),
             request_uri,
             peer,
             port,
             body,
             purpose,
-            number: req.number.clone(),
+            number: number.to_string(),
             bridge: None,
         };
         if !self.dial(now, dialled) {
             // Our own INVITE does not parse: the number has characters a
             // SIP URI cannot carry.
-            tracing::warn!(call = %id, number = %req.number, "return visit: number not dialable");
-            self.visit_not_placed(now, id, &sip_call_id, req, 484);
-            return id;
+            tracing::warn!(call = %id, number = %number, "outbound call: number not dialable");
+            return Err(484);
         }
         let to = self.calls[&id].remote_target.clone();
         self.stats.calls_started += 1;
         self.emit_for(
             now,
             id,
-            &sip_call_id,
+            sip_call_id,
             CallEventKind::Started {
                 from: format!("sip:hotline@{}", self.cfg.sip_addr),
                 to,
-                number: req.number.clone(),
+                number: number.to_string(),
                 outbound: true,
             },
         );
         self.arm(now, id, Timer::RingTimeout);
         self.pump(now);
-        id
+        Ok(())
     }
 
     /// The return visit could not even be placed: an unanswered attempt
@@ -317,18 +335,24 @@ impl Switch {
             .get(&id)
             .is_some_and(|c| c.phase == Phase::Dialing)
         {
-            info!(call = %id, "return visit: no answer, cancelling");
+            info!(call = %id, "outbound call: no answer, cancelling");
             self.send_cancel(now, id);
         }
     }
 
     /// RTP is open on an answered return visit: ask the question.
     pub(super) fn ask(&mut self, id: CallId) {
+        if matches!(self.calls[&id].purpose, Purpose::OnCall(_)) {
+            return self.ask_duty(id);
+        }
         self.set_phase(id, Phase::Asking);
         self.play(id, "return_visit");
     }
 
     pub(super) fn handle_answer_digit(&mut self, now: Instant, id: CallId, digit: char) {
+        if matches!(self.calls[&id].purpose, Purpose::OnCall(_)) {
+            return self.duty_digit(now, id, digit);
+        }
         let c = self.calls.get_mut(&id).expect("live call");
         let Purpose::ReturnVisit(visit) = &mut c.purpose else {
             return;
@@ -387,6 +411,9 @@ impl Switch {
 
     /// Silence after a question: ask once more, then move on.
     pub(super) fn question_timeout(&mut self, _now: Instant, id: CallId) {
+        if matches!(self.calls[&id].purpose, Purpose::OnCall(_)) {
+            return self.duty_question_timeout(id);
+        }
         let c = self.calls.get_mut(&id).expect("live call");
         let phase = c.phase;
         let Purpose::ReturnVisit(visit) = &mut c.purpose else {

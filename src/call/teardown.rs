@@ -407,6 +407,7 @@ impl Switch {
             self.out
                 .push_back(Output::Media(MediaCommand::Close { call: id }));
         }
+        self.duty_unreported(now, id, &c.sip_call_id, &c.purpose, reason, c.phase);
         if let Purpose::ReturnVisit(v) = &c.purpose
             && !v.reported
         {

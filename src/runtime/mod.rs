@@ -54,6 +54,8 @@ pub enum Input {
     TcpClosed(SocketAddr),
     /// A return-visit call to place (from the ticket watcher).
     Place(crate::call::PlaceCall),
+    /// An on-call call to place (its `OnCallCalled` is in the log).
+    PlaceDuty(crate::call::PlaceDutyCall),
     /// The answer to a menu request.
     IvrReply(CallId, crate::ivr::Reply),
     /// What the ACD decided.
@@ -113,6 +115,8 @@ pub struct Hotline {
     agents: Option<Arc<crate::acd::agents::AgentsFile>>,
     users: Option<crate::http::users::Users>,
     owners: Arc<crate::owners::OwnerDb>,
+    /// The on-call rota; none: no on-call chain.
+    rota: Option<crate::tickets::rota::Rota>,
     http: TcpListener,
 }
 
@@ -123,6 +127,7 @@ impl Hotline {
         menu: Option<Arc<crate::ivr::graph::Graph>>,
         agents: Option<Arc<crate::acd::agents::AgentsFile>>,
         users: Option<crate::http::users::Users>,
+        rota: Option<crate::tickets::rota::Rota>,
     ) -> Result<Self, RuntimeError> {
         let addr = config.sip.listen;
         let udp = bind_udp(addr).map_err(|source| RuntimeError::Bind {
@@ -185,6 +190,7 @@ impl Hotline {
             agents,
             users,
             owners,
+            rota,
             http,
         })
     }
@@ -207,6 +213,7 @@ impl Hotline {
             agents,
             users,
             owners,
+            rota,
             http,
         } = self;
         let metrics = Arc::new(crate::metrics::Metrics::new());
@@ -224,6 +231,31 @@ impl Hotline {
             }),
             _ => None,
         };
+        let oncall = match (rota, config.oncall.gateway.or(config.return_visit.gateway)) {
+            (Some(rota), Some(gateway)) => Some(tickets::OnCall {
+                core: crate::tickets::oncall::OnCallChains::new(
+                    rota,
+                    config.chain_policy(),
+                    &config.tickets.dispatch,
+                ),
+                gateway,
+                to_switch: to_switch.clone(),
+                owners: owners.clone(),
+                // Categories spoken by name: those with a prompt in both languages.
+                categories: config
+                    .tickets
+                    .dispatch
+                    .keys()
+                    .map(|c| format!("category_{c}"))
+                    .filter(|p| {
+                        ["en", "zh"]
+                            .iter()
+                            .all(|l| prompts.contains(&format!("{p}_{l}")))
+                    })
+                    .collect(),
+            }),
+            _ => None,
+        };
         if config.recording.retention_days > 0 {
             tokio::spawn(media::retention(
                 config.recording.dir.clone(),
@@ -233,6 +265,7 @@ impl Hotline {
         let watcher = tokio::spawn(tickets::watch(
             store.clone(),
             visits,
+            oncall,
             config.tickets.sla_policy(),
             GroupRule::default(),
             crate::tickets::dispatch::AutoDispatch::new(&config.tickets.dispatch),
@@ -417,6 +450,7 @@ impl Hotline {
                             tcp_tasks.remove(&addr);
                         }
                         Input::Place(call) => { switch.place_call(now, call); }
+                        Input::PlaceDuty(call) => { switch.place_duty_call(now, call); }
                         Input::IvrReply(call, reply) => switch.handle_ivr_reply(now, call, reply),
                         Input::Acd(out, at) => handle_acd(&mut switch, now, out, at, &services, &clock),
                         Input::Announce(a) => switch.announce(now, a.call, a.position, a.wait_minutes),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tracing::{error, info, warn};
 
 use crate::call::event::{CallEvent, TransferTarget};
-use crate::call::{PlaceCall, VisitOutcome};
+use crate::call::{DutyOutcome, PlaceCall, PlaceDutyCall, VisitOutcome};
 use crate::clock::WallClock;
 use crate::tickets::dispatch::AutoDispatch;
 use crate::tickets::group::{GroupComplaints, GroupRule};
@@ -186,6 +186,31 @@ pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
             talked_ms: span_ms(*talked),
             by_agent: *by_agent,
         },
+        K::OnCall {
+            ticket: t,
+            round,
+            step,
+            person,
+            outcome,
+        } => {
+            ticket = Some(*t);
+            match outcome {
+                DutyOutcome::Accepted => {
+                    actor = Actor::Department(person.clone());
+                    EventKind::OnCallAccepted {
+                        round: *round,
+                        step: *step,
+                        person: person.clone(),
+                    }
+                }
+                other => EventKind::OnCallDeclined {
+                    round: *round,
+                    step: *step,
+                    person: person.clone(),
+                    reason: other.reason(),
+                },
+            }
+        }
         K::ReturnVisit {
             ticket: t,
             attempt,
@@ -440,6 +465,17 @@ pub struct Visits {
     pub to_switch: tokio::sync::mpsc::UnboundedSender<super::Input>,
 }
 
+/// The on-call chain core and where its calls go.
+pub struct OnCall {
+    pub core: crate::tickets::oncall::OnCallChains,
+    pub gateway: std::net::SocketAddr,
+    pub to_switch: tokio::sync::mpsc::UnboundedSender<super::Input>,
+    /// For the owner's unit, spoken with the ticket.
+    pub owners: Arc<crate::owners::OwnerDb>,
+    /// `category_<name>` prompts there are (both languages).
+    pub categories: std::collections::HashSet<String>,
+}
+
 /// Queues `event` at once (log order = call order) and logs a failure later.
 pub fn record(store: &Store, event: NewEvent) {
     if let Err(e) = store.record(vec![event]) {
@@ -454,6 +490,7 @@ pub fn record(store: &Store, event: NewEvent) {
 pub async fn watch(
     store: Arc<Store>,
     mut visits: Option<Visits>,
+    mut oncall: Option<OnCall>,
     policy: SlaPolicy,
     rule: GroupRule,
     mut dispatch: AutoDispatch,
@@ -480,6 +517,7 @@ pub async fn watch(
             view: &view,
             metrics: &metrics,
             visits: visits.as_mut().map(|v| &mut v.core),
+            oncall: oncall.as_mut().map(|o| &mut o.core),
             sla: &mut sla,
             groups: &mut groups,
             dispatch: &mut dispatch,
@@ -503,6 +541,9 @@ pub async fn watch(
         if let Some(v) = visits.as_mut() {
             place_due_calls(&store, v).await;
         }
+        if let Some(o) = oncall.as_mut() {
+            place_duty_calls(&store, o).await;
+        }
         for delivery in deliveries.poll_due(now_ms()) {
             tokio::spawn(post(client.clone(), delivery, done_tx.clone()));
         }
@@ -510,6 +551,7 @@ pub async fn watch(
             sla.poll_timeout(),
             deliveries.poll_timeout(),
             visits.as_ref().and_then(|v| v.core.poll_timeout()),
+            oncall.as_ref().and_then(|o| o.core.poll_timeout()),
         ]
         .into_iter()
         .flatten()
@@ -577,6 +619,55 @@ async fn place_due_calls(store: &Store, visits: &mut Visits) {
     }
 }
 
+/// Writes what the on-call chain says is due, then (once the
+/// `OnCallCalled` events are durable) hands the calls to the switch, each
+/// with the ticket spoken in the person's language.
+async fn place_duty_calls(store: &Store, oncall: &mut OnCall) {
+    let (events, calls) = oncall.core.handle_timeout(now_ms());
+    if events.is_empty() {
+        return;
+    }
+    for e in &events {
+        match &e.kind {
+            EventKind::OnCallEscalated { round, supervisor } => warn!(
+                ticket = ?e.ticket,
+                round,
+                supervisor = supervisor.as_deref().unwrap_or("none on duty"),
+                "on-call: nobody on the chain accepted the emergency"
+            ),
+            kind => info!(ticket = ?e.ticket, event = kind.name(), "on-call"),
+        }
+    }
+    if let Err(e) = store.append(events).await {
+        // Not placed: the core declines them as lost calls later.
+        error!(error = %e, "on-call events not written; calls not placed");
+        return;
+    }
+    for call in calls {
+        let unit = call
+            .emergency
+            .owner
+            .as_deref()
+            .and_then(|id| oncall.owners.by_id(id).ok().flatten())
+            .map(|o| o.unit);
+        let speech = call.emergency.speech(&call.language, unit.as_deref(), |p| {
+            oncall.categories.contains(p)
+        });
+        let _ = oncall
+            .to_switch
+            .send(super::Input::PlaceDuty(PlaceDutyCall {
+                ticket: call.emergency.ticket,
+                round: call.round,
+                step: call.step,
+                person: call.person,
+                number: call.number,
+                gateway: oncall.gateway,
+                language: call.language,
+                speech,
+            }));
+    }
+}
+
 /// The sans-IO cores fed from the log.
 struct Cores<'a> {
     /// Ticket state, for the open-tickets gauge.
@@ -585,6 +676,7 @@ struct Cores<'a> {
     view: &'a TicketView,
     metrics: &'a crate::metrics::Metrics,
     visits: Option<&'a mut ReturnVisits>,
+    oncall: Option<&'a mut crate::tickets::oncall::OnCallChains>,
     sla: &'a mut SlaTimers,
     groups: &'a mut GroupComplaints,
     dispatch: &'a mut AutoDispatch,
@@ -621,6 +713,23 @@ async fn feed(
             }
             if let Some(v) = cores.visits.as_deref_mut() {
                 v.handle_event(e);
+            }
+            if let Some(o) = cores.oncall.as_deref_mut() {
+                o.handle_event(e);
+            }
+            if let EventKind::OnCallEscalated { round, supervisor } = &e.kind {
+                let ticket = e.ticket.map(|t| t.to_string()).unwrap_or_default();
+                cores.view.alert(
+                    e.at_ms,
+                    match supervisor {
+                        Some(s) => format!(
+                            "emergency {ticket}: nobody on the on-call chain accepted (round {round}); calling supervisor {s}"
+                        ),
+                        None => format!(
+                            "emergency {ticket}: nobody on duty accepted (round {round}), and no supervisor on duty"
+                        ),
+                    },
+                );
             }
             if let EventKind::GroupComplaintRaised {
                 building,
