@@ -120,6 +120,15 @@ impl Sim {
                             score,
                             ..
                         } => self.answers.push(format!("{t} survey {score}")),
+                        CallEventKind::OnCall {
+                            ticket,
+                            round,
+                            step,
+                            person,
+                            outcome,
+                        } => self
+                            .answers
+                            .push(format!("{ticket} {round}.{step} {person} {outcome:?}")),
                         _ => {}
                     }
                     self.events.push(ev);
@@ -574,6 +583,100 @@ fn answered_visit(sim: &mut Sim) -> (CallId, String) {
     sim.recv(&reply_to(&invite, 180, "Ringing", ""));
     sim.recv(&reply_to(&invite, 200, "OK", OWNER_SDP));
     (id, invite)
+}
+
+// ---- on-call calls ----------------------------------------------------------
+
+fn place_duty(sim: &mut Sim) -> (CallId, String) {
+    let id = sim.sw.place_duty_call(
+        sim.now,
+        crate::call::PlaceDutyCall {
+            ticket: TicketId(9),
+            round: 1,
+            step: 0,
+            person: "wang".into(),
+            number: "+8613900000001".into(),
+            gateway: GATEWAY.parse().unwrap(),
+            language: "zh".into(),
+            speech: vec![
+                "oncall_emergency".into(),
+                "num_9".into(),
+                "oncall_press".into(),
+            ],
+        },
+    );
+    sim.drain();
+    let sent = sim.take_sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    (id, sent[0].clone())
+}
+
+#[test]
+fn the_engineer_on_duty_hears_the_ticket_in_their_language_and_accepts_with_1() {
+    let mut sim = Sim::new();
+    let (id, invite) = place_duty(&mut sim);
+    assert!(
+        invite.starts_with("INVITE sip:+8613900000001@127.0.0.1:5061 SIP/2.0\r\n"),
+        "{invite}"
+    );
+    sim.recv(&reply_to(&invite, 180, "Ringing", ""));
+    sim.recv(&reply_to(&invite, 200, "OK", OWNER_SDP));
+    assert_eq!(
+        sim.played(),
+        ["oncall_emergency_zh num_9_zh oncall_press_zh"]
+    );
+    // Keys before the end of the question count; others leave it standing.
+    sim.media_event(id, MediaEvent::Digit('5'));
+    sim.media_event(id, MediaEvent::Digit('1'));
+    sim.media_event(id, MediaEvent::Digit('2'));
+    assert_eq!(sim.answers, ["T9 1.0 wang Accepted"]);
+    assert_eq!(sim.played().last().unwrap(), "oncall_accepted_zh");
+    sim.media_event(id, MediaEvent::PromptFinished);
+    assert!(sim.take_sent().iter().any(|m| m.starts_with("BYE ")));
+}
+
+#[test]
+fn an_engineer_silent_twice_is_thanked_and_counted_as_no_key() {
+    let mut sim = Sim::new();
+    let (id, invite) = place_duty(&mut sim);
+    sim.recv(&reply_to(&invite, 200, "OK", OWNER_SDP));
+    sim.media_event(id, MediaEvent::PromptFinished);
+    sim.advance(Duration::from_secs(8));
+    // Asked again, whole.
+    assert_eq!(sim.played().len(), 2);
+    sim.media_event(id, MediaEvent::PromptFinished);
+    sim.advance(Duration::from_secs(8));
+    assert_eq!(sim.played().last().unwrap(), "goodbye_zh");
+    sim.media_event(id, MediaEvent::PromptFinished);
+    let bye = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("BYE "))
+        .unwrap();
+    sim.recv(&bye.replace(&bye[..bye.find("\r\n").unwrap()], "SIP/2.0 200 OK"));
+    assert_eq!(sim.answers, ["T9 1.0 wang NoKey"]);
+}
+
+#[test]
+fn an_engineer_who_does_not_answer_is_cancelled_and_reported_once() {
+    let mut sim = Sim::new();
+    let (_, invite) = place_duty(&mut sim);
+    sim.recv(&reply_to(&invite, 180, "Ringing", ""));
+    sim.advance(Duration::from_secs(30));
+    let cancel = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("CANCEL "))
+        .expect("CANCEL sent");
+    sim.recv(&reply_to(&cancel, 200, "OK", ""));
+    sim.recv(&reply_to(&invite, 487, "Request Terminated", ""));
+    assert_eq!(sim.answers, ["T9 1.0 wang Unanswered(487)"]);
+    assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (0, 0));
+    assert!(sim.take_sent().iter().any(|m| m.starts_with("ACK ")), "487 is ACKed");
+    // Busy elsewhere: the status as it came.
+    let (_, invite) = place_duty(&mut sim);
+    sim.recv(&reply_to(&invite, 486, "Busy Here", ""));
+    assert_eq!(sim.answers[1], "T9 1.0 wang Unanswered(486)");
 }
 
 #[test]
