@@ -208,3 +208,148 @@ fn an_emergency_at_night_rings_the_first_engineer_then_the_second_who_accepts() 
         "{log}"
     );
 }
+
+/// "YYYY-MM-DDTHH:MM" in the centre's time (+08:00), `minutes` from now.
+fn local_moment(minutes: i64) -> String {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    hotline::site::LocalTime::parse("+08:00")
+        .unwrap()
+        .format(now_ms + minutes * 60_000)[..16]
+        .replace(' ', "T")
+}
+
+#[test]
+fn a_supervisor_swaps_a_shift_and_stops_a_chain_through_the_api() {
+    let data = tempfile::tempdir().unwrap();
+    let rota = data.path().join("oncall.toml");
+    std::fs::write(&rota, ROTA).unwrap();
+    let h = Hotline::start(
+        BASE,
+        &format!(
+            "[oncall]\nrota = \"{}\"\ngateway = \"127.0.0.1:{}\"\n[return_visit]\nring_seconds = 2\n\
+             [acd]\nagents = \"{}\"\n[http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nusers = \"{}\"\n",
+            rota.display(),
+            GATEWAY + 20,
+            common::manifest("config/agents.toml"),
+            common::manifest("config/users.toml"),
+        ),
+    );
+    let port = h.http_port();
+    let supervisor = Some("demo-supervisor");
+    let on_duty = || {
+        let (status, body) = common::http(port, "GET", "/api/oncall", supervisor, None);
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["on_duty"]["engineering"]["chain"].clone()
+    };
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while common::http(port, "GET", "/api/oncall", supervisor, None).0 != 200 {
+        assert!(
+            std::time::Instant::now() < end,
+            "the on-call view never came"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(on_duty(), serde_json::json!(["wang", "li"]));
+    // Agents may not swap; nobody may swap in someone not on the rota.
+    let swap = |token, into: &str| {
+        let body = format!(
+            r#"{{"department": "engineering", "out": "wang", "into": "{into}", "from": "{}", "to": "{}"}}"#,
+            local_moment(-60),
+            local_moment(60)
+        );
+        common::http(port, "POST", "/api/oncall/swaps", Some(token), Some(&body))
+    };
+    assert_eq!(swap("demo-2001", "li").0, 403);
+    let (status, body) = swap("demo-supervisor", "zhou");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("zhou"), "{body}");
+    let (status, body) = swap("demo-supervisor", "li");
+    assert_eq!(status, 201, "{body}");
+    // Wang's place goes to Li, who is on the chain already: Li alone.
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while on_duty() != serde_json::json!(["li"]) {
+        assert!(
+            std::time::Instant::now() < end,
+            "swap not applied: {}",
+            on_duty()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // An emergency: Li's phone rings (and rings out); the supervisor stops
+    // the chain meanwhile: no supervisor called, no second round.
+    let mut li = SippUas::start_on(
+        &h,
+        "engineers_on_call.xml",
+        GATEWAY + 20,
+        &[
+            "-m",
+            "1",
+            "-set",
+            "nobody",
+            "+8613900000002",
+            "-set",
+            "key",
+            "1",
+        ],
+    );
+    let store = h.store_path().to_str().unwrap().to_string();
+    common::cli(&[
+        "tickets",
+        "--store",
+        &store,
+        "open",
+        "--category",
+        "lift",
+        "--severity",
+        "emergency",
+        "--building",
+        "3",
+        "--summary",
+        "someone stuck in the lift",
+        "--phone",
+        OWNER_NUMBER,
+    ]);
+    wait_for_event(&store, |e| matches!(e.kind, EventKind::OnCallCalled { .. }));
+    let (status, body) = common::http(
+        port,
+        "POST",
+        "/api/tickets/1/oncall/stop",
+        supervisor,
+        Some(r#"{"reason": "the lift company is on its way"}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        li.wait(Duration::from_secs(20)),
+        Some(0),
+        "SIPp (Li) failed"
+    );
+    wait_for_event(&store, |e| {
+        matches!(e.kind, EventKind::OnCallDeclined { .. })
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let steps: Vec<&'static str> = all_events(&store)
+        .iter()
+        .map(|e| e.kind.name())
+        .filter(|n| n.starts_with("on_call"))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "on_call_shift_swapped",
+            "on_call_called",
+            "on_call_stopped",
+            "on_call_declined"
+        ],
+        "{}",
+        h.log()
+    );
+    let called = all_events(&store).into_iter().find_map(|e| match e.kind {
+        EventKind::OnCallCalled { person, .. } => Some(person),
+        _ => None,
+    });
+    assert_eq!(called.as_deref(), Some("li"));
+}

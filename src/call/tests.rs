@@ -672,7 +672,10 @@ fn an_engineer_who_does_not_answer_is_cancelled_and_reported_once() {
     sim.recv(&reply_to(&invite, 487, "Request Terminated", ""));
     assert_eq!(sim.answers, ["T9 1.0 wang Unanswered(487)"]);
     assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (0, 0));
-    assert!(sim.take_sent().iter().any(|m| m.starts_with("ACK ")), "487 is ACKed");
+    assert!(
+        sim.take_sent().iter().any(|m| m.starts_with("ACK ")),
+        "487 is ACKed"
+    );
     // Busy elsewhere: the status as it came.
     let (_, invite) = place_duty(&mut sim);
     sim.recv(&reply_to(&invite, 486, "Busy Here", ""));

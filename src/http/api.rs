@@ -54,6 +54,8 @@ pub struct Api {
     pub targets: Targets,
     /// Where conversations are recorded.
     pub recordings: std::path::PathBuf,
+    /// The on-call rota as configured (swaps are checked against it).
+    pub rota: Option<Arc<crate::tickets::rota::Rota>>,
 }
 
 /// The centre's targets: service level (offered definition), abandon
@@ -182,6 +184,9 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route("/api/tickets/{id}/escalate", post(escalate))
         .route("/api/tickets/{id}/promise-broken", post(promise_broken))
         .route("/api/tickets/{id}/dispatch", post(dispatch))
+        .route("/api/tickets/{id}/oncall/stop", post(stop_oncall))
+        .route("/api/oncall", get(oncall))
+        .route("/api/oncall/swaps", post(swap_shift))
         .route("/api/calls", get(call_history))
         .route("/api/reports/{period}", get(report))
         .route("/api/wallboard", get(wallboard))
@@ -1095,6 +1100,94 @@ async fn dispatch(
         EventKind::Dispatched { department, person },
     )
     .await
+}
+
+/// A supervisor stops an emergency's on-call chain (someone was sent
+/// another way): no more calls.
+async fn stop_oncall(
+    State(api): State<Arc<Api>>,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+    b: Result<Json<EscalateBody>, JsonRejection>,
+) -> Reply {
+    let b = json_body(b, r#"{"reason": "..."}"#)?;
+    let reason = text(&b.reason, "reason")?;
+    change_ticket(&api, &user, &id, true, EventKind::OnCallStopped { reason }).await
+}
+
+/// Who is on duty now, per department, and the emergency chains running.
+async fn oncall(State(api): State<Arc<Api>>, Caller(user): Caller) -> Reply {
+    Api::supervisor(&user)?;
+    match api.tickets.oncall() {
+        Some(v) => ok(StatusCode::OK, v),
+        None => Err(err(
+            StatusCode::NOT_FOUND,
+            "no on-call rota ([oncall] rota)",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwapBody {
+    department: String,
+    out: String,
+    into: String,
+    /// Local moments, "YYYY-MM-DDTHH:MM" (the site's time).
+    from: String,
+    to: String,
+}
+
+/// A supervisor swaps a shift: `into` takes `out`'s place on the chain
+/// of `department` from `from` to `to`. Written to the log, so the chain
+/// and a restart both see it.
+async fn swap_shift(
+    State(api): State<Arc<Api>>,
+    Caller(user): Caller,
+    b: Result<Json<SwapBody>, JsonRejection>,
+) -> Reply {
+    Api::supervisor(&user)?;
+    let b = json_body(
+        b,
+        r#"{"department": "engineering", "out": "wang", "into": "li", "from": "2026-12-24T18:00", "to": "2026-12-25T08:00"}"#,
+    )?;
+    let Some(rota) = &api.rota else {
+        return Err(err(
+            StatusCode::NOT_FOUND,
+            "no on-call rota ([oncall] rota)",
+        ));
+    };
+    let bad = |e: String| err(StatusCode::BAD_REQUEST, e);
+    let department = b.department.parse().map_err(bad)?;
+    rota.check_swap(&b.out, &b.into).map_err(bad)?;
+    let from_ms = api.local.parse_moment(&b.from).map_err(bad)?;
+    let to_ms = api.local.parse_moment(&b.to).map_err(bad)?;
+    if to_ms <= from_ms || to_ms - from_ms > 31 * 86_400_000 {
+        return Err(bad("to must be after from, within 31 days".into()));
+    }
+    let kind = EventKind::OnCallShiftSwapped {
+        department,
+        out: b.out,
+        into: b.into,
+        from_ms,
+        to_ms,
+    };
+    let event = NewEvent {
+        ticket: None,
+        call: None,
+        at_ms: crate::runtime::tickets::now_ms(),
+        actor: actor(&user),
+        kind,
+    };
+    api.store
+        .append(vec![event])
+        .await
+        .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, format!("not written: {e}")))?;
+    api.tickets.appended();
+    ok(
+        StatusCode::CREATED,
+        json!({ "event": "on_call_shift_swapped", "from_ms": from_ms, "to_ms": to_ms }),
+    )
 }
 
 #[derive(Deserialize)]

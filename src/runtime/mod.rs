@@ -231,6 +231,7 @@ impl Hotline {
             }),
             _ => None,
         };
+        let rota_shown = rota.clone().map(Arc::new);
         let oncall = match (rota, config.oncall.gateway.or(config.return_visit.gateway)) {
             (Some(rota), Some(gateway)) => Some(tickets::OnCall {
                 core: crate::tickets::oncall::OnCallChains::new(
@@ -324,6 +325,7 @@ impl Hotline {
                 threshold_seconds: config.service_level.threshold_seconds,
             },
             recordings: config.recording.dir.clone(),
+            rota: rota_shown,
         };
         // RTP sockets come first: connections get the descriptors calls do
         // not need (the caps lowered, and said so, when the limit is tight).

@@ -348,6 +348,9 @@ pub struct TicketView {
     appended: tokio::sync::Notify,
     /// The latest group-complaint alerts (Unix ms, in words), newest last.
     alerts: std::sync::Mutex<std::collections::VecDeque<(i64, String)>>,
+    /// Who is on duty now and the emergency chains running (none without
+    /// a rota), as the on-call core sees them.
+    oncall: std::sync::Mutex<Option<serde_json::Value>>,
 }
 
 /// How many group-complaint alerts the view keeps for the wallboard.
@@ -362,6 +365,30 @@ pub struct TicketRow {
 }
 
 impl TicketView {
+    /// Who is on duty now and the chains running; none without a rota.
+    pub fn oncall(&self) -> Option<serde_json::Value> {
+        self.oncall.lock().expect("oncall lock").clone()
+    }
+
+    fn set_oncall(&self, chains: &crate::tickets::oncall::OnCallChains, now_ms: i64) {
+        let on_duty: serde_json::Map<String, serde_json::Value> = crate::tickets::Department::ALL
+            .iter()
+            .map(|d| {
+                let l = chains.rota().lineup(*d, None, now_ms);
+                (
+                    d.as_str().to_string(),
+                    serde_json::json!({ "chain": l.chain, "supervisor": l.supervisor }),
+                )
+            })
+            .collect();
+        let running: Vec<serde_json::Value> = chains
+            .running()
+            .map(|(t, round, step)| serde_json::json!({ "ticket": t.0, "round": round, "step": step }))
+            .collect();
+        *self.oncall.lock().expect("oncall lock") =
+            Some(serde_json::json!({ "on_duty": on_duty, "chains": running }));
+    }
+
     /// Something was appended: read the log now.
     pub fn appended(&self) {
         self.appended.notify_one();
@@ -543,6 +570,7 @@ pub async fn watch(
         }
         if let Some(o) = oncall.as_mut() {
             place_duty_calls(&store, o).await;
+            view.set_oncall(&o.core, now_ms());
         }
         for delivery in deliveries.poll_due(now_ms()) {
             tokio::spawn(post(client.clone(), delivery, done_tx.clone()));
