@@ -17,7 +17,8 @@
 //!        call::Switch (sans-IO: dialogs, SDP, one ivr::Session per call;
 //!               │       call::{dialog (every request we send), agent_leg,
 //!               │       transfer (REFER, three-way), monitor (supervisors),
-//!               │       outbound (return visits), registrar})
+//!               │       outbound (return visits), oncall (the emergency
+//!               │       chain's calls), registrar})
 //!               │ Open/Play/Bridge/Mix/Close      ▲ Opened, Digit, PromptFinished, RecordingFinished
 //!               ▼                                 │
 //!        runtime::media (one RTP socket per call, one pacing task for all:
@@ -25,13 +26,15 @@
 //!               └── media::{rtp, g711, dtmf, prompt, record, conversation,
 //!                           mixer, ports} (sans-IO)
 //!
-//!        ivr::Session (sans-IO menu from config/ivr.toml) ── requests ──► runtime::ivr
+//!        ivr::Session (sans-IO menu from config/ivr.toml; site::hours for its
+//!               hours nodes) ── requests ──► runtime::ivr
 //!               └── owners::OwnerDb (SQLite) and tickets::Store answer them
 //!        call::CallEvent (each call's story, told once) ──► listeners in the runtime:
 //!               tickets::Store (the log: SQLite or PostgreSQL), http::desk (screens),
 //!               metrics, and the ACD (routing, and the figures: same facts, same ms)
 //!        runtime::tickets (watches the log) ──► tickets::{sla, group, dispatch,
-//!                                                webhook, return_visit, handlers} (sans-IO)
+//!                                                webhook, return_visit, oncall + rota,
+//!                                                handlers} (sans-IO)
 //!                 └── a ticket view (each ticket, its handling agent) for the others
 //!
 //!        call events: queued, answered, left ──► runtime::acd (its own thread,
