@@ -98,7 +98,7 @@ pub(super) struct OutLeg {
 
 impl Switch {
     /// Places a return-visit call. Its outcome comes out as
-    /// [`Output::ReturnVisit`], also when it cannot even start.
+    /// a [`CallEventKind::ReturnVisit`], also when it cannot even start.
     pub fn place_call(&mut self, now: Instant, req: PlaceCall) -> CallId {
         self.last_now = Some(now);
         let (id, sip_call_id) = self.new_outbound("rv");
