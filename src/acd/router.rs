@@ -65,6 +65,9 @@ pub struct AcdConfig {
     /// Agents are offered calls only while their phone is registered
     /// ([`Router::handle_phone`]); false: every agent has one (tests).
     pub phones_required: bool,
+    /// A callback's offer also waits this long for the owner to answer
+    /// the hotline's call (the owner is called first).
+    pub callback_ring: Duration,
 }
 
 impl Default for AcdConfig {
@@ -75,6 +78,7 @@ impl Default for AcdConfig {
             sticky_wait: Duration::from_secs(20),
             miss_rest: Duration::ZERO,
             phones_required: false,
+            callback_ring: Duration::from_secs(30),
         }
     }
 }
@@ -205,6 +209,9 @@ struct Agent {
     phone: bool,
     /// Resting after a miss: available, not offered calls until then.
     resting_until: Option<Instant>,
+    /// While reserved: when the offer was made, their idle time from then
+    /// when it is withdrawn through no fault of theirs.
+    idle_since: Option<Instant>,
 }
 
 impl Agent {
@@ -233,6 +240,9 @@ struct Waiting {
     priority: u8,
     since: Instant,
     at: Where,
+    /// The caller hung up to be called back, keeping this place: no
+    /// maximum wait, and the owner is called before the agent's phone.
+    callback: bool,
 }
 
 /// Ordering of a queue's waiting set: priority high first, then arrival.
@@ -346,6 +356,7 @@ impl Router {
                             generation: 0,
                             phone: !phones_required,
                             resting_until: None,
+                            idle_since: None,
                         },
                     )
                 })
@@ -386,6 +397,11 @@ impl Router {
             .filter_map(|l| self.queues.get(queue_in(queue, *l).0 as usize))
             .map(|q| q.waiting.len())
             .sum()
+    }
+
+    /// Whether `call` waits (or rings an agent) as a callback.
+    pub fn is_callback(&self, call: CallId) -> bool {
+        self.calls.get(&call).is_some_and(|w| w.callback)
     }
 
     /// The caller's place in its queue (1 = next), for announcements.
@@ -472,6 +488,7 @@ impl Router {
                 priority,
                 since,
                 at: Where::Queued,
+                callback: false,
             },
         );
         self.timers
@@ -498,6 +515,62 @@ impl Router {
         }
         self.enqueue(call);
         self.route_queue(now, queue);
+    }
+
+    /// The caller hung up to be called back: the call keeps its place (its
+    /// arrival and priority) and no longer leaves at the maximum wait.
+    /// False when it is not waiting (an agent is ringing or it left).
+    pub fn handle_callback_kept(&mut self, call: CallId) -> bool {
+        match self.calls.get_mut(&call) {
+            Some(w) if w.at == Where::Queued || matches!(w.at, Where::Sticky { .. }) => {
+                w.callback = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A callback joins `queue` with the place it had: it arrived `since`
+    /// (after the owner did not answer, or after a restart).
+    pub fn handle_callback_queued(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        queue: QueueId,
+        language: Language,
+        priority: u8,
+        since: Instant,
+    ) {
+        let queue = queue_in(queue, language);
+        if self.calls.contains_key(&call) || queue.0 as usize >= self.queues.len() {
+            return;
+        }
+        self.calls.insert(
+            call,
+            Waiting {
+                queue,
+                priority,
+                since: since.min(now),
+                at: Where::Queued,
+                callback: true,
+            },
+        );
+        self.enqueue(call);
+        self.route_queue(now, queue);
+    }
+
+    /// The owner did not answer the callback: the agent reserved for it is
+    /// free again at once (no miss: not their fault) and the callback
+    /// leaves the queue (to be queued again, in its place, later).
+    pub fn handle_callback_unanswered(&mut self, now: Instant, call: CallId) {
+        let Some(w) = self.calls.get(&call).filter(|w| w.callback) else {
+            return;
+        };
+        let Where::Offered { agent } = w.at else {
+            return;
+        };
+        self.calls.remove(&call);
+        self.set_available(now, agent, None);
     }
 
     /// The caller hung up (while waiting or while an agent's phone rang).
@@ -641,6 +714,7 @@ impl Router {
         self.unavailable(agent);
         let until = now + self.cfg.offer_timeout;
         let a = self.agents.get_mut(&agent).expect("checked");
+        a.idle_since = Some(now);
         a.generation += 1;
         let generation = a.generation;
         self.set_state(agent, AgentState::Reserved { call, until });
@@ -729,7 +803,7 @@ impl Router {
                     }
                 }
                 TimerKind::MaxWait(call) => {
-                    let Some(w) = self.calls.get(&call) else {
+                    let Some(w) = self.calls.get(&call).filter(|w| !w.callback) else {
                         continue;
                     };
                     match w.at {
@@ -930,12 +1004,17 @@ impl Router {
                 .remove(&(Reverse(w.priority), w.since, call));
         }
         w.at = Where::Offered { agent };
+        let ring = match w.callback {
+            true => self.cfg.offer_timeout + self.cfg.callback_ring,
+            false => self.cfg.offer_timeout,
+        };
         self.unavailable(agent);
-        let until = now + self.cfg.offer_timeout;
+        let until = now + ring;
         let a = self
             .agents
             .get_mut(&agent)
             .expect("offered to a known agent");
+        a.idle_since = Some(now);
         a.generation += 1;
         let generation = a.generation;
         self.set_state(agent, AgentState::Reserved { call, until });
@@ -1150,7 +1229,7 @@ impl Router {
         let a = self.agents.get_mut(&agent).expect("known agent");
         a.generation += 1;
         let since = since.unwrap_or(match a.state {
-            AgentState::Reserved { until, .. } => until - self.cfg.offer_timeout,
+            AgentState::Reserved { .. } => a.idle_since.unwrap_or(now),
             _ => now,
         });
         if a.offerable() {

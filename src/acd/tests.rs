@@ -121,6 +121,77 @@ fn the_longest_idle_agent_gets_the_call() {
 }
 
 #[test]
+fn a_callback_keeps_its_place_and_never_leaves_at_the_maximum_wait() {
+    // Queue 0 gives up on callers after 600 s.
+    let mut sim = Sim::new(vec![queue(0, 0)], vec![agent(1, &[(0, 8)])]);
+    sim.queue_call(1, 0, 0);
+    sim.now += 10 * S;
+    sim.queue_call(2, 0, 0);
+    // Caller 1 hangs up to be called back; caller 2 waits on.
+    assert!(sim.r.handle_callback_kept(CallId(1)));
+    assert_eq!(sim.r.position(CallId(1)), Some(1));
+    sim.now += S;
+    sim.queue_call(3, 0, 0);
+    sim.advance(599 * S + Duration::from_millis(500));
+    // Caller 2's wait ran out; the callback is still first in line.
+    assert_eq!(
+        sim.take(),
+        [AcdOutput::Left {
+            call: CallId(2),
+            reason: LeftReason::MaxWait
+        }]
+    );
+    assert_eq!(sim.r.position(CallId(1)), Some(1));
+    assert_eq!(sim.r.position(CallId(3)), Some(2));
+    sim.login(&[1]);
+    assert_eq!(sim.take(), [offer(1, 1)]);
+    // The offer waits for the owner to answer too: not withdrawn at the
+    // agent's 15 s, at 15 + 30 s.
+    sim.advance(44 * S);
+    assert!(
+        !sim.take()
+            .iter()
+            .any(|o| matches!(o, AcdOutput::Withdraw { .. } | AcdOutput::Missed { .. }))
+    );
+    assert!(matches!(sim.state(1), AgentState::Reserved { .. }));
+    assert!(!sim.r.handle_callback_kept(CallId(1)), "ringing now");
+}
+
+#[test]
+fn an_unanswered_callback_frees_the_agent_without_a_miss_and_returns_in_its_place() {
+    let mut sim = Sim::new(vec![queue(0, 0)], vec![agent(1, &[(0, 8)])]);
+    let first = sim.now;
+    sim.queue_call(1, 0, 0);
+    assert!(sim.r.handle_callback_kept(CallId(1)));
+    sim.now += 5 * S;
+    sim.login(&[1]);
+    assert_eq!(sim.take(), [offer(1, 1)]);
+    sim.now += 20 * S;
+    sim.queue_call(2, 0, 0);
+    // The owner did not pick up: the agent takes caller 2 at once.
+    sim.r.handle_callback_unanswered(sim.now, CallId(1));
+    sim.drain();
+    assert_eq!(sim.take(), [offer(2, 1)]);
+    sim.r.handle_answered(sim.now, CallId(2), AgentId(1));
+    sim.drain();
+    sim.queue_call(3, 0, 0);
+    // Five minutes later the callback is queued again with its first
+    // arrival: ahead of caller 3, who came after it.
+    sim.now += 300 * S;
+    sim.r
+        .handle_callback_queued(sim.now, CallId(1), QueueId(0), Language::Zh, 0, first);
+    sim.drain();
+    assert_eq!(sim.r.position(CallId(1)), Some(1));
+    assert_eq!(sim.r.position(CallId(3)), Some(2));
+    sim.r.handle_call_ended(sim.now, AgentId(1));
+    sim.advance(10 * S);
+    assert!(
+        sim.take().contains(&offer(1, 1)),
+        "no misses counted: still offered"
+    );
+}
+
+#[test]
 fn key_customer_jumps_the_queue_and_an_emergency_goes_first_of_all() {
     let mut sim = Sim::new(vec![queue(0, 0)], vec![agent(1, &[(0, 8)])]);
     sim.queue_call(1, 0, priority::ORDINARY);
@@ -668,6 +739,7 @@ fn randomized(seed: u64, events: usize) -> (u64, u64) {
             sticky_wait: 10 * S,
             miss_rest: 4 * S,
             phones_required: true,
+            callback_ring: 5 * S,
         },
         queues,
         agents,
@@ -681,7 +753,23 @@ fn randomized(seed: u64, events: usize) -> (u64, u64) {
     let mut live: Vec<CallId> = Vec::new();
     let mut on_call: Vec<AgentId> = Vec::new();
     let mut trace: std::collections::VecDeque<String> = Default::default();
+    // Callbacks whose owner did not answer, to queue again in their place.
+    let mut requeue: Vec<(CallId, Instant)> = Vec::new();
+    let callbacks_ringing = |r: &Router, call: CallId| r.is_callback(call);
     for _ in 0..events {
+        if rng.below(50) == 0
+            && let Some((call, since)) = requeue.pop()
+        {
+            r.handle_callback_queued(
+                now,
+                call,
+                QueueId(rng.below(4) as u16),
+                Language::Zh,
+                0,
+                since,
+            );
+            live.push(call);
+        }
         let agent = AgentId(rng.below(12) as u32 + 1);
         let roll = rng.below(100);
         trace.push_back(format!("{:?} roll {roll} agent {agent:?}", now.elapsed()));
@@ -699,8 +787,13 @@ fn randomized(seed: u64, events: usize) -> (u64, u64) {
                 live.push(call);
             }
             25..=34 if !live.is_empty() => {
-                let call = live.swap_remove(rng.below(live.len() as u64) as usize);
-                r.handle_call_abandoned(now, call);
+                let i = rng.below(live.len() as u64) as usize;
+                if rng.below(3) == 0 {
+                    // Hangs up to be called back, keeping the place.
+                    r.handle_callback_kept(live[i]);
+                } else {
+                    r.handle_call_abandoned(now, live.swap_remove(i));
+                }
             }
             35..=44 => r.handle_login(now, agent),
             45..=49 => r.handle_logout(now, agent),
@@ -715,6 +808,16 @@ fn randomized(seed: u64, events: usize) -> (u64, u64) {
                         ledger.ringing.remove(&call);
                         ledger.holding.remove(&agent);
                         r.handle_refused(now, call, agent);
+                    } else if rng.below(4) == 0 && r.handle_callback_kept(call) {
+                        unreachable!("a ringing call is not waiting");
+                    } else if rng.below(3) == 0 && callbacks_ringing(&r, call) {
+                        // A callback's owner did not answer: the agent is
+                        // free, the callback queued again later.
+                        ledger.ringing.remove(&call);
+                        ledger.holding.remove(&agent);
+                        r.handle_callback_unanswered(now, call);
+                        live.retain(|c| *c != call);
+                        requeue.push((call, now));
                     } else {
                         r.handle_answered(now, call, agent);
                     }

@@ -160,7 +160,13 @@ impl AcdHandle {
 
 /// The router for the `[acd]` settings and the agents file: skills are
 /// numbered over both (a queue may need a skill no agent has yet).
-pub fn router_for(agents: &AgentsFile, settings: &AcdSettings) -> (Router, QueuePlan) {
+/// The router for the agents file; `callback_ring`: how long a callback's
+/// owner may ring before the agent reserved for it is freed.
+pub fn router_for(
+    agents: &AgentsFile,
+    settings: &AcdSettings,
+    callback_ring: Duration,
+) -> (Router, QueuePlan) {
     let mut skills: Vec<String> = agents
         .agents
         .iter()
@@ -232,6 +238,7 @@ pub fn router_for(agents: &AgentsFile, settings: &AcdSettings) -> (Router, Queue
         sticky_wait: Duration::from_secs(settings.sticky_seconds),
         miss_rest: Duration::from_secs(settings.miss_rest_seconds),
         phones_required: true,
+        callback_ring,
     };
     (Router::new(cfg, queues, agent_configs), plan)
 }

@@ -280,7 +280,11 @@ impl Hotline {
         ));
         let clock = crate::clock::WallClock::start();
         let acd = agents.as_ref().map(|a| {
-            let (router, plan) = acd::router_for(a, &config.acd);
+            let (router, plan) = acd::router_for(
+                a,
+                &config.acd,
+                Duration::from_secs(config.return_visit.ring_seconds),
+            );
             let announcer = crate::acd::announce::Announcer::new(
                 Duration::from_secs(config.acd.announce_seconds),
                 Duration::from_secs(config.acd.assumed_handle_seconds),
