@@ -69,6 +69,7 @@ pub struct Config {
     pub call: CallConfig,
     pub tickets: TicketsConfig,
     pub return_visit: ReturnVisitConfig,
+    pub callback: CallbackConfig,
     pub oncall: OnCallConfig,
     pub owners: OwnersConfig,
     pub ivr: IvrSettings,
@@ -424,6 +425,9 @@ pub struct QueueSettings {
     /// What an agent transfers a caller to this queue with (a phone's
     /// Refer-To `sip:<code>@...`, or the desk): `q-<name>` when left out.
     pub transfer_code: Option<String>,
+    /// Waiting callers are offered a callback that keeps their place when
+    /// the estimated wait is at least this (0: never).
+    pub callback_after_seconds: u64,
 }
 
 impl Default for QueueSettings {
@@ -439,6 +443,7 @@ impl Default for QueueSettings {
             vip_queue: None,
             when_empty: None,
             transfer_code: None,
+            callback_after_seconds: 60,
         }
     }
 }
@@ -501,6 +506,43 @@ impl OwnersConfig {
             area_code: self.area_code.clone(),
             ..Default::default()
         }
+    }
+}
+
+/// Callbacks that keep the caller's place.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallbackConfig {
+    /// The gateway owners are called back through (`return_visit.gateway`
+    /// when left out); neither: no callbacks offered.
+    pub gateway: Option<SocketAddr>,
+    /// Calls per callback when the owner does not answer.
+    pub attempts: u32,
+    /// Between them (outside `return_visit.quiet_hours`).
+    pub retry_seconds: u64,
+    /// The numbers a caller may be called back on (E.164 patterns).
+    pub allowed_numbers: Vec<String>,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        Self {
+            gateway: None,
+            attempts: 3,
+            retry_seconds: 300,
+            allowed_numbers: crate::owners::phone::DOMESTIC_NUMBERS
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+impl CallbackConfig {
+    pub fn allowed_numbers(&self) -> Result<Vec<crate::owners::phone::DialPattern>, String> {
+        self.allowed_numbers
+            .iter()
+            .map(|p| crate::owners::phone::DialPattern::parse(p))
+            .collect()
     }
 }
 
@@ -1126,6 +1168,15 @@ impl Config {
         if let Err(e) = r.allowed_numbers() {
             return Err(invalid("return_visit.allowed_numbers", e));
         }
+        if let Err(e) = self.callback.allowed_numbers() {
+            return Err(invalid("callback.allowed_numbers", e));
+        }
+        if self.callback.attempts == 0 || self.callback.retry_seconds == 0 {
+            return Err(invalid(
+                "callback.attempts",
+                "attempts and retry_seconds must be above 0".into(),
+            ));
+        }
         let t = &self.transfer;
         if let Some(bad) = t
             .allowed_numbers
@@ -1214,11 +1265,16 @@ impl Config {
             true => &[][..],
             false => &ONCALL_PROMPTS[..],
         };
+        let callback = match self.callback.gateway.or(self.return_visit.gateway) {
+            Some(_) => &crate::ivr::CALLBACK_PROMPTS[..],
+            None => &[][..],
+        };
         let names: Vec<String> = FLOW_PROMPTS
             .iter()
             .copied()
             .chain(notice)
             .chain(oncall.iter().copied())
+            .chain(callback.iter().copied())
             .flat_map(|p| ["en", "zh"].map(|l| format!("{p}_{l}")))
             .collect();
         PromptSet::load_dir(&self.prompts.dir, &names).map_err(|source| ConfigError::Prompt {
@@ -1241,6 +1297,25 @@ impl Config {
                 path: path.to_path_buf(),
                 source,
             })
+    }
+
+    /// What the callback core runs with.
+    pub fn callback_policy(&self) -> crate::tickets::callback::CallbackPolicy {
+        crate::tickets::callback::CallbackPolicy {
+            attempts: self.callback.attempts,
+            retry_ms: self.callback.retry_seconds as i64 * 1000,
+            quiet: self.return_visit.policy().unwrap_or_default().quiet,
+            ..Default::default()
+        }
+    }
+
+    /// Each queue's callback offer threshold, in the queue plan's order.
+    pub fn callback_after(&self) -> Vec<std::time::Duration> {
+        self.acd
+            .queues
+            .values()
+            .map(|q| std::time::Duration::from_secs(q.callback_after_seconds))
+            .collect()
     }
 
     /// What the on-call chain core runs with.
@@ -1411,6 +1486,21 @@ impl Config {
                         .iter()
                         .filter_map(|p| crate::owners::phone::DialPattern::parse(p).ok())
                         .collect(),
+                    plan: self.owners.number_plan(),
+                }),
+            callback: self
+                .callback
+                .gateway
+                .or(self.return_visit.gateway)
+                .filter(|_| {
+                    self.acd
+                        .queues
+                        .values()
+                        .any(|q| q.callback_after_seconds > 0)
+                })
+                .map(|gateway| crate::call::CallbackPolicy {
+                    gateway,
+                    allowed: self.callback.allowed_numbers().unwrap_or_default(),
                     plan: self.owners.number_plan(),
                 }),
             edge: crate::edge::EdgeConfig {

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub sla_breaches: IntCounter,
     pub group_complaints: IntCounter,
     pub oncall_calls: IntCounterVec,
+    pub callbacks: IntCounterVec,
+    pub callback_spared: Histogram,
     pub oncall_escalations: IntCounter,
     pub tickets_opened: IntCounterVec,
     pub tickets_open: IntGaugeVec,
@@ -111,6 +113,14 @@ fn int_gauge_vec(r: &Reg, name: &str, help: &str, labels: &[&str]) -> IntGaugeVe
     register(
         r,
         IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn histogram(r: &Reg, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    register(
+        r,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+            .expect("valid metric"),
     )
 }
 
@@ -414,6 +424,18 @@ impl Metrics {
                 "Calls of the emergency on-call chain by outcome: accepted, or declined (passed, not answered, busy, no key).",
                 &["outcome"],
             ),
+            callbacks: counter_vec(
+                &r,
+                "hotline_callbacks_total",
+                "Callbacks that keep the caller's place: offered to waiting callers, accepted (the caller hung up to be called back), completed (the owner answered the callback) and failed (every attempt unanswered: a ticket to follow up).",
+                &["outcome"],
+            ),
+            callback_spared: histogram(
+                &r,
+                "hotline_callback_wait_spared_seconds",
+                "The wait a called-back owner did not spend on hold: from asking for the callback to answering it.",
+                &[30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0],
+            ),
             oncall_escalations: counter(
                 &r,
                 "hotline_oncall_escalations_total",
@@ -448,7 +470,17 @@ impl Metrics {
         use crate::call::CallEventKind as K;
         match &ev.kind {
             K::Ended { reason, .. } => self.calls.with_label_values(&[reason.label()]).inc(),
-            K::MenuStep { .. } => self.ivr_steps.inc(),
+            K::MenuStep { detail, .. } => {
+                self.ivr_steps.inc();
+                if detail == crate::ivr::CALLBACK_OFFERED {
+                    self.callbacks.with_label_values(&["offered"]).inc();
+                }
+            }
+            K::CallbackRequested { .. } => self.callbacks.with_label_values(&["accepted"]).inc(),
+            K::CallbackAnswered { spared, .. } => {
+                self.callbacks.with_label_values(&["completed"]).inc();
+                self.callback_spared.observe(spared.as_secs_f64());
+            }
             K::Queued { queue, .. } => self.calls_queued.with_label_values(&[queue]).inc(),
             K::ReturnVisit { outcome, .. } => self
                 .return_visits
@@ -627,6 +659,9 @@ impl Metrics {
                 self.oncall_calls.with_label_values(&["declined"]).inc()
             }
             EventKind::OnCallEscalated { .. } => self.oncall_escalations.inc(),
+            EventKind::CallbackGivenUp { .. } => {
+                self.callbacks.with_label_values(&["failed"]).inc()
+            }
             EventKind::SurveyAnswered { score } => self.survey_score.observe(*score as f64),
             EventKind::TicketOpened { severity, .. } => self
                 .tickets_opened

@@ -32,6 +32,9 @@ pub struct Announcement {
     /// Whole minutes, at least 1; none when nobody who could take the
     /// call is at work (no honest estimate then).
     pub wait_minutes: Option<u64>,
+    /// The estimate reaches the queue's threshold: offer a callback that
+    /// keeps the place.
+    pub offer_callback: bool,
 }
 
 /// A caller answered by an agent: the wait estimated when they joined the
@@ -63,6 +66,9 @@ pub struct Announcer {
     handle_times: VecDeque<Duration>,
     /// Used until real handle times are known.
     default_handle: Duration,
+    /// Per queue: the estimated wait from which a callback is offered
+    /// (zero: never).
+    callback_after: Vec<Duration>,
 }
 
 impl Announcer {
@@ -73,7 +79,14 @@ impl Announcer {
             busy: HashMap::new(),
             handle_times: VecDeque::new(),
             default_handle,
+            callback_after: Vec::new(),
         }
+    }
+
+    /// Callbacks offered per queue (by `QueueId`) from these estimates on.
+    pub fn with_callback_after(mut self, after: Vec<Duration>) -> Self {
+        self.callback_after = after;
+        self
     }
 
     /// A caller joined `queue`, `position`-th in line (none: an agent is
@@ -175,16 +188,23 @@ impl Announcer {
             };
             let told = w.told.map_or(real, |l| real.min(l));
             w.told = Some(told);
-            due.push((*call, told, agents(*call)));
+            due.push((*call, w.queue, told, agents(*call)));
         }
         let mut due: Vec<Announcement> = due
             .into_iter()
-            .map(|(call, position, agents)| Announcement {
-                call,
-                position,
-                wait_minutes: self
-                    .estimate(position, agents)
-                    .map(|d| (d.as_secs_f64() / 60.0).ceil().max(1.0) as u64),
+            .map(|(call, queue, position, agents)| {
+                let estimate = self.estimate(position, agents);
+                let after = self
+                    .callback_after
+                    .get(queue.0 as usize)
+                    .copied()
+                    .unwrap_or_default();
+                Announcement {
+                    call,
+                    position,
+                    wait_minutes: estimate.map(|d| (d.as_secs_f64() / 60.0).ceil().max(1.0) as u64),
+                    offer_callback: !after.is_zero() && estimate.is_some_and(|d| d >= after),
+                }
             })
             .collect();
         due.sort_by_key(|a| a.call);
@@ -210,7 +230,8 @@ mod tests {
             [Announcement {
                 call: CallId(1),
                 position: 3,
-                wait_minutes: Some(5)
+                wait_minutes: Some(5),
+                offer_callback: false,
             }]
         );
         // A key customer arrived ahead: the caller is not told "4th".
@@ -223,6 +244,33 @@ mod tests {
         assert_eq!((fourth[0].position, fourth[0].wait_minutes), (1, None));
         a.handle_left(CallId(1));
         assert_eq!(a.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_callback_is_offered_from_the_queues_threshold_on() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        // Queue 0 offers from 5 min, queue 1 never.
+        let mut a =
+            Announcer::new(30 * s, 120 * s).with_callback_after(vec![300 * s, Duration::ZERO]);
+        a.handle_queued(t0, CallId(1), QueueId(0), Some(2), 1);
+        a.handle_queued(t0, CallId(2), QueueId(0), Some(1), 1);
+        a.handle_queued(t0, CallId(3), QueueId(1), Some(9), 1);
+        let places = [(CallId(1), 3), (CallId(2), 2), (CallId(3), 9)];
+        let due = a.handle_timeout(
+            t0 + 30 * s,
+            |c| places.iter().find(|p| p.0 == c).map(|p| p.1),
+            |_| 1,
+        );
+        let offered: Vec<(CallId, bool)> = due.iter().map(|d| (d.call, d.offer_callback)).collect();
+        // 3rd: 6 min, offered; 2nd: 4 min, not yet; queue 1: never.
+        assert_eq!(
+            offered,
+            [(CallId(1), true), (CallId(2), false), (CallId(3), false)]
+        );
+        // Nobody at work: no estimate, no offer.
+        let due = a.handle_timeout(t0 + 60 * s, |_| Some(5), |_| 0);
+        assert!(due.iter().all(|d| !d.offer_callback));
     }
 
     #[test]

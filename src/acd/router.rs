@@ -573,6 +573,15 @@ impl Router {
         self.set_available(now, agent, None);
     }
 
+    /// A callback no longer wanted (cancelled, or its owner reached another
+    /// way): it leaves its queue as an abandoned call does.
+    pub fn handle_callback_dropped(&mut self, now: Instant, call: CallId) {
+        if let Some(w) = self.calls.get_mut(&call) {
+            w.callback = false;
+        }
+        self.handle_call_abandoned(now, call);
+    }
+
     /// The caller hung up (while waiting or while an agent's phone rang).
     pub fn handle_call_abandoned(&mut self, now: Instant, call: CallId) {
         if let Some(agent) = self.transfers.remove(&call) {
@@ -581,6 +590,14 @@ impl Router {
                 self.out.push_back(AcdOutput::Withdraw { call, agent });
                 self.set_available(now, agent, None);
             }
+            return;
+        }
+        if self
+            .calls
+            .get(&call)
+            .is_some_and(|w| w.callback && !matches!(w.at, Where::Offered { .. }))
+        {
+            // The caller who hung up to be called back: the place waits on.
             return;
         }
         let Some(w) = self.calls.remove(&call) else {

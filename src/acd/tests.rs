@@ -758,8 +758,10 @@ fn randomized(seed: u64, events: usize) -> (u64, u64) {
     let callbacks_ringing = |r: &Router, call: CallId| r.is_callback(call);
     for _ in 0..events {
         if rng.below(50) == 0
-            && let Some((call, since)) = requeue.pop()
+            && let Some((_, since)) = requeue.pop()
         {
+            next_call += 1;
+            let call = CallId(next_call);
             r.handle_callback_queued(
                 now,
                 call,
@@ -791,6 +793,9 @@ fn randomized(seed: u64, events: usize) -> (u64, u64) {
                 if rng.below(3) == 0 {
                     // Hangs up to be called back, keeping the place.
                     r.handle_callback_kept(live[i]);
+                } else if r.is_callback(live[i]) {
+                    // Nobody on the line to hang up: no longer wanted.
+                    r.handle_callback_dropped(now, live.swap_remove(i));
                 } else {
                     r.handle_call_abandoned(now, live.swap_remove(i));
                 }
@@ -817,6 +822,9 @@ fn randomized(seed: u64, events: usize) -> (u64, u64) {
                         ledger.holding.remove(&agent);
                         r.handle_callback_unanswered(now, call);
                         live.retain(|c| *c != call);
+                        // Out of the ACD: this id's end; it comes back
+                        // under a new one (as the switch does).
+                        *ledger.ended.entry(call).or_default() += 1;
                         requeue.push((call, now));
                     } else {
                         r.handle_answered(now, call, agent);
@@ -898,7 +906,10 @@ fn randomized(seed: u64, events: usize) -> (u64, u64) {
     }
     // Everyone still waiting hangs up: every call has ended exactly once.
     for call in live.drain(..) {
-        r.handle_call_abandoned(now, call);
+        match r.is_callback(call) {
+            true => r.handle_callback_dropped(now, call),
+            false => r.handle_call_abandoned(now, call),
+        }
         while let Some(o) = r.poll_output() {
             ledger.apply(&o);
         }

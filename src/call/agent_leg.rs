@@ -21,6 +21,8 @@ impl Switch {
     pub fn offer_to_agent(&mut self, now: Instant, caller: CallId, agent: AgentId) {
         self.last_now = Some(now);
         let Some(c) = self.calls.get(&caller) else {
+            // A callback's place came up: its owner is called first.
+            self.place_callback(now, caller, agent);
             return;
         };
         if c.offer.is_none() {
@@ -107,6 +109,12 @@ impl Switch {
             None => c.bridge.take(),
         };
         let Some(leg) = leg else {
+            // A callback's owner still ringing: the agent is gone, so is
+            // this attempt (the callback comes back later).
+            if c.side().callback.as_ref().is_some_and(|l| l.dialing()) {
+                self.send_cancel(now, caller);
+                self.pump(now);
+            }
             return;
         };
         let consult = matches!(c.purpose, Purpose::Consult { .. }) && c.phase == Phase::Ringing;
@@ -134,14 +142,16 @@ impl Switch {
         caller: CallId,
         position: usize,
         minutes: Option<u64>,
+        offer_callback: bool,
     ) {
         self.last_now = Some(now);
+        let offer_callback = offer_callback && self.cfg.callback.is_some();
         if let Some(s) = self
             .calls
             .get_mut(&caller)
             .and_then(|c| c.side_mut().and_then(|o| o.ivr.as_mut()))
         {
-            s.announce(now, position, minutes);
+            s.announce(now, position, minutes, offer_callback);
             self.pump_ivr(now, caller);
         }
         self.pump(now);

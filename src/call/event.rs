@@ -290,6 +290,44 @@ pub enum CallEventKind {
         number: String,
         outcome: super::VisitOutcome,
     },
+    /// A waiting caller asked to be called back on `number`, keeping
+    /// their place (they hang up; `waited` so far).
+    CallbackRequested {
+        queue: String,
+        priority: u8,
+        language: String,
+        number: String,
+        owner: Option<String>,
+        waited: Duration,
+    },
+    /// A callback is queued again in its place (first joined `since`).
+    CallbackQueued {
+        queue: String,
+        language: String,
+        priority: u8,
+        since: std::time::Instant,
+        attempt: u32,
+    },
+    /// Its place came up: the hotline calls the owner.
+    CallbackPlaced {
+        callback: String,
+        attempt: u32,
+        number: String,
+        queue: String,
+        owner: Option<String>,
+    },
+    /// The owner answered the callback (an agent is rung next): `spared`,
+    /// the wait they did not spend on hold since they asked.
+    CallbackAnswered {
+        callback: String,
+        spared: Duration,
+    },
+    /// The owner did not answer (`code`: 487 rang out, 486 busy ...).
+    CallbackUnanswered {
+        callback: String,
+        attempt: u32,
+        code: u16,
+    },
     /// An on-call call's answer (exactly one per on-call call).
     OnCall {
         ticket: crate::tickets::TicketId,

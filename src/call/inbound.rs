@@ -53,6 +53,8 @@ pub(super) struct OwnerCall {
     /// A second agent's leg in a three-way conversation, and since when.
     pub party: Option<CallId>,
     pub party_since: Option<Instant>,
+    /// The hotline calling an owner back (their place came up).
+    pub callback: Option<super::callback::CallbackLeg>,
 }
 
 impl OwnerCall {
@@ -63,6 +65,7 @@ impl OwnerCall {
             .and_then(|s| s.owner())
             .or(self.owner.as_ref())
             .map(|o| o.id.clone())
+            .or_else(|| self.callback.as_ref().and_then(|l| l.owner.clone()))
     }
 
     pub(super) const EMPTY: OwnerCall = OwnerCall {
@@ -83,6 +86,7 @@ impl OwnerCall {
         monitor: None,
         party: None,
         party_since: None,
+        callback: None,
     };
 }
 
@@ -709,6 +713,10 @@ impl Switch {
                 }
                 ivr::Action::Hangup => {
                     self.send_bye(now, id);
+                    continue;
+                }
+                ivr::Action::KeepPlace { number } => {
+                    self.keep_place(now, id, &number);
                     continue;
                 }
                 ivr::Action::LeaveQueue => {

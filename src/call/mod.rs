@@ -47,6 +47,7 @@ use crate::sip::transaction::{
 };
 
 mod agent_leg;
+mod callback;
 mod consult;
 mod dialog;
 pub mod event;
@@ -59,6 +60,7 @@ mod registrar;
 mod requests;
 mod teardown;
 mod transfer;
+pub use callback::{CallbackPolicy, QueueCallback};
 pub use event::{CallEvent, CallEventKind};
 pub use monitor::MonitorError;
 pub use oncall::{DutyOutcome, PlaceDutyCall};
@@ -114,6 +116,8 @@ pub struct SwitchConfig {
     /// Transfers to outside numbers: through which gateway, to which
     /// numbers (none: no outside transfers).
     pub transfer_out: Option<TransferOut>,
+    /// Callbacks that keep the caller's place (none: not offered).
+    pub callback: Option<CallbackPolicy>,
     /// Seed for tags and branches (random in production, fixed in tests).
     pub seed: u64,
 }
@@ -591,6 +595,9 @@ pub struct Switch {
     /// The `now` of the input being handled, for what a call's end sets off
     /// in another call (a CANCEL or BYE to the other leg).
     last_now: Option<Instant>,
+    /// Callbacks waiting in the ACD, their caller gone: called when their
+    /// place comes up.
+    callbacks: HashMap<CallId, callback::PendingCallback>,
 }
 
 impl Switch {
@@ -620,6 +627,7 @@ impl Switch {
             binding_timers: BinaryHeap::new(),
             binding_generation: 0,
             last_now: None,
+            callbacks: HashMap::new(),
         }
     }
 
@@ -885,6 +893,9 @@ impl Switch {
                         Purpose::AgentLeg { .. } => self.bridge(now, call),
                         Purpose::Monitor(_) => self.monitor_joined(now, call),
                         Purpose::Party { caller } => self.complete_transfer(now, caller, call),
+                        Purpose::Inbound(_) => {
+                            self.callback_answered(now, call);
+                        }
                         _ => self.ask(call),
                     }
                 }
@@ -1077,6 +1088,7 @@ impl Switch {
                             let mut session =
                                 ivr::Session::new(graph, &c.called, c.side().owner.clone());
                             session.set_queue_waits(self.cfg.agents.is_some());
+                            session.set_caller_number(Some(c.number.clone()));
                             session.start(now, self.cfg.clock.ms(now));
                             if let Some(o) = c.side_mut() {
                                 o.ivr = Some(session);

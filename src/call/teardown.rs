@@ -97,6 +97,11 @@ impl Switch {
             return;
         };
         let now = self.last_now.unwrap_or(c.started);
+        // A callback's owner who never answered: an attempt that failed
+        // (not a caller who abandoned).
+        if let Purpose::Inbound(side) = &mut c.purpose {
+            self.callback_ended(now, id, side, reason);
+        }
         // A supervisor on the call leaves with it.
         if let Some(leg) = c.side_mut().and_then(|o| o.monitor.take())
             && let Some(l) = self.calls.get(&leg)

@@ -18,6 +18,7 @@ fn config() -> SwitchConfig {
         clock: crate::clock::WallClock::start(),
         recording: RecordingPolicy::default(),
         transfer_out: None,
+        callback: None,
         transfer_queues: [("q-repair".to_string(), "repair".to_string())].into(),
         queues: None,
         sip_addr: "127.0.0.1:5060".parse().unwrap(),

@@ -40,6 +40,10 @@ pub struct CallCard {
     pub waiting_since: Option<Instant>,
     /// The wrap-up was written (once per call).
     pub wrapped_up: bool,
+    /// The hotline is calling the owner back (they asked to be, keeping
+    /// their place in line).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub callback: bool,
     #[serde(skip)]
     ended_at: Option<Instant>,
 }
@@ -145,6 +149,13 @@ impl Desk {
                 }
             }
             K::MenuStep { node, detail } => self.step(call, node, detail),
+            K::CallbackPlaced { queue, owner, .. } => {
+                if let Some(mut c) = self.calls.get_mut(&call) {
+                    c.callback = true;
+                    c.queue = Some(queue.clone());
+                    c.owner = c.owner.take().or_else(|| owner.clone());
+                }
+            }
             K::Queued {
                 queue,
                 owner,
@@ -275,6 +286,7 @@ impl Desk {
                 class: None,
                 waiting_since: None,
                 wrapped_up: false,
+                callback: false,
                 ended_at: None,
             },
         );

@@ -136,6 +136,13 @@ pub enum Action {
     SurveyAnswered(u8),
     /// The caller leaves the queue (for a voice message).
     LeaveQueue,
+    /// The waiting caller asks to be called back on `number` (as they
+    /// confirmed or typed it), keeping their place: the switch checks the
+    /// number and answers with [`Session::callback_kept`] or
+    /// [`Session::callback_refused`].
+    KeepPlace {
+        number: String,
+    },
     Hangup,
 }
 
@@ -163,6 +170,24 @@ pub fn step_words(node: &str, detail: &str) -> Option<String> {
 /// "Nobody can take your call right now" (before the queue's fallback).
 pub const NO_AGENTS: &str = "no_agents";
 
+/// "To be called back instead, keeping your place, press 1."
+pub const CALLBACK_OFFER: &str = "callback_offer";
+
+/// The menu step that says a callback was offered (the metrics count it).
+pub const CALLBACK_OFFERED: &str = "callback offered";
+
+/// What the callback's offer and confirmation say (checked at load when
+/// a queue offers callbacks).
+pub const CALLBACK_PROMPTS: [&str; 7] = [
+    "callback_offer",
+    "callback_number_is",
+    "callback_press",
+    "callback_enter_number",
+    "callback_confirmed",
+    "callback_number_refused",
+    "callback_hello",
+];
+
 /// The tone a caller hears while an agent's phone rings (450 Hz, 1 s on,
 /// 4 s off, as Chinese exchanges give it).
 pub const RINGBACK: &str = "ringback";
@@ -189,6 +214,19 @@ enum Timer {
     NoInput,
     InterDigit,
 }
+
+/// A callback while waiting: offered (1 takes it), the number being
+/// confirmed or typed, or asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Callback {
+    NotOffered,
+    Offered,
+    Confirming { typed: String },
+    Asked,
+}
+
+/// Digits a typed callback number may have.
+const CALLBACK_DIGITS: usize = 20;
 
 pub struct Session {
     graph: Arc<Graph>,
@@ -225,6 +263,11 @@ pub struct Session {
     queue_waits: bool,
     /// An agent's phone is ringing for this caller: ringback, not hold.
     ringing: bool,
+    /// Being called back instead of waiting.
+    callback: Callback,
+    /// The number the caller called from, as the hotline trusts it (a
+    /// callback goes there unless they type another).
+    caller_number: Option<String>,
     timer: Option<(Instant, Timer)>,
     /// The call's start on both clocks: the opening hours are asked in
     /// Unix ms, the machine runs on `Instant`s.
@@ -277,6 +320,8 @@ impl Session {
             typeahead: String::new(),
             queue_waits: false,
             ringing: false,
+            callback: Callback::NotOffered,
+            caller_number: None,
             timer: None,
             started: (Instant::now(), 0),
             out: VecDeque::new(),
@@ -329,13 +374,29 @@ impl Session {
         self.play_looped(self.hold_prompt());
     }
 
+    /// The number the caller called from (trusted), offered for a callback.
+    pub fn set_caller_number(&mut self, number: Option<String>) {
+        self.caller_number = number.filter(|n| !n.is_empty());
+    }
+
     /// Tells a waiting caller their place in line and the estimated wait,
     /// then the hold prompt goes on.
     /// The caller's place, and the estimated wait when there is an honest
-    /// one (`minutes`: none while nobody who could take the call works).
-    pub fn announce(&mut self, _now: Instant, position: usize, minutes: Option<u64>) {
+    /// one (`minutes`: none while nobody who could take the call works);
+    /// `offer_callback`: the wait is long enough to offer a callback that
+    /// keeps the place ("press 1").
+    pub fn announce(
+        &mut self,
+        _now: Instant,
+        position: usize,
+        minutes: Option<u64>,
+        offer_callback: bool,
+    ) {
         if self.wait != Wait::Queued || self.ringing {
             return;
+        }
+        if matches!(self.callback, Callback::Confirming { .. } | Callback::Asked) {
+            return; // the caller is busy with the callback
         }
         let graph = Arc::clone(&self.graph);
         let name = graph.names[self.node.0].as_str();
@@ -355,8 +416,95 @@ impl Session {
             said.extend(say::number(&lang, minutes as i64));
             said.push("minutes_word".into());
         }
+        if offer_callback {
+            self.callback = Callback::Offered;
+            said.push(CALLBACK_OFFER.into());
+            self.step(name, CALLBACK_OFFERED.into());
+        }
         // Then the hold music goes on, without a word back from the edge.
         self.play_looped_after(said, self.hold_prompt());
+    }
+
+    /// A key while waiting, for the callback: 1 takes the offer; then 1
+    /// confirms the number said, or digits and # give another, * goes back
+    /// to waiting. False: not a callback key.
+    fn callback_key(&mut self, digit: char) -> bool {
+        let name = self.graph.names[self.node.0].clone();
+        match (&mut self.callback, digit) {
+            (Callback::Offered, '1') if !self.ringing => {
+                self.step(&name, "key 1: to be called back".into());
+                let said = match &self.caller_number {
+                    Some(number) => {
+                        let mut said = vec!["callback_number_is".to_string()];
+                        said.extend(say::digits(number));
+                        said.push("callback_press".into());
+                        said
+                    }
+                    None => vec!["callback_enter_number".to_string()],
+                };
+                self.callback = Callback::Confirming {
+                    typed: String::new(),
+                };
+                self.play_looped_after(said, self.hold_prompt());
+                true
+            }
+            (Callback::Confirming { typed }, '*') => {
+                typed.clear();
+                self.callback = Callback::Offered;
+                self.step(&name, "callback: back to waiting".into());
+                self.play_looped(self.hold_prompt());
+                true
+            }
+            (Callback::Confirming { typed }, '1') if typed.is_empty() => {
+                let Some(number) = self.caller_number.clone() else {
+                    typed.push('1');
+                    return true;
+                };
+                self.keep_place(number);
+                true
+            }
+            (Callback::Confirming { typed }, '#') if !typed.is_empty() => {
+                let number = std::mem::take(typed);
+                self.keep_place(number);
+                true
+            }
+            (Callback::Confirming { typed }, '0'..='9') => {
+                if typed.len() < CALLBACK_DIGITS {
+                    typed.push(digit);
+                }
+                true
+            }
+            (Callback::Confirming { .. } | Callback::Asked, _) => true,
+            _ => false,
+        }
+    }
+
+    fn keep_place(&mut self, number: String) {
+        let name = self.graph.names[self.node.0].clone();
+        self.step(&name, "callback: number given".into());
+        self.callback = Callback::Asked;
+        self.out.push_back(Action::KeepPlace { number });
+    }
+
+    /// The callback is taken: the caller is thanked and the call ends; their
+    /// place waits on without them.
+    pub fn callback_kept(&mut self) {
+        if self.callback != Callback::Asked {
+            return;
+        }
+        self.wait = Wait::Ending;
+        self.out.push_back(Action::StopPlayback);
+        self.play(vec!["callback_confirmed".into()]);
+    }
+
+    /// The number cannot be called back: said so, and the caller waits on
+    /// (the offer stands).
+    pub fn callback_refused(&mut self) {
+        if self.callback != Callback::Asked {
+            return;
+        }
+        self.callback = Callback::Offered;
+        self.play_looped_after(vec!["callback_number_refused".into()], self.hold_prompt());
     }
 
     /// The hold prompt of the queue node the caller is at: the first of its
@@ -540,6 +688,9 @@ impl Session {
                 return;
             }
             Wait::Queued => {
+                if self.callback_key(digit) {
+                    return;
+                }
                 if digit == '0' {
                     self.leave_for_voicemail(now, "key 0: a voice message instead");
                 }

@@ -657,7 +657,7 @@ fn a_caller_waiting_for_an_agent_hears_the_hold_prompt_loop_and_their_place() {
         "only the hold prompt while waiting"
     );
     // Announced while the first hold prompt plays.
-    sim.s.announce(sim.now, 2, Some(4));
+    sim.s.announce(sim.now, 2, Some(4), false);
     sim.drain();
     assert_eq!(
         sim.last_played(),
@@ -666,7 +666,7 @@ fn a_caller_waiting_for_an_agent_hears_the_hold_prompt_loop_and_their_place() {
     sim.finish();
     assert_eq!(sim.last_played(), "hold_zh", "and again");
     assert!(!sim.hung_up());
-    sim.s.announce(sim.now, 3, Some(5));
+    sim.s.announce(sim.now, 3, Some(5), false);
     sim.drain();
     assert_eq!(
         sim.last_played(),

@@ -47,6 +47,18 @@ pub enum AcdIn {
     Phone(AgentId, bool),
     /// The caller left the queue (or the call is over): no agent for it.
     Gone(CallId),
+    /// The caller hung up to be called back: the call keeps its place.
+    KeepPlace(CallId),
+    /// A callback queued again with its first arrival.
+    CallbackQueued {
+        call: CallId,
+        queue: QueueId,
+        language: Language,
+        priority: u8,
+        since: Instant,
+    },
+    /// A callback's owner did not answer: the agent held for it is free.
+    CallbackUnanswered(CallId),
     Answered(CallId, AgentId),
     Refused(CallId, AgentId),
     Ended(AgentId),
@@ -139,6 +151,25 @@ impl AcdHandle {
                 send(AcdIn::Gone(call));
             }
             CallEventKind::ConversationEnded { agent, .. } => send(AcdIn::Ended(*agent)),
+            CallEventKind::CallbackRequested { .. } => send(AcdIn::KeepPlace(call)),
+            CallEventKind::CallbackQueued {
+                queue,
+                language,
+                priority,
+                since,
+                ..
+            } => {
+                if let Some(q) = self.plan.id(queue) {
+                    send(AcdIn::CallbackQueued {
+                        call,
+                        queue: q,
+                        language: Language::parse(language).unwrap_or(Language::Zh),
+                        priority: *priority,
+                        since: *since,
+                    });
+                }
+            }
+            CallEventKind::CallbackUnanswered { .. } => send(AcdIn::CallbackUnanswered(call)),
             CallEventKind::TransferRequested {
                 to: TransferTarget::Agent(agent),
                 ..
@@ -489,6 +520,18 @@ fn handle(
             announcer.handle_queued(now, call, queue, router.position(call), agents);
         }
         AcdIn::Phone(agent, registered) => router.handle_phone(now, agent, registered),
+        AcdIn::KeepPlace(call) => {
+            announcer.handle_left(call);
+            router.handle_callback_kept(call);
+        }
+        AcdIn::CallbackQueued {
+            call,
+            queue,
+            language,
+            priority,
+            since,
+        } => router.handle_callback_queued(now, call, queue, language, priority, since),
+        AcdIn::CallbackUnanswered(call) => router.handle_callback_unanswered(now, call),
         AcdIn::Gone(call) => {
             announcer.handle_left(call);
             router.handle_call_abandoned(now, call);

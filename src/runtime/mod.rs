@@ -56,6 +56,8 @@ pub enum Input {
     Place(crate::call::PlaceCall),
     /// An on-call call to place (its `OnCallCalled` is in the log).
     PlaceDuty(crate::call::PlaceDutyCall),
+    /// A callback to queue again in its place.
+    Callback(crate::call::QueueCallback),
     /// The answer to a menu request.
     IvrReply(CallId, crate::ivr::Reply),
     /// What the ACD decided.
@@ -263,10 +265,20 @@ impl Hotline {
                 Duration::from_secs(config.recording.retention_days * 86_400),
             ));
         }
+        let callbacks = config
+            .callback
+            .gateway
+            .or(config.return_visit.gateway)
+            .filter(|_| agents.is_some())
+            .map(|_| tickets::CallbackQueue {
+                core: crate::tickets::callback::Callbacks::new(config.callback_policy()),
+                to_switch: to_switch.clone(),
+            });
         let watcher = tokio::spawn(tickets::watch(
             store.clone(),
             visits,
             oncall,
+            callbacks,
             config.tickets.sla_policy(),
             GroupRule::default(),
             crate::tickets::dispatch::AutoDispatch::new(&config.tickets.dispatch),
@@ -288,7 +300,8 @@ impl Hotline {
             let announcer = crate::acd::announce::Announcer::new(
                 Duration::from_secs(config.acd.announce_seconds),
                 Duration::from_secs(config.acd.assumed_handle_seconds),
-            );
+            )
+            .with_callback_after(config.callback_after());
             let stats = crate::acd::stats::Stats::new(
                 config.service_level.stats_config(),
                 plan.names().len(),
@@ -457,9 +470,10 @@ impl Hotline {
                         }
                         Input::Place(call) => { switch.place_call(now, call); }
                         Input::PlaceDuty(call) => { switch.place_duty_call(now, call); }
+                        Input::Callback(q) => { switch.queue_callback(now, q); }
                         Input::IvrReply(call, reply) => switch.handle_ivr_reply(now, call, reply),
                         Input::Acd(out, at) => handle_acd(&mut switch, now, out, at, &services, &clock),
-                        Input::Announce(a) => switch.announce(now, a.call, a.position, a.wait_minutes),
+                        Input::Announce(a) => switch.announce(now, a.call, a.position, a.wait_minutes, a.offer_callback),
                         Input::Edge(crate::http::api::EdgeRequest::Bans(reply)) => {
                             let _ = reply.send(switch.bans(now));
                         }

@@ -186,6 +186,54 @@ pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
             talked_ms: span_ms(*talked),
             by_agent: *by_agent,
         },
+        K::CallbackRequested {
+            queue,
+            priority,
+            language,
+            number,
+            owner,
+            waited,
+        } => {
+            let at_ms = clock.ms(ev.at);
+            EventKind::CallbackRequested {
+                queue: queue.clone(),
+                priority: *priority,
+                language: language.clone(),
+                number: number.clone(),
+                owner: owner.clone(),
+                since_ms: at_ms - span_ms(*waited) as i64,
+            }
+        }
+        K::CallbackQueued { attempt, .. } => EventKind::CallbackQueued {
+            callback: ev.sip_call_id.clone(),
+            attempt: *attempt,
+        },
+        K::CallbackPlaced {
+            callback,
+            attempt,
+            number,
+            ..
+        } => EventKind::CallbackPlaced {
+            callback: callback.clone(),
+            attempt: *attempt,
+            number: number.clone(),
+        },
+        K::CallbackAnswered { callback, .. } => EventKind::CallbackAnswered {
+            callback: callback.clone(),
+        },
+        K::CallbackUnanswered {
+            callback,
+            attempt,
+            code,
+        } => EventKind::CallbackUnanswered {
+            callback: callback.clone(),
+            attempt: *attempt,
+            reason: match code {
+                487 => "no answer (SIP 487)".into(),
+                486 => "busy (SIP 486)".into(),
+                c => format!("not answered (SIP {c})"),
+            },
+        },
         K::OnCall {
             ticket: t,
             round,
@@ -492,6 +540,12 @@ pub struct Visits {
     pub to_switch: tokio::sync::mpsc::UnboundedSender<super::Input>,
 }
 
+/// The callback core and where its callbacks are queued again.
+pub struct CallbackQueue {
+    pub core: crate::tickets::callback::Callbacks,
+    pub to_switch: tokio::sync::mpsc::UnboundedSender<super::Input>,
+}
+
 /// The on-call chain core and where its calls go.
 pub struct OnCall {
     pub core: crate::tickets::oncall::OnCallChains,
@@ -518,6 +572,7 @@ pub async fn watch(
     store: Arc<Store>,
     mut visits: Option<Visits>,
     mut oncall: Option<OnCall>,
+    mut callbacks: Option<CallbackQueue>,
     policy: SlaPolicy,
     rule: GroupRule,
     mut dispatch: AutoDispatch,
@@ -545,6 +600,7 @@ pub async fn watch(
             metrics: &metrics,
             visits: visits.as_mut().map(|v| &mut v.core),
             oncall: oncall.as_mut().map(|o| &mut o.core),
+            callbacks: callbacks.as_mut().map(|c| &mut c.core),
             sla: &mut sla,
             groups: &mut groups,
             dispatch: &mut dispatch,
@@ -568,6 +624,16 @@ pub async fn watch(
         if let Some(v) = visits.as_mut() {
             place_due_calls(&store, v).await;
         }
+        if let Some(c) = callbacks.as_mut() {
+            let (events, queue) = c.core.handle_timeout(now_ms());
+            for e in &events {
+                info!(call = ?e.call, event = e.kind.name(), "callback");
+            }
+            append(&store, events).await;
+            for q in queue {
+                let _ = c.to_switch.send(super::Input::Callback(q));
+            }
+        }
         if let Some(o) = oncall.as_mut() {
             place_duty_calls(&store, o).await;
             view.set_oncall(&o.core, now_ms());
@@ -580,6 +646,7 @@ pub async fn watch(
             deliveries.poll_timeout(),
             visits.as_ref().and_then(|v| v.core.poll_timeout()),
             oncall.as_ref().and_then(|o| o.core.poll_timeout()),
+            callbacks.as_ref().and_then(|c| c.core.poll_timeout()),
         ]
         .into_iter()
         .flatten()
@@ -705,6 +772,7 @@ struct Cores<'a> {
     metrics: &'a crate::metrics::Metrics,
     visits: Option<&'a mut ReturnVisits>,
     oncall: Option<&'a mut crate::tickets::oncall::OnCallChains>,
+    callbacks: Option<&'a mut crate::tickets::callback::Callbacks>,
     sla: &'a mut SlaTimers,
     groups: &'a mut GroupComplaints,
     dispatch: &'a mut AutoDispatch,
@@ -744,6 +812,9 @@ async fn feed(
             }
             if let Some(o) = cores.oncall.as_deref_mut() {
                 o.handle_event(e);
+            }
+            if let Some(c) = cores.callbacks.as_deref_mut() {
+                c.handle_event(e, e.id > replay_until);
             }
             if let EventKind::OnCallEscalated { round, supervisor } = &e.kind {
                 let ticket = e.ticket.map(|t| t.to_string()).unwrap_or_default();

@@ -323,6 +323,45 @@ pub enum EventKind {
     ReturnVisitGivenUp {
         attempts: u32,
     },
+    /// A waiting caller asked to be called back on `number`, keeping their
+    /// place: the queue, priority and first arrival (`since_ms`) it keeps.
+    /// The callback's id is this event's call (the SIP Call-ID).
+    CallbackRequested {
+        queue: String,
+        priority: u8,
+        language: String,
+        number: String,
+        owner: Option<String>,
+        since_ms: i64,
+    },
+    /// The callback waits in its queue again (after an unanswered attempt
+    /// or a restart), its place kept.
+    CallbackQueued {
+        callback: String,
+        attempt: u32,
+    },
+    /// Its place came up: the hotline called the owner.
+    CallbackPlaced {
+        callback: String,
+        attempt: u32,
+        number: String,
+    },
+    /// The owner answered; an agent is rung.
+    CallbackAnswered {
+        callback: String,
+    },
+    /// The owner did not answer (`reason`: the SIP status ...).
+    CallbackUnanswered {
+        callback: String,
+        attempt: u32,
+        reason: String,
+    },
+    /// Every attempt went unanswered: a ticket for a person to follow up.
+    CallbackGivenUp {
+        callback: String,
+        attempts: u32,
+        number: String,
+    },
     /// The on-call chain of an emergency calls the next person on duty
     /// (`step` 0 first in the round; the supervisor last).
     OnCallCalled {
@@ -417,6 +456,12 @@ impl EventKind {
             EventKind::SlaWarned { .. } => "sla_warned",
             EventKind::SlaBreached { .. } => "sla_breached",
             EventKind::GroupComplaintRaised { .. } => "group_complaint_raised",
+            EventKind::CallbackRequested { .. } => "callback_requested",
+            EventKind::CallbackQueued { .. } => "callback_queued",
+            EventKind::CallbackPlaced { .. } => "callback_placed",
+            EventKind::CallbackAnswered { .. } => "callback_answered",
+            EventKind::CallbackUnanswered { .. } => "callback_unanswered",
+            EventKind::CallbackGivenUp { .. } => "callback_given_up",
             EventKind::OnCallCalled { .. } => "on_call_called",
             EventKind::OnCallAccepted { .. } => "on_call_accepted",
             EventKind::OnCallDeclined { .. } => "on_call_declined",

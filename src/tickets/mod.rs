@@ -11,6 +11,7 @@
 //! * `rota`, `oncall`: who is on duty when, and the chain that calls them
 //!   for an emergency until someone accepts.
 
+pub mod callback;
 pub mod dispatch;
 pub mod event;
 pub mod group;
