@@ -1,0 +1,200 @@
+//! A callback that keeps the caller's place, end to end: SIPp owners call
+//! the default menu, agent 2001 answers on baresip, and SIPp is the
+//! owner's phone behind the gateway when the hotline calls back.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::baresip::agent_phone;
+use common::caller::{Step, scenario};
+use common::stores::all_events;
+use common::{SippUas, assert_sipp_ok, field, sipp};
+use hotline::tickets::EventKind;
+
+const BASE: u16 = 31000;
+const PHONE: u16 = 31600;
+/// The gateway the owner is called back through (SIPp as the phone).
+const GATEWAY: u16 = 31800;
+/// Two more SIPp callers beside the one on the peer port.
+const CALLER_A: u16 = 31820;
+const CALLER_C: u16 = 31840;
+/// O-0001 (VIP: waits in the vip queue).
+const OWNER: &str = "13800138000";
+
+/// A SIPp caller from its own port (control +1, media +4), to its end.
+fn sipp_from(h: &common::Hotline, xml: &std::path::Path, port: u16) -> i32 {
+    Command::new("sipp")
+        .arg(h.target())
+        .arg("-sf")
+        .arg(xml)
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-mp",
+            &(port + 4).to_string(),
+            "-cp",
+            &(port + 1).to_string(),
+        ])
+        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
+        .current_dir(h.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run sipp")
+        .code()
+        .unwrap_or(-1)
+}
+
+fn connected(h: &common::Hotline) -> Vec<String> {
+    h.lines("caller connected to agent")
+        .iter()
+        .filter_map(|l| field(l, "caller").map(str::to_string))
+        .collect()
+}
+
+fn wait_until(h: &common::Hotline, what: &str, ok: impl Fn() -> bool) {
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(std::time::Instant::now() < end, "{what}\n{}", h.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_waiting_owner_presses_1_hangs_up_and_is_called_back_before_a_later_caller() {
+    let (h, _data) = common::menu_hotline(
+        BASE,
+        &format!(
+            "announce_seconds = 2\n[callback]\ngateway = \"127.0.0.1:{GATEWAY}\"\n\
+             [return_visit]\nring_seconds = 10\n\
+             [http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nusers = \"{}\"\n",
+            common::manifest("config/users.toml")
+        ),
+    );
+    let _phone = agent_phone(&h, "2001", PHONE, "auto");
+    wait_until(&h, "2001 never available", || {
+        h.lines("agent state")
+            .iter()
+            .any(|l| field(l, "agent") == Some("2001") && field(l, "state") == Some("available"))
+    });
+    let mut owners_phone = SippUas::start_on(
+        &h,
+        "engineers_on_call.xml",
+        GATEWAY,
+        &["-m", "1", "-set", "nobody", "none", "-set", "key", "5"],
+    );
+    let hr = &h;
+    std::thread::scope(|s| {
+        // A talks with 2001 for a while: the agent is at work, and busy.
+        let a = scenario(
+            h.dir.path(),
+            "a",
+            OWNER,
+            "100",
+            &[Step::Pause(500), Step::Key('0'), Step::Pause(14_000)],
+        );
+        let a = s.spawn(move || sipp_from(hr, &a, CALLER_A));
+        wait_until(&h, "A never reached 2001", || connected(&h).len() == 1);
+        // B waits, hears the callback offered with the place and the
+        // wait, takes it, confirms the number it called from, hangs up.
+        let b = scenario(
+            h.dir.path(),
+            "b",
+            OWNER,
+            "100",
+            &[
+                Step::Pause(500),
+                Step::Key('0'),
+                Step::Pause(3500),
+                Step::Key('1'),
+                Step::Pause(1000),
+                Step::Key('1'),
+                Step::Pause(1500),
+            ],
+        );
+        assert_sipp_ok(&h, &sipp(&h, b.to_str().unwrap(), &["-m", "1"]));
+        // C comes after and waits behind B's kept place.
+        let c = scenario(
+            h.dir.path(),
+            "c",
+            OWNER,
+            "100",
+            &[Step::Pause(500), Step::Key('0'), Step::Pause(20_000)],
+        );
+        let c = s.spawn(move || sipp_from(hr, &c, CALLER_C));
+        assert_eq!(a.join().unwrap(), 0, "SIPp (A)");
+        // 2001 wraps up A's call (ended early from the page), then the
+        // ACD's next is B's place: the hotline calls B back first.
+        wait_until(&h, "2001 never wrapping up", || {
+            h.lines("agent state")
+                .iter()
+                .any(|l| field(l, "agent") == Some("2001") && field(l, "state") == Some("wrap_up"))
+        });
+        let (status, body) = common::http(
+            h.http_port(),
+            "POST",
+            "/api/agents/2001/wrap-up-done",
+            Some("demo-2001"),
+            None,
+        );
+        assert!(status < 300, "{status} {body}");
+        wait_until(&h, "the called-back owner never reached 2001", || {
+            connected(&h).len() == 2
+        });
+        assert_eq!(c.join().unwrap(), 0, "SIPp (C)");
+    });
+    let _ = owners_phone.wait(Duration::from_secs(5));
+    let log = h.log();
+    let store = h.store_path().to_str().unwrap().to_string();
+    let events = all_events(&store);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e.kind.name())
+        .filter(|n| n.starts_with("callback"))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["callback_requested", "callback_placed", "callback_answered"],
+        "{log}"
+    );
+    let requested = events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::CallbackRequested { .. }))
+        .unwrap();
+    match &requested.kind {
+        EventKind::CallbackRequested { number, queue, .. } => {
+            assert_eq!((number.as_str(), queue.as_str()), ("+8613800138000", "vip"))
+        }
+        _ => unreachable!(),
+    }
+    // The second caller 2001 talked with is the callback (B's place), not C.
+    let second = connected(&h)[1].clone();
+    assert!(
+        h.lines("callback: the owner answered; ringing the agent")
+            .iter()
+            .any(|l| field(l, "call") == Some(second.as_str())),
+        "{log}"
+    );
+    // The screen pop says callback.
+    let id = second.trim_start_matches('c');
+    let (status, card) = common::http(
+        h.http_port(),
+        "GET",
+        &format!("/api/calls/{id}"),
+        Some("demo-supervisor"),
+        None,
+    );
+    assert_eq!(status, 200, "{card}");
+    assert!(card.contains("\"callback\":true"), "{card}");
+    let metrics = common::http_get(h.http_port(), "/metrics");
+    for (series, at_least) in [
+        ("hotline_callbacks_total{outcome=\"offered\"}", 1.0),
+        ("hotline_callbacks_total{outcome=\"accepted\"}", 1.0),
+        ("hotline_callbacks_total{outcome=\"completed\"}", 1.0),
+        ("hotline_callback_wait_spared_seconds_count", 1.0),
+    ] {
+        let v = common::sample(&metrics, series).unwrap_or(0.0);
+        assert!(v >= at_least, "{series} = {v}");
+    }
+}
