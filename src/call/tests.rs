@@ -612,6 +612,102 @@ fn place_duty(sim: &mut Sim) -> (CallId, String) {
     (id, sent[0].clone())
 }
 
+// ---- callbacks -----------------------------------------------------------------
+
+fn callback_sim() -> (Sim, CallId) {
+    let mut sim = Sim::new();
+    sim.sw = Switch::new(SwitchConfig {
+        callback: Some(crate::call::CallbackPolicy {
+            gateway: GATEWAY.parse().unwrap(),
+            allowed: vec![crate::owners::phone::DialPattern::parse("+861[3-9]XXXXXXXXX").unwrap()],
+            plan: Default::default(),
+        }),
+        ..config()
+    });
+    let now_ms = sim.sw.cfg.clock.ms(sim.now);
+    let id = sim.sw.queue_callback(
+        sim.now,
+        crate::call::QueueCallback {
+            callback: "first-call@host".into(),
+            queue: "general".into(),
+            language: "en".into(),
+            priority: 0,
+            number: "+8613800138000".into(),
+            owner: Some("O-0001".into()),
+            since_ms: now_ms - 120_000,
+            attempt: 2,
+        },
+    );
+    sim.drain();
+    (sim, id)
+}
+
+#[test]
+fn a_callback_whose_place_comes_up_calls_the_owner_then_rings_the_agent() {
+    let (mut sim, id) = callback_sim();
+    // Queued again with its first arrival: two minutes ago.
+    assert!(sim.kinds().any(|k| matches!(k,
+        CallEventKind::CallbackQueued { since, attempt: 2, .. } if sim.now.duration_since(*since) == Duration::from_secs(120))));
+    sim.sw.offer_to_agent(sim.now, id, AgentId(2001));
+    sim.drain();
+    let invite = sim.take_sent().remove(0);
+    assert!(
+        invite.starts_with("INVITE sip:+8613800138000@127.0.0.1:5061 SIP/2.0"),
+        "{invite}"
+    );
+    assert!(invite.contains("Call-ID: first-call@host-cb2"), "{invite}");
+    // No agent is rung before the owner answers.
+    assert!(
+        !sim.kinds()
+            .any(|k| matches!(k, CallEventKind::Offered { .. }))
+    );
+    sim.recv(&reply_to(&invite, 200, "OK", OWNER_SDP));
+    assert!(
+        sim.kinds()
+            .any(|k| matches!(k, CallEventKind::CallbackAnswered { .. }))
+    );
+    assert_eq!(sim.played()[0].split(' ').next(), Some("callback_hello_en"));
+    assert!(
+        sim.kinds()
+            .any(|k| matches!(k, CallEventKind::Offered { agent } if *agent == AgentId(2001)))
+    );
+}
+
+#[test]
+fn a_callback_the_owner_does_not_answer_is_one_failed_attempt_not_an_abandoned_call() {
+    let (mut sim, id) = callback_sim();
+    sim.sw.offer_to_agent(sim.now, id, AgentId(2001));
+    sim.drain();
+    let invite = sim.take_sent().remove(0);
+    sim.recv(&reply_to(&invite, 486, "Busy Here", ""));
+    let outcomes: Vec<&CallEventKind> = sim
+        .kinds()
+        .filter(|k| {
+            matches!(
+                k,
+                CallEventKind::CallbackUnanswered { .. } | CallEventKind::Abandoned { .. }
+            )
+        })
+        .collect();
+    assert!(
+        matches!(
+            outcomes[..],
+            [CallEventKind::CallbackUnanswered {
+                attempt: 2,
+                code: 486,
+                ..
+            }]
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (0, 0));
+    assert!(sim.take_sent().iter().all(|m| m.starts_with("ACK ")));
+    // Offered again (the ACD's next try) it is no longer here: nothing dialled.
+    sim.sw.offer_to_agent(sim.now, id, AgentId(2001));
+    sim.drain();
+    assert!(sim.take_sent().is_empty());
+}
+
 #[test]
 fn the_engineer_on_duty_hears_the_ticket_in_their_language_and_accepts_with_1() {
     let mut sim = Sim::new();

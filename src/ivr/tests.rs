@@ -883,3 +883,85 @@ fn opening_hours_for_a_site_the_menu_does_not_have_are_refused() {
         "{error}"
     );
 }
+
+/// A caller waiting in the general queue, told they may be called back.
+fn offered_a_callback(number: Option<&str>) -> Sim {
+    let mut sim = Sim::call("100", Some(li()));
+    sim.s.set_caller_number(number.map(String::from));
+    sim.s.set_queue_waits(true);
+    sim.keys("0");
+    sim.s.announce(sim.now, 4, Some(12), true);
+    sim.drain();
+    assert_eq!(
+        sim.last_played(),
+        "position_is_zh num_4_zh in_line_zh wait_is_zh num_10_zh num_2_zh minutes_word_zh callback_offer_zh hold_zh"
+    );
+    assert!(sim.steps.iter().any(|s| s.ends_with(CALLBACK_OFFERED)));
+    sim
+}
+
+fn kept_places(sim: &Sim) -> Vec<String> {
+    sim.other
+        .iter()
+        .filter_map(|a| match a {
+            Action::KeepPlace { number } => Some(number.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_waiting_caller_takes_the_callback_on_the_number_they_called_from() {
+    let mut sim = offered_a_callback(Some("13800138000"));
+    sim.keys("1");
+    assert_eq!(
+        sim.last_played(),
+        "callback_number_is_zh num_1_zh num_3_zh num_8_zh num_0_zh num_0_zh num_1_zh num_3_zh num_8_zh \
+         num_0_zh num_0_zh num_0_zh callback_press_zh hold_zh"
+    );
+    // While confirming, the announcements wait.
+    sim.s.announce(sim.now, 3, Some(9), true);
+    sim.drain();
+    assert!(sim.last_played().starts_with("callback_number_is_zh"));
+    sim.keys("1");
+    assert_eq!(kept_places(&sim), ["13800138000"]);
+    // Taken: thanked, then the call ends (the place waits on).
+    sim.s.callback_kept();
+    sim.drain();
+    assert_eq!(sim.last_played(), "callback_confirmed_zh");
+    sim.finish();
+    assert!(sim.hung_up());
+}
+
+#[test]
+fn a_caller_types_another_number_and_a_refused_one_keeps_them_waiting() {
+    let mut sim = offered_a_callback(None);
+    sim.keys("1");
+    assert_eq!(sim.last_played(), "callback_enter_number_zh hold_zh");
+    sim.keys("0085212345678#");
+    assert_eq!(kept_places(&sim), ["0085212345678"]);
+    // Not a number the centre calls: said so, and the caller waits on.
+    sim.s.callback_refused();
+    sim.drain();
+    assert_eq!(sim.last_played(), "callback_number_refused_zh hold_zh");
+    assert!(!sim.hung_up());
+    // The offer stands: another try, then * back to waiting.
+    sim.keys("1");
+    sim.keys("139*");
+    assert_eq!(sim.last_played(), "hold_zh");
+    assert_eq!(kept_places(&sim).len(), 1);
+    // 0 still leaves a voice message instead.
+    sim.keys("0");
+    assert_eq!(sim.last_played(), "record_complaint_zh");
+}
+
+#[test]
+fn one_is_no_callback_key_before_the_offer() {
+    let mut sim = Sim::call("100", Some(li()));
+    sim.s.set_caller_number(Some("13800138000".into()));
+    sim.s.set_queue_waits(true);
+    sim.keys("0");
+    sim.keys("1");
+    assert!(kept_places(&sim).is_empty());
+    assert_eq!(sim.last_played(), "hold_zh");
+}
