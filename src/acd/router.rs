@@ -561,16 +561,25 @@ impl Router {
 
     /// The owner did not answer the callback: the agent reserved for it is
     /// free again at once (no miss: not their fault) and the callback
-    /// leaves the queue (to be queued again, in its place, later).
+    /// leaves the queue (to be queued again, in its place, later). Wherever
+    /// it is: an agent who left meanwhile put it back in line.
     pub fn handle_callback_unanswered(&mut self, now: Instant, call: CallId) {
-        let Some(w) = self.calls.get(&call).filter(|w| w.callback) else {
+        if !self.calls.get(&call).is_some_and(|w| w.callback) {
             return;
-        };
-        let Where::Offered { agent } = w.at else {
-            return;
-        };
-        self.calls.remove(&call);
-        self.set_available(now, agent, None);
+        }
+        let w = self.calls.remove(&call).expect("checked");
+        match w.at {
+            Where::Offered { agent } => self.set_available(now, agent, None),
+            Where::Queued => {
+                self.queues[w.queue.0 as usize].waiting.remove(&(
+                    Reverse(w.priority),
+                    w.since,
+                    call,
+                ));
+                self.route_queue(now, w.queue);
+            }
+            Where::Sticky { agent } => self.unstick(agent, call),
+        }
     }
 
     /// A callback no longer wanted (cancelled, or its owner reached another

@@ -192,6 +192,32 @@ fn an_unanswered_callback_frees_the_agent_without_a_miss_and_returns_in_its_plac
 }
 
 #[test]
+fn an_unanswered_callback_leaves_even_when_its_agent_left_meanwhile() {
+    let mut sim = Sim::new(vec![queue(0, 0)], vec![agent(1, &[(0, 8)])]);
+    sim.queue_call(1, 0, 0);
+    assert!(sim.r.handle_callback_kept(CallId(1)));
+    sim.login(&[1]);
+    assert_eq!(sim.take(), [offer(1, 1)]);
+    // The agent logs out while the owner's phone rings: back in line.
+    sim.r.handle_logout(sim.now, AgentId(1));
+    sim.drain();
+    assert_eq!(sim.r.position(CallId(1)), Some(1));
+    // The owner did not answer: gone from the queue (it comes back later
+    // under a new id), not offered again under this one.
+    sim.r.handle_callback_unanswered(sim.now, CallId(1));
+    sim.drain();
+    assert_eq!(sim.r.position(CallId(1)), None);
+    assert_eq!(sim.r.waiting(QueueId(0)), 0);
+    sim.take();
+    sim.login(&[1]);
+    assert!(
+        !sim.take()
+            .iter()
+            .any(|o| matches!(o, AcdOutput::Offer { .. }))
+    );
+}
+
+#[test]
 fn key_customer_jumps_the_queue_and_an_emergency_goes_first_of_all() {
     let mut sim = Sim::new(vec![queue(0, 0)], vec![agent(1, &[(0, 8)])]);
     sim.queue_call(1, 0, priority::ORDINARY);

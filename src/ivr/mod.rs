@@ -155,6 +155,8 @@ pub fn step_words(node: &str, detail: &str) -> Option<String> {
         || detail.starts_with("played ")
         || detail.starts_with("queue ")
         || detail.starts_with("known owner")
+        // An open centre is no news to the agent (closed or a holiday is).
+        || detail.starts_with("open -> ")
     {
         return None;
     }

@@ -828,6 +828,24 @@ fn a_message_left_at_night_becomes_a_ticket_for_the_morning() {
 }
 
 #[test]
+fn at_night_2_asks_to_be_called_back_when_the_centre_opens() {
+    let night = beijing("2026-12-01T23:30");
+    let mut sim = Sim::call_at(graph_with_hours(), "100", Some(li()), night);
+    sim.keys("2");
+    assert!(matches!(
+        &sim.requests[..],
+        [Request::OpenTicket { category, severity: Severity::Ordinary, .. }] if category == "callback"
+    ));
+    sim.reply(Reply::TicketOpened(31));
+    assert!(
+        sim.last_played()
+            .starts_with("callback_morning_zh ticket_word_zh")
+    );
+    sim.finish();
+    assert_eq!(sim.last_played(), "goodbye_zh");
+}
+
+#[test]
 fn a_holiday_has_its_own_greeting_from_the_eve_across_midnight() {
     let graph = graph_with_hours();
     for at in ["2026-12-31T18:00", "2027-01-01T00:30", "2027-01-01T12:00"] {
@@ -964,4 +982,17 @@ fn one_is_no_callback_key_before_the_offer() {
     sim.keys("1");
     assert!(kept_places(&sim).is_empty());
     assert_eq!(sim.last_played(), "hold_zh");
+}
+
+#[test]
+fn the_opening_hours_reach_the_agents_words_only_when_the_centre_was_closed() {
+    assert_eq!(step_words("hours", "open -> language"), None);
+    assert_eq!(
+        step_words("hours", "closed -> night").as_deref(),
+        Some("hours: closed → night")
+    );
+    assert_eq!(
+        step_words("hours", "holiday (National Day) -> holiday").as_deref(),
+        Some("hours: holiday (National Day) → holiday")
+    );
 }

@@ -25,6 +25,7 @@ pub fn default_rules() -> BTreeMap<String, Department> {
         ("suggestion", CustomerRelations),
         ("gifts", CustomerRelations),
         ("message", CustomerRelations),
+        ("callback", CustomerRelations),
     ]
     .into_iter()
     .map(|(c, d)| (c.to_string(), d))
