@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::caller::{Step, scenario};
-use common::{Hotline, assert_sipp_ok, field, sipp};
+use common::{Hotline, assert_sipp_ok, field, sipp, sipp_on};
 
 const BASE: u16 = 27000;
 const PHONE: u16 = 27800;
@@ -51,27 +51,6 @@ fn caller(h: &Hotline, name: &str, number: &str, after: u64) -> std::path::PathB
         "100",
         &[Step::Pause(500), Step::Key('0'), Step::Pause(after)],
     )
-}
-
-/// A second SIPp caller at once, on ports of its own (`port` .. +4).
-fn sipp_on(h: &Hotline, xml: &std::path::Path, port: u16) -> std::process::Child {
-    std::process::Command::new("sipp")
-        .arg(h.target())
-        .arg("-sf")
-        .arg(xml)
-        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-        .args([
-            "-mp",
-            &(port + 4).to_string(),
-            "-cp",
-            &(port + 1).to_string(),
-        ])
-        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
-        .current_dir(h.dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run sipp")
 }
 
 #[test]

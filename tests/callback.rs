@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::baresip::agent_phone;
@@ -23,27 +22,10 @@ const CALLER_C: u16 = 31840;
 /// O-0001 (VIP: waits in the vip queue).
 const OWNER: &str = "13800138000";
 
-/// A SIPp caller from its own port (control +1, media +4), to its end.
+/// A SIPp caller from its own port, to its end: its exit code.
 fn sipp_from(h: &common::Hotline, xml: &std::path::Path, port: u16) -> i32 {
-    Command::new("sipp")
-        .arg(h.target())
-        .arg("-sf")
-        .arg(xml)
-        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-        .args([
-            "-mp",
-            &(port + 4).to_string(),
-            "-cp",
-            &(port + 1).to_string(),
-        ])
-        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
-        .current_dir(h.dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("run sipp")
-        .code()
-        .unwrap_or(-1)
+    let out = common::sipp_on(h, xml, port).wait_with_output();
+    out.expect("sipp").status.code().unwrap_or(-1)
 }
 
 fn connected(h: &common::Hotline) -> Vec<String> {

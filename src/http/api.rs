@@ -996,8 +996,22 @@ async fn change_ticket(
         return Err(err(StatusCode::CONFLICT, format!("ticket {id} is closed")));
     }
     let name = kind.name();
+    append_as(api, user, Some(id), kind).await?;
+    ok(
+        StatusCode::CREATED,
+        json!({ "ticket": id.0, "event": name }),
+    )
+}
+
+/// Writes one event as `user` (now) and wakes the log's readers.
+async fn append_as(
+    api: &Api,
+    user: &User,
+    ticket: Option<TicketId>,
+    kind: EventKind,
+) -> Result<(), ApiError> {
     let event = NewEvent {
-        ticket: Some(id),
+        ticket,
         call: None,
         at_ms: crate::runtime::tickets::now_ms(),
         actor: actor(user),
@@ -1008,10 +1022,7 @@ async fn change_ticket(
         .await
         .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, format!("not written: {e}")))?;
     api.tickets.appended();
-    ok(
-        StatusCode::CREATED,
-        json!({ "ticket": id.0, "event": name }),
-    )
+    Ok(())
 }
 
 /// A JSON body or a 400 that says what to send.
@@ -1172,18 +1183,7 @@ async fn swap_shift(
         from_ms,
         to_ms,
     };
-    let event = NewEvent {
-        ticket: None,
-        call: None,
-        at_ms: crate::runtime::tickets::now_ms(),
-        actor: actor(&user),
-        kind,
-    };
-    api.store
-        .append(vec![event])
-        .await
-        .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, format!("not written: {e}")))?;
-    api.tickets.appended();
+    append_as(&api, &user, None, kind).await?;
     ok(
         StatusCode::CREATED,
         json!({ "event": "on_call_shift_swapped", "from_ms": from_ms, "to_ms": to_ms }),

@@ -343,154 +343,91 @@ mod tests {
         text.parse::<Timestamp>().unwrap().as_millisecond()
     }
 
+    /// Each (site, moment, what the calendar says then).
+    fn expect(cases: &[(&str, &str, Opening)]) {
+        let c = calendars();
+        for (site, moment, want) in cases {
+            assert_eq!(c.opening(site, at(moment)), *want, "{site} at {moment}");
+        }
+    }
+
+    use Opening::{Closed, Open};
+
     #[test]
     fn the_weekly_schedule_in_the_sites_own_time() {
-        let c = calendars();
-        // Tuesday 2026-12-01 in Beijing.
-        assert_eq!(
-            c.opening("garden", at("2026-12-01T07:59:59+08:00")),
-            Opening::Closed
-        );
-        assert_eq!(
-            c.opening("garden", at("2026-12-01T08:00:00+08:00")),
-            Opening::Open
-        );
-        assert_eq!(
-            c.opening("garden", at("2026-12-01T19:59:59+08:00")),
-            Opening::Open
-        );
-        assert_eq!(
-            c.opening("garden", at("2026-12-01T20:00:00+08:00")),
-            Opening::Closed
-        );
-        // 01:00 UTC is 09:00 in Beijing: open, though it is night in UTC.
-        assert_eq!(
-            c.opening("garden", at("2026-12-01T01:00:00Z")),
-            Opening::Open
-        );
-        // Friday's lunch break; Saturday's short day; Sunday closed.
-        assert_eq!(
-            c.opening("garden", at("2026-12-04T12:30:00+08:00")),
-            Opening::Closed
-        );
-        assert_eq!(
-            c.opening("garden", at("2026-12-04T13:00:00+08:00")),
-            Opening::Open
-        );
-        assert_eq!(
-            c.opening("garden", at("2026-12-05T16:59:00+08:00")),
-            Opening::Open
-        );
-        assert_eq!(
-            c.opening("garden", at("2026-12-06T12:00:00+08:00")),
-            Opening::Closed
-        );
-        // A site without a schedule never closes.
-        assert_eq!(
-            c.opening("lakeside", at("2026-12-06T03:00:00+08:00")),
-            Opening::Open
-        );
+        expect(&[
+            // Tuesday 2026-12-01 in Beijing.
+            ("garden", "2026-12-01T07:59:59+08:00", Closed),
+            ("garden", "2026-12-01T08:00:00+08:00", Open),
+            ("garden", "2026-12-01T19:59:59+08:00", Open),
+            ("garden", "2026-12-01T20:00:00+08:00", Closed),
+            // 01:00 UTC is 09:00 in Beijing: open, though night in UTC.
+            ("garden", "2026-12-01T01:00:00Z", Open),
+            // Friday's lunch break; Saturday's short day; Sunday closed.
+            ("garden", "2026-12-04T12:30:00+08:00", Closed),
+            ("garden", "2026-12-04T13:00:00+08:00", Open),
+            ("garden", "2026-12-05T16:59:00+08:00", Open),
+            ("garden", "2026-12-06T12:00:00+08:00", Closed),
+            // A site without a schedule never closes.
+            ("lakeside", "2026-12-06T03:00:00+08:00", Open),
+        ]);
     }
 
     #[test]
     fn holidays_by_whole_days_override_the_week() {
-        let c = calendars();
         let national = Opening::Holiday("National Day");
-        // Thursday 1 October to Wednesday 7 October, whole local days.
-        assert_eq!(
-            c.opening("garden", at("2026-09-30T23:59:59+08:00")),
-            Opening::Closed
-        );
-        assert_eq!(
-            c.opening("garden", at("2026-09-30T19:00:00+08:00")),
-            Opening::Open
-        );
-        assert_eq!(
-            c.opening("garden", at("2026-10-01T00:00:00+08:00")),
-            national
-        );
-        assert_eq!(
-            c.opening("garden", at("2026-10-05T10:00:00+08:00")),
-            national
-        );
-        assert_eq!(
-            c.opening("garden", at("2026-10-07T23:59:59+08:00")),
-            national
-        );
-        assert_eq!(
-            c.opening("garden", at("2026-10-08T08:00:00+08:00")),
-            Opening::Open
-        );
+        expect(&[
+            // Thursday 1 October to Wednesday 7 October, whole local days.
+            ("garden", "2026-09-30T19:00:00+08:00", Open),
+            ("garden", "2026-09-30T23:59:59+08:00", Closed),
+            ("garden", "2026-10-01T00:00:00+08:00", national),
+            ("garden", "2026-10-05T10:00:00+08:00", national),
+            ("garden", "2026-10-07T23:59:59+08:00", national),
+            ("garden", "2026-10-08T08:00:00+08:00", Open),
+        ]);
         assert_eq!(national.as_str(), "holiday");
     }
 
     #[test]
     fn a_holiday_spanning_midnight() {
-        let c = calendars();
         let eve = Opening::Holiday("New Year's Eve");
         // Thursday 31 December: open until 18:00, then the holiday runs
         // through midnight into Friday until 09:00, then Friday's hours.
-        assert_eq!(
-            c.opening("garden", at("2026-12-31T17:59:00+08:00")),
-            Opening::Open
-        );
-        assert_eq!(c.opening("garden", at("2026-12-31T18:00:00+08:00")), eve);
-        assert_eq!(c.opening("garden", at("2026-12-31T23:59:59+08:00")), eve);
-        assert_eq!(c.opening("garden", at("2027-01-01T00:00:00+08:00")), eve);
-        assert_eq!(c.opening("garden", at("2027-01-01T08:59:59+08:00")), eve);
-        assert_eq!(
-            c.opening("garden", at("2027-01-01T09:00:00+08:00")),
-            Opening::Open
-        );
+        expect(&[
+            ("garden", "2026-12-31T17:59:00+08:00", Open),
+            ("garden", "2026-12-31T18:00:00+08:00", eve),
+            ("garden", "2026-12-31T23:59:59+08:00", eve),
+            ("garden", "2027-01-01T00:00:00+08:00", eve),
+            ("garden", "2027-01-01T08:59:59+08:00", eve),
+            ("garden", "2027-01-01T09:00:00+08:00", Open),
+        ]);
     }
 
     #[test]
     fn a_site_in_another_time_zone_keeps_its_hours_across_summer_time() {
-        let c = calendars();
-        // The same instant: 17:30 in Beijing is 09:30 in London in winter.
-        let moment = at("2026-12-01T09:30:00Z");
-        assert_eq!(c.opening("london", moment), Opening::Open);
-        assert_eq!(c.opening("garden", moment), Opening::Open);
-        let moment = at("2026-12-01T12:30:00Z");
-        assert_eq!(c.opening("london", moment), Opening::Open);
-        assert_eq!(c.opening("garden", moment), Opening::Closed);
-        // London opens at 09:00 local in winter (09:00 UTC) and in summer
-        // (08:00 UTC): Monday 2026-03-30 is after the change.
-        assert_eq!(
-            c.opening("london", at("2026-03-23T08:30:00Z")),
-            Opening::Closed
-        );
-        assert_eq!(
-            c.opening("london", at("2026-03-30T08:30:00Z")),
-            Opening::Open
-        );
-        assert_eq!(
-            c.opening("london", at("2026-03-30T16:30:00Z")),
-            Opening::Closed
-        );
-        // Sunday open all day, Saturday closed, in local days.
-        assert_eq!(
-            c.opening("london", at("2026-12-05T23:59:00Z")),
-            Opening::Closed
-        );
-        assert_eq!(
-            c.opening("london", at("2026-12-06T00:00:00Z")),
-            Opening::Open
-        );
+        expect(&[
+            // One instant: 17:30 in Beijing is 09:30 in London in winter.
+            ("london", "2026-12-01T09:30:00Z", Open),
+            ("garden", "2026-12-01T09:30:00Z", Open),
+            ("london", "2026-12-01T12:30:00Z", Open),
+            ("garden", "2026-12-01T12:30:00Z", Closed),
+            // London opens at 09:00 local in winter (09:00 UTC) and in
+            // summer (08:00 UTC): Monday 2026-03-30 is after the change.
+            ("london", "2026-03-23T08:30:00Z", Closed),
+            ("london", "2026-03-30T08:30:00Z", Open),
+            ("london", "2026-03-30T16:30:00Z", Closed),
+            // Sunday open all day, Saturday closed, in local days.
+            ("london", "2026-12-05T23:59:00Z", Closed),
+            ("london", "2026-12-06T00:00:00Z", Open),
+        ]);
     }
 
     #[test]
     fn a_fixed_offset_is_a_time_zone_too() {
         let text = GARDEN.replace("\"Asia/Shanghai\"", "\"+08:00\"");
         let c = Calendars::parse(&text, Path::new("hours.toml")).unwrap();
-        assert_eq!(
-            c.opening("garden", at("2026-12-01T08:00:00+08:00")),
-            Opening::Open
-        );
-        assert_eq!(
-            c.opening("garden", at("2026-12-01T07:00:00+08:00")),
-            Opening::Closed
-        );
+        assert_eq!(c.opening("garden", at("2026-12-01T08:00:00+08:00")), Open);
+        assert_eq!(c.opening("garden", at("2026-12-01T07:00:00+08:00")), Closed);
     }
 
     #[test]

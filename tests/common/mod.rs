@@ -364,6 +364,27 @@ pub fn sipp(hotline: &Hotline, scenario_file: &str, args: &[&str]) -> SippRun {
     }
 }
 
+/// A second SIPp caller at once, on ports of its own (`port` .. +4).
+pub fn sipp_on(h: &Hotline, xml: &std::path::Path, port: u16) -> std::process::Child {
+    std::process::Command::new("sipp")
+        .arg(h.target())
+        .arg("-sf")
+        .arg(xml)
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-mp",
+            &(port + 4).to_string(),
+            "-cp",
+            &(port + 1).to_string(),
+        ])
+        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
+        .current_dir(h.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run sipp")
+}
+
 /// Starts SIPp as a UAS on the hotline's peer port (`PEER_PORT` in the
 /// config), e.g. an owner's phone the hotline calls. Bounded by `-timeout`;
 /// killed on drop.
