@@ -560,6 +560,9 @@ pub struct OnCallConfig {
     pub arrival_minutes: u64,
     /// After the supervisor too declined, before the chain starts over.
     pub round_pause_seconds: u64,
+    /// Once someone accepts, call the owner (the ticket's callback number)
+    /// to say help is coming and within how long.
+    pub tell_owner: bool,
 }
 
 impl Default for OnCallConfig {
@@ -569,12 +572,15 @@ impl Default for OnCallConfig {
             gateway: None,
             arrival_minutes: 30,
             round_pause_seconds: 60,
+            tell_owner: false,
         }
     }
 }
 
 /// Prompts the on-call calls speak (with the numbers and `ticket_word`).
-pub const ONCALL_PROMPTS: [&str; 7] = [
+pub const ONCALL_PROMPTS: [&str; 9] = [
+    "oncall_owner_notice",
+    "oncall_owner_coming",
     "oncall_emergency",
     "building_word",
     "unit_word",
@@ -1323,6 +1329,7 @@ impl Config {
         crate::tickets::oncall::ChainPolicy {
             round_pause_ms: self.oncall.round_pause_seconds as i64 * 1000,
             arrival_ms: self.oncall.arrival_minutes as i64 * 60_000,
+            tell_owner: self.oncall.tell_owner,
             ..Default::default()
         }
     }

@@ -73,7 +73,7 @@ fn start() -> (Hotline, tempfile::TempDir) {
         BASE,
         &format!(
             "[owners]\ndb = \"{}\"\n[ivr]\nmenu = \"{}\"\nrecordings = \"{}\"\nhours = \"{}\"\n\
-             [oncall]\nrota = \"{}\"\ngateway = \"127.0.0.1:{GATEWAY}\"\narrival_minutes = 45\n\
+             [oncall]\nrota = \"{}\"\ngateway = \"127.0.0.1:{GATEWAY}\"\narrival_minutes = 45\ntell_owner = true\n\
              [return_visit]\nring_seconds = 2\n",
             db.display(),
             common::manifest("config/ivr.toml"),
@@ -92,7 +92,7 @@ fn an_emergency_at_night_rings_the_first_engineer_then_the_second_who_accepts() 
         &h,
         "engineers_on_call.xml",
         GATEWAY,
-        &["-m", "2", "-set", "nobody", WANG, "-set", "key", "1"],
+        &["-m", "3", "-set", "nobody", WANG, "-set", "key", "1"],
     );
     // The owner calls at night: the night menu, 9 for an emergency.
     let xml = scenario(
@@ -198,6 +198,19 @@ fn an_emergency_at_night_rings_the_first_engineer_then_the_second_who_accepts() 
     assert_eq!(
         dispatched_to,
         Some((Department::Engineering, Some("Li Na".into())))
+    );
+    // The owner was called back and told help is coming.
+    let told = wait_for_event(&store, |e| {
+        matches!(e.kind, EventKind::OwnerToldHelpComing { .. })
+    });
+    assert_eq!(told.ticket, ticket);
+    assert!(
+        matches!(
+            told.kind,
+            EventKind::OwnerToldHelpComing { reached: true, .. }
+        ),
+        "{:?}",
+        told.kind
     );
     // Li was spoken to in English: the ticket, then the question.
     let log = h.stop();

@@ -328,6 +328,13 @@ pub enum CallEventKind {
         attempt: u32,
         code: u16,
     },
+    /// The owner of an emergency was called to hear that help is coming:
+    /// reached (answered), or not (`code`).
+    OwnerNotified {
+        ticket: crate::tickets::TicketId,
+        reached: bool,
+        code: Option<u16>,
+    },
     /// An on-call call's answer (exactly one per on-call call).
     OnCall {
         ticket: crate::tickets::TicketId,

@@ -63,7 +63,7 @@ mod transfer;
 pub use callback::{CallbackPolicy, QueueCallback};
 pub use event::{CallEvent, CallEventKind};
 pub use monitor::MonitorError;
-pub use oncall::{DutyOutcome, PlaceDutyCall};
+pub use oncall::{DutyOutcome, PlaceDutyCall, PlaceNotice};
 pub use outbound::{PlaceCall, VisitOutcome};
 pub use registrar::{Binding, FeatureCode};
 pub use transfer::TransferError;
@@ -896,7 +896,7 @@ impl Switch {
                         Purpose::Inbound(_) => {
                             self.callback_answered(now, call);
                         }
-                        _ => self.ask(call),
+                        _ => self.ask(now, call),
                     }
                 }
                 let c = self.calls.get_mut(&call).expect("checked");

@@ -30,6 +30,18 @@ pub struct PlaceDutyCall {
     pub speech: Vec<String>,
 }
 
+/// A call telling the owner of an emergency that help is coming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceNotice {
+    pub ticket: TicketId,
+    /// The ticket's callback number, as the gateway dials it.
+    pub number: String,
+    pub gateway: std::net::SocketAddr,
+    pub language: String,
+    /// Prompt names without the language, ending with goodbye.
+    pub speech: Vec<String>,
+}
+
 /// What an on-call call learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DutyOutcome {
@@ -84,6 +96,8 @@ pub(super) struct Duty {
     reported: bool,
     /// The question was asked again after silence.
     repeated: bool,
+    /// Telling the owner help is coming: said, no question.
+    notice: bool,
 }
 
 impl Switch {
@@ -102,6 +116,7 @@ impl Switch {
             speech: req.speech.clone(),
             reported: false,
             repeated: false,
+            notice: false,
         };
         if let Err(code) = self.place_outbound(
             now,
@@ -123,8 +138,58 @@ impl Switch {
         id
     }
 
-    /// RTP is open on an answered on-call call: speak the ticket and ask.
-    pub(super) fn ask_duty(&mut self, id: CallId) {
+    /// Calls the owner of an emergency to say help is coming; told once
+    /// as [`CallEventKind::OwnerNotified`] (reached or not).
+    pub fn place_owner_notice(&mut self, now: Instant, req: PlaceNotice) -> CallId {
+        self.last_now = Some(now);
+        let (id, sip_call_id) = self.new_outbound("on");
+        info!(call = %id, sip_call_id, ticket = %req.ticket, "on-call: telling the owner help is coming");
+        let duty = Duty {
+            ticket: req.ticket,
+            round: 0,
+            step: 0,
+            person: String::new(),
+            language: req.language,
+            speech: req.speech,
+            reported: false,
+            repeated: false,
+            notice: true,
+        };
+        if let Err(code) = self.place_outbound(
+            now,
+            id,
+            &sip_call_id,
+            &req.number,
+            req.gateway,
+            Purpose::OnCall(duty),
+        ) {
+            let kind = CallEventKind::OwnerNotified {
+                ticket: req.ticket,
+                reached: false,
+                code: Some(code),
+            };
+            self.emit_for(now, id, &sip_call_id, kind);
+        }
+        id
+    }
+
+    /// RTP is open on an answered on-call call: speak the ticket and ask
+    /// (or, to the owner, say help is coming, then goodbye).
+    pub(super) fn ask_duty(&mut self, now: Instant, id: CallId) {
+        let c = self.calls.get_mut(&id).expect("live call");
+        if let Purpose::OnCall(d) = &mut c.purpose
+            && d.notice
+        {
+            d.reported = true;
+            let kind = CallEventKind::OwnerNotified {
+                ticket: d.ticket,
+                reached: true,
+                code: None,
+            };
+            self.emit(now, id, kind);
+            self.set_phase(id, Phase::Goodbye);
+            return self.speak_duty(id);
+        }
         self.set_phase(id, Phase::Asking);
         self.speak_duty(id);
     }
@@ -213,6 +278,17 @@ impl Switch {
         };
         if d.reported {
             return;
+        }
+        if d.notice {
+            let kind = CallEventKind::OwnerNotified {
+                ticket: d.ticket,
+                reached: false,
+                code: match DutyOutcome::from_end(reason, phase) {
+                    DutyOutcome::Unanswered(code) => Some(code),
+                    _ => None,
+                },
+            };
+            return self.emit_for(now, id, sip_call_id, kind);
         }
         let kind = CallEventKind::OnCall {
             ticket: d.ticket,

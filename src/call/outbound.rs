@@ -341,9 +341,9 @@ impl Switch {
     }
 
     /// RTP is open on an answered return visit: ask the question.
-    pub(super) fn ask(&mut self, id: CallId) {
+    pub(super) fn ask(&mut self, now: Instant, id: CallId) {
         if matches!(self.calls[&id].purpose, Purpose::OnCall(_)) {
-            return self.ask_duty(id);
+            return self.ask_duty(now, id);
         }
         self.set_phase(id, Phase::Asking);
         self.play(id, "return_visit");

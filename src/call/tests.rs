@@ -733,6 +733,41 @@ fn the_engineer_on_duty_hears_the_ticket_in_their_language_and_accepts_with_1() 
 }
 
 #[test]
+fn the_owner_told_help_is_coming_hears_it_once_and_is_hung_up_on() {
+    let mut sim = Sim::new();
+    let id = sim.sw.place_owner_notice(
+        sim.now,
+        crate::call::PlaceNotice {
+            ticket: TicketId(9),
+            number: "+8613800138000".into(),
+            gateway: GATEWAY.parse().unwrap(),
+            language: "en".into(),
+            speech: vec!["oncall_owner_notice".into(), "goodbye".into()],
+        },
+    );
+    sim.drain();
+    let invite = sim.take_sent().remove(0);
+    sim.recv(&reply_to(&invite, 200, "OK", OWNER_SDP));
+    assert_eq!(sim.played(), ["oncall_owner_notice_en goodbye_en"]);
+    // Keys change nothing: no question is asked.
+    sim.media_event(id, MediaEvent::Digit('1'));
+    sim.media_event(id, MediaEvent::PromptFinished);
+    assert!(sim.take_sent().iter().any(|m| m.starts_with("BYE ")));
+    let told: Vec<(bool, Option<u16>)> = sim
+        .kinds()
+        .filter_map(|k| match k {
+            CallEventKind::OwnerNotified { reached, code, .. } => Some((*reached, *code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, [(true, None)]);
+    assert!(
+        !sim.kinds()
+            .any(|k| matches!(k, CallEventKind::OnCall { .. }))
+    );
+}
+
+#[test]
 fn an_engineer_silent_twice_is_thanked_and_counted_as_no_key() {
     let mut sim = Sim::new();
     let (id, invite) = place_duty(&mut sim);

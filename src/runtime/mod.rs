@@ -58,6 +58,8 @@ pub enum Input {
     PlaceDuty(crate::call::PlaceDutyCall),
     /// A callback to queue again in its place.
     Callback(crate::call::QueueCallback),
+    /// An emergency's owner to tell that help is coming.
+    Notice(crate::call::PlaceNotice),
     /// The answer to a menu request.
     IvrReply(CallId, crate::ivr::Reply),
     /// What the ACD decided.
@@ -234,6 +236,13 @@ impl Hotline {
             _ => None,
         };
         let rota_shown = rota.clone().map(Arc::new);
+        // Prompts spoken only when there (both languages): the names of
+        // categories and departments.
+        let in_both = |p: &str| {
+            ["en", "zh"]
+                .iter()
+                .all(|l| prompts.contains(&format!("{p}_{l}")))
+        };
         let oncall = match (rota, config.oncall.gateway.or(config.return_visit.gateway)) {
             (Some(rota), Some(gateway)) => Some(tickets::OnCall {
                 core: crate::tickets::oncall::OnCallChains::new(
@@ -250,11 +259,12 @@ impl Hotline {
                     .dispatch
                     .keys()
                     .map(|c| format!("category_{c}"))
-                    .filter(|p| {
-                        ["en", "zh"]
-                            .iter()
-                            .all(|l| prompts.contains(&format!("{p}_{l}")))
-                    })
+                    .filter(|p| in_both(p))
+                    .collect(),
+                departments: crate::tickets::Department::ALL
+                    .iter()
+                    .map(|d| format!("department_{}", d.as_str()))
+                    .filter(|p| in_both(p))
                     .collect(),
             }),
             _ => None,
@@ -471,6 +481,7 @@ impl Hotline {
                         Input::Place(call) => { switch.place_call(now, call); }
                         Input::PlaceDuty(call) => { switch.place_duty_call(now, call); }
                         Input::Callback(q) => { switch.queue_callback(now, q); }
+                        Input::Notice(n) => { switch.place_owner_notice(now, n); }
                         Input::IvrReply(call, reply) => switch.handle_ivr_reply(now, call, reply),
                         Input::Acd(out, at) => handle_acd(&mut switch, now, out, at, &services, &clock),
                         Input::Announce(a) => switch.announce(now, a.call, a.position, a.wait_minutes, a.offer_callback),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tracing::{error, info, warn};
 
 use crate::call::event::{CallEvent, TransferTarget};
-use crate::call::{DutyOutcome, PlaceCall, PlaceDutyCall, VisitOutcome};
+use crate::call::{DutyOutcome, PlaceCall, PlaceDutyCall, PlaceNotice, VisitOutcome};
 use crate::clock::WallClock;
 use crate::tickets::dispatch::AutoDispatch;
 use crate::tickets::group::{GroupComplaints, GroupRule};
@@ -234,6 +234,21 @@ pub fn log_entry(ev: &CallEvent, clock: &WallClock) -> NewEvent {
                 c => format!("not answered (SIP {c})"),
             },
         },
+        K::OwnerNotified {
+            ticket: t,
+            reached,
+            code,
+        } => {
+            ticket = Some(*t);
+            EventKind::OwnerToldHelpComing {
+                reached: *reached,
+                reason: match (reached, code) {
+                    (true, _) => "answered".into(),
+                    (false, Some(code)) => format!("not answered (SIP {code})"),
+                    (false, None) => "hung up before the end".into(),
+                },
+            }
+        }
         K::OnCall {
             ticket: t,
             round,
@@ -555,6 +570,8 @@ pub struct OnCall {
     pub owners: Arc<crate::owners::OwnerDb>,
     /// `category_<name>` prompts there are (both languages).
     pub categories: std::collections::HashSet<String>,
+    /// `department_<name>` prompts there are (both languages).
+    pub departments: std::collections::HashSet<String>,
 }
 
 /// Queues `event` at once (log order = call order) and logs a failure later.
@@ -737,6 +754,27 @@ async fn place_duty_calls(store: &Store, oncall: &mut OnCall) {
         // Not placed: the core declines them as lost calls later.
         error!(error = %e, "on-call events not written; calls not placed");
         return;
+    }
+    while let Some(notice) = oncall.core.poll_notice() {
+        let Some(number) = notice.emergency.phone.clone() else {
+            continue;
+        };
+        let language = notice
+            .emergency
+            .owner
+            .as_deref()
+            .and_then(|id| oncall.owners.by_id(id).ok().flatten())
+            .map(|o| o.language)
+            .filter(|l| l == "en" || l == "zh")
+            .unwrap_or_else(|| "zh".into());
+        let speech = notice.speech(&language, |p| oncall.departments.contains(p));
+        let _ = oncall.to_switch.send(super::Input::Notice(PlaceNotice {
+            ticket: notice.emergency.ticket,
+            number,
+            gateway: oncall.gateway,
+            language,
+            speech,
+        }));
     }
     for call in calls {
         let unit = call

@@ -391,6 +391,12 @@ pub enum EventKind {
         round: u32,
         supervisor: Option<String>,
     },
+    /// The owner was called to hear that help is coming: reached, or not
+    /// (`reason`).
+    OwnerToldHelpComing {
+        reached: bool,
+        reason: String,
+    },
     /// A supervisor stopped the chain (someone was sent another way).
     OnCallStopped {
         reason: String,
@@ -467,6 +473,7 @@ impl EventKind {
             EventKind::OnCallDeclined { .. } => "on_call_declined",
             EventKind::OnCallEscalated { .. } => "on_call_escalated",
             EventKind::OnCallStopped { .. } => "on_call_stopped",
+            EventKind::OwnerToldHelpComing { .. } => "owner_told_help_coming",
             EventKind::OnCallShiftSwapped { .. } => "on_call_shift_swapped",
             EventKind::DispatchDelivered { .. } => "dispatch_delivered",
             EventKind::DispatchFailed { .. } => "dispatch_failed",

@@ -31,6 +31,8 @@ pub struct ChainPolicy {
     /// A call with no outcome after this long (the hotline stopped
     /// mid-call) counts as declined.
     pub lost_after_ms: i64,
+    /// Once someone accepts, the owner is called and told help is coming.
+    pub tell_owner: bool,
 }
 
 impl Default for ChainPolicy {
@@ -39,6 +41,7 @@ impl Default for ChainPolicy {
             round_pause_ms: MINUTE_MS,
             arrival_ms: 30 * MINUTE_MS,
             lost_after_ms: 5 * MINUTE_MS,
+            tell_owner: false,
         }
     }
 }
@@ -88,6 +91,34 @@ impl Emergency {
     }
 }
 
+/// The owner to tell that help is coming (`tell_owner`): who (the
+/// department) and within how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerNotice {
+    pub emergency: Emergency,
+    pub department: Department,
+    pub arrival_minutes: i64,
+}
+
+impl OwnerNotice {
+    /// The prompts that say it in `lang` (the department's name when
+    /// `has_prompt` knows `department_<name>`).
+    pub fn speech(&self, lang: &str, has_prompt: impl Fn(&str) -> bool) -> Vec<String> {
+        use crate::ivr::say;
+        let mut out = vec!["oncall_owner_notice".to_string()];
+        out.extend(say::ticket(lang, self.emergency.ticket.0));
+        let department = format!("department_{}", self.department.as_str());
+        if has_prompt(&department) {
+            out.push(department);
+        }
+        out.push("oncall_owner_coming".into());
+        out.extend(say::number(lang, self.arrival_minutes));
+        out.push("minutes_word".into());
+        out.push("goodbye".into());
+        out
+    }
+}
+
 /// A call for the runtime to place (after appending its `OnCallCalled`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DutyCall {
@@ -131,6 +162,8 @@ pub struct OnCallChains {
     /// Category -> department (the dispatch rules).
     departments: BTreeMap<String, Department>,
     chains: BTreeMap<TicketId, Chain>,
+    /// Owners to tell that help is coming, once the dispatch is asked for.
+    notices: Vec<OwnerNotice>,
 }
 
 impl OnCallChains {
@@ -144,6 +177,7 @@ impl OnCallChains {
             policy,
             departments: departments.clone(),
             chains: BTreeMap::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -351,12 +385,25 @@ impl OnCallChains {
                     events.push(event(EventKind::Committed {
                         deadline_ms: at_ms + p.arrival_ms,
                     }));
+                    if p.tell_owner && chain.emergency.phone.is_some() {
+                        self.notices.push(OwnerNotice {
+                            emergency: chain.emergency.clone(),
+                            department: chain.department,
+                            arrival_minutes: p.arrival_ms / MINUTE_MS,
+                        });
+                    }
                     chain.state = State::Asked;
                 }
                 _ => {}
             }
         }
         (events, calls)
+    }
+
+    /// Owners to call and tell that help is coming (after the events of
+    /// `handle_timeout` are written).
+    pub fn poll_notice(&mut self) -> Option<OwnerNotice> {
+        self.notices.pop()
     }
 
     /// The next instant `handle_timeout` has something to do.
@@ -650,6 +697,27 @@ mod tests {
         sim.emergency(1, "3");
         assert_eq!(sim.called(), ["1:smith"]);
         assert_eq!(sim.calls[0].language, "en");
+    }
+
+    #[test]
+    fn the_owner_is_told_help_is_coming_only_when_configured() {
+        let mut sim = Sim::new();
+        sim.emergency(1, "3");
+        sim.accepted(1);
+        assert_eq!(sim.c.poll_notice(), None, "tell_owner is off");
+        let mut sim = Sim::new();
+        sim.c.policy.tell_owner = true;
+        sim.emergency(1, "3");
+        sim.accepted(1);
+        let notice = sim.c.poll_notice().expect("the owner to tell");
+        assert_eq!(notice.department, Department::Engineering);
+        assert_eq!(
+            notice
+                .speech("en", |p| p == "department_engineering")
+                .join(" "),
+            "oncall_owner_notice ticket_word num_1 department_engineering oncall_owner_coming num_30 minutes_word goodbye"
+        );
+        assert_eq!(sim.c.poll_notice(), None, "once");
     }
 
     #[test]
