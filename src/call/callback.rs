@@ -92,6 +92,9 @@ impl Switch {
         let e164 = crate::owners::phone::normalize(number, &policy.plan)
             .filter(|n| policy.allowed.iter().any(|p| p.matches(n)));
         let c = self.calls.get_mut(&id).expect("live call");
+        if c.bridge.is_some() {
+            return; // an agent's phone rings for them already
+        }
         let sip_call_id = c.sip_call_id.clone();
         let Some(o) = c.side_mut() else {
             return;

@@ -353,6 +353,11 @@ impl Session {
     /// without an answer): the caller hears ringback instead of the hold
     /// prompt, and the hold prompt again after.
     pub fn set_ringing(&mut self, ringing: bool) {
+        if ringing && matches!(self.callback, Callback::Confirming { .. }) {
+            // An agent is coming: no callback needed (the offer stands
+            // should the agent not answer).
+            self.callback = Callback::Offered;
+        }
         if self.ringing == ringing || self.wait != Wait::Queued {
             self.ringing = ringing && self.wait == Wait::Queued;
             return;

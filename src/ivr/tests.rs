@@ -996,3 +996,15 @@ fn the_opening_hours_reach_the_agents_words_only_when_the_centre_was_closed() {
         Some("hours: holiday (National Day) → holiday")
     );
 }
+
+#[test]
+fn an_agent_ringing_while_the_caller_confirms_ends_the_confirmation() {
+    let mut sim = offered_a_callback(Some("13800138000"));
+    sim.keys("1");
+    sim.s.set_ringing(true);
+    sim.drain();
+    assert_eq!(sim.last_played(), "ringback_zh");
+    // The 1 that would have confirmed is no callback now.
+    sim.keys("1");
+    assert!(kept_places(&sim).is_empty());
+}
