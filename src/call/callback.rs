@@ -264,13 +264,12 @@ impl Switch {
             &callback.clone(),
             CallEventKind::CallbackAnswered { callback, spared },
         );
-        let mut prompts = vec![format!("callback_hello_{lang}")];
-        prompts.extend(std::iter::repeat_n(
-            format!("{}_{lang}", crate::ivr::RINGBACK),
-            6,
-        ));
-        self.out
-            .push_back(Output::Media(MediaCommand::Play { call, prompts }));
+        // The greeting, then ringback for as long as agents are rung.
+        self.out.push_back(Output::Media(MediaCommand::Loop {
+            call,
+            first: vec![format!("callback_hello_{lang}")],
+            prompts: vec![format!("{}_{lang}", crate::ivr::RINGBACK)],
+        }));
         self.offer_to_agent(now, call, agent);
         true
     }
