@@ -84,7 +84,7 @@ impl DutyOutcome {
 }
 
 /// The on-call part of a call's state.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Duty {
     ticket: TicketId,
     round: u32,
@@ -111,30 +111,14 @@ impl Switch {
             ticket: req.ticket,
             round: req.round,
             step: req.step,
-            person: req.person.clone(),
-            language: req.language.clone(),
-            speech: req.speech.clone(),
+            person: req.person,
+            language: req.language,
+            speech: req.speech,
             reported: false,
             repeated: false,
             notice: false,
         };
-        if let Err(code) = self.place_outbound(
-            now,
-            id,
-            &sip_call_id,
-            &req.number,
-            req.gateway,
-            Purpose::OnCall(duty),
-        ) {
-            let kind = CallEventKind::OnCall {
-                ticket: req.ticket,
-                round: req.round,
-                step: req.step,
-                person: req.person,
-                outcome: DutyOutcome::Unanswered(code),
-            };
-            self.emit_for(now, id, &sip_call_id, kind);
-        }
+        self.dial_duty(now, id, &sip_call_id, &req.number, req.gateway, duty);
         id
     }
 
@@ -155,21 +139,7 @@ impl Switch {
             repeated: false,
             notice: true,
         };
-        if let Err(code) = self.place_outbound(
-            now,
-            id,
-            &sip_call_id,
-            &req.number,
-            req.gateway,
-            Purpose::OnCall(duty),
-        ) {
-            let kind = CallEventKind::OwnerNotified {
-                ticket: req.ticket,
-                reached: false,
-                code: Some(code),
-            };
-            self.emit_for(now, id, &sip_call_id, kind);
-        }
+        self.dial_duty(now, id, &sip_call_id, &req.number, req.gateway, duty);
         id
     }
 
@@ -263,6 +233,26 @@ impl Switch {
         self.say_to_duty(id, "goodbye");
     }
 
+    /// INVITEs `number` for an on-call or notice call; one that cannot
+    /// even start is told as its outcome at once.
+    fn dial_duty(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        sip_call_id: &str,
+        number: &str,
+        gateway: std::net::SocketAddr,
+        duty: Duty,
+    ) {
+        let told = duty.clone();
+        let placed =
+            self.place_outbound(now, id, sip_call_id, number, gateway, Purpose::OnCall(duty));
+        if let Err(code) = placed {
+            let kind = told.unreported(EndReason::Declined(code), Phase::Dialing);
+            self.emit_for(now, id, sip_call_id, kind);
+        }
+    }
+
     /// The call ended before the person answered the question.
     pub(super) fn duty_unreported(
         &mut self,
@@ -273,30 +263,36 @@ impl Switch {
         reason: EndReason,
         phase: Phase,
     ) {
-        let Purpose::OnCall(d) = purpose else {
-            return;
-        };
-        if d.reported {
-            return;
+        if let Purpose::OnCall(d) = purpose
+            && !d.reported
+        {
+            let kind = d.unreported(reason, phase);
+            self.emit_for(now, id, sip_call_id, kind);
         }
-        if d.notice {
-            let kind = CallEventKind::OwnerNotified {
-                ticket: d.ticket,
+    }
+}
+
+impl Duty {
+    /// The outcome of a call that ended (or never started) before an
+    /// answer: for a notice, whether the owner was reached.
+    fn unreported(&self, reason: EndReason, phase: Phase) -> CallEventKind {
+        let outcome = DutyOutcome::from_end(reason, phase);
+        if self.notice {
+            return CallEventKind::OwnerNotified {
+                ticket: self.ticket,
                 reached: false,
-                code: match DutyOutcome::from_end(reason, phase) {
+                code: match outcome {
                     DutyOutcome::Unanswered(code) => Some(code),
                     _ => None,
                 },
             };
-            return self.emit_for(now, id, sip_call_id, kind);
         }
-        let kind = CallEventKind::OnCall {
-            ticket: d.ticket,
-            round: d.round,
-            step: d.step,
-            person: d.person.clone(),
-            outcome: DutyOutcome::from_end(reason, phase),
-        };
-        self.emit_for(now, id, sip_call_id, kind);
+        CallEventKind::OnCall {
+            ticket: self.ticket,
+            round: self.round,
+            step: self.step,
+            person: self.person.clone(),
+            outcome,
+        }
     }
 }

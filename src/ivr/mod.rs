@@ -273,7 +273,7 @@ pub struct Session {
     timer: Option<(Instant, Timer)>,
     /// The call's start on both clocks: the opening hours are asked in
     /// Unix ms, the machine runs on `Instant`s.
-    started: (Instant, i64),
+    started: Option<(Instant, i64)>,
     out: VecDeque<Action>,
 }
 
@@ -325,7 +325,7 @@ impl Session {
             callback: Callback::NotOffered,
             caller_number: None,
             timer: None,
-            started: (Instant::now(), 0),
+            started: None,
             out: VecDeque::new(),
             graph,
         }
@@ -588,7 +588,7 @@ impl Session {
     /// The call is answered and media flows: greet and enter the start node.
     /// Starts the menu at `now`, which is `now_ms` in Unix milliseconds.
     pub fn start(&mut self, now: Instant, now_ms: i64) {
-        self.started = (now, now_ms);
+        self.started = Some((now, now_ms));
         let site = &self.graph.sites[self.site];
         let greeting = site.greeting.clone();
         self.step(
@@ -946,8 +946,9 @@ impl Session {
 
     /// Unix ms at `now`.
     fn wall_ms(&self, now: Instant) -> i64 {
-        let (at, ms) = self.started;
-        ms + now.saturating_duration_since(at).as_millis() as i64
+        self.started.map_or(0, |(at, ms)| {
+            ms + now.saturating_duration_since(at).as_millis() as i64
+        })
     }
 
     fn step(&mut self, node: &str, detail: String) {
