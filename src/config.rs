@@ -522,6 +522,21 @@ pub struct CallbackConfig {
     pub retry_seconds: u64,
     /// The numbers a caller may be called back on (E.164 patterns).
     pub allowed_numbers: Vec<String>,
+    /// Who is rung first when a callback's place comes up.
+    pub order: CallbackOrder,
+}
+
+/// Who is rung first for a callback.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackOrder {
+    /// The owner, greeted, then the agent: no agent waits on a phone
+    /// nobody answers.
+    #[default]
+    OwnerFirst,
+    /// The agent, then (the agent hearing ringback) the owner: the owner
+    /// who answers talks to a person at once.
+    AgentFirst,
 }
 
 impl Default for CallbackConfig {
@@ -533,6 +548,7 @@ impl Default for CallbackConfig {
             allowed_numbers: crate::owners::phone::DOMESTIC_NUMBERS
                 .map(String::from)
                 .to_vec(),
+            order: CallbackOrder::OwnerFirst,
         }
     }
 }
@@ -1509,6 +1525,7 @@ impl Config {
                     gateway,
                     allowed: self.callback.allowed_numbers().unwrap_or_default(),
                     plan: self.owners.number_plan(),
+                    agent_first: self.callback.order == CallbackOrder::AgentFirst,
                 }),
             edge: crate::edge::EdgeConfig {
                 guard: crate::edge::GuardConfig {

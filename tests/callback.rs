@@ -13,12 +13,17 @@ use common::{SippUas, assert_sipp_ok, field, sipp};
 use hotline::tickets::EventKind;
 
 const BASE: u16 = 31000;
-const PHONE: u16 = 31600;
-/// The gateway the owner is called back through (SIPp as the phone).
-const GATEWAY: u16 = 31800;
-/// Two more SIPp callers beside the one on the peer port.
-const CALLER_A: u16 = 31820;
-const CALLER_C: u16 = 31840;
+
+/// A test's own ports beside its hotline's block.
+struct Ports {
+    /// Agent 2001's baresip (and 60 above).
+    phone: u16,
+    /// The gateway the owner is called back through (SIPp as the phone).
+    gateway: u16,
+    /// Two more SIPp callers beside the one on the peer port.
+    caller_a: u16,
+    caller_c: u16,
+}
 /// O-0001 (VIP: waits in the vip queue).
 const OWNER: &str = "13800138000";
 
@@ -45,16 +50,50 @@ fn wait_until(h: &common::Hotline, what: &str, ok: impl Fn() -> bool) {
 
 #[test]
 fn a_waiting_owner_presses_1_hangs_up_and_is_called_back_before_a_later_caller() {
+    called_back_before_a_later_caller(
+        "owner_first",
+        Ports {
+            phone: 31600,
+            gateway: 31800,
+            caller_a: 31820,
+            caller_c: 31840,
+        },
+    );
+}
+
+/// The same with the agent rung first: 2001 answers, hears ringback, and
+/// the owner called then talks to them at once.
+#[test]
+fn agent_first_the_agent_is_rung_then_the_owner_and_the_callback_still_comes_before_a_later_caller()
+{
+    called_back_before_a_later_caller(
+        "agent_first",
+        Ports {
+            phone: 31700,
+            gateway: 31860,
+            caller_a: 31880,
+            caller_c: 31900,
+        },
+    );
+}
+
+fn called_back_before_a_later_caller(order: &str, ports: Ports) {
+    let Ports {
+        phone,
+        gateway,
+        caller_a,
+        caller_c,
+    } = ports;
     let (h, _data) = common::menu_hotline(
         BASE,
         &format!(
-            "announce_seconds = 2\n[callback]\ngateway = \"127.0.0.1:{GATEWAY}\"\n\
+            "announce_seconds = 2\n[callback]\ngateway = \"127.0.0.1:{gateway}\"\norder = \"{order}\"\n\
              [return_visit]\nring_seconds = 10\n\
              [http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nusers = \"{}\"\n",
             common::manifest("config/users.toml")
         ),
     );
-    let _phone = agent_phone(&h, "2001", PHONE, "auto");
+    let _phone = agent_phone(&h, "2001", phone, "auto");
     wait_until(&h, "2001 never available", || {
         h.lines("agent state")
             .iter()
@@ -63,7 +102,7 @@ fn a_waiting_owner_presses_1_hangs_up_and_is_called_back_before_a_later_caller()
     let mut owners_phone = SippUas::start_on(
         &h,
         "engineers_on_call.xml",
-        GATEWAY,
+        gateway,
         &["-m", "1", "-set", "nobody", "none", "-set", "key", "5"],
     );
     let hr = &h;
@@ -76,7 +115,7 @@ fn a_waiting_owner_presses_1_hangs_up_and_is_called_back_before_a_later_caller()
             "100",
             &[Step::Pause(500), Step::Key('0'), Step::Pause(14_000)],
         );
-        let a = s.spawn(move || sipp_from(hr, &a, CALLER_A));
+        let a = s.spawn(move || sipp_from(hr, &a, caller_a));
         wait_until(&h, "A never reached 2001", || connected(&h).len() == 1);
         // B waits, hears the callback offered with the place and the
         // wait, takes it, confirms the number it called from, hangs up.
@@ -104,7 +143,7 @@ fn a_waiting_owner_presses_1_hangs_up_and_is_called_back_before_a_later_caller()
             "100",
             &[Step::Pause(500), Step::Key('0'), Step::Pause(20_000)],
         );
-        let c = s.spawn(move || sipp_from(hr, &c, CALLER_C));
+        let c = s.spawn(move || sipp_from(hr, &c, caller_c));
         assert_eq!(a.join().unwrap(), 0, "SIPp (A)");
         // 2001 wraps up A's call (ended early from the page), then the
         // ACD's next is B's place: the hotline calls B back first.
@@ -153,11 +192,24 @@ fn a_waiting_owner_presses_1_hangs_up_and_is_called_back_before_a_later_caller()
     // The second caller 2001 talked with is the callback (B's place), not C.
     let second = connected(&h)[1].clone();
     assert!(
-        h.lines("callback: the owner answered; ringing the agent")
+        h.lines("callback: the owner answered")
             .iter()
             .any(|l| field(l, "call") == Some(second.as_str())),
         "{log}"
     );
+    // Who was rung first, as configured.
+    let at = |what: &str| log.find(what).unwrap_or_else(|| panic!("{what}: {log}"));
+    let (agent_rung, owner_called) = match order {
+        "agent_first" => (
+            at("callback: ringing the agent first"),
+            at("callback: calling the owner"),
+        ),
+        _ => (
+            at("callback: the owner answered"),
+            at("callback: calling the owner"),
+        ),
+    };
+    assert_eq!(agent_rung < owner_called, order == "agent_first", "{log}");
     // The screen pop says callback.
     let id = second.trim_start_matches('c');
     let (status, card) = common::http(

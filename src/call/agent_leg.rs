@@ -100,6 +100,9 @@ impl Switch {
     /// Stops ringing the agent for `caller` (the ACD withdrew the offer).
     pub fn withdraw_agent(&mut self, now: Instant, caller: CallId) {
         self.last_now = Some(now);
+        if self.withdraw_callback(now, caller) {
+            return;
+        }
         let Some(c) = self.calls.get_mut(&caller) else {
             return;
         };
@@ -109,12 +112,6 @@ impl Switch {
             None => c.bridge.take(),
         };
         let Some(leg) = leg else {
-            // A callback's owner still ringing: the agent is gone, so is
-            // this attempt (the callback comes back later).
-            if c.side().callback.as_ref().is_some_and(|l| l.dialing()) {
-                self.send_cancel(now, caller);
-                self.pump(now);
-            }
             return;
         };
         let consult = matches!(c.purpose, Purpose::Consult { .. }) && c.phase == Phase::Ringing;
@@ -215,6 +212,9 @@ impl Switch {
             .is_some_and(|c| matches!(c.purpose, Purpose::Consult { .. }) && c.bridge == Some(leg))
         {
             return self.consult_answered(now, caller, leg);
+        }
+        if self.callback_agent_answered(now, caller, leg) {
+            return;
         }
         let caller_here = self
             .calls

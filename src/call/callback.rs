@@ -7,13 +7,21 @@
 //! caller. An owner who does not answer frees the agent at once; the
 //! ticket core (`tickets::callback`) queues the callback again, in its
 //! place, after a while, and gives up after the last attempt.
+//!
+//! With `order = "agent_first"` the agent is rung first (offered every
+//! codec we speak); once they answer they hear ringback while the owner
+//! is called with the agent's codec, and the two are bridged when the
+//! owner answers. An agent who does not answer is a missed offer as for
+//! any caller (the ACD tries the next); an owner who does not answer ends
+//! the agent's call and is a failed attempt as above.
 
 use std::time::Instant;
 
 use tracing::info;
 
-use super::event::CallEventKind;
+use super::event::{CallEventKind, Missed};
 use super::inbound::OwnerCall;
+use super::outbound::LegError;
 use super::{AgentId, CallId, EndReason, MediaCommand, Output, Phase, Purpose, Switch};
 use crate::owners::phone::{DialPattern, NumberPlan};
 
@@ -25,6 +33,8 @@ pub struct CallbackPolicy {
     pub allowed: Vec<DialPattern>,
     /// How a number the caller types is read.
     pub plan: NumberPlan,
+    /// Ring the agent first, then the owner.
+    pub agent_first: bool,
 }
 
 /// A callback to queue (again): after its owner did not answer, or after
@@ -58,6 +68,8 @@ pub(super) struct PendingCallback {
     attempt: u32,
     /// When the caller asked (the wait spared is counted from here).
     asked: Instant,
+    /// Agent first: the leg ringing the agent reserved for it.
+    ringing: Option<CallId>,
 }
 
 /// The callback part of an owner's call the hotline placed.
@@ -72,6 +84,8 @@ pub(super) struct CallbackLeg {
     language: String,
     pub owner: Option<String>,
     asked: Instant,
+    /// Agent first: the agent's leg, answered, hearing ringback.
+    agent_leg: Option<CallId>,
 }
 
 impl CallbackLeg {
@@ -145,6 +159,7 @@ impl Switch {
                 since,
                 attempt: 1,
                 asked: now,
+                ringing: None,
             },
         );
         self.pump_ivr(now, id);
@@ -188,19 +203,45 @@ impl Switch {
                 since,
                 attempt: req.attempt,
                 asked: now,
+                ringing: None,
             },
         );
         id
     }
 
-    /// The ACD reserved `agent` for a callback: call the owner first.
-    /// False: `call` is no callback waiting here.
+    /// The ACD reserved `agent` for a callback: call the owner first (or
+    /// ring the agent first, as the policy says). False: `call` is no
+    /// callback waiting here.
     pub(super) fn place_callback(&mut self, now: Instant, call: CallId, agent: AgentId) -> bool {
         let Some(policy) = self.cfg.callback.clone() else {
             return false;
         };
-        let Some(p) = self.callbacks.remove(&call) else {
+        let Some(p) = self.callbacks.get(&call) else {
             return false;
+        };
+        if policy.agent_first {
+            if p.ringing.is_none() {
+                self.ring_agent_first(now, call, agent);
+            }
+            return true;
+        }
+        let p = self.callbacks.remove(&call).expect("checked");
+        self.call_owner(now, call, agent, p, None);
+        true
+    }
+
+    /// Calls a callback's owner through the gateway for `agent` (whose
+    /// answered leg `agent_leg` hears ringback meanwhile, agent first).
+    fn call_owner(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        agent: AgentId,
+        p: PendingCallback,
+        agent_leg: Option<CallId>,
+    ) {
+        let Some(policy) = self.cfg.callback.clone() else {
+            return;
         };
         let sip_call_id = format!("{}-cb{}", p.callback, p.attempt);
         info!(%call, callback = %p.callback, attempt = p.attempt, %agent, "callback: calling the owner");
@@ -216,9 +257,12 @@ impl Switch {
                 language: p.language.clone(),
                 owner: p.owner.clone(),
                 asked: p.asked,
+                agent_leg,
             }),
             ..OwnerCall::EMPTY
         };
+        // The owner speaks the agent's codec: their RTP is relayed as is.
+        let like = agent_leg.and_then(|leg| self.calls.get(&leg).and_then(|l| l.offer.clone()));
         let placed = self.place_outbound(
             now,
             call,
@@ -226,7 +270,15 @@ impl Switch {
             &p.number,
             policy.gateway,
             Purpose::Inbound(Box::new(side)),
+            like.as_ref(),
         );
+        if placed.is_ok()
+            && let Some(leg) = agent_leg
+            && let Some(c) = self.calls.get_mut(&call)
+        {
+            // The agent's leg goes with the owner's call, as any caller's.
+            c.bridge = Some(leg);
+        }
         let kind = CallEventKind::CallbackPlaced {
             callback: p.callback.clone(),
             attempt: p.attempt,
@@ -236,8 +288,154 @@ impl Switch {
         };
         self.emit_for(now, call, &p.callback, kind);
         if let Err(code) = placed {
+            if let Some(leg) = agent_leg {
+                self.send_bye(now, leg);
+            }
             self.callback_unanswered(now, call, &p.callback, p.attempt, code);
         }
+    }
+
+    /// Agent first: rings `agent` for the callback `call` (the owner is
+    /// called once they answer). A phone that cannot be rung is a missed
+    /// offer, as for any caller.
+    fn ring_agent_first(&mut self, now: Instant, call: CallId, agent: AgentId) {
+        let callback = self.callbacks[&call].callback.clone();
+        let missed = |switch: &mut Switch, why| {
+            switch.emit_for(now, call, &callback, CallEventKind::Offered { agent });
+            switch.emit_for(
+                now,
+                call,
+                &callback,
+                CallEventKind::OfferMissed { agent, why },
+            );
+            switch.pump(now);
+        };
+        let Some(binding) = self.bindings.get(&agent.to_string()).cloned() else {
+            info!(%call, %agent, "callback not offered: the agent has no registered phone");
+            return missed(self, Missed::NotRegistered);
+        };
+        let placed = self.dial_leg(
+            now,
+            call,
+            "ag",
+            (binding.contact.clone(), binding.peer),
+            Purpose::AgentLeg {
+                caller: call,
+                agent,
+            },
+            agent.to_string(),
+            Some(call),
+        );
+        let leg = match placed {
+            Ok(leg) => leg,
+            Err(LegError::NoPort) => return missed(self, Missed::Refused(503)),
+            Err(LegError::Undialable) => return missed(self, Missed::Unreachable),
+        };
+        info!(%call, %leg, %agent, %callback, "callback: ringing the agent first");
+        self.emit_for(now, call, &callback, CallEventKind::Offered { agent });
+        if let Some(p) = self.callbacks.get_mut(&call) {
+            p.ringing = Some(leg);
+        }
+        self.pump(now);
+    }
+
+    /// Agent first: the agent's leg `leg` answered (media open): they hear
+    /// ringback while the owner is called. False: no such callback.
+    pub(super) fn callback_agent_answered(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        leg: CallId,
+    ) -> bool {
+        if self
+            .callbacks
+            .get(&call)
+            .is_none_or(|p| p.ringing != Some(leg))
+        {
+            return false;
+        }
+        let Some(&Purpose::AgentLeg { agent, .. }) = self.calls.get(&leg).map(|l| &l.purpose)
+        else {
+            return false;
+        };
+        let p = self.callbacks.remove(&call).expect("checked");
+        self.set_phase(leg, Phase::Bridged);
+        let lang = self.cfg.language.clone();
+        self.out.push_back(Output::Media(MediaCommand::Loop {
+            call: leg,
+            first: vec![],
+            prompts: vec![format!("{}_{lang}", crate::ivr::RINGBACK)],
+        }));
+        self.call_owner(now, call, agent, p, Some(leg));
+        true
+    }
+
+    /// Withdrawn by the ACD (its ring time is over): the agent's phone
+    /// ringing for a callback, or the owner's, stops. False: not a
+    /// callback.
+    pub(super) fn withdraw_callback(&mut self, now: Instant, call: CallId) -> bool {
+        if let Some(p) = self.callbacks.get_mut(&call) {
+            // Agent first, the agent's phone rings: it stops (its end
+            // says nothing more; the ACD counted the miss already).
+            if let Some(leg) = p.ringing.take()
+                && self
+                    .calls
+                    .get(&leg)
+                    .is_some_and(|l| l.phase == Phase::Dialing)
+            {
+                self.send_cancel(now, leg);
+            }
+            self.pump(now);
+            return true;
+        }
+        let dialing = self
+            .calls
+            .get(&call)
+            .and_then(|c| c.side().callback.as_ref())
+            .is_some_and(|l| l.dialing());
+        if dialing {
+            // The owner's phone rings: this attempt is over (an agent who
+            // answered first hears their call end with it).
+            self.send_cancel(now, call);
+            self.pump(now);
+        }
+        dialing
+    }
+
+    /// An agent's leg for a callback ended: agent first, before the owner
+    /// answered. True: handled here (a missed offer while it rang; the
+    /// owner's call cancelled when the agent hung up while it rang).
+    pub(super) fn callback_agent_left(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        leg: CallId,
+        agent: AgentId,
+        why: Missed,
+    ) -> bool {
+        if let Some(p) = self.callbacks.get_mut(&call) {
+            if p.ringing != Some(leg) {
+                return false;
+            }
+            p.ringing = None;
+            let callback = p.callback.clone();
+            self.emit_for(
+                now,
+                call,
+                &callback,
+                CallEventKind::OfferMissed { agent, why },
+            );
+            return true;
+        }
+        let Some(c) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        if c.bridge != Some(leg) || !c.side().callback.as_ref().is_some_and(|l| l.dialing()) {
+            return false;
+        }
+        c.bridge = None;
+        info!(%call, %leg, %agent, "callback: the agent hung up while the owner's phone rang");
+        self.send_cancel(now, call);
         true
     }
 
@@ -257,13 +455,25 @@ impl Switch {
         let (callback, agent, lang) = (leg.callback.clone(), leg.agent, leg.language.clone());
         let spared = now.saturating_duration_since(leg.asked);
         c.phase = Phase::Ivr;
-        info!(%call, %callback, %agent, "callback: the owner answered; ringing the agent");
+        info!(%call, %callback, %agent, "callback: the owner answered");
         self.emit_for(
             now,
             call,
             &callback.clone(),
             CallEventKind::CallbackAnswered { callback, spared },
         );
+        if let Some(leg) = self.calls[&call]
+            .side()
+            .callback
+            .as_ref()
+            .and_then(|l| l.agent_leg)
+        {
+            // Agent first: the agent is on the line already.
+            self.out
+                .push_back(Output::Media(MediaCommand::Stop { call: leg }));
+            self.bridge(now, leg);
+            return true;
+        }
         // The greeting, then ringback for as long as agents are rung.
         self.out.push_back(Output::Media(MediaCommand::Loop {
             call,

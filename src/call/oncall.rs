@@ -245,8 +245,15 @@ impl Switch {
         duty: Duty,
     ) {
         let told = duty.clone();
-        let placed =
-            self.place_outbound(now, id, sip_call_id, number, gateway, Purpose::OnCall(duty));
+        let placed = self.place_outbound(
+            now,
+            id,
+            sip_call_id,
+            number,
+            gateway,
+            Purpose::OnCall(duty),
+            None,
+        );
         if let Err(code) = placed {
             let kind = told.unreported(EndReason::Declined(code), Phase::Dialing);
             self.emit_for(now, id, sip_call_id, kind);

@@ -109,17 +109,25 @@ impl Switch {
             reported: false,
             repeats: 0,
         });
-        if let Err(code) =
-            self.place_outbound(now, id, &sip_call_id, &req.number, req.gateway, purpose)
-        {
+        if let Err(code) = self.place_outbound(
+            now,
+            id,
+            &sip_call_id,
+            &req.number,
+            req.gateway,
+            purpose,
+            None,
+        ) {
             self.visit_not_placed(now, id, &sip_call_id, req, code);
         }
         id
     }
 
-    /// INVITEs `number` through `gateway` for a call the hotline places;
-    /// the status to report when it cannot even start (503 no RTP port,
-    /// 484 a number a SIP URI cannot carry).
+    /// INVITEs `number` through `gateway` for a call the hotline places
+    /// (offering only the codec of `like`, a call it is to be relayed
+    /// with, when given); the status to report when it cannot even start
+    /// (503 no RTP port, 484 a number a SIP URI cannot carry).
+    #[allow(clippy::too_many_arguments)] // the call's own fields
     pub(super) fn place_outbound(
         &mut self,
         now: Instant,
@@ -128,6 +136,7 @@ impl Switch {
         number: &str,
         gateway: std::net::SocketAddr,
         purpose: Purpose,
+        like: Option<&sdp::Offer>,
     ) -> Result<(), u16> {
         let request_uri = format!("sip:{number}@{gateway}");
         let peer = Peer {
@@ -138,10 +147,7 @@ impl Switch {
             tracing::warn!(call = %id, "no RTP port free for an outbound call");
             return Err(503);
         };
-        let body = sdp::offer(
-            std::net::SocketAddr::new(self.cfg.media_ip, port),
-            self.cfg.seed ^ id.0,
-        );
+        let body = self.offer_body(id, port, like);
         let dialled = Dial {
             id,
             sip_call_id: sip_call_id.to_string(),
@@ -475,20 +481,16 @@ impl Switch {
         number: String,
         bridge: Option<CallId>,
     ) -> Result<CallId, LegError> {
-        let offer = self
-            .calls
-            .get(&caller)
-            .and_then(|c| c.offer.clone())
-            .ok_or(LegError::Undialable)?;
+        // A callback's agent rung before its owner is called offers every
+        // codec: the owner is offered the one the agent answers with.
+        let offer = match self.calls.get(&caller) {
+            Some(c) => Some(c.offer.clone().ok_or(LegError::Undialable)?),
+            None if self.callbacks.contains_key(&caller) => None,
+            None => return Err(LegError::Undialable),
+        };
         let port = self.ports.allocate().ok_or(LegError::NoPort)?;
         let (id, sip_call_id) = self.new_outbound(kind);
-        let body = sdp::offer_one(
-            std::net::SocketAddr::new(self.cfg.media_ip, port),
-            self.cfg.seed ^ id.0,
-            offer.codec_pt,
-            offer.law,
-            offer.dtmf_pt,
-        );
+        let body = self.offer_body(id, port, offer.as_ref());
         let dialled = Dial {
             id,
             sip_call_id,
@@ -505,6 +507,17 @@ impl Switch {
         }
         self.stats.calls_started += 1;
         Ok(id)
+    }
+
+    /// Our SDP offer on `port` for call `id`: PCMU, PCMA and
+    /// telephone-event, or only the codec of `like` (a call whose RTP is
+    /// to be relayed as it comes).
+    fn offer_body(&self, id: CallId, port: u16, like: Option<&sdp::Offer>) -> String {
+        let local = std::net::SocketAddr::new(self.cfg.media_ip, port);
+        match like {
+            Some(o) => sdp::offer_one(local, self.cfg.seed ^ id.0, o.codec_pt, o.law, o.dtmf_pt),
+            None => sdp::offer(local, self.cfg.seed ^ id.0),
+        }
     }
 
     /// A new call id and its SIP Call-ID (`kind` tells return visits from

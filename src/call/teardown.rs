@@ -289,7 +289,9 @@ impl Switch {
             let in_conference = self.calls.get(&caller).is_some_and(|cl| {
                 cl.side().party.is_some() && (cl.side().party == Some(id) || cl.bridge == Some(id))
             });
-            if in_conference {
+            if self.callback_agent_left(now, caller, id, agent, Missed::from_end(reason)) {
+                // Agent first: the callback's own business.
+            } else if in_conference {
                 self.conference_left(now, caller, id, agent);
             } else if transfer.is_some_and(|(_, target)| target == Some(id)) {
                 // The transfer's target did not answer.

@@ -614,15 +614,16 @@ fn place_duty(sim: &mut Sim) -> (CallId, String) {
 
 // ---- callbacks -----------------------------------------------------------------
 
-fn callback_sim() -> (Sim, CallId) {
-    let mut sim = Sim::new();
+fn callback_sim(agent_first: bool) -> (Sim, CallId) {
+    let mut sim = agent_sim();
     sim.sw = Switch::new(SwitchConfig {
         callback: Some(crate::call::CallbackPolicy {
             gateway: GATEWAY.parse().unwrap(),
             allowed: vec![crate::owners::phone::DialPattern::parse("+861[3-9]XXXXXXXXX").unwrap()],
             plan: Default::default(),
+            agent_first,
         }),
-        ..config()
+        ..sim.sw.cfg.clone()
     });
     let now_ms = sim.sw.cfg.clock.ms(sim.now);
     let id = sim.sw.queue_callback(
@@ -644,7 +645,7 @@ fn callback_sim() -> (Sim, CallId) {
 
 #[test]
 fn a_callback_whose_place_comes_up_calls_the_owner_then_rings_the_agent() {
-    let (mut sim, id) = callback_sim();
+    let (mut sim, id) = callback_sim(false);
     // Queued again with its first arrival: two minutes ago.
     assert!(sim.kinds().any(|k| matches!(k,
         CallEventKind::CallbackQueued { since, attempt: 2, .. } if sim.now.duration_since(*since) == Duration::from_secs(120))));
@@ -675,7 +676,7 @@ fn a_callback_whose_place_comes_up_calls_the_owner_then_rings_the_agent() {
 
 #[test]
 fn a_callback_the_owner_does_not_answer_is_one_failed_attempt_not_an_abandoned_call() {
-    let (mut sim, id) = callback_sim();
+    let (mut sim, id) = callback_sim(false);
     sim.sw.offer_to_agent(sim.now, id, AgentId(2001));
     sim.drain();
     let invite = sim.take_sent().remove(0);
@@ -706,6 +707,201 @@ fn a_callback_the_owner_does_not_answer_is_one_failed_attempt_not_an_abandoned_c
     sim.sw.offer_to_agent(sim.now, id, AgentId(2001));
     sim.drain();
     assert!(sim.take_sent().is_empty());
+}
+
+/// Agent 2001's phone registered (digest answered).
+fn register_agent(sim: &mut Sim) {
+    sim.recv(&register(1, None, 600));
+    let challenge = sim.take_sent().pop().unwrap();
+    let auth = answer_challenge(&challenge, "SHA-256", "agent2001");
+    sim.recv(&register(2, Some(&auth), 600));
+    sim.take_sent();
+}
+
+fn the_owners_invite(sim: &mut Sim) -> Option<String> {
+    sim.take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("INVITE sip:+8613800138000@"))
+}
+
+#[test]
+fn agent_first_the_agent_answers_hears_ringback_and_the_owner_is_called_with_the_agents_codec() {
+    let (mut sim, id) = callback_sim(true);
+    register_agent(&mut sim);
+    sim.sw.offer_to_agent(sim.now, id, AgentId(2001));
+    sim.drain();
+    let sent = sim.take_sent();
+    let invite = sent
+        .iter()
+        .find(|m| m.starts_with("INVITE sip:2001@"))
+        .expect("the agent's phone rings first")
+        .clone();
+    assert!(
+        sent.iter().all(|m| !m.contains("+8613800138000")),
+        "no owner called before the agent answers: {sent:?}"
+    );
+    assert!(invite.contains("RTP/AVP 0 8 101"), "every codec: {invite}");
+    assert!(
+        sim.kinds()
+            .any(|k| matches!(k, CallEventKind::Offered { agent } if *agent == AgentId(2001)))
+    );
+    // The agent answers with PCMA: ringback for them, the owner is called
+    // with PCMA only.
+    sim.recv(&reply_to(&invite, 200, "OK", OWNER_SDP));
+    let leg = sim
+        .media
+        .iter()
+        .find_map(|m| match m {
+            MediaCommand::Loop { call, prompts, .. } if prompts == &["ringback_en"] => Some(*call),
+            _ => None,
+        })
+        .expect("the agent hears ringback");
+    let owner = the_owners_invite(&mut sim).expect("the owner is called once the agent answered");
+    assert!(
+        owner.contains("m=audio ") && owner.contains(" RTP/AVP 8 101\r\n"),
+        "{owner}"
+    );
+    assert!(owner.contains("Call-ID: first-call@host-cb2"), "{owner}");
+    assert!(
+        !sim.kinds()
+            .any(|k| matches!(k, CallEventKind::Answered { .. })),
+        "not a conversation before the owner answers"
+    );
+    sim.recv(&reply_to(&owner, 200, "OK", OWNER_SDP));
+    assert!(
+        sim.kinds()
+            .any(|k| matches!(k, CallEventKind::CallbackAnswered { .. }))
+    );
+    assert!(sim.media.contains(&MediaCommand::Stop { call: leg }));
+    assert!(sim.media.contains(&MediaCommand::Bridge { a: id, b: leg }));
+    assert!(
+        sim.kinds()
+            .any(|k| matches!(k, CallEventKind::Answered { agent, .. } if *agent == AgentId(2001)))
+    );
+    assert!(
+        !sim.played().iter().any(|p| p.contains("callback_hello")),
+        "the owner talks to the agent at once"
+    );
+}
+
+#[test]
+fn agent_first_an_owner_who_does_not_answer_ends_the_agents_call_as_one_failed_attempt() {
+    let (mut sim, id) = callback_sim(true);
+    register_agent(&mut sim);
+    sim.sw.offer_to_agent(sim.now, id, AgentId(2001));
+    sim.drain();
+    let invite = agent_leg_invite(&mut sim);
+    sim.recv(&reply_to(&invite, 200, "OK", OWNER_SDP));
+    let owner = the_owners_invite(&mut sim).expect("owner called");
+    sim.recv(&reply_to(&owner, 486, "Busy Here", ""));
+    assert!(
+        sim.take_sent()
+            .iter()
+            .any(|m| m.starts_with("BYE sip:2001@")
+                || m.starts_with("BYE ") && m.contains("Call-ID: ag")),
+        "the agent's call ends"
+    );
+    let outcomes: Vec<&CallEventKind> = sim
+        .kinds()
+        .filter(|k| {
+            matches!(
+                k,
+                CallEventKind::CallbackUnanswered { .. }
+                    | CallEventKind::Abandoned { .. }
+                    | CallEventKind::OfferMissed { .. }
+                    | CallEventKind::Answered { .. }
+            )
+        })
+        .collect();
+    assert!(
+        matches!(
+            outcomes[..],
+            [CallEventKind::CallbackUnanswered { code: 486, .. }]
+        ),
+        "{outcomes:?}"
+    );
+}
+
+#[test]
+fn agent_first_an_agent_who_declines_is_a_missed_offer_and_the_next_agent_is_rung() {
+    let (mut sim, id) = callback_sim(true);
+    register_agent(&mut sim);
+    sim.sw.offer_to_agent(sim.now, id, AgentId(2001));
+    sim.drain();
+    let invite = agent_leg_invite(&mut sim);
+    sim.recv(&reply_to(&invite, 486, "Busy Here", ""));
+    assert!(sim.kinds().any(|k| matches!(k,
+        CallEventKind::OfferMissed { agent, why: Missed::Refused(486) } if *agent == AgentId(2001))));
+    assert!(
+        the_owners_invite(&mut sim).is_none(),
+        "nobody calls the owner"
+    );
+    // The ACD's next offer rings again: the callback is still waiting.
+    sim.sw.offer_to_agent(sim.now, id, AgentId(2001));
+    sim.drain();
+    let invite = agent_leg_invite(&mut sim);
+    sim.recv(&reply_to(&invite, 180, "Ringing", ""));
+    // Withdrawn while it rings (the ACD counted the miss): CANCEL, and
+    // nothing more is told.
+    sim.events.clear();
+    sim.sw.withdraw_agent(sim.now, id);
+    sim.drain();
+    assert!(
+        sim.take_sent()
+            .iter()
+            .any(|m| m.starts_with("CANCEL sip:2001@"))
+    );
+    sim.recv(&reply_to(&invite, 487, "Request Terminated", ""));
+    assert!(
+        sim.kinds()
+            .all(|k| !matches!(k, CallEventKind::OfferMissed { .. })),
+        "{:?}",
+        sim.events
+    );
+    assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (0, 0));
+    // Still waiting: the next offer rings again.
+    sim.sw.offer_to_agent(sim.now, id, AgentId(2001));
+    sim.drain();
+    agent_leg_invite(&mut sim);
+}
+
+#[test]
+fn agent_first_the_agent_hanging_up_while_the_owner_rings_cancels_the_owners_call() {
+    let (mut sim, id) = callback_sim(true);
+    register_agent(&mut sim);
+    sim.sw.offer_to_agent(sim.now, id, AgentId(2001));
+    sim.drain();
+    let invite = agent_leg_invite(&mut sim);
+    sim.recv(&reply_to(&invite, 200, "OK", OWNER_SDP));
+    let owner = the_owners_invite(&mut sim).expect("owner called");
+    sim.recv(&reply_to(&owner, 180, "Ringing", ""));
+    sim.recv(&from_callee(&invite, CALLER, "2001", "BYE", 2, "", ""));
+    let sent = sim.take_sent();
+    assert!(
+        sent.iter()
+            .any(|m| m.starts_with("CANCEL sip:+8613800138000@")),
+        "{sent:?}"
+    );
+    sim.recv(&reply_to(&owner, 487, "Request Terminated", ""));
+    let outcomes: Vec<&CallEventKind> = sim
+        .kinds()
+        .filter(|k| {
+            matches!(
+                k,
+                CallEventKind::CallbackUnanswered { .. }
+                    | CallEventKind::Abandoned { .. }
+                    | CallEventKind::OfferMissed { .. }
+            )
+        })
+        .collect();
+    assert!(
+        matches!(
+            outcomes[..],
+            [CallEventKind::CallbackUnanswered { code: 487, .. }]
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (0, 0));
 }
 
 #[test]
