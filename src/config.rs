@@ -76,6 +76,30 @@ pub struct Config {
     pub acd: AcdSettings,
     pub service_level: ServiceLevelSettings,
     pub http: HttpSettings,
+    pub cluster: ClusterConfig,
+}
+
+/// Two or more nodes on one PostgreSQL store, one active (see
+/// `src/cluster`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// This node's name, unique in the cluster (`a`, `b`); empty: no
+    /// cluster, this process is the hotline on its own.
+    pub node: String,
+    /// How long the active node's lease lasts unrenewed (renewed three
+    /// times within it): a standby takes over within about this much
+    /// after the active node dies.
+    pub lease_seconds: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            node: String::new(),
+            lease_seconds: 3,
+        }
+    }
 }
 
 /// Agents handing callers to numbers outside the centre.
@@ -1150,6 +1174,34 @@ impl Config {
         if let Err(e) = crate::tickets::store::Location::parse(&t.store) {
             return Err(invalid("tickets.store", e.to_string()));
         }
+        let c = &self.cluster;
+        if !c.node.is_empty() {
+            let name_ok = c.node.len() <= 32
+                && c.node
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !name_ok {
+                return Err(invalid(
+                    "cluster.node",
+                    format!("{:?}: up to 32 letters, digits, - or _", c.node),
+                ));
+            }
+            if !matches!(
+                crate::tickets::store::Location::parse(&t.store),
+                Ok(crate::tickets::store::Location::Postgres(_))
+            ) {
+                return Err(invalid(
+                    "cluster.node",
+                    "a cluster's nodes share one PostgreSQL store: set tickets.store to a postgres:// URL".into(),
+                ));
+            }
+            if !(2..=60).contains(&c.lease_seconds) {
+                return Err(invalid(
+                    "cluster.lease_seconds",
+                    format!("{}: from 2 to 60 seconds", c.lease_seconds),
+                ));
+            }
+        }
         for (department, url) in &t.webhooks {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(invalid(
@@ -1319,6 +1371,20 @@ impl Config {
                 path: path.to_path_buf(),
                 source,
             })
+    }
+
+    /// This node's cluster settings; none: not clustered.
+    pub fn cluster_settings(&self) -> Option<crate::cluster::Settings> {
+        if self.cluster.node.is_empty() {
+            return None;
+        }
+        let lease = Duration::from_secs(self.cluster.lease_seconds);
+        Some(crate::cluster::Settings {
+            node: self.cluster.node.clone(),
+            url: self.tickets.store.clone(),
+            lease,
+            every: crate::cluster::pg::renew_every(lease),
+        })
     }
 
     /// What the callback core runs with.

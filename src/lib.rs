@@ -78,6 +78,7 @@
 pub mod acd;
 pub mod call;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod edge;
 pub mod http;

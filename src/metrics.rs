@@ -40,6 +40,10 @@ pub struct Metrics {
     pub oncall_calls: IntCounterVec,
     pub callbacks: IntCounterVec,
     pub callback_spared: Histogram,
+    /// 1 on the active node of a cluster, 0 on a standby (absent without
+    /// `[cluster]`).
+    pub cluster_active: IntGaugeVec,
+    pub cluster_term: IntGauge,
     pub oncall_escalations: IntCounter,
     pub tickets_opened: IntCounterVec,
     pub tickets_open: IntGaugeVec,
@@ -454,6 +458,17 @@ impl Metrics {
                 "hotline_return_visits_total",
                 "Return-visit calls, by what they learned.",
                 &["outcome"],
+            ),
+            cluster_active: int_gauge_vec(
+                &r,
+                "hotline_cluster_active",
+                "1 while this node is the cluster's active node, 0 while standby.",
+                &["node"],
+            ),
+            cluster_term: gauge(
+                &r,
+                "hotline_cluster_term",
+                "The fencing term this node holds the lease with (the last it held, standby).",
             ),
             names: r.names.take(),
             registry: r.registry,

@@ -56,7 +56,7 @@ struct UserToml {
     token_sha256: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Users {
     by_hash: HashMap<[u8; 32], User>,
 }

@@ -97,9 +97,12 @@ pub enum RuntimeError {
 
 /// Opens the store off the runtime's workers: opening connects, migrates
 /// and starts the writer thread, which may take a moment.
-async fn open_store(location: &str) -> Result<Store, crate::tickets::StoreError> {
+async fn open_store(
+    location: &str,
+    fence: Option<crate::cluster::Fence>,
+) -> Result<Store, crate::tickets::StoreError> {
     let location = location.to_string();
-    tokio::task::spawn_blocking(move || Store::open(&location))
+    tokio::task::spawn_blocking(move || Store::open_fenced(&location, fence))
         .await
         .map_err(|e| crate::tickets::StoreError::Io(e.to_string()))?
 }
@@ -122,6 +125,15 @@ pub struct Hotline {
     /// The on-call rota; none: no on-call chain.
     rota: Option<crate::tickets::rota::Rota>,
     http: TcpListener,
+    node: Option<Node>,
+}
+
+/// A cluster node's part in serving: its name, and the fence its store
+/// checks every append against (set to the lease's term).
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    pub fence: crate::cluster::Fence,
 }
 
 impl Hotline {
@@ -132,6 +144,7 @@ impl Hotline {
         agents: Option<Arc<crate::acd::agents::AgentsFile>>,
         users: Option<crate::http::users::Users>,
         rota: Option<crate::tickets::rota::Rota>,
+        node: Option<Node>,
     ) -> Result<Self, RuntimeError> {
         let addr = config.sip.listen;
         let udp = bind_udp(addr).map_err(|source| RuntimeError::Bind {
@@ -162,13 +175,15 @@ impl Hotline {
             _ => None,
         };
         let location = crate::tickets::store::hide_password(&config.tickets.store);
-        let store =
-            open_store(&config.tickets.store)
-                .await
-                .map_err(|source| RuntimeError::Store {
-                    location: location.clone(),
-                    source,
-                })?;
+        let store = open_store(
+            &config.tickets.store,
+            node.as_ref().map(|n| n.fence.clone()),
+        )
+        .await
+        .map_err(|source| RuntimeError::Store {
+            location: location.clone(),
+            source,
+        })?;
         let history_until = store
             .last_id()
             .await
@@ -196,6 +211,7 @@ impl Hotline {
             owners,
             rota,
             http,
+            node,
         })
     }
 
@@ -219,8 +235,14 @@ impl Hotline {
             owners,
             rota,
             http,
+            node,
         } = self;
+        close_unfinished_calls(&store).await;
         let metrics = Arc::new(crate::metrics::Metrics::new());
+        if let Some(n) = &node {
+            metrics.cluster_active.with_label_values(&[&n.name]).set(1);
+            metrics.cluster_term.set(n.fence.term());
+        }
         let desk = Arc::new(crate::http::desk::Desk::default());
         let (to_switch, mut inbox) = mpsc::unbounded_channel();
         let view = Arc::new(tickets::TicketView::default());
@@ -563,6 +585,9 @@ impl Hotline {
         }
         watcher.abort();
         http_task.abort();
+        for task in tcp_tasks.values() {
+            task.abort();
+        }
         // The pacing task's inbox has senders in every receive task, so it is
         // ended rather than drained; dropping its sessions closes the ports.
         media_task.abort();
@@ -576,6 +601,33 @@ impl Hotline {
             ports_in_use = switch.ports_in_use(),
             "hotline stopped"
         );
+    }
+}
+
+/// Ends the calls an earlier process (a killed one, or a cluster's node
+/// that died or lost its lease) left unfinished in the log: before this
+/// one takes any call, so every unfinished call is that process's.
+async fn close_unfinished_calls(store: &Store) {
+    use crate::tickets::unfinished::{LOOK_BACK_MS, close_unfinished};
+    let now = tickets::now_ms();
+    let events = match store.events_between(now - LOOK_BACK_MS, now + 1).await {
+        Ok(events) => events,
+        Err(e) => return warn!(error = %e, "reading the log for unfinished calls"),
+    };
+    let ends = close_unfinished(&events, now);
+    if ends.is_empty() {
+        return;
+    }
+    let calls = ends
+        .iter()
+        .filter(|e| e.kind.name() == "call_ended")
+        .count();
+    match store.append(ends).await {
+        Ok(_) => warn!(
+            calls,
+            "calls an earlier process left unfinished: ended, reason node_failed"
+        ),
+        Err(e) => warn!(error = %e, "ending the calls an earlier process left unfinished"),
     }
 }
 

@@ -26,6 +26,7 @@ pub mod rota;
 pub mod sla;
 pub mod sqlite;
 pub mod store;
+pub mod unfinished;
 pub mod webhook;
 
 pub use event::{Actor, Department, Event, EventId, EventKind, NewEvent, Severity, TicketId};
@@ -50,6 +51,12 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("event store: {0}")]
     Invalid(String),
+    /// This node's fencing term is not the lease's: another node took over
+    /// (or this one never held the lease). Nothing was written.
+    #[error(
+        "event store: fenced (this node's term {held}, the lease's {current}): another node is active"
+    )]
+    Fenced { held: i64, current: i64 },
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -27,9 +27,10 @@ use super::store::{RawRow, Request, Sequences, Serialised, Writer, decode, gathe
 
 /// Versioned schema files, applied in order; the `hotline_schema` table
 /// records how many ran.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("../../migrations/postgres/0001_events.sql"),
     include_str!("../../migrations/postgres/0002_time.sql"),
+    include_str!("../../migrations/postgres/0003_cluster.sql"),
 ];
 
 /// Taken while migrating, so that two processes starting together do not
@@ -51,7 +52,7 @@ impl PostgresStore {
     /// Starts the writer thread, which connects and migrates; returns once
     /// it is ready (or with why it is not). Blocks the calling thread for
     /// that long, so a tokio caller uses `spawn_blocking`.
-    pub fn open(url: &str) -> Result<Self, StoreError> {
+    pub fn open(url: &str, fence: Option<crate::cluster::Fence>) -> Result<Self, StoreError> {
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let writer_url = url.to_string();
         let writer = Writer::spawn("postgres-writer", move |rx| {
@@ -69,7 +70,7 @@ impl PostgresStore {
                 match setup(&writer_url).await {
                     Ok((mut client, statements, reader)) => {
                         let _ = ready_tx.send(Ok((reader, tokio::runtime::Handle::current())));
-                        write_loop(&writer_url, &mut client, statements, rx).await;
+                        write_loop(&writer_url, &mut client, statements, fence, rx).await;
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -201,7 +202,7 @@ async fn setup(url: &str) -> Result<(Client, Statements, Client), StoreError> {
 /// encrypt without checking the server's certificate (`require` refuses a
 /// server without TLS); `verify-ca` and `verify-full` check it against
 /// `sslrootcert` (a PEM file) or the system's roots, and the host name.
-async fn connect(url: &str) -> Result<Client, StoreError> {
+pub(crate) async fn connect(url: &str) -> Result<Client, StoreError> {
     let (url, tls) = tls_options(url)?;
     match tls {
         Tls::Off => {
@@ -357,7 +358,7 @@ impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
     }
 }
 
-async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -390,6 +391,7 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
 struct Statements {
     sequences: Statement,
     insert: Statement,
+    term: Statement,
 }
 
 impl Statements {
@@ -410,6 +412,9 @@ impl Statements {
                      AS u(id, ticket, call, at_ms, actor, kind, body)",
                 )
                 .await?,
+            term: client
+                .prepare("SELECT term FROM cluster_lease WHERE id = 1 FOR SHARE")
+                .await?,
         })
     }
 }
@@ -418,6 +423,7 @@ async fn write_loop(
     url: &str,
     client: &mut Client,
     mut statements: Statements,
+    fence: Option<crate::cluster::Fence>,
     mut rx: mpsc::UnboundedReceiver<Request>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -431,7 +437,7 @@ async fn write_loop(
                 }
             }
         }
-        replies.answer(write_batch(client, &statements, events).await);
+        replies.answer(write_batch(client, &statements, fence.as_ref(), events).await);
     }
 }
 
@@ -444,11 +450,21 @@ async fn reconnect(url: &str) -> Result<(Client, Statements), StoreError> {
 async fn write_batch(
     client: &mut Client,
     statements: &Statements,
+    fence: Option<&crate::cluster::Fence>,
     events: Vec<Serialised>,
 ) -> Result<Vec<Event>, StoreError> {
     let tx = client.transaction().await?;
     tx.batch_execute("LOCK TABLE events IN EXCLUSIVE MODE")
         .await?;
+    if let Some(fence) = fence {
+        // FOR SHARE holds the lease row until COMMIT: a takeover (which
+        // updates it) waits for this batch, or this batch sees its term.
+        let current: i64 = tx.query_one(&statements.term, &[]).await?.try_get(0)?;
+        let held = fence.term();
+        if held != current {
+            return Err(StoreError::Fenced { held, current });
+        }
+    }
     let row = tx.query_one(&statements.sequences, &[]).await?;
     let mut seq = Sequences {
         event: row.try_get::<_, i64>(0)? as u64,

@@ -38,9 +38,25 @@ impl Store {
     /// `postgres://` or `postgresql://` URL, or the path of a SQLite file
     /// (optionally written `sqlite:PATH`).
     pub fn open(location: &str) -> Result<Self, StoreError> {
-        match Location::parse(location)? {
-            Location::Sqlite(path) => Ok(Store::Sqlite(SqliteStore::open(path.as_ref())?)),
-            Location::Postgres(url) => Ok(Store::Postgres(PostgresStore::open(url)?)),
+        Self::open_fenced(location, None)
+    }
+
+    /// [`Self::open`] for a node of a cluster: every append checks, in its
+    /// transaction, that `fence` holds the lease's current term, and
+    /// writes nothing when it does not (PostgreSQL only: a cluster shares
+    /// one PostgreSQL store).
+    pub fn open_fenced(
+        location: &str,
+        fence: Option<crate::cluster::Fence>,
+    ) -> Result<Self, StoreError> {
+        match (Location::parse(location)?, fence) {
+            (Location::Sqlite(path), None) => Ok(Store::Sqlite(SqliteStore::open(path.as_ref())?)),
+            (Location::Sqlite(_), Some(_)) => Err(StoreError::BadLocation(
+                "a cluster's nodes share a postgres:// store, not a SQLite file".into(),
+            )),
+            (Location::Postgres(url), fence) => {
+                Ok(Store::Postgres(PostgresStore::open(url, fence)?))
+            }
         }
     }
 

@@ -162,10 +162,12 @@ impl Hotline {
         if !extra.contains("[media]") {
             text.push_str(&media);
         }
-        text.push_str(&format!(
-            "[tickets]\nstore = \"{}\"\n",
-            dir.path().join("events.db").display()
-        ));
+        if !extra.contains("[tickets]") {
+            text.push_str(&format!(
+                "[tickets]\nstore = \"{}\"\n",
+                dir.path().join("events.db").display()
+            ));
+        }
         if !extra.contains("[http]") {
             text.push_str(&format!(
                 "[http]\nlisten = \"127.0.0.1:{}\"\n",
@@ -215,8 +217,9 @@ impl Hotline {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut first)
             .unwrap();
+        // A cluster's node starts standby (and says when it is active).
         assert!(
-            first.contains("hotline listening"),
+            first.contains("hotline listening") || first.contains(" standby: "),
             "hotline did not start: {first}\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
