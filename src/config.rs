@@ -758,6 +758,11 @@ pub struct SipConfig {
     /// Carrier trunks and gateways (addresses or CIDR ranges): only their
     /// calls carry a caller ID the hotline believes.
     pub trunks: Vec<String>,
+    /// SIP proxies in front of the hotline (Kamailio, `deploy/kamailio`;
+    /// addresses or CIDR ranges): the source a request from them names in
+    /// `X-Hotline-Source` is the one the trunks, the agents' networks, the
+    /// rate limits and bans see. Believed from these addresses only.
+    pub proxies: Vec<String>,
     /// A call from anywhere else: "anonymous" (served as an unknown
     /// caller) or "reject" (403).
     pub untrusted_calls: UntrustedCalls,
@@ -947,6 +952,7 @@ impl Default for SipConfig {
             answer_after_ms: 200,
             t1_ms: 500,
             trunks: Vec::new(),
+            proxies: Vec::new(),
             untrusted_calls: UntrustedCalls::Anonymous,
             limits: RateSettings::from_limits(crate::edge::GuardConfig::default().limits),
             trunk_limits: RateSettings::from_limits(
@@ -1098,6 +1104,9 @@ impl Config {
         }
         if let Err(e) = crate::edge::Networks::parse(&self.sip.trunks) {
             return Err(invalid("sip.trunks", e.to_string()));
+        }
+        if let Err(e) = crate::edge::Networks::parse(&self.sip.proxies) {
+            return Err(invalid("sip.proxies", e.to_string()));
         }
         if let Err(e) = crate::edge::Networks::parse(&self.acd.agent_networks) {
             return Err(invalid("acd.agent_networks", e.to_string()));
@@ -1603,6 +1612,7 @@ impl Config {
                     ban_duration: Duration::from_secs(self.sip.ban_minutes * 60),
                     ..crate::edge::GuardConfig::default()
                 },
+                proxies: crate::edge::Networks::parse(&self.sip.proxies).unwrap_or_default(),
                 agent_networks: crate::edge::Networks::parse(&self.acd.agent_networks)
                     .unwrap_or_default(),
                 untrusted_calls: self.sip.untrusted_calls,

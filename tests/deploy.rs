@@ -98,7 +98,7 @@ fn every_metric_the_dashboard_and_the_alert_rules_use_is_exported() {
         }
     }
     let rules = rule_queries();
-    assert_eq!(rules.len(), 7, "{rules:?}");
+    assert_eq!(rules.len(), 8, "{rules:?}");
     for expr in rules {
         for n in metrics_in(&expr) {
             assert!(

@@ -153,13 +153,15 @@ impl Switch {
             },
             None => None,
         };
-        let trusted = self.guard.is_trunk(peer.addr.ip());
+        // Behind a trusted proxy, the trunk is the source it names.
+        let source = request.origin.unwrap_or(peer.addr);
+        let trusted = self.guard.is_trunk(source.ip());
         let staff = feature.is_some() || consult.is_some() || monitoring.is_some();
         if !trusted
             && !staff
             && self.cfg.edge.untrusted_calls == crate::edge::UntrustedCalls::Reject
         {
-            info!(sip_call_id = %core.call_id, from = %peer.addr, "call from outside the trunks refused: 403");
+            info!(sip_call_id = %core.call_id, from = %source, "call from outside the trunks refused: 403");
             let tag = self.tag_for(0);
             self.respond_with(now, tx, &core, 403, "Forbidden", Some(&tag), &[], b"");
             return;
@@ -301,16 +303,12 @@ impl Switch {
         let c = &self.calls[&id];
         let (tag, invite) = (c.local_tag.clone(), c.invite.clone());
         let contact = self.cfg.contact_for(c.peer.transport);
-        self.respond_with(
-            now,
-            tx,
-            &invite,
-            180,
-            "Ringing",
-            Some(&tag),
-            &[("Contact", &contact)],
-            b"",
-        );
+        // The proxies that asked to stay in the dialog (Kamailio in front)
+        // learn it from our answers (RFC 3261 §12.1.1).
+        let mut headers = vec![("Contact", contact.as_str())];
+        let routes = c.route_set.clone();
+        headers.extend(routes.iter().map(|r| ("Record-Route", r.as_str())));
+        self.respond_with(now, tx, &invite, 180, "Ringing", Some(&tag), &headers, b"");
         match consult {
             // Answered when the consulted agent answers.
             Some((from, to)) => {
@@ -434,7 +432,12 @@ impl Switch {
             c.answer_sdp.clone(),
         );
         let contact = self.cfg.contact_for(c.peer.transport);
+        let routes = c.route_set.clone();
         info!(call = %id, rtp_port = port, "call answered");
+        let mut headers = vec![("Contact", contact.as_str())];
+        headers.extend(routes.iter().map(|r| ("Record-Route", r.as_str())));
+        headers.push(("Allow", ALLOW));
+        headers.push(("Content-Type", "application/sdp"));
         self.respond_with(
             now,
             tx,
@@ -442,11 +445,7 @@ impl Switch {
             200,
             "OK",
             Some(&tag),
-            &[
-                ("Contact", &contact),
-                ("Allow", ALLOW),
-                ("Content-Type", "application/sdp"),
-            ],
+            &headers,
             body.as_bytes(),
         );
     }

@@ -695,6 +695,9 @@ impl Switch {
     /// stream message).
     pub fn handle_datagram(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
         self.last_now = Some(now);
+        if self.cfg.edge.proxies.contains(peer.addr.ip()) {
+            return self.handle_from_proxy(now, peer, message::parse_datagram(bytes), bytes);
+        }
         // A banned source's datagrams are dropped unread.
         if !self.guard.handle_datagram(now, peer.addr.ip()) {
             return;
@@ -721,6 +724,9 @@ impl Switch {
         raw: &[u8],
     ) {
         self.last_now = Some(now);
+        if self.cfg.edge.proxies.contains(peer.addr.ip()) {
+            return self.handle_from_proxy(now, peer, parsed, raw);
+        }
         if !self.guard.handle_datagram(now, peer.addr.ip()) {
             return;
         }
@@ -731,6 +737,36 @@ impl Switch {
         let verdict = self.guard.handle_request(now, peer.addr.ip(), class);
         if verdict == crate::edge::Verdict::Drop {
             return;
+        }
+        self.handle_message(now, peer, parsed, raw, verdict);
+    }
+
+    /// A message from a trusted proxy (Kamailio in front): a request it
+    /// forwards is guarded as from the source it names (bans, rates, and
+    /// later the trunks and agents' networks); its own traffic (probes,
+    /// responses, in-dialog requests without the header) is not limited.
+    fn handle_from_proxy(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        mut parsed: Result<Message, message::ParseError>,
+        raw: &[u8],
+    ) {
+        let mut verdict = crate::edge::Verdict::Pass;
+        if let Ok(Message::Request(r)) = &mut parsed
+            && let Some(origin) = r
+                .header(message::SOURCE_HEADER)
+                .and_then(message::parse_source)
+        {
+            if !self.guard.handle_datagram(now, origin.ip()) {
+                return;
+            }
+            let class = crate::edge::Class::of_method(&r.core.cseq_method);
+            verdict = self.guard.handle_request(now, origin.ip(), class);
+            if verdict == crate::edge::Verdict::Drop {
+                return;
+            }
+            r.origin = Some(origin);
         }
         self.handle_message(now, peer, parsed, raw, verdict);
     }
@@ -828,12 +864,11 @@ impl Switch {
     pub(crate) fn auth_failed(
         &mut self,
         now: Instant,
-        peer: Peer,
+        ip: IpAddr,
         user: &str,
         method: &str,
         why: &str,
     ) {
-        let ip = peer.addr.ip();
         let failure = self.guard.handle_auth_failure(now, ip);
         if failure.log {
             // The user name is the peer's: quoted and cut short.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::{Output, Switch};
+use super::{AgentId, Output, Switch};
 use crate::sip::digest::{self, Check, Verdict};
 use crate::sip::message::{self, Request};
 use crate::sip::transaction::{Peer, TxId};
@@ -95,7 +95,8 @@ impl Switch {
         };
         if user != aor {
             // Someone's credentials used for another agent's binding.
-            self.auth_failed(now, peer, &user, "REGISTER", "other_agent");
+            let source = request.origin.unwrap_or(peer.addr).ip();
+            self.auth_failed(now, source, &user, "REGISTER", "other_agent");
             return self.respond(now, tx, &core, 403, "Forbidden");
         }
         // What the phone asks for: the Contact's expires, else Expires, else an hour.
@@ -219,9 +220,11 @@ impl Switch {
         let agents = self.cfg.agents.clone()?;
         let core = &request.core;
         let method = core.cseq_method.as_str();
-        let ip = peer.addr.ip();
+        // Behind a trusted proxy, the phone's own address.
+        let source = request.origin.unwrap_or(peer.addr);
+        let ip = source.ip();
         if !self.cfg.edge.agent_networks.contains(ip) {
-            warn!(from = %peer.addr, %method, "agent request from outside the agents' networks: 403");
+            warn!(from = %source, %method, "agent request from outside the agents' networks: 403");
             self.respond_with(now, tx, core, 403, "Forbidden", to_tag, &[], b"");
             return None;
         }
@@ -255,7 +258,7 @@ impl Switch {
                 Some(c.username)
             }
             (Some(Verdict::Refused(why)), Some(c)) => {
-                self.auth_failed(now, peer, &c.username, method, why.label());
+                self.auth_failed(now, ip, &c.username, method, why.label());
                 self.respond_with(now, tx, core, 403, "Forbidden", to_tag, &[], b"");
                 None
             }
@@ -297,6 +300,41 @@ impl Switch {
                 }
             }
         }
+    }
+
+    /// A binding an earlier process made (from the log, when a standby
+    /// takes over): the phone is rung there until it expires or the phone
+    /// registers again. Told as any registration is.
+    pub fn restore_binding(
+        &mut self,
+        now: Instant,
+        agent: AgentId,
+        contact: String,
+        peer: Peer,
+        expires: Duration,
+    ) {
+        let aor = agent.to_string();
+        self.binding_generation += 1;
+        let generation = self.binding_generation;
+        let expires_at = now + expires;
+        info!(agent = %aor, %contact, from = %peer.addr, expires = expires.as_secs(), "agent registration restored from the log");
+        self.bindings.insert(
+            aor.clone(),
+            Binding {
+                contact: contact.clone(),
+                peer,
+                expires_at,
+                generation,
+            },
+        );
+        self.binding_timers
+            .push(Reverse((expires_at, aor, generation)));
+        self.out.push_back(Output::AgentRegistered {
+            agent,
+            contact,
+            peer,
+            expires,
+        });
     }
 
     /// Agents registered now.

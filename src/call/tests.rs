@@ -1949,6 +1949,102 @@ fn untrusted_calls_can_be_refused() {
     assert_eq!(sim.sw.ports_in_use(), 0);
 }
 
+/// A switch behind the proxy at 127.0.0.9, with calls from outside the
+/// trunks (127.0.0.1) refused.
+fn behind_proxy() -> Sim {
+    let mut sim = Sim::new();
+    sim.sw = Switch::new(SwitchConfig {
+        edge: crate::edge::EdgeConfig {
+            untrusted_calls: crate::edge::UntrustedCalls::Reject,
+            proxies: crate::edge::Networks::parse(&["127.0.0.9"]).unwrap(),
+            ..config().edge
+        },
+        ..config()
+    });
+    sim
+}
+
+#[test]
+fn behind_a_trusted_proxy_the_trunk_check_sees_the_source_it_names() {
+    let mut sim = behind_proxy();
+    let from_trunk = "X-Hotline-Source: udp:127.0.0.1:5080\r\n";
+    let from_stranger = "X-Hotline-Source: udp:198.51.100.7:5080\r\n";
+    sim.recv_from(
+        "127.0.0.9:5060",
+        &invite_with("via-1", "z9hG4bK-p1", from_trunk),
+    );
+    assert_eq!(sim.status_lines()[..1], ["SIP/2.0 180 Ringing"]);
+    sim.recv_from(
+        "127.0.0.9:5060",
+        &invite_with("via-2", "z9hG4bK-p2", from_stranger),
+    );
+    assert_eq!(sim.status_lines(), ["SIP/2.0 403 Forbidden"]);
+    // The header from anyone but the proxy is nobody's word: 127.0.0.8
+    // is no trunk, whatever it writes.
+    sim.recv_from(
+        "127.0.0.8:5060",
+        &invite_with("forged", "z9hG4bK-f", from_trunk),
+    );
+    assert_eq!(sim.status_lines(), ["SIP/2.0 403 Forbidden"]);
+}
+
+#[test]
+fn behind_a_trusted_proxy_a_flooding_caller_is_limited_not_the_proxy() {
+    let mut sim = behind_proxy();
+    let flood = "X-Hotline-Source: udp:198.51.100.7:5080\r\n";
+    let mut refused = 0;
+    for i in 0..40 {
+        sim.recv_from(
+            "127.0.0.9:5060",
+            &invite_with(&format!("flood-{i}"), &format!("z9hG4bK-fl{i}"), flood),
+        );
+        refused += sim
+            .take_sent()
+            .iter()
+            .filter(|m| m.starts_with("SIP/2.0 503"))
+            .count();
+    }
+    assert!(refused > 0, "the flooding source is held to its rate");
+    // Another caller through the same proxy is not held back by it.
+    let trunk = "X-Hotline-Source: udp:127.0.0.1:5080\r\n";
+    sim.recv_from("127.0.0.9:5060", &invite_with("other", "z9hG4bK-o", trunk));
+    assert_eq!(sim.status_lines()[..1], ["SIP/2.0 180 Ringing"]);
+}
+
+#[test]
+fn a_proxy_that_asked_to_stay_in_the_dialog_is_in_our_answers_and_our_bye_goes_through_it() {
+    let mut sim = Sim::new();
+    let rr = "Record-Route: <sip:127.0.0.9:5060;lr;ftag=x>\r\n";
+    sim.recv(&invite_with("rr-1", "z9hG4bK-rr", rr));
+    sim.advance(Duration::from_millis(500));
+    let sent = sim.take_sent();
+    for code in ["180", "200"] {
+        let reply = sent
+            .iter()
+            .find(|m| m.starts_with(&format!("SIP/2.0 {code}")))
+            .unwrap_or_else(|| panic!("{code}: {sent:?}"));
+        assert!(reply.contains(rr), "{reply}");
+    }
+    sim.recv(&in_dialog(
+        "ACK",
+        "rr-1",
+        "z9hG4bK-rra",
+        1,
+        &to_tag(sent.last().unwrap()),
+    ));
+    sim.sw.shutdown(sim.now);
+    sim.drain();
+    let bye = sim
+        .take_sent()
+        .into_iter()
+        .find(|m| m.starts_with("BYE "))
+        .expect("a BYE");
+    assert!(
+        bye.contains("Route: <sip:127.0.0.9:5060;lr;ftag=x>\r\n"),
+        "{bye}"
+    );
+}
+
 #[test]
 fn unconfirmed_calls_are_capped_before_a_port_is_taken_and_refused_once() {
     let mut sim = Sim::new();

@@ -41,6 +41,10 @@ async fn answer(client: &Client, s: &Settings, ask: Ask) -> Result<Answer, Store
 /// node opened the store).
 async fn connect(url: &str) -> Result<Client, StoreError> {
     let mut client = crate::tickets::postgres::connect(url).await?;
+    // "already exists, skipping" once a second is noise.
+    client
+        .batch_execute("SET client_min_messages TO warning")
+        .await?;
     crate::tickets::postgres::migrate(&mut client).await?;
     Ok(client)
 }

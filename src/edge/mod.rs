@@ -163,6 +163,8 @@ impl Default for Admission {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EdgeConfig {
     pub guard: GuardConfig,
+    /// Proxies in front (Kamailio) whose `X-Hotline-Source` is believed.
+    pub proxies: Networks,
     /// Where agents' phones may register and dial feature codes from.
     pub agent_networks: Networks,
     pub untrusted_calls: UntrustedCalls,
@@ -177,6 +179,7 @@ impl Default for EdgeConfig {
     fn default() -> Self {
         Self {
             guard: GuardConfig::default(),
+            proxies: Networks::default(),
             agent_networks: Networks::parse(&PRIVATE).expect("literal ranges"),
             untrusted_calls: UntrustedCalls::Anonymous,
             admission: Admission::default(),

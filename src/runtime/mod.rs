@@ -237,7 +237,8 @@ impl Hotline {
             http,
             node,
         } = self;
-        close_unfinished_calls(&store).await;
+        let recent = recent_events(&store).await;
+        close_unfinished_calls(&store, &recent).await;
         let metrics = Arc::new(crate::metrics::Metrics::new());
         if let Some(n) = &node {
             metrics.cluster_active.with_label_values(&[&n.name]).set(1);
@@ -454,6 +455,25 @@ impl Hotline {
         let mut edge_seen = crate::edge::GuardStats::default();
         let mut edge_synced = Instant::now();
         let mut buf = vec![0u8; 65536];
+        // Phones and desks as the log left them (a node taking over from
+        // a dead one, or a restart): agents stay logged in, and are rung
+        // on the phones they registered.
+        let desks = crate::tickets::desks::desks(&recent, tickets::now_ms());
+        drop(recent);
+        restore_phones(&mut switch, &desks.phones);
+        let _ = carry_out(
+            &mut switch,
+            &udp,
+            &tcp_writers,
+            &media,
+            &services,
+            acd.as_ref(),
+            &clock,
+        )
+        .await;
+        if let Some(acd) = acd.as_ref() {
+            restore_agents(acd, desks.agents);
+        }
         tokio::pin!(shutdown);
         loop {
             let deadline = switch
@@ -604,17 +624,54 @@ impl Hotline {
     }
 }
 
+/// Restores the registrations still valid in the switch: UDP phones (a
+/// TCP or TLS phone's connection ended with its process).
+fn restore_phones(switch: &mut Switch, phones: &[crate::tickets::desks::Phone]) {
+    let now_ms = tickets::now_ms();
+    let now = Instant::now();
+    for p in phones {
+        let (Ok(agent), Some(peer)) = (p.agent.parse(), tickets::udp_source(&p.source)) else {
+            continue;
+        };
+        let left = Duration::from_millis((p.expires_ms - now_ms).max(0) as u64);
+        switch.restore_binding(now, agent, p.contact.clone(), peer, left);
+    }
+}
+
+/// Logs the agents who were logged in back in (after their phones: an
+/// agent logs in with a phone to ring), paused ones paused.
+fn restore_agents(acd: &acd::AcdHandle, agents: Vec<(String, crate::tickets::desks::Desk)>) {
+    for (agent, desk) in agents {
+        let Ok(id) = agent.parse() else {
+            continue;
+        };
+        info!(%agent, ?desk, "agent's state restored from the log");
+        let _ = acd.tx.send(acd::AcdIn::Login(id));
+        if let crate::tickets::desks::Desk::Paused { reason } = desk {
+            let _ = acd.tx.send(acd::AcdIn::Pause(id, reason));
+        }
+    }
+}
+
+/// The log's last day, for what an earlier process left: unfinished
+/// calls, phones and desks.
+async fn recent_events(store: &Store) -> Vec<crate::tickets::Event> {
+    let now = tickets::now_ms();
+    let from = now - crate::tickets::unfinished::LOOK_BACK_MS;
+    match store.events_between(from, now + 1).await {
+        Ok(events) => events,
+        Err(e) => {
+            warn!(error = %e, "reading the log's last day at start");
+            Vec::new()
+        }
+    }
+}
+
 /// Ends the calls an earlier process (a killed one, or a cluster's node
 /// that died or lost its lease) left unfinished in the log: before this
 /// one takes any call, so every unfinished call is that process's.
-async fn close_unfinished_calls(store: &Store) {
-    use crate::tickets::unfinished::{LOOK_BACK_MS, close_unfinished};
-    let now = tickets::now_ms();
-    let events = match store.events_between(now - LOOK_BACK_MS, now + 1).await {
-        Ok(events) => events,
-        Err(e) => return warn!(error = %e, "reading the log for unfinished calls"),
-    };
-    let ends = close_unfinished(&events, now);
+async fn close_unfinished_calls(store: &Store, recent: &[crate::tickets::Event]) {
+    let ends = crate::tickets::unfinished::close_unfinished(recent, tickets::now_ms());
     if ends.is_empty() {
         return;
     }
@@ -704,7 +761,8 @@ async fn carry_out(
                     });
                 }
             }
-            Output::AgentUnregistered { agent: id, .. } => {
+            Output::AgentUnregistered { agent: id, expired } => {
+                tickets::record(&services.store, tickets::unregistered_entry(id, expired));
                 services.desk.phone(&id.to_string(), false);
                 // An agent whose phone is gone cannot take calls.
                 if let Some(acd) = acd {
@@ -712,7 +770,16 @@ async fn carry_out(
                     let _ = acd.tx.send(acd::AcdIn::Logout(id));
                 }
             }
-            Output::AgentRegistered { agent: id, .. } => {
+            Output::AgentRegistered {
+                agent: id,
+                contact,
+                peer,
+                expires,
+            } => {
+                tickets::record(
+                    &services.store,
+                    tickets::registered_entry(id, contact, peer, expires),
+                );
                 services.desk.phone(&id.to_string(), true);
                 if let Some(acd) = acd {
                     let _ = acd.tx.send(acd::AcdIn::Phone(id, true));

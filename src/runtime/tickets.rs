@@ -365,6 +365,63 @@ pub fn agent_entry(
     }
 }
 
+/// The log's entry for a phone's registration: where and until when.
+pub fn registered_entry(
+    agent: crate::acd::AgentId,
+    contact: String,
+    peer: crate::sip::transaction::Peer,
+    expires: Duration,
+) -> NewEvent {
+    let now = now_ms();
+    NewEvent {
+        ticket: None,
+        call: None,
+        at_ms: now,
+        actor: Actor::Agent(agent.to_string()),
+        kind: EventKind::AgentRegistered {
+            agent: agent.to_string(),
+            contact,
+            source: source_of(peer),
+            expires_ms: now + expires.as_millis() as i64,
+        },
+    }
+}
+
+pub fn unregistered_entry(agent: crate::acd::AgentId, expired: bool) -> NewEvent {
+    NewEvent {
+        ticket: None,
+        call: None,
+        at_ms: now_ms(),
+        actor: Actor::Agent(agent.to_string()),
+        kind: EventKind::AgentUnregistered {
+            agent: agent.to_string(),
+            expired,
+        },
+    }
+}
+
+/// `udp:127.0.0.1:5062`: a registration's source as the log keeps it.
+pub fn source_of(peer: crate::sip::transaction::Peer) -> String {
+    use crate::sip::transaction::Transport;
+    let transport = match peer.transport {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+        Transport::Tls => "tls",
+    };
+    format!("{transport}:{}", peer.addr)
+}
+
+/// A registration's source read back, for UDP only: a TCP or TLS phone's
+/// connection ended with the process that had it (the phone connects and
+/// registers again).
+pub fn udp_source(source: &str) -> Option<crate::sip::transaction::Peer> {
+    let addr = source.strip_prefix("udp:")?.parse().ok()?;
+    Some(crate::sip::transaction::Peer {
+        transport: crate::sip::transaction::Transport::Udp,
+        addr,
+    })
+}
+
 /// Opens a ticket (`opened` is its `TicketOpened`) and writes the time
 /// promised for its severity; returns its number.
 pub async fn open_ticket(

@@ -106,6 +106,33 @@ pub struct Request {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     pub core: CoreHeaders,
+    /// Where the request really came from when a trusted proxy forwarded
+    /// it (its `X-Hotline-Source`); none: from where it arrived.
+    pub origin: Option<std::net::SocketAddr>,
+}
+
+/// The header a trusted proxy names a request's real source in.
+pub const SOURCE_HEADER: &str = "X-Hotline-Source";
+
+/// `udp:192.0.2.7:5060` (Kamailio's `$pr:$si:$sp`; an IPv6 address bare
+/// or in brackets) as an address; None when it is not one.
+pub fn parse_source(value: &str) -> Option<std::net::SocketAddr> {
+    let value = value.trim();
+    let rest = ["udp:", "tcp:", "tls:", "ws:", "wss:", "sctp:"]
+        .iter()
+        .find_map(|p| {
+            value
+                .get(..p.len())
+                .filter(|h| h.eq_ignore_ascii_case(p))
+                .map(|_| &value[p.len()..])
+        })
+        .unwrap_or(value);
+    let (ip, port) = rest.rsplit_once(':')?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    Some(std::net::SocketAddr::new(
+        ip.parse().ok()?,
+        port.parse().ok()?,
+    ))
 }
 
 #[derive(Debug, Clone)]
@@ -471,6 +498,7 @@ fn build(head: Head, body: &[u8]) -> Result<Message, ParseError> {
         headers: head.headers,
         body: body.to_vec(),
         core,
+        origin: None,
     }))
 }
 

@@ -241,6 +241,23 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<u16>,
     },
+    /// An agent's phone registered (or refreshed): where it is and until
+    /// when, so that the node that starts next (a cluster's standby taking
+    /// over) still reaches it.
+    AgentRegistered {
+        agent: String,
+        /// The phone's Contact URI.
+        contact: String,
+        /// Where its REGISTER came from: `udp:127.0.0.1:5062`.
+        source: String,
+        expires_ms: i64,
+    },
+    /// An agent's phone left (unregistered, or its registration expired).
+    AgentUnregistered {
+        agent: String,
+        #[serde(default)]
+        expired: bool,
+    },
     /// An agent's state changed (the ACD's word): `available`, `ringing`,
     /// `on_call`, `wrap_up`, `paused` (with the reason), `logged_out`.
     AgentStateChanged {
@@ -448,6 +465,8 @@ impl EventKind {
             EventKind::RecordingPaused { .. } => "recording_paused",
             EventKind::ConversationEnded { .. } => "conversation_ended",
             EventKind::CallEnded { .. } => "call_ended",
+            EventKind::AgentRegistered { .. } => "agent_registered",
+            EventKind::AgentUnregistered { .. } => "agent_unregistered",
             EventKind::AgentStateChanged { .. } => "agent_state_changed",
             EventKind::WrapUpCoded { .. } => "wrap_up_coded",
             EventKind::TicketOpened { .. } => "ticket_opened",

@@ -12,6 +12,7 @@
 //!   for an emergency until someone accepts.
 
 pub mod callback;
+pub mod desks;
 pub mod dispatch;
 pub mod event;
 pub mod group;

@@ -285,6 +285,12 @@ impl Hotline {
         self.child.try_wait().unwrap().is_none()
     }
 
+    /// kill -9, and wait for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, wait for exit, return the whole log. The files stay until drop.
     pub fn stop(&mut self) -> String {
         let _ = Command::new("kill")

@@ -1,0 +1,265 @@
+//! Two (or more) hotline nodes on one PostgreSQL store, end to end: the
+//! active node killed (kill -9) or frozen (SIGSTOP) past its lease, the
+//! standby taking over, the old node fenced out of the log.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use common::caller::{Step, scenario};
+use common::stores::{TestStore, all_events};
+use common::{Hotline, assert_sipp_ok, sipp};
+use hotline::tickets::{Event, EventKind};
+
+const BASE: u16 = 33000;
+const LEASE: Duration = Duration::from_secs(3);
+
+/// A node of the cluster on `store`, with the default menu (standby until
+/// it holds the lease).
+fn node(store: &TestStore, name: &str) -> (Hotline, tempfile::TempDir) {
+    common::menu_hotline(
+        BASE,
+        &format!(
+            "[tickets]\nstore = \"{}\"\n[cluster]\nnode = \"{name}\"\nlease_seconds = {}\n",
+            store.location,
+            LEASE.as_secs()
+        ),
+    )
+}
+
+fn wait_for(h: &Hotline, what: &str, within: Duration) {
+    let end = Instant::now() + within;
+    while !h.log().contains(what) {
+        assert!(Instant::now() < end, "never {what:?}:\n{}", h.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The status code a node answers an OPTIONS with (None: no answer in 300 ms).
+fn options(h: &Hotline) -> Option<u16> {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let local = s.local_addr().unwrap();
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let probe = format!(
+        "OPTIONS sip:hotline@{0} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKp{n}\r\n\
+         From: <sip:probe@{local}>;tag=p{n}\r\nTo: <sip:hotline@{0}>\r\nCall-ID: probe-{n}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        h.target()
+    );
+    s.send_to(probe.as_bytes(), h.target()).unwrap();
+    let mut buf = [0u8; 2048];
+    let (len, _) = s.recv_from(&mut buf).ok()?;
+    std::str::from_utf8(&buf[..len])
+        .ok()?
+        .get(8..11)?
+        .parse()
+        .ok()
+}
+
+/// A caller who hangs up a moment after the answer.
+fn short_call(h: &Hotline) -> std::path::PathBuf {
+    scenario(
+        h.dir.path(),
+        "short",
+        "13800138000",
+        "100",
+        &[Step::Pause(300)],
+    )
+}
+
+/// A caller who waits in the menu for a long while: in progress when the
+/// node is killed or frozen. Its SIPp is killed on drop.
+struct Waiting(std::process::Child);
+
+impl Waiting {
+    fn call(h: &Hotline, port: u16) -> Self {
+        let xml = scenario(
+            h.dir.path(),
+            "waiting",
+            "13800138000",
+            "100",
+            &[Step::Pause(40_000)],
+        );
+        Waiting(common::sipp_on(h, &xml, port))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// How many calls `h` answered (from its log).
+fn answered_calls(h: &Hotline) -> usize {
+    h.lines("call answered").len()
+}
+
+/// The SIP Call-ID of the last call `h` answered.
+fn last_answered(h: &Hotline) -> String {
+    let answered = h.lines("call answered");
+    let call = common::field(answered.last().expect("a call answered"), "call")
+        .unwrap()
+        .to_string();
+    h.lines("call started")
+        .iter()
+        .find(|l| common::field(l, "call") == Some(call.as_str()))
+        .and_then(|l| common::field(l, "sip_call_id"))
+        .expect("its start")
+        .to_string()
+}
+
+/// Waits until `h` answered more than `before` calls.
+fn wait_answered(h: &Hotline, before: usize, within: Duration) {
+    let end = Instant::now() + within;
+    while answered_calls(h) <= before {
+        assert!(Instant::now() < end, "no call answered:\n{}", h.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn ends_of<'a>(events: &'a [Event], call: &str) -> Vec<&'a str> {
+    events
+        .iter()
+        .filter(|e| e.call.as_deref() == Some(call))
+        .filter_map(|e| match &e.kind {
+            EventKind::CallEnded { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn started_calls(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::CallStarted { .. }))
+        .filter_map(|e| e.call.clone())
+        .collect()
+}
+
+#[test]
+fn killing_the_active_node_three_times_hands_the_calls_to_a_standby_within_the_lease() {
+    let Some(store) = TestStore::postgres() else {
+        return;
+    };
+    let mut active = node(&store, "a");
+    wait_for(&active.0, "this node is active", Duration::from_secs(10));
+    let names = ["b", "c", "d"];
+    let mut gaps = Vec::new();
+    let mut cut_off = Vec::new();
+    for name in names {
+        // Started standby (its first line says so).
+        let standby = node(&store, name);
+        assert_eq!(options(&standby.0), Some(503), "a standby refuses");
+        assert_eq!(options(&active.0), Some(200), "the active node answers");
+        // A call answered before the kill; one in progress at it.
+        let short = short_call(&active.0);
+        assert_sipp_ok(
+            &active.0,
+            &sipp(&active.0, short.to_str().unwrap(), &["-m", "1"]),
+        );
+        let waiting = Waiting::call(&active.0, active.0.peer_port + 20);
+        wait_answered(&active.0, answered_calls(&active.0), Duration::from_secs(5));
+        cut_off.push(last_answered(&active.0));
+        // kill -9 the active node; the standby answers within the lease.
+        active.0.kill();
+        let killed = Instant::now();
+        while options(&standby.0) != Some(200) {
+            assert!(
+                killed.elapsed() < LEASE + Duration::from_secs(4),
+                "no takeover:\n{}",
+                standby.0.log()
+            );
+        }
+        let accepting = killed.elapsed();
+        // The next call is answered (and played through) by the new node.
+        let next = common::sipp_on(
+            &standby.0,
+            &short_call(&standby.0),
+            standby.0.peer_port + 40,
+        );
+        wait_answered(&standby.0, 0, Duration::from_secs(5));
+        gaps.push((name, accepting, killed.elapsed()));
+        let out = next.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", standby.0.log());
+        drop(waiting);
+        active = standby;
+    }
+    for (name, accepting, answered) in &gaps {
+        println!(
+            "takeover by {name}: {:.2} s from kill -9 to OPTIONS 200, {:.2} s to the next call answered",
+            accepting.as_secs_f64(),
+            answered.as_secs_f64()
+        );
+        assert!(
+            *answered < LEASE + Duration::from_secs(2),
+            "{name}: {answered:?}"
+        );
+    }
+    // The log: every call ends once; the ones in progress at a kill were
+    // ended node_failed by the node that took over.
+    let events = all_events(&store.location);
+    for call in started_calls(&events) {
+        let ends = ends_of(&events, &call);
+        assert_eq!(ends.len(), 1, "{call}: {ends:?}");
+    }
+    for call in &cut_off {
+        assert_eq!(ends_of(&events, call), ["node_failed"], "{call}");
+    }
+}
+
+#[test]
+fn a_frozen_active_node_writes_nothing_after_the_takeover_and_becomes_standby() {
+    let Some(store) = TestStore::postgres() else {
+        return;
+    };
+    let (a, _da) = node(&store, "a");
+    wait_for(&a, "this node is active", Duration::from_secs(10));
+    let (b, _db) = node(&store, "b");
+    let waiting = Waiting::call(&a, a.peer_port + 20);
+    let end = Instant::now() + Duration::from_secs(5);
+    while answered_calls(&a) == 0 {
+        assert!(Instant::now() < end, "{}", a.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let call = last_answered(&a);
+    let pid = a.pid().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    wait_for(&b, "this node is active", LEASE + Duration::from_secs(5));
+    signal("-CONT");
+    wait_for(&a, "stepped down", Duration::from_secs(5));
+    drop(waiting);
+    // Standby again: its SIP port answers 503 (once it is bound again).
+    let end = Instant::now() + Duration::from_secs(5);
+    while options(&a) != Some(503) {
+        assert!(Instant::now() < end, "{}", a.log());
+    }
+    assert_eq!(options(&b), Some(200));
+    // What the old node tried to write after the takeover was refused.
+    assert!(a.log().contains("fenced"), "{}", a.log());
+    let events = all_events(&store.location);
+    assert_eq!(ends_of(&events, &call), ["node_failed"], "{}", a.log());
+    let mut ids: Vec<u64> = events.iter().map(|e| e.id.0).collect();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "no event id twice");
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "no event id missing: {ids:?}"
+    );
+}
