@@ -7,6 +7,7 @@ mod common;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use common::baresip::Baresip;
 use common::caller::{Step, scenario};
 use common::stores::{TestStore, all_events};
 use common::{Hotline, assert_sipp_ok, sipp};
@@ -262,4 +263,216 @@ fn a_frozen_active_node_writes_nothing_after_the_takeover_and_becomes_standby() 
         ids.windows(2).all(|w| w[1] == w[0] + 1),
         "no event id missing: {ids:?}"
     );
+}
+
+/// Kamailio (Debian's package) in front, with the hotline's own
+/// `deploy/kamailio/kamailio.cfg` and these nodes; killed on drop.
+struct Kamailio {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Kamailio {
+    fn start(dir: &std::path::Path, port: u16, nodes: &[&Hotline]) -> Self {
+        let list = dir.join("hotline-nodes.list");
+        let lines: String = nodes
+            .iter()
+            .map(|n| format!("1 sip:{}\n", n.target()))
+            .collect();
+        std::fs::write(&list, lines).unwrap();
+        let child = std::process::Command::new("kamailio")
+            .arg("-f")
+            .arg(common::manifest("deploy/kamailio/kamailio.cfg"))
+            .args(["-DD", "-E", "-m", "64", "-M", "16", "-Y"])
+            .arg(dir)
+            .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
+            .args(["-A", &format!("NODES=\"{}\"", list.display())])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("kamailio.log")).unwrap())
+            .spawn()
+            .expect("kamailio is installed by tests/run.sh (Debian package kamailio)");
+        Kamailio { child, port }
+    }
+
+    fn target(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The status an OPTIONS to the hotline's number through `to` is
+/// answered with (None: no answer in 300 ms).
+fn options_to(to: &str) -> Option<u16> {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let local = s.local_addr().unwrap();
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let probe = format!(
+        "OPTIONS sip:100@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKk{n}\r\n\
+         From: <sip:probe@{local}>;tag=k{n}\r\nTo: <sip:100@{to}>\r\nCall-ID: kprobe-{n}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.send_to(probe.as_bytes(), to).unwrap();
+    let mut buf = [0u8; 2048];
+    let (len, _) = s.recv_from(&mut buf).ok()?;
+    std::str::from_utf8(&buf[..len])
+        .ok()?
+        .get(8..11)?
+        .parse()
+        .ok()
+}
+
+/// A SIPp owner through Kamailio who presses 0 for an agent and stays on
+/// the line a while; SIPp on `port` (.. +4).
+fn owner_via(h: &Hotline, kamailio: &Kamailio, name: &str, port: u16) -> std::process::Child {
+    let xml = scenario(
+        h.dir.path(),
+        name,
+        "13800138000",
+        "100",
+        &[Step::Pause(500), Step::Key('0'), Step::Pause(6_000)],
+    );
+    std::process::Command::new("sipp")
+        .arg(kamailio.target())
+        .arg("-sf")
+        .arg(&xml)
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-mp",
+            &(port + 4).to_string(),
+            "-cp",
+            &(port + 1).to_string(),
+        ])
+        .args(["-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"])
+        .current_dir(h.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run sipp")
+}
+
+fn connected(h: &Hotline) -> usize {
+    h.lines("caller connected to agent").len()
+}
+
+#[test]
+fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed() {
+    let Some(store) = TestStore::postgres() else {
+        return;
+    };
+    let config = |name: &str| {
+        format!(
+            "[tickets]\nstore = \"{}\"\n[cluster]\nnode = \"{name}\"\nlease_seconds = {}\n\
+             [sip]\nlisten = \"127.0.0.1:SIP_PORT\"\nanswer_after_ms = 100\n\
+             trunks = [\"127.0.0.1\"]\nproxies = [\"127.0.0.1\"]\n",
+            store.location,
+            LEASE.as_secs()
+        )
+    };
+    let (mut a, _da) = common::menu_hotline(BASE, &config("a"));
+    wait_for(&a, "this node is active", Duration::from_secs(10));
+    let (b, _db) = common::menu_hotline(BASE, &config("b"));
+    let kamailio = Kamailio::start(b.dir.path(), BASE + 1900, &[&a, &b]);
+    let end = Instant::now() + Duration::from_secs(10);
+    while options_to(&kamailio.target()) != Some(200) {
+        assert!(
+            Instant::now() < end,
+            "Kamailio never reached the active node"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Agent 2001 registers and logs in through Kamailio, on node a.
+    let k = kamailio.target();
+    let phone_port = BASE + 1950;
+    let _phone = Baresip::start(
+        a.dir.path(),
+        &format!(
+            "<sip:2001@{k}>;auth_user=2001;auth_pass=agent2001;regint=600;answermode=auto;audio_codecs=PCMU/8000"
+        ),
+        phone_port,
+        (phone_port + 10, phone_port + 60),
+        &[&format!("/dial sip:*1@{k}")],
+    );
+    let available = |h: &Hotline| {
+        h.lines("agent state").iter().any(|l| {
+            common::field(l, "agent") == Some("2001")
+                && common::field(l, "state") == Some("available")
+        })
+    };
+    let end = Instant::now() + Duration::from_secs(15);
+    while !available(&a) {
+        assert!(
+            Instant::now() < end,
+            "2001 never logged in on a:\n{}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The REGISTER came through Kamailio (its address is the source a saw).
+    let registered = a.lines("agent registered");
+    assert!(
+        registered
+            .iter()
+            .any(|l| common::field(l, "from") == Some(k.as_str())),
+        "{registered:?}"
+    );
+    // An owner through Kamailio reaches 2001 on node a.
+    let first = owner_via(&a, &kamailio, "first", BASE + 1930);
+    let end = Instant::now() + Duration::from_secs(15);
+    while connected(&a) == 0 {
+        assert!(
+            Instant::now() < end,
+            "the first owner never reached 2001:\n{}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // kill -9 the active node mid-call.
+    a.kill();
+    let killed = Instant::now();
+    drop(first);
+    while options_to(&k) != Some(200) {
+        assert!(
+            killed.elapsed() < LEASE + Duration::from_secs(5),
+            "Kamailio found no active node:\n{}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let accepting = killed.elapsed();
+    // The next owner through Kamailio reaches 2001 on node b: logged in
+    // and rung on the registration b restored from the log.
+    let second = owner_via(&b, &kamailio, "second", BASE + 1940);
+    let end = Instant::now() + Duration::from_secs(20);
+    while connected(&b) == 0 {
+        assert!(Instant::now() < end, "2001 never rang on b:\n{}", b.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let answered = killed.elapsed();
+    println!(
+        "behind Kamailio: {:.2} s from kill -9 to Kamailio reaching the new node, {:.2} s to the next owner talking to 2001",
+        accepting.as_secs_f64(),
+        answered.as_secs_f64()
+    );
+    assert!(
+        b.log().contains("agent registration restored from the log"),
+        "{}",
+        b.log()
+    );
+    assert!(
+        b.lines("agent registered").is_empty(),
+        "2001 did not register again: {:?}",
+        b.lines("agent registered")
+    );
+    drop(second);
 }
