@@ -476,3 +476,153 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
     );
     drop(second);
 }
+
+/// A department's webhook: 500 until `accept` is set, then 200; counts
+/// the POSTs it took.
+struct Webhook {
+    port: u16,
+    accept: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    taken: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Webhook {
+    fn start() -> Self {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accept = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (a, t) = (accept.clone(), taken.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The head, then the body its Content-Length says.
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got);
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let len = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if got.len() >= head_end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let status = if a.load(Ordering::SeqCst) {
+                    t.fetch_add(1, Ordering::SeqCst);
+                    "200 OK"
+                } else {
+                    "500 Internal Server Error"
+                };
+                let _ = stream.write_all(
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                );
+            }
+        });
+        Webhook {
+            port,
+            accept,
+            taken,
+        }
+    }
+}
+
+#[test]
+fn an_sla_warning_due_during_a_takeover_is_written_once_and_a_pending_webhook_is_delivered() {
+    use hotline::tickets::{Actor, Department, NewEvent, Severity, Store};
+    use std::sync::atomic::Ordering;
+    let Some(store) = TestStore::postgres() else {
+        return;
+    };
+    let hook = Webhook::start();
+    let config = |name: &str| {
+        format!(
+            "[tickets]\nstore = \"{}\"\n[tickets.webhooks]\nengineering = \"http://127.0.0.1:{}/dispatch\"\n\
+             [cluster]\nnode = \"{name}\"\nlease_seconds = {}\n",
+            store.location,
+            hook.port,
+            LEASE.as_secs()
+        )
+    };
+    let (mut a, _da) = common::menu_hotline(BASE, &config("a"));
+    wait_for(&a, "this node is active", Duration::from_secs(10));
+    let (b, _db) = common::menu_hotline(BASE, &config("b"));
+    // A work order whose 30-minute promise reaches its warning (80 %) in
+    // 2.5 s, dispatched to engineering, whose webhook refuses for now.
+    let now = hotline::runtime::tickets::now_ms();
+    let opened_at = now - 24 * 60_000 + 2_500;
+    let log = Store::open(&store.location).unwrap();
+    let opened = log
+        .append_blocking(vec![NewEvent {
+            ticket: None,
+            call: None,
+            at_ms: opened_at,
+            actor: Actor::Agent("2001".into()),
+            kind: EventKind::TicketOpened {
+                category: "takeover_test".into(),
+                severity: Severity::Ordinary,
+                owner: Some("O-0001".into()),
+                building: Some("1".into()),
+                summary: "leak under the sink".into(),
+                phone: None,
+            },
+        }])
+        .unwrap();
+    let ticket = opened[0].ticket.unwrap();
+    log.append_blocking(vec![NewEvent {
+        ticket: Some(ticket),
+        call: None,
+        at_ms: now,
+        actor: Actor::Agent("2001".into()),
+        kind: EventKind::Dispatched {
+            department: Department::Engineering,
+            person: None,
+        },
+    }])
+    .unwrap();
+    // Node a tries the webhook (refused) and is killed before the warning.
+    let end = Instant::now() + Duration::from_secs(5);
+    while !a.log().contains("dispatch webhook") {
+        assert!(
+            Instant::now() < end,
+            "a never tried the webhook:\n{}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.kill();
+    hook.accept.store(true, Ordering::SeqCst);
+    wait_for(&b, "this node is active", LEASE + Duration::from_secs(5));
+    // The warning came due while nobody was active: b writes it, once;
+    // and delivers the dispatch a could not.
+    let end = Instant::now() + Duration::from_secs(15);
+    let count = |kind: &str| {
+        all_events(&store.location)
+            .iter()
+            .filter(|e| e.ticket == Some(ticket) && e.kind.name() == kind)
+            .count()
+    };
+    while count("sla_warned") == 0 || count("dispatch_delivered") == 0 {
+        assert!(Instant::now() < end, "{}", b.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Later rounds of b's watcher (and a replay) add nothing.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count("sla_warned"), 1, "{}", b.log());
+    assert_eq!(count("dispatch_delivered"), 1, "{}", b.log());
+    assert!(hook.taken.load(Ordering::SeqCst) >= 1);
+}
