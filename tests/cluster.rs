@@ -437,9 +437,31 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Owners keep calling through Kamailio, four a second, short calls.
+    let short = short_call(&a);
+    let steady = std::process::Command::new("sipp")
+        .arg(&k)
+        .arg("-sf")
+        .arg(&short)
+        .args(["-i", "127.0.0.1", "-p", &(BASE + 1960).to_string()])
+        .args([
+            "-mp",
+            &(BASE + 1964).to_string(),
+            "-cp",
+            &(BASE + 1961).to_string(),
+        ])
+        .args(["-r", "4", "-m", "48", "-nostdin", "-timeout", "40s"])
+        .args(["-recv_timeout", "3000"])
+        .current_dir(a.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run sipp");
+    std::thread::sleep(Duration::from_secs(2));
     // kill -9 the active node mid-call.
     a.kill();
     let killed = Instant::now();
+    let killed_at = jiff::Timestamp::now();
     drop(first);
     while options_to(&k) != Some(200) {
         assert!(
@@ -464,6 +486,21 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
         accepting.as_secs_f64(),
         answered.as_secs_f64()
     );
+    // The steady callers: the first one b answered, after the kill.
+    let out = steady.wait_with_output().unwrap();
+    let first_on_b = b
+        .lines("call answered")
+        .iter()
+        .filter_map(|l| l.split_whitespace().next()?.parse::<jiff::Timestamp>().ok())
+        .min()
+        .expect("b answered the steady callers");
+    let gap = first_on_b.duration_since(killed_at);
+    println!(
+        "behind Kamailio, owners calling 4 a second: {:.2} s from kill -9 to the first call node b answered (SIPp exit {:?})",
+        gap.as_secs_f64(),
+        out.status.code()
+    );
+    assert!(gap.as_secs_f64() < 5.0, "{gap:?}");
     assert!(
         b.log().contains("agent registration restored from the log"),
         "{}",
