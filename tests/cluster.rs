@@ -39,28 +39,7 @@ fn wait_for(h: &Hotline, what: &str, within: Duration) {
 
 /// The status code a node answers an OPTIONS with (None: no answer in 300 ms).
 fn options(h: &Hotline) -> Option<u16> {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let local = s.local_addr().unwrap();
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let probe = format!(
-        "OPTIONS sip:hotline@{0} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKp{n}\r\n\
-         From: <sip:probe@{local}>;tag=p{n}\r\nTo: <sip:hotline@{0}>\r\nCall-ID: probe-{n}\r\n\
-         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-        h.target()
-    );
-    s.send_to(probe.as_bytes(), h.target()).unwrap();
-    let mut buf = [0u8; 2048];
-    let (len, _) = s.recv_from(&mut buf).ok()?;
-    std::str::from_utf8(&buf[..len])
-        .ok()?
-        .get(8..11)?
-        .parse()
-        .ok()
+    options_to(&h.target())
 }
 
 /// A caller who hangs up a moment after the answer.
@@ -342,23 +321,13 @@ fn owner_via(h: &Hotline, kamailio: &Kamailio, name: &str, port: u16) -> std::pr
         "100",
         &[Step::Pause(500), Step::Key('0'), Step::Pause(6_000)],
     );
-    std::process::Command::new("sipp")
-        .arg(kamailio.target())
-        .arg("-sf")
-        .arg(&xml)
-        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-        .args([
-            "-mp",
-            &(port + 4).to_string(),
-            "-cp",
-            &(port + 1).to_string(),
-        ])
-        .args(["-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"])
-        .current_dir(h.dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run sipp")
+    common::sipp_to(
+        &kamailio.target(),
+        h,
+        &xml,
+        port,
+        &["-m", "1", "-timeout", "40s", "-timeout_error"],
+    )
 }
 
 fn connected(h: &Hotline) -> usize {
@@ -427,7 +396,7 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
         "{registered:?}"
     );
     // An owner through Kamailio reaches 2001 on node a.
-    let first = owner_via(&a, &kamailio, "first", BASE + 1930);
+    let mut first = owner_via(&a, &kamailio, "first", BASE + 1930);
     let end = Instant::now() + Duration::from_secs(15);
     while connected(&a) == 0 {
         assert!(
@@ -439,30 +408,29 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
     }
     // Owners keep calling through Kamailio, four a second, short calls.
     let short = short_call(&a);
-    let steady = std::process::Command::new("sipp")
-        .arg(&k)
-        .arg("-sf")
-        .arg(&short)
-        .args(["-i", "127.0.0.1", "-p", &(BASE + 1960).to_string()])
-        .args([
-            "-mp",
-            &(BASE + 1964).to_string(),
-            "-cp",
-            &(BASE + 1961).to_string(),
-        ])
-        .args(["-r", "4", "-m", "48", "-nostdin", "-timeout", "40s"])
-        .args(["-recv_timeout", "3000"])
-        .current_dir(a.dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run sipp");
+    let steady = common::sipp_to(
+        &k,
+        &a,
+        &short,
+        BASE + 1960,
+        &[
+            "-r",
+            "4",
+            "-m",
+            "48",
+            "-timeout",
+            "40s",
+            "-recv_timeout",
+            "3000",
+        ],
+    );
     std::thread::sleep(Duration::from_secs(2));
     // kill -9 the active node mid-call.
     a.kill();
     let killed = Instant::now();
     let killed_at = jiff::Timestamp::now();
-    drop(first);
+    let _ = first.kill();
+    let _ = first.wait();
     while options_to(&k) != Some(200) {
         assert!(
             killed.elapsed() < LEASE + Duration::from_secs(5),
@@ -474,7 +442,7 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
     let accepting = killed.elapsed();
     // The next owner through Kamailio reaches 2001 on node b: logged in
     // and rung on the registration b restored from the log.
-    let second = owner_via(&b, &kamailio, "second", BASE + 1940);
+    let mut second = owner_via(&b, &kamailio, "second", BASE + 1940);
     let end = Instant::now() + Duration::from_secs(20);
     while connected(&b) == 0 {
         assert!(Instant::now() < end, "2001 never rang on b:\n{}", b.log());
@@ -511,7 +479,8 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
         "2001 did not register again: {:?}",
         b.lines("agent registered")
     );
-    drop(second);
+    let _ = second.kill();
+    let _ = second.wait();
 }
 
 /// A department's webhook: 500 until `accept` is set, then 200; counts

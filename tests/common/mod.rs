@@ -375,8 +375,26 @@ pub fn sipp(hotline: &Hotline, scenario_file: &str, args: &[&str]) -> SippRun {
 
 /// A second SIPp caller at once, on ports of its own (`port` .. +4).
 pub fn sipp_on(h: &Hotline, xml: &std::path::Path, port: u16) -> std::process::Child {
+    sipp_to(
+        &h.target(),
+        h,
+        xml,
+        port,
+        &["-m", "1", "-timeout", "60s", "-timeout_error"],
+    )
+}
+
+/// SIPp calling `target` (the hotline, or a proxy in front of it) with
+/// `args`, on ports of its own (`port` .. +4), its files in `h`'s folder.
+pub fn sipp_to(
+    target: &str,
+    h: &Hotline,
+    xml: &std::path::Path,
+    port: u16,
+    args: &[&str],
+) -> std::process::Child {
     std::process::Command::new("sipp")
-        .arg(h.target())
+        .arg(target)
         .arg("-sf")
         .arg(xml)
         .args(["-i", "127.0.0.1", "-p", &port.to_string()])
@@ -386,7 +404,8 @@ pub fn sipp_on(h: &Hotline, xml: &std::path::Path, port: u16) -> std::process::C
             "-cp",
             &(port + 1).to_string(),
         ])
-        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
+        .arg("-nostdin")
+        .args(args)
         .current_dir(h.dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
