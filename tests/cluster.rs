@@ -259,6 +259,7 @@ impl Kamailio {
             .map(|n| format!("1 sip:{}\n", n.target()))
             .collect();
         std::fs::write(&list, lines).unwrap();
+        use std::os::unix::process::CommandExt as _;
         let child = std::process::Command::new("kamailio")
             .arg("-f")
             .arg(common::manifest("deploy/kamailio/kamailio.cfg"))
@@ -266,6 +267,8 @@ impl Kamailio {
             .arg(dir)
             .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
             .args(["-A", &format!("NODES=\"{}\"", list.display())])
+            // Its own process group: Kamailio's children are ended with it.
+            .process_group(0)
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(dir.join("kamailio.log")).unwrap())
             .spawn()
@@ -280,7 +283,10 @@ impl Kamailio {
 
 impl Drop for Kamailio {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The group this test started (the main process and its children).
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.wait();
     }
 }
