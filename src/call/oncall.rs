@@ -122,6 +122,38 @@ impl Switch {
         id
     }
 
+    /// The chain of `ticket` is over (a supervisor stopped it, or the
+    /// ticket was resolved): an on-call phone still ringing for it stops
+    /// (CANCEL), a call under way ends (BYE) before anyone accepts what
+    /// is no longer wanted. Nothing more is told of them: the log says
+    /// why the chain ended.
+    pub fn stop_duty_calls(&mut self, now: Instant, ticket: TicketId) {
+        self.last_now = Some(now);
+        let ids: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                matches!(&c.purpose, Purpose::OnCall(d) if d.ticket == ticket && !d.notice && !d.reported)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(c) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            if let Purpose::OnCall(d) = &mut c.purpose {
+                d.reported = true;
+            }
+            info!(call = %id, %ticket, "on-call: the chain ended; this call too");
+            match c.phase {
+                Phase::Dialing => self.send_cancel(now, id),
+                Phase::Cancelling | Phase::HangingUp => {}
+                _ => self.send_bye(now, id),
+            }
+        }
+        self.pump(now);
+    }
+
     /// Calls the owner of an emergency to say help is coming; told once
     /// as [`CallEventKind::OwnerNotified`] (reached or not).
     pub fn place_owner_notice(&mut self, now: Instant, req: PlaceNotice) -> CallId {

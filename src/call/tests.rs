@@ -905,6 +905,36 @@ fn agent_first_the_agent_hanging_up_while_the_owner_rings_cancels_the_owners_cal
 }
 
 #[test]
+fn a_chain_that_ends_stops_the_on_call_phone_ringing_and_the_call_under_way() {
+    let mut sim = Sim::new();
+    let (ringing, invite) = place_duty(&mut sim);
+    sim.recv(&reply_to(&invite, 180, "Ringing", ""));
+    sim.sw.stop_duty_calls(sim.now, TicketId(9));
+    sim.drain();
+    assert!(sim.take_sent().iter().any(|m| m.starts_with("CANCEL ")));
+    sim.recv(&reply_to(&invite, 487, "Request Terminated", ""));
+    sim.take_sent();
+    // Another ticket's call is left alone; this one's answered call ends.
+    let (other, other_invite) = place_duty(&mut sim);
+    sim.recv(&reply_to(&other_invite, 200, "OK", OWNER_SDP));
+    sim.take_sent();
+    sim.sw.stop_duty_calls(sim.now, TicketId(10));
+    sim.drain();
+    assert!(sim.take_sent().is_empty(), "not that ticket's");
+    sim.sw.stop_duty_calls(sim.now, TicketId(9));
+    sim.drain();
+    assert!(sim.take_sent().iter().any(|m| m.starts_with("BYE ")));
+    assert!(
+        !sim.kinds()
+            .any(|k| matches!(k, CallEventKind::OnCall { .. })),
+        "no outcome told for either: {:?}",
+        sim.events
+    );
+    assert!(!sim.sw.calls.contains_key(&ringing));
+    let _ = other;
+}
+
+#[test]
 fn the_engineer_on_duty_hears_the_ticket_in_their_language_and_accepts_with_1() {
     let mut sim = Sim::new();
     let (id, invite) = place_duty(&mut sim);

@@ -56,6 +56,8 @@ pub enum Input {
     Place(crate::call::PlaceCall),
     /// An on-call call to place (its `OnCallCalled` is in the log).
     PlaceDuty(crate::call::PlaceDutyCall),
+    /// The on-call chain of this ticket ended: its calls stop.
+    StopDuty(crate::tickets::TicketId),
     /// A callback to queue again in its place.
     Callback(crate::call::QueueCallback),
     /// An emergency's owner to tell that help is coming.
@@ -522,6 +524,7 @@ impl Hotline {
                         }
                         Input::Place(call) => { switch.place_call(now, call); }
                         Input::PlaceDuty(call) => { switch.place_duty_call(now, call); }
+                        Input::StopDuty(ticket) => switch.stop_duty_calls(now, ticket),
                         Input::Callback(q) => { switch.queue_callback(now, q); }
                         Input::Notice(n) => { switch.place_owner_notice(now, n); }
                         Input::IvrReply(call, reply) => switch.handle_ivr_reply(now, call, reply),

@@ -667,13 +667,20 @@ pub async fn watch(
     let mut last = EventId(0);
     let mut replayed = false;
     loop {
+        let (oncall_core, stop_duty) = match oncall.as_mut() {
+            Some(OnCall {
+                core, to_switch, ..
+            }) => (Some(core), Some(&*to_switch)),
+            None => (None, None),
+        };
         let cores = Cores {
             projection: &mut projection,
             handlers: &mut handlers,
             view: &view,
             metrics: &metrics,
             visits: visits.as_mut().map(|v| &mut v.core),
-            oncall: oncall.as_mut().map(|o| &mut o.core),
+            oncall: oncall_core,
+            stop_duty,
             callbacks: callbacks.as_mut().map(|c| &mut c.core),
             sla: &mut sla,
             groups: &mut groups,
@@ -867,6 +874,8 @@ struct Cores<'a> {
     metrics: &'a crate::metrics::Metrics,
     visits: Option<&'a mut ReturnVisits>,
     oncall: Option<&'a mut crate::tickets::oncall::OnCallChains>,
+    /// Where a chain's end goes, for its calls to stop.
+    stop_duty: Option<&'a tokio::sync::mpsc::UnboundedSender<super::Input>>,
     callbacks: Option<&'a mut crate::tickets::callback::Callbacks>,
     sla: &'a mut SlaTimers,
     groups: &'a mut GroupComplaints,
@@ -907,6 +916,18 @@ async fn feed(
             }
             if let Some(o) = cores.oncall.as_deref_mut() {
                 o.handle_event(e);
+            }
+            if let (Some(t), Some(stop)) = (e.ticket, cores.stop_duty)
+                && e.id > replay_until
+                && matches!(
+                    e.kind,
+                    EventKind::OnCallStopped { .. }
+                        | EventKind::Resolved { .. }
+                        | EventKind::ConfirmedByOwner
+                )
+            {
+                // A phone still ringing for a chain that ended stops.
+                let _ = stop.send(super::Input::StopDuty(t));
             }
             if let Some(c) = cores.callbacks.as_deref_mut() {
                 c.handle_event(e, e.id > replay_until);
