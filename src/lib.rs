@@ -45,6 +45,10 @@
 //!               to the source, each nc once; agents' networks; TLS-only agents)
 //!               and feature codes ─► agents' states in the ACD
 //!
+//!        cluster (two or more nodes, one PostgreSQL store): a lease row and a
+//!               fencing term every append checks (cluster::pg), the lease as a
+//!               node sees it (cluster::lease, sans-IO), standby answers 503;
+//!               Kamailio in front sends calls to the active node
 //!        http (axum): /metrics, the JSON API (users' tokens), /agent (the agent's
 //!               page: event stream, screen pop from the desk of calls, wrap-up),
 //!               /supervisor (the wallboard), call history and reports, which

@@ -870,25 +870,37 @@ fn run(path: Option<PathBuf>) -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    let loaded = hotline::runtime::Loaded {
+        prompts,
+        menu,
+        agents,
+        users,
+        rota,
+    };
     if let Some(settings) = config.cluster_settings() {
-        let loaded = Loaded {
-            prompts,
-            menu,
-            agents,
-            users,
-            rota,
-        };
-        return runtime.block_on(run_node(settings, config, loaded));
-    }
-    runtime.block_on(async move {
-        let hotline =
-            match Hotline::bind(config.clone(), prompts, menu, agents, users, rota, None).await {
-                Ok(h) => h,
+        return runtime.block_on(async move {
+            let (stop_tx, stop) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            });
+            match hotline::cluster::node::run(settings, config, loaded, stop).await {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
-                    return ExitCode::from(1);
+                    ExitCode::from(1)
                 }
-            };
+            }
+        });
+    }
+    runtime.block_on(async move {
+        let hotline = match Hotline::bind(config.clone(), loaded, None).await {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
         let sip = hotline.local_addr();
         let tls = config
             .sip
@@ -916,119 +928,6 @@ fn run(path: Option<PathBuf>) -> ExitCode {
             }
         }
     })
-}
-
-/// What a node loads once and serves with each time it becomes active.
-struct Loaded {
-    prompts: hotline::media::prompt::PromptSet,
-    menu: Option<std::sync::Arc<hotline::ivr::graph::Graph>>,
-    agents: Option<std::sync::Arc<hotline::acd::agents::AgentsFile>>,
-    users: Option<hotline::http::users::Users>,
-    rota: Option<hotline::tickets::rota::Rota>,
-}
-
-/// A cluster node: standby (SIP answered with 503) until it holds the
-/// lease, then the hotline, serving until it loses the lease (standby
-/// again) or is told to stop.
-async fn run_node(
-    settings: hotline::cluster::Settings,
-    config: Config,
-    loaded: Loaded,
-) -> ExitCode {
-    use hotline::cluster::{Fence, Role, standby::Standby};
-    use std::sync::Arc;
-    let fence = Fence::default();
-    let (roles_tx, mut roles) = tokio::sync::watch::channel(Role::Standby);
-    tokio::spawn(hotline::cluster::pg::run(
-        settings.clone(),
-        config.sip.listen.to_string(),
-        fence.clone(),
-        roles_tx,
-    ));
-    let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let node = &settings.node;
-    let mut last_term = 0;
-    loop {
-        let metrics = Arc::new(hotline::metrics::Metrics::new());
-        metrics.cluster_active.with_label_values(&[node]).set(0);
-        metrics.cluster_term.set(last_term);
-        let standby = match Standby::bind(config.sip.listen, config.http.listen, metrics).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: node {node} standby on {}: {e}", config.sip.listen);
-                return ExitCode::from(1);
-            }
-        };
-        say(format_args!(
-            "hotline node {node} standby: SIP udp {} answers 503 until this node holds the lease",
-            config.sip.listen
-        ));
-        let term = tokio::select! {
-            _ = stop.wait_for(|s| *s) => {
-                standby.close().await;
-                return ExitCode::SUCCESS;
-            }
-            role = roles.wait_for(|r| r.term().is_some()) => match role {
-                Ok(r) => r.term().unwrap_or_default(),
-                Err(_) => return ExitCode::from(1),
-            },
-        };
-        standby.close().await;
-        last_term = term;
-        let hotline = match Hotline::bind(
-            config.clone(),
-            loaded.prompts.clone(),
-            loaded.menu.clone(),
-            loaded.agents.clone(),
-            loaded.users.clone(),
-            loaded.rota.clone(),
-            Some(hotline::runtime::Node {
-                name: node.clone(),
-                fence: fence.clone(),
-            }),
-        )
-        .await
-        {
-            Ok(h) => h,
-            Err(e) => {
-                eprintln!("error: node {node} (term {term}): {e}");
-                return ExitCode::from(1);
-            }
-        };
-        say(format_args!(
-            "hotline node {node} active (term {term}): SIP udp+tcp {}",
-            hotline.local_addr()
-        ));
-        let (mut stopped, mut lost) = (stop.clone(), roles.clone());
-        let until = async move {
-            tokio::select! {
-                _ = stopped.wait_for(|s| *s) => {}
-                _ = lost.wait_for(|r| r.term() != Some(term)) => {}
-            }
-        };
-        if let Err(e) = tokio::spawn(hotline.serve(until)).await {
-            eprintln!("error: the switch stopped: {e}");
-            return ExitCode::from(1);
-        }
-        if *stop.borrow() {
-            return ExitCode::SUCCESS;
-        }
-        say(format_args!(
-            "hotline node {node} stepped down (term {term} lost): standby again"
-        ));
-    }
-}
-
-/// A line on stdout that never fails the node (a closed stdout included).
-fn say(line: std::fmt::Arguments<'_>) {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 async fn shutdown_signal() {

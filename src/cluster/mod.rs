@@ -31,6 +31,7 @@
 //! with the lease) and serves as standby again.
 
 pub mod lease;
+pub mod node;
 pub mod pg;
 pub mod standby;
 

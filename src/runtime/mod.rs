@@ -138,16 +138,30 @@ pub struct Node {
     pub fence: crate::cluster::Fence,
 }
 
+/// What the hotline serves with, loaded (and checked) from the config's
+/// files once: a cluster's node serves with it each time it is active.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub prompts: PromptSet,
+    pub menu: Option<Arc<crate::ivr::graph::Graph>>,
+    pub agents: Option<Arc<crate::acd::agents::AgentsFile>>,
+    pub users: Option<crate::http::users::Users>,
+    pub rota: Option<crate::tickets::rota::Rota>,
+}
+
 impl Hotline {
     pub async fn bind(
         config: Config,
-        prompts: PromptSet,
-        menu: Option<Arc<crate::ivr::graph::Graph>>,
-        agents: Option<Arc<crate::acd::agents::AgentsFile>>,
-        users: Option<crate::http::users::Users>,
-        rota: Option<crate::tickets::rota::Rota>,
+        loaded: Loaded,
         node: Option<Node>,
     ) -> Result<Self, RuntimeError> {
+        let Loaded {
+            prompts,
+            menu,
+            agents,
+            users,
+            rota,
+        } = loaded;
         let addr = config.sip.listen;
         let udp = bind_udp(addr).map_err(|source| RuntimeError::Bind {
             transport: "UDP",
