@@ -34,7 +34,7 @@ pub async fn run(
         let metrics = Arc::new(crate::metrics::Metrics::new());
         metrics.cluster_active.with_label_values(&[node]).set(0);
         metrics.cluster_term.set(last_term);
-        let standby = Standby::bind(config.sip.listen, config.http.listen, metrics)
+        let standby = bind_standby(&config, metrics)
             .await
             .map_err(|e| format!("node {node} standby on {}: {e}", config.sip.listen))?;
         say(format_args!(
@@ -81,6 +81,25 @@ pub async fn run(
         say(format_args!(
             "hotline node {node} stepped down (term {term} lost): standby again"
         ));
+    }
+}
+
+/// The standby's sockets; a port still held for a moment (by the
+/// connections of the hotline that just stopped) is tried again for up to
+/// two seconds.
+async fn bind_standby(
+    config: &Config,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> std::io::Result<Standby> {
+    let mut tries = 0;
+    loop {
+        match Standby::bind(config.sip.listen, config.http.listen, metrics.clone()).await {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            bound => return bound,
+        }
     }
 }
 

@@ -616,12 +616,16 @@ impl Hotline {
         .await;
         // Let the BYEs leave and the media edge close its ports.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        acceptor.abort();
-        if let Some(t) = tls_acceptor {
-            t.abort();
+        // Ended and awaited, so that their listeners are closed when this
+        // returns (a cluster's node binds the same ports again standby).
+        let mut ended = vec![acceptor, watcher, http_task];
+        ended.extend(tls_acceptor);
+        for task in &ended {
+            task.abort();
         }
-        watcher.abort();
-        http_task.abort();
+        for task in ended {
+            let _ = task.await;
+        }
         for task in tcp_tasks.values() {
             task.abort();
         }
