@@ -42,6 +42,15 @@ fn options(h: &Hotline) -> Option<u16> {
     options_to(&h.target())
 }
 
+/// A node's role as `hotline cluster status` prints it.
+fn role_of(status: &str, node: &str) -> Option<String> {
+    status
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(node))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(str::to_string)
+}
+
 /// A caller who hangs up a moment after the answer.
 fn short_call(h: &Hotline) -> std::path::PathBuf {
     scenario(
@@ -230,6 +239,17 @@ fn a_frozen_active_node_writes_nothing_after_the_takeover_and_becomes_standby() 
         assert!(Instant::now() < end, "{}", a.log());
     }
     assert_eq!(options(&b), Some(200));
+    // Operators see who is active, with which term, and both heartbeats
+    // (a's once it has written one as standby).
+    let status = || common::cli(&["cluster", "status", "--store", &store.location]);
+    let first = status();
+    assert!(first.starts_with("active: b (term 2,"), "{first}");
+    assert_eq!(role_of(&first, "b").as_deref(), Some("active"), "{first}");
+    let end = Instant::now() + Duration::from_secs(3);
+    while role_of(&status(), "a").as_deref() != Some("standby") {
+        assert!(Instant::now() < end, "{}", status());
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // What the old node tried to write after the takeover was refused.
     assert!(a.log().contains("fenced"), "{}", a.log());
     let events = all_events(&store.location);

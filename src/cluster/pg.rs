@@ -155,6 +155,15 @@ pub struct NodeStatus {
 
 pub async fn status(url: &str) -> Result<Status, StoreError> {
     let client = crate::tickets::postgres::connect(url).await?;
+    let known: Option<String> = client
+        .query_one("SELECT to_regclass('cluster_lease')::text", &[])
+        .await?
+        .try_get(0)?;
+    if known.is_none() {
+        return Err(StoreError::Invalid(
+            "no cluster has run on this store yet (no lease table): start a node with [cluster] node".into(),
+        ));
+    }
     let lease = client
         .query_one(
             "SELECT holder, term, EXTRACT(EPOCH FROM (expires_at - now()))::float8 \
