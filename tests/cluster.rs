@@ -421,6 +421,37 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
             .any(|l| common::field(l, "from") == Some(k.as_str())),
         "{registered:?}"
     );
+    // A caller who writes the header Kamailio writes is not believed:
+    // Kamailio replaces it, and a sees the trunk the call came from (the
+    // caller ID believed), not the stranger it names.
+    let forger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = forger.local_addr().unwrap();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 16000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let invite = format!(
+        "INVITE sip:100@{k} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKforged\r\n\
+         From: <sip:13800138000@127.0.0.1>;tag=f\r\nTo: <sip:100@{k}>\r\nCall-ID: forged-1\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:13800138000@{local}>\r\nMax-Forwards: 70\r\n\
+         X-Hotline-Source: udp:192.0.2.1:5060\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    forger.send_to(invite.as_bytes(), &k).unwrap();
+    let end = Instant::now() + Duration::from_secs(5);
+    let started = |h: &Hotline| {
+        h.lines("call started")
+            .into_iter()
+            .find(|l| common::field(l, "sip_call_id") == Some("forged-1"))
+    };
+    while started(&a).is_none() {
+        assert!(Instant::now() < end, "{}", a.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let line = started(&a).unwrap();
+    assert_eq!(
+        common::field(&line, "number"),
+        Some("13800138000"),
+        "{line}"
+    );
     // An owner through Kamailio reaches 2001 on node a.
     let mut first = owner_via(&a, &kamailio, "first", BASE + 1930);
     let end = Instant::now() + Duration::from_secs(15);
