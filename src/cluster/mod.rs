@@ -25,10 +25,14 @@
 //!
 //! # Takeover
 //! Becoming active is starting as after a restart: the new active node
-//! replays the log (tickets, SLA timers, webhooks, return visits,
-//! callbacks, the on-call chain, each fed from the log and each acting
-//! once) and serves. A node that steps down ends its calls (they are lost
-//! with the lease) and serves as standby again.
+//! ends the calls the old one left (`tickets::unfinished`: `node_failed`),
+//! restores the agents' UDP registrations and states from the log
+//! (`tickets::desks`), serves at once, and replays the log in the
+//! background (tickets, SLA timers, webhooks, return visits, callbacks,
+//! the on-call chain, each fed from the log and each acting once). A
+//! standby does not read the log while it waits: the replay is what a
+//! restart does, and SIP does not wait for it. A node that steps down ends
+//! its calls (they are lost with the lease) and serves as standby again.
 
 pub mod lease;
 pub mod node;
