@@ -402,12 +402,7 @@ pub fn unregistered_entry(agent: crate::acd::AgentId, expired: bool) -> NewEvent
 
 /// `udp:127.0.0.1:5062`: a registration's source as the log keeps it.
 pub fn source_of(peer: crate::sip::transaction::Peer) -> String {
-    use crate::sip::transaction::Transport;
-    let transport = match peer.transport {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
-        Transport::Tls => "tls",
-    };
+    let transport = peer.transport.as_str().to_ascii_lowercase();
     format!("{transport}:{}", peer.addr)
 }
 
@@ -916,18 +911,13 @@ async fn feed(
             }
             if let Some(o) = cores.oncall.as_deref_mut() {
                 o.handle_event(e);
-            }
-            if let (Some(t), Some(stop)) = (e.ticket, cores.stop_duty)
-                && e.id > replay_until
-                && matches!(
-                    e.kind,
-                    EventKind::OnCallStopped { .. }
-                        | EventKind::Resolved { .. }
-                        | EventKind::ConfirmedByOwner
-                )
-            {
-                // A phone still ringing for a chain that ended stops.
-                let _ = stop.send(super::Input::StopDuty(t));
+                // A phone still ringing for a chain that ended stops
+                // (history has no phones ringing).
+                while let Some(t) = o.poll_ended() {
+                    if let Some(stop) = cores.stop_duty.filter(|_| e.id > replay_until) {
+                        let _ = stop.send(super::Input::StopDuty(t));
+                    }
+                }
             }
             if let Some(c) = cores.callbacks.as_deref_mut() {
                 c.handle_event(e, e.id > replay_until);

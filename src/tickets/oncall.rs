@@ -164,6 +164,9 @@ pub struct OnCallChains {
     chains: BTreeMap<TicketId, Chain>,
     /// Owners to tell that help is coming, once the dispatch is asked for.
     notices: Vec<OwnerNotice>,
+    /// Chains that ended (accepted, stopped, resolved): a call still
+    /// ringing for one is to stop.
+    ended: Vec<TicketId>,
 }
 
 impl OnCallChains {
@@ -178,6 +181,7 @@ impl OnCallChains {
             departments: departments.clone(),
             chains: BTreeMap::new(),
             notices: Vec::new(),
+            ended: Vec::new(),
         }
     }
 
@@ -296,6 +300,7 @@ impl OnCallChains {
             | EventKind::Resolved { .. }
             | EventKind::ConfirmedByOwner => {
                 self.chains.remove(&ticket);
+                self.ended.push(ticket);
             }
             _ => {}
         }
@@ -404,6 +409,11 @@ impl OnCallChains {
     /// `handle_timeout` are written).
     pub fn poll_notice(&mut self) -> Option<OwnerNotice> {
         self.notices.pop()
+    }
+
+    /// A chain that ended since the last look (its calls are to stop).
+    pub fn poll_ended(&mut self) -> Option<TicketId> {
+        self.ended.pop()
     }
 
     /// The next instant `handle_timeout` has something to do.
