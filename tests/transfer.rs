@@ -182,7 +182,9 @@ fn an_agent_transfers_the_owner_from_the_softphone_and_the_target_talks_with_the
     let first_2003 = agents.iter().filter(|a| a.2).map(|a| a.0).min();
     assert!(
         matches!((last_2001, first_2003), (Some(a), Some(b)) if a < b),
-        "2001 then 2003 on the right: {agents:?}"
+        "2001 then 2003 on the right: {agents:?}\n{:#?}\n{:#?}",
+        h.lines("conversation recorded"),
+        h.lines("media closed")
     );
     // What 2003 said reached the owner: its leg relayed to the caller.
     let leg = field(&h.lines("call transferred")[0], "leg")

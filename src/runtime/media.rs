@@ -852,10 +852,13 @@ async fn write_conversation(
     let mut flush = tokio::time::interval(CONVERSATION_FLUSH);
     let mut header_at = Instant::now() + CONVERSATION_HEADER;
     let mut failed = None;
+    // Packets heard from each side (a side never heard is worth a look).
+    let mut heard = [0u64; 2];
     loop {
         let end = tokio::select! {
             msg = rx.recv() => match msg {
                 Some(ConversationIn::Audio { side, ts, at, payload }) => {
+                    heard[side as usize] += 1;
                     conv.push(side, ts, at, &payload);
                     false
                 }
@@ -895,7 +898,15 @@ async fn write_conversation(
     if let Some(e) = failed {
         error!(%caller, file = %path.display(), error = %e, "conversation recording cut short");
     }
-    info!(%caller, file = %path.display(), ms = duration.as_millis() as u64, pauses = conv.pauses(), "conversation recorded");
+    info!(
+        %caller,
+        file = %path.display(),
+        ms = duration.as_millis() as u64,
+        pauses = conv.pauses(),
+        caller_packets = heard[Side::Left as usize],
+        agent_packets = heard[Side::Right as usize],
+        "conversation recorded"
+    );
     let _ = to_switch.send(Input::Media(
         caller,
         MediaEvent::ConversationRecorded {
