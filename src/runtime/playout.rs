@@ -16,17 +16,22 @@
 //! thousand calls.
 //!
 //! The media edge's control task (runtime::media) tells a worker what to
-//! play; the worker tells the switch when a prompt list has finished.
+//! play; the worker tells the switch when a prompt list has finished. An
+//! order waits in the worker's inbox for its next wake when that comes
+//! within [`ORDER_DELAY`] (live audio: before its packet time), and wakes
+//! it only otherwise: a worker with calls is not woken once per order on
+//! top of its own wakes, each a pair of context switches for it and the
+//! thread that sent the order.
 //! What comes in (the receive tasks) stays on tokio's threads.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -88,9 +93,40 @@ pub enum Playout {
     },
 }
 
+/// How long an order (other than live audio) may wait for the worker's
+/// own next wake: a prompt starts, stops or moves at most this late, well
+/// under a packet's time.
+pub const ORDER_DELAY: Duration = Duration::from_millis(10);
+
+/// A worker's orders, and when it will look at them next.
+struct Inbox {
+    orders: Mutex<Vec<Playout>>,
+    /// When the worker means to wake, in nanoseconds since `epoch`:
+    /// [`AWAKE`] while it runs (it reads the orders before it sleeps
+    /// again), `u64::MAX` when it sleeps until told.
+    wakes_at: AtomicU64,
+    epoch: Instant,
+    closed: AtomicBool,
+}
+
+/// [`Inbox::wakes_at`] of a worker that is running.
+const AWAKE: u64 = 0;
+
+impl Inbox {
+    fn since_epoch(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// The orders queued so far (swapped with `into`, which is empty).
+    fn take(&self, into: &mut Vec<Playout>) {
+        let mut orders = self.orders.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::swap(into, &mut *orders);
+    }
+}
+
 /// The workers, and how many calls each has.
 pub struct Workers {
-    inboxes: Vec<Sender<Playout>>,
+    inboxes: Vec<(Arc<Inbox>, Thread)>,
     load: Vec<usize>,
 }
 
@@ -105,10 +141,16 @@ impl Workers {
     ) -> Self {
         let inboxes = (0..n.max(1))
             .map(|i| {
-                let (tx, rx) = crossbeam_channel::unbounded();
+                let inbox = Arc::new(Inbox {
+                    orders: Mutex::new(Vec::new()),
+                    wakes_at: AtomicU64::new(AWAKE),
+                    epoch: Instant::now(),
+                    closed: AtomicBool::new(false),
+                });
+                let rx = inbox.clone();
                 let to_switch = to_switch.clone();
                 let lateness = lateness.clone();
-                std::thread::Builder::new()
+                let worker = std::thread::Builder::new()
                     .name(format!("media-{i}"))
                     .spawn(move || {
                         if priority > 0 {
@@ -123,10 +165,10 @@ impl Workers {
                                 Err(_) => {}
                             }
                         }
-                        run(rx, &lateness.0[i], to_switch)
+                        run(&rx, &lateness.0[i], to_switch)
                     })
                     .expect("spawn a media worker");
-                tx
+                (inbox, worker.thread().clone())
             })
             .collect::<Vec<_>>();
         let load = vec![0; inboxes.len()];
@@ -145,14 +187,41 @@ impl Workers {
         i
     }
 
+    /// Queues `msg` for `worker`, waking it only when it would not look
+    /// soon enough by itself.
     pub fn send(&self, worker: usize, msg: Playout) {
-        let _ = self.inboxes[worker].send(msg);
+        let (inbox, thread) = &self.inboxes[worker];
+        let within = match msg {
+            Playout::Live { .. } => Duration::ZERO,
+            _ => ORDER_DELAY,
+        };
+        inbox
+            .orders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(msg);
+        // Read after the order is in: a worker about to sleep has said
+        // when it wakes before it looks at its orders (both under the
+        // same lock), so one of the two sees the other.
+        let deadline = inbox.since_epoch(Instant::now() + within);
+        if inbox.wakes_at.load(Ordering::SeqCst) > deadline {
+            thread.unpark();
+        }
     }
 
     /// The call's media is over on `worker`.
     pub fn close(&mut self, worker: usize, call: CallId) {
         self.load[worker] = self.load[worker].saturating_sub(1);
         self.send(worker, Playout::Close { call });
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for (inbox, thread) in &self.inboxes {
+            inbox.closed.store(true, Ordering::SeqCst);
+            thread.unpark();
+        }
     }
 }
 
@@ -274,32 +343,46 @@ impl Outgoing {
     }
 }
 
-fn run(rx: Receiver<Playout>, lateness: &WorkerLateness, to_switch: mpsc::UnboundedSender<Input>) {
+fn run(inbox: &Inbox, lateness: &WorkerLateness, to_switch: mpsc::UnboundedSender<Input>) {
     let mut calls: HashMap<CallId, Outgoing> = HashMap::new();
     let mut schedule = Schedule::default();
     let mut buf = [0u8; MAX_PACKET];
-    let epoch = Instant::now();
+    let mut orders = Vec::new();
+    let epoch = inbox.epoch;
     loop {
         let wake = schedule.next().map(|at| on_grid(epoch, at));
         // When it means to be up again: a packet already overdue (a prompt
         // chained to one that ended before the order came) is due now, not
         // late by the worker.
         let planned = wake.map(|at| at.max(Instant::now()));
-        let msg = match wake {
-            Some(at) => rx.recv_deadline(at),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        match msg {
-            Ok(msg) => {
-                handle(msg, &mut calls, &mut schedule, &to_switch);
-                // A stream of orders does not hold the packets back.
-                let wake = schedule.next().map(|at| on_grid(epoch, at));
-                if wake.is_none_or(|at| Instant::now() < at) {
-                    continue;
-                }
+        inbox.wakes_at.store(
+            wake.map_or(u64::MAX, |at| inbox.since_epoch(at).max(AWAKE + 1)),
+            Ordering::SeqCst,
+        );
+        inbox.take(&mut orders);
+        if orders.is_empty() {
+            if inbox.closed.load(Ordering::SeqCst) {
+                return;
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
+            match wake {
+                Some(at) => {
+                    let now = Instant::now();
+                    if at > now {
+                        std::thread::park_timeout(at - now);
+                    }
+                }
+                None => std::thread::park(),
+            }
+        }
+        inbox.wakes_at.store(AWAKE, Ordering::SeqCst);
+        for msg in orders.drain(..) {
+            handle(msg, &mut calls, &mut schedule, &to_switch);
+        }
+        // Orders (or an early return from the wait): the packets are sent
+        // when due, not before.
+        let wake = schedule.next().map(|at| on_grid(epoch, at));
+        if wake.is_none_or(|at| Instant::now() < at) {
+            continue;
         }
         let now = Instant::now();
         let until = now;
