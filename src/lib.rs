@@ -88,6 +88,7 @@ pub mod edge;
 pub mod http;
 pub mod ids;
 pub mod ivr;
+pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod owners;

@@ -278,13 +278,14 @@ enum TicketCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _log = hotline::logging::start();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+        .with_writer(hotline::logging::Gathered)
         .init();
     match cli.command {
         Command::CheckConfig { path } => {

@@ -192,3 +192,59 @@ fn a_menu_with_a_dangling_reference_is_refused_naming_the_node_and_the_file() {
         "{err}"
     );
 }
+
+/// The log as a user runs the hotline (lines gathered, written every
+/// 20 ms by a thread of their own): lines reach the file while it runs,
+/// and the last ones, logged as it stops, are written before it exits.
+#[test]
+fn the_gathered_log_is_written_while_running_and_to_the_last_line_on_stop() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let config = write(
+        &dir,
+        &format!(
+            "[sip]\nlisten = \"127.0.0.1:28861\"\n[media]\nip = \"127.0.0.1\"\n\
+             rtp_port_min = 28870\nrtp_port_max = 28899\n[tickets]\nstore = \"{d}/events.db\"\n\
+             [owners]\ndb = \"{d}/owners.db\"\n[ivr]\nmenu = \"\"\n[http]\nlisten = \"127.0.0.1:0\"\n"
+        ),
+    );
+    let log = dir.path().join("hotline.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .args(["run", "--config", &config])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "info")
+        .env_remove("HOTLINE_LOG_FLUSH_MS")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(first.contains("hotline listening"), "{first}\n{}", read());
+    let end = Instant::now() + Duration::from_secs(2);
+    while !read().contains("ticket log replayed") {
+        assert!(
+            Instant::now() < end,
+            "no line written while running: {}",
+            read()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}: {}", read());
+    let text = read();
+    assert!(
+        text.trim_end()
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("hotline stopped")),
+        "the last line is the stop: {text}"
+    );
+}

@@ -209,6 +209,9 @@ impl Hotline {
             .args(["run", "--config"])
             .arg(&config)
             .env("RUST_LOG", "info")
+            // The tests read the log the moment the hotline answers: each
+            // line written at once, not gathered for 20 ms.
+            .env("HOTLINE_LOG_FLUSH_MS", "0")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
