@@ -50,16 +50,18 @@ fn gathered() -> &'static Mutex<Vec<u8>> {
 
 /// Writes out whatever is gathered (swapped out first: loggers do not
 /// wait for stderr).
+/// Stderr is held from the swap to the end of the write, so two flushes
+/// (the flusher's and a panic's) write their lines in the order logged.
 pub fn flush() {
-    let mut lines = {
+    let mut err = std::io::stderr().lock();
+    let lines = {
         let mut g = gathered().lock().unwrap_or_else(|e| e.into_inner());
         if g.is_empty() {
             return;
         }
         std::mem::replace(&mut *g, Vec::with_capacity(64 * 1024))
     };
-    let _ = std::io::stderr().lock().write_all(&lines);
-    lines.clear();
+    let _ = err.write_all(&lines);
 }
 
 /// The writer tracing's formatter is given: each line goes to memory.

@@ -2,7 +2,7 @@
 # The whole test suite on a fresh Debian machine: installs what the tests
 # drive (SIPp, baresip and Linphone, PostgreSQL, promtool from prometheus, Chromium and
 # ChromeDriver for the agent page, SIPVicious, fail2ban and openssl for
-# the edge, Kamailio in front of a cluster), starts PostgreSQL with a test role that may
+# the edge, Kamailio in front of a cluster, iproute2 for ss), starts PostgreSQL with a test role that may
 # create databases (each store test makes its own), then runs `cargo test`.
 # Run as root or as a user with sudo. Extra arguments go to `cargo test`.
 set -eu
@@ -13,7 +13,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 export DEBIAN_FRONTEND=noninteractive
 as_root apt-get update
 as_root apt-get install -y sip-tester baresip linphone-cli postgresql prometheus chromium \
-    chromium-driver sipvicious fail2ban openssl kamailio
+    chromium-driver sipvicious fail2ban openssl kamailio iproute2
 
 # Debian's package creates one cluster; start it (containers have no init).
 cluster=$(pg_lsclusters -h | awk 'NR == 1 { print $1, $2, $3 }')

@@ -218,3 +218,29 @@ fn responses_carry_a_to_tag_the_real_source_in_the_via_and_the_cseq_as_sent() {
     assert!(got[0].starts_with("SIP/2.0 200"), "{}", got[0]);
     assert!(!got[0].contains("Server:"), "{}", got[0]);
 }
+
+/// A burst of requests while the switch is busy for a moment waits in the
+/// SIP socket's buffer: the hotline asks for 4 MB and gets it, or says at
+/// start that the kernel gave less (net.core.rmem_max without root).
+#[test]
+fn the_sip_socket_keeps_a_large_receive_buffer_or_says_why_not() {
+    let h = Hotline::start(BASE, "");
+    let out = std::process::Command::new("ss")
+        .args(["-u", "-l", "-n", "-m", &format!("sport = :{}", h.sip_port)])
+        .output()
+        .expect("ss (Debian package iproute2, installed by tests/run.sh)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Linux shows twice the size set (its bookkeeping counted).
+    let rb: usize = text
+        .split(|c: char| c == ',' || c == '(' || c == ')' || c.is_whitespace())
+        .find_map(|w| w.strip_prefix("rb")?.parse().ok())
+        .unwrap_or_else(|| panic!("no rb in: {text}"));
+    let warned = h.log().contains("raise net.core.rmem_max");
+    assert!(
+        rb >= 2 * (4 << 20) || warned,
+        "receive buffer {rb} and no warning: {text}\n{}",
+        h.log()
+    );
+    // Given less, it says so; given all, it says nothing.
+    assert_eq!(warned, rb < 2 * (4 << 20), "{rb}: {}", h.log());
+}
