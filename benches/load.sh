@@ -31,38 +31,8 @@ command -v sipp >/dev/null || { echo "sipp not found: apt-get install -y sip-tes
 cargo build --release --quiet
 mkdir -p "$OUT"
 
-cat > "$OUT/hotline.toml" <<EOF
-[sip]
-listen = "127.0.0.1:$SIP_PORT"
-answer_after_ms = 0
-# SIPp is the carrier's trunk here, sized for the load (not a stranger
-# whose INVITEs are limited to a few a second).
-trunks = ["127.0.0.1"]
-max_calls = 100000
-max_unconfirmed = 100000
-max_unconfirmed_per_source = 100000
-max_transactions = 1000000
-[sip.trunk_limits]
-invite_per_second = 100000
-invite_burst = 100000
-register_per_second = 100
-register_burst = 200
-other_per_second = 400000
-other_burst = 400000
-[media]
-ip = "127.0.0.1"
-rtp_port_min = 30000
-rtp_port_max = 59999
-[tickets]
-store = "$OUT/events.db"
-[owners]
-db = "$OUT/owners.db"
-# The line test (answer, digits until #, goodbye): the SIP and RTP load, not the menu.
-[ivr]
-menu = ""
-[http]
-listen = "127.0.0.1:0"
-EOF
+. benches/load_config.sh
+load_config "$OUT/hotline.toml" "$SIP_PORT" "$OUT"
 
 # run_rate NAME TARGET RATE ARGS... -> prints "successful failed wall_seconds"
 run_rate() {

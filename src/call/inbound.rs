@@ -166,7 +166,7 @@ impl Switch {
             self.respond_with(now, tx, &core, 403, "Forbidden", Some(&tag), &[], b"");
             return;
         }
-        if let Some(why) = self.over_capacity(peer.addr.ip()) {
+        if let Some(why) = self.over_capacity(now, peer.addr.ip()) {
             info!(sip_call_id = %core.call_id, from = %peer.addr, why, "call refused: 503");
             self.out.push_back(Output::Shed { why });
             let bytes = self.response_bytes(
@@ -329,9 +329,11 @@ impl Switch {
     }
 
     /// Why a new call from `ip` cannot be taken now, if it cannot.
-    pub(super) fn over_capacity(&self, ip: IpAddr) -> Option<&'static str> {
+    pub(super) fn over_capacity(&self, now: Instant, ip: IpAddr) -> Option<&'static str> {
         let a = &self.cfg.edge.admission;
-        if self.calls.len() >= a.max_calls {
+        if self.queue_behind(now) {
+            Some("switch_queue")
+        } else if self.calls.len() >= a.max_calls {
             Some("max_calls")
         } else if self.ports.in_use() >= self.ports.capacity() {
             Some("no_rtp_port")

@@ -410,6 +410,18 @@ const MEDIA_BEHIND_SECONDS: u32 = 2;
 /// the media's seconds, by the same two-second rule.
 const SWITCH_BEHIND: Duration = Duration::from_millis(100);
 
+/// The switch reads too late when the oldest datagram of a batch waited
+/// this long in the kernel: more comes in than it gets through. Half the
+/// 10 ms within which a refused caller should hear its 503.
+const QUEUE_BEHIND: Duration = Duration::from_millis(5);
+
+/// After a batch read that late, new calls are refused for this long. A
+/// refusal costs the switch a small part of what a call does, so the queue
+/// ahead of the next INVITE drains; the calls already taken keep their
+/// quick answers. Long enough for the load a call brings after its INVITE
+/// (its ACK and first requests) to show in the wait before more are taken.
+const QUEUE_SHED: Duration = Duration::from_millis(100);
+
 /// How late the media workers ran in one second.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct MediaLate {
@@ -587,6 +599,9 @@ pub struct Switch {
     /// The latest a timer of the switch fired after it was due, since the
     /// last second's look.
     timers_late: Duration,
+    /// Until when new calls are refused because the switch read its
+    /// datagrams late ([`QUEUE_BEHIND`]).
+    queue_shed_until: Option<Instant>,
     /// When calls are next checked against `max_call`.
     next_age_check: Option<Instant>,
     bindings: HashMap<String, Binding>,
@@ -610,6 +625,7 @@ impl Switch {
             unconfirmed_total: 0,
             late: None,
             timers_late: Duration::ZERO,
+            queue_shed_until: None,
             next_age_check: None,
             tx: TransactionLayer::new(cfg.timers),
             ports: PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1),
@@ -654,6 +670,26 @@ impl Switch {
             (Some(_), None) => info!("on schedule again: new calls taken"),
             _ => {}
         }
+    }
+
+    /// The runtime read a batch of datagrams whose oldest had waited
+    /// `waited` in the kernel: from [`QUEUE_BEHIND`] on, new calls are
+    /// refused (503) for [`QUEUE_SHED`].
+    pub fn datagrams_waited(&mut self, now: Instant, waited: Duration) {
+        if waited >= QUEUE_BEHIND {
+            if self.queue_shed_until.is_none_or(|until| now >= until) {
+                debug!(
+                    waited_ms = waited.as_millis() as u64,
+                    "switch reading late: new calls refused"
+                );
+            }
+            self.queue_shed_until = Some(now + QUEUE_SHED);
+        }
+    }
+
+    /// Whether the switch read late a moment ago.
+    pub(super) fn queue_behind(&self, now: Instant) -> bool {
+        self.queue_shed_until.is_some_and(|until| now < until)
     }
 
     /// Why new calls are refused until the media workers or the switch

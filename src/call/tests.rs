@@ -514,6 +514,37 @@ fn a_switch_whose_timers_fire_late_sheds_new_calls_until_it_keeps_time() {
 }
 
 #[test]
+fn a_switch_reading_its_datagrams_late_refuses_new_calls_at_once_and_briefly() {
+    let mut sim = Sim::new();
+    answered_call(&mut sim, "in1");
+    // A batch whose oldest datagram waited a few ms: a burst, no matter.
+    sim.sw.datagrams_waited(sim.now, Duration::from_millis(3));
+    sim.recv(&invite("burst", "z9hG4bK-burst", SDP));
+    assert_eq!(sim.sw.active_calls(), 2, "taken after a short wait");
+    // 5 ms: more comes in than the switch gets through. The very next
+    // INVITE is refused, without a second's look.
+    sim.sw.datagrams_waited(sim.now, Duration::from_millis(5));
+    sim.take_sent();
+    sim.recv(&invite("late", "z9hG4bK-late", SDP));
+    let sent = sim.take_sent();
+    let refusal = sent
+        .iter()
+        .find(|m| m.starts_with("SIP/2.0 503"))
+        .expect("503 while the switch reads late");
+    assert!(refusal.contains("Retry-After: "), "{refusal}");
+    assert!(sim.shed("switch_queue"), "{:?}", sim.menu);
+    assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (2, 2));
+    // The calls already in go on: their requests are answered.
+    sim.advance(Duration::from_millis(99));
+    sim.recv(&invite("still", "z9hG4bK-still", SDP));
+    assert_eq!(sim.sw.active_calls(), 2, "refused for 100 ms");
+    // 100 ms after the last late batch, new calls are taken again.
+    sim.advance(Duration::from_millis(1));
+    sim.recv(&invite("next", "z9hG4bK-next", SDP));
+    assert_eq!(sim.sw.active_calls(), 3, "taken again once read on time");
+}
+
+#[test]
 fn shutdown_ends_every_call() {
     let mut sim = Sim::new();
     answered_call(&mut sim, "s1");

@@ -7,6 +7,7 @@
 //! bounded by the calls the switch admitted).
 
 pub mod acd;
+mod datagrams;
 pub mod ivr;
 pub mod media;
 mod playout;
@@ -470,7 +471,8 @@ impl Hotline {
         let mut tcp_tasks: HashMap<SocketAddr, tokio::task::AbortHandle> = HashMap::new();
         let mut edge_seen = crate::edge::GuardStats::default();
         let mut edge_synced = Instant::now();
-        let mut buf = vec![0u8; 65536];
+        let mut datagrams = datagrams::Datagrams::new();
+        datagrams::Datagrams::stamp_arrivals(&udp);
         // Phones and desks as the log left them (a node taking over from
         // a dead one, or a restart): agents stay logged in, and are rung
         // on the phones they registered.
@@ -496,20 +498,20 @@ impl Hotline {
                 .poll_timeout()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
-                received = udp.recv_from(&mut buf) => match received {
-                    Ok((n, from)) => {
+                received = datagrams.read(&udp) => match received {
+                    Ok(n) => {
                         let now = Instant::now();
-                        let peer = Peer { transport: Transport::Udp, addr: from };
-                        switch.handle_datagram(now, peer, &buf[..n]);
-                        // Whatever else is waiting, before the answers go
-                        // out: one wake and one round of sending for a
-                        // burst, not one each.
-                        for _ in 1..UDP_BATCH {
-                            let Ok((n, from)) = udp.try_recv_from(&mut buf) else {
-                                break;
-                            };
-                            let peer = Peer { transport: Transport::Udp, addr: from };
-                            switch.handle_datagram(now, peer, &buf[..n]);
+                        if let Some(waited) = datagrams.waited() {
+                            switch.datagrams_waited(now, waited);
+                            metrics.sip_read_wait.observe(waited.as_secs_f64());
+                        }
+                        // The whole batch before the answers go out: one
+                        // wake and one round of sending for a burst.
+                        for i in 0..n {
+                            if let Some((bytes, from)) = datagrams.get(i) {
+                                let peer = Peer { transport: Transport::Udp, addr: from };
+                                switch.handle_datagram(now, peer, bytes);
+                            }
                         }
                     }
                     // ICMP errors from earlier sends surface here on Linux.
@@ -987,9 +989,6 @@ async fn accept(
 
 /// How long a TLS client may take over its handshake.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
-
-/// SIP datagrams taken at one wake of the switch task at most.
-const UDP_BATCH: usize = 32;
 
 /// Completes a TLS handshake when there is one to do, tells the switch the
 /// connection is open, and serves it.

@@ -32,12 +32,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::Input;
-use super::media::RtpCounts;
+use super::media::{RtpCounts, RtpSocket};
 use crate::call::{CallId, MediaEvent};
 use crate::media::prompt::Prompt;
 use crate::media::rtp::{MAX_PACKET, RtpStream, SAMPLES_PER_PACKET};
@@ -60,7 +59,7 @@ pub enum Playout {
     /// A new call: its socket and its outgoing stream.
     Open {
         call: CallId,
-        socket: Arc<UdpSocket>,
+        socket: Arc<RtpSocket>,
         stream: Box<RtpStream>,
         /// Where it counts the packets it sent.
         counts: Arc<RtpCounts>,
@@ -300,7 +299,7 @@ impl Lateness {
 
 /// One call's outgoing side.
 struct Outgoing {
-    socket: Arc<UdpSocket>,
+    socket: Arc<RtpSocket>,
     stream: Box<RtpStream>,
     counts: Arc<RtpCounts>,
     /// Prompts still to play after the current one.
@@ -550,7 +549,9 @@ mod tests {
         phone
             .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();
-        let socket = rt.block_on(async { Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap()) });
+        let bound = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        bound.set_nonblocking(true).unwrap();
+        let socket = rt.block_on(async { Arc::new(RtpSocket::new(bound).unwrap()) });
         let params = StreamParams {
             remote: phone.local_addr().unwrap(),
             codec_pt: 0,

@@ -1,0 +1,326 @@
+//! Reading the SIP socket a batch at a time, each datagram with the time
+//! the kernel took it in.
+//!
+//! On Linux one `recvmmsg` reads up to [`BATCH`] datagrams (one system
+//! call for a burst, not one each plus a last that finds nothing), and
+//! `SO_TIMESTAMPNS` stamps each with its arrival. The first of a batch is
+//! the oldest: how long it waited is how far behind the switch is reading,
+//! in time rather than in datagrams, which is what a caller waiting for an
+//! answer feels (the switch refuses new calls when it grows, see
+//! `Switch::datagrams_waited`). Elsewhere the datagrams are read one call
+//! each and their wait is unknown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+
+/// Datagrams read at one wake of the switch task at most.
+pub const BATCH: usize = 32;
+
+/// The largest datagram read whole (a UDP payload's limit).
+const DATAGRAM: usize = 65_535;
+
+/// A batch read from the socket: the datagrams, their sources, and how long
+/// the oldest waited in the kernel.
+pub struct Datagrams {
+    buffers: Vec<u8>,
+    lengths: [usize; BATCH],
+    sources: [Option<SocketAddr>; BATCH],
+    count: usize,
+    waited: Option<Duration>,
+    #[cfg(target_os = "linux")]
+    names: Vec<libc::sockaddr_storage>,
+    #[cfg(target_os = "linux")]
+    controls: Vec<[u64; CONTROL_WORDS]>,
+}
+
+impl Default for Datagrams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Datagrams {
+    pub fn new() -> Self {
+        Self {
+            buffers: vec![0; BATCH * DATAGRAM],
+            lengths: [0; BATCH],
+            sources: [None; BATCH],
+            count: 0,
+            waited: None,
+            #[cfg(target_os = "linux")]
+            // SAFETY: sockaddr_storage is plain bytes; all zeros is a valid value.
+            names: vec![unsafe { std::mem::zeroed() }; BATCH],
+            #[cfg(target_os = "linux")]
+            controls: vec![[0; CONTROL_WORDS]; BATCH],
+        }
+    }
+
+    /// Asks the kernel to stamp the socket's datagrams with their arrival.
+    pub fn stamp_arrivals(socket: &UdpSocket) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let on: libc::c_int = 1;
+            // SAFETY: setsockopt reads a c_int from `on`, which lives
+            // through the call; the socket is open.
+            let rc = unsafe {
+                libc::setsockopt(
+                    socket.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_TIMESTAMPNS,
+                    (&on as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                tracing::warn!(
+                    error = %io::Error::last_os_error(),
+                    "SIP datagrams unstamped: the switch cannot tell how long they waited"
+                );
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = socket;
+    }
+
+    /// Reads what is waiting, up to [`BATCH`] datagrams, once the socket is
+    /// readable; `WouldBlock` when nothing was after all.
+    pub async fn read(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        loop {
+            socket.readable().await?;
+            match socket.try_io(tokio::io::Interest::READABLE, || self.read_now(socket)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// The `i`th datagram of the batch and its source.
+    pub fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+        if i >= self.count {
+            return None;
+        }
+        let from = self.sources[i]?;
+        let start = i * DATAGRAM;
+        Some((&self.buffers[start..start + self.lengths[i]], from))
+    }
+
+    /// How long the batch's oldest datagram waited in the kernel, when the
+    /// kernel said when it came.
+    pub fn waited(&self) -> Option<Duration> {
+        self.waited
+    }
+
+    #[cfg(target_os = "linux")]
+    fn read_now(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        // Built afresh at each read: the headers point into `self`, and a
+        // struct of pointers kept across an await would tie the switch's
+        // task to one thread.
+        let mut iovecs: [libc::iovec; BATCH] = std::array::from_fn(|i| libc::iovec {
+            iov_base: self.buffers[i * DATAGRAM..].as_mut_ptr().cast(),
+            iov_len: DATAGRAM,
+        });
+        // SAFETY: mmsghdr is plain data; zeroed is a valid empty header,
+        // filled in below.
+        let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for (i, h) in headers.iter_mut().enumerate() {
+            h.msg_hdr.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+            h.msg_hdr.msg_iov = &mut iovecs[i];
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = self.controls[i].as_mut_ptr().cast();
+            h.msg_hdr.msg_controllen = CONTROL_WORDS * 8;
+        }
+        // SAFETY: every header points at buffers owned by `self` or by this
+        // frame (`iovecs`), each as long as the length given beside it, and
+        // all outlive the call; the kernel writes at most `BATCH` headers.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                headers.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let now = now_realtime();
+        self.count = n as usize;
+        self.waited = None;
+        for (i, h) in headers.iter().take(self.count).enumerate() {
+            self.lengths[i] = (h.msg_len as usize).min(DATAGRAM);
+            self.sources[i] = socket_addr(&self.names[i]);
+            if i == 0 {
+                self.waited = arrival(&h.msg_hdr).map(|at| duration_between(at, now));
+            }
+        }
+        Ok(self.count)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn read_now(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.count = 0;
+        self.waited = None;
+        while self.count < BATCH {
+            let start = self.count * DATAGRAM;
+            match socket.try_recv_from(&mut self.buffers[start..start + DATAGRAM]) {
+                Ok((n, from)) => {
+                    self.lengths[self.count] = n;
+                    self.sources[self.count] = Some(from);
+                    self.count += 1;
+                }
+                Err(e) if self.count == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(self.count)
+    }
+}
+
+/// Room for one `SCM_TIMESTAMPNS` control message (a header and a
+/// timespec), in aligned words.
+#[cfg(target_os = "linux")]
+const CONTROL_WORDS: usize = 8;
+
+#[cfg(target_os = "linux")]
+fn now_realtime() -> libc::timespec {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts
+}
+
+/// `later - earlier`, nothing when the clock stepped back between them.
+#[cfg(target_os = "linux")]
+fn duration_between(earlier: libc::timespec, later: libc::timespec) -> Duration {
+    let ns = |t: libc::timespec| t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
+    let d = ns(later) - ns(earlier);
+    Duration::from_nanos(d.clamp(0, u64::MAX as i128) as u64)
+}
+
+/// The kernel's arrival stamp among a message's control messages.
+#[cfg(target_os = "linux")]
+fn arrival(msg: &libc::msghdr) -> Option<libc::timespec> {
+    // SAFETY: the control buffer was filled by recvmmsg, which set
+    // msg_controllen to what it wrote; CMSG_FIRSTHDR/CMSG_NXTHDR stay
+    // within it, and a timestamp's data is one timespec (read unaligned).
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                return Some(std::ptr::read_unaligned(
+                    libc::CMSG_DATA(c).cast::<libc::timespec>(),
+                ));
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    None
+}
+
+#[cfg(target_os = "linux")]
+fn socket_addr(name: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    match name.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let a =
+                unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let a =
+                unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_burst_is_read_in_one_batch_with_sources_and_the_oldest_wait() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        Datagrams::stamp_arrivals(&socket);
+        let to = socket.local_addr().unwrap();
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        a.send_to(b"first", to).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        b.send_to(&[7u8; 1500], to).unwrap();
+        a.send_to(b"", to).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+
+        let mut batch = Datagrams::new();
+        let n = batch.read(&socket).await.unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(batch.get(0), Some((&b"first"[..], a.local_addr().unwrap())));
+        let (big, from) = batch.get(1).unwrap();
+        assert_eq!((big.len(), from), (1500, b.local_addr().unwrap()));
+        assert_eq!(batch.get(2), Some((&b""[..], a.local_addr().unwrap())));
+        assert_eq!(batch.get(3), None);
+        if cfg!(target_os = "linux") {
+            let waited = batch.waited().expect("stamped");
+            assert!(waited >= Duration::from_millis(30), "{waited:?}");
+            assert!(waited < Duration::from_secs(5), "{waited:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_larger_than_a_batch_is_read_over_several() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = socket.local_addr().unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..BATCH + 5 {
+            sender.send_to(format!("m{i}").as_bytes(), to).unwrap();
+        }
+        let mut batch = Datagrams::new();
+        let mut seen = Vec::new();
+        while seen.len() < BATCH + 5 {
+            let n = batch.read(&socket).await.unwrap();
+            assert!(n <= BATCH);
+            seen.extend(
+                (0..n).map(|i| String::from_utf8(batch.get(i).unwrap().0.to_vec()).unwrap()),
+            );
+        }
+        let want: Vec<String> = (0..BATCH + 5).map(|i| format!("m{i}")).collect();
+        assert_eq!(seen, want);
+        assert_eq!(batch.waited(), None, "not asked to stamp");
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_source_is_read_as_sent() {
+        let Ok(socket) = UdpSocket::bind("[::1]:0").await else {
+            return; // no IPv6 loopback here
+        };
+        let sender = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        sender.send_to(b"v6", socket.local_addr().unwrap()).unwrap();
+        let mut batch = Datagrams::new();
+        assert_eq!(batch.read(&socket).await.unwrap(), 1);
+        assert_eq!(
+            batch.get(0),
+            Some((&b"v6"[..], sender.local_addr().unwrap()))
+        );
+    }
+}
