@@ -10,7 +10,7 @@ use tracing::info;
 
 use super::event::{CallEventKind, Missed, TransferTarget};
 use super::outbound::LegError;
-use super::{AgentId, Call, CallId, MediaCommand, Output, Phase, Purpose, Switch};
+use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch};
 
 impl Switch {
     /// Rings `agent`'s registered phone for `caller`, offering the caller's
@@ -171,7 +171,7 @@ impl Switch {
             };
             self.emit(now, caller, kind);
         }
-        if let Some(o) = self.calls.get_mut(&caller).and_then(Call::side_mut)
+        if let Some(o) = self.calls.get_mut(&caller).and_then(|c| c.side_mut())
             && std::mem::take(&mut o.notice_playing)
         {
             // No agent will take the call: the notice gives way to why.

@@ -286,10 +286,10 @@ impl Switch {
         };
         self.by_sip.insert(call.sip_call_id.clone(), id);
         self.by_tx.insert(tx, id);
-        self.calls.insert(id, call);
+        self.calls.insert(id, Box::new(call));
         if let Some(o) = monitors
             .and_then(|caller| self.calls.get_mut(&caller))
-            .and_then(Call::side_mut)
+            .and_then(|c| c.side_mut())
         {
             o.monitor = Some(id);
         }

@@ -16,7 +16,7 @@ use tracing::info;
 
 use super::event::{CallEventKind, MonitorMode};
 use super::outbound::LegError;
-use super::{AgentId, Call, CallId, MediaCommand, Output, Phase, Purpose, Switch, Timer};
+use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch, Timer};
 use crate::media::mixer::{Audience, Role};
 use crate::sip::message::Request;
 use crate::sip::transaction::{Peer, TxId};
@@ -214,7 +214,7 @@ impl Switch {
     /// The supervisor's leg is over: the two talk on, relayed again.
     pub(super) fn monitor_left(&mut self, now: Instant, leg: CallId, m: &Monitor) {
         let caller = m.caller;
-        if let Some(o) = self.calls.get_mut(&caller).and_then(Call::side_mut)
+        if let Some(o) = self.calls.get_mut(&caller).and_then(|c| c.side_mut())
             && o.monitor == Some(leg)
         {
             o.monitor = None;

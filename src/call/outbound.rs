@@ -689,7 +689,7 @@ impl Switch {
         };
         self.by_sip.insert(d.sip_call_id, d.id);
         self.by_tx.insert(tx, d.id);
-        self.calls.insert(d.id, call);
+        self.calls.insert(d.id, Box::new(call));
         if self.next_age_check.is_none() {
             self.next_age_check = Some(now + self.age_check_interval());
         }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tracing::info;
 
 use super::event::{CallEventKind, Missed, TransferTarget};
-use super::{AgentId, Call, CallId, MediaCommand, Output, Phase, Purpose, Switch};
+use super::{AgentId, CallId, MediaCommand, Output, Phase, Purpose, Switch};
 use crate::sip::message::{CoreHeaders, Request};
 use crate::sip::transaction::TxId;
 
@@ -505,7 +505,7 @@ impl Switch {
             self.notify_refer(now, t.from_leg, cseq, code, reason, true);
         }
         if first_here {
-            if let Some(o) = self.calls.get_mut(&caller).and_then(Call::side_mut) {
+            if let Some(o) = self.calls.get_mut(&caller).and_then(|c| c.side_mut()) {
                 o.transfer_returned = Some(now);
             }
             // Talking again, unless a side holds.
@@ -773,7 +773,7 @@ impl Switch {
         agent: AgentId,
     ) {
         use crate::media::mixer::{Audience, Role};
-        if let Some(o) = self.calls.get_mut(&caller).and_then(Call::side_mut) {
+        if let Some(o) = self.calls.get_mut(&caller).and_then(|c| c.side_mut()) {
             o.party = Some(leg);
             o.party_since = Some(now);
         }

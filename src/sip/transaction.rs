@@ -177,7 +177,11 @@ impl Tx {
 #[derive(Debug, Default)]
 pub struct TransactionLayer {
     timers: TimerValues,
-    txs: HashMap<TxId, Tx>,
+    /// Boxed: the table grows by doubling, and moving half a kilobyte per
+    /// transaction at each step (tens of thousands are kept for their
+    /// 32 s of absorbing retransmissions at a thousand calls a second)
+    /// stalled the switch for tens of milliseconds.
+    txs: HashMap<TxId, Box<Tx>>,
     by_key: HashMap<Key, TxId>,
     /// (Call-ID, CSeq) of INVITE server transactions that sent a 2xx: the ACK
     /// for a 2xx carries a new branch, so it is matched by dialog.
@@ -322,7 +326,7 @@ impl TransactionLayer {
             dialog: None,
             quiet: false,
         };
-        self.txs.insert(id, tx);
+        self.txs.insert(id, Box::new(tx));
         if matchable {
             self.by_key.insert(key, id);
         }
@@ -503,7 +507,7 @@ impl TransactionLayer {
             dialog: None,
             quiet: false,
         };
-        self.txs.insert(id, tx);
+        self.txs.insert(id, Box::new(tx));
         self.by_key.insert(key, id);
         self.send(peer, bytes);
         if !peer.transport.is_reliable() {
