@@ -517,13 +517,13 @@ fn a_switch_whose_timers_fire_late_sheds_new_calls_until_it_keeps_time() {
 fn a_switch_reading_its_datagrams_late_refuses_new_calls_at_once_and_briefly() {
     let mut sim = Sim::new();
     answered_call(&mut sim, "in1");
-    // A batch whose oldest datagram waited 2 ms: a burst, no matter.
-    sim.sw.datagrams_waited(sim.now, Duration::from_millis(2));
+    // A batch whose oldest datagram waited 4 ms: a burst, no matter.
+    sim.sw.datagrams_waited(sim.now, Duration::from_millis(4));
     sim.recv(&invite("burst", "z9hG4bK-burst", SDP));
     assert_eq!(sim.sw.active_calls(), 2, "taken after a short wait");
-    // 3 ms: more comes in than the switch gets through. The very next
+    // 5 ms: more comes in than the switch gets through. The very next
     // INVITE is refused, without a second's look.
-    sim.sw.datagrams_waited(sim.now, Duration::from_millis(3));
+    sim.sw.datagrams_waited(sim.now, Duration::from_millis(5));
     sim.take_sent();
     sim.recv(&invite("late", "z9hG4bK-late", SDP));
     let sent = sim.take_sent();
