@@ -608,6 +608,8 @@ pub struct Switch {
     /// Until when new calls are refused because the switch read its
     /// datagrams late ([`QUEUE_BEHIND`]).
     queue_shed_until: Option<Instant>,
+    /// Whether the last batch read was late ([`QUEUE_BEHIND`]).
+    read_late: bool,
     /// When calls are next checked against `max_call`.
     next_age_check: Option<Instant>,
     bindings: HashMap<String, Binding>,
@@ -632,6 +634,7 @@ impl Switch {
             late: None,
             timers_late: Duration::ZERO,
             queue_shed_until: None,
+            read_late: false,
             next_age_check: None,
             tx: TransactionLayer::new(cfg.timers),
             ports: PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1),
@@ -679,10 +682,15 @@ impl Switch {
     }
 
     /// The runtime read a batch of datagrams whose oldest had waited
-    /// `waited` in the kernel: from [`QUEUE_BEHIND`] on, new calls are
-    /// refused (503) for [`QUEUE_SHED`].
+    /// `waited` in the kernel: from the second batch in a row to wait
+    /// [`QUEUE_BEHIND`] or more, new calls are refused (503) for
+    /// [`QUEUE_SHED`]. One late batch alone is the switch's task waiting
+    /// its turn behind the runtime's others for a moment (two thousand
+    /// callers' audio arriving); a queue it does not get through stays
+    /// late at the next read.
     pub fn datagrams_waited(&mut self, now: Instant, waited: Duration) {
-        if waited >= QUEUE_BEHIND {
+        let late = waited >= QUEUE_BEHIND;
+        if late && std::mem::replace(&mut self.read_late, late) {
             if self.queue_shed_until.is_none_or(|until| now >= until) {
                 debug!(
                     waited_ms = waited.as_millis() as u64,
@@ -691,6 +699,7 @@ impl Switch {
             }
             self.queue_shed_until = Some(now + QUEUE_SHED);
         }
+        self.read_late = late;
     }
 
     /// Whether the switch read late a moment ago.
