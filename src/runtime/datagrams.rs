@@ -263,6 +263,10 @@ mod tests {
     async fn a_burst_is_read_in_one_batch_with_sources_and_the_oldest_wait() {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         Datagrams::stamp_arrivals(&socket);
+        // The kernel turns its arrival stamps on for the first socket to
+        // ask a moment later (a deferred switch); until then a datagram is
+        // stamped when read, as if it had not waited.
+        std::thread::sleep(Duration::from_millis(200));
         let to = socket.local_addr().unwrap();
         let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
