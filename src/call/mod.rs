@@ -419,10 +419,10 @@ const SWITCH_BEHIND: Duration = Duration::from_millis(100);
 /// costs the centre more than a refusal a few milliseconds late.)
 const QUEUE_BEHIND: Duration = Duration::from_millis(5);
 
-/// After a batch read that late, new calls are refused for this long. A
-/// refusal costs the switch a small part of what a call does, so the queue
-/// ahead of the next INVITE drains; the calls already taken keep their
-/// quick answers. Long enough for the load a call brings after its INVITE
+/// From the second batch in a row read that late, new calls are refused
+/// for this long after the last late one. A refusal costs the switch a
+/// small part of what a call does, so the queue ahead of the next INVITE
+/// drains; the calls already taken keep their quick answers. Long enough for the load a call brings after its INVITE
 /// (its ACK and first requests) to show in the wait before more are taken.
 const QUEUE_SHED: Duration = Duration::from_millis(100);
 
@@ -690,7 +690,7 @@ impl Switch {
     /// late at the next read.
     pub fn datagrams_waited(&mut self, now: Instant, waited: Duration) {
         let late = waited >= QUEUE_BEHIND;
-        if late && std::mem::replace(&mut self.read_late, late) {
+        if late && self.read_late {
             if self.queue_shed_until.is_none_or(|until| now >= until) {
                 debug!(
                     waited_ms = waited.as_millis() as u64,
