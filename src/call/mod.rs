@@ -422,8 +422,9 @@ const QUEUE_BEHIND: Duration = Duration::from_millis(5);
 /// From the second batch in a row read that late, new calls are refused
 /// for this long after the last late one. A refusal costs the switch a
 /// small part of what a call does, so the queue ahead of the next INVITE
-/// drains; the calls already taken keep their quick answers. Long enough for the load a call brings after its INVITE
-/// (its ACK and first requests) to show in the wait before more are taken.
+/// drains; the calls already taken keep their quick answers. Long enough
+/// for the load a call brings after its INVITE (its ACK and first
+/// requests) to show in the wait before more are taken.
 const QUEUE_SHED: Duration = Duration::from_millis(100);
 
 /// How late the media workers ran in one second.
@@ -684,8 +685,8 @@ impl Switch {
     /// The runtime read a batch of datagrams whose oldest had waited
     /// `waited` in the kernel: from the second batch in a row to wait
     /// [`QUEUE_BEHIND`] or more, new calls are refused (503) for
-    /// [`QUEUE_SHED`]. One late batch alone is the switch's task waiting
-    /// its turn behind the runtime's others for a moment (two thousand
+    /// [`QUEUE_SHED`]. One late batch alone is the switch's thread waiting
+    /// a moment for a core (a burst elsewhere on the machine: two thousand
     /// callers' audio arriving); a queue it does not get through stays
     /// late at the next read.
     pub fn datagrams_waited(&mut self, now: Instant, waited: Duration) {

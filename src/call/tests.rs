@@ -521,8 +521,8 @@ fn a_switch_reading_its_datagrams_late_refuses_new_calls_at_once_and_briefly() {
     sim.sw.datagrams_waited(sim.now, Duration::from_millis(4));
     sim.recv(&invite("burst", "z9hG4bK-burst", SDP));
     assert_eq!(sim.sw.active_calls(), 2, "taken after a short wait");
-    // One batch 5 ms late, then one on time: the switch's task waited
-    // its turn a moment.
+    // One batch 5 ms late, then one on time: the switch's thread waited
+    // a moment for a core.
     sim.sw.datagrams_waited(sim.now, Duration::from_millis(5));
     sim.sw.datagrams_waited(sim.now, Duration::from_millis(1));
     sim.sw.datagrams_waited(sim.now, Duration::from_millis(6));

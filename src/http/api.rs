@@ -68,7 +68,7 @@ pub struct Targets {
     pub threshold_seconds: u64,
 }
 
-/// What the API asks of the edge guard (answered by the switch's task).
+/// What the API asks of the edge guard (answered by the switch's thread).
 #[derive(Debug)]
 pub enum EdgeRequest {
     Bans(tokio::sync::oneshot::Sender<Vec<crate::edge::BanInfo>>),

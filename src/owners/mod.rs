@@ -6,7 +6,7 @@
 //! * `import`: CSV import that checks every row and imports all or nothing.
 //!
 //! Calls are short and few next to the SIP traffic; each runs on the
-//! blocking pool (the runtime's `spawn_blocking`), never on the switch task.
+//! blocking pool (the runtime's `spawn_blocking`), never on the switch's thread.
 
 pub mod import;
 pub mod phone;

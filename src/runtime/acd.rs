@@ -1,6 +1,6 @@
 //! The ACD's edge: the router core on a thread of its own, fed through a
 //! crossbeam channel (never a blocking receive on a tokio worker), its
-//! outputs sent to the switch task, and a snapshot of agents and queues
+//! outputs sent to the switch's thread, and a snapshot of agents and queues
 //! published after each batch for readers (metrics now, the HTTP API
 //! later). Nothing on the routing path takes a lock.
 

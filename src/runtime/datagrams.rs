@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
-/// Datagrams read at one wake of the switch task at most.
+/// Datagrams read at one wake of the switch's thread at most.
 pub const BATCH: usize = 32;
 
 /// The largest datagram read whole (a UDP payload's limit).

@@ -32,6 +32,9 @@ pub struct Services {
     pub tickets: Arc<super::tickets::TicketView>,
     /// Calls and agents as the agents' screens see them.
     pub desk: Arc<crate::http::desk::Desk>,
+    /// Where a request is answered: the main runtime (the switch runs on a
+    /// thread of its own).
+    pub runtime: tokio::runtime::Handle,
 }
 
 fn owner_info(o: Owner) -> OwnerInfo {
@@ -61,7 +64,7 @@ impl Services {
 
     pub fn request(&self, call: CallId, sip_call_id: String, number: String, request: Request) {
         let svc = self.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let reply = svc.answer(&sip_call_id, &number, request).await;
             let _ = svc.to_switch.send(Input::IvrReply(call, reply));
         });

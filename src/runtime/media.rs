@@ -37,7 +37,7 @@ use crate::media::rtp::{PACKET_INTERVAL, Received, RtpReceiver, RtpStream, SAMPL
 /// after every packet sent, and the runtime's reactor woke and polled for
 /// each of the hundreds of thousands a second the workers send (at 3,200
 /// short calls a second, a sixth of the runtime threads' time, and turns
-/// of the reactor long enough to hold up the switch's task).
+/// of the reactor long enough to hold up the runtime's other tasks).
 pub struct RtpSocket(AsyncFd<std::net::UdpSocket>);
 
 impl std::fmt::Debug for RtpSocket {

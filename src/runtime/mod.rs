@@ -1,10 +1,13 @@
 //! The tokio edge: sockets, the one timer of the switch, shutdown.
 //!
-//! One task owns the [`Switch`] and the UDP socket: it receives datagrams
-//! straight into a reused buffer, feeds them in with `now`, sends what the
-//! switch wants sent and sleeps until its next deadline. TCP connections and
-//! the media edge talk to it through an unbounded channel (their volume is
-//! bounded by the calls the switch admitted).
+//! One thread owns the [`Switch`] and the UDP socket (a current-thread
+//! runtime of its own, so that its turn never waits in a queue behind the
+//! main runtime's tasks): it receives datagrams in batches into reused
+//! buffers, feeds them in with `now`, sends what the switch wants sent and
+//! sleeps until its next deadline. TCP connections, the media edge, the ACD
+//! and the menu's services talk to it through an unbounded channel (their
+//! volume is bounded by the calls the switch admitted); the menu's requests
+//! are answered on the main runtime.
 
 pub mod acd;
 mod datagrams;
@@ -22,7 +25,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::call::{CallId, MediaEvent, Output, Switch};
 use crate::config::Config;
@@ -32,7 +35,7 @@ use crate::sip::transaction::{Peer, Transport};
 use crate::tickets::Store;
 use crate::tickets::group::GroupRule;
 
-/// Inputs to the switch task from the other tasks.
+/// Inputs to the switch's thread from the other tasks and threads.
 // Moved once through a channel; boxing the message would add an allocation per message.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
@@ -65,7 +68,6 @@ pub enum Input {
     Notice(crate::call::PlaceNotice),
     /// The answer to a menu request.
     IvrReply(CallId, crate::ivr::Reply),
-    /// What the ACD decided.
     /// What the ACD decided, and when.
     Acd(crate::acd::AcdOutput, Instant),
     /// Time to tell a waiting caller their place and wait.
@@ -262,7 +264,7 @@ impl Hotline {
             metrics.cluster_term.set(n.fence.term());
         }
         let desk = Arc::new(crate::http::desk::Desk::default());
-        let (to_switch, mut inbox) = mpsc::unbounded_channel();
+        let (to_switch, inbox) = mpsc::unbounded_channel();
         let view = Arc::new(tickets::TicketView::default());
         let visits = match (config.return_visit.gateway, config.return_visit.policy()) {
             (Some(gateway), Ok(policy)) => Some(tickets::Visits {
@@ -444,6 +446,7 @@ impl Hotline {
             metrics: metrics.clone(),
             tickets: view.clone(),
             desk: desk.clone(),
+            runtime: tokio::runtime::Handle::current(),
         };
         // SIP over TCP and over TLS share one set of connection caps.
         let sip_slots =
@@ -467,18 +470,135 @@ impl Hotline {
                 metrics.clone(),
             ))
         });
-        let mut tcp_writers: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>> = HashMap::new();
-        let mut tcp_tasks: HashMap<SocketAddr, tokio::task::AbortHandle> = HashMap::new();
-        let mut edge_seen = crate::edge::GuardStats::default();
-        let mut edge_synced = Instant::now();
-        let mut datagrams = datagrams::Datagrams::new();
-        datagrams::Datagrams::stamp_arrivals(&udp);
         // Phones and desks as the log left them (a node taking over from
         // a dead one, or a restart): agents stay logged in, and are rung
         // on the phones they registered.
         let desks = crate::tickets::desks::desks(&recent, tickets::now_ms());
         drop(recent);
         restore_phones(&mut switch, &desks.phones);
+        let turn = Turn {
+            switch,
+            inbox,
+            media,
+            services,
+            acd,
+            clock,
+            lateness,
+            agents: desks.agents,
+        };
+        // The switch's own thread: its turn is never queued behind the
+        // runtime's other tasks (the receive tasks of thousands of calls),
+        // so what it measures as late is its socket, not the runtime.
+        let udp = match udp.into_std() {
+            Ok(udp) => udp,
+            Err(e) => {
+                error!(error = %e, "cannot hand the SIP socket to the switch's thread");
+                return;
+            }
+        };
+        let (mut stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let started = std::thread::Builder::new()
+            .name("switch".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                let ended = runtime.and_then(|r| {
+                    r.block_on(async move {
+                        let udp = UdpSocket::from_std(udp)?;
+                        Ok(turn.run(udp, stopped).await)
+                    })
+                });
+                let _ = done.send(ended);
+            });
+        if let Err(e) = started {
+            error!(error = %e, "cannot start the switch's thread");
+            return;
+        }
+        tokio::pin!(shutdown);
+        tokio::select! {
+            _ = &mut shutdown => {}
+            // The switch's thread ended by itself: there is nothing to serve.
+            _ = stop.closed() => {}
+        }
+        // Dropped, the sender tells the switch to end every call and stop.
+        drop(stop);
+        let switch = match finished.await {
+            Ok(Ok(switch)) => Some(switch),
+            Ok(Err(e)) => {
+                error!(error = %e, "the switch's thread could not run");
+                None
+            }
+            Err(_) => {
+                error!("the switch's thread ended abnormally");
+                None
+            }
+        };
+        // Ended and awaited, so that their listeners are closed when this
+        // returns (a cluster's node binds the same ports again standby).
+        let mut ended = vec![acceptor, watcher, http_task];
+        ended.extend(tls_acceptor);
+        for task in &ended {
+            task.abort();
+        }
+        for task in ended {
+            let _ = task.await;
+        }
+        // The pacing task's inbox has senders in every receive task, so it is
+        // ended rather than drained; dropping its sessions closes the ports.
+        media_task.abort();
+        let _ = media_task.await;
+        if let Some(switch) = switch {
+            let stats = switch.stats();
+            info!(
+                calls_started = stats.calls_started,
+                calls_ended = stats.calls_ended,
+                bad_messages = stats.bad_messages,
+                active_calls = switch.active_calls(),
+                ports_in_use = switch.ports_in_use(),
+                "hotline stopped"
+            );
+        }
+    }
+}
+
+/// What the switch's thread owns: the switch, its inbox, and the ways to
+/// the media edge, the menu's services and the ACD.
+struct Turn {
+    switch: Switch,
+    inbox: mpsc::UnboundedReceiver<Input>,
+    media: media::Link,
+    services: ivr::Services,
+    acd: Option<acd::AcdHandle>,
+    clock: crate::clock::WallClock,
+    lateness: Arc<playout::Lateness>,
+    /// Agents' desks as the log left them, restored once the switch runs.
+    agents: Vec<(String, crate::tickets::desks::Desk)>,
+}
+
+impl Turn {
+    /// Serves SIP on `udp` (and what comes through the inbox) until `stop`
+    /// resolves or is dropped, then ends every call; gives the switch back
+    /// for its figures.
+    async fn run(self, udp: UdpSocket, stop: tokio::sync::oneshot::Receiver<()>) -> Switch {
+        let Turn {
+            mut switch,
+            mut inbox,
+            media,
+            services,
+            acd,
+            clock,
+            lateness,
+            agents,
+        } = self;
+        let metrics = services.metrics.clone();
+        let mut tcp_writers: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>> = HashMap::new();
+        let mut tcp_tasks: HashMap<SocketAddr, tokio::task::AbortHandle> = HashMap::new();
+        let mut edge_seen = crate::edge::GuardStats::default();
+        let mut edge_synced = Instant::now();
+        let mut datagrams = datagrams::Datagrams::new();
+        datagrams::Datagrams::stamp_arrivals(&udp);
         let _ = carry_out(
             &mut switch,
             &udp,
@@ -490,9 +610,9 @@ impl Hotline {
         )
         .await;
         if let Some(acd) = acd.as_ref() {
-            restore_agents(acd, desks.agents);
+            restore_agents(acd, agents);
         }
-        tokio::pin!(shutdown);
+        tokio::pin!(stop);
         loop {
             let deadline = switch
                 .poll_timeout()
@@ -567,7 +687,7 @@ impl Hotline {
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => switch.handle_timeout(Instant::now()),
-                _ = &mut shutdown => break,
+                _ = &mut stop => break,
             }
             let banned = carry_out(
                 &mut switch,
@@ -618,32 +738,10 @@ impl Hotline {
         .await;
         // Let the BYEs leave and the media edge close its ports.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        // Ended and awaited, so that their listeners are closed when this
-        // returns (a cluster's node binds the same ports again standby).
-        let mut ended = vec![acceptor, watcher, http_task];
-        ended.extend(tls_acceptor);
-        for task in &ended {
-            task.abort();
-        }
-        for task in ended {
-            let _ = task.await;
-        }
         for task in tcp_tasks.values() {
             task.abort();
         }
-        // The pacing task's inbox has senders in every receive task, so it is
-        // ended rather than drained; dropping its sessions closes the ports.
-        media_task.abort();
-        let _ = media_task.await;
-        let stats = switch.stats();
-        info!(
-            calls_started = stats.calls_started,
-            calls_ended = stats.calls_ended,
-            bad_messages = stats.bad_messages,
-            active_calls = switch.active_calls(),
-            ports_in_use = switch.ports_in_use(),
-            "hotline stopped"
-        );
+        switch
     }
 }
 
