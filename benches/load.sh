@@ -3,6 +3,7 @@
 #
 #   benches/load.sh                # default ramp
 #   RATES="100 200 400" STEP_SECONDS=10 benches/load.sh
+#   BIN=/tmp/old/hotline RATES=1500 benches/load.sh   # another build
 #
 # Two runs on 127.0.0.1, each a ramp of call rates (STEP_SECONDS of calls at
 # each rate, stopping at the first rate with a failed call):
@@ -28,7 +29,8 @@ OUT=${OUT:-$(mktemp -d /tmp/hotline-load.XXXXXX)}
 BUF="-buff_size 4194304"
 
 command -v sipp >/dev/null || { echo "sipp not found: apt-get install -y sip-tester" >&2; exit 2; }
-cargo build --release --quiet
+BIN=${BIN:-./target/release/hotline}
+[ "$BIN" != ./target/release/hotline ] || cargo build --release --quiet
 mkdir -p "$OUT"
 
 . benches/load_config.sh
@@ -68,7 +70,7 @@ ramp() {
 }
 
 echo "hotline under load (output in $OUT)" >&2
-./target/release/hotline run --config "$OUT/hotline.toml" >"$OUT/hotline.out" 2>"$OUT/hotline.log" &
+"$BIN" run --config "$OUT/hotline.toml" >"$OUT/hotline.out" 2>"$OUT/hotline.log" &
 HOTLINE=$!
 trap 'kill $HOTLINE 2>/dev/null || true' EXIT
 sleep 1
