@@ -15,10 +15,14 @@
 # the INVITE, none timed out.
 #
 # Prints the calls taken, refused and failed, the time to the 503 (median,
-# p99, max and how many took over 10 ms, from SIPp's -trace_rtt), and the
-# hotline's own count of shed calls by reason (/metrics). Bounded in calls
-# and time; stops by itself; ends only the processes it started. Needs sipp
-# (Debian: sip-tester).
+# p99, max and how many took over 10 ms) as SIPp saw it (-trace_rtt: on
+# SIPp's millisecond clock, read once a loop; it includes SIPp's own delays,
+# and SIPp shares the machine) and, when dumpcap
+# is there, on the wire (the SIP port captured: from the INVITE reaching
+# the hotline's socket to its 503 leaving, the hotline's own share), and
+# the hotline's own count of shed calls by reason (/metrics). Bounded in
+# calls and time; stops by itself; ends only the processes it started.
+# Needs sipp (Debian: sip-tester); dumpcap (tshark) for the wire figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +45,15 @@ for _ in $(seq 50); do
     sleep 0.2
 done
 
+CAPTURE=
+if command -v dumpcap >/dev/null; then
+    # Headers only (the Call-ID is within the first 600 bytes), classic pcap.
+    dumpcap -q -i lo -f "udp port $PORT" -s 600 -B 64 -P -w "$OUT/sip.pcap" >/dev/null 2>&1 &
+    CAPTURE=$!
+    trap 'kill $HOTLINE $CAPTURE 2>/dev/null || true' EXIT
+    sleep 1
+fi
+
 CALLS=$((RATE * SECONDS_))
 SCENARIO=$PWD/tests/scenarios/caller_overload.xml
 echo "offering $CALLS short calls at $RATE/s (output in $OUT)" >&2
@@ -51,15 +64,61 @@ echo "offering $CALLS short calls at $RATE/s (output in $OUT)" >&2
 curl -fs "http://127.0.0.1:$HTTP/metrics" >"$OUT/metrics.txt" || true
 kill $HOTLINE
 wait $HOTLINE || true
+if [ -n "$CAPTURE" ]; then
+    kill $CAPTURE
+    wait $CAPTURE || true
+fi
 
 screen() { awk -F'|' -v row="$1" '$0 ~ row {gsub(/ /,"",$3); print $3}' "$OUT"/*_screen.log | tail -1; }
 OK=$(screen "Successful call")
 FAILED=$(screen "Failed call")
 # One line per refused call: its time from the INVITE to the 503, in ms.
 RTT=$(ls "$OUT"/*_rtt.csv 2>/dev/null | head -1 || true)
-python3 - "$RTT" "${OK:-0}" "${FAILED:-0}" "$CALLS" "$OUT/metrics.txt" <<'EOF'
-import sys, json, re
+python3 - "$RTT" "${OK:-0}" "${FAILED:-0}" "$CALLS" "$OUT/metrics.txt" "$OUT/sip.pcap" "$PORT" <<'EOF'
+import sys, json, re, struct
 rtt, ok, failed, calls, metrics = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+pcap, port = sys.argv[6], int(sys.argv[7])
+
+def wire_times(path):
+    """INVITE in to 503 out per Call-ID, in ms, from a classic pcap of lo."""
+    try:
+        data = open(path, 'rb').read()
+    except FileNotFoundError:
+        return None
+    if len(data) < 24:
+        return None
+    magic = struct.unpack('<I', data[:4])[0]
+    endian, scale = {0xa1b2c3d4: ('<', 1e-6), 0xa1b23c4d: ('<', 1e-9),
+                     0xd4c3b2a1: ('>', 1e-6), 0x4d3cb2a1: ('>', 1e-9)}.get(magic, (None, None))
+    if endian is None:
+        return None
+    link = struct.unpack(endian + 'I', data[20:24])[0]
+    skip = {1: 14, 0: 4, 113: 16}.get(link)  # Ethernet (lo), BSD loopback, Linux cooked
+    if skip is None:
+        return None
+    invites, times, at = {}, [], 24
+    call_id = re.compile(rb'\r\n(?:Call-ID|i)[ \t]*:[ \t]*([^\r\n]+)', re.I)
+    while at + 16 <= len(data):
+        sec, frac, incl, _ = struct.unpack(endian + 'IIII', data[at:at + 16])
+        pkt = data[at + 16:at + 16 + incl]
+        at += 16 + incl
+        ip = pkt[skip:]
+        if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
+            continue
+        udp = ip[(ip[0] & 15) * 4:]
+        sport, dport = struct.unpack('>HH', udp[:4])
+        sip = udp[8:]
+        m = call_id.search(sip)
+        if not m:
+            continue
+        t = sec + frac * scale
+        if dport == port and sip.startswith(b'INVITE '):
+            invites.setdefault(m.group(1), t)
+        elif sport == port and sip.startswith(b'SIP/2.0 503'):
+            sent = invites.pop(m.group(1), None)
+            if sent is not None:
+                times.append((t - sent) * 1000)
+    return sorted(times)
 times = []
 if rtt:
     for line in open(rtt):
@@ -78,10 +137,20 @@ try:
 except FileNotFoundError:
     pass
 over = sum(1 for t in times if t > 10.0)
+wire = wire_times(pcap)
 print(f"offered {calls}: taken and completed {ok - refused}, refused with 503 {refused}, failed {failed}")
-print(f"time to 503: median {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, max {times[-1] if times else 0:.1f} ms, over 10 ms: {over}")
+print(f"time to 503 at SIPp: median {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, max {times[-1] if times else 0:.1f} ms, over 10 ms: {over}")
+result = {"offered": calls, "completed": ok - refused, "refused": refused, "failed": failed,
+          "refused_ms_median": q(0.5), "refused_ms_p99": q(0.99), "refused_over_10ms": over}
+if wire:
+    w = lambda p: wire[min(len(wire) - 1, int(p * len(wire)))]
+    wire_over = sum(1 for t in wire if t > 10.0)
+    print(f"time to 503 on the wire ({len(wire)} refusals captured): median {w(0.5):.2f} ms, "
+          f"p99 {w(0.99):.2f} ms, max {wire[-1]:.2f} ms, over 10 ms: {wire_over}")
+    result.update({"wire_refusals": len(wire), "wire_ms_median": round(w(0.5), 3),
+                   "wire_ms_p99": round(w(0.99), 3), "wire_ms_max": round(wire[-1], 3),
+                   "wire_over_10ms": wire_over})
 print(f"shed by the hotline: {shed}")
-print(json.dumps({"offered": calls, "completed": ok - refused, "refused": refused, "failed": failed,
-                  "refused_ms_median": q(0.5), "refused_ms_p99": q(0.99), "refused_over_10ms": over,
-                  "shed": shed}))
+result["shed"] = shed
+print(json.dumps(result))
 EOF
