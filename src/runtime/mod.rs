@@ -486,55 +486,7 @@ impl Hotline {
             lateness,
             agents: desks.agents,
         };
-        // The switch's own thread: its turn is never queued behind the
-        // runtime's other tasks (the receive tasks of thousands of calls),
-        // so what it measures as late is its socket, not the runtime.
-        let udp = match udp.into_std() {
-            Ok(udp) => udp,
-            Err(e) => {
-                error!(error = %e, "cannot hand the SIP socket to the switch's thread");
-                return;
-            }
-        };
-        let (mut stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (done, finished) = tokio::sync::oneshot::channel();
-        let started = std::thread::Builder::new()
-            .name("switch".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                let ended = runtime.and_then(|r| {
-                    r.block_on(async move {
-                        let udp = UdpSocket::from_std(udp)?;
-                        Ok(turn.run(udp, stopped).await)
-                    })
-                });
-                let _ = done.send(ended);
-            });
-        if let Err(e) = started {
-            error!(error = %e, "cannot start the switch's thread");
-            return;
-        }
-        tokio::pin!(shutdown);
-        tokio::select! {
-            _ = &mut shutdown => {}
-            // The switch's thread ended by itself: there is nothing to serve.
-            _ = stop.closed() => {}
-        }
-        // Dropped, the sender tells the switch to end every call and stop.
-        drop(stop);
-        let switch = match finished.await {
-            Ok(Ok(switch)) => Some(switch),
-            Ok(Err(e)) => {
-                error!(error = %e, "the switch's thread could not run");
-                None
-            }
-            Err(_) => {
-                error!("the switch's thread ended abnormally");
-                None
-            }
-        };
+        let switch = on_own_thread(turn, udp, shutdown).await;
         // Ended and awaited, so that their listeners are closed when this
         // returns (a cluster's node binds the same ports again standby).
         let mut ended = vec![acceptor, watcher, http_task];
@@ -559,6 +511,62 @@ impl Hotline {
                 ports_in_use = switch.ports_in_use(),
                 "hotline stopped"
             );
+        }
+    }
+}
+
+/// Runs the switch on a thread of its own until `shutdown` resolves (or the
+/// thread ends by itself); gives the switch back, none when it could not
+/// run. Its turn is never queued behind the runtime's tasks (the receive
+/// tasks of thousands of calls), so what it measures as late is its socket.
+async fn on_own_thread(
+    turn: Turn,
+    udp: UdpSocket,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Option<Switch> {
+    let udp = match udp.into_std() {
+        Ok(udp) => udp,
+        Err(e) => {
+            error!(error = %e, "cannot hand the SIP socket to the switch's thread");
+            return None;
+        }
+    };
+    let (mut stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let started = std::thread::Builder::new()
+        .name("switch".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let ended = runtime.and_then(|r| {
+                r.block_on(async move {
+                    let udp = UdpSocket::from_std(udp)?;
+                    Ok(turn.run(udp, stopped).await)
+                })
+            });
+            let _ = done.send(ended);
+        });
+    if let Err(e) = started {
+        error!(error = %e, "cannot start the switch's thread");
+        return None;
+    }
+    tokio::select! {
+        _ = shutdown => {}
+        // The switch's thread ended by itself: there is nothing to serve.
+        _ = stop.closed() => {}
+    }
+    // Dropped, the sender tells the switch to end every call and stop.
+    drop(stop);
+    match finished.await {
+        Ok(Ok(switch)) => Some(switch),
+        Ok(Err(e)) => {
+            error!(error = %e, "the switch's thread could not run");
+            None
+        }
+        Err(_) => {
+            error!("the switch's thread ended abnormally");
+            None
         }
     }
 }
