@@ -32,6 +32,9 @@ pub struct Metrics {
     pub sip_rate_limited: IntCounterVec,
     pub calls_shed: IntCounterVec,
     pub sip_read_wait: Histogram,
+    /// The hotline's threads, by name: CPU time, and time waiting for a CPU.
+    pub thread_running: GaugeVec,
+    pub thread_waiting: GaugeVec,
     pub media_late: Gauge,
     pub media_late_share: Gauge,
     pub connections_refused: IntCounterVec,
@@ -440,6 +443,18 @@ impl Metrics {
                 "hotline_sip_read_wait_seconds",
                 "How long the oldest SIP datagram of each batch the switch read had waited in the kernel (from 5 ms two batches in a row, new calls are refused for 100 ms: shed reason switch_queue).",
                 &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0],
+            ),
+            thread_running: gauge_vec(
+                &r,
+                "hotline_thread_cpu_seconds",
+                "CPU time of the hotline's threads alive now, by thread name (switch, tokio-rt-worker, media-N, sqlite-writer, ...), updated each second.",
+                &["thread"],
+            ),
+            thread_waiting: gauge_vec(
+                &r,
+                "hotline_thread_waiting_seconds",
+                "Time the hotline's threads alive now spent runnable but waiting for a CPU, by thread name, updated each second: its rate near the CPU time's rate means the machine is out of cores.",
+                &["thread"],
             ),
             callback_spared: histogram(
                 &r,

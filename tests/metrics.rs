@@ -40,6 +40,12 @@ fn metrics_after_one_call_count_what_happened_and_pass_promtool() {
     );
     let sent = sample(&text, "hotline_rtp_packets_sent_total").unwrap();
     assert!(sent > 25.0, "the prompts were streamed: {sent}");
+    // How the threads share the machine, by name, from the kernel.
+    let switch = sample(&text, "hotline_thread_cpu_seconds{thread=\"switch\"}").unwrap();
+    assert!(switch > 0.0, "the switch's thread ran: {switch}");
+    let media = sample(&text, "hotline_thread_cpu_seconds{thread=\"media-0\"}").unwrap();
+    assert!(media > 0.0, "a media worker ran: {media}");
+    assert!(sample(&text, "hotline_thread_waiting_seconds{thread=\"switch\"}").is_some());
     common::assert_promtool_accepts(&text);
 }
 
