@@ -447,13 +447,13 @@ impl Metrics {
             thread_running: gauge_vec(
                 &r,
                 "hotline_thread_cpu_seconds",
-                "CPU time of the hotline's threads alive now, by thread name (switch, tokio-rt-worker, media-N, sqlite-writer, ...), updated each second.",
+                "CPU time of the hotline's threads alive now, by thread name (switch, tokio-rt-worker, media-N, sqlite-writer, ...), read from the kernel at each scrape.",
                 &["thread"],
             ),
             thread_waiting: gauge_vec(
                 &r,
                 "hotline_thread_waiting_seconds",
-                "Time the hotline's threads alive now spent runnable but waiting for a CPU, by thread name, updated each second: its rate near the CPU time's rate means the machine is out of cores.",
+                "Time the hotline's threads alive now spent runnable but waiting for a CPU, by thread name, read from the kernel at each scrape: its rate near the CPU time's rate means the machine is out of cores.",
                 &["thread"],
             ),
             callback_spared: histogram(
@@ -655,6 +655,21 @@ impl Metrics {
     /// or not.
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// The threads' CPU and waiting times, by name, as last read.
+    pub fn sync_threads(
+        &self,
+        shares: std::collections::BTreeMap<String, crate::runtime::threads::Share>,
+    ) {
+        for (name, share) in shares {
+            self.thread_running
+                .with_label_values(&[&name])
+                .set(share.running.as_secs_f64());
+            self.thread_waiting
+                .with_label_values(&[&name])
+                .set(share.waiting.as_secs_f64());
+        }
     }
 
     /// The text exposition format.

@@ -26,6 +26,9 @@ pub fn app(metrics: Arc<crate::metrics::Metrics>, api: Arc<api::Api>) -> axum::R
             get(move || {
                 let metrics = metrics.clone();
                 async move {
+                    // Read when asked (from the kernel's memory, no disk),
+                    // never on the switch's or the media workers' turn.
+                    metrics.sync_threads(crate::runtime::threads::shares());
                     (
                         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
                         metrics.render(),

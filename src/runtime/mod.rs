@@ -731,16 +731,6 @@ impl Turn {
                     &mut edge_seen,
                     switch.banned_sources(now),
                 );
-                for (name, share) in threads::shares() {
-                    metrics
-                        .thread_running
-                        .with_label_values(&[&name])
-                        .set(share.running.as_secs_f64());
-                    metrics
-                        .thread_waiting
-                        .with_label_values(&[&name])
-                        .set(share.waiting.as_secs_f64());
-                }
             }
         }
         info!(active_calls = switch.active_calls(), "shutting down");
