@@ -61,17 +61,32 @@ pub async fn run(settings: Settings, sip: String, fence: Fence, roles: watch::Se
             publish(&settings, change, &fence, &roles);
         }
         if let Some(ask) = lease.poll_ask(Instant::now()) {
-            let asked = tokio::time::timeout(settings.every, async {
+            let asked = async {
                 if client.as_ref().is_none_or(|c| c.is_closed()) {
-                    client = Some(connect(&settings.url).await?);
+                    // A new connection (TCP, authentication, the schema
+                    // check) may take longer than a renewal on a loaded
+                    // machine; a standby has nothing to lose by waiting
+                    // for it, an active node must keep its renewals'
+                    // pace (its lease runs out otherwise).
+                    let budget = match lease.role() {
+                        Role::Standby => settings.lease.max(settings.every),
+                        Role::Active { .. } => settings.every,
+                    };
+                    let connected = tokio::time::timeout(budget, connect(&settings.url))
+                        .await
+                        .map_err(|_| Late)?;
+                    client = Some(connected.map_err(Failed)?);
                 }
                 let c = client.as_ref().expect("connected");
-                let answered = answer(c, &settings, ask).await?;
-                Ok::<_, StoreError>((answered, c))
-            })
+                let answered = tokio::time::timeout(settings.every, answer(c, &settings, ask))
+                    .await
+                    .map_err(|_| Late)?
+                    .map_err(Failed)?;
+                Ok::<_, Unanswered>((answered, c))
+            }
             .await;
             let got = match asked {
-                Ok(Ok((a, c))) => {
+                Ok((a, c)) => {
                     let role = lease_role_after(&lease, a);
                     let hb = c
                         .execute(
@@ -89,12 +104,12 @@ pub async fn run(settings: Settings, sip: String, fence: Fence, roles: watch::Se
                     }
                     a
                 }
-                Ok(Err(e)) => {
+                Err(Failed(e)) => {
                     warn!(error = %e, "cluster lease: the database did not answer");
                     client = None;
                     Answer::Failed
                 }
-                Err(_) => {
+                Err(Late) => {
                     warn!("cluster lease: the database answered too late");
                     client = None;
                     Answer::Failed
@@ -107,6 +122,15 @@ pub async fn run(settings: Settings, sip: String, fence: Fence, roles: watch::Se
         tokio::time::sleep_until(lease.poll_timeout().into()).await;
     }
 }
+
+/// Why the lease's question got no answer.
+enum Unanswered {
+    Failed(StoreError),
+    /// Not within its time: the connection is dropped (what it was doing
+    /// is unknown).
+    Late,
+}
+use Unanswered::{Failed, Late};
 
 /// The role the heartbeat reports, the answer taken into account.
 fn lease_role_after(lease: &Lease, answer: Answer) -> Role {
