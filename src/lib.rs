@@ -21,8 +21,10 @@
 //!               │       chain's calls), registrar})
 //!               │ Open/Play/Bridge/Mix/Close      ▲ Opened, Digit, PromptFinished, RecordingFinished
 //!               ▼                                 │
-//!        runtime::media (one RTP socket per call, one pacing task for all:
-//!               │        two legs relayed packet by packet, more mixed)
+//!        runtime::media (one RTP socket per call; its control on the
+//!               │        switch's thread, the receive tasks on the runtime,
+//!               │        media workers sending: two legs relayed packet
+//!               │        by packet, more mixed)
 //!               └── media::{rtp, g711, dtmf, prompt, record, conversation,
 //!                           mixer, ports} (sans-IO)
 //!

@@ -2,7 +2,11 @@
 //! media workers (runtime::playout) sending every call's packets on time,
 //! and one control task that takes the switch's orders: it opens and closes
 //! sessions, tells the workers what to play, bridges, mixes conversations
-//! and watches for callers gone silent. Each stream keeps its own 20 ms
+//! and watches for callers gone silent. The control task runs on the
+//! switch's own thread (an order reaches it without waking another thread:
+//! that wake and the runtime thread's sleep after it were a fifth of a
+//! short call's CPU); the receive tasks run on the runtime's threads.
+//! Each stream keeps its own 20 ms
 //! cadence, streams spread over the phase as their calls came. A call's
 //! prompts play one after the other on one cadence; the receive task also
 //! records the caller when the menu asks (voice messages).
@@ -76,7 +80,7 @@ impl RtpSocket {
     }
 }
 
-/// Messages to the pacing task.
+/// Messages to the control task.
 #[derive(Debug)]
 pub enum MediaIn {
     Command(MediaCommand),
@@ -211,10 +215,17 @@ impl Link {
     }
 }
 
-/// Starts the media workers and the control task; returns its link, and
-/// how late the workers run.
+/// The media edge's control task, to be run on the switch's own thread:
+/// the switch's orders reach it without waking another thread, and it
+/// ends with the switch (dropping its sessions closes their ports).
+pub type Control = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Starts the media workers; returns the switch's link to the edge, the
+/// control task (not yet running: see [`Control`]) and how late the
+/// workers run. The calls' receive tasks run on `runtime`.
 #[allow(clippy::too_many_arguments)] // the edge's whole world, passed once
-pub fn spawn(
+pub fn start(
+    runtime: tokio::runtime::Handle,
     ip: std::net::IpAddr,
     (workers, realtime_priority): (usize, u8),
     rtp_timeout: Duration,
@@ -223,7 +234,7 @@ pub fn spawn(
     conversations: PathBuf,
     metrics: Arc<crate::metrics::Metrics>,
     to_switch: mpsc::UnboundedSender<Input>,
-) -> (Link, JoinHandle<()>, Arc<Lateness>) {
+) -> (Link, Control, Arc<Lateness>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let lateness = Arc::new(Lateness::new(workers.max(1)));
     let edge = Edge {
@@ -238,9 +249,10 @@ pub fn spawn(
             to_switch.clone(),
         ),
         metrics,
+        runtime,
     };
-    let handle = tokio::spawn(pace(edge, rx, tx.clone(), to_switch));
-    (Link { tx, ip }, handle, lateness)
+    let control = Box::pin(pace(edge, rx, tx.clone(), to_switch));
+    (Link { tx, ip }, control, lateness)
 }
 
 impl Edge {
@@ -271,6 +283,9 @@ struct Edge {
     conversations: PathBuf,
     workers: Workers,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Where the calls' receive tasks and the conversations' writers run
+    /// (the runtime's threads, not the switch's).
+    runtime: tokio::runtime::Handle,
 }
 
 async fn pace(
@@ -376,12 +391,17 @@ fn handle(
             socket,
             params,
         } => {
-            match RtpSocket::new(socket) {
+            // Watched by the runtime that runs its receive task.
+            let registered = {
+                let _runtime = edge.runtime.enter();
+                RtpSocket::new(socket)
+            };
+            match registered {
                 Ok(socket) => {
                     let socket = Arc::new(socket);
                     let counts = Arc::new(RtpCounts::default());
                     let (record, record_rx) = mpsc::unbounded_channel();
-                    let receiver = tokio::spawn(receive(
+                    let receiver = edge.runtime.spawn(receive(
                         call,
                         socket.clone(),
                         RtpReceiver::new(&params),
@@ -541,7 +561,7 @@ fn handle(
                 .record
                 .send(RecordCtl::Conversation(Some((Side::Right, tx.clone()))));
             let path = edge.conversations.join(format!("{name}.wav"));
-            tokio::spawn(write_conversation(
+            edge.runtime.spawn(write_conversation(
                 caller,
                 sip_call_id,
                 path,

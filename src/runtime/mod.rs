@@ -427,7 +427,8 @@ impl Hotline {
         let mut switch_config = config.switch_config(clock, rand::random(), menu, agents);
         switch_config.queues = acd.as_ref().map(|h| h.plan.clone());
         let mut switch = Switch::new(switch_config);
-        let (media, media_task, lateness) = media::spawn(
+        let (media, media_control, lateness) = media::start(
+            tokio::runtime::Handle::current(),
             config.media.ip,
             (config.media.worker_count(), config.media.realtime_priority),
             Duration::from_secs(config.media.rtp_timeout_seconds),
@@ -481,6 +482,7 @@ impl Hotline {
             switch,
             inbox,
             media,
+            media_control,
             services,
             acd,
             clock,
@@ -498,10 +500,6 @@ impl Hotline {
         for task in ended {
             let _ = task.await;
         }
-        // The pacing task's inbox has senders in every receive task, so it is
-        // ended rather than drained; dropping its sessions closes the ports.
-        media_task.abort();
-        let _ = media_task.await;
         if let Some(switch) = switch {
             let stats = switch.stats();
             info!(
@@ -578,6 +576,10 @@ struct Turn {
     switch: Switch,
     inbox: mpsc::UnboundedReceiver<Input>,
     media: media::Link,
+    /// Runs beside the switch on its thread; ended with it (its inbox has
+    /// senders in every receive task, so it is not drained: dropping its
+    /// sessions closes the ports).
+    media_control: media::Control,
     services: ivr::Services,
     acd: Option<acd::AcdHandle>,
     clock: crate::clock::WallClock,
@@ -595,12 +597,15 @@ impl Turn {
             mut switch,
             mut inbox,
             media,
+            media_control,
             services,
             acd,
             clock,
             lateness,
             agents,
         } = self;
+        // On this thread's runtime: ended when the thread's runtime is.
+        tokio::spawn(media_control);
         let metrics = services.metrics.clone();
         let mut tcp_writers: HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>> = HashMap::new();
         let mut tcp_tasks: HashMap<SocketAddr, tokio::task::AbortHandle> = HashMap::new();
