@@ -4,8 +4,9 @@
 //! sessions, tells the workers what to play, bridges, mixes conversations
 //! and watches for callers gone silent. The control task runs on the
 //! switch's own thread (an order reaches it without waking another thread:
-//! that wake and the runtime thread's sleep after it were a fifth of a
-//! short call's CPU); the receive tasks run on the runtime's threads.
+//! those wakes, and the runtime thread's sleeps after them, cost a short
+//! call about a tenth of its CPU); the receive tasks run on the runtime's
+//! threads.
 //! Each stream keeps its own 20 ms
 //! cadence, streams spread over the phase as their calls came. A call's
 //! prompts play one after the other on one cadence; the receive task also
