@@ -67,7 +67,7 @@ impl PostgresStore {
                 }
             };
             runtime.block_on(async {
-                match setup(&writer_url).await {
+                match setup(&writer_url, fence.is_some()).await {
                     Ok((mut client, statements, reader)) => {
                         let _ = ready_tx.send(Ok((reader, tokio::runtime::Handle::current())));
                         write_loop(&writer_url, &mut client, statements, fence, rx).await;
@@ -189,8 +189,8 @@ impl PostgresStore {
 }
 
 /// The writer's connection (migrated, statements ready) and the reader's.
-async fn setup(url: &str) -> Result<(Client, Statements, Client), StoreError> {
-    let mut client = connect(url).await?;
+async fn setup(url: &str, fenced: bool) -> Result<(Client, Statements, Client), StoreError> {
+    let mut client = writer_connection(url, fenced).await?;
     migrate(&mut client).await?;
     let statements = Statements::prepare(&client).await?;
     let reader = connect(url).await?;
@@ -429,7 +429,7 @@ async fn write_loop(
     while let Some(first) = rx.recv().await {
         let (events, replies) = gather(first, &mut rx);
         if client.is_closed() {
-            match reconnect(url).await {
+            match reconnect(url, fence.is_some()).await {
                 Ok((c, s)) => (*client, statements) = (c, s),
                 Err(e) => {
                     replies.answer(Err(e));
@@ -441,8 +441,32 @@ async fn write_loop(
     }
 }
 
-async fn reconnect(url: &str) -> Result<(Client, Statements), StoreError> {
+/// How long a cluster node's append transaction may sit idle before
+/// PostgreSQL ends its session. A node frozen (SIGSTOP, a stalled VM) in
+/// the middle of an append holds the lease row `FOR SHARE` and the events
+/// table locked: without this limit the standby's takeover, and every
+/// append after it, waited for the frozen node as long as it stayed
+/// frozen. A healthy append is never idle this long (its statements
+/// follow one another), and it is shorter than the shortest lease (2 s),
+/// so the locks are gone before a standby may take over.
+const FROZEN_APPEND: &str = "1s";
+
+/// The writer's connection; a cluster node's frozen appends are ended by
+/// the server ([`FROZEN_APPEND`]).
+async fn writer_connection(url: &str, fenced: bool) -> Result<Client, StoreError> {
     let client = connect(url).await?;
+    if fenced {
+        client
+            .batch_execute(&format!(
+                "SET idle_in_transaction_session_timeout = '{FROZEN_APPEND}'"
+            ))
+            .await?;
+    }
+    Ok(client)
+}
+
+async fn reconnect(url: &str, fenced: bool) -> Result<(Client, Statements), StoreError> {
+    let client = writer_connection(url, fenced).await?;
     let statements = Statements::prepare(&client).await?;
     Ok((client, statements))
 }
@@ -522,5 +546,57 @@ fn describe(e: &tokio_postgres::Error) -> String {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         StoreError::Postgres(describe(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// The test server `tests/run.sh` starts (HOTLINE_TEST_POSTGRES), none
+    /// when it says `skip`.
+    fn server() -> Option<String> {
+        match std::env::var("HOTLINE_TEST_POSTGRES") {
+            Ok(url) if url == "skip" => None,
+            Ok(url) => Some(url),
+            Err(_) => Some("postgres://hotline_test:hotline_test@127.0.0.1:5432/postgres".into()),
+        }
+    }
+
+    /// A cluster node frozen inside an append (its session idle in a
+    /// transaction holding a shared lock, as an append holds the lease row
+    /// `FOR SHARE`) no longer blocks another session wanting that lock
+    /// exclusively for longer than [`FROZEN_APPEND`]: the server ends the
+    /// frozen session. (A transaction's advisory lock stands for the row:
+    /// the test role may not create tables.)
+    #[tokio::test]
+    async fn a_frozen_append_releases_its_locks_within_a_second() {
+        let Some(url) = server() else {
+            return;
+        };
+        let key = 0x686f_746c_0000_i64 + i64::from(std::process::id());
+        let other = connect(&url).await.expect("the test server");
+        let mut frozen = writer_connection(&url, true).await.unwrap();
+        let tx = frozen.transaction().await.unwrap();
+        tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&key])
+            .await
+            .unwrap();
+        // The frozen node sends nothing more; another wants the lock.
+        let started = Instant::now();
+        let taken = tokio::time::timeout(
+            Duration::from_secs(5),
+            other.execute("SELECT pg_advisory_lock($1)", &[&key]),
+        )
+        .await;
+        let waited = started.elapsed();
+        assert!(matches!(taken, Ok(Ok(_))), "{taken:?} after {waited:?}");
+        assert!(waited < Duration::from_secs(3), "{waited:?}");
+        drop(tx);
+        assert!(
+            frozen.simple_query("SELECT 1").await.is_err(),
+            "the frozen session was ended"
+        );
     }
 }
