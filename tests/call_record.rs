@@ -480,14 +480,24 @@ fn a_conversation_is_recorded_in_stereo_with_its_pause_and_old_recordings_go() {
     let joined = log.find("caller connected to agent").unwrap();
     assert!(told < joined, "the notice before the conversation");
 
-    // The history names the file and tells the pause.
-    let history = get(&h, "/api/calls");
-    let call = history["calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["outcome"] == "answered")
-        .unwrap_or_else(|| panic!("{history:#}"));
+    // The history names the file (once the switch has written it: the
+    // log line comes first) and tells the pause.
+    let answered = || {
+        let history = get(&h, "/api/calls");
+        history["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["outcome"] == "answered")
+            .cloned()
+            .unwrap_or_else(|| panic!("{history:#}"))
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    let mut call = answered();
+    while call["recording"].is_null() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+        call = answered();
+    }
     let file = call["recording"]
         .as_str()
         .unwrap_or_else(|| panic!("{call:#}"));

@@ -1,16 +1,14 @@
-//! The media edge: one RTP socket per call, one receive task per socket, the
-//! media workers (runtime::playout) sending every call's packets on time,
-//! and one control task that takes the switch's orders: it opens and closes
-//! sessions, tells the workers what to play, bridges, mixes conversations
-//! and watches for callers gone silent. The control task runs on the
-//! switch's own thread (an order reaches it without waking another thread:
-//! those wakes, and the runtime thread's sleeps after them, cost a short
-//! call about a tenth of its CPU); the receive tasks run on the runtime's
-//! threads.
-//! Each stream keeps its own 20 ms
-//! cadence, streams spread over the phase as their calls came. A call's
-//! prompts play one after the other on one cadence; the receive task also
-//! records the caller when the menu asks (voice messages).
+//! The media edge: one RTP socket per call, the media workers
+//! (runtime::workers) sending and receiving every call's packets, and one
+//! control task that takes the switch's orders: it opens and closes
+//! sessions, tells the workers what to play, record and relay, bridges,
+//! mixes conversations and watches for callers gone silent. The control
+//! task runs on the switch's own thread (an order reaches it without
+//! waking another thread: those wakes, and the runtime thread's sleeps
+//! after them, cost a short call about a tenth of its CPU).
+//! Each stream keeps its own 20 ms cadence, streams spread over the phase
+//! as their calls came. A call's prompts play one after the other on one
+//! cadence.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,65 +17,51 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use super::Input;
-use super::playout::{Lateness, Playout, Workers};
+use super::incoming::{Incoming, Listen, Outlets};
+use super::workers::{Lateness, Order, Workers};
 use crate::call::{CallId, MediaCommand, MediaEvent};
 use crate::media::conversation::{Conversation, Side};
 use crate::media::g711::Law;
 use crate::media::mixer::Mixer;
 use crate::media::prompt::{Prompt, PromptSet};
-use crate::media::record::Recorder;
-use crate::media::rtp::{PACKET_INTERVAL, Received, RtpReceiver, RtpStream, SAMPLES_PER_PACKET};
+use crate::media::rtp::{PACKET_INTERVAL, RtpReceiver, RtpStream, SAMPLES_PER_PACKET};
 
-/// A call's RTP socket: read by its receive task through the runtime,
-/// written by the media workers and relays straight away. It is
-/// registered with the runtime for reading only: registered for writing
-/// too (as a tokio `UdpSocket` is), the kernel reports it writable again
-/// after every packet sent, and the runtime's reactor woke and polled for
-/// each of the hundreds of thousands a second the workers send (at 3,200
-/// short calls a second, a sixth of the runtime threads' time, and turns
-/// of the reactor long enough to hold up the runtime's other tasks).
-pub struct RtpSocket(AsyncFd<std::net::UdpSocket>);
-
-impl std::fmt::Debug for RtpSocket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("RtpSocket").field(self.0.get_ref()).finish()
-    }
-}
+/// A call's RTP socket, nonblocking: read and written by its media
+/// worker, written by the other leg's worker when bridged. Not registered
+/// with the runtime: the worker's own epoll set watches it.
+#[derive(Debug)]
+pub struct RtpSocket(std::net::UdpSocket);
 
 impl RtpSocket {
-    /// Registers a bound, nonblocking socket with the runtime, for reading.
+    /// Takes a bound socket, made nonblocking here.
     pub fn new(socket: std::net::UdpSocket) -> std::io::Result<Self> {
-        // SAFETY: the std socket owns its descriptor, open until it is
-        // dropped with the AsyncFd, and always reports that one.
-        unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
-            .map(Self)
-            .map_err(|e| e.into_parts().1)
+        socket.set_nonblocking(true)?;
+        Ok(Self(socket))
     }
 
-    pub async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-        loop {
-            let mut ready = self.0.readable().await?;
-            if let Ok(received) = ready.try_io(|s| s.get_ref().recv_from(buf)) {
-                return received;
-            }
-        }
+    /// What has come in, if anything (`WouldBlock` when nothing has).
+    pub fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.0.recv_from(buf)
     }
 
     /// Sends now or not at all (a full socket buffer drops the packet:
     /// better lost than late for every other call).
     pub fn try_send_to(&self, packet: &[u8], to: SocketAddr) -> std::io::Result<usize> {
-        self.0.get_ref().send_to(packet, to)
+        self.0.send_to(packet, to)
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.0.get_ref().local_addr()
+        self.0.local_addr()
+    }
+}
+
+impl std::os::fd::AsRawFd for RtpSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
     }
 }
 
@@ -96,26 +80,9 @@ pub enum MediaIn {
     /// What a leg in a mixed conversation said: one packet's payload
     /// (its length, the bytes), inline so nothing is allocated per packet.
     Heard(CallId, u8, [u8; SAMPLES_PER_PACKET]),
-}
-
-/// Orders for a call's receive task: recording, and relaying to the
-/// other leg of a bridge (its socket and where its peer is).
-#[derive(Debug)]
-enum RecordCtl {
-    Start {
-        path: PathBuf,
-        max: Duration,
-        silence: Duration,
-    },
-    Stop,
-    RelayTo(Arc<RtpSocket>, SocketAddr),
-    /// On hold: what comes in is not passed on.
-    RelayOff,
-    /// The conversation's recording takes this leg's audio on that side
-    /// (none: no more).
-    Conversation(Option<(Side, mpsc::UnboundedSender<ConversationIn>)>),
-    /// What comes in goes to the pacer's mixer (or no longer).
-    Mix(bool),
+    /// The call's worker could not watch its socket (the kernel's limit
+    /// of watched descriptors).
+    Unwatched(CallId, std::io::Error),
 }
 
 /// What a conversation's writer task is told.
@@ -132,28 +99,27 @@ pub enum ConversationIn {
 }
 
 struct Session {
+    call: CallId,
     socket: Arc<RtpSocket>,
     /// The media worker sending its packets.
     worker: usize,
     /// Where its packets go (the caller's real RTP source once heard).
     remote: SocketAddr,
     law: Law,
-    record: mpsc::UnboundedSender<RecordCtl>,
     /// The other leg, once bridged.
     bridged_with: Option<CallId>,
     /// The mixed conversation it is in.
     room: Option<CallId>,
     /// The conversation's recording (on the caller's session).
     conversation: Option<mpsc::UnboundedSender<ConversationIn>>,
-    receiver: JoinHandle<()>,
-    /// What the receive task counted (written there, read at close).
+    /// What its worker counted (written there, read here).
     counts: Arc<RtpCounts>,
     /// Packets received when last looked at, and since when that count
     /// stands still (the caller's silence, for the RTP timeout).
     heard: (u64, Instant),
 }
 
-/// Packets a call's receive task accepted, found missing (by sequence
+/// Packets a call's worker sent, accepted, found missing (by sequence
 /// number) and relayed to the other leg.
 #[derive(Debug, Default)]
 pub(super) struct RtpCounts {
@@ -167,11 +133,11 @@ pub(super) struct RtpCounts {
     pub(super) held_back: AtomicU64,
 }
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        // The receive task holds the other reference to the socket; ending it
-        // closes the port.
-        self.receiver.abort();
+impl Session {
+    /// An order for the call's incoming side, to its worker.
+    fn listen(&self, workers: &Workers, order: Listen) {
+        let call = self.call;
+        workers.send(self.worker, Order::Listen { call, order });
     }
 }
 
@@ -223,7 +189,7 @@ pub type Control = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send
 
 /// Starts the media workers; returns the switch's link to the edge, the
 /// control task (not yet running: see [`Control`]) and how late the
-/// workers run. The calls' receive tasks run on `runtime`.
+/// workers run. Recordings are written on `runtime`.
 #[allow(clippy::too_many_arguments)] // the edge's whole world, passed once
 pub fn start(
     runtime: tokio::runtime::Handle,
@@ -247,12 +213,16 @@ pub fn start(
             workers,
             realtime_priority,
             lateness.clone(),
-            to_switch.clone(),
+            Outlets {
+                to_switch: to_switch.clone(),
+                control: tx.clone(),
+                runtime: runtime.clone(),
+            },
         ),
         metrics,
         runtime,
     };
-    let control = Box::pin(pace(edge, rx, tx.clone(), to_switch));
+    let control = Box::pin(pace(edge, rx, to_switch));
     (Link { tx, ip }, control, lateness)
 }
 
@@ -284,15 +254,14 @@ struct Edge {
     conversations: PathBuf,
     workers: Workers,
     metrics: Arc<crate::metrics::Metrics>,
-    /// Where the calls' receive tasks and the conversations' writers run
-    /// (the runtime's threads, not the switch's).
+    /// Where the conversations' writers run (the runtime's threads, not
+    /// the switch's).
     runtime: tokio::runtime::Handle,
 }
 
 async fn pace(
     mut edge: Edge,
     mut rx: mpsc::UnboundedReceiver<MediaIn>,
-    me: mpsc::UnboundedSender<MediaIn>,
     to_switch: mpsc::UnboundedSender<Input>,
 ) {
     let mut sessions: HashMap<CallId, Session> = HashMap::new();
@@ -306,7 +275,7 @@ async fn pace(
                 // A command may start a mix: due sooner. (What a mixed leg
                 // said changes no deadline.)
                 let sooner = matches!(msg, MediaIn::Command(_));
-                handle(msg, &mut edge, &mut sessions, &mut rooms, &me, &to_switch);
+                handle(msg, &mut edge, &mut sessions, &mut rooms, &to_switch);
                 if sooner {
                     wake = next_wake(&rooms, next_silence_check);
                 }
@@ -327,7 +296,7 @@ async fn pace(
                             let mut payload = [s.law.silence(); SAMPLES_PER_PACKET];
                             let len = mixed.len().min(SAMPLES_PER_PACKET);
                             payload[..len].copy_from_slice(&mixed[..len]);
-                            let live = Playout::Live { call, len: len as u8, payload };
+                            let live = Order::Live { call, len: len as u8, payload };
                             edge.workers.send(s.worker, live);
                         }
                     });
@@ -379,7 +348,6 @@ fn handle(
     edge: &mut Edge,
     sessions: &mut HashMap<CallId, Session>,
     rooms: &mut HashMap<CallId, Room>,
-    me: &mpsc::UnboundedSender<MediaIn>,
     to_switch: &mpsc::UnboundedSender<Input>,
 ) {
     match msg {
@@ -392,25 +360,15 @@ fn handle(
             socket,
             params,
         } => {
-            // Watched by the runtime that runs its receive task.
-            let registered = {
-                let _runtime = edge.runtime.enter();
-                RtpSocket::new(socket)
-            };
-            match registered {
+            match RtpSocket::new(socket) {
                 Ok(socket) => {
                     let socket = Arc::new(socket);
                     let counts = Arc::new(RtpCounts::default());
-                    let (record, record_rx) = mpsc::unbounded_channel();
-                    let receiver = edge.runtime.spawn(receive(
+                    let incoming = Box::new(Incoming::new(
                         call,
-                        socket.clone(),
                         RtpReceiver::new(&params),
                         (params.codec_pt, params.law),
                         counts.clone(),
-                        record_rx,
-                        me.clone(),
-                        to_switch.clone(),
                     ));
                     let (remote, law) = (params.remote, params.law);
                     let stream = RtpStream::new(
@@ -422,40 +380,40 @@ fn handle(
                     );
                     let worker = edge.workers.assign();
                     let stream = Box::new(stream);
-                    let open = Playout::Open {
+                    let open = Order::Open {
                         call,
                         socket: socket.clone(),
                         stream,
+                        incoming,
                         counts: counts.clone(),
                     };
                     edge.workers.send(worker, open);
                     sessions.insert(
                         call,
                         Session {
+                            call,
                             socket,
                             worker,
                             remote,
                             law,
-                            record,
                             bridged_with: None,
                             room: None,
                             conversation: None,
-                            receiver,
                             counts,
                             heard: (0, Instant::now()),
                         },
                     );
                 }
                 Err(e) => {
-                    // The port was bound: only the reactor can refuse it. The
+                    // Bound already: nonblocking is all that was asked. The
                     // switch hears it as the silence it will be.
-                    error!(%call, error = %e, "cannot watch the RTP port");
+                    error!(%call, error = %e, "cannot use the RTP port");
                 }
             }
         }
         MediaIn::Command(MediaCommand::Play { call, prompts }) => {
             if let Some(s) = sessions.get(&call) {
-                let play = Playout::Play {
+                let play = Order::Play {
                     call,
                     prompts: edge.load(call, &prompts).collect(),
                     looped: None,
@@ -470,7 +428,7 @@ fn handle(
         }) => {
             if let Some(s) = sessions.get(&call) {
                 let looped: Vec<Arc<Prompt>> = edge.load(call, &prompts).collect();
-                let play = Playout::Play {
+                let play = Order::Play {
                     call,
                     prompts: edge.load(call, &first).chain(looped.clone()).collect(),
                     looped: Some(looped).filter(|l| !l.is_empty()),
@@ -480,7 +438,7 @@ fn handle(
         }
         MediaIn::Command(MediaCommand::Stop { call }) => {
             if let Some(s) = sessions.get(&call) {
-                edge.workers.send(s.worker, Playout::Stop { call });
+                edge.workers.send(s.worker, Order::Stop { call });
             }
         }
         MediaIn::Command(MediaCommand::Record {
@@ -491,7 +449,7 @@ fn handle(
         }) => {
             if let Some(s) = sessions.get_mut(&call) {
                 let path = edge.recordings.join(format!("{name}.wav"));
-                let _ = s.record.send(RecordCtl::Start { path, max, silence });
+                s.listen(&edge.workers, Listen::Record { path, max, silence });
             }
         }
         MediaIn::Command(MediaCommand::Bridge { a, b }) => {
@@ -507,17 +465,15 @@ fn handle(
                 if let Some(old) = sa.bridged_with.filter(|o| *o != b)
                     && let Some(o) = sessions.get(&old)
                 {
-                    let _ = o.record.send(RecordCtl::Conversation(None));
+                    o.listen(&edge.workers, Listen::Conversation(None));
                 }
-                let _ = sb
-                    .record
-                    .send(RecordCtl::Conversation(Some((Side::Right, tx))));
+                sb.listen(&edge.workers, Listen::Conversation(Some((Side::Right, tx))));
             }
             for (call, other, socket, to) in [(a, b, socket_b, to_b), (b, a, socket_a, to_a)] {
                 let s = sessions.get_mut(&call).expect("checked");
-                edge.workers.send(s.worker, Playout::Stop { call });
+                edge.workers.send(s.worker, Order::Stop { call });
                 s.bridged_with = Some(other);
-                let _ = s.record.send(RecordCtl::RelayTo(socket, to));
+                s.listen(&edge.workers, Listen::RelayTo(socket, to));
             }
             info!(%a, %b, "media bridged");
         }
@@ -532,16 +488,16 @@ fn handle(
                 return;
             };
             let ctl = match on {
-                true => RecordCtl::RelayTo(o.socket.clone(), o.remote),
-                false => RecordCtl::RelayOff,
+                true => Listen::RelayTo(o.socket.clone(), o.remote),
+                false => Listen::RelayOff,
             };
             if let Some(s) = sessions.get(&from) {
-                let _ = s.record.send(ctl);
+                s.listen(&edge.workers, ctl);
             }
         }
         MediaIn::Command(MediaCommand::StopRecording { call }) => {
             if let Some(s) = sessions.get_mut(&call) {
-                let _ = s.record.send(RecordCtl::Stop);
+                s.listen(&edge.workers, Listen::StopRecording);
             }
         }
         MediaIn::Command(MediaCommand::RecordConversation {
@@ -555,12 +511,10 @@ fn handle(
                 return;
             };
             let (tx, rx) = mpsc::unbounded_channel();
-            let _ = c
-                .record
-                .send(RecordCtl::Conversation(Some((Side::Left, tx.clone()))));
-            let _ = a
-                .record
-                .send(RecordCtl::Conversation(Some((Side::Right, tx.clone()))));
+            let left = Listen::Conversation(Some((Side::Left, tx.clone())));
+            c.listen(&edge.workers, left);
+            let right = Listen::Conversation(Some((Side::Right, tx.clone())));
+            a.listen(&edge.workers, right);
             let path = edge.conversations.join(format!("{name}.wav"));
             edge.runtime.spawn(write_conversation(
                 caller,
@@ -578,7 +532,7 @@ fn handle(
             }
         }
         MediaIn::Command(MediaCommand::StopConversation { caller }) => {
-            stop_conversation(sessions, caller);
+            stop_conversation(&edge.workers, sessions, caller);
         }
         MediaIn::Command(MediaCommand::Mix {
             room,
@@ -591,14 +545,14 @@ fn handle(
                 return;
             };
             if s.room.is_some_and(|r| r != room) {
-                leave_room(sessions, rooms, call);
+                leave_room(&edge.workers, sessions, rooms, call);
             }
             let s = sessions.get_mut(&call).expect("checked");
             if s.room.is_none() {
                 // No relay and no prompt: its mix from now on.
-                edge.workers.send(s.worker, Playout::Stop { call });
-                let _ = s.record.send(RecordCtl::RelayOff);
-                let _ = s.record.send(RecordCtl::Mix(true));
+                edge.workers.send(s.worker, Order::Stop { call });
+                s.listen(&edge.workers, Listen::RelayOff);
+                s.listen(&edge.workers, Listen::Mix(true));
                 s.room = Some(room);
             }
             let law = s.law;
@@ -612,7 +566,9 @@ fn handle(
                 .join(call, law, role, audience);
             info!(%room, %call, ?role, ?audience, "mixed");
         }
-        MediaIn::Command(MediaCommand::Unmix { call }) => leave_room(sessions, rooms, call),
+        MediaIn::Command(MediaCommand::Unmix { call }) => {
+            leave_room(&edge.workers, sessions, rooms, call)
+        }
         MediaIn::Heard(call, len, payload) => {
             if let Some(room) = sessions.get(&call).and_then(|s| s.room)
                 && let Some(r) = rooms.get_mut(&room)
@@ -621,8 +577,8 @@ fn handle(
             }
         }
         MediaIn::Command(MediaCommand::Close { call }) => {
-            leave_room(sessions, rooms, call);
-            stop_conversation(sessions, call);
+            leave_room(&edge.workers, sessions, rooms, call);
+            stop_conversation(&edge.workers, sessions, call);
             if let Some(s) = sessions.remove(&call) {
                 edge.workers.close(s.worker, call);
                 let sent = s.counts.sent.load(Ordering::Relaxed);
@@ -648,150 +604,17 @@ fn handle(
                 return;
             };
             s.remote = addr;
-            edge.workers.send(s.worker, Playout::Remote { call, addr });
+            edge.workers.send(s.worker, Order::Remote { call, addr });
             // The other leg relays to where this peer really is.
             let socket = s.socket.clone();
             if let Some(other) = s.bridged_with.and_then(|o| sessions.get(&o))
                 && other.bridged_with == Some(call)
             {
-                let _ = other.record.send(RecordCtl::RelayTo(socket, addr));
+                other.listen(&edge.workers, Listen::RelayTo(socket, addr));
             }
         }
-    }
-}
-
-/// How often a recording checks for a caller who stopped sending RTP.
-const RECORD_CHECK: Duration = Duration::from_millis(200);
-
-#[allow(clippy::too_many_arguments)] // the task's whole world, passed once at spawn
-async fn receive(
-    call: CallId,
-    socket: Arc<RtpSocket>,
-    mut receiver: RtpReceiver,
-    (codec_pt, law): (u8, Law),
-    counts: Arc<RtpCounts>,
-    mut record: mpsc::UnboundedReceiver<RecordCtl>,
-    media: mpsc::UnboundedSender<MediaIn>,
-    to_switch: mpsc::UnboundedSender<Input>,
-) {
-    let mut buf = [0u8; 2048];
-    // The recording in progress: where it goes, and when audio last came.
-    let mut recording: Option<(Recorder, PathBuf, Instant)> = None;
-    let mut relay: Option<(Arc<RtpSocket>, SocketAddr)> = None;
-    // The telephone-event last received (its RTP timestamp), and the one
-    // in progress when the relay began: the rest of a key pressed before
-    // the bridge (the caller's 0 for an agent) is not played to the other
-    // side.
-    let mut last_event: Option<u32> = None;
-    let mut held_back: Option<u32> = None;
-    let mut conversation: Option<(Side, mpsc::UnboundedSender<ConversationIn>)> = None;
-    let mut mixing = false;
-    loop {
-        let datagram = tokio::select! {
-            r = socket.recv_from(&mut buf) => r,
-            Some(ctl) = record.recv() => {
-                match ctl {
-                    RecordCtl::Start { path, max, silence } => {
-                        recording = Some((Recorder::new(law, max, silence), path, Instant::now()));
-                    }
-                    RecordCtl::Stop => {
-                        if let Some((r, path, _)) = recording.take() {
-                            finish_recording(call, r, path, &to_switch);
-                        }
-                    }
-                    RecordCtl::RelayTo(socket, to) => {
-                        if relay.is_none() {
-                            held_back = last_event;
-                        }
-                        relay = Some((socket, to));
-                    }
-                    RecordCtl::RelayOff => relay = None,
-                    RecordCtl::Conversation(c) => conversation = c,
-                    RecordCtl::Mix(on) => mixing = on,
-                }
-                continue;
-            }
-            _ = tokio::time::sleep(RECORD_CHECK), if recording.is_some() => {
-                if let Some((r, _, last)) = recording.as_mut() {
-                    let gap = last.elapsed();
-                    if gap >= RECORD_CHECK {
-                        *last = Instant::now();
-                        if r.push_gap(gap).is_some() {
-                            let (r, path, _) = recording.take().expect("checked");
-                            finish_recording(call, r, path, &to_switch);
-                        }
-                    }
-                }
-                continue;
-            }
-        };
-        let Ok((n, from)) = datagram else {
-            // ICMP port unreachable surfaces as an error on Linux; keep listening.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        };
-        // A telephone-event (RFC 4733: not the codec, a 4-byte payload).
-        let event = rtp_rs::RtpReader::new(&buf[..n])
-            .ok()
-            .filter(|r| r.payload_type() != codec_pt && r.payload().len() == 4)
-            .map(|r| r.timestamp());
-        if event.is_some() {
-            last_event = event;
-        }
-        if let Some((socket, to)) = &relay {
-            if event.is_some() && event == held_back {
-                counts.held_back.fetch_add(1, Ordering::Relaxed);
-            } else if socket.try_send_to(&buf[..n], *to).is_ok() {
-                // Bridged: every packet goes on to the other leg as it came
-                // (same codec and event type were negotiated on both legs).
-                counts.relayed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        let (what, moved) = receiver.handle_datagram(from, &buf[..n]);
-        counts
-            .received
-            .store(receiver.packets_received, Ordering::Relaxed);
-        counts.lost.store(receiver.lost(), Ordering::Relaxed);
-        if let Some(addr) = moved {
-            let _ = media.send(MediaIn::Source(call, addr));
-        }
-        match what {
-            Received::Digit(d) => {
-                let _ = to_switch.send(Input::Media(call, MediaEvent::Digit(d)));
-            }
-            Received::Audio => {
-                if mixing
-                    && let Ok(rtp) = rtp_rs::RtpReader::new(&buf[..n])
-                    && rtp.payload_type() == codec_pt
-                {
-                    let mut frame = [0u8; SAMPLES_PER_PACKET];
-                    let len = rtp.payload().len().min(SAMPLES_PER_PACKET);
-                    frame[..len].copy_from_slice(&rtp.payload()[..len]);
-                    let _ = media.send(MediaIn::Heard(call, len as u8, frame));
-                }
-                if let Some((side, tx)) = &conversation
-                    && let Ok(rtp) = rtp_rs::RtpReader::new(&buf[..n])
-                    && rtp.payload_type() == codec_pt
-                {
-                    let _ = tx.send(ConversationIn::Audio {
-                        side: *side,
-                        ts: rtp.timestamp(),
-                        at: Instant::now(),
-                        payload: rtp.payload().to_vec(),
-                    });
-                }
-                if let Some((r, _, last)) = recording.as_mut()
-                    && let Ok(rtp) = rtp_rs::RtpReader::new(&buf[..n])
-                    && rtp.payload_type() == codec_pt
-                {
-                    *last = Instant::now();
-                    if r.push(rtp.payload()).is_some() {
-                        let (r, path, _) = recording.take().expect("checked");
-                        finish_recording(call, r, path, &to_switch);
-                    }
-                }
-            }
-            Received::Ignored => {}
+        MediaIn::Unwatched(call, e) => {
+            error!(%call, error = %e, "cannot watch the RTP port");
         }
     }
 }
@@ -840,6 +663,7 @@ struct Room {
 /// Takes `call` out of its mixed conversation; the room goes with its
 /// last participant.
 fn leave_room(
+    workers: &Workers,
     sessions: &mut HashMap<CallId, Session>,
     rooms: &mut HashMap<CallId, Room>,
     call: CallId,
@@ -848,7 +672,7 @@ fn leave_room(
         return;
     };
     if let Some(s) = sessions.get(&call) {
-        let _ = s.record.send(RecordCtl::Mix(false));
+        s.listen(workers, Listen::Mix(false));
     }
     if let Some(r) = rooms.get_mut(&room) {
         r.mixer.leave(call);
@@ -861,7 +685,7 @@ fn leave_room(
 
 /// Ends `caller`'s conversation recording, if any: both legs stop feeding
 /// it and the writer finishes the file.
-fn stop_conversation(sessions: &mut HashMap<CallId, Session>, caller: CallId) {
+fn stop_conversation(workers: &Workers, sessions: &mut HashMap<CallId, Session>, caller: CallId) {
     let Some(tx) = sessions
         .get_mut(&caller)
         .and_then(|s| s.conversation.take())
@@ -872,7 +696,7 @@ fn stop_conversation(sessions: &mut HashMap<CallId, Session>, caller: CallId) {
     let other = sessions.get(&caller).and_then(|s| s.bridged_with);
     for call in std::iter::once(caller).chain(other) {
         if let Some(s) = sessions.get(&call) {
-            let _ = s.record.send(RecordCtl::Conversation(None));
+            s.listen(workers, Listen::Conversation(None));
         }
     }
 }
@@ -984,29 +808,4 @@ async fn write_conversation(
             pauses: conv.pauses(),
         },
     ));
-}
-
-/// Writes the WAV (on the blocking pool) and tells the switch.
-fn finish_recording(
-    call: CallId,
-    recorder: Recorder,
-    path: PathBuf,
-    to_switch: &mpsc::UnboundedSender<Input>,
-) {
-    let to_switch = to_switch.clone();
-    tokio::task::spawn_blocking(move || {
-        let duration = recorder.duration();
-        if let Err(e) = recorder.write(&path) {
-            error!(%call, file = %path.display(), error = %e, "recording not written");
-        } else {
-            info!(%call, file = %path.display(), ms = duration.as_millis() as u64, "recording written");
-        }
-        let _ = to_switch.send(Input::Media(
-            call,
-            MediaEvent::RecordingFinished {
-                file: path.display().to_string(),
-                duration,
-            },
-        ));
-    });
 }

@@ -11,11 +11,13 @@
 
 pub mod acd;
 mod datagrams;
+mod incoming;
 pub mod ivr;
 pub mod media;
-mod playout;
+mod poller;
 pub mod threads;
 pub mod tickets;
+mod workers;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -583,7 +585,7 @@ struct Turn {
     services: ivr::Services,
     acd: Option<acd::AcdHandle>,
     clock: crate::clock::WallClock,
-    lateness: Arc<playout::Lateness>,
+    lateness: Arc<workers::Lateness>,
     /// Agents' desks as the log left them, restored once the switch runs.
     agents: Vec<(String, crate::tickets::desks::Desk)>,
 }

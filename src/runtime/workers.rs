@@ -1,45 +1,57 @@
-//! Media workers: the threads that send every call's RTP on time.
+//! Media workers: the threads that send and receive every call's RTP.
 //!
-//! Sending is most of the media edge's work (a few microseconds of system
-//! time a packet, 50 packets a second a call), so it is spread over
-//! `[media] workers` threads, one per core by default. Each owns the
-//! outgoing streams of the calls given to it (the least loaded worker takes
-//! a new call): the prompts queued, the hold music looping, the mixed
-//! audio handed to it. It keeps its streams in order of their next packet
-//! (a heap: a wake looks at the streams due, not at all of them) and wakes
-//! on a 1 ms grid: at the first grid point after the earliest packet due,
-//! it sends everything due by then. A packet thus leaves within a
-//! millisecond of its time, and always equally late (20 ms is a whole
-//! number of grid steps), so the grid adds no jitter; a worker wakes at
-//! most a thousand times a second however many calls it has. Plain
-//! threads, not tasks: a wake is not queued behind the receive tasks of a
-//! thousand calls.
+//! RTP is most of the media edge's work (a few microseconds of system
+//! time a packet, 50 packets a second each way a call), so it is spread
+//! over `[media] workers` threads, one per core by default. Each owns the
+//! calls given to it (the least loaded worker takes a new call): their
+//! sockets, the prompts queued, the hold music looping, the mixed audio
+//! handed to it, and what comes in (runtime::incoming).
 //!
-//! The media edge's control task (runtime::media) tells a worker what to
-//! play; the worker tells the switch when a prompt list has finished. An
-//! order waits in the worker's inbox for its next wake when that comes
-//! within [`ORDER_DELAY`] (live audio: before its packet time), and wakes
-//! it only otherwise: a worker with calls is not woken once per order on
-//! top of its own wakes, each a pair of context switches for it and the
-//! thread that sent the order.
-//! What comes in (the receive tasks) stays on tokio's threads.
+//! Sending: a worker keeps its streams in order of their next packet (a
+//! heap: a wake looks at the streams due, not at all of them) and wakes on
+//! a 1 ms grid: at the first grid point after the earliest packet due, it
+//! sends everything due by then. A packet thus leaves within a millisecond
+//! of its time, and always equally late (20 ms is a whole number of grid
+//! steps), so the grid adds no jitter.
+//!
+//! Receiving: the worker's sockets are in its epoll set (runtime::poller)
+//! and it reads them at most once a grid step: after a wake that found
+//! packets it lets the rest of the millisecond pass before it looks again,
+//! so a thousand callers' packets cost about a thousand wakes a second,
+//! not fifty thousand, and each socket gives at most [`READS_PER_LOOK`]
+//! datagrams a look (a port flooded with packets costs a bounded share of
+//! the worker; the kernel drops the rest). A wake is never queued behind
+//! other work: plain threads, not tasks on the runtime.
+//!
+//! The media edge's control task (runtime::media) gives a worker its
+//! orders; the worker tells the switch when a prompt list has finished and
+//! which keys were pressed. An order waits in the worker's inbox for its
+//! next wake when that comes within [`ORDER_DELAY`] (live audio: before
+//! its packet time), and rings the worker's bell only otherwise: a worker
+//! with calls is not woken once per order on top of its own wakes, each a
+//! pair of context switches for it and the thread that sent the order.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::Input;
+use super::incoming::{Incoming, Listen, Outlets, RECORD_CHECK};
 use super::media::{RtpCounts, RtpSocket};
+use super::poller::{Bell, Poller, Ready};
 use crate::call::{CallId, MediaEvent};
 use crate::media::prompt::Prompt;
 use crate::media::rtp::{MAX_PACKET, RtpStream, SAMPLES_PER_PACKET};
+
+/// The most datagrams one socket gives a look (a caller sends one every
+/// 20 ms: a look finds one, seldom two).
+pub const READS_PER_LOOK: usize = 8;
 
 /// The wake-up grid's step.
 const TICK: Duration = Duration::from_millis(1);
@@ -55,14 +67,21 @@ fn on_grid(epoch: Instant, t: Instant) -> Instant {
 
 /// What a worker is told about one of its calls.
 #[derive(Debug)]
-pub enum Playout {
-    /// A new call: its socket and its outgoing stream.
+pub enum Order {
+    /// A new call: its socket, its outgoing stream and what reads what
+    /// comes in.
     Open {
         call: CallId,
         socket: Arc<RtpSocket>,
         stream: Box<RtpStream>,
+        incoming: Box<Incoming>,
         /// Where it counts the packets it sent.
         counts: Arc<RtpCounts>,
+    },
+    /// For the call's incoming side.
+    Listen {
+        call: CallId,
+        order: Listen,
     },
     /// Prompts played one after the other from now (none: silence, and the
     /// switch hears `PromptFinished` when they end); then `looped` over
@@ -99,7 +118,7 @@ pub const ORDER_DELAY: Duration = Duration::from_millis(10);
 
 /// A worker's orders, and when it will look at them next.
 struct Inbox {
-    orders: Mutex<Vec<Playout>>,
+    orders: Mutex<Vec<Order>>,
     /// When the worker means to wake, in nanoseconds since `epoch`:
     /// [`AWAKE`] while it runs (it reads the orders before it sleeps
     /// again), `u64::MAX` when it sleeps until told.
@@ -117,7 +136,7 @@ impl Inbox {
     }
 
     /// The orders queued so far (swapped with `into`, which is empty).
-    fn take(&self, into: &mut Vec<Playout>) {
+    fn take(&self, into: &mut Vec<Order>) {
         let mut orders = self.orders.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::swap(into, &mut *orders);
     }
@@ -125,19 +144,14 @@ impl Inbox {
 
 /// The workers, and how many calls each has.
 pub struct Workers {
-    inboxes: Vec<(Arc<Inbox>, Thread)>,
+    inboxes: Vec<(Arc<Inbox>, Bell)>,
     load: Vec<usize>,
 }
 
 impl Workers {
     /// Starts `n` workers (at least one), at `priority` (SCHED_FIFO; 0:
-    /// ordinary threads).
-    pub fn start(
-        n: usize,
-        priority: u8,
-        lateness: Arc<Lateness>,
-        to_switch: mpsc::UnboundedSender<Input>,
-    ) -> Self {
+    /// ordinary threads). What their calls hear goes to `outlets`.
+    pub fn start(n: usize, priority: u8, lateness: Arc<Lateness>, outlets: Outlets) -> Self {
         let inboxes = (0..n.max(1))
             .map(|i| {
                 let inbox = Arc::new(Inbox {
@@ -147,8 +161,11 @@ impl Workers {
                     closed: AtomicBool::new(false),
                 });
                 let rx = inbox.clone();
-                let to_switch = to_switch.clone();
+                let outlets = outlets.clone();
                 let lateness = lateness.clone();
+                // Made here: a machine out of descriptors stops the start.
+                let poller = Poller::new().expect("create a media worker's epoll set");
+                let bell = poller.bell();
                 let worker = std::thread::Builder::new()
                     .name(format!("media-{i}"))
                     .spawn(move || {
@@ -164,10 +181,11 @@ impl Workers {
                                 Err(_) => {}
                             }
                         }
-                        run(&rx, &lateness.0[i], to_switch)
+                        run(&rx, poller, &lateness.0[i], &outlets)
                     })
                     .expect("spawn a media worker");
-                (inbox, worker.thread().clone())
+                drop(worker);
+                (inbox, bell)
             })
             .collect::<Vec<_>>();
         let load = vec![0; inboxes.len()];
@@ -188,10 +206,10 @@ impl Workers {
 
     /// Queues `msg` for `worker`, waking it only when it would not look
     /// soon enough by itself.
-    pub fn send(&self, worker: usize, msg: Playout) {
-        let (inbox, thread) = &self.inboxes[worker];
+    pub fn send(&self, worker: usize, msg: Order) {
+        let (inbox, bell) = &self.inboxes[worker];
         let within = match msg {
-            Playout::Live { .. } => Duration::ZERO,
+            Order::Live { .. } => Duration::ZERO,
             _ => ORDER_DELAY,
         };
         inbox
@@ -204,22 +222,22 @@ impl Workers {
         // same lock), so one of the two sees the other.
         let deadline = inbox.since_epoch(Instant::now() + within);
         if inbox.wakes_at.load(Ordering::SeqCst) > deadline {
-            thread.unpark();
+            bell.ring();
         }
     }
 
     /// The call's media is over on `worker`.
     pub fn close(&mut self, worker: usize, call: CallId) {
         self.load[worker] = self.load[worker].saturating_sub(1);
-        self.send(worker, Playout::Close { call });
+        self.send(worker, Order::Close { call });
     }
 }
 
 impl Drop for Workers {
     fn drop(&mut self) {
-        for (inbox, thread) in &self.inboxes {
+        for (inbox, bell) in &self.inboxes {
             inbox.closed.store(true, Ordering::SeqCst);
-            thread.unpark();
+            bell.ring();
         }
     }
 }
@@ -297,10 +315,12 @@ impl Lateness {
     }
 }
 
-/// One call's outgoing side.
-struct Outgoing {
+/// One call's media on its worker: the socket, the outgoing stream and
+/// what reads what comes in.
+struct Media {
     socket: Arc<RtpSocket>,
     stream: Box<RtpStream>,
+    incoming: Box<Incoming>,
     counts: Arc<RtpCounts>,
     /// Prompts still to play after the current one.
     queue: VecDeque<Arc<Prompt>>,
@@ -317,11 +337,11 @@ struct Outgoing {
 struct Schedule(BinaryHeap<Reverse<(Instant, CallId)>>);
 
 impl Schedule {
-    /// Puts `out` in the order of its next packet, if one is due at all.
-    fn insert(&mut self, call: CallId, out: &mut Outgoing) {
-        let due = out.stream.next_due();
-        if due != out.scheduled {
-            out.scheduled = due;
+    /// Puts `media` in the order of its next packet, if one is due at all.
+    fn insert(&mut self, call: CallId, media: &mut Media) {
+        let due = media.stream.next_due();
+        if due != media.scheduled {
+            media.scheduled = due;
             if let Some(at) = due {
                 self.0.push(Reverse((at, call)));
             }
@@ -334,53 +354,106 @@ impl Schedule {
     }
 }
 
-impl Outgoing {
+impl Media {
     fn stop(&mut self) {
         self.stream.stop();
         self.queue.clear();
         self.looped = None;
     }
+
+    /// What has come in, up to [`READS_PER_LOOK`] datagrams.
+    fn read(&mut self, buf: &mut [u8], now: Instant, out: &Outlets) {
+        for _ in 0..READS_PER_LOOK {
+            match self.socket.recv_from(buf) {
+                Ok((n, from)) => self.incoming.datagram(from, &buf[..n], now, out),
+                // Nothing more; or an ICMP error (port unreachable), which
+                // the read took away: the rest next look.
+                Err(_) => break,
+            }
+        }
+    }
 }
 
-fn run(inbox: &Inbox, lateness: &WorkerLateness, to_switch: mpsc::UnboundedSender<Input>) {
-    let mut calls: HashMap<CallId, Outgoing> = HashMap::new();
-    let mut schedule = Schedule::default();
+/// A worker's calls and what it knows of them.
+struct Calls {
+    media: HashMap<CallId, Media>,
+    schedule: Schedule,
+    /// When the recordings are next checked for a caller gone quiet
+    /// (none: nothing recorded).
+    check_at: Option<Instant>,
+}
+
+fn run(inbox: &Inbox, mut poller: Poller, lateness: &WorkerLateness, out: &Outlets) {
+    let mut calls = Calls {
+        media: HashMap::new(),
+        schedule: Schedule::default(),
+        check_at: None,
+    };
     let mut buf = [0u8; MAX_PACKET];
+    let mut datagram = [0u8; 2048];
     let mut orders = Vec::new();
+    let mut ready = Vec::new();
     let epoch = inbox.epoch;
+    // When the last look found packets: the next is a grid step later.
+    let mut found: Option<Instant> = None;
     loop {
-        let wake = schedule.next().map(|at| on_grid(epoch, at));
+        let send_at = calls.schedule.next().map(|at| on_grid(epoch, at));
+        let wake = send_at.into_iter().chain(calls.check_at).min();
         // When it means to be up again: a packet already overdue (a prompt
         // chained to one that ended before the order came) is due now, not
         // late by the worker.
-        let planned = wake.map(|at| at.max(Instant::now()));
+        let planned = send_at.map(|at| at.max(Instant::now()));
         inbox.wakes_at.store(
             wake.map_or(u64::MAX, |at| inbox.since_epoch(at).max(AWAKE + 1)),
             Ordering::SeqCst,
         );
         inbox.take(&mut orders);
-        if orders.is_empty() {
-            if inbox.closed.load(Ordering::SeqCst) {
-                return;
-            }
-            match wake {
-                Some(at) => {
-                    let now = Instant::now();
-                    if at > now {
-                        std::thread::park_timeout(at - now);
-                    }
-                }
-                None => std::thread::park(),
+        if orders.is_empty() && inbox.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        // Packets found at the last look: the rest of its grid step
+        // passes first (an order meanwhile waits at most that long).
+        if let Some(at) = found.take() {
+            let look = wake.map_or(at + TICK, |w| w.min(at + TICK));
+            let now = Instant::now();
+            if look > now {
+                std::thread::sleep(look - now);
             }
         }
+        ready.clear();
+        let until = match orders.is_empty() {
+            true => wake,
+            false => Some(Instant::now()),
+        };
+        if poller.wait(until, &mut ready).is_err() {
+            // Never with a valid epoll set; were it to happen, not a spin.
+            std::thread::sleep(TICK);
+        }
         inbox.wakes_at.store(AWAKE, Ordering::SeqCst);
+        let now = Instant::now();
         for msg in orders.drain(..) {
-            handle(msg, &mut calls, &mut schedule, &to_switch);
+            handle(msg, &mut calls, &poller, now, out);
+        }
+        for r in &ready {
+            if let Ready::Socket(key) = r
+                && let Some(media) = calls.media.get_mut(&CallId(*key))
+            {
+                media.read(&mut datagram, now, out);
+                found = Some(now);
+            }
+        }
+        if calls.check_at.is_some_and(|at| now >= at) {
+            let mut recording = false;
+            for media in calls.media.values_mut() {
+                media.incoming.check(now, out);
+                recording |= media.incoming.is_recording();
+            }
+            calls.check_at = recording.then_some(now + RECORD_CHECK);
         }
         // Orders (or an early return from the wait): the packets are sent
         // when due, not before.
-        let wake = schedule.next().map(|at| on_grid(epoch, at));
-        if wake.is_none_or(|at| Instant::now() < at) {
+        let send_at = calls.schedule.next().map(|at| on_grid(epoch, at));
+        if send_at.is_none_or(|at| Instant::now() < at) {
             continue;
         }
         let now = Instant::now();
@@ -388,38 +461,44 @@ fn run(inbox: &Inbox, lateness: &WorkerLateness, to_switch: mpsc::UnboundedSende
         if let Some(planned) = planned {
             lateness.woke(now.saturating_duration_since(planned));
         }
-        while let Some(Reverse((at, call))) = schedule.0.peek().copied() {
+        while let Some(Reverse((at, call))) = calls.schedule.0.peek().copied() {
             if at > until {
                 break;
             }
-            schedule.0.pop();
-            let Some(out) = calls.get_mut(&call).filter(|o| o.scheduled == Some(at)) else {
+            calls.schedule.0.pop();
+            let Some(media) = calls
+                .media
+                .get_mut(&call)
+                .filter(|m| m.scheduled == Some(at))
+            else {
                 continue; // left over from before a change
             };
-            out.scheduled = None;
-            let socket = &out.socket;
-            let done = out.stream.poll_packets(until, &mut buf, |pkt, to| {
+            media.scheduled = None;
+            let socket = &media.socket;
+            let done = media.stream.poll_packets(until, &mut buf, |pkt, to| {
                 // Never wait on a full socket buffer: a lost packet is
                 // better than a late one for every other call.
                 let _ = socket.try_send_to(pkt, to);
             });
-            out.counts
+            media
+                .counts
                 .sent
-                .store(out.stream.packets_sent, Ordering::Relaxed);
+                .store(media.stream.packets_sent, Ordering::Relaxed);
             if done {
-                if out.queue.is_empty()
-                    && let Some(list) = &out.looped
+                if media.queue.is_empty()
+                    && let Some(list) = &media.looped
                 {
-                    out.queue.extend(list.iter().cloned());
+                    media.queue.extend(list.iter().cloned());
                 }
-                match out.queue.pop_front() {
-                    Some(prompt) => out.stream.play(now, prompt),
+                match media.queue.pop_front() {
+                    Some(prompt) => media.stream.play(now, prompt),
                     None => {
-                        let _ = to_switch.send(Input::Media(call, MediaEvent::PromptFinished));
+                        let finished = Input::Media(call, MediaEvent::PromptFinished);
+                        let _ = out.to_switch.send(finished);
                     }
                 }
             }
-            schedule.insert(call, out);
+            calls.schedule.insert(call, media);
         }
     }
 }
@@ -428,70 +507,85 @@ fn run(inbox: &Inbox, lateness: &WorkerLateness, to_switch: mpsc::UnboundedSende
 /// for the log's lock, held by an ordinary thread, would be late for every
 /// call it has.
 fn handle(
-    msg: Playout,
-    calls: &mut HashMap<CallId, Outgoing>,
-    schedule: &mut Schedule,
-    to_switch: &mpsc::UnboundedSender<Input>,
+    msg: Order,
+    calls: &mut Calls,
+    poller: &Poller,
+    now: Instant,
+    out: &Outlets,
 ) -> Option<()> {
     match msg {
-        Playout::Open {
+        Order::Open {
             call,
             socket,
             stream,
+            incoming,
             counts,
         } => {
-            calls.insert(
-                call,
-                Outgoing {
-                    socket,
-                    stream,
-                    counts,
-                    queue: VecDeque::new(),
-                    looped: None,
-                    scheduled: None,
-                },
-            );
+            if let Err(e) = poller.add(socket.as_raw_fd(), call.0) {
+                // The control task says so; the call hears nothing, and
+                // the switch learns of it as silence.
+                let _ = out.control.send(super::media::MediaIn::Unwatched(call, e));
+            }
+            let media = Media {
+                socket,
+                stream,
+                incoming,
+                counts,
+                queue: VecDeque::new(),
+                looped: None,
+                scheduled: None,
+            };
+            if let Some(old) = calls.media.insert(call, media) {
+                let _ = poller.remove(old.socket.as_raw_fd());
+            }
         }
-        Playout::Play {
+        Order::Listen { call, order } => {
+            if matches!(order, Listen::Record { .. }) && calls.check_at.is_none() {
+                calls.check_at = Some(now + RECORD_CHECK);
+            }
+            calls.media.get_mut(&call)?.incoming.order(order, now, out);
+        }
+        Order::Play {
             call,
             mut prompts,
             looped,
         } => {
-            let out = calls.get_mut(&call)?;
-            out.looped = looped;
+            let media = calls.media.get_mut(&call)?;
+            media.looped = looped;
             match prompts.pop_front() {
                 Some(first) => {
-                    out.stream.play(Instant::now(), first);
-                    out.queue = prompts;
-                    schedule.insert(call, out);
+                    media.stream.play(now, first);
+                    media.queue = prompts;
+                    calls.schedule.insert(call, media);
                 }
                 None => {
-                    out.stop();
-                    let _ = to_switch.send(Input::Media(call, MediaEvent::PromptFinished));
+                    media.stop();
+                    let finished = Input::Media(call, MediaEvent::PromptFinished);
+                    let _ = out.to_switch.send(finished);
                 }
             }
         }
-        Playout::Stop { call } => calls.get_mut(&call)?.stop(),
-        Playout::Live { call, len, payload } => {
-            let out = calls.get_mut(&call)?;
-            out.stop();
+        Order::Stop { call } => calls.media.get_mut(&call)?.stop(),
+        Order::Live { call, len, payload } => {
+            let media = calls.media.get_mut(&call)?;
+            media.stop();
             let mut buf = [0u8; MAX_PACKET];
-            let socket = &out.socket;
-            out.stream.send_live(
-                Instant::now(),
-                &payload[..len as usize],
-                &mut buf,
-                |pkt, to| {
+            let socket = &media.socket;
+            media
+                .stream
+                .send_live(now, &payload[..len as usize], &mut buf, |pkt, to| {
                     let _ = socket.try_send_to(pkt, to);
-                },
-            );
-            out.counts
+                });
+            media
+                .counts
                 .sent
-                .store(out.stream.packets_sent, Ordering::Relaxed);
+                .store(media.stream.packets_sent, Ordering::Relaxed);
         }
-        Playout::Remote { call, addr } => calls.get_mut(&call)?.stream.set_remote(addr),
-        Playout::Close { call } => {
-            calls.remove(&call);
+        Order::Remote { call, addr } => calls.media.get_mut(&call)?.stream.set_remote(addr),
+        Order::Close { call } => {
+            let media = calls.media.remove(&call)?;
+            // Another call's relay may hold the socket open a while yet.
+            let _ = poller.remove(media.socket.as_raw_fd());
         }
     }
     Some(())
@@ -502,6 +596,7 @@ mod tests {
     use super::*;
     use crate::media::g711::Law;
     use crate::media::rtp::StreamParams;
+    use tokio::sync::mpsc;
 
     #[test]
     fn a_second_tells_the_worst_wake_and_the_busiest_workers_late_share() {
@@ -534,24 +629,35 @@ mod tests {
         (rtp.sequence_number().into(), rtp.timestamp(), rtp.mark())
     }
 
-    #[test]
-    fn a_list_then_the_hold_loop_is_one_talkspurt_and_finishes_only_without_a_loop() {
-        // A runtime drives the socket's readiness, as in the hotline.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+    /// A worker with one call on a fresh port, sending to `phone`; the
+    /// switch's and the control task's ends of its outlets.
+    struct OneCall {
+        _rt: tokio::runtime::Runtime,
+        workers: Workers,
+        worker: usize,
+        call: CallId,
+        port: SocketAddr,
+        counts: Arc<RtpCounts>,
+        heard: mpsc::UnboundedReceiver<Input>,
+        control: mpsc::UnboundedReceiver<super::super::media::MediaIn>,
+    }
+
+    fn one_call(phone: &std::net::UdpSocket) -> OneCall {
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let (to_switch, mut heard) = mpsc::unbounded_channel();
-        let lateness = Arc::new(Lateness::new(1));
-        let mut workers = Workers::start(1, 0, lateness.clone(), to_switch);
-        let phone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        phone
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
+        let (to_switch, heard) = mpsc::unbounded_channel();
+        let (to_control, control) = mpsc::unbounded_channel();
+        let outlets = Outlets {
+            to_switch,
+            control: to_control,
+            runtime: rt.handle().clone(),
+        };
+        let mut workers = Workers::start(1, 0, Arc::new(Lateness::new(1)), outlets);
         let bound = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        bound.set_nonblocking(true).unwrap();
-        let socket = rt.block_on(async { Arc::new(RtpSocket::new(bound).unwrap()) });
+        let port = bound.local_addr().unwrap();
+        let socket = Arc::new(RtpSocket::new(bound).unwrap());
         let params = StreamParams {
             remote: phone.local_addr().unwrap(),
             codec_pt: 0,
@@ -559,22 +665,124 @@ mod tests {
             dtmf_pt: Some(101),
         };
         let call = CallId(1);
+        let counts = Arc::new(RtpCounts::default());
+        let incoming = Box::new(Incoming::new(
+            call,
+            crate::media::rtp::RtpReceiver::new(&params),
+            (0, Law::Mu),
+            counts.clone(),
+        ));
         let stream = Box::new(RtpStream::new(Instant::now(), params, 7, 100, 5000));
         let worker = workers.assign();
-        let counts = Arc::new(RtpCounts::default());
-        let open = Playout::Open {
+        let open = Order::Open {
             call,
             socket,
             stream,
+            incoming,
             counts: counts.clone(),
         };
         workers.send(worker, open);
+        OneCall {
+            _rt: rt,
+            workers,
+            worker,
+            call,
+            port,
+            counts,
+            heard,
+            control,
+        }
+    }
+
+    fn peer() -> std::net::UdpSocket {
+        let phone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        phone
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        phone
+    }
+
+    /// Waits up to 2 s for what a worker tells.
+    fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Option<T> {
+        let until = Instant::now() + Duration::from_secs(2);
+        loop {
+            if let Ok(v) = rx.try_recv() {
+                return Some(v);
+            }
+            if Instant::now() > until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// An RTP packet: payload type, sequence number, timestamp, payload.
+    fn rtp(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x80, pt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[4..8].copy_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn what_comes_in_is_read_by_the_worker_keys_to_the_switch_audio_to_the_other_leg() {
+        let phone = peer();
+        let mut c = one_call(&phone);
+        let agent = peer();
+        let relay =
+            Arc::new(RtpSocket::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap());
+        c.workers.send(
+            c.worker,
+            Order::Listen {
+                call: c.call,
+                order: Listen::RelayTo(relay, agent.local_addr().unwrap()),
+            },
+        );
+        // Two packets of audio, then a key (5) pressed: an RFC 4733 event.
+        phone
+            .send_to(&rtp(0, 1, 160, &[0xff; 160]), c.port)
+            .unwrap();
+        phone
+            .send_to(&rtp(0, 2, 320, &[0xff; 160]), c.port)
+            .unwrap();
+        phone
+            .send_to(&rtp(101, 3, 480, &[5, 0x0a, 0, 160]), c.port)
+            .unwrap();
+        let key = next(&mut c.heard);
+        assert!(
+            matches!(key, Some(Input::Media(call, MediaEvent::Digit('5'))) if call == c.call),
+            "{key:?}"
+        );
+        // The caller's address was news: the control task heard it.
+        let source = next(&mut c.control);
+        assert!(
+            matches!(source, Some(super::super::media::MediaIn::Source(call, addr)) if call == c.call && addr == phone.local_addr().unwrap()),
+            "{source:?}"
+        );
+        // Relayed as it came, all three.
+        let mut buf = [0u8; 2048];
+        for seq in 1..=3u16 {
+            let n = agent.recv(&mut buf).expect("relayed within 2 s");
+            let got = rtp_rs::RtpReader::new(&buf[..n]).unwrap();
+            assert_eq!(u16::from(got.sequence_number()), seq);
+        }
+        assert_eq!(c.counts.received.load(Ordering::Relaxed), 3);
+        assert_eq!(c.counts.relayed.load(Ordering::Relaxed), 3);
+        c.workers.close(c.worker, c.call);
+    }
+
+    #[test]
+    fn a_list_then_the_hold_loop_is_one_talkspurt_and_finishes_only_without_a_loop() {
+        let phone = peer();
+        let mut c = one_call(&phone);
+        let (mut workers, worker, call, counts) = (c.workers, c.worker, c.call, c.counts);
 
         // The caller's place (3 packets), then the hold music (2) looping.
         let started = Instant::now();
         workers.send(
             worker,
-            Playout::Play {
+            Order::Play {
                 call,
                 prompts: [prompt("place", 3)].into(),
                 looped: Some(vec![prompt("hold", 2)]),
@@ -596,21 +804,20 @@ mod tests {
             took >= Duration::from_millis(190),
             "paced, not a burst: 11 packets in {took:?}"
         );
-        assert!(heard.try_recv().is_err(), "a loop never finishes");
+        assert!(c.heard.try_recv().is_err(), "a loop never finishes");
 
         // A list alone: the switch hears when it ends.
         workers.send(
             worker,
-            Playout::Play {
+            Order::Play {
                 call,
                 prompts: [prompt("goodbye", 2)].into(),
                 looped: None,
             },
         );
-        let finished =
-            rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), heard.recv()).await });
+        let finished = next(&mut c.heard);
         assert!(
-            matches!(finished, Ok(Some(Input::Media(c, MediaEvent::PromptFinished))) if c == call),
+            matches!(finished, Some(Input::Media(c, MediaEvent::PromptFinished)) if c == call),
             "{finished:?}"
         );
         // Every packet counted where the log reads it.
