@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info};
 
 use super::Input;
-use super::media::{ConversationIn, MediaIn, RtpCounts, RtpSocket};
+use super::media::{ConversationIn, MAX_FRAME, MediaIn, RtpCounts, RtpSocket};
 use crate::call::{CallId, MediaEvent};
 use crate::media::conversation::Side;
 use crate::media::g711::Law;
@@ -194,11 +194,15 @@ impl Incoming {
                     let _ = out.control.send(MediaIn::Heard(call, len as u8, frame));
                 }
                 if let Some((side, tx)) = &self.conversation {
+                    let mut frame = [0u8; MAX_FRAME];
+                    let len = payload.len().min(MAX_FRAME);
+                    frame[..len].copy_from_slice(&payload[..len]);
                     let _ = tx.send(ConversationIn::Audio {
                         side: *side,
                         ts: rtp.timestamp(),
                         at: now,
-                        payload: payload.to_vec(),
+                        len: len as u16,
+                        payload: frame,
                     });
                 }
                 if let Some((r, _, last)) = self.recording.as_mut() {

@@ -85,14 +85,21 @@ pub enum MediaIn {
     Unwatched(CallId, std::io::Error),
 }
 
+/// The most audio one packet carries into a conversation's recording
+/// (60 ms of G.711; longer packets are cut to it).
+pub const MAX_FRAME: usize = 480;
+
 /// What a conversation's writer task is told.
 #[derive(Debug)]
 pub enum ConversationIn {
+    /// One packet's audio (its length, the bytes), inline so nothing is
+    /// allocated per packet.
     Audio {
         side: Side,
         ts: u32,
         at: Instant,
-        payload: Vec<u8>,
+        len: u16,
+        payload: [u8; MAX_FRAME],
     },
     Pause(bool),
     Stop,
@@ -749,9 +756,9 @@ async fn write_conversation(
     loop {
         let end = tokio::select! {
             msg = rx.recv() => match msg {
-                Some(ConversationIn::Audio { side, ts, at, payload }) => {
+                Some(ConversationIn::Audio { side, ts, at, len, payload }) => {
                     heard[side as usize] += 1;
-                    conv.push(side, ts, at, &payload);
+                    conv.push(side, ts, at, &payload[..usize::from(len)]);
                     false
                 }
                 Some(ConversationIn::Pause(paused)) => {
