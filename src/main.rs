@@ -285,14 +285,19 @@ enum TicketCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let _log = hotline::logging::start();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(hotline::logging::Gathered)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(hotline::logging::Gathered);
+    // Colours for a person at a terminal; otherwise the plain line, cheaper.
+    match std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        true => log.init(),
+        false => log
+            .with_ansi(false)
+            .event_format(hotline::logging::Plain)
+            .init(),
+    }
     match cli.command {
         Command::CheckConfig { path } => {
             match Config::load(&path).and_then(|c| {
