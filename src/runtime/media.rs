@@ -91,6 +91,7 @@ pub const MAX_FRAME: usize = 480;
 
 /// What a conversation's writer task is told.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // the audio is nearly every message: inline, not boxed per packet
 pub enum ConversationIn {
     /// One packet's audio (its length, the bytes), inline so nothing is
     /// allocated per packet.
