@@ -23,6 +23,7 @@ pub struct Metrics {
     pub rtp_sent: IntCounter,
     pub rtp_received: IntCounter,
     pub rtp_lost: IntCounter,
+    pub rtp_foreign: IntCounter,
     pub ivr_steps: IntCounter,
     pub calls_queued: IntCounterVec,
     pub agents_registered: IntGauge,
@@ -350,6 +351,11 @@ impl Metrics {
                 &r,
                 "hotline_rtp_packets_lost_total",
                 "RTP packets missing by sequence number (counted when a call's media closes).",
+            ),
+            rtp_foreign: counter(
+                &r,
+                "hotline_rtp_packets_foreign_total",
+                "Packets dropped at a call's RTP port because they came from elsewhere than the caller's media while it flowed (someone who guessed the port; counted when a call's media closes).",
             ),
             ivr_steps: counter(
                 &r,

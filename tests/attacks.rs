@@ -980,3 +980,106 @@ fn an_agent_outside_the_building_works_over_tls_only() {
     drop(phone);
     h.stop();
 }
+
+/// An RTP packet: payload type, sequence number, timestamp, payload.
+fn rtp_packet(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt, 0, 0, 0, 0, 0, 0, 0x5e, 0x5e, 0x5e, 0x5e];
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[4..8].copy_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+#[test]
+fn a_stranger_at_a_callers_rtp_port_neither_presses_keys_nor_takes_the_audio() {
+    use common::caller::Step;
+    let mut h = start("", "", "");
+    // The owner talks for 4 s (their media flows), then keys 4 2 #.
+    let tone = common::tone_pcap_hz(h.dir.path(), 4000, 1000.0);
+    let xml = common::caller::scenario(
+        h.dir.path(),
+        "talker",
+        "13800138000",
+        "100",
+        &[
+            Step::Pause(300),
+            Step::Audio(tone, 4000),
+            Step::Key('4'),
+            Step::Key('2'),
+            Step::Key('#'),
+            Step::Pause(500),
+        ],
+    );
+    std::thread::scope(|s| {
+        let call = s.spawn(|| sipp(&h, xml.to_str().unwrap(), &["-m", "1"]));
+        let answered = h.wait_for("call answered", 1, Duration::from_secs(10));
+        let port: u16 = answered[0]
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("rtp_port="))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{answered:?}"));
+        // The ports are handed out in order: a stranger on 127.0.0.7 knows
+        // it. Once the owner's media flows, they press 9 (an emergency, in
+        // the menus) forty times, then pour packets at the port.
+        std::thread::sleep(Duration::from_millis(800));
+        let stranger = UdpSocket::bind("127.0.0.7:0").unwrap();
+        let to = format!("127.0.0.1:{port}");
+        for i in 0..40u16 {
+            let key = rtp_packet(101, i, 1000 + u32::from(i) * 800, &[9, 0x8a, 3, 0x20]);
+            stranger.send_to(&key, &to).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let audio = [0xffu8; 160];
+        let (started, mut sent) = (Instant::now(), 0u64);
+        while sent < 400_000 && started.elapsed() < Duration::from_millis(1500) {
+            let pkt = rtp_packet(0, sent as u16, sent as u32 * 160, &audio);
+            if stranger.send_to(&pkt, &to).is_ok() {
+                sent += 1;
+            }
+        }
+        let flood = started.elapsed();
+        // Nothing was sent back to the stranger: the owner's audio stayed theirs.
+        stranger.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 2048];
+        let back = stranger.recv_from(&mut buf);
+        assert!(
+            back.is_err(),
+            "the hotline sent the call's audio to the stranger: {back:?} {:?}\n{}",
+            &buf[..16],
+            h.log()
+        );
+        assert_sipp_ok(&h, &call.join().unwrap());
+        let collected = h.wait_for("digits collected", 1, Duration::from_secs(5));
+        assert!(
+            collected[0].ends_with(" digits=42"),
+            "only the owner's keys: {collected:?}"
+        );
+        let closed = h.wait_for("media closed", 1, Duration::from_secs(5));
+        let count = |name: &str| -> u64 {
+            closed[0]
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix(&format!("{name}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} in {closed:?}"))
+        };
+        let (foreign, received) = (count("rtp_foreign"), count("rtp_received"));
+        // The port's worker reads a bounded share of the flood: at most 8
+        // datagrams a look, about a look a millisecond (twice that allowed
+        // for wakes by orders).
+        let bound = 8 * 2 * (flood.as_millis() as u64 + 200) + 40;
+        eprintln!(
+            "stranger: {sent} packets in {flood:?}; the hotline dropped {foreign} as foreign (bound {bound}), took {received} from the owner"
+        );
+        assert!(
+            foreign >= 40,
+            "the stranger's packets were read: {closed:?}"
+        );
+        assert!(
+            foreign <= bound,
+            "{foreign} of the stranger's packets read, more than {bound}"
+        );
+        assert!(received <= 4000 / 20 + 20, "only the owner's: {closed:?}");
+    });
+    assert!(metric(&h, "hotline_rtp_packets_foreign_total") >= 40.0);
+    h.stop();
+}

@@ -55,6 +55,9 @@ const GAPLESS: Duration = Duration::from_millis(60);
 pub enum Received {
     /// Not RTP, or a payload type we do not expect.
     Ignored,
+    /// From somewhere other than the caller's media: dropped whole (not
+    /// relayed, no key, no audio).
+    Foreign,
     Audio,
     Digit(char),
 }
@@ -283,8 +286,13 @@ pub struct RtpReceiver {
     codec_pt: u8,
     dtmf_pt: Option<u8>,
     detector: Rfc4733Detector,
+    /// Where the SDP said the media comes from.
+    offered: SocketAddr,
+    /// Where it does come from (learned from the first packet).
     source: Option<SocketAddr>,
     pub packets_received: u64,
+    /// Packets from elsewhere, dropped.
+    pub foreign: u64,
     /// The first sequence number and the highest since, extended over
     /// wrap-arounds (RFC 3550 A.1), for the loss count.
     first_seq: Option<u64>,
@@ -297,21 +305,39 @@ impl RtpReceiver {
             codec_pt: params.codec_pt,
             dtmf_pt: params.dtmf_pt,
             detector: Rfc4733Detector::default(),
+            offered: params.remote,
             source: None,
             packets_received: 0,
+            foreign: 0,
             first_seq: None,
             highest_seq: 0,
         }
     }
 
-    /// Feeds one datagram from `from`. The second value is the caller's new
-    /// RTP source when it changed: symmetric RTP answers where the media
-    /// really comes from (NAT rewrites what the SDP says).
+    /// Feeds one datagram from `from`. The second value is the caller's
+    /// new RTP source when it changed: symmetric RTP answers where the
+    /// media really comes from (NAT rewrites what the SDP says).
+    ///
+    /// Which source is the caller's (as Asterisk's `strictrtp`): the first
+    /// that sends, or the address the SDP offered whenever media comes from
+    /// there; nobody else for the rest of the call. Anyone else who learns
+    /// the port (they are handed out in order) can neither press keys in
+    /// the call, be heard in it, nor take its audio away, however much
+    /// they send. (A caller whose NAT binding moves mid-call, rare, is not
+    /// heard again until the call ends.)
     pub fn handle_datagram(
         &mut self,
         from: SocketAddr,
         datagram: &[u8],
     ) -> (Received, Option<SocketAddr>) {
+        let moved = match self.source {
+            Some(source) if source == from => None,
+            Some(_) if from != self.offered => {
+                self.foreign += 1;
+                return (Received::Foreign, None);
+            }
+            _ => Some(from),
+        };
         let Ok(rtp) = RtpReader::new(datagram) else {
             return (Received::Ignored, None);
         };
@@ -322,7 +348,6 @@ impl RtpReceiver {
         }
         self.packets_received += 1;
         self.track_sequence(u16::from(rtp.sequence_number()));
-        let moved = (self.source != Some(from)).then_some(from);
         self.source = Some(from);
         let received = match is_dtmf {
             true => match self.detector.handle_payload(rtp.timestamp(), rtp.payload()) {
@@ -474,6 +499,45 @@ mod tests {
         assert_eq!(
             s.handle_datagram(nat, b"not rtp"),
             (Received::Ignored, None)
+        );
+    }
+
+    #[test]
+    fn another_source_is_dropped_for_the_rest_of_the_call_but_the_offered_one_is_taken() {
+        let mut s = RtpReceiver::new(&params());
+        let caller: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let stranger: SocketAddr = "127.0.0.9:5000".parse().unwrap();
+        let key = |digit: u8, ts: u32| {
+            RtpPacketBuilder::new()
+                .payload_type(101)
+                .ssrc(9)
+                .timestamp(ts)
+                .payload(&[digit, 0x80, 0, 160])
+                .build()
+                .unwrap()
+        };
+        assert_eq!(
+            s.handle_datagram(caller, &key(1, 160)),
+            (Received::Digit('1'), Some(caller))
+        );
+        // A stranger who guessed the port presses 9: not a key in the
+        // call, however long they go on, nor where its audio goes.
+        for i in 0..50 {
+            assert_eq!(
+                s.handle_datagram(stranger, &key(9, 320 + i * 160)),
+                (Received::Foreign, None)
+            );
+        }
+        assert_eq!((s.foreign, s.packets_received), (50, 1));
+        // Media from where the SDP said is always the caller's.
+        let offered = params().remote;
+        assert_eq!(
+            s.handle_datagram(offered, &key(2, 9000)),
+            (Received::Digit('2'), Some(offered))
+        );
+        assert_eq!(
+            s.handle_datagram(caller, &key(3, 9160)),
+            (Received::Foreign, None)
         );
     }
 

@@ -150,6 +150,12 @@ impl Incoming {
     /// One datagram from `from`.
     pub fn datagram(&mut self, from: SocketAddr, packet: &[u8], now: Instant, out: &Outlets) {
         let call = self.call;
+        let (what, moved) = self.receiver.handle_datagram(from, packet);
+        if what == Received::Foreign {
+            let foreign = self.receiver.foreign;
+            self.counts.foreign.store(foreign, Ordering::Relaxed);
+            return;
+        }
         let rtp = rtp_rs::RtpReader::new(packet).ok();
         // A telephone-event (RFC 4733: not the codec, a 4-byte payload).
         let event = rtp
@@ -168,7 +174,6 @@ impl Incoming {
                 self.counts.relayed.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let (what, moved) = self.receiver.handle_datagram(from, packet);
         self.counts
             .received
             .store(self.receiver.packets_received, Ordering::Relaxed);
@@ -213,7 +218,7 @@ impl Incoming {
                     }
                 }
             }
-            Received::Ignored => {}
+            Received::Ignored | Received::Foreign => {}
         }
     }
 }

@@ -139,6 +139,8 @@ pub(super) struct RtpCounts {
     /// Telephone-event packets of a key pressed before the bridge, not
     /// relayed (the caller's 0 for an agent).
     pub(super) held_back: AtomicU64,
+    /// Dropped: from elsewhere than the caller's media.
+    pub(super) foreign: AtomicU64,
 }
 
 impl Session {
@@ -592,6 +594,7 @@ fn handle(
                 let sent = s.counts.sent.load(Ordering::Relaxed);
                 let received = s.counts.received.load(Ordering::Relaxed);
                 let lost = s.counts.lost.load(Ordering::Relaxed);
+                let foreign = s.counts.foreign.load(Ordering::Relaxed);
                 info!(
                     %call,
                     port = s.socket.local_addr().map(|a| a.port()).unwrap_or_default(),
@@ -600,8 +603,10 @@ fn handle(
                     rtp_lost = lost,
                     rtp_relayed = s.counts.relayed.load(Ordering::Relaxed),
                     rtp_held_back = s.counts.held_back.load(Ordering::Relaxed),
+                    rtp_foreign = foreign,
                     "media closed"
                 );
+                edge.metrics.rtp_foreign.inc_by(foreign);
                 edge.metrics.rtp_sent.inc_by(sent);
                 edge.metrics.rtp_received.inc_by(received);
                 edge.metrics.rtp_lost.inc_by(lost);
