@@ -906,7 +906,7 @@ pub struct MediaConfig {
     pub rtp_port_max: u16,
     /// A caller who sends no RTP this long (and is not holding) is hung up.
     pub rtp_timeout_seconds: u64,
-    /// Threads sending RTP (see runtime::playout); 0: one per core.
+    /// Threads sending and receiving RTP (see runtime::workers); 0: one per core.
     pub workers: usize,
     /// Their real-time priority (SCHED_FIFO, 1-99; 0: ordinary threads).
     pub realtime_priority: u8,

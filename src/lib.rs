@@ -22,9 +22,9 @@
 //!               │ Open/Play/Bridge/Mix/Close      ▲ Opened, Digit, PromptFinished, RecordingFinished
 //!               ▼                                 │
 //!        runtime::media (one RTP socket per call; its control on the
-//!               │        switch's thread, the receive tasks on the runtime,
-//!               │        media workers sending: two legs relayed packet
-//!               │        by packet, more mixed)
+//!               │        switch's thread; media workers sending and
+//!               │        receiving (runtime::{workers, incoming, poller}):
+//!               │        two legs relayed packet by packet, more mixed)
 //!               └── media::{rtp, g711, dtmf, prompt, record, conversation,
 //!                           mixer, ports} (sans-IO)
 //!
@@ -73,7 +73,7 @@
 //! the ACD thread (`runtime::acd`), whose `acd::Router` offers it to the
 //! best agent; the switch rings the agent's registered phone
 //! (`call::agent_leg`) while the caller hears ringback, bridges the two legs
-//! on the 200 (each leg's receive task relays RTP to the other), and the
+//! on the 200 (each leg's media worker relays its RTP to the other), and the
 //! agent's page (`http`) pops the caller's card and, after the call, takes
 //! the wrap-up into the ticket log. The agent may hand the caller on
 //! (`call::transfer`: REFER from the phone or the desk, to an agent or a

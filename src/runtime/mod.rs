@@ -579,7 +579,7 @@ struct Turn {
     inbox: mpsc::UnboundedReceiver<Input>,
     media: media::Link,
     /// Runs beside the switch on its thread; ended with it (its inbox has
-    /// senders in every receive task, so it is not drained: dropping its
+    /// senders in every media worker, so it is not drained: dropping its
     /// sessions closes the ports).
     media_control: media::Control,
     services: ivr::Services,
