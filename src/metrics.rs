@@ -376,7 +376,7 @@ impl Metrics {
             calls_shed: counter_vec(
                 &r,
                 "hotline_calls_shed_total",
-                "New calls refused with 503 because the hotline was at capacity, by the cap reached (switch_queue: two batches of its datagrams in a row waited 5 ms or more to be read; max_calls, no_rtp_port, max_unconfirmed, max_unconfirmed_per_source, media_behind, switch_behind).",
+                "New calls refused with 503 because the hotline was at capacity, by the cap reached (switch_queue: three batches of its datagrams in a row waited 5 ms or more to be read; max_calls, no_rtp_port, max_unconfirmed, max_unconfirmed_per_source, media_behind, switch_behind).",
                 &["reason"],
             ),
             media_late: register(
@@ -447,7 +447,7 @@ impl Metrics {
             sip_read_wait: histogram(
                 &r,
                 "hotline_sip_read_wait_seconds",
-                "How long the oldest SIP datagram of each batch the switch read had waited in the kernel (from 5 ms two batches in a row, new calls are refused for 100 ms: shed reason switch_queue).",
+                "How long the oldest SIP datagram of each batch the switch read had waited in the kernel (from 5 ms three batches in a row, new calls are refused for 100 ms: shed reason switch_queue).",
                 &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0],
             ),
             thread_running: gauge_vec(

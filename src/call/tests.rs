@@ -521,14 +521,16 @@ fn a_switch_reading_its_datagrams_late_refuses_new_calls_at_once_and_briefly() {
     sim.sw.datagrams_waited(sim.now, Duration::from_millis(4));
     sim.recv(&invite("burst", "z9hG4bK-burst", SDP));
     assert_eq!(sim.sw.active_calls(), 2, "taken after a short wait");
-    // One batch 5 ms late, then one on time: the switch's thread waited
+    // Two batches 5 ms late, then one on time: the switch's thread waited
     // a moment for a core.
     sim.sw.datagrams_waited(sim.now, Duration::from_millis(5));
+    sim.sw.datagrams_waited(sim.now, Duration::from_millis(7));
     sim.sw.datagrams_waited(sim.now, Duration::from_millis(1));
     sim.sw.datagrams_waited(sim.now, Duration::from_millis(6));
+    sim.sw.datagrams_waited(sim.now, Duration::from_millis(5));
     sim.recv(&invite("moment", "z9hG4bK-moment", SDP));
     assert_eq!(sim.sw.active_calls(), 3, "taken after a moment's wait");
-    // Two in a row: more comes in than the switch gets through. The very
+    // Three in a row: more comes in than the switch gets through. The very
     // next INVITE is refused, without a second's look.
     sim.sw.datagrams_waited(sim.now, Duration::from_millis(5));
     sim.take_sent();
