@@ -981,15 +981,6 @@ fn an_agent_outside_the_building_works_over_tls_only() {
     h.stop();
 }
 
-/// An RTP packet: payload type, sequence number, timestamp, payload.
-fn rtp_packet(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x80, pt, 0, 0, 0, 0, 0, 0, 0x5e, 0x5e, 0x5e, 0x5e];
-    p[2..4].copy_from_slice(&seq.to_be_bytes());
-    p[4..8].copy_from_slice(&ts.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
-}
-
 #[test]
 fn a_stranger_at_a_callers_rtp_port_neither_presses_keys_nor_takes_the_audio() {
     use common::caller::Step;
@@ -1024,15 +1015,25 @@ fn a_stranger_at_a_callers_rtp_port_neither_presses_keys_nor_takes_the_audio() {
         std::thread::sleep(Duration::from_millis(800));
         let stranger = UdpSocket::bind("127.0.0.7:0").unwrap();
         let to = format!("127.0.0.1:{port}");
+        let packet = |pt: u8, seq: u16, ts: u32, payload: &[u8]| {
+            rtp_rs::RtpPacketBuilder::new()
+                .payload_type(pt)
+                .ssrc(0x5e5e_5e5e)
+                .sequence(rtp_rs::Seq::from(seq))
+                .timestamp(ts)
+                .payload(payload)
+                .build()
+                .expect("an RTP packet")
+        };
         for i in 0..40u16 {
-            let key = rtp_packet(101, i, 1000 + u32::from(i) * 800, &[9, 0x8a, 3, 0x20]);
+            let key = packet(101, i, 1000 + u32::from(i) * 800, &[9, 0x8a, 3, 0x20]);
             stranger.send_to(&key, &to).unwrap();
             std::thread::sleep(Duration::from_millis(5));
         }
         let audio = [0xffu8; 160];
         let (started, mut sent) = (Instant::now(), 0u64);
         while sent < 400_000 && started.elapsed() < Duration::from_millis(1500) {
-            let pkt = rtp_packet(0, sent as u16, sent as u32 * 160, &audio);
+            let pkt = packet(0, sent as u16, sent as u32 * 160, &audio);
             if stranger.send_to(&pkt, &to).is_ok() {
                 sent += 1;
             }

@@ -718,11 +718,14 @@ mod tests {
 
     /// An RTP packet: payload type, sequence number, timestamp, payload.
     fn rtp(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
-        let mut p = vec![0x80, pt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
-        p[2..4].copy_from_slice(&seq.to_be_bytes());
-        p[4..8].copy_from_slice(&ts.to_be_bytes());
-        p.extend_from_slice(payload);
-        p
+        rtp_rs::RtpPacketBuilder::new()
+            .payload_type(pt)
+            .ssrc(9)
+            .sequence(rtp_rs::Seq::from(seq))
+            .timestamp(ts)
+            .payload(payload)
+            .build()
+            .expect("an RTP packet")
     }
 
     #[test]
