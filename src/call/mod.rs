@@ -226,6 +226,13 @@ pub enum MediaCommand {
         a: CallId,
         b: CallId,
     },
+    /// The phone's re-INVITE moved its media to `remote` (a phone that
+    /// changed networks mid-call): sent there from now on, and taken from
+    /// there (strict RTP learns its source again).
+    Remote {
+        call: CallId,
+        remote: std::net::SocketAddr,
+    },
     /// Stop (or start again) relaying what `from` receives to the leg it
     /// is bridged with (hold and resume).
     Relay {

@@ -107,6 +107,24 @@ impl Switch {
                     if changed {
                         self.hold_changed(id, hold);
                     }
+                    // Its media moved (not an old-style hold's 0.0.0.0,
+                    // nor a refresh from where it was).
+                    if let Ok(o) = sdp::negotiate(request.body())
+                        && !o.remote.ip().is_unspecified()
+                        && o.remote.port() != 0
+                        && let Some(offer) = self
+                            .calls
+                            .get_mut(&id)
+                            .and_then(|c| c.offer.as_mut())
+                            .filter(|offer| offer.remote != o.remote)
+                    {
+                        offer.remote = o.remote;
+                        let remote = super::MediaCommand::Remote {
+                            call: id,
+                            remote: o.remote,
+                        };
+                        self.out.push_back(super::Output::Media(remote));
+                    }
                 }
                 _ => self.respond(now, tx, &core, 481, "Call/Transaction Does Not Exist"),
             },

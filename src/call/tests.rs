@@ -2233,6 +2233,47 @@ fn a_silent_caller_is_hung_up_but_not_while_holding() {
 }
 
 #[test]
+fn a_reinvite_moving_the_media_moves_it_and_a_refresh_or_an_old_hold_does_not() {
+    let mut sim = Sim::new();
+    let tag = answered_call(&mut sim, "mover");
+    let call = CallId(1);
+    let reinvite = |branch: &str, cseq: u32, sdp: &str| {
+        in_dialog("INVITE", "mover", branch, cseq, &tag).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+                sdp.len()
+            ),
+        )
+    };
+    let moved = |sim: &Sim| -> Vec<std::net::SocketAddr> {
+        sim.media
+            .iter()
+            .filter_map(|m| match m {
+                MediaCommand::Remote { call: c, remote } if *c == call => Some(*remote),
+                _ => None,
+            })
+            .collect()
+    };
+    // The phone changed networks: its media is elsewhere now.
+    let elsewhere = SDP
+        .replace("c=IN IP4 127.0.0.1", "c=IN IP4 127.0.0.5")
+        .replace("m=audio 16000", "m=audio 17000");
+    sim.recv(&reinvite("z9hG4bK-m1", 2, &elsewhere));
+    assert!(sim.take_sent()[0].starts_with("SIP/2.0 200"));
+    assert_eq!(moved(&sim), ["127.0.0.5:17000".parse().unwrap()]);
+    // A refresh from there changes nothing.
+    sim.media.clear();
+    sim.recv(&reinvite("z9hG4bK-m3", 3, &elsewhere));
+    assert!(moved(&sim).is_empty(), "{:?}", sim.media);
+    // An old-style hold (c=0.0.0.0) says nothing of where the media is.
+    sim.media.clear();
+    let old_hold = SDP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
+    sim.recv(&reinvite("z9hG4bK-m2", 4, &old_hold));
+    assert!(moved(&sim).is_empty(), "{:?}", sim.media);
+}
+
+#[test]
 fn no_call_outlives_its_longest_time() {
     let mut sim = Sim::new();
     sim.sw = Switch::new(SwitchConfig {

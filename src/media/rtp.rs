@@ -314,6 +314,13 @@ impl RtpReceiver {
         }
     }
 
+    /// The phone offered `offered` anew (a re-INVITE): its media is taken
+    /// from there, or learned again from the first that sends.
+    pub fn reoffer(&mut self, offered: SocketAddr) {
+        self.offered = offered;
+        self.source = None;
+    }
+
     /// Feeds one datagram from `from`. The second value is the caller's
     /// new RTP source when it changed: symmetric RTP answers where the
     /// media really comes from (NAT rewrites what the SDP says).
@@ -538,6 +545,19 @@ mod tests {
         assert_eq!(
             s.handle_datagram(caller, &key(3, 9160)),
             (Received::Foreign, None)
+        );
+        // A re-INVITE moves it (the phone changed networks): learned again.
+        let moved: SocketAddr = "127.0.0.3:7000".parse().unwrap();
+        s.reoffer(moved);
+        let nat: SocketAddr = "127.0.0.4:7100".parse().unwrap();
+        assert_eq!(
+            s.handle_datagram(nat, &key(4, 9320)),
+            (Received::Digit('4'), Some(nat))
+        );
+        assert_eq!(
+            s.handle_datagram(offered, &key(5, 9480)),
+            (Received::Foreign, None),
+            "the old offer is history"
         );
     }
 

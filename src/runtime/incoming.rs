@@ -39,6 +39,8 @@ pub enum Listen {
     Conversation(Option<(Side, mpsc::UnboundedSender<ConversationIn>)>),
     /// What comes in goes to the mixer (or no longer).
     Mix(bool),
+    /// The phone's re-INVITE offered its media from here.
+    Offered(SocketAddr),
 }
 
 /// Where what a call hears goes: the switch, the media edge's control
@@ -128,6 +130,7 @@ impl Incoming {
             Listen::RelayOff => self.relay = None,
             Listen::Conversation(c) => self.conversation = c,
             Listen::Mix(on) => self.mixing = on,
+            Listen::Offered(addr) => self.receiver.reoffer(addr),
         }
     }
 

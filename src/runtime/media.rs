@@ -113,6 +113,8 @@ struct Session {
     worker: usize,
     /// Where its packets go (the caller's real RTP source once heard).
     remote: SocketAddr,
+    /// Where the phone's SDP said its media is.
+    offered: SocketAddr,
     law: Law,
     /// The other leg, once bridged.
     bridged_with: Option<CallId>,
@@ -405,6 +407,7 @@ fn handle(
                             socket,
                             worker,
                             remote,
+                            offered: remote,
                             law,
                             bridged_with: None,
                             room: None,
@@ -624,6 +627,23 @@ fn handle(
                 && other.bridged_with == Some(call)
             {
                 other.listen(&edge.workers, Listen::RelayTo(socket, addr));
+            }
+        }
+        MediaIn::Command(MediaCommand::Remote { call, remote }) => {
+            let Some(s) = sessions.get_mut(&call).filter(|s| s.offered != remote) else {
+                return; // a session refresh: the same address
+            };
+            info!(%call, from = %s.offered, to = %remote, "media moved (re-INVITE)");
+            s.offered = remote;
+            s.remote = remote;
+            edge.workers
+                .send(s.worker, Order::Remote { call, addr: remote });
+            s.listen(&edge.workers, Listen::Offered(remote));
+            let socket = s.socket.clone();
+            if let Some(other) = s.bridged_with.and_then(|o| sessions.get(&o))
+                && other.bridged_with == Some(call)
+            {
+                other.listen(&edge.workers, Listen::RelayTo(socket, remote));
             }
         }
         MediaIn::Unwatched(call, e) => {
