@@ -113,8 +113,6 @@ struct Session {
     worker: usize,
     /// Where its packets go (the caller's real RTP source once heard).
     remote: SocketAddr,
-    /// Where the phone's SDP said its media is.
-    offered: SocketAddr,
     law: Law,
     /// The other leg, once bridged.
     bridged_with: Option<CallId>,
@@ -171,9 +169,8 @@ impl Link {
         port: u16,
         params: crate::media::rtp::StreamParams,
     ) -> MediaEvent {
-        let bound = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port))
-            .and_then(|s| s.set_nonblocking(true).map(|_| s));
-        match bound {
+        // Made nonblocking by RtpSocket::new, off the switch's turn.
+        match std::net::UdpSocket::bind(SocketAddr::new(self.ip, port)) {
             Ok(socket) => {
                 let _ = self.tx.send(MediaIn::Open {
                     call,
@@ -407,7 +404,6 @@ fn handle(
                             socket,
                             worker,
                             remote,
-                            offered: remote,
                             law,
                             bridged_with: None,
                             room: None,
@@ -630,11 +626,11 @@ fn handle(
             }
         }
         MediaIn::Command(MediaCommand::Remote { call, remote }) => {
-            let Some(s) = sessions.get_mut(&call).filter(|s| s.offered != remote) else {
-                return; // a session refresh: the same address
+            // Sent by the switch only when the address changed.
+            let Some(s) = sessions.get_mut(&call) else {
+                return;
             };
-            info!(%call, from = %s.offered, to = %remote, "media moved (re-INVITE)");
-            s.offered = remote;
+            info!(%call, from = %s.remote, to = %remote, "media moved (re-INVITE)");
             s.remote = remote;
             edge.workers
                 .send(s.worker, Order::Remote { call, addr: remote });

@@ -166,7 +166,7 @@ impl Workers {
                 // Made here: a machine out of descriptors stops the start.
                 let poller = Poller::new().expect("create a media worker's epoll set");
                 let bell = poller.bell();
-                let worker = std::thread::Builder::new()
+                std::thread::Builder::new()
                     .name(format!("media-{i}"))
                     .spawn(move || {
                         if priority > 0 {
@@ -184,7 +184,6 @@ impl Workers {
                         run(&rx, poller, &lateness.0[i], &outlets)
                     })
                     .expect("spawn a media worker");
-                drop(worker);
                 (inbox, bell)
             })
             .collect::<Vec<_>>();
