@@ -7,8 +7,11 @@
 //! Each side's packets are placed by their RTP timestamps, anchored once to
 //! when that side's first packet arrived (so jitter does not move them, and
 //! the two sides line up within a packet's time). A side that goes quiet
-//! (hold, a lost stretch) is silence; a timestamp jump of more than a second
-//! against the clock (a phone that restarted its stream) re-anchors. While
+//! (hold, a lost stretch) is silence. A new stream on a side (another SSRC:
+//! a transfer's new agent) and a timestamp jump of more than a second
+//! against the clock (a phone that restarted its stream) re-anchor: two
+//! phones' timestamps have nothing to do with each other, even when they
+//! happen to lie close. While
 //! paused, everything is silence: nothing said then is kept.
 
 use std::collections::VecDeque;
@@ -31,6 +34,8 @@ pub const LATENCY: Duration = Duration::from_millis(300);
 
 #[derive(Debug, Clone, Copy)]
 struct Anchor {
+    /// The stream it belongs to.
+    ssrc: u32,
     /// The RTP timestamp of the anchoring packet and where its first sample
     /// goes (samples since the recording began).
     ts: u32,
@@ -48,6 +53,10 @@ pub struct Conversation {
     anchors: [Option<Anchor>; 2],
     paused: bool,
     pauses: u32,
+    /// Per side: packets that came too late to be written (all their
+    /// samples already handed out), and how often the side was anchored.
+    late: [u64; 2],
+    anchored: [u32; 2],
 }
 
 fn samples(d: Duration) -> u64 {
@@ -65,19 +74,21 @@ impl Conversation {
             anchors: [None, None],
             paused: false,
             pauses: 0,
+            late: [0; 2],
+            anchored: [0; 2],
         }
     }
 
-    /// One packet's G.711 payload from `side`, with its RTP timestamp and
-    /// when it arrived.
-    pub fn push(&mut self, side: Side, ts: u32, at: Instant, payload: &[u8]) {
+    /// One packet's G.711 payload from `side`, with its stream (SSRC), RTP
+    /// timestamp and when it arrived.
+    pub fn push(&mut self, side: Side, ssrc: u32, ts: u32, at: Instant, payload: &[u8]) {
         if self.paused || payload.is_empty() {
             return;
         }
         let clock = samples(at.saturating_duration_since(self.start));
         let i = side as usize;
         let anchor = match self.anchors[i] {
-            Some(a) => {
+            Some(a) if a.ssrc == ssrc => {
                 let pos = a.at as i64 + ts.wrapping_sub(a.ts) as i32 as i64;
                 if (pos - clock as i64).unsigned_abs() > RATE as u64 {
                     None // more than a second off the clock: start again
@@ -85,9 +96,16 @@ impl Conversation {
                     Some(a)
                 }
             }
-            None => None,
+            _ => None,
         };
-        let a = anchor.unwrap_or(Anchor { ts, at: clock });
+        let a = anchor.unwrap_or_else(|| {
+            self.anchored[i] += 1;
+            Anchor {
+                ssrc,
+                ts,
+                at: clock,
+            }
+        });
         self.anchors[i] = Some(a);
         let pos = a.at as i64 + ts.wrapping_sub(a.ts) as i32 as i64;
         let law = self.law;
@@ -95,10 +113,14 @@ impl Conversation {
             Side::Left => &mut self.left,
             Side::Right => &mut self.right,
         };
+        if pos + (payload.len() as i64) <= self.written as i64 {
+            self.late[i] += 1; // too late: already written
+            return;
+        }
         for (k, b) in payload.iter().enumerate() {
             let p = pos + k as i64;
             if p < self.written as i64 {
-                continue; // too late: already written
+                continue; // this sample is already written
             }
             let idx = (p as u64 - self.written) as usize;
             if idx >= buf.len() {
@@ -123,6 +145,17 @@ impl Conversation {
 
     pub fn pauses(&self) -> u32 {
         self.pauses
+    }
+
+    /// Packets from `side` that came too late to be written.
+    pub fn late(&self, side: Side) -> u64 {
+        self.late[side as usize]
+    }
+
+    /// How often `side`'s timing was anchored to the clock: once, plus
+    /// once per new stream (a transfer's new agent) or timestamp jump.
+    pub fn anchored(&self, side: Side) -> u32 {
+        self.anchored[side as usize]
     }
 
     /// Interleaved little-endian 16-bit samples (left, right) for every
@@ -205,9 +238,15 @@ mod tests {
         // late and out of order, their timestamps start elsewhere.
         for k in 0..50u32 {
             let at = t0 + MS20 * k;
-            c.push(Side::Left, 1000 + 160 * k, at, &packet(1000));
+            c.push(Side::Left, 1, 1000 + 160 * k, at, &packet(1000));
             let jitter = Duration::from_millis([0, 15, 5][k as usize % 3]);
-            c.push(Side::Right, 90_000 + 160 * k, at + jitter, &packet(-2000));
+            c.push(
+                Side::Right,
+                2,
+                90_000 + 160 * k,
+                at + jitter,
+                &packet(-2000),
+            );
         }
         assert!(c.drain(Some(t0)).is_empty(), "nothing before the latency");
         let out = frames(&c.drain(Some(t0 + Duration::from_millis(1300))));
@@ -223,11 +262,11 @@ mod tests {
     fn a_quiet_side_and_a_pause_are_silence_and_late_packets_are_dropped() {
         let t0 = Instant::now();
         let mut c = Conversation::new(Law::Mu, t0);
-        c.push(Side::Left, 0, t0, &packet(800));
+        c.push(Side::Left, 1, 0, t0, &packet(800));
         assert!(c.set_paused(true) && !c.set_paused(true));
-        c.push(Side::Left, 160, t0 + MS20, &packet(800)); // said while paused
+        c.push(Side::Left, 1, 160, t0 + MS20, &packet(800)); // said while paused
         assert!(c.set_paused(false));
-        c.push(Side::Left, 320, t0 + MS20 * 2, &packet(800));
+        c.push(Side::Left, 1, 320, t0 + MS20 * 2, &packet(800));
         let out = frames(&c.drain(Some(t0 + Duration::from_secs(1))));
         let v = Law::Mu.decode(Law::Mu.encode(800));
         assert!(out[..160].iter().all(|f| *f == (v, 0)), "left only");
@@ -241,13 +280,41 @@ mod tests {
         // Written already: a packet for that time is too late.
         c.push(
             Side::Right,
+            2,
             0,
             t0 + Duration::from_millis(100),
             &packet(500),
         );
         let rest = frames(&c.drain(None));
         assert!(rest.iter().all(|f| f.1 == 0), "{rest:?}");
+        assert_eq!((c.late(Side::Right), c.late(Side::Left)), (1, 0));
+        assert_eq!((c.anchored(Side::Right), c.anchored(Side::Left)), (1, 1));
         assert_eq!(c.frames(), out.len() as u64 + rest.len() as u64);
+    }
+
+    #[test]
+    fn a_new_agent_on_the_right_is_placed_by_its_own_stream() {
+        let t0 = Instant::now();
+        let mut c = Conversation::new(Law::Mu, t0);
+        // The first agent talks for a second, then a second agent takes
+        // over (a transfer) whose timestamps happen to lie 600 ms behind
+        // where the first one's would be by now.
+        for k in 0..50u32 {
+            c.push(Side::Right, 7, 160 * k, t0 + MS20 * k, &packet(900));
+        }
+        let second = 160 * 50 - 600 * 8;
+        let mut out = Vec::new();
+        for k in 0..50u32 {
+            let at = t0 + MS20 * (50 + k);
+            c.push(Side::Right, 8, second + 160 * k, at, &packet(-900));
+            out.extend(frames(&c.drain(Some(at))));
+        }
+        assert_eq!(c.late(Side::Right), 0);
+        assert_eq!(c.anchored(Side::Right), 2);
+        out.extend(frames(&c.drain(None)));
+        let v = Law::Mu.decode(Law::Mu.encode(-900));
+        let heard = out.iter().filter(|f| f.1 == v).count();
+        assert_eq!(heard, 50 * 160, "the second agent, all of it");
     }
 
     #[test]

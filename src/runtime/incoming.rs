@@ -207,6 +207,7 @@ impl Incoming {
                     frame[..len].copy_from_slice(&payload[..len]);
                     let _ = tx.send(ConversationIn::Audio {
                         side: *side,
+                        ssrc: rtp.ssrc(),
                         ts: rtp.timestamp(),
                         at: now,
                         len: len as u16,

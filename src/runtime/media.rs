@@ -97,6 +97,7 @@ pub enum ConversationIn {
     /// allocated per packet.
     Audio {
         side: Side,
+        ssrc: u32,
         ts: u32,
         at: Instant,
         len: u16,
@@ -778,9 +779,9 @@ async fn write_conversation(
     loop {
         let end = tokio::select! {
             msg = rx.recv() => match msg {
-                Some(ConversationIn::Audio { side, ts, at, len, payload }) => {
+                Some(ConversationIn::Audio { side, ssrc, ts, at, len, payload }) => {
                     heard[side as usize] += 1;
-                    conv.push(side, ts, at, &payload[..usize::from(len)]);
+                    conv.push(side, ssrc, ts, at, &payload[..usize::from(len)]);
                     false
                 }
                 Some(ConversationIn::Pause(paused)) => {
@@ -826,6 +827,10 @@ async fn write_conversation(
         pauses = conv.pauses(),
         caller_packets = heard[Side::Left as usize],
         agent_packets = heard[Side::Right as usize],
+        caller_late = conv.late(Side::Left),
+        agent_late = conv.late(Side::Right),
+        caller_anchors = conv.anchored(Side::Left),
+        agent_anchors = conv.anchored(Side::Right),
         "conversation recorded"
     );
     let _ = to_switch.send(Input::Media(
