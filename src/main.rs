@@ -295,6 +295,7 @@ fn main() -> ExitCode {
         true => log.init(),
         false => log
             .with_ansi(false)
+            .fmt_fields(hotline::logging::PlainFields)
             .event_format(hotline::logging::Plain)
             .init(),
     }
