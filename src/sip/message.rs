@@ -2,7 +2,8 @@
 //! for; rsip for the grammar of the Request-URI.
 //!
 //! The head is split here, once, into the start line and `(name, value)`
-//! pairs kept as they came: the hotline reads a handful of headers by name,
+//! pairs kept as they came (in one string, with where each one is): the
+//! hotline reads a handful of headers by name,
 //! so a typed tree of every header (what rsip's message parser builds, and
 //! what its Display writes back) would cost more than the call's whole
 //! signalling otherwise does. Each rule below has a test:
@@ -12,7 +13,9 @@
 //! * folded header lines (RFC 3261 §7.3.1) are unfolded;
 //! * a request without CSeq (or Via, From, To, Call-ID) is refused: the
 //!   mandatory headers are checked and extracted once into [`CoreHeaders`];
-//! * a Request-URI rsip cannot parse is refused.
+//! * a Request-URI rsip cannot parse is refused (an everyday one,
+//!   `sip:user@host:port;name=value`, is checked without rsip, and a
+//!   property test holds that check to rsip's grammar).
 //!
 //! Errors are typed; [`reject_reply`] turns one into the 400/416/501/505 a
 //! peer should see, built from whatever headers could be read.
