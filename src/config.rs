@@ -751,7 +751,8 @@ impl TicketsConfig {
 pub struct SipConfig {
     /// Address for SIP over UDP and TCP.
     pub listen: SocketAddr,
-    /// Ringing time before the hotline answers.
+    /// Ringing time before the hotline answers; 0: answered at once,
+    /// without a 180.
     pub answer_after_ms: u64,
     /// RFC 3261 T1 (retransmission base); T2 and T4 are the RFC's values.
     pub t1_ms: u64,

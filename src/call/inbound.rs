@@ -300,15 +300,27 @@ impl Switch {
         if !self.calls.contains_key(&id) {
             return; // no port: already refused
         }
-        let c = &self.calls[&id];
-        let (tag, invite) = (c.local_tag.clone(), c.invite.clone());
-        let contact = self.cfg.contact_for(c.peer.transport);
-        // The proxies that asked to stay in the dialog (Kamailio in front)
-        // learn it from our answers (RFC 3261 §12.1.1).
-        let mut headers = vec![("Contact", contact.as_str())];
-        let routes = c.route_set.clone();
-        headers.extend(routes.iter().map(|r| ("Record-Route", r.as_str())));
-        self.respond_with(now, tx, &invite, 180, "Ringing", Some(&tag), &headers, b"");
+        // No ringing time: answered as soon as the port and the owner
+        // lookup are there (the same turn, on the runtime), with no 180
+        // before the 200. The answer timer stays armed: were the lookup
+        // late, it answers as today.
+        let ring = consult.is_some() || !self.cfg.answer_after.is_zero();
+        if ring {
+            let c = &self.calls[&id];
+            let (tag, invite) = (c.local_tag.clone(), c.invite.clone());
+            let contact = self.cfg.contact_for(c.peer.transport);
+            // The proxies that asked to stay in the dialog (Kamailio in
+            // front) learn it from our answers (RFC 3261 §12.1.1).
+            let mut headers = vec![("Contact", contact.as_str())];
+            let routes = c.route_set.clone();
+            headers.extend(routes.iter().map(|r| ("Record-Route", r.as_str())));
+            self.respond_with(now, tx, &invite, 180, "Ringing", Some(&tag), &headers, b"");
+        } else if let Some(c) = self.calls.get_mut(&id) {
+            c.answer_due = true;
+            if c.identified && c.media_ready {
+                self.answer(now, id);
+            }
+        }
         match consult {
             // Answered when the consulted agent answers.
             Some((from, to)) => {

@@ -865,8 +865,17 @@ impl Switch {
             Err(e) => self.handle_bad_message(peer, raw, &e),
         }
         self.pump(now);
+    }
+
+    /// The end of a turn, once its outputs are carried out (ports bound,
+    /// callers looked up, and what the switch made of that): a 100 Trying
+    /// for each new INVITE not answered in the turn (RFC 3261 §17.2.1). A
+    /// call rung or answered at once gets none. True when there is more
+    /// to carry out.
+    pub fn end_turn(&mut self, now: Instant) -> bool {
         self.tx.send_trying();
         self.pump(now);
+        !self.out.is_empty()
     }
 
     /// A request within its source's rate (`verdict`, already checked) and

@@ -91,7 +91,18 @@ impl Sim {
         self.drain();
     }
 
+    /// Carries out the switch's outputs, then ends the turn as the
+    /// runtime does (the 100 Trying of an INVITE not answered in it).
     fn drain(&mut self) {
+        loop {
+            self.drain_turn();
+            if !self.sw.end_turn(self.now) {
+                break;
+            }
+        }
+    }
+
+    fn drain_turn(&mut self) {
         while let Some(o) = self.sw.poll_output() {
             match o {
                 Output::Transmit(t) => self.sent.push(String::from_utf8(t.bytes.to_vec()).unwrap()),
@@ -232,6 +243,23 @@ fn answered_call(sim: &mut Sim, call_id: &str) -> String {
     sim.recv(&in_dialog("ACK", call_id, "z9hG4bK-a", 1, &tag));
     assert_eq!(sim.played(), ["welcome_en"]);
     tag
+}
+
+#[test]
+fn with_no_ringing_time_the_call_is_answered_at_once_without_a_180() {
+    let mut sim = Sim::new();
+    sim.sw.cfg.answer_after = Duration::ZERO;
+    sim.recv(&invite("call-0", "z9hG4bK-i", SDP));
+    let sent = sim.take_sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].starts_with("SIP/2.0 200 OK"), "{sent:?}");
+    assert!(sent[0].contains("m=audio 20000 RTP/AVP 0 101"));
+    let tag = to_tag(&sent[0]);
+    sim.recv(&in_dialog("ACK", "call-0", "z9hG4bK-a", 1, &tag));
+    assert_eq!(sim.played(), ["welcome_en"]);
+    // The answer timer, still armed, finds the call answered: nothing more.
+    sim.advance(Duration::from_millis(10));
+    assert!(sim.take_sent().is_empty());
 }
 
 #[test]

@@ -216,8 +216,9 @@ impl TransactionLayer {
     }
 
     /// Sends 100 Trying for each new INVITE the TU has not answered yet.
-    /// The TU calls it once it has handled the requests just taken: a TU
-    /// that rings or refuses at once has already stopped the caller's
+    /// The TU calls it at the end of the turn that took the requests (its
+    /// ports bound and callers looked up): a TU that rang, answered or
+    /// refused in the turn has already stopped the caller's
     /// retransmissions, and one that may take longer than 200 ms gets its
     /// 100 now (RFC 3261 §17.2.1). One message less per call answered at once.
     pub fn send_trying(&mut self) {
