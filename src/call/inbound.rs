@@ -300,10 +300,10 @@ impl Switch {
         if !self.calls.contains_key(&id) {
             return; // no port: already refused
         }
-        // No ringing time: answered as soon as the port and the owner
-        // lookup are there (the same turn, on the runtime), with no 180
+        // No ringing time: answered as soon as the port is bound and the
+        // owner looked up (the same turn, on the runtime), with no 180
         // before the 200. The answer timer stays armed: were the lookup
-        // late, it answers as today.
+        // late, it answers as with ringing.
         let ring = consult.is_some() || !self.cfg.answer_after.is_zero();
         if ring {
             let c = &self.calls[&id];
@@ -316,10 +316,7 @@ impl Switch {
             headers.extend(routes.iter().map(|r| ("Record-Route", r.as_str())));
             self.respond_with(now, tx, &invite, 180, "Ringing", Some(&tag), &headers, b"");
         } else if let Some(c) = self.calls.get_mut(&id) {
-            c.answer_due = true;
-            if c.identified && c.media_ready {
-                self.answer(now, id);
-            }
+            c.answer_due = true; // answered once the port is open and the owner known
         }
         match consult {
             // Answered when the consulted agent answers.
