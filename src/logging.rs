@@ -142,6 +142,12 @@ struct PlainVisitor<'w> {
     result: std::fmt::Result,
 }
 
+/// A field's name as written: `r#type` is `type`.
+fn shown(field: &tracing::field::Field) -> &'static str {
+    let name = field.name();
+    name.strip_prefix("r#").unwrap_or(name)
+}
+
 impl PlainVisitor<'_> {
     /// `name=` (after a space unless first); false when the field is not
     /// written (a `log.*` field, or after an error).
@@ -157,7 +163,7 @@ impl PlainVisitor<'_> {
             self.result = self.writer.write_char(' ');
         }
         if name != "message" {
-            let name = name.strip_prefix("r#").unwrap_or(name);
+            let name = shown(field);
             self.result = self
                 .result
                 .and_then(|()| self.writer.write_str(name))
@@ -212,8 +218,7 @@ impl tracing::field::Visit for PlainVisitor<'_> {
         }
         self.result = write!(self.writer, "{value}");
         if let Some(source) = value.source() {
-            let name = field.name();
-            let name = name.strip_prefix("r#").unwrap_or(name);
+            let name = shown(field);
             let sources = std::iter::successors(Some(source), |e| e.source());
             self.result = self.result.and_then(|()| {
                 write!(self.writer, " {name}.sources=[")?;

@@ -705,10 +705,10 @@ impl Switch {
     /// The runtime read a batch of datagrams whose oldest had waited
     /// `waited` in the kernel: from the third batch in a row to wait 5 ms
     /// or more (`LATE_READS`, `QUEUE_BEHIND`), new calls are refused (503)
-    /// for 100 ms (`QUEUE_SHED`). A late batch or two is the switch's thread waiting
-    /// a moment for a core (a burst elsewhere on the machine: two thousand
-    /// callers' audio arriving); a queue it does not get through stays
-    /// late read after read.
+    /// for 100 ms (`QUEUE_SHED`). A late batch or two is the switch's
+    /// thread waiting a moment for a core (a burst elsewhere on the
+    /// machine: two thousand callers' audio arriving); a queue it does not
+    /// get through stays late read after read.
     pub fn datagrams_waited(&mut self, now: Instant, waited: Duration) {
         let late = waited >= QUEUE_BEHIND;
         self.read_late = match late {

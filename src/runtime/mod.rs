@@ -918,32 +918,13 @@ async fn carry_out(
     let metrics = &services.metrics;
     let mut banned = Vec::new();
     loop {
-        carry_out_turn(switch, udp, tcp, media, services, acd, clock, &mut banned).await;
-        if !switch.end_turn(Instant::now()) {
+        let Some(out) = switch.poll_output() else {
+            // The turn's end (its 100 Trying) may ask for more.
+            if switch.end_turn(Instant::now()) {
+                continue;
+            }
             break;
-        }
-    }
-    metrics.active_calls.set(switch.active_calls() as i64);
-    metrics
-        .agents_registered
-        .set(switch.registered_agents() as i64);
-    banned
-}
-
-/// What the switch asked for so far, done.
-#[allow(clippy::too_many_arguments)] // carry_out's world, passed on
-async fn carry_out_turn(
-    switch: &mut Switch,
-    udp: &UdpSocket,
-    tcp: &HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
-    media: &media::Link,
-    services: &ivr::Services,
-    acd: Option<&acd::AcdHandle>,
-    clock: &crate::clock::WallClock,
-    banned: &mut Vec<std::net::IpAddr>,
-) {
-    let metrics = &services.metrics;
-    while let Some(out) = switch.poll_output() {
+        };
         match out {
             Output::Transmit(t) => {
                 metrics.sip_sent(&t.bytes);
@@ -1019,6 +1000,11 @@ async fn carry_out_turn(
             Output::Shed { why } => metrics.calls_shed.with_label_values(&[why]).inc(),
         }
     }
+    metrics.active_calls.set(switch.active_calls() as i64);
+    metrics
+        .agents_registered
+        .set(switch.registered_agents() as i64);
+    banned
 }
 
 /// A call event for each listener: the metrics, the agents' desk, the ACD

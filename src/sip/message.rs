@@ -587,10 +587,10 @@ fn plain_sip_uri(uri: &str) -> bool {
     let host = match hostport.iter().position(|c| *c == b':') {
         Some(i) => {
             let port = &hostport[i + 1..];
-            let value = std::str::from_utf8(port)
-                .ok()
-                .and_then(|p| p.parse::<u32>().ok());
-            if port.len() > 5 || !word(port, b"") || value.is_none_or(|v| v > 65_535) {
+            // 1 to 5 digits (no overflow), at most 65535.
+            let digits = (1..=5).contains(&port.len()) && port.iter().all(u8::is_ascii_digit);
+            let value = || port.iter().fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
+            if !digits || value() > 65_535 {
                 return false;
             }
             &hostport[..i]
