@@ -2,6 +2,7 @@
 # configuration for call-rate runs.
 #
 #   load_config FILE SIP_PORT DIR [HTTP]  # writes FILE; the store and owners in DIR
+#   RTPRIO=0 MAX_BUSY=90 ...              # [media] realtime_priority, max_busy_percent
 #
 # SIPp stands for the carrier's trunk, and the caps on calls, unconfirmed
 # calls and transactions are lifted: what limits the rate is the machine and
@@ -30,6 +31,8 @@ other_burst = 400000
 ip = "127.0.0.1"
 rtp_port_min = 30000
 rtp_port_max = 59999
+${RTPRIO:+realtime_priority = $RTPRIO}
+${MAX_BUSY:+max_busy_percent = $MAX_BUSY}
 [tickets]
 store = "$3/events.db"
 [owners]

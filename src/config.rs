@@ -911,6 +911,9 @@ pub struct MediaConfig {
     pub workers: usize,
     /// Their real-time priority (SCHED_FIFO, 1-99; 0: ordinary threads).
     pub realtime_priority: u8,
+    /// New calls are refused (503) while the busiest worker spent more
+    /// than this percent of the last 100 ms working (100: never).
+    pub max_busy_percent: u8,
 }
 
 /// At most this many media workers: more threads than cores only add
@@ -987,6 +990,7 @@ impl Default for MediaConfig {
             rtp_timeout_seconds: 60,
             workers: 0,
             realtime_priority: 10,
+            max_busy_percent: crate::edge::Admission::default().max_media_busy,
         }
     }
 }
@@ -1157,6 +1161,12 @@ impl Config {
             return Err(invalid(
                 "media.realtime_priority",
                 "1 to 99, or 0 for none".into(),
+            ));
+        }
+        if !(1..=100).contains(&self.media.max_busy_percent) {
+            return Err(invalid(
+                "media.max_busy_percent",
+                "1 to 100 (100: never refuse calls for it)".into(),
             ));
         }
         if self.media.workers > MAX_MEDIA_WORKERS {
@@ -1622,6 +1632,7 @@ impl Config {
                     max_unconfirmed: self.sip.max_unconfirmed,
                     max_unconfirmed_per_source: self.sip.max_unconfirmed_per_source,
                     max_transactions: self.sip.max_transactions,
+                    max_media_busy: self.media.max_busy_percent,
                 },
                 nonce_lifetime: Duration::from_secs(self.acd.nonce_seconds),
                 server: self.sip.server.clone(),
@@ -1699,6 +1710,11 @@ mod tests {
             (
                 "[media]\nrealtime_priority = 100\n",
                 "media.realtime_priority",
+            ),
+            ("[media]\nmax_busy_percent = 0\n", "media.max_busy_percent"),
+            (
+                "[media]\nmax_busy_percent = 101\n",
+                "media.max_busy_percent",
             ),
             ("[http]\nmax_event_streams = 0\n", "http.max_connections"),
             ("[sip]\nuntrusted_calls = \"maybe\"\n", "untrusted_calls"),

@@ -38,6 +38,7 @@ pub struct Metrics {
     pub thread_waiting: GaugeVec,
     pub media_late: Gauge,
     pub media_late_share: Gauge,
+    pub media_busy: Gauge,
     pub connections_refused: IntCounterVec,
     pub sla_warnings: IntCounter,
     pub sla_breaches: IntCounter,
@@ -376,7 +377,7 @@ impl Metrics {
             calls_shed: counter_vec(
                 &r,
                 "hotline_calls_shed_total",
-                "New calls refused with 503 because the hotline was at capacity, by the cap reached (switch_queue: three batches of its datagrams in a row waited 5 ms or more to be read; max_calls, no_rtp_port, max_unconfirmed, max_unconfirmed_per_source, media_behind, switch_behind).",
+                "New calls refused with 503 because the hotline was at capacity, by the cap reached (switch_queue: three batches of its datagrams in a row waited 5 ms or more to be read; max_calls, no_rtp_port, max_unconfirmed, max_unconfirmed_per_source, media_busy, media_behind, switch_behind).",
                 &["reason"],
             ),
             media_late: register(
@@ -384,6 +385,14 @@ impl Metrics {
                 Gauge::new(
                     "hotline_media_late_seconds",
                     "The latest a media worker sent a packet in the last second, after its 20 ms schedule.",
+                )
+                .expect("valid metric"),
+            ),
+            media_busy: register(
+                &r,
+                Gauge::new(
+                    "hotline_media_busy_ratio",
+                    "The busiest media worker's share of the last 100 ms spent working (above [media] max_busy_percent, new calls are refused: shed reason media_busy).",
                 )
                 .expect("valid metric"),
             ),

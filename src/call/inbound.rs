@@ -342,6 +342,8 @@ impl Switch {
         let a = &self.cfg.edge.admission;
         if self.queue_behind(now) {
             Some("switch_queue")
+        } else if self.media_busy > self.media_budget {
+            Some("media_busy")
         } else if self.calls.len() >= a.max_calls {
             Some("max_calls")
         } else if self.ports.in_use() >= self.ports.capacity() {

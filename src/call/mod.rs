@@ -446,6 +446,21 @@ const QUEUE_SHED: Duration = Duration::from_millis(100);
 /// 5 % more calls are taken.
 const LATE_READS: u8 = 3;
 
+/// The media's budget (the busiest media worker's share of its core,
+/// above which new calls wait) is cut to this share of itself (percent)
+/// each time the switch starts refusing for its reading late, at most
+/// once per [`QUEUE_SHED`], and given back [`MEDIA_BUDGET_BACK`] points a
+/// second once it reads on time, up to the configured limit. Real-time media workers run first: what they
+/// leave is all the switch (and anything else on the machine) gets, so
+/// when the switch falls behind, fewer calls are taken until the media
+/// leaves it enough. At the clean rate the switch reads on time and the
+/// budget stays at the limit; at twice that rate it settles where the
+/// switch keeps up, and its refusals leave on time.
+const MEDIA_BUDGET_KEPT: u16 = 90;
+const MEDIA_BUDGET_BACK: u8 = 2;
+/// The budget is never cut below this: the media always has some room.
+const MEDIA_BUDGET_FLOOR: u8 = 20;
+
 /// How late the media workers ran in one second.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct MediaLate {
@@ -628,9 +643,16 @@ pub struct Switch {
     /// Until when new calls are refused because the switch read its
     /// datagrams late ([`QUEUE_BEHIND`]).
     queue_shed_until: Option<Instant>,
-    /// Whether the last batch read was late ([`QUEUE_BEHIND`]).
     /// Batches read late in a row (up to [`LATE_READS`]).
     read_late: u8,
+    /// The busiest media worker's share of the runtime's last look spent
+    /// working, in percent.
+    media_busy: u8,
+    /// Above what share new calls wait ([`MEDIA_BUDGET_KEPT`]), when it was
+    /// last cut, and whether it was in the second now passing.
+    media_budget: u8,
+    budget_cut: Option<Instant>,
+    budget_cut_this_second: bool,
     /// When calls are next checked against `max_call`.
     next_age_check: Option<Instant>,
     bindings: HashMap<String, Binding>,
@@ -656,6 +678,10 @@ impl Switch {
             timers_late: Duration::ZERO,
             queue_shed_until: None,
             read_late: 0,
+            media_busy: 0,
+            media_budget: cfg.edge.admission.max_media_busy,
+            budget_cut: None,
+            budget_cut_this_second: false,
             next_age_check: None,
             tx: TransactionLayer::new(cfg.timers),
             ports: PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1),
@@ -685,6 +711,12 @@ impl Switch {
     /// runtime tells), and how late the switch's own timers fired.
     pub fn second_passed(&mut self, media: MediaLate) {
         let was = self.behind();
+        if !std::mem::take(&mut self.budget_cut_this_second) {
+            self.media_budget = self
+                .media_budget
+                .saturating_add(MEDIA_BUDGET_BACK)
+                .min(self.cfg.edge.admission.max_media_busy);
+        }
         let switch_late = std::mem::take(&mut self.timers_late);
         let late = if media.late_share >= MEDIA_BEHIND_SHARE {
             Some("media_behind")
@@ -722,8 +754,26 @@ impl Switch {
                     "switch reading late: new calls refused"
                 );
             }
+            if self.budget_cut.is_none_or(|at| now >= at + QUEUE_SHED) {
+                self.budget_cut = Some(now);
+                self.budget_cut_this_second = true;
+                let cut = u16::from(self.media_budget) * MEDIA_BUDGET_KEPT / 100;
+                self.media_budget = (cut as u8).max(MEDIA_BUDGET_FLOOR);
+            }
             self.queue_shed_until = Some(now + QUEUE_SHED);
         }
+    }
+
+    /// The runtime looked at the media workers (every 100 ms): the
+    /// busiest spent `percent` of that time working. Above the media's
+    /// budget (the admission limit,
+    /// [`crate::edge::Admission::max_media_busy`], cut while the switch
+    /// reads late: [`MEDIA_BUDGET_KEPT`]) new calls are refused until a look
+    /// finds it at or below: calls already in keep their audio, and the
+    /// switch keeps a share of the machine to answer and refuse on time
+    /// (real-time workers would leave it none).
+    pub fn media_busy(&mut self, percent: u8) {
+        self.media_busy = percent;
     }
 
     /// Whether the switch read late a moment ago.

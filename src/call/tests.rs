@@ -542,6 +542,88 @@ fn a_switch_whose_timers_fire_late_sheds_new_calls_until_it_keeps_time() {
 }
 
 #[test]
+fn media_workers_near_the_end_of_their_core_hold_new_calls_back_until_they_are_not() {
+    let mut sim = Sim::new();
+    answered_call(&mut sim, "in1");
+    // At the limit (80 %, the default): still taken.
+    sim.sw.media_busy(80);
+    sim.recv(&invite("at", "z9hG4bK-at", SDP));
+    assert_eq!(sim.sw.active_calls(), 2, "taken at the limit");
+    // Over it: the next INVITE is refused at once, before any port is bound.
+    sim.sw.media_busy(81);
+    sim.take_sent();
+    sim.recv(&invite("busy", "z9hG4bK-busy", SDP));
+    let sent = sim.take_sent();
+    let refusal = sent
+        .iter()
+        .find(|m| m.starts_with("SIP/2.0 503"))
+        .expect("503 while the media workers are busy");
+    assert!(refusal.contains("Retry-After: "), "{refusal}");
+    assert!(sim.shed("media_busy"), "{:?}", sim.menu);
+    assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (2, 2));
+    // The calls already in are not touched, and the next look below the
+    // limit takes calls again.
+    sim.sw.media_busy(60);
+    sim.recv(&invite("next", "z9hG4bK-next", SDP));
+    assert_eq!(
+        sim.sw.active_calls(),
+        3,
+        "taken again once the media has room"
+    );
+}
+
+#[test]
+fn a_switch_reading_late_gives_the_media_less_of_the_machine_until_it_reads_on_time() {
+    let mut sim = Sim::new();
+    let late = |sim: &mut Sim| {
+        for _ in 0..3 {
+            sim.sw.datagrams_waited(sim.now, Duration::from_millis(6));
+        }
+    };
+    // Media at 75 %: under the limit (80 %), taken.
+    sim.sw.media_busy(75);
+    sim.recv(&invite("a", "z9hG4bK-a", SDP));
+    assert_eq!(sim.sw.active_calls(), 1);
+    // The switch reads late: the budget is cut to 90 % of itself (72), once
+    // per 100 ms however many late batches come in it.
+    late(&mut sim);
+    late(&mut sim);
+    sim.advance(Duration::from_millis(100));
+    sim.recv(&invite("b", "z9hG4bK-b", SDP));
+    assert!(
+        sim.shed("media_busy"),
+        "75 % is over the budget now: {:?}",
+        sim.menu
+    );
+    sim.sw.media_busy(72);
+    sim.recv(&invite("c", "z9hG4bK-c", SDP));
+    assert_eq!(
+        sim.sw.active_calls(),
+        2,
+        "72 % is within it (one cut, not two)"
+    );
+    // Still late 100 ms on: cut again (64).
+    late(&mut sim);
+    sim.advance(Duration::from_millis(100));
+    sim.recv(&invite("d", "z9hG4bK-d", SDP));
+    assert_eq!(sim.sw.active_calls(), 2, "72 % is over 64 %");
+    // Seconds on time give it back, two points a second, up to the limit.
+    let on_time = MediaLate::default();
+    sim.sw.second_passed(on_time); // the second of the cut: nothing back
+    for _ in 0..4 {
+        sim.sw.second_passed(on_time);
+    }
+    sim.recv(&invite("e", "z9hG4bK-e", SDP));
+    assert_eq!(sim.sw.active_calls(), 3, "72 % within 64 + 8");
+    sim.sw.media_busy(81);
+    for _ in 0..20 {
+        sim.sw.second_passed(on_time);
+    }
+    sim.recv(&invite("f", "z9hG4bK-f", SDP));
+    assert_eq!(sim.sw.active_calls(), 3, "never above the configured limit");
+}
+
+#[test]
 fn a_switch_reading_its_datagrams_late_refuses_new_calls_at_once_and_briefly() {
     let mut sim = Sim::new();
     answered_call(&mut sim, "in1");

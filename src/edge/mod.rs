@@ -146,6 +146,11 @@ pub struct Admission {
     pub max_unconfirmed: usize,
     pub max_unconfirmed_per_source: usize,
     pub max_transactions: usize,
+    /// New calls wait while the busiest media worker spent more than this
+    /// share of the last look working (percent; 100: never). Real-time
+    /// workers near their core's end leave the switch none: its answers
+    /// and refusals would queue behind their audio.
+    pub max_media_busy: u8,
 }
 
 impl Default for Admission {
@@ -155,6 +160,7 @@ impl Default for Admission {
             max_unconfirmed: 200,
             max_unconfirmed_per_source: 20,
             max_transactions: 20_000,
+            max_media_busy: 80,
         }
     }
 }

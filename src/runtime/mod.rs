@@ -613,6 +613,7 @@ impl Turn {
         let mut tcp_tasks: HashMap<SocketAddr, tokio::task::AbortHandle> = HashMap::new();
         let mut edge_seen = crate::edge::GuardStats::default();
         let mut edge_synced = Instant::now();
+        let mut media_looked = Instant::now();
         let mut datagrams = datagrams::Datagrams::new();
         datagrams::Datagrams::stamp_arrivals(&udp);
         let _ = carry_out(
@@ -630,9 +631,13 @@ impl Turn {
         }
         tokio::pin!(stop);
         loop {
+            // Woken for the media's look too, so that it is never older
+            // than that when a call comes.
             let deadline = switch
                 .poll_timeout()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+                .map_or(media_looked + MEDIA_LOOK, |at| {
+                    at.min(media_looked + MEDIA_LOOK)
+                });
             tokio::select! {
                 received = datagrams.read(&udp) => match received {
                     Ok(n) => {
@@ -727,6 +732,13 @@ impl Turn {
                 tcp_writers.retain(|addr, _| addr.ip() != ip);
             }
             let now = Instant::now();
+            let since = now.duration_since(media_looked);
+            if since >= MEDIA_LOOK {
+                media_looked = now;
+                let busy = lateness.busy_percent(since);
+                metrics.media_busy.set(f64::from(busy) / 100.0);
+                switch.media_busy(busy);
+            }
             if now.duration_since(edge_synced) >= Duration::from_secs(1) {
                 edge_synced = now;
                 let late = lateness.take();
@@ -838,6 +850,11 @@ fn open_files_limit() -> Option<usize> {
 /// second: an ACK and an INFO lost together left a caller waiting for a
 /// retransmission). Kamailio probes up to 4 MB too.
 const SIP_RECEIVE_BUFFER: usize = 4 << 20;
+
+/// How often the switch's loop looks at how busy the media workers are
+/// (`Switch::media_busy`): often enough that a burst of admitted calls is
+/// seen within a few hundred of them, seldom enough to cost nothing.
+const MEDIA_LOOK: Duration = Duration::from_millis(100);
 
 fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let socket = std::net::UdpSocket::bind(addr)?;

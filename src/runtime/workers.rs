@@ -279,6 +279,8 @@ pub struct WorkerLateness {
     /// Wakes with packets due, and how many of them were [`LATE_WAKE`].
     wakes: AtomicU64,
     late_wakes: AtomicU64,
+    /// Nanoseconds spent working (from a wake to the next wait).
+    busy_ns: AtomicU64,
 }
 
 impl WorkerLateness {
@@ -289,6 +291,11 @@ impl WorkerLateness {
         if late > LATE_WAKE {
             self.late_wakes.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    fn worked(&self, busy: Duration) {
+        self.busy_ns
+            .fetch_add(busy.as_nanos() as u64, Ordering::Relaxed);
     }
 }
 
@@ -311,6 +318,20 @@ impl Lateness {
             }
         }
         seen
+    }
+
+    /// The busiest worker's share of `over` (the time since the last
+    /// look) spent working, in percent: how much of its core the media
+    /// takes, whatever its priority leaves the rest of the hotline.
+    pub fn busy_percent(&self, over: Duration) -> u8 {
+        let over = over.as_nanos().max(1) as u64;
+        let busiest = self
+            .0
+            .iter()
+            .map(|w| w.busy_ns.swap(0, Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        (busiest.saturating_mul(100) / over).min(100) as u8
     }
 }
 
@@ -395,7 +416,12 @@ fn run(inbox: &Inbox, mut poller: Poller, lateness: &WorkerLateness, out: &Outle
     let epoch = inbox.epoch;
     // When the last look found packets: the next is a grid step later.
     let mut found: Option<Instant> = None;
+    // When it last woke, for the time it worked since.
+    let mut woke: Option<Instant> = None;
     loop {
+        if let Some(at) = woke.take() {
+            lateness.worked(at.elapsed());
+        }
         let send_at = calls.schedule.next().map(|at| on_grid(epoch, at));
         let wake = send_at.into_iter().chain(calls.check_at).min();
         // When it means to be up again: a packet already overdue (a prompt
@@ -430,6 +456,7 @@ fn run(inbox: &Inbox, mut poller: Poller, lateness: &WorkerLateness, out: &Outle
         }
         inbox.wakes_at.store(AWAKE, Ordering::SeqCst);
         let now = Instant::now();
+        woke = Some(now);
         for msg in orders.drain(..) {
             handle(msg, &mut calls, &poller, now, out);
         }
