@@ -147,9 +147,10 @@ pub struct Admission {
     pub max_unconfirmed_per_source: usize,
     pub max_transactions: usize,
     /// New calls wait while the busiest media worker spent more than this
-    /// share of the last look working (percent; 100: never). Real-time
-    /// workers near their core's end leave the switch none: its answers
-    /// and refusals would queue behind their audio.
+    /// share of the last look working (percent; 100: never); the switch
+    /// lowers it for a while when it reads late. Real-time workers near
+    /// their core's end leave the switch none: its answers and refusals
+    /// would queue behind their audio.
     pub max_media_busy: u8,
 }
 

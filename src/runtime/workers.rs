@@ -321,8 +321,9 @@ impl Lateness {
     }
 
     /// The busiest worker's share of `over` (the time since the last
-    /// look) spent working, in percent: how much of its core the media
-    /// takes, whatever its priority leaves the rest of the hotline.
+    /// look) spent working, in percent: how much of a core the media takes
+    /// from the rest of the hotline. (An ordinary-priority worker preempted
+    /// while working counts that time too: a busy machine either way.)
     pub fn busy_percent(&self, over: Duration) -> u8 {
         let over = over.as_nanos().max(1) as u64;
         let busiest = self
