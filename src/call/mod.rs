@@ -771,9 +771,10 @@ impl Switch {
     /// The runtime looked at the media workers (every 100 ms): the
     /// busiest spent `percent` of that time working. Above the media's
     /// budget (the admission limit,
-    /// [`crate::edge::Admission::max_media_busy`], cut while the switch
-    /// reads late: [`MEDIA_BUDGET_KEPT`]) new calls are refused until a look
-    /// finds it at or below: calls already in keep their audio, and the
+    /// [`crate::edge::Admission::max_media_busy`], cut to 90 % of itself
+    /// each time the switch starts reading late, given back two points a
+    /// second on time) new calls are refused until a look finds it at or
+    /// below: calls already in keep their audio, and the
     /// switch keeps a share of the machine to answer and refuse on time
     /// (real-time workers would leave it none).
     pub fn media_busy(&mut self, percent: u8) {
