@@ -912,7 +912,8 @@ pub struct MediaConfig {
     /// Their real-time priority (SCHED_FIFO, 1-99; 0: ordinary threads).
     pub realtime_priority: u8,
     /// New calls are refused (503) while the busiest worker spent more
-    /// than this percent of the last 100 ms working (100: never).
+    /// than this percent of the last 100 ms working (100: never); the
+    /// switch lowers it for a while when it reads its datagrams late.
     pub max_busy_percent: u8,
 }
 

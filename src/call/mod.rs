@@ -774,9 +774,9 @@ impl Switch {
     /// [`crate::edge::Admission::max_media_busy`], cut to 90 % of itself
     /// each time the switch starts reading late, given back two points a
     /// second on time) new calls are refused until a look finds it at or
-    /// below: calls already in keep their audio, and the
-    /// switch keeps a share of the machine to answer and refuse on time
-    /// (real-time workers would leave it none).
+    /// below: calls already in keep their audio, and the switch keeps a
+    /// share of the machine to answer and refuse on time (real-time
+    /// workers would leave it none).
     pub fn media_busy(&mut self, percent: u8) {
         self.media_busy = percent;
     }

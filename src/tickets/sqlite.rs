@@ -200,9 +200,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 /// at 4 ms spacing, 27 at 10, 19 at 20 in benches/cpu_per_call.sh). An
 /// appender under that load hears its events are durable at most this
 /// much later: no caller waits on it (the switch does not), an agent's
-/// wrap-up or a supervisor's API call by a moment they do not notice. An event arriving when
-/// the writer has been idle that long is written at once: an idle hotline
-/// answers an appender without delay.
+/// wrap-up or a supervisor's API call by a moment they do not notice. An
+/// event arriving when the writer has been idle that long is written at
+/// once: an idle hotline answers an appender without delay.
 const BATCH_SPACING: Duration = Duration::from_millis(20);
 
 fn write_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Request>) {
