@@ -834,6 +834,9 @@ fn stress(store: Store, writers: usize, events: usize, tag: &str) {
 }
 
 fn run(path: Option<PathBuf>) -> ExitCode {
+    if !hotline::runtime::without_huge_pages() {
+        tracing::debug!("transparent huge pages left as the system has them");
+    }
     let (config, origin) = match &path {
         Some(p) => match Config::load(p) {
             Ok(c) => (c, p.clone()),

@@ -544,6 +544,16 @@ pub struct FdBudget {
 /// Descriptors kept for everything but calls and connections.
 pub const FD_OVERHEAD: usize = 64;
 
+/// The descriptors the caps allow at once: two per call (its RTP socket
+/// and another leg's), the connections, and the hotline's own.
+pub fn planned_descriptors(max_calls: usize, sip: usize, http: usize) -> usize {
+    max_calls
+        .saturating_mul(2)
+        .saturating_add(sip)
+        .saturating_add(http)
+        .saturating_add(FD_OVERHEAD)
+}
+
 pub fn fit_to_fd_limit(limit: usize, max_calls: usize, sip: usize, http: usize) -> FdBudget {
     let left = limit.saturating_sub(2 * max_calls + FD_OVERHEAD);
     if sip + http <= left {

@@ -401,12 +401,23 @@ impl Hotline {
         };
         // RTP sockets come first: connections get the descriptors calls do
         // not need (the caps lowered, and said so, when the limit is tight).
+        let limit = open_files_limit().unwrap_or(usize::MAX / 4);
         let budget = crate::edge::fit_to_fd_limit(
-            open_files_limit().unwrap_or(usize::MAX / 4),
+            limit,
             config.sip.max_calls,
             config.sip.tcp_max_connections,
             config.http.max_connections,
         );
+        // Every descriptor the caps allow, slots made now: growing the
+        // table later, with calls up, stalls the switch's thread.
+        let slots = limit.min(crate::edge::planned_descriptors(
+            config.sip.max_calls,
+            budget.sip_connections,
+            budget.http_connections,
+        ));
+        if !reserve_descriptors(&udp, slots) {
+            debug!(slots, "could not make the descriptor slots in advance");
+        }
         if budget.lowered {
             warn!(
                 sip_connections = budget.sip_connections,
@@ -844,6 +855,58 @@ fn open_files_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// Turns transparent huge pages off for this process (Linux; true when it
+/// did): its memory then grows 4 KB at a time, not 2 MB.
+///
+/// The allocator asks for huge pages (mimalloc advises them for its
+/// arenas), and the first touch of each one makes the kernel clear 2 MB
+/// on the spot. Under overload, while the calls' memory grew, that took
+/// the switch's thread 5 to 22 ms of CPU at a time (`perf`: page faults
+/// in `clear_page`), and the requests waiting meanwhile were answered
+/// late. A telephony process wants even latency more than the last few
+/// per cent of throughput that fewer TLB misses give.
+pub fn without_huge_pages() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: PR_SET_THP_DISABLE takes plain integers and changes only
+        // how this process's later page faults are served.
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
+/// Makes the process's table of open files hold `slots` descriptors at
+/// once (Linux; true when it does), by duplicating `socket` to the last
+/// slot and closing the copy: the table grows then and never shrinks.
+///
+/// Grown on demand instead, each time the calls' RTP sockets pass a power
+/// of two (1,024, 2,048, 4,096, ...), the thread opening the socket, the
+/// switch's, waits in the kernel for an RCU grace period: 10 to 14 ms
+/// each time, measured under overload (`perf`: `socket` → `alloc_fd` →
+/// `expand_files` → `synchronize_rcu`), so every request behind it was
+/// answered late. The table costs 8 bytes a slot.
+#[cfg(target_os = "linux")]
+fn reserve_descriptors(socket: &impl std::os::fd::AsRawFd, slots: usize) -> bool {
+    let Ok(last) = libc::c_int::try_from(slots.saturating_sub(1)) else {
+        return false;
+    };
+    // SAFETY: F_DUPFD_CLOEXEC only reads a valid descriptor and returns a
+    // new one (or -1), which is closed at once and never used.
+    let copy = unsafe { libc::fcntl(socket.as_raw_fd(), libc::F_DUPFD_CLOEXEC, last) };
+    if copy < 0 {
+        return false;
+    }
+    // SAFETY: `copy` is this function's own descriptor.
+    unsafe { libc::close(copy) };
+    true
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reserve_descriptors(_socket: &impl std::os::fd::AsRawFd, _slots: usize) -> bool {
+    false
+}
+
 /// The SIP socket's receive buffer: a burst of requests while the switch
 /// is busy for a moment waits in the kernel instead of being dropped there
 /// (the kernel's default, 208 KB, held too little at 1,600 short calls a
@@ -1218,4 +1281,46 @@ async fn connection<S>(
     // Give the switch a moment to send a final reply before closing.
     tokio::time::sleep(Duration::from_millis(50)).await;
     write_task.abort();
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The size of this process's table of open files (`FDSize`).
+    fn descriptor_table() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("FDSize:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn the_descriptor_table_is_grown_at_once_to_the_slots_asked_for() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let before = descriptor_table();
+        let slots = (before * 8).min(open_files_limit().unwrap());
+        assert!(
+            slots > before,
+            "the open-files limit leaves no room to grow"
+        );
+        assert!(reserve_descriptors(&socket, slots));
+        assert!(descriptor_table() >= slots);
+        // The copy made to grow it is closed, and the table stays grown.
+        // SAFETY: F_GETFD only asks whether a descriptor is open.
+        let last = unsafe { libc::fcntl(slots as libc::c_int - 1, libc::F_GETFD) };
+        assert_eq!(last, -1);
+        assert!(descriptor_table() >= slots);
+        // Past the limit, it says it could not.
+        let limit = open_files_limit().unwrap();
+        assert!(!reserve_descriptors(&socket, limit + 1));
+        assert!(!reserve_descriptors(&socket, usize::MAX));
+    }
+
+    #[test]
+    fn huge_pages_are_turned_off_for_the_process() {
+        assert!(without_huge_pages());
+        // SAFETY: PR_GET_THP_DISABLE takes no pointers.
+        let off = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+        assert_eq!(off, 1);
+    }
 }
