@@ -167,7 +167,11 @@ impl Switch {
             return;
         }
         if let Some(why) = self.over_capacity(now, peer.addr.ip()) {
-            info!(sip_call_id = %core.call_id, from = %peer.addr, why, "call refused: 503");
+            debug!(sip_call_id = %core.call_id, from = %peer.addr, why, "call refused: 503");
+            match self.refused_this_second.iter_mut().find(|(w, _)| *w == why) {
+                Some((_, n)) => *n += 1,
+                None => self.refused_this_second.push((why, 1)),
+            }
             self.out.push_back(Output::Shed { why });
             let bytes = self.response_bytes(
                 &core,

@@ -657,6 +657,10 @@ pub struct Switch {
     media_budget: u8,
     budget_cut: Option<Instant>,
     budget_cut_this_second: bool,
+    /// New calls refused with 503 since the last second passed, by why:
+    /// told in one line a second, not one a call (a flood of INVITEs
+    /// would otherwise be a flood of log lines).
+    refused_this_second: Vec<(&'static str, u64)>,
     /// When calls are next checked against `max_call`.
     next_age_check: Option<Instant>,
     bindings: HashMap<String, Binding>,
@@ -686,6 +690,7 @@ impl Switch {
             media_budget: cfg.edge.admission.max_media_busy,
             budget_cut: None,
             budget_cut_this_second: false,
+            refused_this_second: Vec::new(),
             next_age_check: None,
             tx: TransactionLayer::new(cfg.timers),
             ports: PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1),
@@ -720,6 +725,20 @@ impl Switch {
                 .media_budget
                 .saturating_add(MEDIA_BUDGET_BACK)
                 .min(self.cfg.edge.admission.max_media_busy);
+        }
+        if !self.refused_this_second.is_empty() {
+            let total: u64 = self.refused_this_second.iter().map(|(_, n)| n).sum();
+            let why = self
+                .refused_this_second
+                .iter()
+                .map(|(why, n)| format!("{why} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            info!(
+                refused = total,
+                why, "new calls refused with 503 in the last second"
+            );
+            self.refused_this_second.clear();
         }
         let switch_late = std::mem::take(&mut self.timers_late);
         let late = if media.late_share >= MEDIA_BEHIND_SHARE {

@@ -572,6 +572,54 @@ fn media_workers_near_the_end_of_their_core_hold_new_calls_back_until_they_are_n
     );
 }
 
+/// What the switch logs at INFO while `f` runs, as plain lines.
+fn logged(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = lines.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn a_flood_of_refused_calls_is_logged_as_one_line_a_second() {
+    let mut sim = Sim::new();
+    let log = logged(|| {
+        sim.sw.media_busy(95);
+        for i in 0..40 {
+            sim.recv(&invite(
+                &format!("flood{i}"),
+                &format!("z9hG4bK-flood{i}"),
+                SDP,
+            ));
+        }
+        sim.sw.second_passed(MediaLate::default());
+        // A second without a refusal says nothing.
+        sim.sw.second_passed(MediaLate::default());
+    });
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains("503")).collect();
+    assert_eq!(refused.len(), 1, "{log}");
+    assert!(refused[0].contains("refused=40"), "{log}");
+    assert!(refused[0].contains("media_busy 40"), "{log}");
+    assert_eq!(sim.sw.active_calls(), 0);
+}
+
 #[test]
 fn a_switch_reading_late_gives_the_media_less_of_the_machine_until_it_reads_on_time() {
     let mut sim = Sim::new();
