@@ -329,6 +329,29 @@ pub fn start() -> Flush {
     Flush(())
 }
 
+/// Lines written by a test's subscriber, kept to be read back.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct TestLines(std::sync::Arc<Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl TestLines {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[cfg(test)]
+impl Write for TestLines {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,18 +364,7 @@ mod tests {
         F: FormatEvent<tracing_subscriber::Registry, N> + Send + Sync + 'static,
         N: for<'w> FormatFields<'w> + Send + Sync + 'static,
     {
-        #[derive(Clone, Default)]
-        struct Buf(std::sync::Arc<Mutex<Vec<u8>>>);
-        impl Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Buf::default();
+        let buf = TestLines::default();
         let out = buf.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
@@ -382,7 +394,7 @@ mod tests {
             );
             tracing::info!("only a message with \"quotes\"");
         });
-        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+        buf.text()
     }
 
     #[test]
