@@ -118,7 +118,7 @@ impl Switch {
     }
 
     pub(super) fn new_call(&mut self, now: Instant, tx: TxId, peer: Peer, request: Request) {
-        let core = request.core.clone();
+        let core = &request.core;
         let dialled = crate::owners::phone::uri_user(&request.uri)
             .unwrap_or_default()
             .to_string();
@@ -163,7 +163,7 @@ impl Switch {
         {
             info!(sip_call_id = %core.call_id, from = %source, "call from outside the trunks refused: 403");
             let tag = self.tag_for(0);
-            self.respond_with(now, tx, &core, 403, "Forbidden", Some(&tag), &[], b"");
+            self.respond_with(now, tx, core, 403, "Forbidden", Some(&tag), &[], b"");
             return;
         }
         if let Some(why) = self.over_capacity(now, peer.addr.ip()) {
@@ -174,14 +174,14 @@ impl Switch {
             }
             self.out.push_back(Output::Shed { why });
             let bytes = self.response_bytes(
-                &core,
+                core,
                 503,
                 "Service Unavailable",
                 None,
                 &[("Retry-After", "5")],
                 b"",
             );
-            self.tx.respond_once(now, tx, 503, bytes, &core);
+            self.tx.respond_once(now, tx, 503, bytes, core);
             return;
         }
         let offer = match sdp::negotiate(request.body()) {
@@ -192,7 +192,7 @@ impl Switch {
                 self.respond_with(
                     now,
                     tx,
-                    &core,
+                    core,
                     488,
                     "Not Acceptable Here",
                     Some(&tag),
@@ -251,7 +251,7 @@ impl Switch {
             invite_tx: tx,
             local: format!("{};tag={local_tag}", core.to),
             remote: core.from.clone(),
-            invite: core,
+            invite: request.core,
             local_tag,
             remote_target,
             route_set,

@@ -14,13 +14,13 @@ use crate::sip::transaction::{Peer, TxId};
 
 impl Switch {
     pub(super) fn handle_request(&mut self, now: Instant, tx: TxId, peer: Peer, request: Request) {
-        let core = request.core.clone();
+        let core = &request.core;
         let method = core.cseq_method.as_str();
         let call = self.by_sip.get(&core.call_id).copied();
         // In-dialog requests (a To tag) must match the dialog's tags, not
         // only its Call-ID: otherwise 481.
         let call = match call {
-            Some(id) if core.to_tag.is_some() && !self.in_dialog(id, &core) => {
+            Some(id) if core.to_tag.is_some() && !self.in_dialog(id, core) => {
                 debug!(call = %id, %method, "request with the call's Call-ID but other tags");
                 None
             }
@@ -38,7 +38,7 @@ impl Switch {
                 return self.respond_with(
                     now,
                     tx,
-                    &core,
+                    core,
                     420,
                     "Bad Extension",
                     None,
@@ -56,7 +56,7 @@ impl Switch {
                 return self.respond_with(
                     now,
                     tx,
-                    &core,
+                    core,
                     415,
                     "Unsupported Media Type",
                     None,
@@ -68,7 +68,7 @@ impl Switch {
         match method {
             "INVITE" if core.to_tag.is_none() => {
                 if call.is_some() {
-                    self.respond(now, tx, &core, 482, "Loop Detected");
+                    self.respond(now, tx, core, 482, "Loop Detected");
                 } else {
                     self.new_call(now, tx, peer, request);
                 }
@@ -97,7 +97,7 @@ impl Switch {
                     self.respond_with(
                         now,
                         tx,
-                        &core,
+                        core,
                         200,
                         "OK",
                         None,
@@ -126,35 +126,35 @@ impl Switch {
                         self.out.push_back(super::Output::Media(remote));
                     }
                 }
-                _ => self.respond(now, tx, &core, 481, "Call/Transaction Does Not Exist"),
+                _ => self.respond(now, tx, core, 481, "Call/Transaction Does Not Exist"),
             },
             "BYE" => match call {
                 Some(id) => {
-                    self.respond(now, tx, &core, 200, "OK");
+                    self.respond(now, tx, core, 200, "OK");
                     if self.calls[&id].phase == Phase::Ringing {
                         self.reject_invite(now, id, 487, "Request Terminated");
                     }
                     self.end(id, EndReason::CallerHungUp);
                 }
-                None => self.respond(now, tx, &core, 481, "Call/Transaction Does Not Exist"),
+                None => self.respond(now, tx, core, 481, "Call/Transaction Does Not Exist"),
             },
             "CANCEL" => {
-                let target = self.tx.invite_for_cancel(&core);
+                let target = self.tx.invite_for_cancel(core);
                 match target.and_then(|t| self.by_tx.get(&t).copied()) {
                     Some(id) => {
-                        self.respond(now, tx, &core, 200, "OK");
+                        self.respond(now, tx, core, 200, "OK");
                         if self.calls[&id].phase == Phase::Ringing {
                             self.reject_invite(now, id, 487, "Request Terminated");
                             self.end(id, EndReason::Cancelled);
                         }
                     }
-                    None if target.is_some() => self.respond(now, tx, &core, 200, "OK"),
-                    None => self.respond(now, tx, &core, 481, "Call/Transaction Does Not Exist"),
+                    None if target.is_some() => self.respond(now, tx, core, 200, "OK"),
+                    None => self.respond(now, tx, core, 481, "Call/Transaction Does Not Exist"),
                 }
             }
             "REFER" => match call {
                 Some(id) => self.handle_refer(now, tx, id, &request),
-                None => self.respond(now, tx, &core, 481, "Call/Transaction Does Not Exist"),
+                None => self.respond(now, tx, core, 481, "Call/Transaction Does Not Exist"),
             },
             "REGISTER" => self.handle_register(now, tx, peer, &request),
             "OPTIONS" => {
@@ -163,7 +163,7 @@ impl Switch {
                 self.respond_with(
                     now,
                     tx,
-                    &core,
+                    core,
                     200,
                     "OK",
                     Some(&tag),
@@ -186,7 +186,7 @@ impl Switch {
                         .to_string();
                     match dtmf::info_digit(&ct, request.body()) {
                         Some(d) => {
-                            self.respond(now, tx, &core, 200, "OK");
+                            self.respond(now, tx, core, 200, "OK");
                             match self.bridged_to(id) {
                                 // Between caller and agent: passed on as sent.
                                 Some(other) => {
@@ -206,13 +206,11 @@ impl Switch {
                                 None => self.handle_digit(now, id, d),
                             }
                         }
-                        None if request.body().is_empty() => {
-                            self.respond(now, tx, &core, 200, "OK")
-                        }
+                        None if request.body().is_empty() => self.respond(now, tx, core, 200, "OK"),
                         None => self.respond_with(
                             now,
                             tx,
-                            &core,
+                            core,
                             415,
                             "Unsupported Media Type",
                             None,
@@ -221,12 +219,12 @@ impl Switch {
                         ),
                     }
                 }
-                None => self.respond(now, tx, &core, 481, "Call/Transaction Does Not Exist"),
+                None => self.respond(now, tx, core, 481, "Call/Transaction Does Not Exist"),
             },
             _ => self.respond_with(
                 now,
                 tx,
-                &core,
+                core,
                 405,
                 "Method Not Allowed",
                 None,
