@@ -178,6 +178,20 @@ impl Sim {
         self.drain();
     }
 
+    /// Offers a new call `name` and checks it is refused at once for
+    /// `why`: a 503 with Retry-After, counted in the metrics.
+    fn refused_at_once(&mut self, name: &str, why: &str) {
+        self.take_sent();
+        self.recv(&invite(name, &format!("z9hG4bK-{name}"), SDP));
+        let sent = self.take_sent();
+        let refusal = sent
+            .iter()
+            .find(|m| m.starts_with("SIP/2.0 503"))
+            .unwrap_or_else(|| panic!("no 503 for {why}: {sent:?}"));
+        assert!(refusal.contains("Retry-After: "), "{refusal}");
+        assert!(self.shed(why), "{why} not counted: {:?}", self.menu);
+    }
+
     /// Whether a new call was refused for `why` (counted in the metrics).
     fn shed(&self, why: &str) -> bool {
         self.menu
@@ -493,18 +507,7 @@ fn media_workers_behind_schedule_shed_new_calls_until_they_catch_up() {
     sim.recv(&invite("hiccup", "z9hG4bK-hiccup", SDP));
     assert_eq!(sim.sw.active_calls(), 3, "taken after one late second");
     sim.sw.second_passed(late(0.5));
-    sim.recv(&invite("late", "z9hG4bK-late", SDP));
-    let sent = sim.take_sent();
-    let refusal = sent
-        .iter()
-        .find(|m| m.starts_with("SIP/2.0 503"))
-        .expect("503 while behind");
-    assert!(refusal.contains("Retry-After: "), "{refusal}");
-    assert!(
-        sim.shed("media_behind"),
-        "the shed call is counted: {:?}",
-        sim.menu
-    );
+    sim.refused_at_once("late", "media_behind");
     // The calls already in go on; no port was taken for the refused one.
     assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (3, 3));
     // Its retransmission is absorbed: the same 503, nothing new.
@@ -551,15 +554,7 @@ fn media_workers_near_the_end_of_their_core_hold_new_calls_back_until_they_are_n
     assert_eq!(sim.sw.active_calls(), 2, "taken at the limit");
     // Over it: the next INVITE is refused at once, before any port is bound.
     sim.sw.media_busy(81);
-    sim.take_sent();
-    sim.recv(&invite("busy", "z9hG4bK-busy", SDP));
-    let sent = sim.take_sent();
-    let refusal = sent
-        .iter()
-        .find(|m| m.starts_with("SIP/2.0 503"))
-        .expect("503 while the media workers are busy");
-    assert!(refusal.contains("Retry-After: "), "{refusal}");
-    assert!(sim.shed("media_busy"), "{:?}", sim.menu);
+    sim.refused_at_once("busy", "media_busy");
     assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (2, 2));
     // The calls already in are not touched, and the next look below the
     // limit takes calls again.
@@ -679,15 +674,7 @@ fn a_switch_reading_its_datagrams_late_refuses_new_calls_at_once_and_briefly() {
     // Three in a row: more comes in than the switch gets through. The very
     // next INVITE is refused, without a second's look.
     sim.sw.datagrams_waited(sim.now, Duration::from_millis(5));
-    sim.take_sent();
-    sim.recv(&invite("late", "z9hG4bK-late", SDP));
-    let sent = sim.take_sent();
-    let refusal = sent
-        .iter()
-        .find(|m| m.starts_with("SIP/2.0 503"))
-        .expect("503 while the switch reads late");
-    assert!(refusal.contains("Retry-After: "), "{refusal}");
-    assert!(sim.shed("switch_queue"), "{:?}", sim.menu);
+    sim.refused_at_once("late", "switch_queue");
     assert_eq!((sim.sw.active_calls(), sim.sw.ports_in_use()), (3, 3));
     sim.advance(Duration::from_millis(99));
     sim.recv(&invite("still", "z9hG4bK-still", SDP));

@@ -5,7 +5,8 @@
 //! pairs kept as they came (in one string, with where each one is): the
 //! hotline reads a handful of headers by name, so a typed tree of every
 //! header (what rsip's message parser builds, and what its Display writes
-//! back) would cost more than the call's whole signalling otherwise does. Each rule below has a test:
+//! back) would cost more than the call's whole signalling otherwise does.
+//! Each rule below has a test:
 //! * the body is cut at Content-Length, and over UDP a message without one
 //!   keeps the rest of the datagram;
 //! * compact header names (`i:`, `l:`, `v:` ...) are expanded;
