@@ -377,7 +377,7 @@ impl Metrics {
             calls_shed: counter_vec(
                 &r,
                 "hotline_calls_shed_total",
-                "New calls refused with 503 because the hotline was at capacity, by the cap reached (switch_queue: three batches of its datagrams in a row waited 5 ms or more to be read; max_calls, no_rtp_port, max_unconfirmed, max_unconfirmed_per_source, media_busy, media_behind, switch_behind).",
+                "New calls refused with 503 because the hotline was at capacity, by the cap reached (switch_queue: three batches of its datagrams in a row waited 5 ms or more to be read; max_calls, no_rtp_port, max_unconfirmed, max_unconfirmed_per_source, media_busy, media_behind, switch_behind; switch_late: answered by the SIP door while the switch, refusing lately, left a new call unread 4 ms).",
                 &["reason"],
             ),
             media_late: register(

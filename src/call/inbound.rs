@@ -114,11 +114,17 @@ impl Call {
 impl Switch {
     /// A To tag of ours: the seed's low bits and a number.
     pub(super) fn tag_for(&self, n: u64) -> String {
-        format!("{:x}{:x}", self.cfg.seed & 0xffff_ffff, n)
+        local_tag(self.cfg.seed, n)
     }
 
     pub(super) fn new_call(&mut self, now: Instant, tx: TxId, peer: Peer, request: Request) {
         let core = &request.core;
+        if let Some(bytes) = self.door_answer.take() {
+            // Refused at the door while the switch was behind.
+            self.shed("switch_late");
+            self.tx.responded_once(now, tx, 503, bytes, core);
+            return;
+        }
         let dialled = crate::owners::phone::uri_user(&request.uri)
             .unwrap_or_default()
             .to_string();
@@ -168,19 +174,8 @@ impl Switch {
         }
         if let Some(why) = self.over_capacity(now, peer.addr.ip()) {
             debug!(sip_call_id = %core.call_id, from = %peer.addr, why, "call refused: 503");
-            match self.refused_this_second.iter_mut().find(|(w, _)| *w == why) {
-                Some((_, n)) => *n += 1,
-                None => self.refused_this_second.push((why, 1)),
-            }
-            self.out.push_back(Output::Shed { why });
-            let bytes = self.response_bytes(
-                core,
-                503,
-                "Service Unavailable",
-                None,
-                &[("Retry-After", "5")],
-                b"",
-            );
+            self.shed(why);
+            let bytes = self.door.refusal(core);
             self.tx.respond_once(now, tx, 503, bytes, core);
             return;
         }
@@ -339,6 +334,16 @@ impl Switch {
             }
             None => self.arm(now, id, Timer::Answer),
         }
+    }
+
+    /// A new call refused (503) for `why`: counted for the second's log
+    /// line and for the metrics.
+    fn shed(&mut self, why: &'static str) {
+        match self.refused_this_second.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, n)) => *n += 1,
+            None => self.refused_this_second.push((why, 1)),
+        }
+        self.out.push_back(Output::Shed { why });
     }
 
     /// Why a new call from `ip` cannot be taken now, if it cannot.
@@ -768,4 +773,9 @@ impl Switch {
             }
         }
     }
+}
+
+/// The To tag of the switch's `n`th dialog (0: its refusals), from its seed.
+pub(super) fn local_tag(seed: u64, n: u64) -> String {
+    format!("{:x}{:x}", seed & 0xffff_ffff, n)
 }

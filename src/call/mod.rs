@@ -661,6 +661,11 @@ pub struct Switch {
     /// told in one line a second, not one a call (a flood of INVITEs
     /// would otherwise be a flood of log lines).
     refused_this_second: Vec<(&'static str, u64)>,
+    /// How a new call is refused, at the door as here.
+    door: crate::edge::door::Door,
+    /// The door's 503 to the datagram being handled, when it answered it
+    /// ([`Self::handle_answered`]).
+    door_answer: Option<Bytes>,
     /// When calls are next checked against `max_call`.
     next_age_check: Option<Instant>,
     bindings: HashMap<String, Binding>,
@@ -691,6 +696,13 @@ impl Switch {
             budget_cut: None,
             budget_cut_this_second: false,
             refused_this_second: Vec::new(),
+            door: crate::edge::door::Door::new(
+                inbound::local_tag(cfg.seed, 0),
+                cfg.edge.server.clone(),
+                &cfg.edge.guard,
+                &cfg.edge.proxies,
+            ),
+            door_answer: None,
             next_age_check: None,
             tx: TransactionLayer::new(cfg.timers),
             ports: PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1),
@@ -813,6 +825,24 @@ impl Switch {
             .map(|(why, _)| why)
     }
 
+    /// Whether new calls are refused now, whoever calls (the caps on
+    /// one source aside): what the door answers by while the switch is
+    /// behind ([`crate::edge::door`]).
+    pub fn refusing(&self, now: Instant) -> bool {
+        let a = &self.cfg.edge.admission;
+        self.queue_behind(now)
+            || self.media_busy > self.media_budget
+            || self.calls.len() >= a.max_calls
+            || self.ports.in_use() >= self.ports.capacity()
+            || self.unconfirmed_total >= a.max_unconfirmed
+            || self.behind().is_some()
+    }
+
+    /// How a new call is refused (for the door).
+    pub fn door(&self) -> crate::edge::door::Door {
+        self.door.clone()
+    }
+
     pub fn ports_in_use(&self) -> usize {
         self.ports.in_use()
     }
@@ -861,6 +891,16 @@ impl Switch {
             return;
         }
         self.handle_message(now, peer, message::parse_datagram(bytes), bytes, verdict);
+    }
+
+    /// Feeds a datagram the door read while the switch was behind and
+    /// answered with `answer`, its 503 to a new call: the datagram is
+    /// guarded and counted as any other, and the call it would have
+    /// started is refused with the door's answer, not a second one.
+    pub fn handle_answered(&mut self, now: Instant, peer: Peer, bytes: &[u8], answer: Bytes) {
+        self.door_answer = Some(answer);
+        self.handle_datagram(now, peer, bytes);
+        self.door_answer = None;
     }
 
     /// Feeds a message already framed and parsed (TCP); `raw` is its bytes,
@@ -972,7 +1012,8 @@ impl Switch {
                 retry_after
             }
         };
-        if method != "ACK" {
+        // Not when the door answered it already (the one 503 is enough).
+        if method != "ACK" && self.door_answer.is_none() {
             let retry = retry_after.to_string();
             let bytes = self.response_bytes(
                 &r.core,

@@ -604,6 +604,85 @@ fn a_flood_of_refused_calls_is_logged_as_one_line_a_second() {
 }
 
 #[test]
+fn a_call_refused_at_the_door_is_the_switchs_own_refusal_counted_once() {
+    let mut sim = Sim::new();
+    assert!(!sim.sw.refusing(sim.now), "taking calls");
+    sim.sw.media_busy(95);
+    assert!(sim.sw.refusing(sim.now), "the door answers for it now");
+    let text = invite("late", "z9hG4bK-late", SDP);
+    let answer = sim
+        .sw
+        .door()
+        .answer(sim.now, text.as_bytes(), Sim::peer().addr)
+        .expect("a new call refused at the door");
+    // Word for word what the switch would have sent itself.
+    let mut own = Sim::new();
+    own.sw.media_busy(95);
+    own.recv(&text);
+    assert_eq!(
+        own.take_sent(),
+        vec![String::from_utf8(answer.to_vec()).unwrap()]
+    );
+
+    let log = logged(|| {
+        sim.sw
+            .handle_answered(sim.now, Sim::peer(), text.as_bytes(), answer.clone());
+        sim.drain();
+        assert!(sim.take_sent().is_empty(), "no second 503, no 100 Trying");
+        assert!(sim.shed("switch_late"));
+        assert_eq!(sim.sw.active_calls(), 0);
+        // Its copies are absorbed and its ACK taken, as for the switch's
+        // own refusal: nothing more is sent, no call starts.
+        sim.recv(&text);
+        let tag = crate::sip::message::tag_param(
+            String::from_utf8(answer.to_vec())
+                .unwrap()
+                .lines()
+                .find(|l| l.starts_with("To:"))
+                .unwrap(),
+        )
+        .unwrap();
+        let ack = in_dialog("ACK", "late", "z9hG4bK-late", 1, &tag);
+        sim.recv(&ack);
+        sim.recv(&text);
+        assert!(sim.take_sent().is_empty(), "{:?}", sim.sent);
+        assert_eq!(sim.sw.active_calls(), 0);
+        sim.sw.second_passed(MediaLate::default());
+    });
+    assert!(log.contains("refused=1 why=\"switch_late 1\""), "{log}");
+}
+
+#[test]
+fn a_call_refused_at_the_door_over_its_sources_rate_gets_no_second_503() {
+    let mut cfg = config();
+    cfg.edge.guard.limits.invite = crate::edge::Rate {
+        per_second: 0.01,
+        burst: 1.0,
+    };
+    cfg.edge.guard.trunk_limits.invite = cfg.edge.guard.limits.invite;
+    let mut sim = Sim::new();
+    sim.sw = Switch::new(cfg);
+    sim.sw.media_busy(95);
+    sim.refused_at_once("first", "media_busy");
+    // The source's burst is spent: the switch would answer this one 503
+    // too (its rate), but the door has.
+    let text = invite("second", "z9hG4bK-second", SDP);
+    let answer = sim
+        .sw
+        .door()
+        .answer(sim.now, text.as_bytes(), Sim::peer().addr)
+        .unwrap();
+    sim.sw
+        .handle_answered(sim.now, Sim::peer(), text.as_bytes(), answer);
+    sim.drain();
+    assert!(sim.take_sent().is_empty(), "{:?}", sim.sent);
+    // Without the door, the rate's own 503 (one a second).
+    sim.advance(Duration::from_secs(1));
+    sim.recv(&invite("third", "z9hG4bK-third", SDP));
+    assert_eq!(sim.status_lines(), vec!["SIP/2.0 503 Service Unavailable"]);
+}
+
+#[test]
 fn a_switch_reading_late_gives_the_media_less_of_the_machine_until_it_reads_on_time() {
     let mut sim = Sim::new();
     let late = |sim: &mut Sim| {

@@ -26,6 +26,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 mod cidr;
+pub mod door;
 mod slots;
 pub use cidr::{Cidr, CidrError, Networks, PRIVATE};
 pub use slots::{Full, Slot, Slots};

@@ -16,6 +16,18 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
+use super::door::Shared;
+
+/// What a read found first.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read {
+    /// This many datagrams from the socket, in the batch.
+    Socket(usize),
+    /// The door holds datagrams it read while the switch was behind:
+    /// [`Shared::take`] them before reading on.
+    Door,
+}
+
 /// Datagrams read at one wake of the switch's thread at most.
 pub const BATCH: usize = 32;
 
@@ -28,6 +40,8 @@ pub struct Datagrams {
     buffers: Vec<u8>,
     lengths: [usize; BATCH],
     sources: [Option<SocketAddr>; BATCH],
+    /// When each came (since the Unix epoch), when the kernel said.
+    arrivals: [Option<Duration>; BATCH],
     count: usize,
     waited: Option<Duration>,
     #[cfg(target_os = "linux")]
@@ -48,6 +62,7 @@ impl Datagrams {
             buffers: vec![0; BATCH * DATAGRAM],
             lengths: [0; BATCH],
             sources: [None; BATCH],
+            arrivals: [None; BATCH],
             count: 0,
             waited: None,
             #[cfg(target_os = "linux")]
@@ -87,13 +102,33 @@ impl Datagrams {
     }
 
     /// Reads what is waiting, up to [`BATCH`] datagrams, once the socket is
-    /// readable; `WouldBlock` when nothing was after all.
-    pub async fn read(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    /// readable, unless the door holds datagrams it read first: those come
+    /// first ([`Read::Door`]), so that the switch sees every datagram in
+    /// the order it came.
+    pub async fn read(&mut self, socket: &UdpSocket, door: &Shared) -> io::Result<Read> {
         loop {
-            socket.readable().await?;
-            match socket.try_io(tokio::io::Interest::READABLE, || self.read_now(socket)) {
+            if door.holds() {
+                return Ok(Read::Door);
+            }
+            tokio::select! {
+                biased;
+                _ = door.woken() => continue,
+                readable = socket.readable() => readable?,
+            }
+            // Under the door's lock: the door does not read between this
+            // look at what it holds and the read.
+            let read = socket.try_io(tokio::io::Interest::READABLE, || {
+                let held = door.lock();
+                match held.is_empty() {
+                    true => self.read_now(socket).map(Some),
+                    false => Ok(None),
+                }
+            });
+            match read {
+                Ok(Some(n)) => return Ok(Read::Socket(n)),
+                Ok(None) => return Ok(Read::Door),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
     }
@@ -108,6 +143,12 @@ impl Datagrams {
         Some((&self.buffers[start..start + self.lengths[i]], from))
     }
 
+    /// When the `i`th datagram came (since the Unix epoch), when the kernel
+    /// said.
+    pub fn arrival(&self, i: usize) -> Option<Duration> {
+        self.arrivals.get(i).copied().flatten()
+    }
+
     /// How long the batch's oldest datagram waited in the kernel, when the
     /// kernel said when it came.
     pub fn waited(&self) -> Option<Duration> {
@@ -117,6 +158,13 @@ impl Datagrams {
     #[cfg(target_os = "linux")]
     fn read_now(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
+        self.read_fd(socket.as_raw_fd())
+    }
+
+    /// Reads up to [`BATCH`] datagrams waiting on `fd`, without waiting;
+    /// `WouldBlock` when there are none.
+    #[cfg(target_os = "linux")]
+    pub fn read_fd(&mut self, fd: std::os::fd::RawFd) -> io::Result<usize> {
         // Built afresh at each read: the headers point into `self`, and a
         // struct of pointers kept across an await would tie the switch's
         // task to one thread.
@@ -140,7 +188,7 @@ impl Datagrams {
         // all outlive the call; the kernel writes at most `BATCH` headers.
         let n = unsafe {
             libc::recvmmsg(
-                socket.as_raw_fd(),
+                fd,
                 headers.as_mut_ptr(),
                 BATCH as libc::c_uint,
                 libc::MSG_DONTWAIT,
@@ -156,8 +204,10 @@ impl Datagrams {
         for (i, h) in headers.iter().take(self.count).enumerate() {
             self.lengths[i] = (h.msg_len as usize).min(DATAGRAM);
             self.sources[i] = socket_addr(&self.names[i]);
+            let at = arrival(&h.msg_hdr);
+            self.arrivals[i] = at.map(since_epoch);
             if i == 0 {
-                self.waited = arrival(&h.msg_hdr).map(|at| duration_between(at, now));
+                self.waited = at.map(|at| duration_between(at, now));
             }
         }
         Ok(self.count)
@@ -167,6 +217,7 @@ impl Datagrams {
     fn read_now(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         self.count = 0;
         self.waited = None;
+        self.arrivals = [None; BATCH];
         while self.count < BATCH {
             let start = self.count * DATAGRAM;
             match socket.try_recv_from(&mut self.buffers[start..start + DATAGRAM]) {
@@ -197,6 +248,50 @@ fn now_realtime() -> libc::timespec {
     // SAFETY: clock_gettime writes one timespec into `ts`.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     ts
+}
+
+/// A realtime stamp as the time since the Unix epoch.
+#[cfg(target_os = "linux")]
+fn since_epoch(t: libc::timespec) -> Duration {
+    Duration::new(
+        t.tv_sec.max(0) as u64,
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+/// How long ago `at` (since the Unix epoch) was; none when the clock
+/// stepped back past it.
+pub fn waited_since(at: Duration) -> Option<Duration> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .checked_sub(at)
+}
+
+/// How long the oldest datagram waiting on `fd` has waited, looked at
+/// without reading it; none when nothing waits (or it is unstamped).
+#[cfg(target_os = "linux")]
+pub fn oldest_waiting(fd: std::os::fd::RawFd) -> Option<Duration> {
+    let mut byte = 0u8;
+    let mut iov = libc::iovec {
+        iov_base: (&mut byte as *mut u8).cast(),
+        iov_len: 1,
+    };
+    let mut control = [0u64; CONTROL_WORDS];
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = CONTROL_WORDS * 8;
+    // SAFETY: the header points at `byte` and `control`, both live
+    // through the call and as long as said; MSG_PEEK leaves the datagram.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return None;
+    }
+    let at = arrival(&msg)?;
+    Some(duration_between(at, now_realtime()))
 }
 
 /// `later - earlier`, nothing when the clock stepped back between them.
@@ -259,6 +354,14 @@ fn socket_addr(name: &libc::sockaddr_storage) -> Option<SocketAddr> {
 mod tests {
     use super::*;
 
+    /// A read with no door holding anything: a batch from the socket.
+    async fn read(batch: &mut Datagrams, socket: &UdpSocket) -> usize {
+        match batch.read(socket, &Shared::default()).await.unwrap() {
+            Read::Socket(n) => n,
+            Read::Door => panic!("the door holds nothing"),
+        }
+    }
+
     #[tokio::test]
     async fn a_burst_is_read_in_one_batch_with_sources_and_the_oldest_wait() {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -277,7 +380,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
 
         let mut batch = Datagrams::new();
-        let n = batch.read(&socket).await.unwrap();
+        let n = read(&mut batch, &socket).await;
         assert_eq!(n, 3);
         assert_eq!(batch.get(0), Some((&b"first"[..], a.local_addr().unwrap())));
         let (big, from) = batch.get(1).unwrap();
@@ -302,7 +405,7 @@ mod tests {
         let mut batch = Datagrams::new();
         let mut seen = Vec::new();
         while seen.len() < BATCH + 5 {
-            let n = batch.read(&socket).await.unwrap();
+            let n = read(&mut batch, &socket).await;
             assert!(n <= BATCH);
             seen.extend(
                 (0..n).map(|i| String::from_utf8(batch.get(i).unwrap().0.to_vec()).unwrap()),
@@ -321,7 +424,7 @@ mod tests {
         let sender = std::net::UdpSocket::bind("[::1]:0").unwrap();
         sender.send_to(b"v6", socket.local_addr().unwrap()).unwrap();
         let mut batch = Datagrams::new();
-        assert_eq!(batch.read(&socket).await.unwrap(), 1);
+        assert_eq!(read(&mut batch, &socket).await, 1);
         assert_eq!(
             batch.get(0),
             Some((&b"v6"[..], sender.local_addr().unwrap()))

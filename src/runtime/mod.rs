@@ -11,6 +11,7 @@
 
 pub mod acd;
 mod datagrams;
+mod door;
 mod incoming;
 pub mod ivr;
 pub mod media;
@@ -491,8 +492,14 @@ impl Hotline {
         let desks = crate::tickets::desks::desks(&recent, tickets::now_ms());
         drop(recent);
         restore_phones(&mut switch, &desks.phones);
+        // Above the media workers, which are above the switch.
+        let door_priority = match config.media.realtime_priority {
+            0 => 0,
+            p => p.saturating_add(1).min(99),
+        };
         let turn = Turn {
             switch,
+            door_priority,
             inbox,
             media,
             media_control,
@@ -543,6 +550,17 @@ async fn on_own_thread(
             return None;
         }
     };
+    // New calls refused at once while the switch is behind.
+    let door = Arc::new(door::Shared::default());
+    match udp.try_clone() {
+        Ok(copy) => {
+            if let Err(e) = door::start(copy, door.clone(), turn.switch.door(), turn.door_priority)
+            {
+                warn!(error = %e, "no SIP door: refusals wait for the switch");
+            }
+        }
+        Err(e) => warn!(error = %e, "no SIP door: refusals wait for the switch"),
+    }
     let (mut stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (done, finished) = tokio::sync::oneshot::channel();
     let started = std::thread::Builder::new()
@@ -554,7 +572,7 @@ async fn on_own_thread(
             let ended = runtime.and_then(|r| {
                 r.block_on(async move {
                     let udp = UdpSocket::from_std(udp)?;
-                    Ok(turn.run(udp, stopped).await)
+                    Ok(turn.run(udp, &door, stopped).await)
                 })
             });
             let _ = done.send(ended);
@@ -587,6 +605,8 @@ async fn on_own_thread(
 /// the media edge, the menu's services and the ACD.
 struct Turn {
     switch: Switch,
+    /// The SIP door's real-time priority (0: an ordinary thread).
+    door_priority: u8,
     inbox: mpsc::UnboundedReceiver<Input>,
     media: media::Link,
     /// Runs beside the switch on its thread; ended with it (its inbox has
@@ -605,9 +625,15 @@ impl Turn {
     /// Serves SIP on `udp` (and what comes through the inbox) until `stop`
     /// resolves or is dropped, then ends every call; gives the switch back
     /// for its figures.
-    async fn run(self, udp: UdpSocket, stop: tokio::sync::oneshot::Receiver<()>) -> Switch {
+    async fn run(
+        self,
+        udp: UdpSocket,
+        door: &door::Shared,
+        stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> Switch {
         let Turn {
             mut switch,
+            door_priority: _,
             mut inbox,
             media,
             media_control,
@@ -650,8 +676,23 @@ impl Turn {
                     at.min(media_looked + MEDIA_LOOK)
                 });
             tokio::select! {
-                received = datagrams.read(&udp) => match received {
-                    Ok(n) => {
+                received = datagrams.read(&udp, door) => match received {
+                    Ok(datagrams::Read::Door) => {
+                        let held = door.take();
+                        let now = Instant::now();
+                        if let Some(waited) = held.front().and_then(|h| h.arrived).and_then(datagrams::waited_since) {
+                            switch.datagrams_waited(now, waited);
+                            metrics.sip_read_wait.observe(waited.as_secs_f64());
+                        }
+                        for h in held {
+                            let peer = Peer { transport: Transport::Udp, addr: h.from };
+                            match h.answer {
+                                Some(answer) => switch.handle_answered(now, peer, &h.bytes, answer),
+                                None => switch.handle_datagram(now, peer, &h.bytes),
+                            }
+                        }
+                    }
+                    Ok(datagrams::Read::Socket(n)) => {
                         let now = Instant::now();
                         if let Some(waited) = datagrams.waited() {
                             switch.datagrams_waited(now, waited);
@@ -743,6 +784,9 @@ impl Turn {
                 tcp_writers.retain(|addr, _| addr.ip() != ip);
             }
             let now = Instant::now();
+            if switch.refusing(now) {
+                door.refusing(now);
+            }
             let since = now.duration_since(media_looked);
             if since >= MEDIA_LOOK {
                 media_looked = now;
@@ -763,6 +807,7 @@ impl Turn {
                 );
             }
         }
+        door.close();
         info!(active_calls = switch.active_calls(), "shutting down");
         switch.shutdown(Instant::now());
         let _ = carry_out(

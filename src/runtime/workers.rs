@@ -245,7 +245,7 @@ impl Drop for Workers {
 /// it runs before ordinary threads when its packets are due. Linux keeps
 /// 5 % of each second for ordinary threads whatever real-time ones do.
 #[cfg(target_os = "linux")]
-fn set_realtime(priority: u8) -> std::io::Result<()> {
+pub(super) fn set_realtime(priority: u8) -> std::io::Result<()> {
     let param = libc::sched_param {
         sched_priority: i32::from(priority),
     };
@@ -259,7 +259,7 @@ fn set_realtime(priority: u8) -> std::io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn set_realtime(_priority: u8) -> std::io::Result<()> {
+pub(super) fn set_realtime(_priority: u8) -> std::io::Result<()> {
     Err(std::io::Error::other("real-time threads only on Linux"))
 }
 

@@ -386,6 +386,20 @@ impl TransactionLayer {
 
     /// The TU answers a server transaction. `bytes` must be a response to its request.
     pub fn respond(&mut self, now: Instant, id: TxId, code: u16, bytes: Bytes, core: &CoreHeaders) {
+        self.respond_sent(now, id, code, bytes, core, true);
+    }
+
+    /// [`Self::respond`], the response `sent` by this call or already
+    /// (by the door, see [`crate::edge::door`]).
+    fn respond_sent(
+        &mut self,
+        now: Instant,
+        id: TxId,
+        code: u16,
+        bytes: Bytes,
+        core: &CoreHeaders,
+        sent: bool,
+    ) {
         let t = self.timers;
         let Some(tx) = self.txs.get_mut(&id) else {
             return;
@@ -396,7 +410,9 @@ impl TransactionLayer {
             (_, State::Completed | State::Accepted | State::Confirmed) => {}
             (Kind::ServerInvite, _) => {
                 tx.last = Some(bytes.clone());
-                self.send(peer, bytes);
+                if sent {
+                    self.send(peer, bytes);
+                }
                 if code < 200 {
                     return;
                 }
@@ -416,7 +432,9 @@ impl TransactionLayer {
             }
             (Kind::ServerNonInvite, _) => {
                 tx.last = Some(bytes.clone());
-                self.send(peer, bytes);
+                if sent {
+                    self.send(peer, bytes);
+                }
                 let tx = self.txs.get_mut(&id).expect("present");
                 if code < 200 {
                     tx.state = State::Proceeding;
@@ -442,7 +460,33 @@ impl TransactionLayer {
         bytes: Bytes,
         core: &CoreHeaders,
     ) {
-        self.respond(now, id, code, bytes, core);
+        self.respond_once_sent(now, id, code, bytes, core, true);
+    }
+
+    /// [`Self::respond_once`] for a final error already sent (by the
+    /// door, [`crate::edge::door`]): kept as if sent here, so that the
+    /// INVITE's copies are absorbed and its ACK taken.
+    pub fn responded_once(
+        &mut self,
+        now: Instant,
+        id: TxId,
+        code: u16,
+        bytes: Bytes,
+        core: &CoreHeaders,
+    ) {
+        self.respond_once_sent(now, id, code, bytes, core, false);
+    }
+
+    fn respond_once_sent(
+        &mut self,
+        now: Instant,
+        id: TxId,
+        code: u16,
+        bytes: Bytes,
+        core: &CoreHeaders,
+        sent: bool,
+    ) {
+        self.respond_sent(now, id, code, bytes, core, sent);
         if let Some(tx) = self.txs.get_mut(&id)
             && tx.kind == Kind::ServerInvite
             && tx.state == State::Completed
