@@ -12,7 +12,7 @@
 //! ([`Shared::take`]). One lock orders the two readers: the switch reads
 //! the socket only while the door holds nothing, and the door reads and
 //! holds under the same lock. At rest (the switch taking calls) the door
-//! only wakes. Linux only (the arrival stamps); elsewhere there is no
+//! sleeps until the switch refuses a call. Linux only (the arrival stamps); elsewhere there is no
 //! door.
 
 use std::collections::VecDeque;
@@ -25,6 +25,10 @@ use bytes::Bytes;
 use tracing::{debug, info, warn};
 
 use crate::edge::door::{Door, HELD_MAX, RECENTLY, TICK};
+
+/// How long the door sleeps at most while the switch takes calls (it is
+/// woken when the switch refuses one).
+const IDLE: Duration = Duration::from_secs(1);
 
 /// A datagram the door read for the switch.
 #[derive(Debug)]
@@ -48,6 +52,9 @@ pub struct Shared {
     epoch: Instant,
     closed: AtomicBool,
     wake: tokio::sync::Notify,
+    /// The door's thread, woken when the switch starts refusing (it
+    /// sleeps while the switch takes calls).
+    thread: std::sync::OnceLock<std::thread::Thread>,
 }
 
 impl Default for Shared {
@@ -59,6 +66,7 @@ impl Default for Shared {
             epoch: Instant::now(),
             closed: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
+            thread: std::sync::OnceLock::new(),
         }
     }
 }
@@ -67,9 +75,15 @@ impl Shared {
     /// The switch refuses new calls at `now` (said at the end of each
     /// turn that does).
     pub fn refusing(&self, now: Instant) {
+        let was = self.refused_ago(now);
         let at = now.saturating_duration_since(self.epoch).as_nanos() as u64;
         self.refused_at
             .store(at.saturating_add(1), Ordering::Relaxed);
+        if was.is_none_or(|ago| ago > RECENTLY)
+            && let Some(door) = self.thread.get()
+        {
+            door.unpark();
+        }
     }
 
     /// How long ago the switch last refused new calls, seen at `now`.
@@ -105,6 +119,9 @@ impl Shared {
     /// The switch has stopped: so does the door.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
+        if let Some(door) = self.thread.get() {
+            door.unpark();
+        }
     }
 }
 
@@ -151,11 +168,18 @@ fn run(socket: &std::net::UdpSocket, shared: &Arc<Shared>, mut door: Door) {
     use std::os::fd::AsRawFd;
     let fd = socket.as_raw_fd();
     let mut batch = super::datagrams::Datagrams::new();
+    let _ = shared.thread.set(std::thread::current());
     while !shared.closed.load(Ordering::Relaxed) && Arc::strong_count(shared) > 1 {
+        let lately = |now| shared.refused_ago(now).is_some_and(|ago| ago <= RECENTLY);
+        if !lately(Instant::now()) {
+            // Woken when the switch starts refusing; the timeout only to
+            // see that the switch has gone.
+            std::thread::park_timeout(IDLE);
+            continue;
+        }
         std::thread::sleep(TICK);
         let refused_ago = shared.refused_ago(Instant::now());
-        let recently = refused_ago.is_some_and(|ago| ago <= RECENTLY);
-        let waited = recently
+        let waited = lately(Instant::now())
             .then(|| super::datagrams::oldest_waiting(fd))
             .flatten();
         if !Door::steps_in(refused_ago, waited) {
@@ -351,5 +375,22 @@ mod tests {
         assert!(!shared.holds());
         assert_eq!(batch.read(&switch, &shared).await.unwrap(), Read::Socket(1));
         assert_eq!(batch.get(0), Some((&b"later"[..], from)));
+    }
+
+    #[tokio::test]
+    async fn a_door_asleep_while_calls_are_taken_wakes_when_the_switch_refuses() {
+        let (switch, caller, shared) = door_on(false).await;
+        // Asleep for up to a second (IDLE); the switch's first refusal
+        // wakes it at once, so the 503 comes long before that.
+        std::thread::sleep(Duration::from_millis(50));
+        shared.refusing(Instant::now());
+        caller.set_read_timeout(Some(IDLE / 2)).unwrap();
+        caller
+            .send_to(invite(1).as_bytes(), switch.local_addr().unwrap())
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        let (n, _) = caller.recv_from(&mut buf).expect("woken by the refusal");
+        assert!(buf[..n].starts_with(b"SIP/2.0 503 "));
+        shared.close();
     }
 }
