@@ -460,7 +460,8 @@ impl TransactionLayer {
         bytes: Bytes,
         core: &CoreHeaders,
     ) {
-        self.respond_once_sent(now, id, code, bytes, core, true);
+        self.respond(now, id, code, bytes, core);
+        self.quieten(id);
     }
 
     /// [`Self::respond_once`] for a final error already sent (by the
@@ -474,19 +475,12 @@ impl TransactionLayer {
         bytes: Bytes,
         core: &CoreHeaders,
     ) {
-        self.respond_once_sent(now, id, code, bytes, core, false);
+        self.respond_sent(now, id, code, bytes, core, false);
+        self.quieten(id);
     }
 
-    fn respond_once_sent(
-        &mut self,
-        now: Instant,
-        id: TxId,
-        code: u16,
-        bytes: Bytes,
-        core: &CoreHeaders,
-        sent: bool,
-    ) {
-        self.respond_sent(now, id, code, bytes, core, sent);
+    /// A completed INVITE server transaction's error is not resent.
+    fn quieten(&mut self, id: TxId) {
         if let Some(tx) = self.txs.get_mut(&id)
             && tx.kind == Kind::ServerInvite
             && tx.state == State::Completed
