@@ -19,8 +19,10 @@
 # SIPp's millisecond clock, read once a loop; it includes SIPp's own delays,
 # and SIPp shares the machine) and, when dumpcap
 # is there, on the wire (the SIP port captured: from the INVITE reaching
-# the hotline's socket to its 503 leaving, the hotline's own share), and
-# the hotline's own count of shed calls by reason (/metrics). Bounded in
+# the hotline's socket to its 503 leaving, the hotline's own share; and how
+# many of the late ones spanned a pause of 5 ms or more in what SIPp sent:
+# SIPp stalled too, the machine rather than the hotline alone), and the
+# hotline's own count of shed calls by reason (/metrics). Bounded in
 # calls and time; stops by itself; ends only the processes it started.
 # Needs sipp (Debian: sip-tester); dumpcap (tshark) for the wire figures.
 set -euo pipefail
@@ -75,12 +77,14 @@ FAILED=$(screen "Failed call")
 # One line per refused call: its time from the INVITE to the 503, in ms.
 RTT=$(ls "$OUT"/*_rtt.csv 2>/dev/null | head -1 || true)
 python3 - "$RTT" "${OK:-0}" "${FAILED:-0}" "$CALLS" "$OUT/metrics.txt" "$OUT/sip.pcap" "$PORT" <<'EOF'
-import sys, json, re, struct
+import sys, json, re, struct, bisect
 rtt, ok, failed, calls, metrics = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 pcap, port = sys.argv[6], int(sys.argv[7])
 
 def wire_times(path):
-    """INVITE in to 503 out per Call-ID, in ms, from a classic pcap of lo."""
+    """INVITE in to 503 out per Call-ID, in ms, from a classic pcap of lo;
+    and how many of those over 10 ms spanned a pause of 5 ms or more in
+    what SIPp sent (SIPp, on the same machine, stalled too)."""
     try:
         data = open(path, 'rb').read()
     except FileNotFoundError:
@@ -97,6 +101,7 @@ def wire_times(path):
     if skip is None:
         return None
     invites, times, at = {}, [], 24
+    arrived, late = [], []
     call_id = re.compile(rb'\r\n(?:Call-ID|i)[ \t]*:[ \t]*([^\r\n]+)', re.I)
     while at + 16 <= len(data):
         sec, frac, incl, _ = struct.unpack(endian + 'IIII', data[at:at + 16])
@@ -108,17 +113,26 @@ def wire_times(path):
         udp = ip[(ip[0] & 15) * 4:]
         sport, dport = struct.unpack('>HH', udp[:4])
         sip = udp[8:]
+        t = sec + frac * scale
+        if dport == port:
+            arrived.append(t)
         m = call_id.search(sip)
         if not m:
             continue
-        t = sec + frac * scale
         if dport == port and sip.startswith(b'INVITE '):
             invites.setdefault(m.group(1), t)
         elif sport == port and sip.startswith(b'SIP/2.0 503'):
             sent = invites.pop(m.group(1), None)
             if sent is not None:
                 times.append((t - sent) * 1000)
-    return sorted(times)
+                if t - sent > 0.010:
+                    late.append((sent, t))
+    paused = 0
+    for sent, t in late:
+        seen = arrived[bisect.bisect_left(arrived, sent):bisect.bisect_right(arrived, t)] + [t]
+        if max(b - a for a, b in zip(seen, seen[1:])) >= 0.005:
+            paused += 1
+    return sorted(times), paused
 times = []
 if rtt:
     for line in open(rtt):
@@ -137,7 +151,7 @@ try:
 except FileNotFoundError:
     pass
 over = sum(1 for t in times if t > 10.0)
-wire = wire_times(pcap)
+wire, paused = wire_times(pcap) or (None, 0)
 print(f"offered {calls}: taken and completed {ok - refused}, refused with 503 {refused}, failed {failed}")
 print(f"time to 503 at SIPp: median {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, max {times[-1] if times else 0:.1f} ms, over 10 ms: {over}")
 result = {"offered": calls, "completed": ok - refused, "refused": refused, "failed": failed,
@@ -146,10 +160,11 @@ if wire:
     w = lambda p: wire[min(len(wire) - 1, int(p * len(wire)))]
     wire_over = sum(1 for t in wire if t > 10.0)
     print(f"time to 503 on the wire ({len(wire)} refusals captured): median {w(0.5):.2f} ms, "
-          f"p99 {w(0.99):.2f} ms, max {wire[-1]:.2f} ms, over 10 ms: {wire_over}")
+          f"p99 {w(0.99):.2f} ms, max {wire[-1]:.2f} ms, over 10 ms: {wire_over} "
+          f"({paused} of them while SIPp itself sent nothing for 5 ms or more)")
     result.update({"wire_refusals": len(wire), "wire_ms_median": round(w(0.5), 3),
                    "wire_ms_p99": round(w(0.99), 3), "wire_ms_max": round(wire[-1], 3),
-                   "wire_over_10ms": wire_over})
+                   "wire_over_10ms": wire_over, "wire_over_10ms_sipp_paused": paused})
 print(f"shed by the hotline: {shed}")
 result["shed"] = shed
 print(json.dumps(result))
