@@ -175,7 +175,7 @@ impl Switch {
         if let Some(why) = self.over_capacity(now, peer.addr.ip()) {
             debug!(sip_call_id = %core.call_id, from = %peer.addr, why, "call refused: 503");
             self.shed(why);
-            let bytes = self.door.refusal(core);
+            let bytes = self.refusal.to(core);
             self.tx.respond_once(now, tx, 503, bytes, core);
             return;
         }
@@ -348,6 +348,16 @@ impl Switch {
 
     /// Why a new call from `ip` cannot be taken now, if it cannot.
     pub(super) fn over_capacity(&self, now: Instant, ip: IpAddr) -> Option<&'static str> {
+        let per_source = self.cfg.edge.admission.max_unconfirmed_per_source;
+        self.at_capacity(now).or_else(|| {
+            (self.unconfirmed.get(&ip).copied().unwrap_or(0) >= per_source)
+                .then_some("max_unconfirmed_per_source")
+        })
+    }
+
+    /// Why no new call can be taken now, whoever calls (the cap on one
+    /// source's unconfirmed calls aside), if none can.
+    pub(super) fn at_capacity(&self, now: Instant) -> Option<&'static str> {
         let a = &self.cfg.edge.admission;
         if self.queue_behind(now) {
             Some("switch_queue")
@@ -359,8 +369,6 @@ impl Switch {
             Some("no_rtp_port")
         } else if self.unconfirmed_total >= a.max_unconfirmed {
             Some("max_unconfirmed")
-        } else if self.unconfirmed.get(&ip).copied().unwrap_or(0) >= a.max_unconfirmed_per_source {
-            Some("max_unconfirmed_per_source")
         } else {
             self.behind()
         }

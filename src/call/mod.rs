@@ -662,7 +662,7 @@ pub struct Switch {
     /// would otherwise be a flood of log lines).
     refused_this_second: Vec<(&'static str, u64)>,
     /// How a new call is refused, at the door as here.
-    door: crate::edge::door::Door,
+    refusal: crate::edge::door::Refusal,
     /// The door's 503 to the datagram being handled, when it answered it
     /// ([`Self::handle_answered`]).
     door_answer: Option<Bytes>,
@@ -696,11 +696,9 @@ impl Switch {
             budget_cut: None,
             budget_cut_this_second: false,
             refused_this_second: Vec::new(),
-            door: crate::edge::door::Door::new(
+            refusal: crate::edge::door::Refusal::new(
                 inbound::local_tag(cfg.seed, 0),
                 cfg.edge.server.clone(),
-                &cfg.edge.guard,
-                &cfg.edge.proxies,
             ),
             door_answer: None,
             next_age_check: None,
@@ -829,18 +827,17 @@ impl Switch {
     /// one source aside): what the door answers by while the switch is
     /// behind ([`crate::edge::door`]).
     pub fn refusing(&self, now: Instant) -> bool {
-        let a = &self.cfg.edge.admission;
-        self.queue_behind(now)
-            || self.media_busy > self.media_budget
-            || self.calls.len() >= a.max_calls
-            || self.ports.in_use() >= self.ports.capacity()
-            || self.unconfirmed_total >= a.max_unconfirmed
-            || self.behind().is_some()
+        self.at_capacity(now).is_some()
     }
 
-    /// How a new call is refused (for the door).
+    /// The door, answering with this switch's refusal and within its
+    /// guard's limits.
     pub fn door(&self) -> crate::edge::door::Door {
-        self.door.clone()
+        crate::edge::door::Door::new(
+            self.refusal.clone(),
+            &self.cfg.edge.guard,
+            &self.cfg.edge.proxies,
+        )
     }
 
     pub fn ports_in_use(&self) -> usize {

@@ -59,7 +59,39 @@ pub const RETRY_AFTER: &str = "5";
 /// INVITEs of others wait for the switch and its guard.
 pub const MAX_SOURCES: usize = 1024;
 
-/// What the door answers with (the switch's refusal, word for word), and
+/// The switch's 503 to a new call, word for word: the same from the
+/// switch and from the door.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The To tag of the switch's refusals.
+    tag: String,
+    /// The `Server` header, if one is sent.
+    server: String,
+}
+
+impl Refusal {
+    pub fn new(tag: String, server: String) -> Self {
+        Self { tag, server }
+    }
+
+    /// The 503 to a new call's INVITE.
+    pub fn to(&self, core: &message::CoreHeaders) -> Bytes {
+        let mut extra = vec![("Retry-After", RETRY_AFTER)];
+        if !self.server.is_empty() {
+            extra.push(("Server", self.server.as_str()));
+        }
+        message::response(
+            core,
+            503,
+            "Service Unavailable",
+            Some(&self.tag),
+            &extra,
+            b"",
+        )
+    }
+}
+
+/// What the door answers with (the switch's [`Refusal`]), and
 /// how much: a source gets no more 503s from the door in a second than
 /// the edge guard lets its INVITEs through in a burst (a trunk's or
 /// anyone's), so that a flood is not answered datagram for datagram while
@@ -67,10 +99,7 @@ pub const MAX_SOURCES: usize = 1024;
 /// every one (and drops what is over the rate).
 #[derive(Debug, Clone)]
 pub struct Door {
-    /// The To tag of the switch's refusals.
-    tag: String,
-    /// The `Server` header, if one is sent.
-    server: String,
+    refusal: Refusal,
     /// Trunks and trusted proxies (which bring everyone's calls).
     trunks: Networks,
     proxies: Networks,
@@ -83,10 +112,9 @@ pub struct Door {
 }
 
 impl Door {
-    pub fn new(tag: String, server: String, guard: &GuardConfig, proxies: &Networks) -> Self {
+    pub fn new(refusal: Refusal, guard: &GuardConfig, proxies: &Networks) -> Self {
         Self {
-            tag,
-            server,
+            refusal,
             trunks: guard.trunks.clone(),
             proxies: proxies.clone(),
             trunk_answers: guard.trunk_limits.invite.burst.max(1.0) as u32,
@@ -96,13 +124,17 @@ impl Door {
         }
     }
 
-    /// Whether the door reads for the switch: it refused new calls within
-    /// [`RECENTLY`] (`refused_ago`; none: not since it started), and the
-    /// oldest datagram waiting (none: nothing waits) has waited
+    /// Whether the door watches the socket: the switch refused new calls
+    /// within [`RECENTLY`] (`refused_ago`; none: not since it started).
+    pub fn watches(refused_ago: Option<Duration>) -> bool {
+        refused_ago.is_some_and(|ago| ago <= RECENTLY)
+    }
+
+    /// Whether the door reads for the switch: it [watches](Self::watches),
+    /// and the oldest datagram waiting (none: nothing waits) has waited
     /// [`STEP_IN`] or more.
     pub fn steps_in(refused_ago: Option<Duration>, oldest_waited: Option<Duration>) -> bool {
-        refused_ago.is_some_and(|ago| ago <= RECENTLY)
-            && oldest_waited.is_some_and(|w| w >= STEP_IN)
+        Self::watches(refused_ago) && oldest_waited.is_some_and(|w| w >= STEP_IN)
     }
 
     /// The 503 for `bytes` from `from`, read at `now`, when it is a new
@@ -137,23 +169,7 @@ impl Door {
         }
         *self.answered.entry(ip).or_default() += 1;
         message::stamp_via(&mut r.core, from);
-        Some(self.refusal(&r.core))
-    }
-
-    /// The switch's 503 to a new call's INVITE.
-    pub fn refusal(&self, core: &message::CoreHeaders) -> Bytes {
-        let mut extra = vec![("Retry-After", RETRY_AFTER)];
-        if !self.server.is_empty() {
-            extra.push(("Server", self.server.as_str()));
-        }
-        message::response(
-            core,
-            503,
-            "Service Unavailable",
-            Some(&self.tag),
-            &extra,
-            b"",
-        )
+        Some(self.refusal.to(&r.core))
     }
 }
 
@@ -181,8 +197,7 @@ mod tests {
 
     fn door(server: &str) -> Door {
         Door::new(
-            "5eed0".into(),
-            server.into(),
+            Refusal::new("5eed0".into(), server.into()),
             &GuardConfig::default(),
             &Networks::default(),
         )
@@ -266,7 +281,8 @@ mod tests {
         guard.trunk_limits.invite.burst = 5.0;
         guard.trunks = Networks::parse(&["10.0.0.0/8"]).unwrap();
         let proxies = Networks::parse(&["172.16.0.1"]).unwrap();
-        let mut door = Door::new("5eed0".into(), String::new(), &guard, &proxies);
+        let refusal = Refusal::new("5eed0".into(), String::new());
+        let mut door = Door::new(refusal, &guard, &proxies);
         let t0 = Instant::now();
         let answered = |door: &mut Door, at: Instant, from: &str| {
             (0..10)

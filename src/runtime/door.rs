@@ -4,7 +4,7 @@
 //! A real-time thread, above the media workers (which are real-time too,
 //! and on a full machine leave the switch's ordinary thread waiting for a
 //! core). Every [`TICK`], when the switch has refused new calls lately
-//! ([`RECENTLY`]), it looks at the SIP socket: one `recvmsg` with
+//! ([`Door::watches`]), it looks at the SIP socket: one `recvmsg` with
 //! `MSG_PEEK` for the oldest datagram's arrival stamp, nothing read. When
 //! that datagram has waited [`crate::edge::door::STEP_IN`], the door reads
 //! what waits, sends the 503s, and holds every datagram, answered or not,
@@ -12,8 +12,8 @@
 //! ([`Shared::take`]). One lock orders the two readers: the switch reads
 //! the socket only while the door holds nothing, and the door reads and
 //! holds under the same lock. At rest (the switch taking calls) the door
-//! sleeps until the switch refuses a call. Linux only (the arrival stamps); elsewhere there is no
-//! door.
+//! sleeps until the switch refuses a call. Linux only (the arrival
+//! stamps); elsewhere there is no door.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
-use crate::edge::door::{Door, HELD_MAX, RECENTLY, TICK};
+use crate::edge::door::{Door, HELD_MAX, TICK};
 
 /// How long the door sleeps at most while the switch takes calls (it is
 /// woken when the switch refuses one).
@@ -79,7 +79,7 @@ impl Shared {
         let at = now.saturating_duration_since(self.epoch).as_nanos() as u64;
         self.refused_at
             .store(at.saturating_add(1), Ordering::Relaxed);
-        if was.is_none_or(|ago| ago > RECENTLY)
+        if !Door::watches(was)
             && let Some(door) = self.thread.get()
         {
             door.unpark();
@@ -170,8 +170,7 @@ fn run(socket: &std::net::UdpSocket, shared: &Arc<Shared>, mut door: Door) {
     let mut batch = super::datagrams::Datagrams::new();
     let _ = shared.thread.set(std::thread::current());
     while !shared.closed.load(Ordering::Relaxed) && Arc::strong_count(shared) > 1 {
-        let lately = |now| shared.refused_ago(now).is_some_and(|ago| ago <= RECENTLY);
-        if !lately(Instant::now()) {
+        if !Door::watches(shared.refused_ago(Instant::now())) {
             // Woken when the switch starts refusing; the timeout only to
             // see that the switch has gone.
             std::thread::park_timeout(IDLE);
@@ -179,7 +178,7 @@ fn run(socket: &std::net::UdpSocket, shared: &Arc<Shared>, mut door: Door) {
         }
         std::thread::sleep(TICK);
         let refused_ago = shared.refused_ago(Instant::now());
-        let waited = lately(Instant::now())
+        let waited = Door::watches(refused_ago)
             .then(|| super::datagrams::oldest_waiting(fd))
             .flatten();
         if !Door::steps_in(refused_ago, waited) {
@@ -278,8 +277,7 @@ mod tests {
             .unwrap();
         let std_copy = std::net::UdpSocket::from(copy);
         let door = Door::new(
-            "5eed0".into(),
-            String::new(),
+            crate::edge::door::Refusal::new("5eed0".into(), String::new()),
             &GuardConfig::default(),
             &crate::edge::Networks::default(),
         );
