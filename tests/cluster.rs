@@ -13,7 +13,12 @@ use common::stores::{TestStore, all_events};
 use common::{Hotline, assert_sipp_ok, sipp};
 use hotline::tickets::{Event, EventKind};
 
-const BASE: u16 = 33000;
+/// Below Linux's ephemeral ports (32768-60999): the nodes' own PostgreSQL
+/// connections take those, and one held 33000 as a node went to bind it.
+const BASE: u16 = 10000;
+/// Kamailio, the phone and SIPp owners: past the nodes' ten port blocks
+/// (200 each, one per node started in this file).
+const PEERS: u16 = BASE + 2200;
 const LEASE: Duration = Duration::from_secs(3);
 
 /// A node of the cluster on `store`, with the default menu (standby until
@@ -387,7 +392,7 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
     let (mut a, _da) = common::menu_hotline(BASE, &config("a"));
     wait_for(&a, "this node is active", Duration::from_secs(10));
     let (b, _db) = common::menu_hotline(BASE, &config("b"));
-    let kamailio = Kamailio::start(b.dir.path(), BASE + 1900, &[&a, &b]);
+    let kamailio = Kamailio::start(b.dir.path(), PEERS, &[&a, &b]);
     let end = Instant::now() + Duration::from_secs(10);
     while options_to(&kamailio.target()) != Some(200) {
         assert!(
@@ -398,7 +403,7 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
     }
     // Agent 2001 registers and logs in through Kamailio, on node a.
     let k = kamailio.target();
-    let phone_port = BASE + 1950;
+    let phone_port = PEERS + 100;
     let _phone = Baresip::start(
         a.dir.path(),
         &format!(
@@ -463,7 +468,7 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
         "{line}"
     );
     // An owner through Kamailio reaches 2001 on node a.
-    let mut first = owner_via(&a, &kamailio, "first", BASE + 1930);
+    let mut first = owner_via(&a, &kamailio, "first", PEERS + 30);
     let end = Instant::now() + Duration::from_secs(15);
     while connected(&a) == 0 {
         assert!(
@@ -479,7 +484,7 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
         &k,
         &a,
         &short,
-        BASE + 1960,
+        PEERS + 50,
         &[
             "-r",
             "4",
@@ -509,7 +514,7 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
     let accepting = killed.elapsed();
     // The next owner through Kamailio reaches 2001 on node b: logged in
     // and rung on the registration b restored from the log.
-    let mut second = owner_via(&b, &kamailio, "second", BASE + 1940);
+    let mut second = owner_via(&b, &kamailio, "second", PEERS + 40);
     let end = Instant::now() + Duration::from_secs(20);
     while connected(&b) == 0 {
         assert!(Instant::now() < end, "2001 never rang on b:\n{}", b.log());
