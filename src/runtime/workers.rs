@@ -30,6 +30,10 @@
 //! its packet time), and rings the worker's bell only otherwise: a worker
 //! with calls is not woken once per order on top of its own wakes, each a
 //! pair of context switches for it and the thread that sent the order.
+//! A worker that found orders looks again [`ORDER_DELAY`] later, whatever
+//! it has to send: orders come in runs (a call opens, plays, closes), and
+//! a run of short calls is then taken in batches, not a bell per order;
+//! a look that finds none lets it sleep until told.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -125,6 +129,8 @@ struct Inbox {
     wakes_at: AtomicU64,
     epoch: Instant,
     closed: AtomicBool,
+    /// How often its bell was rung for an order.
+    rung: AtomicU64,
 }
 
 /// [`Inbox::wakes_at`] of a worker that is running.
@@ -159,6 +165,7 @@ impl Workers {
                     wakes_at: AtomicU64::new(AWAKE),
                     epoch: Instant::now(),
                     closed: AtomicBool::new(false),
+                    rung: AtomicU64::new(0),
                 });
                 let rx = inbox.clone();
                 let outlets = outlets.clone();
@@ -221,6 +228,7 @@ impl Workers {
         // same lock), so one of the two sees the other.
         let deadline = inbox.since_epoch(Instant::now() + within);
         if inbox.wakes_at.load(Ordering::SeqCst) > deadline {
+            inbox.rung.fetch_add(1, Ordering::Relaxed);
             bell.ring();
         }
     }
@@ -419,12 +427,17 @@ fn run(inbox: &Inbox, mut poller: Poller, lateness: &WorkerLateness, out: &Outle
     let mut found: Option<Instant> = None;
     // When it last woke, for the time it worked since.
     let mut woke: Option<Instant> = None;
+    // When it next looks for orders, having found some at its last look.
+    let mut orders_look: Option<Instant> = None;
     loop {
         if let Some(at) = woke.take() {
             lateness.worked(at.elapsed());
         }
         let send_at = calls.schedule.next().map(|at| on_grid(epoch, at));
-        let wake = send_at.into_iter().chain(calls.check_at).min();
+        let wake = [send_at, calls.check_at, orders_look]
+            .into_iter()
+            .flatten()
+            .min();
         // When it means to be up again: a packet already overdue (a prompt
         // chained to one that ended before the order came) is due now, not
         // late by the worker.
@@ -458,6 +471,7 @@ fn run(inbox: &Inbox, mut poller: Poller, lateness: &WorkerLateness, out: &Outle
         inbox.wakes_at.store(AWAKE, Ordering::SeqCst);
         let now = Instant::now();
         woke = Some(now);
+        orders_look = (!orders.is_empty()).then_some(now + ORDER_DELAY);
         for msg in orders.drain(..) {
             handle(msg, &mut calls, &poller, now, out);
         }
@@ -854,6 +868,35 @@ mod tests {
         assert_eq!(counts.sent.load(Ordering::Relaxed), 13);
         workers.close(worker, call);
         assert_eq!(workers.load, [0]);
+    }
+
+    #[test]
+    fn a_run_of_orders_rings_the_worker_about_once_a_look_not_once_an_order() {
+        let phone = peer();
+        let c = one_call(&phone);
+        // The call plays nothing: between orders the worker has nothing
+        // of its own to wake for.
+        std::thread::sleep(Duration::from_millis(50));
+        let (inbox, _) = &c.workers.inboxes[c.worker];
+        let before = inbox.rung.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let orders = 40;
+        for _ in 0..orders {
+            let addr = phone.local_addr().unwrap();
+            c.workers
+                .send(c.worker, Order::Remote { call: c.call, addr });
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let rung = inbox.rung.load(Ordering::Relaxed) - before;
+        // A look every ORDER_DELAY while orders keep coming, and a bell
+        // to start the run (on a slow machine, with the orders further
+        // apart, more looks find none and more bells are rung).
+        let looks = started.elapsed().as_millis() / ORDER_DELAY.as_millis() + 2;
+        assert!(
+            u128::from(rung) <= looks,
+            "{rung} bells for {orders} orders in {:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
