@@ -30,8 +30,8 @@
 //! its packet time), and rings the worker's bell only otherwise: a worker
 //! with calls is not woken once per order on top of its own wakes, each a
 //! pair of context switches for it and the thread that sent the order.
-//! A worker that found orders looks again [`ORDER_DELAY`] later, whatever
-//! it has to send: orders come in runs (a call opens, plays, closes), and
+//! A worker that found orders looks again within [`ORDER_DELAY`] (at a
+//! grid point), whatever it has to send: orders come in runs (a call opens, plays, closes), and
 //! a run of short calls is then taken in batches, not a bell per order;
 //! a look that finds none lets it sleep until told.
 
@@ -471,7 +471,10 @@ fn run(inbox: &Inbox, mut poller: Poller, lateness: &WorkerLateness, out: &Outle
         inbox.wakes_at.store(AWAKE, Ordering::SeqCst);
         let now = Instant::now();
         woke = Some(now);
-        orders_look = (!orders.is_empty()).then_some(now + ORDER_DELAY);
+        // On the grid (within ORDER_DELAY): with calls playing, the look
+        // is a wake for sending anyway, and reading off the grid would
+        // hold up the packets due at the next point.
+        orders_look = (!orders.is_empty()).then(|| on_grid(epoch, now + ORDER_DELAY - TICK));
         for msg in orders.drain(..) {
             handle(msg, &mut calls, &poller, now, out);
         }
