@@ -31,9 +31,10 @@
 //! with calls is not woken once per order on top of its own wakes, each a
 //! pair of context switches for it and the thread that sent the order.
 //! A worker that found orders looks again within [`ORDER_DELAY`] (at a
-//! grid point), whatever it has to send: orders come in runs (a call opens, plays, closes), and
-//! a run of short calls is then taken in batches, not a bell per order;
-//! a look that finds none lets it sleep until told.
+//! grid point), whatever it has to send: orders come in runs (a call
+//! opens, plays, closes), and a run of short calls is then taken in
+//! batches, not a bell per order; a look that finds none lets it sleep
+//! until told.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
