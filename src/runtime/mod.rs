@@ -566,6 +566,9 @@ async fn on_own_thread(
     let started = std::thread::Builder::new()
         .name("switch".into())
         .spawn(move || {
+            if let Err(e) = threads::set_batch() {
+                warn!(error = %e, "the switch's thread stays an ordinary one (SCHED_BATCH refused)");
+            }
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();
