@@ -11,6 +11,7 @@
 # completed, and the hotline's ratio to each peer.
 #
 #   benches/cpu_per_call.sh [RATE] [CALLS]
+#   ROUNDS=5 benches/cpu_per_call.sh        # five rounds, then the medians
 #   BIN=/tmp/old/hotline LEGACY=1 PEERS=0 benches/cpu_per_call.sh   # one build alone
 #
 # LEGACY=1 leaves out the [sip] keys a binary from before the edge guard
@@ -29,6 +30,35 @@ PORT=${PORT:-29060}
 command -v sipp >/dev/null || { echo "sipp not found: apt-get install -y sip-tester" >&2; exit 2; }
 if [ "$PEERS" = 1 ] && ! command -v kamailio >/dev/null; then
     if [ "$(id -u)" = 0 ]; then apt-get install -y -qq kamailio >/dev/null; else sudo apt-get install -y -qq kamailio >/dev/null; fi
+fi
+ROUNDS=${ROUNDS:-1}
+if [ "$ROUNDS" -gt 1 ]; then
+    # Whole rounds one after another (each with a fresh hotline and store),
+    # then each figure's median, and the median of the ratios taken within
+    # a round: the machine's speed drifts between rounds, a round's three
+    # targets share it.
+    ALL=$(mktemp /tmp/hotline-cpu-rounds.XXXXXX)
+    for round in $(seq 1 "$ROUNDS"); do
+        echo "round $round of $ROUNDS"
+        ROUNDS=1 "$0" "$RATE" "$CALLS" | tee -a "$ALL"
+    done
+    awk -v rounds="$ROUNDS" '
+        function median(name,    n, i, j, t, v) {
+            n = split(seen[name], v, " ")
+            for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+            return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        }
+        $2 ~ /^[0-9]+$/ && $3 == "ok" { seen[$1] = seen[$1] " " $6; if ($NF ~ /^x/) seen[$1 "/x"] = seen[$1 "/x"] " " substr($NF, 2); if (!($1 in order)) { order[$1] = ++k; names[k] = $1 } }
+        END {
+            printf "medians of %d rounds, CPU per completed call:\n", rounds
+            for (i = 1; i <= k; i++) {
+                printf "  %-20s %8.1f us", names[i], median(names[i])
+                if ((names[i] "/x") in seen) printf "   hotline x%.2f", median(names[i] "/x")
+                printf "\n"
+            }
+        }' "$ALL"
+    rm -f "$ALL"
+    exit 0
 fi
 OUT=$(mktemp -d /tmp/hotline-cpu.XXXXXX)
 HZ=$(getconf CLK_TCK)
