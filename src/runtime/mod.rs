@@ -678,6 +678,8 @@ impl Turn {
                 .map_or(media_looked + MEDIA_LOOK, |at| {
                     at.min(media_looked + MEDIA_LOOK)
                 });
+            // Sources the switch banned in this turn.
+            let mut banned = Vec::new();
             tokio::select! {
                 received = datagrams.read(&udp, door) => match received {
                     Ok(datagrams::Read::Door) => {
@@ -687,11 +689,16 @@ impl Turn {
                             switch.datagrams_waited(now, waited);
                             metrics.sip_read_wait.observe(waited.as_secs_f64());
                         }
-                        for h in held {
+                        // As from the socket: each one's answers leave before the next.
+                        let last = held.len().saturating_sub(1);
+                        for (i, h) in held.into_iter().enumerate() {
                             let peer = Peer { transport: Transport::Udp, addr: h.from };
                             match h.answer {
                                 Some(answer) => switch.handle_answered(now, peer, &h.bytes, answer),
                                 None => switch.handle_datagram(now, peer, &h.bytes),
+                            }
+                            if i < last {
+                                banned.extend(carry_out(&mut switch, &udp, &tcp_writers, &media, &services, acd.as_ref(), &clock).await);
                             }
                         }
                     }
@@ -701,12 +708,16 @@ impl Turn {
                             switch.datagrams_waited(now, waited);
                             metrics.sip_read_wait.observe(waited.as_secs_f64());
                         }
-                        // The whole batch before the answers go out: one
-                        // wake and one round of sending for a burst.
+                        // Each datagram's answers leave before the next is
+                        // taken: a refused caller's 503 does not wait for
+                        // the calls taken after it in the batch.
                         for i in 0..n {
                             if let Some((bytes, from)) = datagrams.get(i) {
                                 let peer = Peer { transport: Transport::Udp, addr: from };
                                 switch.handle_datagram(now, peer, bytes);
+                                if i + 1 < n {
+                                    banned.extend(carry_out(&mut switch, &udp, &tcp_writers, &media, &services, acd.as_ref(), &clock).await);
+                                }
                             }
                         }
                     }
@@ -765,16 +776,18 @@ impl Turn {
                 _ = tokio::time::sleep_until(deadline.into()) => switch.handle_timeout(Instant::now()),
                 _ = &mut stop => break,
             }
-            let banned = carry_out(
-                &mut switch,
-                &udp,
-                &tcp_writers,
-                &media,
-                &services,
-                acd.as_ref(),
-                &clock,
-            )
-            .await;
+            banned.extend(
+                carry_out(
+                    &mut switch,
+                    &udp,
+                    &tcp_writers,
+                    &media,
+                    &services,
+                    acd.as_ref(),
+                    &clock,
+                )
+                .await,
+            );
             for ip in banned {
                 // A banned source's connections are closed.
                 tcp_tasks.retain(|addr, task| {
