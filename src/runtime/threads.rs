@@ -59,17 +59,19 @@ pub fn shares() -> BTreeMap<String, Share> {
 /// Nothing else changes: it still gets its fair share, at once on an
 /// idle core.
 ///
-/// For the switch's thread. At 2,000 short calls a second, woken for
-/// each datagram, it took the core from whoever had it (and was taken
-/// from in turn) about a datagram at a time: a context switch or two a
-/// call, a fifth of its CPU. Batched, it reads what came meanwhile in
-/// one turn (`benches/cpu_per_call.sh`, three interleaved runs: the
-/// hotline's CPU per call 0-18 % lower, 8 % on average; no more calls
-/// refused at 1,500 a second nor any 503 later at 3,200). What it waits
-/// for is a few milliseconds at most, on a
-/// full machine only, and signalling's timers count in hundreds of
-/// them; the door (real-time) answers new calls refused on such a
-/// machine, and the media workers (real-time) are not held up at all.
+/// For the switch's thread. Woken by a datagram on a busy core, it took
+/// the core at once. Batched, it waits for the running thread and then
+/// reads what came meanwhile: fewer, fuller turns (at 2,000 short calls
+/// a second it sleeps 516 times a second, not 560;
+/// `benches/cpu_per_call.sh`, three interleaved runs: the hotline's CPU
+/// per call 0-18 % lower, 8 % on average; at 1,500 calls a second no
+/// more refused, at 3,200 no 503 later). Threads that wake and take the
+/// core from it still do (SIPp, on the bench's machine: about one
+/// context switch a call): less work per turn is the cure for that, not
+/// a policy. What it waits for is a few milliseconds at most, on a full
+/// machine only, and signalling's timers count in hundreds of them; the
+/// door (real-time) answers new calls refused on such a machine, and the
+/// media workers (real-time) are not held up at all.
 #[cfg(target_os = "linux")]
 pub fn set_batch() -> std::io::Result<()> {
     let param = libc::sched_param { sched_priority: 0 };
