@@ -40,7 +40,7 @@ if [ "$ROUNDS" -gt 1 ]; then
     ALL=$(mktemp /tmp/hotline-cpu-rounds.XXXXXX)
     for round in $(seq 1 "$ROUNDS"); do
         echo "round $round of $ROUNDS"
-        ROUNDS=1 "$0" "$RATE" "$CALLS" | tee -a "$ALL"
+        ROUNDS=1 bash benches/cpu_per_call.sh "$RATE" "$CALLS" | tee -a "$ALL"
     done
     awk -v rounds="$ROUNDS" '
         function median(name,    n, i, j, t, v) {

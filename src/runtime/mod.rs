@@ -656,16 +656,14 @@ impl Turn {
         let mut media_looked = Instant::now();
         let mut datagrams = datagrams::Datagrams::new();
         datagrams::Datagrams::stamp_arrivals(&udp);
-        let _ = carry_out(
-            &mut switch,
-            &udp,
-            &tcp_writers,
-            &media,
-            &services,
-            acd.as_ref(),
-            &clock,
-        )
-        .await;
+        let hands = Hands {
+            udp: &udp,
+            media: &media,
+            services: &services,
+            acd: acd.as_ref(),
+            clock: &clock,
+        };
+        let _ = carry_out(&mut switch, hands, &tcp_writers).await;
         if let Some(acd) = acd.as_ref() {
             restore_agents(acd, agents);
         }
@@ -698,7 +696,7 @@ impl Turn {
                                 None => switch.handle_datagram(now, peer, &h.bytes),
                             }
                             if i < last {
-                                banned.extend(carry_out(&mut switch, &udp, &tcp_writers, &media, &services, acd.as_ref(), &clock).await);
+                                banned.extend(carry_out(&mut switch, hands, &tcp_writers).await);
                             }
                         }
                     }
@@ -716,7 +714,7 @@ impl Turn {
                                 let peer = Peer { transport: Transport::Udp, addr: from };
                                 switch.handle_datagram(now, peer, bytes);
                                 if i + 1 < n {
-                                    banned.extend(carry_out(&mut switch, &udp, &tcp_writers, &media, &services, acd.as_ref(), &clock).await);
+                                    banned.extend(carry_out(&mut switch, hands, &tcp_writers).await);
                                 }
                             }
                         }
@@ -776,18 +774,7 @@ impl Turn {
                 _ = tokio::time::sleep_until(deadline.into()) => switch.handle_timeout(Instant::now()),
                 _ = &mut stop => break,
             }
-            banned.extend(
-                carry_out(
-                    &mut switch,
-                    &udp,
-                    &tcp_writers,
-                    &media,
-                    &services,
-                    acd.as_ref(),
-                    &clock,
-                )
-                .await,
-            );
+            banned.extend(carry_out(&mut switch, hands, &tcp_writers).await);
             for ip in banned {
                 // A banned source's connections are closed.
                 tcp_tasks.retain(|addr, task| {
@@ -826,16 +813,7 @@ impl Turn {
         door.close();
         info!(active_calls = switch.active_calls(), "shutting down");
         switch.shutdown(Instant::now());
-        let _ = carry_out(
-            &mut switch,
-            &udp,
-            &tcp_writers,
-            &media,
-            &services,
-            acd.as_ref(),
-            &clock,
-        )
-        .await;
+        let _ = carry_out(&mut switch, hands, &tcp_writers).await;
         // Let the BYEs leave and the media edge close its ports.
         tokio::time::sleep(Duration::from_millis(100)).await;
         for task in tcp_tasks.values() {
@@ -1048,16 +1026,30 @@ fn grow_receive_buffer(_socket: &std::net::UdpSocket, bytes: usize) -> usize {
     bytes
 }
 
+/// What carries out the switch's outputs: the same for every turn of
+/// its thread (the TCP writers, which change, are passed each time).
+#[derive(Clone, Copy)]
+struct Hands<'a> {
+    udp: &'a UdpSocket,
+    media: &'a media::Link,
+    services: &'a ivr::Services,
+    acd: Option<&'a acd::AcdHandle>,
+    clock: &'a crate::clock::WallClock,
+}
+
 /// Carries out what the switch wants done; returns the sources it banned.
 async fn carry_out(
     switch: &mut Switch,
-    udp: &UdpSocket,
+    hands: Hands<'_>,
     tcp: &HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
-    media: &media::Link,
-    services: &ivr::Services,
-    acd: Option<&acd::AcdHandle>,
-    clock: &crate::clock::WallClock,
 ) -> Vec<std::net::IpAddr> {
+    let Hands {
+        udp,
+        media,
+        services,
+        acd,
+        clock,
+    } = hands;
     let metrics = &services.metrics;
     let mut banned = Vec::new();
     loop {
