@@ -126,7 +126,8 @@ struct Inbox {
     orders: Mutex<Vec<Order>>,
     /// When the worker means to wake, in nanoseconds since `epoch`:
     /// [`AWAKE`] while it runs (it reads the orders before it sleeps
-    /// again), `u64::MAX` when it sleeps until told.
+    /// again) or once its bell was rung, `u64::MAX` when it sleeps until
+    /// told.
     wakes_at: AtomicU64,
     epoch: Instant,
     closed: AtomicBool,
@@ -227,8 +228,17 @@ impl Workers {
         // Read after the order is in: a worker about to sleep has said
         // when it wakes before it looks at its orders (both under the
         // same lock), so one of the two sees the other.
+        // The one who rings marks the worker awake: orders sent before it
+        // runs again do not ring once more (a wake takes a while; at 2,000
+        // calls a second each sleep until told drew three rings).
         let deadline = inbox.since_epoch(Instant::now() + within);
-        if inbox.wakes_at.load(Ordering::SeqCst) > deadline {
+        let wakes_at = inbox.wakes_at.load(Ordering::SeqCst);
+        if wakes_at > deadline
+            && inbox
+                .wakes_at
+                .compare_exchange(wakes_at, AWAKE, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
             inbox.rung.fetch_add(1, Ordering::Relaxed);
             bell.ring();
         }
@@ -470,6 +480,12 @@ fn run(inbox: &Inbox, mut poller: Poller, lateness: &WorkerLateness, out: &Outle
             std::thread::sleep(TICK);
         }
         inbox.wakes_at.store(AWAKE, Ordering::SeqCst);
+        // What came while it slept is taken now, not after one more turn
+        // (a look for orders would otherwise find only those it already
+        // had, and the next wait would be only to take them).
+        if orders.is_empty() {
+            inbox.take(&mut orders);
+        }
         let now = Instant::now();
         woke = Some(now);
         // On the grid (within ORDER_DELAY): with calls playing, the look
@@ -901,6 +917,36 @@ mod tests {
             "{rung} bells for {orders} orders in {:?}",
             started.elapsed()
         );
+    }
+
+    #[test]
+    fn orders_sent_before_a_rung_worker_runs_ring_it_only_once() {
+        // A worker's inbox and bell with no thread behind them: it stays
+        // asleep, as one does between a ring and its first instruction.
+        let poller = Poller::new().unwrap();
+        let inbox = Arc::new(Inbox {
+            orders: Mutex::new(Vec::new()),
+            wakes_at: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
+            closed: AtomicBool::new(false),
+            rung: AtomicU64::new(0),
+        });
+        let workers = Workers {
+            inboxes: vec![(inbox.clone(), poller.bell())],
+            load: vec![0],
+        };
+        for i in 0..5 {
+            workers.send(0, Order::Stop { call: CallId(i) });
+        }
+        assert_eq!(inbox.rung.load(Ordering::Relaxed), 1, "one ring wakes it");
+        assert_eq!(inbox.orders.lock().unwrap().len(), 5, "every order waits for it");
+        // Once it sleeps until told again, the next order rings again.
+        inbox.wakes_at.store(u64::MAX, Ordering::SeqCst);
+        workers.send(0, Order::Stop { call: CallId(5) });
+        assert_eq!(inbox.rung.load(Ordering::Relaxed), 2);
+        // Workers' drop rings and marks the inbox closed; nothing runs it.
+        drop(workers);
+        assert!(inbox.closed.load(Ordering::SeqCst));
     }
 
     #[test]
