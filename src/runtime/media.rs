@@ -73,6 +73,9 @@ pub enum MediaIn {
     Open {
         call: CallId,
         socket: std::net::UdpSocket,
+        /// The port it is bound to (known to the switch: not asked of the
+        /// kernel again).
+        port: u16,
         params: crate::media::rtp::StreamParams,
     },
     /// The caller's RTP comes from a new address (symmetric RTP).
@@ -110,6 +113,8 @@ pub enum ConversationIn {
 struct Session {
     call: CallId,
     socket: Arc<RtpSocket>,
+    /// Its port (for the log).
+    port: u16,
     /// The media worker sending its packets.
     worker: usize,
     /// Where its packets go (the caller's real RTP source once heard).
@@ -176,6 +181,7 @@ impl Link {
                 let _ = self.tx.send(MediaIn::Open {
                     call,
                     socket,
+                    port,
                     params,
                 });
                 MediaEvent::Opened
@@ -278,7 +284,13 @@ async fn pace(
     let mut rooms: HashMap<CallId, Room> = HashMap::new();
     let mut next_silence_check = Instant::now() + SILENCE_CHECK;
     let mut wake = next_silence_check;
+    // One timer, moved when the wake moves (see the switch's loop).
+    let timer = tokio::time::sleep_until(wake.into());
+    tokio::pin!(timer);
     loop {
+        if timer.deadline() != wake.into() {
+            timer.as_mut().reset(wake.into());
+        }
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
@@ -290,7 +302,7 @@ async fn pace(
                     wake = next_wake(&rooms, next_silence_check);
                 }
             }
-            _ = tokio::time::sleep_until(wake.into()), if !sessions.is_empty() => {
+            _ = &mut timer, if !sessions.is_empty() => {
                 let now = Instant::now();
                 // Each mixed conversation: everyone's 20 ms, mixed for
                 // each, every 20 ms, sent by each leg's worker.
@@ -368,6 +380,7 @@ fn handle(
         MediaIn::Open {
             call,
             socket,
+            port,
             params,
         } => {
             match RtpSocket::new(socket) {
@@ -403,6 +416,7 @@ fn handle(
                         Session {
                             call,
                             socket,
+                            port,
                             worker,
                             remote,
                             law,
@@ -597,7 +611,7 @@ fn handle(
                 let foreign = s.counts.foreign.load(Ordering::Relaxed);
                 info!(
                     %call,
-                    port = s.socket.local_addr().map(|a| a.port()).unwrap_or_default(),
+                    port = s.port,
                     rtp_sent = sent,
                     rtp_received = received,
                     rtp_lost = lost,
