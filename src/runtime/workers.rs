@@ -939,7 +939,11 @@ mod tests {
             workers.send(0, Order::Stop { call: CallId(i) });
         }
         assert_eq!(inbox.rung.load(Ordering::Relaxed), 1, "one ring wakes it");
-        assert_eq!(inbox.orders.lock().unwrap().len(), 5, "every order waits for it");
+        assert_eq!(
+            inbox.orders.lock().unwrap().len(),
+            5,
+            "every order waits for it"
+        );
         // Once it sleeps until told again, the next order rings again.
         inbox.wakes_at.store(u64::MAX, Ordering::SeqCst);
         workers.send(0, Order::Stop { call: CallId(5) });
