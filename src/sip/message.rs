@@ -613,11 +613,20 @@ fn find<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
 }
 
 fn core_headers(headers: &Headers) -> Result<CoreHeaders, ParseError> {
-    let vias: Vec<String> = headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("Via"))
-        .map(|(_, v)| v.to_string())
-        .collect();
+    // One pass over the lines: each name compared once, not once for
+    // every header looked for (nine passes before).
+    const NAMES: [&str; 4] = ["From", "To", "Call-ID", "CSeq"];
+    let mut vias: Vec<String> = Vec::new();
+    let mut found: [Option<&str>; 4] = [None; 4];
+    let mut twice: [bool; 4] = [false; 4];
+    for (name, value) in headers.iter() {
+        if name.eq_ignore_ascii_case("Via") {
+            vias.push(value.to_string());
+        } else if let Some(i) = NAMES.iter().position(|n| name.eq_ignore_ascii_case(n)) {
+            twice[i] |= found[i].is_some();
+            found[i].get_or_insert(value);
+        }
+    }
     let top = vias.first().ok_or(ParseError::MissingHeader("Via"))?;
     let top_hop = top.split(',').next().unwrap_or_default();
     let mut via_parts = top_hop.split(';');
@@ -634,23 +643,17 @@ fn core_headers(headers: &Headers) -> Result<CoreHeaders, ParseError> {
         .unwrap_or_default();
     // One of each: two Call-IDs (or From, To, CSeq) leave no way to tell
     // which dialog or transaction the request is for (RFC 3261 §20).
-    for name in ["From", "To", "Call-ID", "CSeq"] {
-        if headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .nth(1)
-            .is_some()
-        {
-            return Err(ParseError::DuplicateHeader(name));
-        }
+    if let Some(i) = twice.iter().position(|t| *t) {
+        return Err(ParseError::DuplicateHeader(NAMES[i]));
     }
-    let from = find(headers, "From").ok_or(ParseError::MissingHeader("From"))?;
-    let to = find(headers, "To").ok_or(ParseError::MissingHeader("To"))?;
-    let call_id = find(headers, "Call-ID").ok_or(ParseError::MissingHeader("Call-ID"))?;
+    let [from, to, call_id, cseq] = found;
+    let from = from.ok_or(ParseError::MissingHeader("From"))?;
+    let to = to.ok_or(ParseError::MissingHeader("To"))?;
+    let call_id = call_id.ok_or(ParseError::MissingHeader("Call-ID"))?;
     if call_id.is_empty() {
         return Err(ParseError::BadHeader("Call-ID"));
     }
-    let cseq = find(headers, "CSeq").ok_or(ParseError::MissingHeader("CSeq"))?;
+    let cseq = cseq.ok_or(ParseError::MissingHeader("CSeq"))?;
     let mut cseq_parts = cseq.split_whitespace();
     let (Some(number), Some(method), None) =
         (cseq_parts.next(), cseq_parts.next(), cseq_parts.next())
@@ -1017,6 +1020,41 @@ l: 0\r\n\r\n";
                 ParseError::MissingHeader(name)
             );
         }
+    }
+
+    #[test]
+    fn a_second_from_to_call_id_or_cseq_is_refused_whatever_its_form() {
+        for (extra, name) in [
+            ("From: <sip:mallory@127.0.0.1>;tag=m1\r\n", "From"),
+            ("t: <sip:101@127.0.0.1>\r\n", "To"),
+            ("i: other@127.0.0.1\r\n", "Call-ID"),
+            ("cseq: 2 INVITE\r\n", "CSeq"),
+        ] {
+            let text = INVITE.replace("Max-Forwards", &format!("{extra}Max-Forwards"));
+            assert_eq!(
+                parse_datagram(text.as_bytes()).unwrap_err(),
+                ParseError::DuplicateHeader(name),
+                "{extra}"
+            );
+        }
+        // Two at once: the first of From, To, Call-ID, CSeq is named, and
+        // before a header that is missing.
+        let text = INVITE
+            .replace("From: <sip:alice@127.0.0.1>;tag=a1\r\n", "")
+            .replace(
+                "Max-Forwards",
+                "CSeq: 3 INVITE\r\nCall-ID: x@y\r\nMax-Forwards",
+            );
+        assert_eq!(
+            parse_datagram(text.as_bytes()).unwrap_err(),
+            ParseError::DuplicateHeader("Call-ID")
+        );
+        // Several Vias are a path, not a duplicate.
+        let text = INVITE.replace(
+            "Max-Forwards",
+            "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-2\r\nMax-Forwards",
+        );
+        assert_eq!(request(&text).core.vias.len(), 2);
     }
 
     #[test]
