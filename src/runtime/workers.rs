@@ -227,10 +227,11 @@ impl Workers {
             .push(msg);
         // Read after the order is in: a worker about to sleep has said
         // when it wakes before it looks at its orders (both under the
-        // same lock), so one of the two sees the other.
-        // The one who rings marks the worker awake: orders sent before it
-        // runs again do not ring once more (a wake takes a while; at 2,000
-        // calls a second each sleep until told drew three rings).
+        // same lock), so one of the two sees the other. The one who rings
+        // marks the worker awake, so orders sent before it runs do not
+        // ring again (at 2,000 calls a second each sleep until told drew
+        // three rings); a failed swap means the worker moved meanwhile
+        // and will take this order itself.
         let deadline = inbox.since_epoch(Instant::now() + within);
         let wakes_at = inbox.wakes_at.load(Ordering::SeqCst);
         if wakes_at > deadline
