@@ -211,3 +211,84 @@ fn fifty_concurrent_calls() {
     );
     assert_all_released(&log, 50);
 }
+
+/// The inode of the UDP socket bound to 127.0.0.1:`port` (from
+/// /proc/net/udp), and the bytes waiting in it; none when nothing is
+/// bound there.
+fn udp_socket(port: u16) -> Option<(u64, u64)> {
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap();
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.get(1) != Some(&local.as_str()) {
+            return None;
+        }
+        let waiting = u64::from_str_radix(f[4].split(':').nth(1)?, 16).ok()?;
+        Some((f[9].parse().ok()?, waiting))
+    })
+}
+
+/// A call that stays up half a second (its media open), then hangs up;
+/// the port it had and what its media counted.
+fn short_call(h: &Hotline, xml: &std::path::Path) -> (u16, u64, u64) {
+    let before = h.lines("media closed").len();
+    let run = sipp(h, xml.to_str().unwrap(), &["-m", "1"]);
+    assert_sipp_ok(h, &run);
+    let closed = h.wait_for("media closed", before + 1, Duration::from_secs(5));
+    let line = &closed[before];
+    let count = |key: &str| -> u64 {
+        field(line, key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {line}"))
+    };
+    (
+        count("port") as u16,
+        count("rtp_received"),
+        count("rtp_foreign"),
+    )
+}
+
+#[test]
+fn a_freed_rtp_port_rests_still_bound_and_the_next_call_on_it_gets_its_socket_emptied() {
+    use common::caller::Step;
+    let mut h = Hotline::start(BASE, "");
+    let xml = common::caller::scenario(
+        h.dir.path(),
+        "short",
+        "13800138000",
+        "100",
+        &[Step::Pause(500)],
+    );
+    let (port, ..) = short_call(&h, &xml);
+    let freed = std::time::Instant::now();
+    let (inode, _) = udp_socket(port).expect("the freed port's socket kept bound");
+    // Strays reach the resting port: a scanner, the last packets of a
+    // peer that missed the BYE.
+    let stray = std::net::UdpSocket::bind("127.0.0.7:0").unwrap();
+    for _ in 0..5 {
+        stray.send_to(&[0x80; 172], ("127.0.0.1", port)).unwrap();
+    }
+    let (_, waiting) = udp_socket(port).unwrap();
+    assert!(waiting > 0, "the strays wait in the kept socket");
+    // While it rests, the next call gets another port.
+    let (other, ..) = short_call(&h, &xml);
+    assert_ne!(other, port, "a port handed out again within its rest");
+    std::thread::sleep(hotline::media::ports::REST.saturating_sub(freed.elapsed()));
+    // Rested, it is the first handed out: the same socket, and the strays
+    // reach neither the new call's counts nor its strict RTP's choice.
+    let (again, received, foreign) = short_call(&h, &xml);
+    assert_eq!(again, port, "the port freed last, rested, comes first");
+    assert_eq!(
+        udp_socket(port).map(|(i, _)| i),
+        Some(inode),
+        "the same socket, not bound again"
+    );
+    assert_eq!(
+        (received, foreign),
+        (0, 0),
+        "what waited in the socket was dropped before the call\n{}",
+        h.log()
+    );
+    let log = h.stop();
+    assert_all_released(&log, 3);
+}

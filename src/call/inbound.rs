@@ -407,11 +407,11 @@ impl Switch {
             // The edge could not bind it (another program holds it). Released
             // to the back of the pool: it is retried only after every other port.
             warn!(port = old, "RTP port unavailable");
-            self.ports.release(old);
+            self.ports.release_unusable(old);
         }
         c.open_attempts += 1;
         let port = if c.open_attempts <= 8 {
-            self.ports.allocate()
+            self.ports.allocate(now)
         } else {
             None
         };

@@ -143,7 +143,7 @@ impl Switch {
             transport: Transport::Udp,
             addr: gateway,
         };
-        let Some(port) = self.ports.allocate() else {
+        let Some(port) = self.ports.allocate(now) else {
             tracing::warn!(call = %id, "no RTP port free for an outbound call");
             return Err(503);
         };
@@ -488,7 +488,7 @@ impl Switch {
             None if self.callbacks.contains_key(&caller) => None,
             None => return Err(LegError::Undialable),
         };
-        let port = self.ports.allocate().ok_or(LegError::NoPort)?;
+        let port = self.ports.allocate(now).ok_or(LegError::NoPort)?;
         let (id, sip_call_id) = self.new_outbound(kind);
         let body = self.offer_body(id, port, offer.as_ref());
         let dialled = Dial {
@@ -643,7 +643,7 @@ impl Switch {
         let (Ok(message::Message::Request(invite)), Some(tx)) =
             (parsed, self.tx.send_request(now, d.peer, bytes))
         else {
-            self.ports.release(d.port);
+            self.ports.release(d.port, now);
             return false;
         };
         let call = Call {

@@ -410,7 +410,7 @@ impl Switch {
             self.by_tx.remove(&bye);
         }
         if let Some(port) = c.port {
-            self.ports.release(port);
+            self.ports.release(port, now);
             self.out
                 .push_back(Output::Media(MediaCommand::Close { call: id }));
         }

@@ -22,6 +22,7 @@ use tracing::{error, info, warn};
 
 use super::Input;
 use super::incoming::{Incoming, Listen, Outlets};
+use super::warm::WarmSockets;
 use super::workers::{Lateness, Order, Workers};
 use crate::call::{CallId, MediaCommand, MediaEvent};
 use crate::media::conversation::{Conversation, Side};
@@ -32,36 +33,64 @@ use crate::media::rtp::{PACKET_INTERVAL, RtpReceiver, RtpStream, SAMPLES_PER_PAC
 
 /// A call's RTP socket, nonblocking: read and written by its media
 /// worker, written by the other leg's worker when bridged. Not registered
-/// with the runtime: the worker's own epoll set watches it.
+/// with the runtime: the worker's own epoll set watches it. When the last
+/// of them lets go, it goes back, still bound, to the `WarmSockets` it
+/// came with, for the next call on its port.
 #[derive(Debug)]
-pub struct RtpSocket(std::net::UdpSocket);
+pub struct RtpSocket {
+    socket: std::mem::ManuallyDrop<std::net::UdpSocket>,
+    /// Where it goes when dropped, and its port.
+    home: Option<(Arc<WarmSockets>, u16)>,
+}
 
 impl RtpSocket {
-    /// Takes a bound socket, made nonblocking here.
+    /// Takes a bound socket, made nonblocking here; closed when dropped.
     pub fn new(socket: std::net::UdpSocket) -> std::io::Result<Self> {
         socket.set_nonblocking(true)?;
-        Ok(Self(socket))
+        Ok(Self {
+            socket: std::mem::ManuallyDrop::new(socket),
+            home: None,
+        })
+    }
+
+    /// Takes a nonblocking socket bound to `port`; kept in `warm` when
+    /// dropped.
+    pub fn kept_in(socket: std::net::UdpSocket, port: u16, warm: Arc<WarmSockets>) -> Self {
+        Self {
+            socket: std::mem::ManuallyDrop::new(socket),
+            home: Some((warm, port)),
+        }
     }
 
     /// What has come in, if anything (`WouldBlock` when nothing has).
     pub fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-        self.0.recv_from(buf)
+        self.socket.recv_from(buf)
     }
 
     /// Sends now or not at all (a full socket buffer drops the packet:
     /// better lost than late for every other call).
     pub fn try_send_to(&self, packet: &[u8], to: SocketAddr) -> std::io::Result<usize> {
-        self.0.send_to(packet, to)
+        self.socket.send_to(packet, to)
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.0.local_addr()
+        self.socket.local_addr()
+    }
+}
+
+impl Drop for RtpSocket {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here, and never used again.
+        let socket = unsafe { std::mem::ManuallyDrop::take(&mut self.socket) };
+        if let Some((warm, port)) = self.home.take() {
+            warm.put(port, socket);
+        }
     }
 }
 
 impl std::os::fd::AsRawFd for RtpSocket {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0.as_raw_fd()
+        self.socket.as_raw_fd()
     }
 }
 
@@ -162,35 +191,42 @@ pub struct Link {
     pub tx: mpsc::UnboundedSender<MediaIn>,
     /// Where the calls' ports are bound.
     pub ip: std::net::IpAddr,
+    /// Sockets of freed ports, still bound.
+    pub warm: Arc<WarmSockets>,
 }
 
 impl Link {
-    /// Opens a call's RTP port. It is bound here, on the switch's own turn
-    /// (one system call): the switch learns at once whether it has it, and
-    /// answers in the same turn, without a round trip through the control
-    /// task. What is bound goes to the control task to be watched and played to.
+    /// Opens a call's RTP port: the socket kept bound since the port's
+    /// last call when there is one, else bound now. On the switch's own
+    /// turn (no system call, or two): the switch learns at once whether it
+    /// has the port, and answers in the same turn, without a round trip
+    /// through the control task. The socket goes to the control task to be
+    /// watched and played to.
     pub fn open(
         &self,
         call: CallId,
         port: u16,
         params: crate::media::rtp::StreamParams,
     ) -> MediaEvent {
-        // Made nonblocking by RtpSocket::new, off the switch's turn.
-        match std::net::UdpSocket::bind(SocketAddr::new(self.ip, port)) {
-            Ok(socket) => {
-                let _ = self.tx.send(MediaIn::Open {
-                    call,
-                    socket,
-                    port,
-                    params,
-                });
-                MediaEvent::Opened
-            }
-            Err(e) => {
-                warn!(%call, port, error = %e, "cannot bind RTP port");
-                MediaEvent::OpenFailed
-            }
-        }
+        let socket = match self.warm.take(port) {
+            Some(socket) => socket,
+            None => match std::net::UdpSocket::bind(SocketAddr::new(self.ip, port))
+                .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            {
+                Ok(socket) => socket,
+                Err(e) => {
+                    warn!(%call, port, error = %e, "cannot bind RTP port");
+                    return MediaEvent::OpenFailed;
+                }
+            },
+        };
+        let _ = self.tx.send(MediaIn::Open {
+            call,
+            socket,
+            port,
+            params,
+        });
+        MediaEvent::Opened
     }
 
     pub fn send(&self, cmd: MediaCommand) {
@@ -205,7 +241,8 @@ pub type Control = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send
 
 /// Starts the media workers; returns the switch's link to the edge, the
 /// control task (not yet running: see [`Control`]) and how late the
-/// workers run. Recordings are written on `runtime`.
+/// workers run. Recordings are written on `runtime`; closed sessions'
+/// sockets wait in `warm`.
 #[allow(clippy::too_many_arguments)] // the edge's whole world, passed once
 pub fn start(
     runtime: tokio::runtime::Handle,
@@ -217,6 +254,7 @@ pub fn start(
     conversations: PathBuf,
     metrics: Arc<crate::metrics::Metrics>,
     to_switch: mpsc::UnboundedSender<Input>,
+    warm: Arc<WarmSockets>,
 ) -> (Link, Control, Arc<Lateness>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let lateness = Arc::new(Lateness::new(workers.max(1)));
@@ -235,11 +273,12 @@ pub fn start(
                 runtime: runtime.clone(),
             },
         ),
+        warm: warm.clone(),
         metrics,
         runtime,
     };
     let control = Box::pin(pace(edge, rx, to_switch));
-    (Link { tx, ip }, control, lateness)
+    (Link { tx, ip, warm }, control, lateness)
 }
 
 impl Edge {
@@ -269,6 +308,8 @@ struct Edge {
     /// Where conversations are recorded.
     conversations: PathBuf,
     workers: Workers,
+    /// Where the sessions' sockets go when they close.
+    warm: Arc<WarmSockets>,
     metrics: Arc<crate::metrics::Metrics>,
     /// Where the conversations' writers run (the runtime's threads, not
     /// the switch's).
@@ -383,57 +424,49 @@ fn handle(
             port,
             params,
         } => {
-            match RtpSocket::new(socket) {
-                Ok(socket) => {
-                    let socket = Arc::new(socket);
-                    let counts = Arc::new(RtpCounts::default());
-                    let incoming = Box::new(Incoming::new(
-                        call,
-                        RtpReceiver::new(&params),
-                        (params.codec_pt, params.law),
-                        counts.clone(),
-                    ));
-                    let (remote, law) = (params.remote, params.law);
-                    let stream = RtpStream::new(
-                        Instant::now(),
-                        params,
-                        rand::random(),
-                        rand::random(),
-                        rand::random(),
-                    );
-                    let worker = edge.workers.assign();
-                    let stream = Box::new(stream);
-                    let open = Order::Open {
-                        call,
-                        socket: socket.clone(),
-                        stream,
-                        incoming,
-                        counts: counts.clone(),
-                    };
-                    edge.workers.send(worker, open);
-                    sessions.insert(
-                        call,
-                        Session {
-                            call,
-                            socket,
-                            port,
-                            worker,
-                            remote,
-                            law,
-                            bridged_with: None,
-                            room: None,
-                            conversation: None,
-                            counts,
-                            heard: (0, Instant::now()),
-                        },
-                    );
-                }
-                Err(e) => {
-                    // Bound already: nonblocking is all that was asked. The
-                    // switch hears it as the silence it will be.
-                    error!(%call, error = %e, "cannot use the RTP port");
-                }
-            }
+            // Nonblocking already (Link::open).
+            let socket = Arc::new(RtpSocket::kept_in(socket, port, edge.warm.clone()));
+            let counts = Arc::new(RtpCounts::default());
+            let incoming = Box::new(Incoming::new(
+                call,
+                RtpReceiver::new(&params),
+                (params.codec_pt, params.law),
+                counts.clone(),
+            ));
+            let (remote, law) = (params.remote, params.law);
+            let stream = RtpStream::new(
+                Instant::now(),
+                params,
+                rand::random(),
+                rand::random(),
+                rand::random(),
+            );
+            let worker = edge.workers.assign();
+            let stream = Box::new(stream);
+            let open = Order::Open {
+                call,
+                socket: socket.clone(),
+                stream,
+                incoming,
+                counts: counts.clone(),
+            };
+            edge.workers.send(worker, open);
+            sessions.insert(
+                call,
+                Session {
+                    call,
+                    socket,
+                    port,
+                    worker,
+                    remote,
+                    law,
+                    bridged_with: None,
+                    room: None,
+                    conversation: None,
+                    counts,
+                    heard: (0, Instant::now()),
+                },
+            );
         }
         MediaIn::Command(MediaCommand::Play { call, prompts }) => {
             if let Some(s) = sessions.get(&call) {

@@ -18,6 +18,7 @@ pub mod media;
 mod poller;
 pub mod threads;
 pub mod tickets;
+mod warm;
 mod workers;
 
 use std::collections::HashMap;
@@ -409,13 +410,22 @@ impl Hotline {
             config.sip.tcp_max_connections,
             config.http.max_connections,
         );
-        // Every descriptor the caps allow, slots made now: growing the
-        // table later, with calls up, stalls the switch's thread.
-        let slots = limit.min(crate::edge::planned_descriptors(
+        let planned = crate::edge::planned_descriptors(
             config.sip.max_calls,
             budget.sip_connections,
             budget.http_connections,
-        ));
+        );
+        // Freed ports' sockets are kept bound in what the limit leaves
+        // beyond that plan (at most one for every port).
+        let ports = usize::from(config.media.rtp_port_max - config.media.rtp_port_min) / 2 + 1;
+        let warm = limit.saturating_sub(planned).min(ports);
+        info!(
+            sockets = warm,
+            "freed RTP ports stay bound for their next call (at most this many sockets)"
+        );
+        // Every descriptor the caps allow, slots made now: growing the
+        // table later, with calls up, stalls the switch's thread.
+        let slots = limit.min(planned + warm);
         if !reserve_descriptors(&udp, slots) {
             debug!(slots, "could not make the descriptor slots in advance");
         }
@@ -451,6 +461,7 @@ impl Hotline {
             config.recording.dir.clone(),
             metrics.clone(),
             to_switch.clone(),
+            Arc::new(warm::WarmSockets::new(warm)),
         );
         let services = ivr::Services {
             store: store.clone(),
