@@ -13,6 +13,7 @@
 #   benches/cpu_per_call.sh [RATE] [CALLS]
 #   ROUNDS=5 benches/cpu_per_call.sh        # five rounds, then the medians
 #   BIN=/tmp/old/hotline LEGACY=1 PEERS=0 benches/cpu_per_call.sh   # one build alone
+#   WARMUP=0 benches/cpu_per_call.sh        # measured from the first call
 #
 # LEGACY=1 leaves out the [sip] keys a binary from before the edge guard
 # does not know (trunks, limits). Kamailio (Debian package kamailio) is
@@ -26,6 +27,8 @@ CALLS=${2:-20000}
 BIN=${BIN:-./target/release/hotline}
 PEERS=${PEERS:-1}
 PORT=${PORT:-29060}
+# Unmeasured calls first, to each target (see warm_up): 2 s of them.
+WARMUP=${WARMUP:-$((RATE * 2))}
 [ "$BIN" != ./target/release/hotline ] || cargo build --release --quiet
 command -v sipp >/dev/null || { echo "sipp not found: apt-get install -y sip-tester" >&2; exit 2; }
 if [ "$PEERS" = 1 ] && ! command -v kamailio >/dev/null; then
@@ -71,6 +74,17 @@ ticks() { # the CPU ticks of the processes given, in all
         sum=$((sum + $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")))
     done
     echo $sum
+}
+
+# warm_up -- SIPP_ARGS: WARMUP calls at RATE, not measured: each target
+# is measured in its steady state (allocators and caches grown, the
+# hotline's freed ports rested and their sockets kept), as a server that
+# has been up a while runs. The same for the three.
+warm_up() {
+    shift
+    [ "$WARMUP" -gt 0 ] || return 0
+    (cd "$OUT" && sipp "$@" -i 127.0.0.1 -p $((PORT + 20)) -r "$RATE" -m "$WARMUP" -l $((RATE * 20)) \
+        -buff_size 4194304 -timeout 60s -nostdin >warm_up.out 2>&1) || true
 }
 
 # measure NAME TARGET_PIDS -- SIPP_ARGS: one SIPp caller run; prints
@@ -120,8 +134,10 @@ threads() {
                print name, $12 + $13 }' "$t/stat" 2>/dev/null
     done | awk '{ t[$1] += $2 } END { for (n in t) print n, t[n] }' | sort
 }
+caller=("127.0.0.1:$PORT" -sf "$PWD/tests/scenarios/caller_hangup.xml" -s 100)
+warm_up -- "${caller[@]}"
 threads "$HOTLINE" >"$OUT/threads.before"
-results=$(measure hotline "$HOTLINE" -- "127.0.0.1:$PORT" -sf "$PWD/tests/scenarios/caller_hangup.xml" -s 100)
+results=$(measure hotline "$HOTLINE" -- "${caller[@]}")
 threads "$HOTLINE" >"$OUT/threads.after"
 kill "$HOTLINE"
 wait "$HOTLINE" 2>/dev/null || true
@@ -131,6 +147,7 @@ if [ "$PEERS" = 1 ]; then
     UAS=$!
     PIDS+=("$UAS")
     sleep 0.5
+    warm_up -- "127.0.0.1:$((PORT + 10))" -sn uac
     results+=$'\n'$(measure sipp_uas "$UAS" -- "127.0.0.1:$((PORT + 10))" -sn uac)
     kill "$UAS"
 
@@ -159,6 +176,7 @@ EOF
     sleep 1
     # The main process and its children (the UDP receivers).
     kpids="$KAMAILIO $(pgrep -P "$KAMAILIO" | tr '\n' ' ')"
+    warm_up -- "127.0.0.1:$((PORT + 30))" -sn uac
     results+=$'\n'$(measure kamailio_stateless "$kpids" -- "127.0.0.1:$((PORT + 30))" -sn uac)
     kill "$KAMAILIO"
 fi
