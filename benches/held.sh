@@ -109,6 +109,17 @@ m1=$(busy)
 s1=$(date +%s.%N)
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$HOTLINE/status")
 
+# The callers hang up HOLD s after they came; SIPp gets that and a minute
+# more, then is ended (on a machine past its capacity some of its calls
+# never finish, and its own -timeout has been seen not to end it).
+for _ in $(seq $(((HOLD + 60) * 2))); do
+    kill -0 $SIPP 2>/dev/null || break
+    sleep 0.5
+done
+if kill -0 $SIPP 2>/dev/null; then
+    echo "SIPp had not finished $((HOLD + 60)) s after the capture: ended (its figures are the calls it finished)" >&2
+    kill $SIPP
+fi
 wait $SIPP || true
 SIPP=
 # The bare sender once the callers are gone (nothing else of ours running).
