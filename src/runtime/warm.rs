@@ -77,9 +77,11 @@ impl WarmSockets {
         let (_, socket) = self.lock().by_port.remove(&port)?;
         let mut scrap = [0u8; 1];
         for _ in 0..DRAIN_MAX {
-            // Truncated to one byte and dropped; WouldBlock when empty.
-            if socket.recv_from(&mut scrap).is_err() {
-                break;
+            match socket.recv_from(&mut scrap) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // A datagram (cut to one byte and dropped), or an error the
+                // socket held (reported once, so cleared by this read): on.
+                _ => {}
             }
         }
         Some(socket)
@@ -142,6 +144,41 @@ mod tests {
         stray.send_to(b"new call", to).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(s.recv_from(&mut buf).unwrap().0, 8, "and it still hears");
+    }
+
+    #[test]
+    fn an_error_the_socket_held_does_not_stop_the_drain() {
+        let warm = WarmSockets::new(2);
+        let (s, port) = bound();
+        // The socket hears of ICMP errors (an unconnected one does not by
+        // default): its last packet went to a peer that has gone.
+        let on: libc::c_int = 1;
+        let set = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_RECVERR,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0);
+        let gone = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        s.send_to(b"last RTP", gone).unwrap();
+        let stray = UdpSocket::bind("127.0.0.1:0").unwrap();
+        stray.send_to(b"stray", s.local_addr().unwrap()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        warm.put(port, s);
+        let s = warm.take(port).unwrap();
+        let mut buf = [0u8; 16];
+        let left = s.recv_from(&mut buf);
+        assert!(
+            matches!(&left, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "drained past the error: {left:?}"
+        );
     }
 
     #[test]
