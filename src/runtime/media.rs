@@ -40,26 +40,28 @@ use crate::media::rtp::{PACKET_INTERVAL, RtpReceiver, RtpStream, SAMPLES_PER_PAC
 pub struct RtpSocket {
     socket: std::mem::ManuallyDrop<std::net::UdpSocket>,
     /// Where it goes when dropped, and its port.
-    home: Option<(Arc<WarmSockets>, u16)>,
+    home: Arc<WarmSockets>,
+    port: u16,
 }
 
 impl RtpSocket {
-    /// Takes a bound socket, made nonblocking here; closed when dropped.
-    pub fn new(socket: std::net::UdpSocket) -> std::io::Result<Self> {
-        socket.set_nonblocking(true)?;
-        Ok(Self {
-            socket: std::mem::ManuallyDrop::new(socket),
-            home: None,
-        })
-    }
-
-    /// Takes a nonblocking socket bound to `port`; kept in `warm` when
+    /// Takes a nonblocking socket bound to `port`; given to `warm` when
     /// dropped.
     pub fn kept_in(socket: std::net::UdpSocket, port: u16, warm: Arc<WarmSockets>) -> Self {
         Self {
             socket: std::mem::ManuallyDrop::new(socket),
-            home: Some((warm, port)),
+            home: warm,
+            port,
         }
+    }
+
+    /// Takes a bound socket, made nonblocking here; closed when dropped
+    /// (a store with no room keeps nothing).
+    #[cfg(test)]
+    pub fn new(socket: std::net::UdpSocket) -> std::io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        let port = socket.local_addr()?.port();
+        Ok(Self::kept_in(socket, port, Arc::new(WarmSockets::new(0))))
     }
 
     /// What has come in, if anything (`WouldBlock` when nothing has).
@@ -73,6 +75,11 @@ impl RtpSocket {
         self.socket.send_to(packet, to)
     }
 
+    /// The port it is bound to (known when bound: not asked of the kernel).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.socket.local_addr()
     }
@@ -82,9 +89,7 @@ impl Drop for RtpSocket {
     fn drop(&mut self) {
         // SAFETY: taken once, here, and never used again.
         let socket = unsafe { std::mem::ManuallyDrop::take(&mut self.socket) };
-        if let Some((warm, port)) = self.home.take() {
-            warm.put(port, socket);
-        }
+        self.home.put(self.port, socket);
     }
 }
 
@@ -142,8 +147,6 @@ pub enum ConversationIn {
 struct Session {
     call: CallId,
     socket: Arc<RtpSocket>,
-    /// Its port (for the log).
-    port: u16,
     /// The media worker sending its packets.
     worker: usize,
     /// Where its packets go (the caller's real RTP source once heard).
@@ -456,7 +459,6 @@ fn handle(
                 Session {
                     call,
                     socket,
-                    port,
                     worker,
                     remote,
                     law,
@@ -644,7 +646,7 @@ fn handle(
                 let foreign = s.counts.foreign.load(Ordering::Relaxed);
                 info!(
                     %call,
-                    port = s.port,
+                    port = s.socket.port(),
                     rtp_sent = sent,
                     rtp_received = received,
                     rtp_lost = lost,

@@ -87,15 +87,6 @@ impl WarmSockets {
         Some(socket)
     }
 
-    /// Sockets waiting now.
-    pub fn len(&self) -> usize {
-        self.lock().by_port.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -115,6 +106,8 @@ mod tests {
 
     /// The kernel's identity of the socket behind a descriptor.
     fn inode(s: &UdpSocket) -> u64 {
+        // SAFETY: a zeroed stat is a valid one to fill; fstat writes only
+        // into it, and the socket is open.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         assert_eq!(unsafe { libc::fstat(s.as_raw_fd(), &mut st) }, 0);
         st.st_ino
@@ -153,6 +146,8 @@ mod tests {
         // The socket hears of ICMP errors (an unconnected one does not by
         // default): its last packet went to a peer that has gone.
         let on: libc::c_int = 1;
+        // SAFETY: setsockopt reads a c_int from `on`, which lives through
+        // the call; the socket is open.
         let set = unsafe {
             libc::setsockopt(
                 s.as_raw_fd(),
@@ -190,7 +185,7 @@ mod tests {
         for (s, port) in sockets {
             warm.put(port, s);
         }
-        assert_eq!(warm.len(), 2);
+        assert_eq!(warm.lock().by_port.len(), 2);
         assert!(warm.take(ports[0]).is_none(), "the oldest went");
         // Closed, not just forgotten: its port can be bound again.
         UdpSocket::bind(first).expect("the oldest's port is free again");
@@ -210,7 +205,7 @@ mod tests {
         let (other, other_port) = bound();
         warm.put(other_port, other);
         // A stale entry for `port` must not evict its returned socket.
-        assert_eq!(warm.len(), 2);
+        assert_eq!(warm.lock().by_port.len(), 2);
         assert!(warm.lock().order.len() <= 2 * 2 + 16 + 1);
         assert!(warm.take(port).is_some());
     }
@@ -221,7 +216,7 @@ mod tests {
         let (s, port) = bound();
         let addr = s.local_addr().unwrap();
         warm.put(port, s);
-        assert!(warm.is_empty());
+        assert!(warm.lock().by_port.is_empty());
         UdpSocket::bind(addr).expect("closed at once");
     }
 }
