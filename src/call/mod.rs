@@ -71,6 +71,7 @@ pub use transfer::TransferError;
 /// Methods we accept; everything else is 405 (known) or 501 (unknown).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER";
 
+use crate::ids::IdMap;
 pub use crate::ids::{AgentId, CallId};
 
 #[derive(Debug, Clone)]
@@ -620,9 +621,9 @@ pub struct Switch {
     tx: TransactionLayer,
     /// Boxed, as the transactions are: a call is nearly a kilobyte, and
     /// the table's doubling moved them all at once.
-    calls: HashMap<CallId, Box<Call>>,
+    calls: IdMap<CallId, Box<Call>>,
     by_sip: HashMap<String, CallId>,
-    by_tx: HashMap<TxId, CallId>,
+    by_tx: IdMap<TxId, CallId>,
     ports: PortPool,
     timers: BinaryHeap<Reverse<(Instant, CallId, u32)>>,
     out: VecDeque<Output>,
@@ -676,7 +677,7 @@ pub struct Switch {
     last_now: Option<Instant>,
     /// Callbacks waiting in the ACD, their caller gone: called when their
     /// place comes up.
-    callbacks: HashMap<CallId, callback::PendingCallback>,
+    callbacks: IdMap<CallId, callback::PendingCallback>,
 }
 
 impl Switch {
@@ -705,9 +706,9 @@ impl Switch {
             tx: TransactionLayer::new(cfg.timers),
             ports: PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1),
             cfg,
-            calls: HashMap::new(),
+            calls: IdMap::default(),
             by_sip: HashMap::new(),
-            by_tx: HashMap::new(),
+            by_tx: IdMap::default(),
             timers: BinaryHeap::new(),
             out: VecDeque::new(),
             next_id: 0,
@@ -718,7 +719,7 @@ impl Switch {
             binding_timers: BinaryHeap::new(),
             binding_generation: 0,
             last_now: None,
-            callbacks: HashMap::new(),
+            callbacks: IdMap::default(),
         }
     }
 

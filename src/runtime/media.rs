@@ -10,7 +10,6 @@
 //! as their calls came. A call's prompts play one after the other on one
 //! cadence.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +24,7 @@ use super::incoming::{Incoming, Listen, Outlets};
 use super::warm::WarmSockets;
 use super::workers::{Lateness, Order, Workers};
 use crate::call::{CallId, MediaCommand, MediaEvent};
+use crate::ids::IdMap;
 use crate::media::conversation::{Conversation, Side};
 use crate::media::g711::Law;
 use crate::media::mixer::Mixer;
@@ -324,8 +324,8 @@ async fn pace(
     mut rx: mpsc::UnboundedReceiver<MediaIn>,
     to_switch: mpsc::UnboundedSender<Input>,
 ) {
-    let mut sessions: HashMap<CallId, Session> = HashMap::new();
-    let mut rooms: HashMap<CallId, Room> = HashMap::new();
+    let mut sessions: IdMap<CallId, Session> = IdMap::default();
+    let mut rooms: IdMap<CallId, Room> = IdMap::default();
     let mut next_silence_check = Instant::now() + SILENCE_CHECK;
     let mut wake = next_silence_check;
     // One timer, moved when the wake moves (see the switch's loop).
@@ -378,7 +378,7 @@ async fn pace(
 }
 
 /// The earliest of: a room's next mix, the next silence check.
-fn next_wake(rooms: &HashMap<CallId, Room>, silence_check: Instant) -> Instant {
+fn next_wake(rooms: &IdMap<CallId, Room>, silence_check: Instant) -> Instant {
     rooms
         .values()
         .map(|r| r.next)
@@ -394,7 +394,7 @@ const SILENCE_CHECK: Duration = Duration::from_secs(1);
 fn report_silence(
     now: Instant,
     timeout: Duration,
-    sessions: &mut HashMap<CallId, Session>,
+    sessions: &mut IdMap<CallId, Session>,
     to_switch: &mpsc::UnboundedSender<Input>,
 ) {
     for (call, s) in sessions.iter_mut() {
@@ -412,8 +412,8 @@ fn report_silence(
 fn handle(
     msg: MediaIn,
     edge: &mut Edge,
-    sessions: &mut HashMap<CallId, Session>,
-    rooms: &mut HashMap<CallId, Room>,
+    sessions: &mut IdMap<CallId, Session>,
+    rooms: &mut IdMap<CallId, Room>,
     to_switch: &mpsc::UnboundedSender<Input>,
 ) {
     match msg {
@@ -743,8 +743,8 @@ struct Room {
 /// last participant.
 fn leave_room(
     workers: &Workers,
-    sessions: &mut HashMap<CallId, Session>,
-    rooms: &mut HashMap<CallId, Room>,
+    sessions: &mut IdMap<CallId, Session>,
+    rooms: &mut IdMap<CallId, Room>,
     call: CallId,
 ) {
     let Some(room) = sessions.get_mut(&call).and_then(|s| s.room.take()) else {
@@ -764,7 +764,7 @@ fn leave_room(
 
 /// Ends `caller`'s conversation recording, if any: both legs stop feeding
 /// it and the writer finishes the file.
-fn stop_conversation(workers: &Workers, sessions: &mut HashMap<CallId, Session>, caller: CallId) {
+fn stop_conversation(workers: &Workers, sessions: &mut IdMap<CallId, Session>, caller: CallId) {
     let Some(tx) = sessions
         .get_mut(&caller)
         .and_then(|s| s.conversation.take())

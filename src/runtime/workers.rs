@@ -37,7 +37,7 @@
 //! until told.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -51,6 +51,7 @@ use super::incoming::{Incoming, Listen, Outlets, RECORD_CHECK};
 use super::media::{RtpCounts, RtpSocket};
 use super::poller::{Bell, Poller, Ready};
 use crate::call::{CallId, MediaEvent};
+use crate::ids::IdMap;
 use crate::media::prompt::Prompt;
 use crate::media::rtp::{MAX_PACKET, RtpStream, SAMPLES_PER_PACKET};
 
@@ -417,7 +418,7 @@ impl Media {
 
 /// A worker's calls and what it knows of them.
 struct Calls {
-    media: HashMap<CallId, Media>,
+    media: IdMap<CallId, Media>,
     schedule: Schedule,
     /// When the recordings are next checked for a caller gone quiet
     /// (none: nothing recorded).
@@ -426,7 +427,7 @@ struct Calls {
 
 fn run(inbox: &Inbox, mut poller: Poller, lateness: &WorkerLateness, out: &Outlets) {
     let mut calls = Calls {
-        media: HashMap::new(),
+        media: IdMap::default(),
         schedule: Schedule::default(),
         check_at: None,
     };

@@ -181,7 +181,7 @@ pub struct TransactionLayer {
     /// transaction at each step (tens of thousands are kept for their
     /// 32 s of absorbing retransmissions at a thousand calls a second)
     /// stalled the switch for tens of milliseconds.
-    txs: HashMap<TxId, Box<Tx>>,
+    txs: crate::ids::IdMap<TxId, Box<Tx>>,
     by_key: HashMap<Key, TxId>,
     /// (Call-ID, CSeq) of INVITE server transactions that sent a 2xx: the ACK
     /// for a 2xx carries a new branch, so it is matched by dialog.
