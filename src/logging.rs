@@ -106,10 +106,49 @@ where
     ) -> std::fmt::Result {
         let meta = event.metadata();
         write_now(&mut writer)?;
-        write!(writer, " {:>5} {}: ", meta.level(), meta.target())?;
+        // `{:>5}` of the level, written without the formatting machinery.
+        let level = match *meta.level() {
+            tracing::Level::TRACE => " TRACE ",
+            tracing::Level::DEBUG => " DEBUG ",
+            tracing::Level::INFO => "  INFO ",
+            tracing::Level::WARN => "  WARN ",
+            tracing::Level::ERROR => " ERROR ",
+        };
+        writer.write_str(level)?;
+        writer.write_str(meta.target())?;
+        writer.write_str(": ")?;
         ctx.format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        writer.write_char('\n')
     }
+}
+
+/// `n` in decimal, as `{n}` writes it, without the formatting machinery:
+/// a call's lines hold a dozen numbers.
+fn write_decimal(writer: &mut impl std::fmt::Write, n: u64) -> std::fmt::Result {
+    let mut digits = [0u8; 20];
+    writer.write_str(decimal(n, &mut digits))
+}
+
+/// `n`'s decimal digits, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[start..]).unwrap_or_default()
+}
+
+/// Whether `{value:?}` of this string is the string in quotes: printable
+/// ASCII with nothing to escape (a number, a Call-ID, a URI).
+fn quotes_as_is(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }
 
 /// The fields of a [`Plain`] line (`message key=value key="text"`), as
@@ -178,6 +217,11 @@ impl tracing::field::Visit for PlainVisitor<'_> {
         if self.name(field) {
             self.result = match field.name() {
                 "message" => self.writer.write_str(value),
+                _ if quotes_as_is(value) => self
+                    .writer
+                    .write_char('"')
+                    .and_then(|()| self.writer.write_str(value))
+                    .and_then(|()| self.writer.write_char('"')),
                 _ => write!(self.writer, "{value:?}"),
             };
         }
@@ -185,13 +229,17 @@ impl tracing::field::Visit for PlainVisitor<'_> {
 
     fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
         if self.name(field) {
-            self.result = write!(self.writer, "{value}");
+            self.result = write_decimal(&mut self.writer, value);
         }
     }
 
     fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
         if self.name(field) {
-            self.result = write!(self.writer, "{value}");
+            let sign = if value < 0 { "-" } else { "" };
+            self.result = self
+                .writer
+                .write_str(sign)
+                .and_then(|()| write_decimal(&mut self.writer, value.unsigned_abs()));
         }
     }
 
@@ -254,7 +302,13 @@ fn write_now(writer: &mut Writer<'_>) -> std::fmt::Result {
                 .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
             let _ = write!(text, "{}", at.strftime("%Y-%m-%dT%H:%M:%S"));
         }
-        write!(writer, "{text}.{:06}Z", now.subsec_micros())
+        // The microseconds, six digits with leading zeros.
+        let mut digits = [0u8; 20];
+        let micros = decimal(u64::from(now.subsec_micros()) + 1_000_000, &mut digits);
+        writer.write_str(text)?;
+        writer.write_char('.')?;
+        writer.write_str(&micros[1..])?;
+        writer.write_char('Z')
     })
 }
 
@@ -368,6 +422,7 @@ mod tests {
         let out = buf.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
             .with_writer(move || out.clone())
             .fmt_fields(fields)
             .event_format(format)
@@ -375,6 +430,18 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             let call = "c1";
             tracing::info!(%call, number = "13800138000", n = 5u64, "call started");
+            // Strings with something to escape, numbers at their ends.
+            tracing::trace!(
+                name = "Zhang \"San\"\t王\\",
+                bell = "\u{7}",
+                quoted = "say \"hi\"",
+                path = "C:\\prompts",
+                del = "\u{7f}",
+                zero = 0u64,
+                max = u64::MAX,
+                min = i64::MIN,
+                "a line to escape"
+            );
             tracing::error!(error = %std::io::Error::other("no \"port\""), "cannot bind RTP port");
             // Every kind of field, and an error with sources.
             #[derive(Debug, thiserror::Error)]
@@ -392,7 +459,7 @@ mod tests {
                 error = failed,
                 "a line with everything"
             );
-            tracing::info!("only a message with \"quotes\"");
+            tracing::debug!("only a message with \"quotes\"");
         });
         buf.text()
     }
@@ -405,7 +472,7 @@ mod tests {
             tracing_subscriber::fmt::format::DefaultFields::new(),
         );
         let (ours, theirs): (Vec<_>, Vec<_>) = (ours.lines().collect(), theirs.lines().collect());
-        assert_eq!((ours.len(), theirs.len()), (4, 4), "{ours:?}");
+        assert_eq!((ours.len(), theirs.len()), (5, 5), "{ours:?}");
         for (o, t) in ours.iter().zip(&theirs) {
             // 2026-12-03T04:24:24.494734Z: 27 characters, then the same.
             assert_eq!(o[27..], t[27..], "{o}\n{t}");

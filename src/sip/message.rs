@@ -377,8 +377,17 @@ fn split_head(buf: &[u8]) -> Result<Head<'_>, ParseError> {
         return Err(ParseError::HeadersTooLarge);
     }
     let head = std::str::from_utf8(&buf_from[..head_len]).map_err(|_| ParseError::BadUtf8)?;
-    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let start_line = lines.next().unwrap_or_default().trim();
+    // The lines, found in one pass over the head (LWS is SP and HTAB,
+    // RFC 3261 §25.1: only ASCII white space is trimmed).
+    let mut line_start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', head.as_bytes()).chain(std::iter::once(head.len()));
+    let mut lines = std::iter::from_fn(|| {
+        let end = ends.next()?;
+        let line = &head[line_start..end];
+        line_start = end + 1;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    });
+    let start_line = lines.next().unwrap_or_default().trim_ascii();
     if start_line.is_empty() {
         return Err(ParseError::BadStartLine);
     }
@@ -386,7 +395,7 @@ fn split_head(buf: &[u8]) -> Result<Head<'_>, ParseError> {
     for line in lines {
         if line.starts_with([' ', '\t']) {
             // RFC 3261 §7.3.1: a line starting with white space continues the previous one.
-            if !headers.continue_last(line.trim()) {
+            if !headers.continue_last(line.trim_ascii()) {
                 return Err(ParseError::BadFolding);
             }
             continue;
@@ -394,15 +403,15 @@ fn split_head(buf: &[u8]) -> Result<Head<'_>, ParseError> {
         if headers.len() == MAX_HEADER_LINES {
             return Err(ParseError::TooManyHeaders);
         }
-        let (name, value) = line
-            .split_once(':')
+        let colon = memchr::memchr(b':', line.as_bytes())
             .ok_or_else(|| ParseError::BadHeaderLine(truncate(line)))?;
-        let name = name.trim();
+        let name = line[..colon].trim_ascii();
         if name.is_empty() || !name.bytes().all(is_token_byte) {
             return Err(ParseError::BadHeaderLine(truncate(line)));
         }
-        headers.push(full_name(name), value.trim());
+        headers.push(full_name(name), line[colon + 1..].trim_ascii());
     }
+    // After the loop: a folded value is whole only now.
     let mut content_length = None;
     for (name, value) in headers.iter() {
         if name.eq_ignore_ascii_case("Content-Length") {

@@ -1,6 +1,7 @@
 //! SDP offer/answer for audio calls (RFC 4566, RFC 3264): PCMU or PCMA with
 //! telephone-event (RFC 4733) at the payload type the caller offered.
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::media::g711::Law;
@@ -139,7 +140,10 @@ pub fn negotiate(body: &[u8]) -> Result<Offer, SdpError> {
 pub fn answer(offer: &Offer, local: SocketAddr, session_id: u64) -> String {
     let ip = local.ip();
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let mut s = format!(
+    // One string, written in place (writing to a String cannot fail).
+    let mut s = String::with_capacity(320);
+    let _ = write!(
+        s,
         "v=0\r\no=hotline {session_id} {session_id} IN {family} {ip}\r\ns=hotline\r\nc=IN {family} {ip}\r\nt=0 0\r\n"
     );
     for (i, m) in offer.media_lines.iter().enumerate() {
@@ -148,7 +152,7 @@ pub fn answer(offer: &Offer, local: SocketAddr, session_id: u64) -> String {
             let media = parts.next().unwrap_or("audio");
             let proto = parts.nth(1).unwrap_or("RTP/AVP");
             let fmt = parts.next().unwrap_or("0");
-            s.push_str(&format!("m={media} 0 {proto} {fmt}\r\n"));
+            let _ = write!(s, "m={media} 0 {proto} {fmt}\r\n");
             continue;
         }
         let name = match offer.law {
@@ -156,16 +160,17 @@ pub fn answer(offer: &Offer, local: SocketAddr, session_id: u64) -> String {
             Law::A => "PCMA",
         };
         let pt = offer.codec_pt;
-        match offer.dtmf_pt {
-            Some(te) => s.push_str(&format!(
-                "m=audio {} RTP/AVP {pt} {te}\r\na=rtpmap:{pt} {name}/8000\r\na=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n",
-                local.port()
-            )),
-            None => s.push_str(&format!(
-                "m=audio {} RTP/AVP {pt}\r\na=rtpmap:{pt} {name}/8000\r\n",
-                local.port()
-            )),
-        }
+        let port = local.port();
+        let _ = match offer.dtmf_pt {
+            Some(te) => write!(
+                s,
+                "m=audio {port} RTP/AVP {pt} {te}\r\na=rtpmap:{pt} {name}/8000\r\na=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n"
+            ),
+            None => write!(
+                s,
+                "m=audio {port} RTP/AVP {pt}\r\na=rtpmap:{pt} {name}/8000\r\n"
+            ),
+        };
         s.push_str("a=ptime:20\r\na=sendrecv\r\n");
     }
     s
