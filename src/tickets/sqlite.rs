@@ -195,15 +195,16 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 /// Under load, batches start at most this often: an event arriving within
 /// this time of the last batch's start waits for the rest of it, so that
 /// the events of many calls share one fsync (at 2,000 calls a second, a
-/// commit per 20 ms instead of one per event or two: the commit, its WAL
+/// commit per 50 ms instead of one per event or two: the commit, its WAL
 /// pages and its fsync cost the writer more than the rows, 41 us a call
-/// at 4 ms spacing, 27 at 10, 19 at 20 in benches/cpu_per_call.sh). An
+/// at 4 ms spacing, 27 at 10, 19 at 20 in benches/cpu_per_call.sh on one
+/// machine; 20.5 at 20 and 15.5 at 50 on a slower one, interleaved). An
 /// appender under that load hears its events are durable at most this
 /// much later: no caller waits on it (the switch does not), an agent's
 /// wrap-up or a supervisor's API call by a moment they do not notice. An
 /// event arriving when the writer has been idle that long is written at
 /// once: an idle hotline answers an appender without delay.
-const BATCH_SPACING: Duration = Duration::from_millis(20);
+const BATCH_SPACING: Duration = Duration::from_millis(50);
 
 fn write_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Request>) {
     let mut cache: Option<(i64, Sequences)> = None;
