@@ -234,6 +234,132 @@ impl Datagrams {
     }
 }
 
+/// The UDP datagrams one turn of the switch sends, sent together when the
+/// turn ends: on Linux one `sendmmsg` for up to [`BATCH`] of them, not a
+/// `sendto` each. The peers hear their answers a turn later than the
+/// first could have left (a turn is at most a batch read, well under a
+/// millisecond a datagram), and the switch is not put off its turn by
+/// each peer it wakes.
+#[derive(Debug, Default)]
+pub struct Outgoing {
+    queued: Vec<(bytes::Bytes, SocketAddr)>,
+}
+
+impl Outgoing {
+    pub fn push(&mut self, bytes: bytes::Bytes, to: SocketAddr) {
+        self.queued.push((bytes, to));
+    }
+
+    /// Sends what is queued, in order, waiting while the socket's buffer
+    /// is full; a datagram the kernel refuses (an address it cannot reach)
+    /// is logged and dropped, the rest still go.
+    pub async fn flush(&mut self, socket: &UdpSocket) {
+        let mut sent = 0;
+        while sent < self.queued.len() {
+            match send_some(socket, &self.queued[sent..]) {
+                Ok(n) => sent += n.max(1),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = socket.writable().await {
+                        tracing::warn!(error = %e, dropped = self.queued.len() - sent, "SIP socket not writable");
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(to = %self.queued[sent].1, error = %e, "SIP send failed");
+                    sent += 1;
+                }
+            }
+        }
+        self.queued.clear();
+    }
+}
+
+/// Sends from the front of `queued` without waiting; how many left.
+#[cfg(target_os = "linux")]
+fn send_some(socket: &UdpSocket, queued: &[(bytes::Bytes, SocketAddr)]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let count = queued.len().min(BATCH);
+    let mut names: [libc::sockaddr_storage; BATCH] =
+        // SAFETY: sockaddr_storage is plain bytes; all zeros is a valid value.
+        unsafe { std::mem::zeroed() };
+    let mut iovecs: [libc::iovec; BATCH] = std::array::from_fn(|_| libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    });
+    // SAFETY: mmsghdr is plain data; zeroed is a valid empty header.
+    let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for (i, (bytes, to)) in queued.iter().take(count).enumerate() {
+        let len = write_sockaddr(*to, &mut names[i]);
+        iovecs[i] = libc::iovec {
+            // The kernel only reads through it (sendmmsg).
+            iov_base: bytes.as_ptr().cast_mut().cast(),
+            iov_len: bytes.len(),
+        };
+        let h = &mut headers[i].msg_hdr;
+        h.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
+        h.msg_namelen = len;
+        h.msg_iov = &mut iovecs[i];
+        h.msg_iovlen = 1;
+    }
+    socket.try_io(tokio::io::Interest::WRITABLE, || {
+        // SAFETY: the first `count` headers point at addresses and iovecs
+        // in this frame and at the queued bytes, each as long as the length
+        // beside it, all alive for the call; the kernel reads them only.
+        let n = unsafe {
+            libc::sendmmsg(
+                socket.as_raw_fd(),
+                headers.as_mut_ptr(),
+                count as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_some(socket: &UdpSocket, queued: &[(bytes::Bytes, SocketAddr)]) -> io::Result<usize> {
+    let (bytes, to) = &queued[0];
+    socket.try_send_to(bytes, *to).map(|_| 1)
+}
+
+/// `addr` as the kernel takes it; the length of what was written.
+#[cfg(target_os = "linux")]
+fn write_sockaddr(addr: SocketAddr, storage: &mut libc::sockaddr_storage) -> libc::socklen_t {
+    match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
+            let sin = unsafe {
+                &mut *(storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from(*a.ip()).to_be(),
+            };
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in6.
+            let sin6 = unsafe {
+                &mut *(storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: a.ip().octets(),
+            };
+            sin6.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}
+
 /// Room for one `SCM_TIMESTAMPNS` control message (a header and a
 /// timespec), in aligned words.
 #[cfg(target_os = "linux")]
@@ -428,6 +554,72 @@ mod tests {
         assert_eq!(
             batch.get(0),
             Some((&b"v6"[..], sender.local_addr().unwrap()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_turns_datagrams_leave_together_in_order_past_a_refused_one() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for r in [&a, &b] {
+            r.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        }
+        let mut out = Outgoing::default();
+        // More than one sendmmsg holds, to two peers, with one the kernel
+        // refuses in the middle (an IPv6 address from an IPv4 socket).
+        let n = 2 * BATCH + 7;
+        for i in 0..n {
+            let to = if i % 3 == 0 { &b } else { &a };
+            out.push(
+                format!("m{i}").into_bytes().into(),
+                to.local_addr().unwrap(),
+            );
+            if i == BATCH - 1 {
+                out.push(
+                    bytes::Bytes::from_static(b"lost"),
+                    "[::1]:5060".parse().unwrap(),
+                );
+            }
+        }
+        out.flush(&socket).await;
+        assert!(out.queued.is_empty());
+        let mut buf = [0u8; 64];
+        for (peer, modulo) in [(&a, false), (&b, true)] {
+            let want: Vec<String> = (0..n)
+                .filter(|i| (i % 3 == 0) == modulo)
+                .map(|i| format!("m{i}"))
+                .collect();
+            let got: Vec<String> = want
+                .iter()
+                .map(|_| {
+                    let (len, from) = peer.recv_from(&mut buf).unwrap();
+                    assert_eq!(from, socket.local_addr().unwrap());
+                    String::from_utf8(buf[..len].to_vec()).unwrap()
+                })
+                .collect();
+            assert_eq!(got, want);
+            // And nothing twice.
+            peer.set_nonblocking(true).unwrap();
+            assert!(peer.recv_from(&mut buf).is_err());
+        }
+    }
+
+    #[tokio::test]
+    async fn datagrams_to_ipv6_peers_leave_with_their_addresses() {
+        let Ok(socket) = UdpSocket::bind("[::1]:0").await else {
+            return; // no IPv6 loopback here
+        };
+        let peer = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut out = Outgoing::default();
+        out.push(bytes::Bytes::from_static(b"v6"), peer.local_addr().unwrap());
+        out.flush(&socket).await;
+        let mut buf = [0u8; 8];
+        let (len, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(
+            (&buf[..len], from),
+            (&b"v6"[..], socket.local_addr().unwrap())
         );
     }
 }

@@ -668,13 +668,15 @@ impl Turn {
         let mut datagrams = datagrams::Datagrams::new();
         datagrams::Datagrams::stamp_arrivals(&udp);
         let hands = Hands {
-            udp: &udp,
             media: &media,
             services: &services,
             acd: acd.as_ref(),
             clock: &clock,
         };
-        let _ = carry_out(&mut switch, hands, &tcp_writers).await;
+        // A turn's UDP datagrams, sent when it ends.
+        let mut outgoing = datagrams::Outgoing::default();
+        let _ = carry_out(&mut switch, hands, &tcp_writers, &mut outgoing).await;
+        outgoing.flush(&udp).await;
         if let Some(acd) = acd.as_ref() {
             restore_agents(acd, agents);
         }
@@ -710,7 +712,7 @@ impl Turn {
                             switch.datagrams_waited(now, waited);
                             metrics.sip_read_wait.observe(waited.as_secs_f64());
                         }
-                        // As from the socket: each one's answers leave before the next.
+                        // As from the socket: each one carried out before the next.
                         let last = held.len().saturating_sub(1);
                         for (i, h) in held.into_iter().enumerate() {
                             let peer = Peer { transport: Transport::Udp, addr: h.from };
@@ -719,7 +721,7 @@ impl Turn {
                                 None => switch.handle_datagram(now, peer, &h.bytes),
                             }
                             if i < last {
-                                banned.extend(carry_out(&mut switch, hands, &tcp_writers).await);
+                                banned.extend(carry_out(&mut switch, hands, &tcp_writers, &mut outgoing).await);
                             }
                         }
                     }
@@ -729,15 +731,15 @@ impl Turn {
                             switch.datagrams_waited(now, waited);
                             metrics.sip_read_wait.observe(waited.as_secs_f64());
                         }
-                        // Each datagram's answers leave before the next is
-                        // taken: a refused caller's 503 does not wait for
-                        // the calls taken after it in the batch.
+                        // Each datagram carried out before the next is taken
+                        // (its ports, its ban); what they send leaves
+                        // together at the turn's end (`Outgoing`).
                         for i in 0..n {
                             if let Some((bytes, from)) = datagrams.get(i) {
                                 let peer = Peer { transport: Transport::Udp, addr: from };
                                 switch.handle_datagram(now, peer, bytes);
                                 if i + 1 < n {
-                                    banned.extend(carry_out(&mut switch, hands, &tcp_writers).await);
+                                    banned.extend(carry_out(&mut switch, hands, &tcp_writers, &mut outgoing).await);
                                 }
                             }
                         }
@@ -797,7 +799,8 @@ impl Turn {
                 _ = &mut timer => switch.handle_timeout(Instant::now()),
                 _ = &mut stop => break,
             }
-            banned.extend(carry_out(&mut switch, hands, &tcp_writers).await);
+            banned.extend(carry_out(&mut switch, hands, &tcp_writers, &mut outgoing).await);
+            outgoing.flush(&udp).await;
             for ip in banned {
                 // A banned source's connections are closed.
                 tcp_tasks.retain(|addr, task| {
@@ -836,7 +839,8 @@ impl Turn {
         door.close();
         info!(active_calls = switch.active_calls(), "shutting down");
         switch.shutdown(Instant::now());
-        let _ = carry_out(&mut switch, hands, &tcp_writers).await;
+        let _ = carry_out(&mut switch, hands, &tcp_writers, &mut outgoing).await;
+        outgoing.flush(&udp).await;
         // Let the BYEs leave and the media edge close its ports.
         tokio::time::sleep(Duration::from_millis(100)).await;
         for task in tcp_tasks.values() {
@@ -1053,7 +1057,6 @@ fn grow_receive_buffer(_socket: &std::net::UdpSocket, bytes: usize) -> usize {
 /// its thread (the TCP writers, which change, are passed each time).
 #[derive(Clone, Copy)]
 struct Hands<'a> {
-    udp: &'a UdpSocket,
     media: &'a media::Link,
     services: &'a ivr::Services,
     acd: Option<&'a acd::AcdHandle>,
@@ -1065,9 +1068,9 @@ async fn carry_out(
     switch: &mut Switch,
     hands: Hands<'_>,
     tcp: &HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
+    outgoing: &mut datagrams::Outgoing,
 ) -> Vec<std::net::IpAddr> {
     let Hands {
-        udp,
         media,
         services,
         acd,
@@ -1087,11 +1090,7 @@ async fn carry_out(
             Output::Transmit(t) => {
                 metrics.sip_sent(&t.bytes);
                 match t.peer.transport {
-                    Transport::Udp => {
-                        if let Err(e) = udp.send_to(&t.bytes, t.peer.addr).await {
-                            warn!(to = %t.peer.addr, error = %e, "SIP send failed");
-                        }
-                    }
+                    Transport::Udp => outgoing.push(t.bytes, t.peer.addr),
                     Transport::Tcp | Transport::Tls => match tcp.get(&t.peer.addr) {
                         Some(w) => {
                             let _ = w.send(t.bytes);
