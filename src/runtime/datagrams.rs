@@ -235,19 +235,37 @@ impl Datagrams {
 }
 
 /// The UDP datagrams one turn of the switch sends, sent together when the
-/// turn ends: on Linux one `sendmmsg` for up to [`BATCH`] of them, not a
-/// `sendto` each. The peers hear their answers a turn later than the
-/// first could have left (a turn is at most a batch read, well under a
-/// millisecond a datagram), and the switch is not put off its turn by
-/// each peer it wakes.
+/// turn ends (or sooner, see [`Outgoing::due`]): on Linux one `sendmmsg`
+/// for up to [`BATCH`] of them, not a `sendto` each. A peer hears its
+/// answer at most [`HOLD_AT_MOST`] and one datagram's work later than it
+/// could have, and the switch is not put off its turn by each peer it
+/// wakes.
 #[derive(Debug, Default)]
 pub struct Outgoing {
     queued: Vec<(bytes::Bytes, SocketAddr)>,
+    /// When the first of them was queued.
+    since: Option<std::time::Instant>,
 }
+
+/// How long a datagram may wait for its turn's end: an overloaded turn is
+/// long, and a refused caller's 503 must not wait for all of it.
+pub const HOLD_AT_MOST: Duration = Duration::from_millis(1);
 
 impl Outgoing {
     pub fn push(&mut self, bytes: bytes::Bytes, to: SocketAddr) {
+        if self.queued.is_empty() {
+            self.since = Some(std::time::Instant::now());
+        }
         self.queued.push((bytes, to));
+    }
+
+    /// Whether to send now rather than at the turn's end: a batch's worth
+    /// is queued, or the first has waited [`HOLD_AT_MOST`].
+    pub fn due(&self, now: std::time::Instant) -> bool {
+        self.queued.len() >= BATCH
+            || self
+                .since
+                .is_some_and(|at| now.saturating_duration_since(at) >= HOLD_AT_MOST)
     }
 
     /// Sends what is queued, in order, waiting while the socket's buffer
@@ -271,6 +289,7 @@ impl Outgoing {
             }
         }
         self.queued.clear();
+        self.since = None;
     }
 }
 
@@ -621,5 +640,26 @@ mod tests {
             (&buf[..len], from),
             (&b"v6"[..], socket.local_addr().unwrap())
         );
+    }
+
+    #[tokio::test]
+    async fn a_queue_is_due_after_a_millisecond_or_a_batch() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = peer.local_addr().unwrap();
+        let mut out = Outgoing::default();
+        assert!(!out.due(std::time::Instant::now()), "nothing queued");
+        out.push(bytes::Bytes::from_static(b"a"), to);
+        assert!(!out.due(std::time::Instant::now()));
+        assert!(out.due(std::time::Instant::now() + HOLD_AT_MOST));
+        out.flush(&socket).await;
+        assert!(!out.due(std::time::Instant::now() + HOLD_AT_MOST), "sent");
+        for _ in 0..BATCH - 1 {
+            out.push(bytes::Bytes::from_static(b"b"), to);
+        }
+        assert!(!out.due(std::time::Instant::now()));
+        out.push(bytes::Bytes::from_static(b"c"), to);
+        assert!(out.due(std::time::Instant::now()), "a batch's worth");
+        out.flush(&socket).await;
     }
 }

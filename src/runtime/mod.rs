@@ -722,6 +722,9 @@ impl Turn {
                             }
                             if i < last {
                                 banned.extend(carry_out(&mut switch, hands, &tcp_writers, &mut outgoing).await);
+                                if outgoing.due(Instant::now()) {
+                                    outgoing.flush(&udp).await;
+                                }
                             }
                         }
                     }
@@ -740,6 +743,9 @@ impl Turn {
                                 switch.handle_datagram(now, peer, bytes);
                                 if i + 1 < n {
                                     banned.extend(carry_out(&mut switch, hands, &tcp_writers, &mut outgoing).await);
+                                    if outgoing.due(Instant::now()) {
+                                        outgoing.flush(&udp).await;
+                                    }
                                 }
                             }
                         }
