@@ -296,38 +296,40 @@ impl Outgoing {
 /// Sends from the front of `queued` without waiting; how many left.
 #[cfg(target_os = "linux")]
 fn send_some(socket: &UdpSocket, queued: &[(bytes::Bytes, SocketAddr)]) -> io::Result<usize> {
+    use std::mem::MaybeUninit;
     use std::os::fd::AsRawFd;
     let count = queued.len().min(BATCH);
-    let mut names: [libc::sockaddr_storage; BATCH] =
-        // SAFETY: sockaddr_storage is plain bytes; all zeros is a valid value.
-        unsafe { std::mem::zeroed() };
-    let mut iovecs: [libc::iovec; BATCH] = std::array::from_fn(|_| libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    });
-    // SAFETY: mmsghdr is plain data; zeroed is a valid empty header.
-    let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    // Only the entries used are written (zeroing all of them cost more
+    // than the rest of a flush).
+    let mut names = [MaybeUninit::<libc::sockaddr_storage>::uninit(); BATCH];
+    let mut iovecs = [MaybeUninit::<libc::iovec>::uninit(); BATCH];
+    let mut headers = [MaybeUninit::<libc::mmsghdr>::uninit(); BATCH];
     for (i, (bytes, to)) in queued.iter().take(count).enumerate() {
-        let len = write_sockaddr(*to, &mut names[i]);
-        iovecs[i] = libc::iovec {
+        // SAFETY: sockaddr_storage is plain bytes; all zeros is a valid value.
+        let name = names[i].write(unsafe { std::mem::zeroed() });
+        let len = write_sockaddr(*to, name);
+        let iov = iovecs[i].write(libc::iovec {
             // The kernel only reads through it (sendmmsg).
             iov_base: bytes.as_ptr().cast_mut().cast(),
             iov_len: bytes.len(),
-        };
-        let h = &mut headers[i].msg_hdr;
-        h.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
-        h.msg_namelen = len;
-        h.msg_iov = &mut iovecs[i];
-        h.msg_iovlen = 1;
+        });
+        // SAFETY: mmsghdr is plain data; zeroed is a valid empty header.
+        let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        h.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+        h.msg_hdr.msg_namelen = len;
+        h.msg_hdr.msg_iov = iov;
+        h.msg_hdr.msg_iovlen = 1;
+        headers[i].write(h);
     }
     socket.try_io(tokio::io::Interest::WRITABLE, || {
-        // SAFETY: the first `count` headers point at addresses and iovecs
-        // in this frame and at the queued bytes, each as long as the length
-        // beside it, all alive for the call; the kernel reads them only.
+        // SAFETY: the first `count` headers are written and point at
+        // addresses and iovecs in this frame and at the queued bytes, each
+        // as long as the length beside it, all alive for the call; the
+        // kernel reads `count` headers and only reads what they point at.
         let n = unsafe {
             libc::sendmmsg(
                 socket.as_raw_fd(),
-                headers.as_mut_ptr(),
+                headers.as_mut_ptr().cast::<libc::mmsghdr>(),
                 count as libc::c_uint,
                 libc::MSG_DONTWAIT,
             )

@@ -675,7 +675,7 @@ impl Turn {
         };
         // A turn's UDP datagrams, sent when it ends.
         let mut outgoing = datagrams::Outgoing::default();
-        let _ = carry_out(&mut switch, hands, &tcp_writers, &mut outgoing).await;
+        let _ = carry_out(&mut switch, hands, &tcp_writers, &mut outgoing);
         outgoing.flush(&udp).await;
         if let Some(acd) = acd.as_ref() {
             restore_agents(acd, agents);
@@ -721,7 +721,7 @@ impl Turn {
                                 None => switch.handle_datagram(now, peer, &h.bytes),
                             }
                             if i < last {
-                                banned.extend(carry_out(&mut switch, hands, &tcp_writers, &mut outgoing).await);
+                                banned.extend(carry_out(&mut switch, hands, &tcp_writers, &mut outgoing));
                                 if outgoing.due(Instant::now()) {
                                     outgoing.flush(&udp).await;
                                 }
@@ -742,7 +742,7 @@ impl Turn {
                                 let peer = Peer { transport: Transport::Udp, addr: from };
                                 switch.handle_datagram(now, peer, bytes);
                                 if i + 1 < n {
-                                    banned.extend(carry_out(&mut switch, hands, &tcp_writers, &mut outgoing).await);
+                                    banned.extend(carry_out(&mut switch, hands, &tcp_writers, &mut outgoing));
                                     if outgoing.due(Instant::now()) {
                                         outgoing.flush(&udp).await;
                                     }
@@ -805,7 +805,7 @@ impl Turn {
                 _ = &mut timer => switch.handle_timeout(Instant::now()),
                 _ = &mut stop => break,
             }
-            banned.extend(carry_out(&mut switch, hands, &tcp_writers, &mut outgoing).await);
+            banned.extend(carry_out(&mut switch, hands, &tcp_writers, &mut outgoing));
             outgoing.flush(&udp).await;
             for ip in banned {
                 // A banned source's connections are closed.
@@ -845,7 +845,7 @@ impl Turn {
         door.close();
         info!(active_calls = switch.active_calls(), "shutting down");
         switch.shutdown(Instant::now());
-        let _ = carry_out(&mut switch, hands, &tcp_writers, &mut outgoing).await;
+        let _ = carry_out(&mut switch, hands, &tcp_writers, &mut outgoing);
         outgoing.flush(&udp).await;
         // Let the BYEs leave and the media edge close its ports.
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1070,7 +1070,7 @@ struct Hands<'a> {
 }
 
 /// Carries out what the switch wants done; returns the sources it banned.
-async fn carry_out(
+fn carry_out(
     switch: &mut Switch,
     hands: Hands<'_>,
     tcp: &HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>,
