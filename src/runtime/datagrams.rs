@@ -249,8 +249,8 @@ pub struct Outgoing {
     urgent: bool,
 }
 
-/// How long a datagram may wait for its turn's end: an overloaded turn is
-/// long, and a refused caller's 503 must not wait for all of it.
+/// How long a datagram may wait for its turn's end (an overloaded turn is
+/// long).
 pub const HOLD_AT_MOST: Duration = Duration::from_millis(1);
 
 impl Outgoing {
@@ -333,7 +333,8 @@ fn send_some(socket: &UdpSocket, queued: &[(bytes::Bytes, SocketAddr)]) -> io::R
         // SAFETY: the first `count` headers are written and point at
         // addresses and iovecs in this frame and at the queued bytes, each
         // as long as the length beside it, all alive for the call; the
-        // kernel reads `count` headers and only reads what they point at.
+        // kernel reads `count` headers (writing only their `msg_len`) and
+        // only reads what they point at.
         let n = unsafe {
             libc::sendmmsg(
                 socket.as_raw_fd(),
