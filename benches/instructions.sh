@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Instructions per call, thread by thread, counted by callgrind: the
-# hotline's own work, the same count on a noisy shared machine as on a
-# quiet one. benches/cpu_per_call.sh measures time, which the machine's
-# neighbours move by a fifth from one round to the next; a change that
-# cuts a few per cent of the work shows here when the time cannot tell it
-# from noise. Compare two builds with BIN.
+# hotline's own work, which the machine's neighbours do not change.
+# benches/cpu_per_call.sh measures time, which they move by a fifth from
+# one round to the next; this count moves by 2-3 % between runs (timers
+# and batches still follow the clock), so a change that cuts 5 % of the
+# work shows here when the time cannot tell it from noise. Compare two
+# builds with BIN, a run or two each.
 #
 #   benches/instructions.sh [CALLS] [RATE]        # default 1000 calls at 50/s
 #   BIN=/tmp/old/hotline benches/instructions.sh  # another build
@@ -34,17 +35,11 @@ command -v sipp >/dev/null || { echo "sipp not found: apt-get install -y sip-tes
 OUT=$(mktemp -d /tmp/hotline-instructions.XXXXXX)
 HOTLINE=
 trap '[ -z "$HOTLINE" ] || kill "$HOTLINE" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-{
-    printf '[sip]\nlisten = "127.0.0.1:%s"\nanswer_after_ms = 0\n' "$PORT"
-    printf 'trunks = ["127.0.0.1"]\nmax_calls = 4000\nmax_unconfirmed = 100000\n'
-    printf 'max_unconfirmed_per_source = 100000\nmax_transactions = 1000000\n'
-    printf '[sip.trunk_limits]\ninvite_per_second = 100000.0\ninvite_burst = 100000.0\n'
-    printf 'register_per_second = 100.0\nregister_burst = 200.0\n'
-    printf 'other_per_second = 400000.0\nother_burst = 400000.0\n'
-    printf '[media]\nip = "127.0.0.1"\nrtp_port_min = 30000\nrtp_port_max = 59999\n'
-    printf '[tickets]\nstore = "%s/events.db"\n[owners]\ndb = "%s/owners.db"\n' "$OUT" "$OUT"
-    printf '[ivr]\nmenu = ""\n[http]\nlisten = "127.0.0.1:0"\n'
-} >"$OUT/hotline.toml"
+# The configuration of the rate benches, with max_calls as cpu_per_call.sh
+# has it: a cap the open-files limit can hold leaves room for the sockets
+# of freed ports, kept bound for their next call, as in a deployment.
+. benches/load_config.sh
+MAX_CALLS=4000 load_config "$OUT/hotline.toml" "$PORT" "$OUT"
 # One file per thread; names written out whole, so that a dump made after
 # zeroing reads on its own.
 valgrind --tool=callgrind --separate-threads=yes --compress-strings=no --compress-pos=no \
@@ -74,24 +69,23 @@ sleep 1
 kill "$HOTLINE"
 wait "$HOTLINE" 2>/dev/null || true
 HOTLINE=
-ok=$(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i } END { print $h["SuccessfulCall(C)"] + 0 }' "$OUT/calls.csv")
-failed=$(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i } END { print $h["FailedCall(C)"] + 0 }' "$OUT/calls.csv")
+# SIPp's count of one column of its statistics.
+stat() { awk -F';' -v col="$1" 'NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i } END { print $h[col] + 0 }' "$OUT/calls.csv"; }
+ok=$(stat "SuccessfulCall(C)")
+failed=$(stat "FailedCall(C)")
 [ "$ok" -gt 0 ] || { echo "no call completed: $OUT" >&2; exit 1; }
 echo "$CALLS calls at $RATE/s under callgrind: $ok completed, $failed failed; instructions per completed call:"
-# The dump made after zeroing: part 1 of each thread's file.
+# The dump made after zeroing: part 1 of each thread's file. Each thread
+# named by the first of the hotline's own functions by inclusive count.
 for f in "$OUT"/callgrind.out.1-*; do
     total=$(awk '/^summary:/ { print $2; exit }' "$f")
     [ -n "$total" ] && [ "$total" -gt 0 ] || continue
-    # Named by the first of the hotline's own functions by inclusive count.
     name=$(callgrind_annotate --inclusive=yes --threshold=100 "$f" 2>/dev/null |
         grep -o 'hotline::[^ []*' | head -1 || true)
-    awk -v t="$total" -v ok="$ok" -v name="${name:-(no hotline function)}" 'BEGIN { printf "  %10.0f  %s\n", t / ok, name }'
-done | sort -rn
-busiest= most=0
-for f in "$OUT"/callgrind.out.1-*; do
-    total=$(awk '/^summary:/ { print $2; exit }' "$f")
-    if [ -n "$total" ] && [ "$total" -gt "$most" ]; then most=$total busiest=$f; fi
-done
+    echo "$total $f ${name:-(no hotline function)}"
+done | sort -rn >"$OUT/threads"
+awk -v ok="$ok" '{ n = $1; $1 = ""; $2 = ""; sub(/^ +/, ""); printf "  %10.0f  %s\n", n / ok, $0 }' "$OUT/threads"
+busiest=$(awk 'NR == 1 { print $2 }' "$OUT/threads")
 echo
 echo "the busiest thread: its functions, children included (instructions per completed call)"
 callgrind_annotate --inclusive=yes --threshold=100 "$busiest" 2>/dev/null |

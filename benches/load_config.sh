@@ -1,8 +1,9 @@
-# Sourced by benches/load.sh and benches/overload.sh: the hotline's
+# Sourced by benches/load.sh, overload.sh and instructions.sh: the hotline's
 # configuration for call-rate runs.
 #
 #   load_config FILE SIP_PORT DIR [HTTP]  # writes FILE; the store and owners in DIR
 #   RTPRIO=0 MAX_BUSY=90 ...              # [media] realtime_priority, max_busy_percent
+#   MAX_CALLS=4000 ...                    # [sip] max_calls (default 100000)
 #
 # SIPp stands for the carrier's trunk, and the caps on calls, unconfirmed
 # calls and transactions are lifted: what limits the rate is the machine and
@@ -16,7 +17,7 @@ answer_after_ms = 0
 # SIPp is the carrier's trunk here, sized for the load (not a stranger
 # whose INVITEs are limited to a few a second).
 trunks = ["127.0.0.1"]
-max_calls = 100000
+max_calls = ${MAX_CALLS:-100000}
 max_unconfirmed = 100000
 max_unconfirmed_per_source = 100000
 max_transactions = 1000000

@@ -245,12 +245,10 @@ pub struct Outgoing {
     queued: Vec<(bytes::Bytes, SocketAddr)>,
     /// When the first of them was queued.
     since: Option<std::time::Instant>,
-    /// A refusal is among them.
-    urgent: bool,
 }
 
-/// How long a datagram may wait for its turn's end (an overloaded turn is
-/// long).
+/// How long a datagram may wait for its turn's end: an overloaded turn is
+/// long, and a refused caller's 503 must not wait for all of it.
 pub const HOLD_AT_MOST: Duration = Duration::from_millis(1);
 
 impl Outgoing {
@@ -258,18 +256,13 @@ impl Outgoing {
         if self.queued.is_empty() {
             self.since = Some(std::time::Instant::now());
         }
-        // A refusal (503: the hotline is behind) is not held: its caller
-        // is promised an answer within milliseconds, and a turn that
-        // refuses is a long one.
-        self.urgent |= bytes.starts_with(b"SIP/2.0 503 ");
         self.queued.push((bytes, to));
     }
 
-    /// Whether to send now rather than at the turn's end: a refusal is
-    /// queued, or a batch's worth, or the first has waited [`HOLD_AT_MOST`].
+    /// Whether to send now rather than at the turn's end: a batch's worth
+    /// is queued, or the first has waited [`HOLD_AT_MOST`].
     pub fn due(&self, now: std::time::Instant) -> bool {
-        self.urgent
-            || self.queued.len() >= BATCH
+        self.queued.len() >= BATCH
             || self
                 .since
                 .is_some_and(|at| now.saturating_duration_since(at) >= HOLD_AT_MOST)
@@ -297,7 +290,6 @@ impl Outgoing {
         }
         self.queued.clear();
         self.since = None;
-        self.urgent = false;
     }
 }
 
@@ -672,14 +664,5 @@ mod tests {
         out.push(bytes::Bytes::from_static(b"c"), to);
         assert!(out.due(std::time::Instant::now()), "a batch's worth");
         out.flush(&socket).await;
-        out.push(bytes::Bytes::from_static(b"SIP/2.0 200 OK\r\n"), to);
-        assert!(!out.due(std::time::Instant::now()));
-        out.push(
-            bytes::Bytes::from_static(b"SIP/2.0 503 Service Unavailable\r\n"),
-            to,
-        );
-        assert!(out.due(std::time::Instant::now()), "a refusal");
-        out.flush(&socket).await;
-        assert!(!out.due(std::time::Instant::now() + HOLD_AT_MOST), "sent");
     }
 }
