@@ -22,7 +22,7 @@
 #
 # Prints a table and one JSON line. Bounded in calls and time; stops by
 # itself and ends only the processes it started. Needs sipp (sip-tester),
-# dumpcap and tshark (tshark), sox.
+# dumpcap, tshark and capinfos (tshark), sox.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +31,7 @@ RATE=${2:-200}
 HOLD=${3:-$((N / RATE + 40))}
 PORT=${PORT:-26060}
 BIN=${BIN:-./target/release/hotline}
-for tool in sipp dumpcap tshark sox; do
+for tool in sipp dumpcap tshark capinfos sox; do
     command -v $tool >/dev/null || {
         echo "$tool not found: apt-get install -y sip-tester tshark sox" >&2
         exit 2
@@ -130,6 +130,10 @@ if [ -n "$BARE" ]; then
 fi
 
 tshark -r "$OUT/capture.pcap" -Y "frame.time_relative >= 1" -w "$OUT/rtp.pcap" 2>/dev/null
+# The span the analysed packets cover: the rates are over it, not over
+# dumpcap's whole run (which includes its start, a second or more on a
+# loaded machine).
+streamed=$(capinfos -u -T -r -M "$OUT/rtp.pcap" 2>/dev/null | awk -F'\t' '{ print $2 }')
 tshark -r "$OUT/rtp.pcap" -q -d udp.port==30000-59999,rtp -z rtp,streams 2>/dev/null |
     awk '$0 ~ /^ +[0-9.]+ +[0-9.]+ +127/ {
         # Pkts, Lost, Max Delta, Max Jitter (the columns after the payload name)
@@ -137,9 +141,9 @@ tshark -r "$OUT/rtp.pcap" -q -d udp.port==30000-59999,rtp -z rtp,streams 2>/dev/
         print $(p + 1), $(p + 2), $(p + 6), $(p + 9)
     }' >"$OUT/streams.txt"
 ok=$(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i } END { print $h["SuccessfulCall(C)"], $h["FailedCall(C)"] }' "$OUT/stat.csv")
-python3 - "$OUT/streams.txt" "$N" "$t0" "$t1" "$s0" "$s1" "$(getconf CLK_TCK)" "$rss_kb" "$bare" "$ok" "$OUT" "$p0" "$p1" "$m0" "$m1" <<'PY'
+python3 - "$OUT/streams.txt" "$N" "$t0" "$t1" "$s0" "$s1" "$(getconf CLK_TCK)" "$rss_kb" "$bare" "$ok" "$OUT" "$p0" "$p1" "$m0" "$m1" "$streamed" <<'PY'
 import json, os, sys
-path, n, t0, t1, s0, s1, hz, rss, bare, ok, out, p0, p1, m0, m1 = sys.argv[1:]
+path, n, t0, t1, s0, s1, hz, rss, bare, ok, out, p0, p1, m0, m1, streamed = sys.argv[1:]
 rows = [l.split() for l in open(path) if l.strip()]
 pkts = [int(r[0]) for r in rows]
 lost = sum(int(r[1]) for r in rows)
@@ -147,16 +151,17 @@ gaps = sorted(float(r[2]) for r in rows)
 jit = sorted(float(r[3]) for r in rows)
 q = lambda xs, p: xs[min(len(xs) - 1, int(p * len(xs)))] if xs else None
 seconds = float(s1) - float(s0)
-streamed = seconds - 1  # the capture's first second is left out
+streamed = float(streamed or 0)  # no packets: no span
 cpu_s = (int(t1) - int(t0)) / int(hz)
 sent = sum(pkts)
-# CPU a second over the packets a second (the analysed 10 s of the capture)
-us_per_packet = (cpu_s / seconds) * 1e6 / (sent / streamed) if sent else None
+# CPU a second (over dumpcap's run) over the packets a second (over the
+# analysed span of the capture)
+us_per_packet = (cpu_s / seconds) * 1e6 / (sent / streamed) if sent and streamed else None
 bare = None if bare == 'null' else float(bare)
 ok, failed = ok.split()
 r = {
     "callers": int(n), "ok": int(ok), "failed": int(failed), "streams": len(rows),
-    "packets_per_stream_s": q(sorted(p / streamed for p in pkts), 0.5),
+    "packets_per_stream_s": q(sorted(p / streamed for p in pkts), 0.5) if streamed else None,
     "max_gap_ms": {"median": q(gaps, 0.5), "p99": q(gaps, 0.99), "max": gaps[-1] if gaps else None},
     "jitter_ms": {"median": q(jit, 0.5), "p99": q(jit, 0.99)},
     "lost": lost,
