@@ -11,19 +11,22 @@
 //! for the switch, which takes them before it reads the socket again
 //! ([`Shared::take`]). One lock orders the two readers: the switch reads
 //! the socket only while the door holds nothing, and the door reads and
-//! holds under the same lock. At rest (the switch taking calls) the door
+//! holds under the same lock. The lock inherits priority
+//! ([`super::pi_mutex`]): a switch preempted while it holds it runs at the
+//! door's priority until it lets go. At rest (the switch taking calls) the door
 //! sleeps until the switch refuses a call. Linux only (the arrival
 //! stamps); elsewhere there is no door.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
+use super::pi_mutex::{PiGuard, PiMutex};
 use crate::edge::door::{Door, HELD_MAX, TICK};
 
 /// How long the door sleeps at most while the switch takes calls (it is
@@ -43,7 +46,9 @@ pub struct Held {
 
 /// What the door and the switch share.
 pub struct Shared {
-    held: Mutex<VecDeque<Held>>,
+    /// Priority-inheriting: the switch holding it runs at the door's
+    /// priority while the door waits for it.
+    held: PiMutex<VecDeque<Held>>,
     /// Whether `held` has anything, read without the lock.
     holds: AtomicBool,
     /// When the switch last ended a turn refusing new calls: nanoseconds
@@ -60,7 +65,7 @@ pub struct Shared {
 impl Default for Shared {
     fn default() -> Self {
         Self {
-            held: Mutex::default(),
+            held: PiMutex::default(),
             holds: AtomicBool::new(false),
             refused_at: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -100,8 +105,8 @@ impl Shared {
     }
 
     /// What the door holds, under the lock that orders reading the socket.
-    pub fn lock(&self) -> MutexGuard<'_, VecDeque<Held>> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn lock(&self) -> PiGuard<'_, VecDeque<Held>> {
+        self.held.lock()
     }
 
     /// Takes what the door holds, oldest first.

@@ -15,6 +15,7 @@ mod door;
 mod incoming;
 pub mod ivr;
 pub mod media;
+mod pi_mutex;
 mod poller;
 pub mod threads;
 pub mod tickets;
