@@ -15,9 +15,14 @@
 # and, for context, SIPp -> hotline with signalling only
 # (tests/scenarios/caller_hangup.xml: BYE right after the ACK, no prompt
 # played out), the call shape closest to SIPp's UAS, which sends no RTP.
-# Prints the highest clean rate of each and the ratios. Every run is bounded
-# in calls (-m) and time (-timeout) and stops by itself. Needs sipp
-# (Debian: sip-tester). The machine is shared: quote medians of several runs.
+# Prints the highest clean rate of each and the ratios, and whether the
+# machine could carry the first rate the hotline did not take cleanly at
+# all: a bare sender (benches/bare_sender.rs) alone on one core with as
+# many streams as that rate keeps playing (below 50 packets a stream a
+# second, the media alone needs more than a core on this machine). Every
+# run is bounded in calls (-m) and time (-timeout) and stops by itself.
+# Needs sipp (Debian: sip-tester). The machine is shared: quote medians of
+# several runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,6 +85,25 @@ kill $HOTLINE
 wait $HOTLINE || true
 grep "hotline stopped" "$OUT/hotline.log" >&2 || true
 
+# Whether this machine could carry the first rate the hotline did not take
+# cleanly (or the last it took) at all: as many streams as that rate keeps
+# playing (calls a second times the goodbye prompt's length), sent for 5 s
+# by benches/bare_sender.rs alone, one socket a stream, on one core.
+AT=$(for r in $RATES; do [ "$r" -gt "$HOTLINE_BEST" ] && { echo "$r"; break; }; done)
+AT=${AT:-$HOTLINE_BEST}
+PROMPT_SECONDS=$(python3 -c 'import wave; w = wave.open("prompts/goodbye_en.wav"); print(w.getnframes() / w.getframerate())')
+STREAMS=$(echo "$AT * $PROMPT_SECONDS / 1" | bc)
+CEILING=
+cargo build --release --quiet --bench bare_sender 2>/dev/null || true
+BARE=$(ls -t target/release/deps/bare_sender-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
+if [ -n "$BARE" ] && [ "$STREAMS" -gt 0 ]; then
+    CEILING=$("$BARE" "$STREAMS" 5 2>/dev/null | awk '
+        /^packets/ { gsub(/\(/, "", $3); rate = $3 }
+        /^cpu_seconds/ { cpu = $2 }
+        /^us_per_packet/ { us = $2 }
+        END { printf "%s of 50 packets a stream a second, %s us a packet, %.0f %% of a core", rate, us, cpu * 100 / 5 }')
+fi
+
 echo "SIPp built-in UAC against SIPp built-in UAS" >&2
 (cd "$OUT" && sipp -sn uas -i 127.0.0.1 -p "$UAS_PORT" -cp $((UAS_PORT + 1)) -mp $((UAS_PORT + 2)) $BUF \
     -nostdin -bg >uas.out 2>&1) || true  # sipp -bg exits non-zero in the parent
@@ -93,6 +117,7 @@ echo "highest rate with 0 failed calls (${STEP_SECONDS} s per step, rates: $RATE
 echo "  hotline (short calls with a prompt): $HOTLINE_BEST cps"
 echo "  hotline, signalling only:            $SIGNALLING_BEST cps"
 echo "  SIPp UAC vs SIPp UAS (built-in):     $SIPP_BEST cps"
+[ -z "$CEILING" ] || echo "  the machine at $AT cps: $STREAMS streams of the ${PROMPT_SECONDS%???} s prompt; a bare sender alone: $CEILING"
 if [ "$SIPP_BEST" -gt 0 ]; then
     echo "  ratio hotline / SIPp UAS:            $(echo "scale=2; $HOTLINE_BEST / $SIPP_BEST" | bc)"
     echo "  ratio signalling only / SIPp UAS:    $(echo "scale=2; $SIGNALLING_BEST / $SIPP_BEST" | bc)"
