@@ -21,8 +21,12 @@
 # is there, on the wire (the SIP port captured: from the INVITE reaching
 # the hotline's socket to its 503 leaving, the hotline's own share; and how
 # many of the late ones spanned a pause of 5 ms or more in what SIPp sent:
-# SIPp stalled too, the machine rather than the hotline alone), and the
-# hotline's own count of shed calls by reason (/metrics). Bounded in
+# SIPp stalled too, the machine was full. That is not only the VM: the
+# hotline's real-time media workers take both cores from SIPp and from the
+# switch's ordinary thread in bursts. With RTPRIO=0 the late ones fell from
+# 106 and 433 to 0 and 38 in alternating runs, but 2,000 held callers'
+# audio broke up (benches/held.sh: max gap p99 338 ms against 26): the
+# audio of the calls taken comes first), and the hotline's own count of shed calls by reason (/metrics). Bounded in
 # calls and time; stops by itself; ends only the processes it started.
 # Needs sipp (Debian: sip-tester); dumpcap (tshark) for the wire figures.
 set -euo pipefail
