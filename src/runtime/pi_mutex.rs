@@ -49,10 +49,11 @@ mod linux {
                         attr.as_mut_ptr(),
                         libc::PTHREAD_PRIO_INHERIT,
                     ) == 0;
-                    // Without inheritance (a kernel without PI futexes) it
-                    // stays the ordinary mutex it was made as.
-                    if inherit {
-                        libc::pthread_mutex_init(raw.get(), attr.as_ptr());
+                    // Without inheritance (a kernel without PI futexes: the
+                    // C library refuses it) it is the ordinary mutex it was
+                    // made as.
+                    if inherit && libc::pthread_mutex_init(raw.get(), attr.as_ptr()) != 0 {
+                        *raw.get() = libc::PTHREAD_MUTEX_INITIALIZER;
                     }
                     libc::pthread_mutexattr_destroy(attr.as_mut_ptr());
                 }
