@@ -38,8 +38,7 @@ for tool in sipp dumpcap tshark capinfos sox; do
     }
 done
 [ "$BIN" != ./target/release/hotline ] || cargo build --release --quiet
-cargo build --release --quiet --bench bare_sender 2>/dev/null || true
-BARE=$(ls -t target/release/deps/bare_sender-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
+BARE=$(benches/bare_sender_bin.sh)
 OUT=$(mktemp -d /tmp/hotline-held.XXXXXX)
 
 cat >"$OUT/hotline.toml" <<EOF

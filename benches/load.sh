@@ -89,13 +89,12 @@ grep "hotline stopped" "$OUT/hotline.log" >&2 || true
 # cleanly (or the last it took) at all: as many streams as that rate keeps
 # playing (calls a second times the goodbye prompt's length), sent for 5 s
 # by benches/bare_sender.rs alone, one socket a stream, on one core.
-AT=$(for r in $RATES; do [ "$r" -gt "$HOTLINE_BEST" ] && { echo "$r"; break; }; done)
+AT=$(for r in $RATES; do [ "$r" -gt "$HOTLINE_BEST" ] && { echo "$r"; break; }; done || true)
 AT=${AT:-$HOTLINE_BEST}
-PROMPT_SECONDS=$(python3 -c 'import wave; w = wave.open("prompts/goodbye_en.wav"); print(w.getnframes() / w.getframerate())')
+PROMPT_SECONDS=$(python3 -c 'import wave; w = wave.open("prompts/goodbye_en.wav"); print(f"{w.getnframes() / w.getframerate():.3f}")')
 STREAMS=$(echo "$AT * $PROMPT_SECONDS / 1" | bc)
 CEILING=
-cargo build --release --quiet --bench bare_sender 2>/dev/null || true
-BARE=$(ls -t target/release/deps/bare_sender-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
+BARE=$(benches/bare_sender_bin.sh)
 if [ -n "$BARE" ] && [ "$STREAMS" -gt 0 ]; then
     CEILING=$("$BARE" "$STREAMS" 5 2>/dev/null | awk '
         /^packets/ { gsub(/\(/, "", $3); rate = $3 }
@@ -117,7 +116,7 @@ echo "highest rate with 0 failed calls (${STEP_SECONDS} s per step, rates: $RATE
 echo "  hotline (short calls with a prompt): $HOTLINE_BEST cps"
 echo "  hotline, signalling only:            $SIGNALLING_BEST cps"
 echo "  SIPp UAC vs SIPp UAS (built-in):     $SIPP_BEST cps"
-[ -z "$CEILING" ] || echo "  the machine at $AT cps: $STREAMS streams of the ${PROMPT_SECONDS%???} s prompt; a bare sender alone: $CEILING"
+[ -z "$CEILING" ] || echo "  the machine at $AT cps: $STREAMS streams of the $PROMPT_SECONDS s prompt; a bare sender alone: $CEILING"
 if [ "$SIPP_BEST" -gt 0 ]; then
     echo "  ratio hotline / SIPp UAS:            $(echo "scale=2; $HOTLINE_BEST / $SIPP_BEST" | bc)"
     echo "  ratio signalling only / SIPp UAS:    $(echo "scale=2; $SIGNALLING_BEST / $SIPP_BEST" | bc)"

@@ -184,13 +184,10 @@ mod tests {
         Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
     }
 
-    /// Makes the calling thread real-time (SCHED_FIFO) at `priority`.
-    fn realtime(priority: i32) -> bool {
-        let param = libc::sched_param {
-            sched_priority: priority,
-        };
-        // SAFETY: a valid sched_param for the calling thread.
-        unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
+    /// Makes the calling thread real-time, as the media workers and the
+    /// door are made.
+    fn realtime(priority: u8) -> bool {
+        crate::runtime::workers::set_realtime(priority).is_ok()
     }
 
     #[test]
