@@ -19,9 +19,23 @@ impl WallClock {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        Self {
-            base: Instant::now(),
-            base_ms,
+        Self::paired(Instant::now(), base_ms)
+    }
+
+    /// A clock on which `base` is Unix millisecond `base_ms` (a report lays
+    /// the log's milliseconds out from any instant).
+    pub fn paired(base: Instant, base_ms: i64) -> Self {
+        Self { base, base_ms }
+    }
+
+    /// The instant of Unix millisecond `ms` (`None` where this platform's
+    /// instants cannot reach).
+    pub fn instant(&self, ms: i64) -> Option<Instant> {
+        let d = Duration::from_millis(ms.abs_diff(self.base_ms));
+        if ms >= self.base_ms {
+            self.base.checked_add(d)
+        } else {
+            self.base.checked_sub(d)
         }
     }
 
@@ -66,5 +80,14 @@ mod tests {
         }
         let before = clock.base - Duration::from_micros(1_500);
         assert_eq!(clock.ms(before), clock.base_ms - 1);
+    }
+
+    #[test]
+    fn a_millisecond_is_the_instant_that_maps_back_to_it() {
+        let clock = WallClock::start();
+        for ms in [-5_000, -1, 0, 1, 86_400_000] {
+            let at = clock.instant(clock.base_ms + ms).unwrap();
+            assert_eq!(clock.ms(at), clock.base_ms + ms);
+        }
     }
 }

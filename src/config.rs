@@ -1344,10 +1344,12 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        if self.service_level.window_minutes == 0 {
+        // A process that starts reads the log's last day to run the
+        // figures on from the last one's; longer periods are reports.
+        if !(1..=24 * 60).contains(&self.service_level.window_minutes) {
             return Err(invalid(
                 "service_level.window_minutes",
-                "must be at least 1".into(),
+                "must be 1 to 1440 (a day; longer periods are reports)".into(),
             ));
         }
         Ok(())
@@ -1719,6 +1721,10 @@ mod tests {
             ),
             ("[http]\nmax_event_streams = 0\n", "http.max_connections"),
             ("[sip]\nuntrusted_calls = \"maybe\"\n", "untrusted_calls"),
+            (
+                "[service_level]\nwindow_minutes = 1441\n",
+                "service_level.window_minutes",
+            ),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");

@@ -384,9 +384,11 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
         format!(
             "[tickets]\nstore = \"{}\"\n[cluster]\nnode = \"{name}\"\nlease_seconds = {}\n\
              [sip]\nlisten = \"127.0.0.1:SIP_PORT\"\nanswer_after_ms = 100\n\
-             trunks = [\"127.0.0.1\"]\nproxies = [\"127.0.0.1\"]\n",
+             trunks = [\"127.0.0.1\"]\nproxies = [\"127.0.0.1\"]\n\
+             [http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nusers = \"{}\"\n",
             store.location,
-            LEASE.as_secs()
+            LEASE.as_secs(),
+            common::manifest("config/users.toml")
         )
     };
     let (mut a, _da) = common::menu_hotline(BASE, &config("a"));
@@ -551,6 +553,42 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
         "2001 did not register again: {:?}",
         b.lines("agent registered")
     );
+    // The supervisor's figures on b run on from a's: the owner a
+    // answered counts beside the one b did, as the day's log says.
+    std::thread::sleep(Duration::from_millis(1500)); // published each second
+    let get = |path: &str| {
+        let (status, body) =
+            common::http(b.http_port(), "GET", path, Some("demo-supervisor"), None);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let (live, day) = (get("/api/queues"), get("/api/reports/day"));
+    let mut answered = 0;
+    for queue in live["queues"].as_array().unwrap() {
+        let figures = &queue["figures"];
+        let replayed = day["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["queue"] == queue["name"])
+            .unwrap_or_else(|| panic!("{day:#}"));
+        for key in [
+            "answered",
+            "answered_in_time",
+            "abandoned",
+            "overflowed",
+            "service_level_answered",
+            "asa_seconds",
+            "aht_seconds",
+        ] {
+            assert_eq!(
+                figures[key], replayed[key],
+                "{key}: live {queue:#} replayed {replayed:#}"
+            );
+        }
+        answered += figures["answered"].as_u64().unwrap();
+    }
+    assert_eq!(answered, 2, "{live:#}");
     let _ = second.kill();
     let _ = second.wait();
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::acd::stats::{Fact, Observed, QueueReport, Stats, StatsConfig};
 use crate::acd::{AgentId, AgentState, CallId, QueuePlan};
+use crate::clock::WallClock;
 use crate::site::LocalTime;
 use crate::tickets::{Event, EventKind, Status, Tickets};
 
@@ -101,25 +102,40 @@ pub struct Report {
 struct FactReader<'a> {
     plan: &'a QueuePlan,
     calls: HashMap<String, CallId>,
-    /// The log's milliseconds laid out as instants: `origin` is `origin_ms`.
-    origin: Instant,
-    origin_ms: i64,
+    /// The statistics' ids for the log's calls count on from here.
+    first_call: u64,
+    /// The log's milliseconds laid out as instants.
+    clock: WallClock,
+    /// Earlier milliseconds are taken as this one.
+    floor_ms: i64,
 }
 
 impl<'a> FactReader<'a> {
+    /// A report's reader: the log laid out from `origin` (any instant) as
+    /// `origin_ms`, nothing earlier.
+    fn from(plan: &'a QueuePlan, origin: Instant, origin_ms: i64) -> Self {
+        Self {
+            plan,
+            calls: HashMap::new(),
+            first_call: 1,
+            clock: WallClock::paired(origin, origin_ms),
+            floor_ms: origin_ms,
+        }
+    }
+
     fn call(&mut self, key: &str) -> CallId {
-        let n = self.calls.len() as u64 + 1;
+        let n = self.first_call + self.calls.len() as u64;
         *self.calls.entry(key.to_string()).or_insert(CallId(n))
     }
 
     /// When `ms` happened, as the statistics core counts time.
-    fn at(&self, ms: i64) -> Instant {
-        self.origin + Duration::from_millis((ms - self.origin_ms).max(0) as u64)
+    fn at(&self, ms: i64) -> Option<Instant> {
+        self.clock.instant(ms.max(self.floor_ms))
     }
 
     /// The fact an event stands for, and when.
     fn timed(&mut self, e: &Event) -> Option<(Instant, Fact)> {
-        let at = self.at(e.at_ms);
+        let at = self.at(e.at_ms)?;
         Some((at, self.fact(e, at)?))
     }
 
@@ -191,18 +207,36 @@ pub fn replay(
     origin: Instant,
 ) -> crate::acd::stats::Report {
     let mut stats = Stats::new(cfg.clone(), plan.names().len());
+    let mut reader = FactReader::from(plan, origin, events.first().map_or(to_ms, |e| e.at_ms));
+    for e in events {
+        if let Some((at, f)) = reader.timed(e) {
+            stats.handle(at, &f);
+        }
+    }
+    stats.report(reader.at(to_ms).unwrap_or(origin))
+}
+
+/// Gives live statistics that start late (a restart, a cluster's node
+/// taking over) what the log says happened before: `events` (in log
+/// order) at their milliseconds on the ACD's `clock`, so the figures over
+/// the window run on from where the last process left them instead of
+/// starting empty. The log's calls get ids of their own (from 2^62), apart
+/// from the live ones; what they add to counters and histograms is
+/// dropped: those are the process's own, and Prometheus keeps the rest.
+pub fn seed(stats: &mut Stats, events: &[Event], plan: &QueuePlan, clock: &WallClock) {
     let mut reader = FactReader {
         plan,
         calls: HashMap::new(),
-        origin,
-        origin_ms: events.first().map(|e| e.at_ms).unwrap_or(to_ms),
+        first_call: 1 << 62,
+        clock: *clock,
+        floor_ms: i64::MIN,
     };
     for e in events {
         if let Some((at, f)) = reader.timed(e) {
             stats.handle(at, &f);
         }
     }
-    stats.report(reader.at(to_ms))
+    while stats.poll_observed().is_some() {}
 }
 
 fn figures(plan: &QueuePlan, report: &crate::acd::stats::Report) -> Vec<QueueFigures> {
@@ -268,12 +302,7 @@ pub fn build(
     let mut hours: Vec<Stats> = (0..24).map(|_| Stats::new(cfg.clone(), queues)).collect();
     let mut agents: BTreeMap<AgentId, (AgentFigures, Stats)> = BTreeMap::new();
     let mut hour_of: HashMap<CallId, usize> = HashMap::new();
-    let mut reader = FactReader {
-        plan,
-        calls: HashMap::new(),
-        origin,
-        origin_ms: from_ms,
-    };
+    let mut reader = FactReader::from(plan, origin, from_ms);
     for e in events {
         let Some((now, fact)) = reader.timed(e) else {
             continue;
@@ -331,7 +360,7 @@ pub fn build(
             while h.poll_observed().is_some() {}
         }
     }
-    let end = reader.at(to_ms);
+    let end = reader.at(to_ms).unwrap_or(origin);
     let report = day.report(end);
     let hours = hours
         .iter_mut()

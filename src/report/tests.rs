@@ -340,6 +340,51 @@ fn a_scripted_days_report_has_the_exact_figures() {
 }
 
 #[test]
+fn live_figures_that_start_late_run_on_from_the_log() {
+    let (mut log, _) = scripted_day();
+    let plan = QueuePlan::new([("general", Some("vip")), ("vip", None)]);
+    let cfg = StatsConfig {
+        threshold: Duration::from_secs(20),
+        short_abandons: crate::acd::stats::ShortAbandons::Ignore,
+        window: Duration::from_secs(86_400),
+    };
+    // z was still waiting when the last process's log ends.
+    log.queued("11:00:00", "z", "general");
+    let mut sorted = log.events.clone();
+    sorted.sort_by_key(|e| (e.at_ms, e.id));
+    let now_ms = log.at("11:00:10");
+    // This process's clock: it started at 11:00:10.
+    let clock = WallClock::paired(Instant::now(), now_ms);
+    let now = clock.instant(now_ms).unwrap();
+    let mut live = Stats::new(cfg.clone(), 2);
+    seed(&mut live, &sorted, &plan, &clock);
+    // The figures are the log's; nothing new for this process's counters.
+    assert_eq!(live.poll_observed(), None);
+    let replayed = replay(&sorted, &plan, &cfg, now_ms, Instant::now());
+    assert_eq!(live.report(now), replayed);
+    assert_eq!(live.report(now).queues[0].answered, 1);
+    // The first call this process queues (its id 1) is not the log's z:
+    // it waits 15 s of its own, within the 20 s threshold.
+    live.handle(
+        now,
+        &Fact::Queued {
+            call: CallId(1),
+            queue: 0,
+        },
+    );
+    let later = now + Duration::from_secs(15);
+    live.handle(
+        later,
+        &Fact::Left {
+            call: CallId(1),
+            overflow: false,
+        },
+    );
+    let general = &live.report(later).queues[0];
+    assert_eq!((general.abandoned, general.abandoned_in_time), (3, 2));
+}
+
+#[test]
 fn csv_fields_are_quoted_and_never_formulas() {
     assert_eq!(csv_field("B1"), "B1");
     assert_eq!(csv_field("a,b"), "\"a,b\"");

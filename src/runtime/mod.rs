@@ -262,8 +262,9 @@ impl Hotline {
             http,
             node,
         } = self;
-        let recent = recent_events(&store).await;
-        close_unfinished_calls(&store, &recent).await;
+        let mut recent = recent_events(&store).await;
+        let ended = close_unfinished_calls(&store, &recent).await;
+        recent.extend(ended);
         let metrics = Arc::new(crate::metrics::Metrics::new());
         if let Some(n) = &node {
             metrics.cluster_active.with_label_values(&[&n.name]).set(1);
@@ -360,10 +361,13 @@ impl Hotline {
                 Duration::from_secs(config.acd.assumed_handle_seconds),
             )
             .with_callback_after(config.callback_after());
-            let stats = crate::acd::stats::Stats::new(
+            let mut stats = crate::acd::stats::Stats::new(
                 config.service_level.stats_config(),
                 plan.names().len(),
             );
+            // The figures run on from the last process's (the day the log
+            // was read for is longer than any window).
+            crate::report::seed(&mut stats, &recent, &plan, &clock);
             acd::spawn(
                 router,
                 Arc::new(plan),
@@ -902,22 +906,32 @@ async fn recent_events(store: &Store) -> Vec<crate::tickets::Event> {
 
 /// Ends the calls an earlier process (a killed one, or a cluster's node
 /// that died or lost its lease) left unfinished in the log: before this
-/// one takes any call, so every unfinished call is that process's.
-async fn close_unfinished_calls(store: &Store, recent: &[crate::tickets::Event]) {
+/// one takes any call, so every unfinished call is that process's. The
+/// ends, as written.
+async fn close_unfinished_calls(
+    store: &Store,
+    recent: &[crate::tickets::Event],
+) -> Vec<crate::tickets::Event> {
     let ends = crate::tickets::unfinished::close_unfinished(recent, tickets::now_ms());
     if ends.is_empty() {
-        return;
+        return Vec::new();
     }
     let calls = ends
         .iter()
         .filter(|e| e.kind.name() == "call_ended")
         .count();
     match store.append(ends).await {
-        Ok(_) => warn!(
-            calls,
-            "calls an earlier process left unfinished: ended, reason node_failed"
-        ),
-        Err(e) => warn!(error = %e, "ending the calls an earlier process left unfinished"),
+        Ok(written) => {
+            warn!(
+                calls,
+                "calls an earlier process left unfinished: ended, reason node_failed"
+            );
+            written
+        }
+        Err(e) => {
+            warn!(error = %e, "ending the calls an earlier process left unfinished");
+            Vec::new()
+        }
     }
 }
 
