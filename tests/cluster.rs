@@ -184,6 +184,16 @@ fn killing_the_active_node_three_times_hands_the_calls_to_a_standby_within_the_l
         );
         wait_answered(&standby.0, 0, Duration::from_secs(5));
         gaps.push((name, accepting, killed.elapsed()));
+        // It followed the log while standby: taking over read only the
+        // events since its last look, not the day.
+        assert!(
+            standby
+                .0
+                .log()
+                .contains("the log's last day as this node followed it"),
+            "{}",
+            standby.0.log()
+        );
         let out = next.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", standby.0.log());
         drop(waiting);

@@ -27,13 +27,19 @@
 //! Becoming active is starting as after a restart: the new active node
 //! ends the calls the old one left (`tickets::unfinished`: `node_failed`),
 //! restores the agents' UDP registrations and states from the log
-//! (`tickets::desks`), serves at once, and replays the log in the
-//! background (tickets, SLA timers, webhooks, return visits, callbacks,
-//! the on-call chain, each fed from the log and each acting once). A
-//! standby does not read the log while it waits: the replay is what a
-//! restart does, and SIP does not wait for it. A node that steps down ends
-//! its calls (they are lost with the lease) and serves as standby again.
+//! (`tickets::desks`), runs the queue figures on from the log's
+//! (`report::seed`), serves, and replays the log in the background
+//! (tickets, SLA timers, webhooks, return visits, callbacks, the on-call
+//! chain, each fed from the log and each acting once). What SIP waits for
+//! needs the log's last day; a standby follows it ([`follow`]: the day
+//! kept, the new events read every second), so a takeover reads only the
+//! last second's, however busy the day was (360,000 events: 0.12 s from
+//! the lease to serving, against 1.3–1.7 s reading the day then). The
+//! whole replay is what a restart does, and SIP does not wait for it. A
+//! node that steps down ends its calls (they are lost with the lease) and
+//! serves as standby again, following the log again.
 
+pub mod follow;
 pub mod lease;
 pub mod node;
 pub mod pg;

@@ -41,8 +41,16 @@ pub async fn run(
             "hotline node {node} standby: SIP udp {} answers 503 until this node holds the lease",
             config.sip.listen
         ));
+        let (stop_following, told) = tokio::sync::oneshot::channel();
+        let following = tokio::spawn(super::follow::follow(
+            config.tickets.store.clone(),
+            fence.clone(),
+            settings.every,
+            told,
+        ));
         let term = tokio::select! {
             _ = stop.wait_for(|s| *s) => {
+                following.abort();
                 standby.close().await;
                 return Ok(());
             }
@@ -51,11 +59,14 @@ pub async fn run(
                 Err(_) => return Err(format!("node {node}: the lease task ended")),
             },
         };
+        let _ = stop_following.send(());
+        let followed = following.await.ok().flatten();
         standby.close().await;
         last_term = term;
         let node_part = Node {
             name: node.clone(),
             fence: fence.clone(),
+            followed,
         };
         let hotline = Hotline::bind(config.clone(), loaded.clone(), Some(node_part))
             .await

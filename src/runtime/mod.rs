@@ -139,12 +139,14 @@ pub struct Hotline {
     node: Option<Node>,
 }
 
-/// A cluster node's part in serving: its name, and the fence its store
-/// checks every append against (set to the lease's term).
-#[derive(Debug, Clone)]
+/// A cluster node's part in serving: its name, the fence its store
+/// checks every append against (set to the lease's term), and the log's
+/// last day as the node followed it while standby.
+#[derive(Debug)]
 pub struct Node {
     pub name: String,
     pub fence: crate::cluster::Fence,
+    pub followed: Option<crate::cluster::follow::Followed>,
 }
 
 /// What the hotline serves with, loaded (and checked) from the config's
@@ -260,9 +262,10 @@ impl Hotline {
             owners,
             rota,
             http,
-            node,
+            mut node,
         } = self;
-        let mut recent = recent_events(&store).await;
+        let followed = node.as_mut().and_then(|n| n.followed.take());
+        let mut recent = recent_events(&store, followed).await;
         let ended = close_unfinished_calls(&store, &recent).await;
         recent.extend(ended);
         let metrics = Arc::new(crate::metrics::Metrics::new());
@@ -891,9 +894,25 @@ fn restore_agents(acd: &acd::AcdHandle, agents: Vec<(String, crate::tickets::des
 }
 
 /// The log's last day, for what an earlier process left: unfinished
-/// calls, phones and desks.
-async fn recent_events(store: &Store) -> Vec<crate::tickets::Event> {
+/// calls, phones, desks and the figures. A cluster's standby that followed
+/// the log reads only what came since its last look.
+async fn recent_events(
+    store: &Store,
+    followed: Option<crate::cluster::follow::Followed>,
+) -> Vec<crate::tickets::Event> {
     let now = tickets::now_ms();
+    if let Some(mut day) = followed {
+        match day.catch_up(store, now).await {
+            Ok(read) => {
+                info!(
+                    events = day.len(),
+                    read, "the log's last day as this node followed it"
+                );
+                return day.into_events();
+            }
+            Err(e) => warn!(error = %e, "catching up with the log; reading its last day"),
+        }
+    }
     let from = now - crate::tickets::unfinished::LOOK_BACK_MS;
     match store.events_between(from, now + 1).await {
         Ok(events) => events,
