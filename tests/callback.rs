@@ -12,7 +12,8 @@ use common::stores::all_events;
 use common::{SippUas, assert_sipp_ok, field, sipp};
 use hotline::tickets::EventKind;
 
-const BASE: u16 = 31000;
+/// Four hotlines (200 ports each) below the phones and SIPp peers at 31600 and up.
+const BASE: u16 = 30800;
 
 /// A test's own ports beside its hotline's block.
 struct Ports {
@@ -231,4 +232,104 @@ fn called_back_before_a_later_caller(order: &str, ports: Ports) {
         let v = common::sample(&metrics, series).unwrap_or(0.0);
         assert!(v >= at_least, "{series} = {v}");
     }
+}
+
+/// A callback is in the log, not in the process: B takes one while 2001
+/// talks with A; the hotline is killed (-9) while 2001 wraps up A's call
+/// and started again on the same log and address. The new process calls
+/// B back through the gateway and bridges them to 2001, whose phone and
+/// desk it took from the log too (baresip never registered again).
+#[test]
+fn a_callback_taken_before_the_hotline_is_killed_is_made_by_the_next_process() {
+    let (gateway, caller_a, phone) = (31920, 31940, 31960);
+    let config = |listen: &str, store: &str| {
+        format!(
+            "announce_seconds = 2\n[callback]\ngateway = \"127.0.0.1:{gateway}\"\n\
+             [return_visit]\nring_seconds = 10\n\
+             [sip]\nlisten = \"{listen}\"\nanswer_after_ms = 100\ntrunks = [\"127.0.0.1\"]\n{store}"
+        )
+    };
+    let (mut first, _data) = common::menu_hotline(BASE, &config("127.0.0.1:SIP_PORT", ""));
+    let _phone = agent_phone(&first, "2001", phone, "auto");
+    let state_of = |h: &common::Hotline, state: &str| {
+        h.lines("agent state")
+            .iter()
+            .any(|l| field(l, "agent") == Some("2001") && field(l, "state") == Some(state))
+    };
+    wait_until(&first, "2001 never available", || {
+        state_of(&first, "available")
+    });
+    let fr = &first;
+    std::thread::scope(|s| {
+        let a = scenario(
+            fr.dir.path(),
+            "a",
+            OWNER,
+            "100",
+            &[Step::Pause(500), Step::Key('0'), Step::Pause(10_000)],
+        );
+        let a = s.spawn(move || sipp_from(fr, &a, caller_a));
+        wait_until(fr, "A never reached 2001", || connected(fr).len() == 1);
+        let b = scenario(
+            fr.dir.path(),
+            "b",
+            OWNER,
+            "100",
+            &[
+                Step::Pause(500),
+                Step::Key('0'),
+                Step::Pause(3500),
+                Step::Key('1'),
+                Step::Pause(1000),
+                Step::Key('1'),
+                Step::Pause(1500),
+            ],
+        );
+        assert_sipp_ok(fr, &sipp(fr, b.to_str().unwrap(), &["-m", "1"]));
+        assert_eq!(a.join().unwrap(), 0, "SIPp (A)");
+    });
+    wait_until(&first, "2001 never wrapping up A's call", || {
+        state_of(&first, "wrap_up")
+    });
+    assert!(first.lines("callback: calling the owner").is_empty());
+    first.kill();
+    let store = first.store_path().to_str().unwrap().to_string();
+    let (second, _data2) = common::menu_hotline(
+        BASE,
+        &config(
+            &first.target(),
+            &format!("[tickets]\nstore = \"{store}\"\n"),
+        ),
+    );
+    let mut owners_phone = SippUas::start_on(
+        &second,
+        "engineers_on_call.xml",
+        gateway,
+        &["-m", "1", "-set", "nobody", "none", "-set", "key", "5"],
+    );
+    wait_until(&second, "the called-back owner never reached 2001", || {
+        connected(&second).len() == 1
+    });
+    let _ = owners_phone.wait(Duration::from_secs(5));
+    let log = second.log();
+    assert!(log.contains("callback: the owner answered"), "{log}");
+    assert!(second.lines("agent registered").is_empty(), "{log}");
+    // The new process put it back in line (its first arrival kept) and
+    // made it: one attempt, after the restart.
+    assert!(log.contains("callback: queued again in its place"), "{log}");
+    let kinds: Vec<&str> = all_events(&store)
+        .iter()
+        .map(|e| e.kind.name())
+        .filter(|n| n.starts_with("callback"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "callback_requested",
+            "callback_queued",
+            "callback_placed",
+            "callback_answered"
+        ],
+        "{log}"
+    );
 }
