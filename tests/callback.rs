@@ -25,6 +25,8 @@ struct Ports {
     caller_a: u16,
     caller_c: u16,
 }
+/// ChromeDriver for the agent page.
+const BROWSER: u16 = 32100;
 /// O-0001 (VIP: waits in the vip queue).
 const OWNER: &str = "13800138000";
 
@@ -100,6 +102,18 @@ fn called_back_before_a_later_caller(order: &str, ports: Ports) {
             .iter()
             .any(|l| field(l, "agent") == Some("2001") && field(l, "state") == Some("available"))
     });
+    // 2001 works from the agent page too (owner first only: one browser).
+    let browser = (order == "owner_first").then(|| {
+        let b = common::browser::Browser::start(h.dir.path(), BROWSER);
+        b.resize(1280, 900);
+        b.goto(&format!("http://127.0.0.1:{}/agent", h.http_port()));
+        b.type_into("#token", "demo-2001");
+        b.click("#login");
+        b.wait_text("#state", Duration::from_secs(10), |t| {
+            t == "Ready for calls"
+        });
+        b
+    });
     let mut owners_phone = SippUas::start_on(
         &h,
         "engineers_on_call.xml",
@@ -164,6 +178,16 @@ fn called_back_before_a_later_caller(order: &str, ports: Ports) {
         wait_until(&h, "the called-back owner never reached 2001", || {
             connected(&h).len() == 2
         });
+        // The screen pop tells 2001 this is the owner they call back.
+        if let Some(b) = &browser {
+            b.wait_text("#pop-queue", Duration::from_secs(5), |t| {
+                t.contains("callback: the owner asked to be called back")
+            });
+            let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+            std::fs::create_dir_all(&shots).unwrap();
+            let shot = shots.join("agent-callback.png");
+            assert!(b.screenshot(&shot) > 20_000, "{} is blank", shot.display());
+        }
         assert_eq!(c.join().unwrap(), 0, "SIPp (C)");
     });
     let _ = owners_phone.wait(Duration::from_secs(5));
