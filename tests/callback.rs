@@ -43,6 +43,54 @@ fn connected(h: &common::Hotline) -> Vec<String> {
         .collect()
 }
 
+/// The names of the callback's events in the log, in order.
+fn callback_events(events: &[hotline::tickets::Event]) -> Vec<&'static str> {
+    events
+        .iter()
+        .map(|e| e.kind.name())
+        .filter(|n| n.starts_with("callback"))
+        .collect()
+}
+
+/// Whether agent 2001 was ever in `state` (the log's lines).
+fn was_2001(h: &common::Hotline, state: &str) -> bool {
+    h.lines("agent state")
+        .iter()
+        .any(|l| field(l, "agent") == Some("2001") && field(l, "state") == Some(state))
+}
+
+/// A, an owner who presses 0 and stays on the line `ms` after.
+fn talks_with_2001(h: &common::Hotline, ms: u64) -> std::path::PathBuf {
+    scenario(
+        h.dir.path(),
+        "a",
+        OWNER,
+        "100",
+        &[Step::Pause(500), Step::Key('0'), Step::Pause(ms)],
+    )
+}
+
+/// B, a waiting owner: presses 0, hears the callback offered, presses 1,
+/// confirms the number called from with 1 and hangs up.
+fn takes_a_callback(h: &common::Hotline) {
+    let b = scenario(
+        h.dir.path(),
+        "b",
+        OWNER,
+        "100",
+        &[
+            Step::Pause(500),
+            Step::Key('0'),
+            Step::Pause(3500),
+            Step::Key('1'),
+            Step::Pause(1000),
+            Step::Key('1'),
+            Step::Pause(1500),
+        ],
+    );
+    assert_sipp_ok(h, &sipp(h, b.to_str().unwrap(), &["-m", "1"]));
+}
+
 fn wait_until(h: &common::Hotline, what: &str, ok: impl Fn() -> bool) {
     let end = std::time::Instant::now() + Duration::from_secs(20);
     while !ok() {
@@ -97,11 +145,7 @@ fn called_back_before_a_later_caller(order: &str, ports: Ports) {
         ),
     );
     let _phone = agent_phone(&h, "2001", phone, "auto");
-    wait_until(&h, "2001 never available", || {
-        h.lines("agent state")
-            .iter()
-            .any(|l| field(l, "agent") == Some("2001") && field(l, "state") == Some("available"))
-    });
+    wait_until(&h, "2001 never available", || was_2001(&h, "available"));
     // 2001 works from the agent page too (owner first only: one browser).
     let browser = (order == "owner_first").then(|| {
         let b = common::browser::Browser::start(h.dir.path(), BROWSER);
@@ -123,33 +167,12 @@ fn called_back_before_a_later_caller(order: &str, ports: Ports) {
     let hr = &h;
     std::thread::scope(|s| {
         // A talks with 2001 for a while: the agent is at work, and busy.
-        let a = scenario(
-            h.dir.path(),
-            "a",
-            OWNER,
-            "100",
-            &[Step::Pause(500), Step::Key('0'), Step::Pause(14_000)],
-        );
+        let a = talks_with_2001(&h, 14_000);
         let a = s.spawn(move || sipp_from(hr, &a, caller_a));
         wait_until(&h, "A never reached 2001", || connected(&h).len() == 1);
         // B waits, hears the callback offered with the place and the
         // wait, takes it, confirms the number it called from, hangs up.
-        let b = scenario(
-            h.dir.path(),
-            "b",
-            OWNER,
-            "100",
-            &[
-                Step::Pause(500),
-                Step::Key('0'),
-                Step::Pause(3500),
-                Step::Key('1'),
-                Step::Pause(1000),
-                Step::Key('1'),
-                Step::Pause(1500),
-            ],
-        );
-        assert_sipp_ok(&h, &sipp(&h, b.to_str().unwrap(), &["-m", "1"]));
+        takes_a_callback(&h);
         // C comes after and waits behind B's kept place.
         let c = scenario(
             h.dir.path(),
@@ -194,13 +217,8 @@ fn called_back_before_a_later_caller(order: &str, ports: Ports) {
     let log = h.log();
     let store = h.store_path().to_str().unwrap().to_string();
     let events = all_events(&store);
-    let kinds: Vec<&str> = events
-        .iter()
-        .map(|e| e.kind.name())
-        .filter(|n| n.starts_with("callback"))
-        .collect();
     assert_eq!(
-        kinds,
+        callback_events(&events),
         ["callback_requested", "callback_placed", "callback_answered"],
         "{log}"
     );
@@ -275,45 +293,19 @@ fn a_callback_taken_before_the_hotline_is_killed_is_made_by_the_next_process() {
     };
     let (mut first, _data) = common::menu_hotline(BASE, &config("127.0.0.1:SIP_PORT", ""));
     let _phone = agent_phone(&first, "2001", phone, "auto");
-    let state_of = |h: &common::Hotline, state: &str| {
-        h.lines("agent state")
-            .iter()
-            .any(|l| field(l, "agent") == Some("2001") && field(l, "state") == Some(state))
-    };
     wait_until(&first, "2001 never available", || {
-        state_of(&first, "available")
+        was_2001(&first, "available")
     });
     let fr = &first;
     std::thread::scope(|s| {
-        let a = scenario(
-            fr.dir.path(),
-            "a",
-            OWNER,
-            "100",
-            &[Step::Pause(500), Step::Key('0'), Step::Pause(10_000)],
-        );
+        let a = talks_with_2001(fr, 10_000);
         let a = s.spawn(move || sipp_from(fr, &a, caller_a));
         wait_until(fr, "A never reached 2001", || connected(fr).len() == 1);
-        let b = scenario(
-            fr.dir.path(),
-            "b",
-            OWNER,
-            "100",
-            &[
-                Step::Pause(500),
-                Step::Key('0'),
-                Step::Pause(3500),
-                Step::Key('1'),
-                Step::Pause(1000),
-                Step::Key('1'),
-                Step::Pause(1500),
-            ],
-        );
-        assert_sipp_ok(fr, &sipp(fr, b.to_str().unwrap(), &["-m", "1"]));
+        takes_a_callback(fr);
         assert_eq!(a.join().unwrap(), 0, "SIPp (A)");
     });
     wait_until(&first, "2001 never wrapping up A's call", || {
-        state_of(&first, "wrap_up")
+        was_2001(&first, "wrap_up")
     });
     assert!(first.lines("callback: calling the owner").is_empty());
     first.kill();
@@ -341,13 +333,8 @@ fn a_callback_taken_before_the_hotline_is_killed_is_made_by_the_next_process() {
     // The new process put it back in line (its first arrival kept) and
     // made it: one attempt, after the restart.
     assert!(log.contains("callback: queued again in its place"), "{log}");
-    let kinds: Vec<&str> = all_events(&store)
-        .iter()
-        .map(|e| e.kind.name())
-        .filter(|n| n.starts_with("callback"))
-        .collect();
     assert_eq!(
-        kinds,
+        callback_events(&all_events(&store)),
         [
             "callback_requested",
             "callback_queued",
