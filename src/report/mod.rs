@@ -139,6 +139,15 @@ impl<'a> FactReader<'a> {
         Some((at, self.fact(e, at)?))
     }
 
+    /// Gives `stats` each of `events`' facts at its time.
+    fn feed(&mut self, stats: &mut Stats, events: &[Event]) {
+        for e in events {
+            if let Some((at, f)) = self.timed(e) {
+                stats.handle(at, &f);
+            }
+        }
+    }
+
     fn fact(&mut self, e: &Event, at: Instant) -> Option<Fact> {
         let agent = |a: &str| a.parse::<AgentId>().ok();
         let call = || e.call.as_deref();
@@ -208,11 +217,7 @@ pub fn replay(
 ) -> crate::acd::stats::Report {
     let mut stats = Stats::new(cfg.clone(), plan.names().len());
     let mut reader = FactReader::from(plan, origin, events.first().map_or(to_ms, |e| e.at_ms));
-    for e in events {
-        if let Some((at, f)) = reader.timed(e) {
-            stats.handle(at, &f);
-        }
-    }
+    reader.feed(&mut stats, events);
     stats.report(reader.at(to_ms).unwrap_or(origin))
 }
 
@@ -231,11 +236,7 @@ pub fn seed(stats: &mut Stats, events: &[Event], plan: &QueuePlan, clock: &WallC
         clock: *clock,
         floor_ms: i64::MIN,
     };
-    for e in events {
-        if let Some((at, f)) = reader.timed(e) {
-            stats.handle(at, &f);
-        }
-    }
+    reader.feed(stats, events);
     while stats.poll_observed().is_some() {}
 }
 
