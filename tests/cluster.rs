@@ -47,50 +47,6 @@ fn queued_caller(h: &Hotline, name: &str, ms: u64) -> std::path::PathBuf {
     )
 }
 
-/// The queue figures a supervisor sees on `h` and the day's report from
-/// the log: equal, figure for figure, in every queue. How many calls the
-/// queues counted under each of `keys` (answered, abandoned ...).
-fn figures_agree_with_the_log(h: &Hotline, keys: &[&str]) -> u64 {
-    let get = |path: &str| {
-        let (status, body) =
-            common::http(h.http_port(), "GET", path, Some("demo-supervisor"), None);
-        assert_eq!(status, 200, "{path}: {body}");
-        serde_json::from_str::<serde_json::Value>(&body).unwrap()
-    };
-    let (live, day) = (get("/api/queues"), get("/api/reports/day"));
-    let mut counted = 0;
-    for queue in live["queues"].as_array().unwrap() {
-        let figures = &queue["figures"];
-        let replayed = day["queues"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|q| q["queue"] == queue["name"])
-            .unwrap_or_else(|| panic!("{day:#}"));
-        for key in [
-            "answered",
-            "answered_in_time",
-            "abandoned",
-            "abandoned_in_time",
-            "overflowed",
-            "service_level_answered",
-            "service_level_offered",
-            "abandon_rate",
-            "asa_seconds",
-            "aht_seconds",
-        ] {
-            assert_eq!(
-                figures[key], replayed[key],
-                "{key}: live {queue:#} replayed {replayed:#}"
-            );
-        }
-        for key in keys {
-            counted += figures[key].as_u64().unwrap();
-        }
-    }
-    counted
-}
-
 fn wait_for(h: &Hotline, what: &str, within: Duration) {
     let end = Instant::now() + within;
     while !h.log().contains(what) {
@@ -277,7 +233,8 @@ fn killing_the_active_node_three_times_hands_the_calls_to_a_standby_within_the_l
     // log's, and count the callers of every node (two seconds of five a
     // second, and the one cut off, each round: 24 here when idle).
     std::thread::sleep(Duration::from_millis(1500)); // published each second
-    let counted = figures_agree_with_the_log(&active.0, &["answered", "abandoned", "overflowed"]);
+    let report = common::figures_agree_with_the_log(&active.0);
+    let counted = common::calls_counted(&report, &["answered", "abandoned", "overflowed"]);
     println!("queue figures after three takeovers: {counted} calls, as the log says");
     assert!(counted >= 3 * 4, "{counted} calls counted");
     for (name, accepting, answered) in &gaps {
@@ -647,7 +604,12 @@ fn behind_kamailio_an_agent_keeps_taking_calls_after_the_active_node_is_killed()
     // The supervisor's figures on b run on from a's: the owner a
     // answered counts beside the one b did, as the day's log says.
     std::thread::sleep(Duration::from_millis(1500)); // published each second
-    assert_eq!(figures_agree_with_the_log(&b, &["answered"]), 2);
+    let report = common::figures_agree_with_the_log(&b);
+    assert_eq!(
+        common::calls_counted(&report, &["answered"]),
+        2,
+        "{report:#}"
+    );
     let _ = second.kill();
     let _ = second.wait();
 }

@@ -742,3 +742,53 @@ pub fn open_ticket(h: &Hotline, category: &str, owner: &str, summary: &str) {
         summary,
     ]);
 }
+
+/// The queue figures a supervisor sees on `h` (`/api/queues`) and the
+/// day's report replayed from the log (`/api/reports/day`): equal, figure
+/// for figure, in every queue. The report, for what a test checks next.
+pub fn figures_agree_with_the_log(h: &Hotline) -> serde_json::Value {
+    let get = |path: &str| {
+        let (status, body) = http(h.http_port(), "GET", path, Some("demo-supervisor"), None);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let (live, day) = (get("/api/queues"), get("/api/reports/day"));
+    for queue in live["queues"].as_array().unwrap() {
+        let figures = &queue["figures"];
+        let replayed = day["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["queue"] == queue["name"])
+            .unwrap_or_else(|| panic!("{day:#}"));
+        for key in [
+            "answered",
+            "answered_in_time",
+            "abandoned",
+            "abandoned_in_time",
+            "overflowed",
+            "service_level_answered",
+            "service_level_offered",
+            "abandon_rate",
+            "asa_seconds",
+            "aht_seconds",
+        ] {
+            assert_eq!(
+                figures[key], replayed[key],
+                "{key}: live {queue:#} replayed {replayed:#}"
+            );
+        }
+    }
+    day
+}
+
+/// How many calls the day's `report` counted under each of `keys`
+/// (answered, abandoned, overflowed), over its queues.
+pub fn calls_counted(report: &serde_json::Value, keys: &[&str]) -> u64 {
+    report["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|q| keys.iter().map(move |k| q[k].as_u64().unwrap_or(0)))
+        .sum()
+}
