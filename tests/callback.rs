@@ -206,6 +206,10 @@ fn called_back_before_a_later_caller(order: &str, ports: Ports) {
             b.wait_text("#pop-queue", Duration::from_secs(5), |t| {
                 t.contains("callback: the owner asked to be called back")
             });
+            // ... and the way they came through the menu before asking.
+            b.wait_text("#pop-path", Duration::from_secs(5), |t| {
+                t.contains("pressed 0")
+            });
             let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
             std::fs::create_dir_all(&shots).unwrap();
             let shot = shots.join("agent-callback.png");

@@ -105,8 +105,15 @@ impl DeskEvent {
 /// Ended calls an agent took stay this long, for the wrap-up.
 const KEEP_ENDED: Duration = Duration::from_secs(3600);
 
+/// The way through the menu of an owner who asked to be called back is
+/// kept this long for the agent who calls them (retries included).
+const KEEP_ASKED: Duration = Duration::from_secs(24 * 3600);
+
 pub struct Desk {
     calls: DashMap<u64, CallCard>,
+    /// Owners' calls that asked for a callback (by SIP Call-ID, the
+    /// callback's name): when, and their way through the menu.
+    asked_back: DashMap<String, (Instant, Vec<String>)>,
     /// Whose phone is registered, as last told.
     phones: DashMap<String, bool>,
     events: broadcast::Sender<DeskEvent>,
@@ -118,6 +125,7 @@ impl Default for Desk {
     fn default() -> Self {
         Self {
             calls: DashMap::new(),
+            asked_back: DashMap::new(),
             phones: DashMap::new(),
             events: broadcast::channel(1024).0,
             pruned: Default::default(),
@@ -149,11 +157,27 @@ impl Desk {
                 }
             }
             K::MenuStep { node, detail } => self.step(call, node, detail),
-            K::CallbackPlaced { queue, owner, .. } => {
+            K::CallbackRequested { .. } => {
+                if let Some(c) = self.calls.get(&call) {
+                    let path = c.path.clone();
+                    self.asked_back
+                        .insert(ev.sip_call_id.clone(), (ev.at, path));
+                }
+            }
+            K::CallbackPlaced {
+                callback,
+                queue,
+                owner,
+                ..
+            } => {
                 if let Some(mut c) = self.calls.get_mut(&call) {
                     c.callback = true;
                     c.queue = Some(queue.clone());
                     c.owner = c.owner.take().or_else(|| owner.clone());
+                    // The agent sees what the owner chose before asking.
+                    if let Some(asked) = self.asked_back.get(callback) {
+                        c.path = asked.1.clone();
+                    }
                 }
             }
             K::Queued {
@@ -358,6 +382,8 @@ impl Desk {
                 c.ended_at
                     .is_none_or(|at| now.saturating_duration_since(at) < KEEP_ENDED)
             });
+            self.asked_back
+                .retain(|_, (at, _)| now.saturating_duration_since(*at) < KEEP_ASKED);
         }
     }
 
@@ -411,5 +437,65 @@ mod tests {
         desk.started(3, "ghi", "555");
         desk.ended(3, t0 + Duration::from_secs(3660));
         assert!(desk.call(1).is_none());
+    }
+
+    #[test]
+    fn the_agent_who_calls_an_owner_back_sees_their_way_through_the_menu() {
+        use crate::call::{CallEvent, CallEventKind as K, CallId};
+        let desk = Desk::default();
+        let t0 = Instant::now();
+        let hear = |call: u64, sip: &str, at: Instant, kind: K| {
+            desk.hear(&CallEvent {
+                at,
+                call: CallId(call),
+                sip_call_id: sip.into(),
+                kind,
+            })
+        };
+        // The owner's call: the menu, then a callback asked for.
+        desk.started(1, "abc", "13800138000");
+        desk.step(1, "main", "key 2 -> repair");
+        hear(
+            1,
+            "abc",
+            t0,
+            K::CallbackRequested {
+                queue: "repair".into(),
+                priority: 0,
+                language: "zh".into(),
+                number: "+8613800138000".into(),
+                owner: Some("O-0001".into()),
+                waited: Duration::from_secs(70),
+            },
+        );
+        desk.ended(1, t0);
+        assert!(desk.call(1).is_none(), "nobody took the owner's call");
+        // The call the hotline places later carries it.
+        let placed = |call: u64, at: Instant| {
+            desk.started(call, &format!("cb-{call}"), "+8613800138000");
+            hear(
+                call,
+                &format!("cb-{call}"),
+                at,
+                K::CallbackPlaced {
+                    callback: "abc".into(),
+                    attempt: 1,
+                    number: "+8613800138000".into(),
+                    queue: "repair".into(),
+                    owner: Some("O-0001".into()),
+                },
+            );
+            desk.call(call).unwrap()
+        };
+        let card = placed(2, t0 + Duration::from_secs(600));
+        assert!(card.callback);
+        assert_eq!(card.path, ["main: pressed 2 → repair"]);
+        // Kept a day, for the retries; then forgotten.
+        desk.ended(2, t0 + Duration::from_secs(25 * 3600));
+        assert!(
+            placed(3, t0 + Duration::from_secs(25 * 3600))
+                .path
+                .is_empty()
+        );
     }
 }
